@@ -1,0 +1,82 @@
+/*
+ * cleanup - internal interfaces of the cleanup service.
+ *
+ * cleanup turns one cleanup.submit request plus its content stream into a
+ * durable queue file (docs/internals.md, "cleanup protocol").  main.c owns the
+ * connections and the commit batching; message.c owns one message: queue file
+ * creation, header fix-ups, content writing.
+ */
+#ifndef TERN_CLEANUP_H
+#define TERN_CLEANUP_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "attr.h"
+#include "buf.h"
+#include "qfile.h"
+#include "qid.h"
+
+struct config;
+
+/* settings read once at start */
+struct cleanup_settings {
+    const char *myhostname;
+    const char *myorigin;
+    long long hopcount_limit;
+    long long header_size_limit;
+    long long message_size_limit;
+};
+
+enum cleanup_status { CLEANUP_OK, CLEANUP_TEMPFAIL, CLEANUP_PERMFAIL };
+
+enum cleanup_phase { CLEANUP_HEADERS, CLEANUP_BODY };
+
+struct cleanup_msg {
+    const struct cleanup_settings *set;
+    char queue_id[QID_LEN + 1];
+    buf_t tmp_path;   /* incoming/.tmp.ID */
+    buf_t final_path; /* incoming/ID */
+    int fd;
+    struct qfile_writer w;
+    enum cleanup_phase phase;
+    buf_t headers;    /* header section collected so far */
+    size_t received_count;
+    int have_message_id;
+    int have_date;
+    buf_t message_id;
+    /* envelope details needed for the Received: header and the log */
+    buf_t sender;
+    buf_t helo;
+    buf_t client_name;
+    buf_t client_addr;
+    buf_t protocol;
+    buf_t only_rcpt; /* the recipient when there is exactly one */
+    size_t rcpt_count;
+    size_t content_bytes;
+    time_t arrival;
+    /* outcome */
+    enum cleanup_status status;
+    buf_t code, dsn, text;
+};
+
+/* cleanup_msg_begin - validate the submit request, create the queue file
+ * and write the envelope; on failure the outcome fields say why */
+int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
+                      const struct attr_msg *req);
+/* cleanup_msg_data - take some content bytes */
+void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len);
+/* cleanup_msg_finish - flush headers, write the end record, fsync the file;
+ * 0 ok (ready to rename), -1 failed (outcome set, temp file removed) */
+int cleanup_msg_finish(struct cleanup_msg *m);
+/* cleanup_msg_publish - rename into incoming/ (the caller fsyncs the dir) */
+int cleanup_msg_publish(struct cleanup_msg *m);
+/* cleanup_msg_discard - remove the temp file and free everything */
+void cleanup_msg_discard(struct cleanup_msg *m);
+/* cleanup_msg_free - free memory (the files are left as they are) */
+void cleanup_msg_free(struct cleanup_msg *m);
+/* cleanup_msg_fail - record a failure outcome */
+void cleanup_msg_fail(struct cleanup_msg *m, enum cleanup_status st, const char *code,
+                      const char *dsn, const char *text);
+
+#endif

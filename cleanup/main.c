@@ -1,0 +1,282 @@
+/*
+ * tern-cleanup - turn submissions into durable queue files.
+ *
+ * Connections from smtpd (private/cleanup) each carry messages in the
+ * cleanup protocol (docs/internals.md).  When a message ends, its file is
+ * written out and queued for commit; the commit step runs once per event loop
+ * pass for every message that ended in it (group commit): fsync each file,
+ * rename each into incoming/, fsync incoming/ once, then answer each client
+ * and poke qmgr.  Only after that does smtpd say 250.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+#include "safefile.h"
+#include "service.h"
+
+#define CLEANUP_IDLE_TIMEOUT 3600
+
+enum conn_state { CONN_IDLE, CONN_DATA, CONN_COMMIT, CONN_DISCARD };
+
+struct cleanup_conn {
+    struct bufferevent *bev;
+    enum conn_state state;
+    struct cleanup_msg msg;
+    struct attr_msg req;
+    struct cleanup_conn *next_commit;
+};
+
+static struct service svc;
+static struct cleanup_settings settings;
+static struct cleanup_conn *commit_list;
+static struct event *commit_ev;
+static struct evconnlistener *listeners[SERVICE_MAX_LISTEN];
+static size_t conn_count;
+
+static void cleanup_conn_close(struct cleanup_conn *c)
+{
+    if (c->state == CONN_DATA || c->state == CONN_DISCARD)
+        cleanup_msg_free(&c->msg);
+    attr_msg_free(&c->req);
+    bufferevent_free(c->bev);
+    free(c);
+    conn_count--;
+    if (svc.draining && conn_count == 0)
+        service_stop(&svc);
+}
+
+/* cleanup_reply - send the one reply for a message */
+static void cleanup_reply(struct cleanup_conn *c)
+{
+    struct cleanup_msg *m = &c->msg;
+    buf_t out = BUF_INIT;
+    static const char *names[] = {"ok", "tempfail", "permfail"};
+
+    attr_begin(&out, "cleanup.reply");
+    attr_add_str(&out, "status", names[m->status]);
+    attr_add_str(&out, "queue_id", m->queue_id);
+    if (m->status != CLEANUP_OK) {
+        attr_add_str(&out, "code", buf_cstr(&m->code));
+        attr_add_str(&out, "dsn", buf_cstr(&m->dsn));
+        attr_add_str(&out, "text", buf_cstr(&m->text));
+    }
+    attr_end(&out);
+    bufferevent_write(c->bev, out.data, out.len);
+    buf_free(&out);
+}
+
+/* cleanup_trigger_qmgr - fire and forget: new mail in incoming/ */
+static void cleanup_trigger_qmgr(void)
+{
+    buf_t out = BUF_INIT;
+    int fd = unix_connect("private/qmgr", 1);
+
+    if (fd < 0)
+        return; /* qmgr scans incoming/ periodically anyway */
+    attr_begin(&out, "qmgr.trigger");
+    attr_end(&out);
+    if (write(fd, out.data, out.len) < 0)
+        log_debug("trigger qmgr: %s", strerror(errno));
+    close(fd);
+    buf_free(&out);
+}
+
+static void cleanup_log_accepted(const struct cleanup_msg *m)
+{
+    log_info("%s: client=%s[%s]", m->queue_id,
+             m->client_name.len ? buf_cstr(&m->client_name) : "local",
+             m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1");
+    log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id,
+             buf_cstr(&m->sender), m->content_bytes, m->rcpt_count);
+}
+
+/* cleanup_commit - the group commit described at the top of this file */
+static void cleanup_commit(evutil_socket_t fd, short what, void *arg)
+{
+    struct cleanup_conn *list = commit_list, *c, *next;
+    int published = 0;
+
+    commit_list = NULL;
+    for (c = list; c; c = c->next_commit)
+        if (cleanup_msg_finish(&c->msg) == 0 && cleanup_msg_publish(&c->msg) == 0)
+            published++;
+    if (published && fsync_dir("incoming") < 0) {
+        log_error("fsync incoming/: %s", strerror(errno));
+        for (c = list; c; c = c->next_commit)
+            if (c->msg.status == CLEANUP_OK) {
+                unlink(buf_cstr(&c->msg.final_path));
+                cleanup_msg_fail(&c->msg, CLEANUP_TEMPFAIL, "451", "4.3.0",
+                                 "Error: queue file write error");
+                published--;
+            }
+    }
+    for (c = list; c; c = next) {
+        next = c->next_commit;
+        if (c->msg.status == CLEANUP_OK)
+            cleanup_log_accepted(&c->msg);
+        else
+            log_info("%s: reject: %s %s %s", c->msg.queue_id[0] ? c->msg.queue_id : "NOQUEUE",
+                     buf_cstr(&c->msg.code), buf_cstr(&c->msg.dsn), buf_cstr(&c->msg.text));
+        cleanup_reply(c);
+        cleanup_msg_free(&c->msg);
+        c->state = CONN_IDLE;
+    }
+    if (published > 0)
+        cleanup_trigger_qmgr();
+}
+
+static void cleanup_queue_commit(struct cleanup_conn *c)
+{
+    c->state = CONN_COMMIT;
+    c->next_commit = commit_list;
+    commit_list = c;
+    event_active(commit_ev, EV_TIMEOUT, 0);
+}
+
+/* cleanup_handle - one decoded request; -1 drops the peer */
+static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
+{
+    const char *proto = attr_proto(req);
+    size_t len;
+    const char *data;
+
+    if (c->state == CONN_IDLE && strcmp(proto, "cleanup.submit") == 0) {
+        c->state = cleanup_msg_begin(&c->msg, &settings, req) == 0 ? CONN_DATA : CONN_DISCARD;
+        return 0;
+    }
+    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) &&
+        strcmp(proto, "cleanup.data") == 0) {
+        data = attr_get(req, "data", &len);
+        if (data == NULL)
+            return -1;
+        if (c->state == CONN_DATA)
+            cleanup_msg_data(&c->msg, data, len);
+        return 0;
+    }
+    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) &&
+        strcmp(proto, "cleanup.end") == 0) {
+        cleanup_queue_commit(c);
+        return 0;
+    }
+    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) &&
+        strcmp(proto, "cleanup.abort") == 0) {
+        cleanup_msg_discard(&c->msg);
+        cleanup_msg_free(&c->msg);
+        c->state = CONN_IDLE;
+        return 0;
+    }
+    log_warn("cleanup protocol error: unexpected request '%.40s'", proto);
+    return -1;
+}
+
+static void cleanup_on_read(struct bufferevent *bev, void *arg)
+{
+    struct cleanup_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (c->state != CONN_COMMIT) {
+        size_t avail = evbuffer_get_length(in), used;
+        if (avail < 4)
+            return;
+        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)(avail < ATTR_MAX_MESSAGE + 4 ? avail : ATTR_MAX_MESSAGE + 4));
+        int r = attr_decode(data, avail, &used, &c->req);
+        if (r == 0)
+            return;
+        if (r < 0 || cleanup_handle(c, &c->req) < 0) {
+            log_warn("dropping a cleanup client that sent a malformed request");
+            cleanup_conn_close(c);
+            return;
+        }
+        evbuffer_drain(in, used);
+    }
+}
+
+static void cleanup_on_write(struct bufferevent *bev, void *arg)
+{
+    struct cleanup_conn *c = arg;
+    /* reply sent: requests that arrived meanwhile can be handled now */
+    if (c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        cleanup_on_read(bev, arg);
+}
+
+static void cleanup_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct cleanup_conn *c = arg;
+
+    if (c->state == CONN_COMMIT) {
+        /* the client went away while its message commits: unlink it from
+         * the commit list and throw the message away */
+        struct cleanup_conn **pp = &commit_list;
+        while (*pp && *pp != c)
+            pp = &(*pp)->next_commit;
+        if (*pp)
+            *pp = c->next_commit;
+        cleanup_msg_discard(&c->msg);
+        c->state = CONN_DISCARD;
+    }
+    cleanup_conn_close(c);
+}
+
+static void cleanup_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                              int socklen, void *arg)
+{
+    struct cleanup_conn *c = xcalloc(1, sizeof(*c));
+    struct timeval tv = {CLEANUP_IDLE_TIMEOUT, 0};
+
+    c->bev = bufferevent_socket_new(svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    attr_msg_init(&c->req);
+    c->state = CONN_IDLE;
+    bufferevent_setcb(c->bev, cleanup_on_read, cleanup_on_write, cleanup_on_event, c);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_count++;
+}
+
+static void cleanup_drain(void *ctx)
+{
+    for (size_t i = 0; i < svc.listen_count; i++) {
+        evconnlistener_free(listeners[i]);
+        listeners[i] = NULL;
+    }
+    if (conn_count == 0)
+        service_stop(&svc);
+}
+
+static void cleanup_read_settings(const struct config *cfg)
+{
+    settings.myhostname = config_str(cfg, "myhostname");
+    settings.myorigin = config_str(cfg, "myorigin");
+    settings.hopcount_limit = config_int(cfg, "hopcount_limit");
+    settings.header_size_limit = config_size(cfg, "header_size_limit");
+    settings.message_size_limit = config_size(cfg, "message_size_limit");
+    if (settings.message_size_limit > 0) /* room for the headers we add */
+        settings.message_size_limit += 64 * 1024;
+}
+
+int main(int argc, char **argv)
+{
+    service_init(&svc, "cleanup", argc, argv);
+    cleanup_read_settings(svc.cfg);
+    if (svc.listen_count == 0)
+        log_fatal("no listening socket: tern-cleanup is started by tern-master");
+    service_drop_privileges(&svc);
+    commit_ev = event_new(svc.base, -1, 0, cleanup_commit, NULL);
+    for (size_t i = 0; i < svc.listen_count; i++) {
+        listeners[i] = evconnlistener_new(svc.base, cleanup_on_accept, NULL,
+                                          LEV_OPT_CLOSE_ON_FREE, -1, svc.listen_fds[i]);
+        if (listeners[i] == NULL)
+            log_fatal("cannot listen on fd %d", svc.listen_fds[i]);
+    }
+    svc.on_drain = cleanup_drain;
+    return service_run(&svc);
+}

@@ -1,0 +1,382 @@
+/*
+ * message - one message inside cleanup: queue file, headers, content.
+ *
+ * The header section is collected until its end is known (an empty line, a
+ * line that is not a header, or the end of the data); then the Received:
+ * header goes first, the original headers follow unchanged, Message-ID: and
+ * Date: are added when missing, and the body is copied byte for byte.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "cleanup.h"
+#include "log.h"
+#include "safefile.h"
+#include "timeutil.h"
+#include "tern_build.h"
+
+#define CLEANUP_MAX_CREATE_TRIES 10
+
+void cleanup_msg_fail(struct cleanup_msg *m, enum cleanup_status st, const char *code,
+                      const char *dsn, const char *text)
+{
+    if (m->status != CLEANUP_OK)
+        return; /* the first failure is the one the client hears about */
+    m->status = st;
+    buf_set(&m->code, code);
+    buf_set(&m->dsn, dsn);
+    buf_set(&m->text, text);
+}
+
+/* cleanup_fail_errno - a write error: no space is 452 4.3.1, else 451 4.3.0 */
+static void cleanup_fail_errno(struct cleanup_msg *m, int err)
+{
+    if (err == ENOSPC || err == EDQUOT)
+        cleanup_msg_fail(m, CLEANUP_TEMPFAIL, "452", "4.3.1", "Insufficient system storage");
+    else
+        cleanup_msg_fail(m, CLEANUP_TEMPFAIL, "451", "4.3.0", "Error: queue file write error");
+    log_warn("%s: queue file write error: %s", m->queue_id, strerror(err));
+}
+
+/* cleanup_create_file - make incoming/.tmp.ID with a fresh ID */
+static int cleanup_create_file(struct cleanup_msg *m)
+{
+    for (int i = 0; i < CLEANUP_MAX_CREATE_TRIES; i++) {
+        qid_new(m->queue_id);
+        buf_reset(&m->tmp_path);
+        buf_printf(&m->tmp_path, "incoming/.tmp.%s", m->queue_id);
+        m->fd = safe_create(buf_cstr(&m->tmp_path), O_RDWR, 0600);
+        if (m->fd >= 0) {
+            buf_reset(&m->final_path);
+            buf_printf(&m->final_path, "incoming/%s", m->queue_id);
+            if (access(buf_cstr(&m->final_path), F_OK) == 0) { /* ID in use */
+                close(m->fd);
+                unlink(buf_cstr(&m->tmp_path));
+                continue;
+            }
+            return 0;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    cleanup_fail_errno(m, errno);
+    m->fd = -1;
+    return -1;
+}
+
+/* cleanup_get - an attribute as a C string, "" when absent */
+static const char *cleanup_get(const struct attr_msg *req, const char *name)
+{
+    const char *v = attr_get(req, name, NULL);
+    return v ? v : "";
+}
+
+/* cleanup_qualify - copy addr, adding @myorigin when unqualified */
+static void cleanup_qualify(const struct cleanup_settings *set, const char *addr, buf_t *out)
+{
+    buf_set(out, addr);
+    addr_qualify(out, set->myorigin);
+}
+
+/* cleanup_write_envelope - V T S A records */
+static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg *req)
+{
+    static const char *copied[] = {"client_name", "client_addr", "helo", "protocol", "auth",
+                                   "envid", "ret", "size", "body", NULL};
+    struct timeval tv;
+    char stamp[64];
+
+    gettimeofday(&tv, NULL);
+    m->arrival = tv.tv_sec;
+    snprintf(stamp, sizeof(stamp), "%lld.%06ld", (long long)tv.tv_sec, (long)tv.tv_usec);
+    qfile_put_str(&m->w, QFILE_REC_VERSION, "1");
+    qfile_put_str(&m->w, QFILE_REC_TIME, stamp);
+    qfile_put_str(&m->w, QFILE_REC_SENDER, buf_cstr(&m->sender));
+    qfile_put_attr(&m->w, "queue_id", m->queue_id);
+    for (int i = 0; copied[i]; i++) {
+        const char *v = attr_get(req, copied[i], NULL);
+        if (v && *v)
+            qfile_put_attr(&m->w, copied[i], v);
+    }
+}
+
+/* cleanup_write_recipients - one R record per rcpt group of four */
+static int cleanup_write_recipients(struct cleanup_msg *m, const struct attr_msg *req)
+{
+    buf_t addr = BUF_INIT;
+    const struct attr *v = req->v;
+
+    for (size_t i = 0; i < req->count; i++) {
+        if (strcmp(v[i].name, "rcpt") != 0)
+            continue;
+        if (i + 3 >= req->count || strcmp(v[i + 1].name, "orig_rcpt") != 0 ||
+            strcmp(v[i + 2].name, "notify") != 0 || strcmp(v[i + 3].name, "orcpt") != 0 ||
+            v[i].len == 0 || v[i].len > ADDR_MAX_LENGTH) {
+            buf_free(&addr);
+            return -1;
+        }
+        cleanup_qualify(m->set, v[i].value, &addr);
+        qfile_put_rcpt(&m->w, buf_cstr(&addr), v[i + 1].value, v[i + 2].value, v[i + 3].value);
+        if (m->rcpt_count++ == 0)
+            buf_set(&m->only_rcpt, buf_cstr(&addr));
+        i += 3;
+    }
+    buf_free(&addr);
+    return m->rcpt_count > 0 ? 0 : -1;
+}
+
+int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
+                      const struct attr_msg *req)
+{
+    const char *sender = attr_get(req, "sender", NULL);
+
+    memset(m, 0, sizeof(*m));
+    m->set = set;
+    m->fd = -1;
+    if (sender == NULL || strlen(sender) > ADDR_MAX_LENGTH) {
+        cleanup_msg_fail(m, CLEANUP_PERMFAIL, "554", "5.5.0", "Error: malformed submission");
+        return -1;
+    }
+    if (*sender)
+        cleanup_qualify(set, sender, &m->sender);
+    buf_set(&m->helo, cleanup_get(req, "helo"));
+    buf_set(&m->client_name, cleanup_get(req, "client_name"));
+    buf_set(&m->client_addr, cleanup_get(req, "client_addr"));
+    buf_set(&m->protocol, *cleanup_get(req, "protocol") ? cleanup_get(req, "protocol") : "SMTP");
+    if (cleanup_create_file(m) < 0)
+        return -1;
+    qfile_writer_init(&m->w, m->fd);
+    cleanup_write_envelope(m, req);
+    if (cleanup_write_recipients(m, req) < 0) {
+        cleanup_msg_fail(m, CLEANUP_PERMFAIL, "554", "5.5.0", "Error: malformed recipient list");
+        return -1;
+    }
+    qfile_content_begin(&m->w);
+    m->phase = CLEANUP_HEADERS;
+    return 0;
+}
+
+/* cleanup_header_is - does line (a header) have this name? */
+static int cleanup_header_is(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+/* cleanup_is_header_line - "name:" with printable name characters */
+static int cleanup_is_header_line(const char *line, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len && line[i] != ':'; i++)
+        if ((unsigned char)line[i] <= 32 || (unsigned char)line[i] >= 127)
+            return 0;
+    return i > 0 && i < len;
+}
+
+/* cleanup_note_header - remember what the header section already has */
+static void cleanup_note_header(struct cleanup_msg *m, const char *line, size_t len)
+{
+    if (cleanup_header_is(line, len, "Received"))
+        m->received_count++;
+    else if (cleanup_header_is(line, len, "Message-ID"))
+        m->have_message_id = 1;
+    else if (cleanup_header_is(line, len, "Date"))
+        m->have_date = 1;
+}
+
+/* cleanup_emit_received - our Received: header, first in the message */
+static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
+{
+    const char *helo = m->helo.len ? buf_cstr(&m->helo) : buf_cstr(&m->client_addr);
+    const char *name = m->client_name.len ? buf_cstr(&m->client_name) : "unknown";
+
+    if (m->client_addr.len)
+        buf_printf(out, "Received: from %s (%s [%s])\r\n\tby %s (tern %s) with %s id %s", helo,
+                   name, buf_cstr(&m->client_addr), m->set->myhostname, TERN_VERSION,
+                   buf_cstr(&m->protocol), m->queue_id);
+    else
+        buf_printf(out, "Received: by %s (tern %s) id %s", m->set->myhostname, TERN_VERSION,
+                   m->queue_id);
+    if (m->rcpt_count == 1)
+        buf_printf(out, "\r\n\tfor <%s>; ", buf_cstr(&m->only_rcpt));
+    else
+        buf_puts(out, ";\r\n\t");
+    time_rfc2822(m->arrival, out);
+    buf_puts(out, "\r\n");
+}
+
+/* cleanup_emit_missing - Message-ID: and Date: when the client sent none */
+static void cleanup_emit_missing(struct cleanup_msg *m, buf_t *out)
+{
+    if (!m->have_message_id) {
+        struct tm tm;
+        char stamp[32];
+        localtime_r(&m->arrival, &tm);
+        strftime(stamp, sizeof(stamp), "%Y%m%d%H%M", &tm);
+        buf_reset(&m->message_id);
+        buf_printf(&m->message_id, "<%s.%s@%s>", stamp, m->queue_id, m->set->myhostname);
+        buf_printf(out, "Message-ID: %s\r\n", buf_cstr(&m->message_id));
+    }
+    if (!m->have_date) {
+        buf_puts(out, "Date: ");
+        time_rfc2822(m->arrival, out);
+        buf_puts(out, "\r\n");
+    }
+}
+
+/* cleanup_find_message_id - the client's Message-ID value, for the log */
+static void cleanup_find_message_id(struct cleanup_msg *m, size_t hdr_len)
+{
+    const char *p = m->headers.data;
+    const char *end = p + hdr_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (cleanup_header_is(p, len, "Message-ID")) {
+            const char *v = p + 11;
+            while (v < p + len && (*v == ' ' || *v == '\t'))
+                v++;
+            buf_reset(&m->message_id);
+            buf_append(&m->message_id, v, (size_t)(p + len - v));
+            while (m->message_id.len && isspace((unsigned char)m->message_id.data[m->message_id.len - 1]))
+                buf_truncate(&m->message_id, m->message_id.len - 1);
+            return;
+        }
+        p += len + 1;
+    }
+}
+
+/* cleanup_end_headers - the header section ends at hdr_len bytes of
+ * m->headers: write our headers, theirs, the additions, then the rest */
+static void cleanup_end_headers(struct cleanup_msg *m, size_t hdr_len, int need_blank)
+{
+    buf_t out = BUF_INIT;
+
+    m->phase = CLEANUP_BODY;
+    if (m->received_count > (size_t)m->set->hopcount_limit) {
+        buf_t text = BUF_INIT;
+        buf_printf(&text, "Too many hops %zu (%lld max): from <%s>, to <%s>", m->received_count,
+                   m->set->hopcount_limit, buf_cstr(&m->sender), buf_cstr(&m->only_rcpt));
+        cleanup_msg_fail(m, CLEANUP_PERMFAIL, "554", "5.4.6", buf_cstr(&text));
+        buf_free(&text);
+    }
+    if (m->have_message_id)
+        cleanup_find_message_id(m, hdr_len);
+    cleanup_emit_received(m, &out);
+    buf_append(&out, m->headers.data, hdr_len);
+    cleanup_emit_missing(m, &out);
+    if (need_blank) /* the body started without the empty line: add it */
+        buf_puts(&out, "\r\n");
+    qfile_content_append(&m->w, out.data, out.len);
+    qfile_content_append(&m->w, m->headers.data + hdr_len, m->headers.len - hdr_len);
+    buf_free(&out);
+    buf_free(&m->headers);
+}
+
+/* cleanup_scan_headers - find the end of the header section in what we
+ * have; returns 1 when found (and handled), 0 when more data is needed */
+static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
+{
+    size_t pos = 0;
+
+    m->received_count = 0;
+    m->have_message_id = m->have_date = 0;
+    while (pos < m->headers.len) {
+        const char *line = m->headers.data + pos;
+        const char *nl = memchr(line, '\n', m->headers.len - pos);
+        if (nl == NULL && !at_eof)
+            return 0;
+        size_t len = nl ? (size_t)(nl - line + 1) : m->headers.len - pos;
+        size_t text = len - (nl ? 1 : 0) - (len >= 2 && nl && nl[-1] == '\r' ? 1 : 0);
+        int cont = (line[0] == ' ' || line[0] == '\t') && pos > 0;
+        if (text == 0 || (!cont && !cleanup_is_header_line(line, text))) {
+            /* the blank line stays with the body */
+            cleanup_end_headers(m, pos, text != 0);
+            return 1;
+        }
+        if (!cont)
+            cleanup_note_header(m, line, text);
+        pos += len;
+    }
+    if (!at_eof)
+        return 0;
+    cleanup_end_headers(m, pos, 0);
+    return 1;
+}
+
+void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len)
+{
+    m->content_bytes += len;
+    if (m->set->message_size_limit > 0 &&
+        m->content_bytes > (size_t)m->set->message_size_limit) {
+        cleanup_msg_fail(m, CLEANUP_PERMFAIL, "552", "5.3.4", "Error: message file too big");
+        return;
+    }
+    if (m->status != CLEANUP_OK)
+        return;
+    if (m->phase == CLEANUP_BODY) {
+        qfile_content_append(&m->w, data, len);
+        return;
+    }
+    buf_append(&m->headers, data, len);
+    if (cleanup_scan_headers(m, 0))
+        return;
+    if (m->headers.len > (size_t)m->set->header_size_limit)
+        cleanup_msg_fail(m, CLEANUP_PERMFAIL, "552", "5.6.0",
+                         "Error: message header size exceeds limit");
+}
+
+int cleanup_msg_finish(struct cleanup_msg *m)
+{
+    if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS)
+        cleanup_scan_headers(m, 1);
+    if (m->status == CLEANUP_OK &&
+        (qfile_content_end(&m->w) < 0 || qfile_finish(&m->w) < 0 || fsync(m->fd) < 0))
+        cleanup_fail_errno(m, m->w.failed_errno ? m->w.failed_errno : errno);
+    if (m->status != CLEANUP_OK) {
+        cleanup_msg_discard(m);
+        return -1;
+    }
+    return 0;
+}
+
+int cleanup_msg_publish(struct cleanup_msg *m)
+{
+    if (rename(buf_cstr(&m->tmp_path), buf_cstr(&m->final_path)) < 0) {
+        cleanup_fail_errno(m, errno);
+        cleanup_msg_discard(m);
+        return -1;
+    }
+    close(m->fd);
+    m->fd = -1;
+    return 0;
+}
+
+void cleanup_msg_discard(struct cleanup_msg *m)
+{
+    if (m->fd >= 0) {
+        close(m->fd);
+        m->fd = -1;
+        unlink(buf_cstr(&m->tmp_path));
+    }
+}
+
+void cleanup_msg_free(struct cleanup_msg *m)
+{
+    buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers, &m->message_id, &m->sender,
+                     &m->helo, &m->client_name, &m->client_addr, &m->protocol, &m->only_rcpt,
+                     &m->code, &m->dsn, &m->text};
+    if (m->fd >= 0)
+        cleanup_msg_discard(m);
+    qfile_writer_free(&m->w);
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        buf_free(bufs[i]);
+}

@@ -1,0 +1,79 @@
+/*
+ * params - the one parameter table (DESIGN §5).
+ *
+ * Every parameter tern knows is declared here, once: name, type, default and
+ * a one-line help.  The config parser rejects any name not in this table;
+ * `tern conf -d` and docs/tern.conf.5 are generated from it.  Keep it sorted
+ * by area, then by name.
+ */
+#include "config.h"
+
+const struct param_def param_table[] = {
+    /* identity */
+    {"myhostname", PARAM_STR, "", "this host's fully qualified name (default: from the system)"},
+    {"mydomain", PARAM_STR, "", "this host's domain (default: myhostname without its first label)"},
+    {"myorigin", PARAM_STR, "$myhostname", "domain appended to unqualified sender addresses"},
+    {"mydestination", PARAM_LIST, "$myhostname, localhost.$mydomain, localhost",
+     "domains delivered locally"},
+    {"mynetworks", PARAM_LIST, "127.0.0.0/8 [::1]/128",
+     "client networks allowed to relay to any destination"},
+    {"relayhost", PARAM_STR, "", "next hop for all non-local mail: host, [host], [host]:port"},
+
+    /* paths and processes */
+    {"queue_directory", PARAM_STR, "/var/spool/tern", "where the queue lives"},
+    {"data_directory", PARAM_STR, "/var/lib/tern", "where tern keeps state that is not mail"},
+    {"daemon_directory", PARAM_STR, "", "where the tern-* service programs are (default: built in)"},
+    {"mail_owner", PARAM_STR, "tern", "unprivileged user every service except master runs as"},
+    {"service_chroot", PARAM_BOOL, "no", "chroot smtpd, cleanup, qmgr and smtp into queue_directory"},
+    {"import_environment", PARAM_LIST, "TZ", "environment variables passed to services"},
+    {"maillog_file", PARAM_STR, "", "log to this file instead of syslog"},
+    {"syslog_name", PARAM_STR, "tern", "prefix of every log tag (tern/smtpd)"},
+    {"syslog_facility", PARAM_STR, "mail", "syslog facility"},
+    {"service_restart_delay", PARAM_TIME, "1s", "first delay before a crashed service is restarted (doubles up to 1m)"},
+
+    /* smtpd */
+    {"smtpd_listen", PARAM_LIST, "0.0.0.0:25", "addresses the SMTP server listens on; empty: none"},
+    {"smtpd_banner", PARAM_STR, "$myhostname ESMTP tern", "text after 220 in the greeting"},
+    {"smtpd_workers", PARAM_INT, "0", "smtpd worker processes (0: one per CPU)"},
+    {"smtpd_client_limit", PARAM_INT, "1000", "concurrent sessions per smtpd worker"},
+    {"smtpd_recipient_limit", PARAM_INT, "1000", "recipients per message; more get 452 4.5.3"},
+    {"smtpd_hard_error_limit", PARAM_INT, "20", "errors per session before 421 and disconnect"},
+    {"smtpd_timeout", PARAM_TIME, "300s", "idle time allowed while waiting for a command"},
+    {"smtpd_data_timeout", PARAM_TIME, "600s", "idle time allowed while receiving message data"},
+    {"smtpd_line_limit", PARAM_SIZE, "2048", "longest SMTP command line accepted (bytes)"},
+    {"smtpd_helo_required", PARAM_BOOL, "no", "require HELO/EHLO before MAIL"},
+    {"disable_vrfy_command", PARAM_BOOL, "no", "answer VRFY with 252 and say nothing"},
+    {"message_size_limit", PARAM_SIZE, "10240000", "largest message accepted (bytes); 0: no limit"},
+    {"smtpd_forbid_bare_newline", PARAM_BOOL, "no",
+     "reject message data with a bare LF (550 5.5.2) instead of normalizing it"},
+
+    /* cleanup */
+    {"hopcount_limit", PARAM_INT, "25", "Received: headers allowed before 554 5.4.6"},
+    {"header_size_limit", PARAM_SIZE, "102400", "largest header section accepted (bytes)"},
+
+    /* qmgr */
+    {"queue_run_delay", PARAM_TIME, "300s", "how often the deferred queue is scanned"},
+    {"minimal_backoff_time", PARAM_TIME, "300s", "shortest wait before a deferred message is retried"},
+    {"maximal_backoff_time", PARAM_TIME, "4000s", "longest wait before a deferred message is retried"},
+    {"maximal_queue_lifetime", PARAM_TIME, "5d", "how long a message may stay in the queue"},
+    {"default_destination_concurrency_limit", PARAM_INT, "20",
+     "parallel deliveries to one destination"},
+    {"qmgr_delivery_limit", PARAM_INT, "100", "parallel deliveries in total"},
+    {"default_destination_recipient_limit", PARAM_INT, "50",
+     "recipients in one delivery request"},
+    {"local_transport_defer_reason", PARAM_STR, "local delivery is not available in this tern build",
+     "deferral reason for local recipients until the local transport exists"},
+
+    /* smtp client */
+    {"smtp_connect_timeout", PARAM_TIME, "30s", "time allowed to connect to a next hop"},
+    {"smtp_helo_timeout", PARAM_TIME, "300s", "time allowed for the greeting and the EHLO reply"},
+    {"smtp_command_timeout", PARAM_TIME, "300s", "time allowed for a reply to MAIL, RCPT, DATA, QUIT"},
+    {"smtp_data_timeout", PARAM_TIME, "600s", "time allowed to send the data and get the final reply"},
+    {"smtp_helo_name", PARAM_STR, "$myhostname", "name sent in EHLO/HELO"},
+    {"smtp_default_port", PARAM_INT, "25", "TCP port of next hops found by MX or A lookup"},
+    {"smtp_connection_limit", PARAM_INT, "100", "concurrent outbound connections per smtp process"},
+    {"dns_servers", PARAM_LIST, "", "DNS servers as ip or ip:port (default: /etc/resolv.conf)"},
+    {"dns_timeout", PARAM_TIME, "5s", "time allowed for one DNS query before retry"},
+
+    {0, 0, 0, 0},
+};

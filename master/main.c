@@ -1,0 +1,212 @@
+/*
+ * tern-master - the root supervisor (DESIGN §3).
+ *
+ * Reads the config, creates or checks the queue, binds every listener,
+ * then forks and supervises the services.  SIGHUP reloads the config (a bad
+ * new config is logged and the old one kept); SIGTERM stops gracefully.
+ * Usually started by `tern start [-f]`.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "privs.h"
+#include "tern_build.h"
+
+#define MASTER_STOP_GRACE 10
+
+static struct event_base *base;
+static struct config *cfg;
+static const char *dir;
+static buf_t pid_path = BUF_INIT;
+static struct event *kill_timer;
+
+static void master_usage(void)
+{
+    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f] [-v]\n");
+    exit(2);
+}
+
+/* master_owner - the uid/gid services run as */
+static void master_owner(uid_t *uid, gid_t *gid)
+{
+    const char *owner = config_str(cfg, "mail_owner");
+
+    if (geteuid() != 0) {
+        *uid = geteuid();
+        *gid = getegid();
+        log_info("not started as root: every service runs as uid %ld, not as %s",
+                 (long)*uid, owner);
+        return;
+    }
+    if (privs_lookup(owner, uid, gid) < 0)
+        log_fatal("mail_owner = %s: no such user (create it, or set mail_owner in %s)", owner,
+                  config_file(cfg));
+    if (*uid == 0)
+        log_fatal("mail_owner = %s: must not be root", owner);
+}
+
+/* master_lock_pid - lock pid/master.pid; refuses a second master */
+static int master_lock_pid(void)
+{
+    int fd;
+    char old[32] = "";
+
+    buf_printf(&pid_path, "%s/pid/master.pid", config_str(cfg, "queue_directory"));
+    fd = open(pid_path.data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        log_fatal("%s: %s", pid_path.data, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        ssize_t n = read(fd, old, sizeof(old) - 1);
+        old[n > 0 ? n : 0] = 0;
+        old[strcspn(old, "\n")] = 0;
+        log_fatal("tern is already running (pid %s)", old);
+    }
+    return fd;
+}
+
+static void master_write_pid(int fd)
+{
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n)
+        log_fatal("%s: %s", pid_path.data, strerror(errno));
+}
+
+static void master_daemonize(void)
+{
+    pid_t pid = fork();
+    int null;
+
+    if (pid < 0)
+        log_fatal("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2)
+            close(null);
+    }
+}
+
+static void master_stopped(void)
+{
+    unlink(pid_path.data);
+    log_info("terminating");
+    event_base_loopbreak(base);
+}
+
+static void master_kill_late(evutil_socket_t fd, short what, void *arg)
+{
+    log_warn("services did not stop within %ds: killing them", MASTER_STOP_GRACE);
+    master_services_kill();
+}
+
+static void master_reload(void)
+{
+    struct config *fresh = NULL;
+    buf_t err = BUF_INIT;
+
+    if (config_load(dir, &fresh, &err) < 0) {
+        log_error("reload refused, keeping the running configuration: %s", buf_cstr(&err));
+        buf_free(&err);
+        return;
+    }
+    if (strcmp(config_str(fresh, "smtpd_listen"), config_str(cfg, "smtpd_listen")) != 0 ||
+        strcmp(config_str(fresh, "queue_directory"), config_str(cfg, "queue_directory")) != 0)
+        log_warn("smtpd_listen and queue_directory changes take effect at the next start");
+    log_info("reload -- version %s, configuration %s", TERN_VERSION, dir);
+    master_services_reload(fresh);
+    /* the old config stays allocated: draining children were exec'd from it
+     * and the slot table may still point into it until they exit */
+    cfg = fresh;
+}
+
+static void master_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    static int stopping;
+    struct timeval grace = {MASTER_STOP_GRACE, 0};
+
+    if (sig == SIGCHLD) {
+        master_services_reap();
+    } else if (sig == SIGHUP) {
+        if (!stopping)
+            master_reload();
+    } else if (!stopping) {
+        stopping = 1;
+        log_info("stopping on signal %d", (int)sig);
+        kill_timer = evtimer_new(base, master_kill_late, NULL);
+        evtimer_add(kill_timer, &grace);
+        master_services_stop(master_stopped);
+    }
+}
+
+static void master_signals(void)
+{
+    static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct event *ev = evsignal_new(base, sigs[i], master_on_signal, NULL);
+        evsignal_add(ev, NULL);
+    }
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+    int foreground = 0, c, pid_fd;
+    buf_t err = BUF_INIT;
+    struct master_sockets socks;
+    uid_t uid;
+    gid_t gid;
+
+    while ((c = getopt(argc, argv, "c:fv")) != -1) {
+        if (c == 'c')
+            dir = optarg;
+        else if (c == 'f')
+            foreground = 1;
+        else if (c == 'v')
+            log_set_verbose(1);
+        else
+            master_usage();
+    }
+    dir = config_default_dir(dir);
+    log_init("master", LOG_TARGET_STDERR, NULL);
+    if (config_load(dir, &cfg, &err) < 0) {
+        fprintf(stderr, "tern-master: fatal: %s\n", buf_cstr(&err));
+        return 1;
+    }
+    log_init_from_config("master", cfg, foreground);
+    umask(022);
+    master_owner(&uid, &gid);
+    if (master_layout_create(cfg, uid, gid, &err) < 0)
+        log_fatal("queue layout: %s", buf_cstr(&err));
+    pid_fd = master_lock_pid();
+    if (master_sockets_open(cfg, uid, gid, &socks, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    if (!foreground)
+        master_daemonize();
+    master_write_pid(pid_fd);
+    base = event_base_new();
+    if (base == NULL)
+        log_fatal("cannot create the event loop");
+    master_signals();
+    master_services_init(base, dir, foreground, &socks);
+    log_info("daemon started -- version %s, configuration %s", TERN_VERSION, dir);
+    master_services_start(cfg);
+    event_base_dispatch(base);
+    return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * master - internal interfaces of tern-master, the root supervisor.
+ *
+ * layout.c creates or checks the queue directories; sockets.c binds every
+ * listening socket; services.c forks, execs, restarts and drains the
+ * services; main.c ties them together with the pid file and signals.
+ */
+#ifndef TERN_MASTER_H
+#define TERN_MASTER_H
+
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct config;
+struct event_base;
+
+/* the queue layout; -1 with a message on error */
+int master_layout_create(const struct config *cfg, uid_t uid, gid_t gid, buf_t *err);
+
+/* listening sockets, one array per service */
+struct master_sockets {
+    int smtpd[16];
+    size_t smtpd_count;
+    int cleanup;
+    int qmgr;
+    int smtp;
+};
+
+int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid,
+                        struct master_sockets *s, buf_t *err);
+void master_sockets_close(struct master_sockets *s);
+
+/* services */
+void master_services_init(struct event_base *base, const char *config_dir, int foreground,
+                          const struct master_sockets *socks);
+void master_services_start(const struct config *cfg);
+/* master_services_reload - drain the running set, start a new one */
+void master_services_reload(const struct config *cfg);
+/* master_services_stop - SIGTERM every child; done_cb runs when all exited */
+void master_services_stop(void (*done_cb)(void));
+/* master_services_kill - SIGKILL whatever did not stop in time */
+void master_services_kill(void);
+/* master_services_reap - handle SIGCHLD */
+void master_services_reap(void);
+
+#endif

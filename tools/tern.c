@@ -1,0 +1,308 @@
+/*
+ * tern - the administrator's front-end (DESIGN §10).
+ *
+ *   tern [-c DIR] start [-f] | stop | reload | status | check
+ *   tern [-c DIR] conf [-n | -d | -x] [name ...]
+ *
+ * start execs tern-master (in the foreground with -f); stop, reload and
+ * status signal the master named in queue_directory/pid/master.pid.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "netaddr.h"
+#include "privs.h"
+#include "service.h"
+#include "tern_build.h"
+
+#define TERN_STOP_WAIT 30
+
+static const char *conf_dir_arg;
+
+static void tern_usage(FILE *fp)
+{
+    fprintf(fp, "usage: tern [-c CONFIG_DIR] COMMAND [options]\n"
+                "commands:\n"
+                "  start [-f]         start the mail system (-f: stay in the foreground)\n"
+                "  stop               stop it gracefully\n"
+                "  reload             re-read tern.conf (live sessions finish)\n"
+                "  status             say whether it runs\n"
+                "  check              validate the configuration and the queue\n"
+                "  conf [-n|-d|-x] [name ...]\n"
+                "                     print parameters: effective (raw), -n set in the file,\n"
+                "                     -d defaults, -x expanded\n"
+                "  version            print the version\n"
+                "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
+            TERN_SYSCONFDIR);
+}
+
+/* tern_load - the config, or exit 1 naming file:line */
+static struct config *tern_load(void)
+{
+    struct config *cfg;
+    buf_t err = BUF_INIT;
+
+    if (config_load(config_default_dir(conf_dir_arg), &cfg, &err) < 0) {
+        fprintf(stderr, "tern: %s\n", buf_cstr(&err));
+        exit(1);
+    }
+    return cfg;
+}
+
+/* tern_master_pid - the running master's pid, or 0 */
+static pid_t tern_master_pid(const struct config *cfg)
+{
+    buf_t path = BUF_INIT;
+    FILE *fp;
+    long pid = 0;
+
+    buf_printf(&path, "%s/pid/master.pid", config_str(cfg, "queue_directory"));
+    fp = fopen(path.data, "re");
+    buf_free(&path);
+    if (fp == NULL)
+        return 0;
+    if (fscanf(fp, "%ld", &pid) != 1 || pid <= 1)
+        pid = 0;
+    fclose(fp);
+    if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        pid = 0;
+    return (pid_t)pid;
+}
+
+static int tern_start(int argc, char **argv)
+{
+    struct config *cfg = tern_load();
+    buf_t path = BUF_INIT;
+    int foreground = argc > 1 && strcmp(argv[1], "-f") == 0;
+    pid_t pid = tern_master_pid(cfg);
+
+    if (pid > 0) {
+        fprintf(stderr, "tern: the mail system is already running (pid %ld)\n", (long)pid);
+        return 1;
+    }
+    service_program_path(cfg, "tern-master", &path);
+    const char *dir = config_default_dir(conf_dir_arg);
+    if (foreground)
+        execl(path.data, "tern-master", "-c", dir, "-f", (char *)NULL);
+    else
+        execl(path.data, "tern-master", "-c", dir, (char *)NULL);
+    fprintf(stderr, "tern: cannot run %s: %s\n", path.data, strerror(errno));
+    return 1;
+}
+
+static int tern_signal(int sig, const char *what)
+{
+    struct config *cfg = tern_load();
+    pid_t pid = tern_master_pid(cfg);
+
+    if (pid == 0) {
+        fprintf(stderr, "tern: the mail system is not running\n");
+        return 1;
+    }
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "tern: cannot signal pid %ld: %s\n", (long)pid, strerror(errno));
+        return 1;
+    }
+    if (sig == SIGTERM) {
+        for (int i = 0; i < TERN_STOP_WAIT * 10 && kill(pid, 0) == 0; i++)
+            usleep(100000);
+        if (kill(pid, 0) == 0) {
+            fprintf(stderr, "tern: pid %ld did not stop within %ds\n", (long)pid,
+                    TERN_STOP_WAIT);
+            return 1;
+        }
+    }
+    printf("tern: %s\n", what);
+    return 0;
+}
+
+static int tern_status(void)
+{
+    struct config *cfg = tern_load();
+    pid_t pid = tern_master_pid(cfg);
+
+    if (pid == 0) {
+        printf("tern: the mail system is not running\n");
+        return 1;
+    }
+    printf("tern: the mail system is running: pid %ld\n", (long)pid);
+    return 0;
+}
+
+/* tern_conf_print - one "name = value" line */
+static void tern_conf_print(const struct config *cfg, const struct param_def *p, int mode)
+{
+    if (mode == 'd')
+        printf("%s = %s\n", p->name, p->default_value);
+    else if (mode == 'x')
+        printf("%s = %s\n", p->name, config_str(cfg, p->name));
+    else if (mode != 'n' || config_is_set(cfg, p->name))
+        printf("%s = %s\n", p->name, config_raw(cfg, p->name));
+}
+
+static int tern_conf(int argc, char **argv)
+{
+    int mode = 0, rc = 0;
+    int i = 1;
+    struct config *cfg;
+
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "-d") == 0 ||
+            strcmp(argv[i], "-x") == 0) {
+            mode = argv[i][1];
+        } else {
+            tern_usage(stderr);
+            return 2;
+        }
+    }
+    cfg = mode == 'd' ? config_new_defaults(config_default_dir(conf_dir_arg)) : tern_load();
+    if (i == argc) {
+        for (const struct param_def *p = param_table; p->name; p++)
+            tern_conf_print(cfg, p, mode);
+        return 0;
+    }
+    for (; i < argc; i++) {
+        const struct param_def *p = config_find_param(argv[i]);
+        if (p == NULL) {
+            fprintf(stderr, "tern: unknown parameter: %s\n", argv[i]);
+            rc = 1;
+            continue;
+        }
+        tern_conf_print(cfg, p, mode);
+    }
+    return rc;
+}
+
+/* tern_check_dir - the directory exists and is owned as expected */
+static int tern_check_dir(const char *path, uid_t uid, int quiet_missing)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        if (quiet_missing && errno == ENOENT)
+            return 0;
+        printf("%s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        printf("%s: not a directory\n", path);
+        return 1;
+    }
+    if (st.st_uid != uid) {
+        printf("%s: owned by uid %ld, expected %ld\n", path, (long)st.st_uid, (long)uid);
+        return 1;
+    }
+    return 0;
+}
+
+/* tern_check - every problem we can find, one per line */
+static int tern_check(void)
+{
+    struct config *cfg = tern_load();
+    int problems = 0;
+    uid_t uid = geteuid();
+    gid_t gid;
+    size_t n;
+    char *const *nets = config_list(cfg, "mynetworks", &n);
+    buf_t path = BUF_INIT;
+    static const char *programs[] = {"tern-master", "tern-smtpd", "tern-cleanup",
+                                     "tern-qmgr", "tern-smtp", NULL};
+
+    if (geteuid() == 0 && privs_lookup(config_str(cfg, "mail_owner"), &uid, &gid) < 0) {
+        printf("mail_owner = %s: no such user\n", config_str(cfg, "mail_owner"));
+        problems++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct netaddr_net net;
+        if (netaddr_parse_net(nets[i], &net) < 0) {
+            printf("mynetworks: bad network '%s'\n", nets[i]);
+            problems++;
+        }
+    }
+    for (int i = 0; programs[i]; i++) {
+        service_program_path(cfg, programs[i], &path);
+        if (access(path.data, X_OK) < 0) {
+            printf("%s: %s\n", path.data, strerror(errno));
+            problems++;
+        }
+    }
+    const char *subdirs[] = {"incoming", "active", "deferred", "corrupt", "private", NULL};
+    for (int i = 0; subdirs[i]; i++) {
+        buf_reset(&path);
+        buf_printf(&path, "%s/%s", config_str(cfg, "queue_directory"), subdirs[i]);
+        problems += tern_check_dir(path.data, uid, 1);
+    }
+    buf_free(&path);
+    if (problems) {
+        printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
+        return 1;
+    }
+    printf("tern check: configuration %s is valid\n", config_file(cfg));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+
+    log_init("tern", LOG_TARGET_STDERR, NULL);
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            conf_dir_arg = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            tern_usage(stdout);
+            return 0;
+        } else {
+            tern_usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        tern_usage(stderr);
+        return 2;
+    }
+    /* allow "tern COMMAND -c DIR ..." too */
+    for (int j = i + 1; j + 1 < argc; j++) {
+        if (strcmp(argv[j], "-c") == 0) {
+            conf_dir_arg = argv[j + 1];
+            memmove(&argv[j], &argv[j + 2], (size_t)(argc - j - 2) * sizeof(char *));
+            argc -= 2;
+            break;
+        }
+    }
+    const char *cmd = argv[i];
+    argc -= i;
+    argv += i;
+    if (strcmp(cmd, "start") == 0)
+        return tern_start(argc, argv);
+    if (strcmp(cmd, "stop") == 0)
+        return tern_signal(SIGTERM, "the mail system is stopped");
+    if (strcmp(cmd, "reload") == 0)
+        return tern_signal(SIGHUP, "reloading the configuration");
+    if (strcmp(cmd, "status") == 0)
+        return tern_status();
+    if (strcmp(cmd, "conf") == 0)
+        return tern_conf(argc, argv);
+    if (strcmp(cmd, "check") == 0)
+        return tern_check();
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tern %s\n", TERN_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
+        tern_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tern: unknown command '%s'\n", cmd);
+    tern_usage(stderr);
+    return 2;
+}
