@@ -40,7 +40,7 @@ struct cleanup_msg {
     int fd;
     struct qfile_writer w;
     enum cleanup_phase phase;
-    buf_t headers;    /* header section collected so far */
+    buf_t headers; /* header section collected so far */
     size_t received_count;
     int have_message_id;
     int have_date;

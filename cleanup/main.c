@@ -96,8 +96,8 @@ static void cleanup_log_accepted(const struct cleanup_msg *m)
              m->client_name.len ? buf_cstr(&m->client_name) : "local",
              m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1");
     log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id,
-             buf_cstr(&m->sender), m->content_bytes, m->rcpt_count);
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id, buf_cstr(&m->sender),
+             m->content_bytes, m->rcpt_count);
 }
 
 /* cleanup_commit - the group commit described at the top of this file */
@@ -154,8 +154,7 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
         c->state = cleanup_msg_begin(&c->msg, &settings, req) == 0 ? CONN_DATA : CONN_DISCARD;
         return 0;
     }
-    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) &&
-        strcmp(proto, "cleanup.data") == 0) {
+    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.data") == 0) {
         data = attr_get(req, "data", &len);
         if (data == NULL)
             return -1;
@@ -163,8 +162,7 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
             cleanup_msg_data(&c->msg, data, len);
         return 0;
     }
-    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) &&
-        strcmp(proto, "cleanup.end") == 0) {
+    if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.end") == 0) {
         cleanup_queue_commit(c);
         return 0;
     }
@@ -188,7 +186,8 @@ static void cleanup_on_read(struct bufferevent *bev, void *arg)
         size_t avail = evbuffer_get_length(in), used;
         if (avail < 4)
             return;
-        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)(avail < ATTR_MAX_MESSAGE + 4 ? avail : ATTR_MAX_MESSAGE + 4));
+        const char *data = (const char *)evbuffer_pullup(
+            in, (ev_ssize_t)(avail < ATTR_MAX_MESSAGE + 4 ? avail : ATTR_MAX_MESSAGE + 4));
         int r = attr_decode(data, avail, &used, &c->req);
         if (r == 0)
             return;
@@ -272,8 +271,8 @@ int main(int argc, char **argv)
     service_drop_privileges(&svc);
     commit_ev = event_new(svc.base, -1, 0, cleanup_commit, NULL);
     for (size_t i = 0; i < svc.listen_count; i++) {
-        listeners[i] = evconnlistener_new(svc.base, cleanup_on_accept, NULL,
-                                          LEV_OPT_CLOSE_ON_FREE, -1, svc.listen_fds[i]);
+        listeners[i] = evconnlistener_new(svc.base, cleanup_on_accept, NULL, LEV_OPT_CLOSE_ON_FREE,
+                                          -1, svc.listen_fds[i]);
         if (listeners[i] == NULL)
             log_fatal("cannot listen on fd %d", svc.listen_fds[i]);
     }

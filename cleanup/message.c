@@ -90,7 +90,7 @@ static void cleanup_qualify(const struct cleanup_settings *set, const char *addr
 static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg *req)
 {
     static const char *copied[] = {"client_name", "client_addr", "helo", "protocol", "auth",
-                                   "envid", "ret", "size", "body", NULL};
+                                   "envid",       "ret",         "size", "body",     NULL};
     struct timeval tv;
     char stamp[64];
 
@@ -246,7 +246,8 @@ static void cleanup_find_message_id(struct cleanup_msg *m, size_t hdr_len)
                 v++;
             buf_reset(&m->message_id);
             buf_append(&m->message_id, v, (size_t)(p + len - v));
-            while (m->message_id.len && isspace((unsigned char)m->message_id.data[m->message_id.len - 1]))
+            while (m->message_id.len &&
+                   isspace((unsigned char)m->message_id.data[m->message_id.len - 1]))
                 buf_truncate(&m->message_id, m->message_id.len - 1);
             return;
         }
@@ -315,8 +316,7 @@ static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
 void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len)
 {
     m->content_bytes += len;
-    if (m->set->message_size_limit > 0 &&
-        m->content_bytes > (size_t)m->set->message_size_limit) {
+    if (m->set->message_size_limit > 0 && m->content_bytes > (size_t)m->set->message_size_limit) {
         cleanup_msg_fail(m, CLEANUP_PERMFAIL, "552", "5.3.4", "Error: message file too big");
         return;
     }
@@ -371,9 +371,9 @@ void cleanup_msg_discard(struct cleanup_msg *m)
 
 void cleanup_msg_free(struct cleanup_msg *m)
 {
-    buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers, &m->message_id, &m->sender,
-                     &m->helo, &m->client_name, &m->client_addr, &m->protocol, &m->only_rcpt,
-                     &m->code, &m->dsn, &m->text};
+    buf_t *bufs[] = {&m->tmp_path, &m->final_path,  &m->headers,     &m->message_id, &m->sender,
+                     &m->helo,     &m->client_name, &m->client_addr, &m->protocol,   &m->only_rcpt,
+                     &m->code,     &m->dsn,         &m->text};
     if (m->fd >= 0)
         cleanup_msg_discard(m);
     qfile_writer_free(&m->w);

@@ -24,9 +24,13 @@ static int addr_scan_mailbox(const char *s, size_t n, const char **err)
             return -1;
         }
         if (quoted) {
-            if (c == '\\' && i + 1 < n)
-                i++;
-            else if (c == '"')
+            if (c == '\\' && i + 1 < n) {
+                unsigned char e = (unsigned char)s[++i];
+                if (e < 32 || e == 127) {
+                    *err = "control character in address";
+                    return -1;
+                }
+            } else if (c == '"')
                 quoted = 0;
             continue;
         }
@@ -108,8 +112,13 @@ int addr_parse_path(const char *arg, buf_t *addr, const char **params, const cha
             *err = "missing '>'";
             return -1;
         }
+        int routed = *start == '@';
         if (addr_skip_route(&start, end, err) < 0)
             return -1;
+        if (routed && start == end) {
+            *err = "source route without a mailbox";
+            return -1;
+        }
         p = end + 1;
         if (*p && *p != ' ' && *p != '\t') {
             *err = "garbage after '>'";

@@ -1,6 +1,7 @@
 /*
  * attr - length-prefixed attribute lists for IPC (see attr.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -108,7 +109,18 @@ static void attr_msg_push(struct attr_msg *m, size_t name_off, size_t val_off, s
     m->count++;
 }
 
+static int attr_decode_payload(const char *data, size_t len, size_t *used, struct attr_msg *m);
+
 int attr_decode(const char *data, size_t len, size_t *used, struct attr_msg *m)
+{
+    int r = attr_decode_payload(data, len, used, m);
+    if (r < 0)
+        m->count = 0; /* never leave offsets where pointers are expected */
+    return r;
+}
+
+/* attr_decode_payload - the parser behind attr_decode */
+static int attr_decode_payload(const char *data, size_t len, size_t *used, struct attr_msg *m)
 {
     const unsigned char *p = (const unsigned char *)data;
     uint32_t total;
@@ -184,7 +196,8 @@ int attr_get_int(const struct attr_msg *m, const char *name, long long min, long
     char *end;
     long long n;
 
-    if (v == NULL || len == 0 || len > 20 || strlen(v) != len)
+    if (v == NULL || len == 0 || len > 20 || strlen(v) != len ||
+        !(isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1]))))
         return -1;
     errno = 0;
     n = strtoll(v, &end, 10);

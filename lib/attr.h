@@ -24,7 +24,7 @@
 #define ATTR_MAX_COUNT 100000
 
 struct attr {
-    const char *name; /* NUL-terminated copy */
+    const char *name;  /* NUL-terminated copy */
     const char *value; /* NUL-terminated copy (value may also hold NULs: use len) */
     size_t len;
 };

@@ -18,7 +18,10 @@ typedef struct buf {
     size_t cap;
 } buf_t;
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* buf_init - make an empty buffer (no allocation yet) */
 void buf_init(buf_t *b);

@@ -14,13 +14,14 @@
 
 #define CONFIG_MAX_EXPAND_DEPTH 20
 #define CONFIG_MAX_LINE (64 * 1024)
+#define CONFIG_MAX_VALUE (64 * 1024)
 
 struct config_entry {
-    char *raw;      /* from file or default */
-    char *origin;   /* "file:line" or NULL for defaults */
-    int set;        /* given in the file */
-    char *value;    /* expanded */
-    char **list;    /* PARAM_LIST items, NULL-terminated */
+    char *raw;    /* from file or default */
+    char *origin; /* "file:line" or NULL for defaults */
+    int set;      /* given in the file */
+    char *value;  /* expanded */
+    char **list;  /* PARAM_LIST items, NULL-terminated */
     size_t list_count;
     long long number; /* INT, BOOL, TIME, SIZE */
 };
@@ -118,6 +119,8 @@ void config_free(struct config *cfg)
 int config_parse_int(const char *s, long long *out)
 {
     char *end;
+    if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1])))
+        return -1;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (end == s || *end || errno)
@@ -144,6 +147,8 @@ static int config_parse_unit(const char *s, const char *units, const long long *
                              long long *out)
 {
     char *end;
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     long long m = mult[0];
@@ -179,11 +184,14 @@ static int config_expand(const struct config *cfg, const char *raw, buf_t *out, 
                          buf_t *err)
 {
     if (depth > CONFIG_MAX_EXPAND_DEPTH) {
-        buf_printf(err, "parameter expansion loops (more than %d levels)",
-                   CONFIG_MAX_EXPAND_DEPTH);
+        buf_printf(err, "parameter expansion loops (more than %d levels)", CONFIG_MAX_EXPAND_DEPTH);
         return -1;
     }
     for (const char *p = raw; *p; p++) {
+        if (out->len > CONFIG_MAX_VALUE) {
+            buf_printf(err, "expanded value is longer than %d bytes", CONFIG_MAX_VALUE);
+            return -1;
+        }
         if (*p != '$') {
             buf_putc(out, *p);
             continue;
@@ -266,8 +274,7 @@ static int config_derive(struct config *cfg, size_t i, buf_t *err)
 
     config_entry_clear_derived(e);
     if (config_expand(cfg, e->raw, &v, 0, &why) < 0) {
-        buf_printf(err, "%s: %s: %s", e->origin ? e->origin : cfg->file, d->name,
-                   buf_cstr(&why));
+        buf_printf(err, "%s: %s: %s", e->origin ? e->origin : cfg->file, d->name, buf_cstr(&why));
         buf_free(&v);
         buf_free(&why);
         return -1;
@@ -296,8 +303,7 @@ static int config_derive(struct config *cfg, size_t i, buf_t *err)
     buf_free(&why);
     if (ok < 0) {
         buf_printf(err, "%s: bad value '%s' for parameter %s: %s",
-                   e->origin ? e->origin : cfg->file, e->value, d->name,
-                   config_type_hint(d->type));
+                   e->origin ? e->origin : cfg->file, e->value, d->name, config_type_hint(d->type));
         return -1;
     }
     return 0;
@@ -486,12 +492,12 @@ const char *config_file(const struct config *cfg)
 
 int config_is_set(const struct config *cfg, const char *name)
 {
-    return config_entry_of(cfg, name, (enum param_type)-1)->set;
+    return config_entry_of(cfg, name, (enum param_type) - 1)->set;
 }
 
 const char *config_raw(const struct config *cfg, const char *name)
 {
-    return config_entry_of(cfg, name, (enum param_type)-1)->raw;
+    return config_entry_of(cfg, name, (enum param_type) - 1)->raw;
 }
 
 /* config_ready - the derived value; computed on demand for default configs */
@@ -510,7 +516,7 @@ static struct config_entry *config_ready(const struct config *cfg, const char *n
 
 const char *config_str(const struct config *cfg, const char *name)
 {
-    return config_ready(cfg, name, (enum param_type)-1)->value;
+    return config_ready(cfg, name, (enum param_type) - 1)->value;
 }
 
 long long config_int(const struct config *cfg, const char *name)

@@ -64,8 +64,8 @@ const char *config_raw(const struct config *cfg, const char *name);
 const char *config_str(const struct config *cfg, const char *name);
 long long config_int(const struct config *cfg, const char *name);
 int config_bool(const struct config *cfg, const char *name);
-long long config_time(const struct config *cfg, const char *name);   /* seconds */
-long long config_size(const struct config *cfg, const char *name);   /* bytes */
+long long config_time(const struct config *cfg, const char *name); /* seconds */
+long long config_size(const struct config *cfg, const char *name); /* bytes */
 /* config_list - NULL-terminated array of items, owned by cfg; *count if non-NULL */
 char *const *config_list(const struct config *cfg, const char *name, size_t *count);
 

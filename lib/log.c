@@ -44,8 +44,7 @@ void log_init(const char *service, enum log_target target, const char *path)
         if (fd < 0) {
             log_target = LOG_TARGET_STDERR;
             log_fd = 2;
-            log_error("cannot open maillog_file %s: %s; logging to stderr", path,
-                      strerror(errno));
+            log_error("cannot open maillog_file %s: %s; logging to stderr", path, strerror(errno));
             return;
         }
         log_fd = fd;
@@ -112,13 +111,13 @@ static void log_emit(int prio, const char *level, const char *fmt, va_list ap)
     errno = saved;
 }
 
-#define LOG_FUNC(fname, prio, level)                                                           \
-    void fname(const char *fmt, ...)                                                           \
-    {                                                                                          \
-        va_list ap;                                                                            \
-        va_start(ap, fmt);                                                                     \
-        log_emit(prio, level, fmt, ap);                                                        \
-        va_end(ap);                                                                            \
+#define LOG_FUNC(fname, prio, level)                                                               \
+    void fname(const char *fmt, ...)                                                               \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        log_emit(prio, level, fmt, ap);                                                            \
+        va_end(ap);                                                                                \
     }
 
 LOG_FUNC(log_info, LOG_INFO, NULL)

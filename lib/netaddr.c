@@ -2,6 +2,7 @@
  * netaddr - IP addresses and CIDR matching (see netaddr.h).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ int netaddr_parse_net(const char *s, struct netaddr_net *out)
     out->prefix = max;
     if (slash) {
         char *end;
+        if (!isdigit((unsigned char)slash[1]))
+            return -1;
         long p = strtol(slash + 1, &end, 10);
         if (end == slash + 1 || *end || p < 0 || p > max)
             return -1;
@@ -126,6 +129,8 @@ int netaddr_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
     *port = defport;
     if (*rest == ':') {
         char *end;
+        if (!isdigit((unsigned char)rest[1]))
+            return -1;
         long p = strtol(rest + 1, &end, 10);
         if (end == rest + 1 || *end || p <= 0 || p > 65535)
             return -1;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 struct netaddr_net {
-    int family;             /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     unsigned char addr[16];
     int prefix;
 };

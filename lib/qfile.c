@@ -1,6 +1,7 @@
 /*
  * qfile - queue file writer and reader (see qfile.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -187,8 +188,8 @@ static int qfile_parse_rcpt(struct qfile_msg *m, const char *d, size_t len, off_
     const char *p = d + 1, *end = d + len;
     struct qfile_rcpt *r;
 
-    if (len < 2 || (d[0] != QFILE_RCPT_PENDING && d[0] != QFILE_RCPT_SENT &&
-                    d[0] != QFILE_RCPT_FAILED))
+    if (len < 2 ||
+        (d[0] != QFILE_RCPT_PENDING && d[0] != QFILE_RCPT_SENT && d[0] != QFILE_RCPT_FAILED))
         return -1;
     for (int i = 0; i < 4; i++) {
         if (p > end)
@@ -212,6 +213,29 @@ static int qfile_parse_rcpt(struct qfile_msg *m, const char *d, size_t len, off_
     return 0;
 }
 
+/* qfile_parse_time - "sec" or "sec.usec" (at most 6 digits), digits only */
+static int qfile_parse_time(const char *d, long long *sec, long *usec)
+{
+    char *end;
+    if (!isdigit((unsigned char)d[0]))
+        return -1;
+    errno = 0;
+    *sec = strtoll(d, &end, 10);
+    *usec = 0;
+    if (errno)
+        return -1;
+    if (*end == 0)
+        return 0;
+    if (*end != '.' || !isdigit((unsigned char)end[1]))
+        return -1;
+    const char *u = end + 1;
+    long v = strtol(u, &end, 10);
+    if (*end || end - u > 6)
+        return -1;
+    *usec = v;
+    return 0;
+}
+
 /* qfile_parse_small - one non-content record */
 static int qfile_parse_small(struct qfile_msg *m, int type, const char *d, size_t len, off_t at,
                              buf_t *err)
@@ -224,7 +248,7 @@ static int qfile_parse_small(struct qfile_msg *m, int type, const char *d, size_
     }
     switch (type) {
     case QFILE_REC_TIME:
-        if (sscanf(d, "%lld.%ld", &m->arrival_sec, &m->arrival_usec) < 1) {
+        if (qfile_parse_time(d, &m->arrival_sec, &m->arrival_usec) < 0) {
             buf_puts(err, "bad arrival time record");
             return -1;
         }

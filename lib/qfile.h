@@ -45,11 +45,11 @@
 #define QFILE_MAX_RCPTS 100000
 
 struct qfile_rcpt {
-    char *address;  /* final recipient */
-    char *original; /* as given in RCPT TO (may equal address) */
-    char *notify;   /* DSN NOTIFY value or "" */
-    char *orcpt;    /* DSN ORCPT value or "" */
-    char status;    /* QFILE_RCPT_* */
+    char *address;       /* final recipient */
+    char *original;      /* as given in RCPT TO (may equal address) */
+    char *notify;        /* DSN NOTIFY value or "" */
+    char *orcpt;         /* DSN ORCPT value or "" */
+    char status;         /* QFILE_RCPT_* */
     off_t status_offset; /* file offset of the status byte */
 };
 

@@ -18,7 +18,8 @@ int safe_create(const char *path, int flags, mode_t mode)
 int safe_open_regular(const char *path, int flags)
 {
     struct stat st;
-    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK so a FIFO planted in place of the file cannot hang us */
+    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
     if (fd < 0)
         return -1;
@@ -27,6 +28,8 @@ int safe_open_regular(const char *path, int flags)
         errno = EPERM;
         return -1;
     }
+    if (!(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
 }
 

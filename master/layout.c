@@ -19,12 +19,12 @@
 struct layout_dir {
     const char *name;
     mode_t mode;
-    int hashed; /* has 0..f subdirectories */
+    int hashed;     /* has 0..f subdirectories */
     int group_drop; /* group terndrop when that group exists */
 };
 
 static const struct layout_dir layout_dirs[] = {
-    {"incoming", 0700, 0, 0}, {"active", 0700, 0, 0}, {"deferred", 0700, 1, 0},
+    {"incoming", 0700, 0, 0}, {"active", 0700, 0, 0},  {"deferred", 0700, 1, 0},
     {"defer", 0700, 1, 0},    {"corrupt", 0700, 0, 0}, {"hold", 0700, 0, 0},
     {"private", 0700, 0, 0},  {"public", 0710, 0, 1},  {"maildrop", 01730, 0, 1},
     {NULL, 0, 0, 0},

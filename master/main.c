@@ -45,8 +45,8 @@ static void master_owner(uid_t *uid, gid_t *gid)
     if (geteuid() != 0) {
         *uid = geteuid();
         *gid = getegid();
-        log_info("not started as root: every service runs as uid %ld, not as %s",
-                 (long)*uid, owner);
+        log_info("not started as root: every service runs as uid %ld, not as %s", (long)*uid,
+                 owner);
         return;
     }
     if (privs_lookup(owner, uid, gid) < 0)

@@ -27,8 +27,8 @@ struct master_sockets {
     int smtp;
 };
 
-int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid,
-                        struct master_sockets *s, buf_t *err);
+int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct master_sockets *s,
+                        buf_t *err);
 void master_sockets_close(struct master_sockets *s);
 
 /* services */

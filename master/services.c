@@ -34,7 +34,7 @@ struct slot {
     const char *program; /* "tern-smtpd" */
     int fds[16];
     size_t fd_count;
-    pid_t pid;            /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     time_t started;
     long long backoff;
     int waiting_for_qmgr; /* start when the draining qmgr exits */

@@ -89,8 +89,8 @@ static int master_bind_unix(const char *queue_dir, const char *name, uid_t uid, 
     return fd;
 }
 
-int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid,
-                        struct master_sockets *s, buf_t *err)
+int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct master_sockets *s,
+                        buf_t *err)
 {
     size_t count;
     char *const *listen_list = config_list(cfg, "smtpd_listen", &count);

@@ -1,0 +1,386 @@
+/*
+ * message - one queue file in qmgr's memory: loading it from active/,
+ * routing its pending recipients to next hops, and what happens when its
+ * last delivery request ends (remove, expire, or defer with backoff).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "log.h"
+#include "qfile.h"
+#include "qid.h"
+#include "safefile.h"
+#include "timeutil.h"
+#include "qmgr.h"
+
+/* message_path - "DIR/ID" or "DIR/H/ID" into out */
+static void message_path(buf_t *out, const char *dir, const char *id, int hashed)
+{
+    buf_reset(out);
+    if (hashed)
+        buf_printf(out, "%s/%c/%s", dir, qid_hash_dir(id), id);
+    else
+        buf_printf(out, "%s/%s", dir, id);
+}
+
+/* message_move_corrupt - move active/ID to corrupt/ID and say why */
+static void message_move_corrupt(const char *id, const char *why)
+{
+    buf_t from = BUF_INIT, to = BUF_INIT;
+
+    message_path(&from, "active", id, 0);
+    message_path(&to, "corrupt", id, 0);
+    if (rename(from.data, to.data) < 0)
+        log_error("%s: cannot move corrupt queue file to corrupt/: %m (%s)", id, why);
+    else
+        log_warn("%s: corrupt queue file moved to corrupt/: %s", id, why);
+    buf_free(&from);
+    buf_free(&to);
+}
+
+/* message_read - open and parse active/ID into qf; -1 when unusable */
+static int message_read(const char *id, struct qfile_msg *qf)
+{
+    buf_t path = BUF_INIT, err = BUF_INIT;
+    int fd, rc = -1;
+
+    message_path(&path, "active", id, 0);
+    /* O_NONBLOCK: a FIFO planted in the queue must not hang qmgr */
+    fd = safe_open_regular(path.data, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EPERM || errno == ELOOP)
+            message_move_corrupt(id, "not a regular file with one link");
+        else if (errno != ENOENT)
+            log_error("%s: cannot open %s: %m (left in active/ until qmgr restarts)", id,
+                      path.data);
+    } else if (qfile_read(fd, qf, &err) < 0) {
+        message_move_corrupt(id, err.len ? err.data : "unreadable");
+    } else {
+        rc = 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    buf_free(&path);
+    buf_free(&err);
+    return rc;
+}
+
+/* message_rcpt_is_local - 1 when the address goes to the local transport */
+static int message_rcpt_is_local(const struct qmgr *qm, const char *address)
+{
+    const char *domain = addr_domain(address);
+
+    if (domain == NULL || *domain == 0)
+        return 1;
+    return addr_domain_in_list(domain, qm->mydestination);
+}
+
+/* message_rcpt_nexthop - relayhost as given, else the domain lowercased */
+static void message_rcpt_nexthop(const struct qmgr *qm, const char *address, buf_t *out)
+{
+    const char *p;
+
+    buf_reset(out);
+    if (qm->relayhost != NULL && *qm->relayhost) {
+        buf_puts(out, qm->relayhost);
+        return;
+    }
+    for (p = addr_domain(address); *p; p++)
+        buf_putc(out, tolower((unsigned char)*p));
+}
+
+/* message_route - local recipients defer now, the rest join requests */
+static void message_route(struct qmgr *qm, struct qmgr_message *m)
+{
+    buf_t nexthop = BUF_INIT;
+    size_t i;
+
+    for (i = 0; i < m->qf.rcpt_count; i++) {
+        const char *address = m->qf.rcpts[i].address;
+
+        if (m->qf.rcpts[i].status != QFILE_RCPT_PENDING)
+            continue;
+        if (message_rcpt_is_local(qm, address)) {
+            qmgr_rcpt_set_deferred(m, i, "4.3.0", qm->local_reason);
+            qmgr_log_deferred(m, i, "local");
+            continue;
+        }
+        message_rcpt_nexthop(qm, address, &nexthop);
+        qmgr_request_add_rcpt(qm, m, i, nexthop.data);
+    }
+    buf_free(&nexthop);
+}
+
+/* qmgr_message_load - read active/ID, route it; 0 taken on, -1 not */
+int qmgr_message_load(struct qmgr *qm, const char *id)
+{
+    struct qmgr_message *m = xcalloc(1, sizeof(*m));
+
+    qfile_msg_init(&m->qf);
+    if (message_read(id, &m->qf) < 0) {
+        qfile_msg_free(&m->qf);
+        free(m);
+        return -1;
+    }
+    snprintf(m->id, sizeof(m->id), "%s", id);
+    m->rcpt = xcalloc(m->qf.rcpt_count ? m->qf.rcpt_count : 1, sizeof(*m->rcpt));
+    m->next = qm->messages;
+    if (qm->messages != NULL)
+        qm->messages->prev = m;
+    qm->messages = m;
+    qm->active_count++;
+    message_route(qm, m);
+    if (m->requests_open == 0)
+        qmgr_message_finish(qm, m);
+    else
+        qmgr_dispatch_kick(qm);
+    return 0;
+}
+
+/* message_free - forget m (the file is already where it belongs) */
+static void message_free(struct qmgr *qm, struct qmgr_message *m)
+{
+    size_t i;
+
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        qm->messages = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    for (i = 0; i < m->qf.rcpt_count; i++)
+        free(m->rcpt[i].reason);
+    free(m->rcpt);
+    qfile_msg_free(&m->qf);
+    free(m);
+    qm->active_count--;
+}
+
+/* qmgr_message_free_all - release every message (exit) */
+void qmgr_message_free_all(struct qmgr *qm)
+{
+    while (qm->messages != NULL)
+        message_free(qm, qm->messages);
+}
+
+/* reason_sanitize - one line, no tabs, at most QMGR_REASON_MAX bytes */
+static void reason_sanitize(const char *in, buf_t *out)
+{
+    size_t n;
+
+    buf_reset(out);
+    for (n = 0; in[n] && n < QMGR_REASON_MAX; n++) {
+        unsigned char c = (unsigned char)in[n];
+        buf_putc(out, c < 0x20 || c == 0x7f ? ' ' : c);
+    }
+}
+
+/* qmgr_rcpt_set_deferred - remember a deferral reason for recipient i */
+void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, const char *reason)
+{
+    buf_t clean = BUF_INIT;
+
+    reason_sanitize(reason, &clean);
+    free(m->rcpt[i].reason);
+    m->rcpt[i].reason = buf_steal(&clean);
+    snprintf(m->rcpt[i].dsn, sizeof(m->rcpt[i].dsn), "%s", dsn);
+}
+
+/* message_delay - seconds since arrival as "0.4" */
+static void message_delay(const struct qmgr_message *m, double now, buf_t *out)
+{
+    double arrival = (double)m->qf.arrival_sec + (double)m->qf.arrival_usec / 1e6;
+
+    buf_reset(out);
+    time_format_delay(now > arrival ? now - arrival : 0, out);
+}
+
+/* qmgr_log_deferred - the status=deferred line for recipient i */
+void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay)
+{
+    buf_t delay = BUF_INIT;
+
+    message_delay(m, time_now_double(), &delay);
+    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=deferred (%s)", m->id,
+             m->qf.rcpts[i].address, relay, delay.data, m->rcpt[i].dsn,
+             m->rcpt[i].reason ? m->rcpt[i].reason : "");
+    buf_free(&delay);
+}
+
+/* message_count_pending - recipients neither sent nor failed */
+static size_t message_count_pending(const struct qmgr_message *m)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < m->qf.rcpt_count; i++)
+        if (m->qf.rcpts[i].status == QFILE_RCPT_PENDING)
+            n++;
+    return n;
+}
+
+/* message_unlink - remove path; a missing file is fine */
+static void message_unlink(const char *path)
+{
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("cannot remove %s: %m", path);
+}
+
+/* message_remove - unlink active/ID and defer/H/ID */
+static void message_remove(const struct qmgr_message *m)
+{
+    buf_t path = BUF_INIT;
+
+    message_path(&path, "active", m->id, 0);
+    if (unlink(path.data) < 0) {
+        log_error("%s: cannot remove %s: %m", m->id, path.data);
+    } else {
+        message_path(&path, "defer", m->id, 1);
+        message_unlink(path.data);
+        log_info("%s: removed", m->id);
+    }
+    buf_free(&path);
+}
+
+/* message_expire - mark pending recipients FAILED and log each */
+static void message_expire(struct qmgr_message *m, double now)
+{
+    buf_t path = BUF_INIT, delay = BUF_INIT;
+    size_t i;
+    int fd;
+
+    message_path(&path, "active", m->id, 0);
+    fd = open(path.data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        log_error("%s: cannot open %s: %m", m->id, path.data);
+    message_delay(m, now, &delay);
+    for (i = 0; i < m->qf.rcpt_count; i++) {
+        struct qfile_rcpt *r = &m->qf.rcpts[i];
+
+        if (r->status != QFILE_RCPT_PENDING)
+            continue;
+        if (fd >= 0 && qfile_set_rcpt_status(fd, r, QFILE_RCPT_FAILED) < 0)
+            log_error("%s: cannot update recipient status in %s: %m", m->id, path.data);
+        r->status = QFILE_RCPT_FAILED;
+        log_info("%s: to=<%s>, relay=none, delay=%s, dsn=4.4.7, status=expired, returned to "
+                 "sender (%s)",
+                 m->id, r->address, delay.data,
+                 m->rcpt[i].reason ? m->rcpt[i].reason : "message expired");
+    }
+    if (fd >= 0)
+        close(fd);
+    buf_free(&path);
+    buf_free(&delay);
+}
+
+/* message_defer_text - the defer/H/ID lines "address\tdsn\treason" */
+static void message_defer_text(const struct qmgr_message *m, buf_t *out)
+{
+    buf_t clean = BUF_INIT;
+    size_t i;
+
+    for (i = 0; i < m->qf.rcpt_count; i++) {
+        if (m->qf.rcpts[i].status != QFILE_RCPT_PENDING)
+            continue;
+        reason_sanitize(m->qf.rcpts[i].address, &clean);
+        buf_printf(out, "%s\t%s\t%s\n", clean.data, m->rcpt[i].dsn[0] ? m->rcpt[i].dsn : "4.0.0",
+                   m->rcpt[i].reason ? m->rcpt[i].reason : "");
+    }
+    buf_free(&clean);
+}
+
+/* message_write_file - write text to path (created or truncated) */
+static int message_write_file(const char *path, const buf_t *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        return -1;
+    if (write_all(fd, text->data, text->len) < 0) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return close(fd);
+}
+
+/* message_write_defer - defer/H/ID via a temp file and rename */
+static int message_write_defer(const struct qmgr_message *m)
+{
+    buf_t text = BUF_INIT, tmp = BUF_INIT, path = BUF_INIT;
+    char h = qid_hash_dir(m->id);
+    int rc = -1;
+
+    message_defer_text(m, &text);
+    buf_printf(&tmp, "defer/%c/.tmp.%s", h, m->id);
+    message_path(&path, "defer", m->id, 1);
+    if (qmgr_mkdir_hash("defer", h) == 0 && message_write_file(tmp.data, &text) == 0) {
+        rc = rename(tmp.data, path.data);
+        if (rc < 0)
+            unlink(tmp.data);
+    }
+    if (rc < 0)
+        log_error("%s: cannot write %s: %m", m->id, path.data);
+    buf_free(&text);
+    buf_free(&tmp);
+    buf_free(&path);
+    return rc;
+}
+
+/* message_next_attempt - now + clamp(age, minimal, maximal backoff) */
+static time_t message_next_attempt(const struct qmgr *qm, const struct qmgr_message *m, time_t now)
+{
+    long long backoff = (long long)now - m->qf.arrival_sec;
+
+    if (backoff > qm->max_backoff)
+        backoff = qm->max_backoff;
+    if (backoff < qm->min_backoff)
+        backoff = qm->min_backoff;
+    return now + (time_t)backoff;
+}
+
+/* message_defer - write reasons, set the retry time, move to deferred/H/ */
+static void message_defer(struct qmgr *qm, const struct qmgr_message *m, time_t now)
+{
+    buf_t from = BUF_INIT, to = BUF_INIT;
+    struct timeval tv[2];
+
+    message_write_defer(m);
+    message_path(&from, "active", m->id, 0);
+    message_path(&to, "deferred", m->id, 1);
+    tv[0].tv_sec = tv[1].tv_sec = message_next_attempt(qm, m, now);
+    tv[0].tv_usec = tv[1].tv_usec = 0;
+    if (utimes(from.data, tv) < 0)
+        log_error("%s: cannot set the retry time of %s: %m", m->id, from.data);
+    else if (qmgr_mkdir_hash("deferred", qid_hash_dir(m->id)) < 0 || rename(from.data, to.data) < 0)
+        log_error("%s: cannot move %s to %s: %m (left in active/ until restart)", m->id, from.data,
+                  to.data);
+    buf_free(&from);
+    buf_free(&to);
+}
+
+/* qmgr_message_finish - the last request ended: remove, expire or defer */
+void qmgr_message_finish(struct qmgr *qm, struct qmgr_message *m)
+{
+    double now = time_now_double();
+
+    if (message_count_pending(m) == 0) {
+        message_remove(m);
+    } else if ((long long)now - m->qf.arrival_sec >= qm->lifetime) {
+        message_expire(m, now);
+        message_remove(m);
+    } else {
+        message_defer(qm, m, (time_t)now);
+    }
+    message_free(qm, m);
+    qmgr_room_freed(qm);
+}

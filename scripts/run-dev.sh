@@ -1,0 +1,42 @@
+#!/bin/sh
+# run-dev.sh - build tern and run it in the foreground on 127.0.0.1:2525 with a
+# self-contained instance in ./run (config, queue, log), relaying every message
+# to a small local sink that saves what it receives in ./run/sink/.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/setup.sh build
+TOP=$(pwd)
+RUN=$TOP/run
+mkdir -p "$RUN/etc" "$RUN/sink"
+if [ "$(id -u)" -eq 0 ]; then OWNER=tern; else OWNER=$(id -un); fi
+if [ ! -f "$RUN/etc/tern.conf" ]; then
+    cat > "$RUN/etc/tern.conf" <<CONF
+# A development instance: everything lives under $RUN.
+queue_directory = $RUN/queue
+data_directory = $RUN/data
+maillog_file = $RUN/maillog
+mail_owner = $OWNER
+smtpd_listen = 127.0.0.1:2525
+myhostname = tern.localhost
+mydestination = tern.localhost, localhost
+relayhost = [127.0.0.1]:2526
+queue_run_delay = 10s
+minimal_backoff_time = 10s
+CONF
+fi
+# the sink that stands for "the rest of the Internet"
+/usr/bin/python3 scripts/devsink.py 127.0.0.1 2526 "$RUN/sink" &
+SINK=$!
+trap 'kill $SINK 2>/dev/null; build/tools/tern -c "$RUN/etc" stop >/dev/null 2>&1 || true' EXIT INT TERM
+cat <<MSG
+
+tern runs on 127.0.0.1:2525 (config $RUN/etc/tern.conf, log $RUN/maillog).
+Send a first message from another terminal:
+
+    swaks --server 127.0.0.1:2525 --from you@example.com --to friend@example.net
+
+tern queues it in $RUN/queue and relays it to the local sink on 127.0.0.1:2526,
+which saves it as $RUN/sink/<n>.eml.  Stop with Ctrl-C.
+
+MSG
+build/tools/tern -c "$RUN/etc" start -f

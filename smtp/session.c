@@ -1,0 +1,925 @@
+/*
+ * session - one delivery: resolve the next hop, try its addresses in order,
+ * and hold the SMTP conversation (RFC 5321, PIPELINING per RFC 2920) until
+ * every recipient has a final status; then QUIT.
+ *
+ * States: RESOLVE -> CONNECT -> GREETING -> EHLO [-> HELO] -> TRANSACTION
+ * (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT -> QUIT -> DONE.
+ * A failure before MAIL moves on to the next address; after it, the outcome
+ * is final for this attempt.  One timer serves every stage; it is re-armed
+ * whenever the server answers or the data transfer makes progress.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "log.h"
+#include "netaddr.h"
+#include "reply.h"
+#include "safefile.h"
+#include "smtp.h"
+#include "timeutil.h"
+
+#define SESSION_CHUNK 65536
+#define SESSION_OUT_HIGH (256 * 1024) /* refill the output below this */
+#define SESSION_OUT_LOW 65536         /* write callback below this */
+#define SESSION_MAX_HOST 256
+
+enum session_state {
+    S_RESOLVE,
+    S_CONNECT,
+    S_GREETING,
+    S_EHLO,
+    S_HELO,
+    S_TRANSACTION,
+    S_CONTENT,
+    S_DOT,
+    S_QUIT,
+    S_DONE,
+};
+
+struct smtp_session {
+    const struct smtp_env *env;
+    struct smtp_request *req;
+    struct smtp_session_cbs cbs;
+    enum session_state state;
+    int depth;    /* callbacks on the stack */
+    int dead;     /* freed once depth drops to 0 */
+    unsigned gen; /* bumped when the connection goes away */
+    /* where */
+    char host[SESSION_MAX_HOST];
+    int port;
+    int use_mx;
+    struct dns_result *hosts;
+    size_t host_next;
+    buf_t peer;  /* "host[addr]" */
+    buf_t relay; /* "host[addr]:port" of the last connection, or "none" */
+    /* connection */
+    int fd;
+    struct event *connect_ev;
+    struct bufferevent *bev;
+    struct event *timer;
+    const char *doing; /* for timeout and lost-connection texts */
+    struct smtp_reply reply;
+    struct smtp_ehlo ehlo;
+    /* transaction */
+    size_t cmd_sent, cmd_replied;
+    int mail_failed;
+    size_t accepted;
+    /* content */
+    int qfd;
+    long long data_pos;
+    int at_line_start;
+    char tail[2];
+    char *chunk;
+    /* why the last address failed */
+    buf_t last_reason;
+    char last_dsn[16];
+    enum smtp_rcpt_status last_status;
+    int reported;
+};
+
+static void session_try_next(struct smtp_session *s);
+static void session_close(struct smtp_session *s);
+static void session_quit(struct smtp_session *s);
+
+/* session_enter - a callback starts using s */
+static void session_enter(struct smtp_session *s)
+{
+    s->depth++;
+}
+
+/* session_free - release s (after on_closed) */
+static void session_free(struct smtp_session *s)
+{
+    smtp_reply_free(&s->reply);
+    buf_free(&s->peer);
+    buf_free(&s->relay);
+    buf_free(&s->last_reason);
+    dns_result_free(s->hosts);
+    free(s->chunk);
+    event_free(s->timer);
+    free(s);
+}
+
+/* session_leave - the callback is done; 1 when s is gone */
+static int session_leave(struct smtp_session *s)
+{
+    if (--s->depth > 0 || !s->dead)
+        return 0;
+    session_free(s);
+    return 1;
+}
+
+/* session_arm - (re)start the one timer: seconds for what we are doing */
+static void session_arm(struct smtp_session *s, long long seconds, const char *doing)
+{
+    struct timeval tv = {(time_t)(seconds > 0 ? seconds : 1), 0};
+
+    s->doing = doing;
+    evtimer_add(s->timer, &tv);
+}
+
+/* session_log_rcpt - the one log line per recipient */
+static void session_log_rcpt(struct smtp_session *s, const struct smtp_rcpt *r)
+{
+    static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
+    buf_t delay = BUF_INIT;
+
+    time_format_delay(time_now_double() - (double)s->req->arrival, &delay);
+    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
+             r->address, buf_cstr(&s->relay), buf_cstr(&delay), r->dsn, words[r->status],
+             buf_cstr(&r->reason));
+    buf_free(&delay);
+}
+
+/* session_fail_pending - give every undecided recipient (only the accepted
+ * ones with only_accepted) the same outcome */
+static void session_fail_pending(struct smtp_session *s, enum smtp_rcpt_status status,
+                                 const char *dsn, const char *reason, int only_accepted)
+{
+    for (size_t i = 0; i < s->req->rcpt_count; i++) {
+        struct smtp_rcpt *r = &s->req->rcpts[i];
+        if (!only_accepted || r->accepted)
+            smtp_rcpt_set(r, status, dsn, reason);
+    }
+}
+
+/* session_report - every recipient is decided: log and tell the caller */
+static void session_report(struct smtp_session *s)
+{
+    if (s->reported)
+        return;
+    s->reported = 1;
+    session_fail_pending(s, RCPT_DEFER, "4.3.0", "delivery was not completed", 0);
+    for (size_t i = 0; i < s->req->rcpt_count; i++)
+        session_log_rcpt(s, &s->req->rcpts[i]);
+    if (s->cbs.on_result)
+        s->cbs.on_result(s->req, s->cbs.arg);
+}
+
+/* session_disconnect - drop the current connection, if any */
+static void session_disconnect(struct smtp_session *s)
+{
+    s->gen++;
+    if (s->connect_ev) {
+        event_free(s->connect_ev);
+        s->connect_ev = NULL;
+    }
+    if (s->bev) {
+        bufferevent_free(s->bev); /* closes fd */
+        s->bev = NULL;
+        s->fd = -1;
+    }
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    evtimer_del(s->timer);
+}
+
+/* session_close - the end: report if not done yet, release, tell the caller */
+static void session_close(struct smtp_session *s)
+{
+    session_disconnect(s);
+    if (s->qfd >= 0) {
+        close(s->qfd);
+        s->qfd = -1;
+    }
+    session_report(s);
+    s->state = S_DONE;
+    s->dead = 1;
+    if (s->cbs.on_closed)
+        s->cbs.on_closed(s->req, s->cbs.arg);
+    if (s->depth == 0)
+        session_free(s);
+}
+
+/* session_send - queue one command line */
+static void session_send(struct smtp_session *s, const buf_t *line)
+{
+    bufferevent_write(s->bev, line->data, line->len);
+}
+
+/* session_send_text - queue a fixed command */
+static void session_send_text(struct smtp_session *s, const char *text)
+{
+    bufferevent_write(s->bev, text, strlen(text));
+}
+
+/* session_remote_reason - "host H[A] said: 550 ... (in reply to X command)" */
+static void session_remote_reason(struct smtp_session *s, const char *command, buf_t *out)
+{
+    buf_printf(out, "host %s said: %s (in reply to %s command)", buf_cstr(&s->peer),
+               buf_cstr(&s->reply.text), command);
+}
+
+/* session_reply_status - the recipient status a non-2xx reply means */
+static enum smtp_rcpt_status session_reply_status(const struct smtp_reply *r)
+{
+    if (r->code >= 200 && r->code < 300)
+        return RCPT_SENT;
+    return r->code >= 500 ? RCPT_BOUNCE : RCPT_DEFER;
+}
+
+/* session_fail_by_reply - recipients get the outcome of the current reply */
+static void session_fail_by_reply(struct smtp_session *s, const char *command, int only_accepted)
+{
+    buf_t reason = BUF_INIT;
+    char dsn[16];
+
+    smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+    session_remote_reason(s, command, &reason);
+    session_fail_pending(s, session_reply_status(&s->reply), dsn, buf_cstr(&reason), only_accepted);
+    buf_free(&reason);
+}
+
+/* session_host_failed - this address did not work out: remember why, go on */
+static void session_host_failed(struct smtp_session *s, enum smtp_rcpt_status status,
+                                const char *dsn, const char *reason)
+{
+    log_info("%s: %s", s->req->queue_id, reason); /* shows every address tried */
+    s->last_status = status;
+    snprintf(s->last_dsn, sizeof(s->last_dsn), "%s", dsn);
+    buf_set(&s->last_reason, reason);
+    session_disconnect(s);
+    session_try_next(s);
+}
+
+/* session_host_failed_by_reply - a reply before MAIL ended this address */
+static void session_host_failed_by_reply(struct smtp_session *s, const char *command)
+{
+    buf_t reason = BUF_INIT;
+    char dsn[16];
+
+    smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+    if (command == NULL)
+        buf_printf(&reason, "host %s refused to talk to me: %s", buf_cstr(&s->peer),
+                   buf_cstr(&s->reply.text));
+    else
+        session_remote_reason(s, command, &reason);
+    session_host_failed(s, session_reply_status(&s->reply), dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_conversation_failed - timeout, lost connection or garbage: before
+ * MAIL try the next address, after it defer what is undecided */
+static void session_conversation_failed(struct smtp_session *s, const char *dsn, const char *reason)
+{
+    switch (s->state) {
+    case S_GREETING:
+    case S_EHLO:
+    case S_HELO:
+        session_host_failed(s, RCPT_DEFER, dsn, reason);
+        return;
+    case S_TRANSACTION:
+    case S_CONTENT:
+    case S_DOT:
+        session_fail_pending(s, RCPT_DEFER, dsn, reason, 0);
+        session_close(s);
+        return;
+    default:
+        session_close(s);
+        return;
+    }
+}
+
+/* session_protocol_error - the server said something we cannot parse */
+static void session_protocol_error(struct smtp_session *s, const char *what)
+{
+    buf_t reason = BUF_INIT;
+
+    buf_printf(&reason, "conversation with %s failed: %s while %s", buf_cstr(&s->peer), what,
+               s->doing ? s->doing : "talking");
+    session_conversation_failed(s, "4.5.0", buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_timer_event - a stage took too long */
+static void session_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    buf_t reason = BUF_INIT;
+
+    session_enter(s);
+    if (s->state == S_RESOLVE) { /* a failure found at start-up, reported from the loop */
+        session_close(s);
+    } else {
+        buf_printf(&reason, "conversation with %s timed out while %s", buf_cstr(&s->peer),
+                   s->doing ? s->doing : "talking");
+        session_conversation_failed(s, "4.4.2", buf_cstr(&reason));
+    }
+    buf_free(&reason);
+    session_leave(s);
+}
+
+/* session_mail_command - "MAIL FROM:<s>" with the parameters the server takes */
+static void session_mail_command(struct smtp_session *s, buf_t *out)
+{
+    const struct smtp_request *req = s->req;
+
+    buf_printf(out, "MAIL FROM:<%s>", req->sender);
+    if (s->ehlo.size)
+        buf_printf(out, " SIZE=%lld", req->size);
+    if (req->body_8bit && s->ehlo.eightbitmime)
+        buf_puts(out, " BODY=8BITMIME");
+    if (s->ehlo.dsn && req->ret[0])
+        buf_printf(out, " RET=%s", req->ret);
+    if (s->ehlo.dsn && req->envid[0])
+        buf_printf(out, " ENVID=%s", req->envid);
+    buf_puts(out, "\r\n");
+}
+
+/* session_rcpt_command - "RCPT TO:<r>" with DSN parameters when offered */
+static void session_rcpt_command(struct smtp_session *s, const struct smtp_rcpt *r, buf_t *out)
+{
+    buf_printf(out, "RCPT TO:<%s>", r->address);
+    if (s->ehlo.dsn && r->notify[0])
+        buf_printf(out, " NOTIFY=%s", r->notify);
+    if (s->ehlo.dsn && r->orcpt[0])
+        buf_printf(out, " ORCPT=%s", r->orcpt);
+    buf_puts(out, "\r\n");
+}
+
+/* session_command - command number i: 0 MAIL, 1..n RCPT, n+1 DATA */
+static void session_command(struct smtp_session *s, size_t i, buf_t *out)
+{
+    if (i == 0)
+        session_mail_command(s, out);
+    else if (i <= s->req->rcpt_count)
+        session_rcpt_command(s, &s->req->rcpts[i - 1], out);
+    else
+        buf_puts(out, "DATA\r\n");
+}
+
+/* session_arm_reply - wait for the reply to command number i */
+static void session_arm_reply(struct smtp_session *s, size_t i)
+{
+    const char *doing = "sending DATA command";
+
+    if (i == 0)
+        doing = "sending MAIL FROM";
+    else if (i <= s->req->rcpt_count)
+        doing = "sending RCPT TO";
+    session_arm(s, s->env->command_timeout, doing);
+}
+
+/* session_size_refused - the server announced a limit the message exceeds */
+static int session_size_refused(struct smtp_session *s)
+{
+    buf_t reason = BUF_INIT;
+
+    if (!s->ehlo.size || s->ehlo.size_limit <= 0 || s->req->size <= s->ehlo.size_limit)
+        return 0;
+    buf_printf(&reason, "message size %lld exceeds size limit %lld of server %s", s->req->size,
+               s->ehlo.size_limit, buf_cstr(&s->peer));
+    session_fail_pending(s, RCPT_BOUNCE, "5.3.4", buf_cstr(&reason), 0);
+    buf_free(&reason);
+    session_quit(s);
+    return 1;
+}
+
+/* session_begin_transaction - MAIL, RCPT..., DATA: all at once with
+ * PIPELINING, else the first one */
+static void session_begin_transaction(struct smtp_session *s)
+{
+    size_t total = s->req->rcpt_count + 2;
+    buf_t out = BUF_INIT;
+
+    if (session_size_refused(s))
+        return;
+    s->state = S_TRANSACTION;
+    s->cmd_sent = s->cmd_replied = 0;
+    s->mail_failed = 0;
+    s->accepted = 0;
+    do {
+        session_command(s, s->cmd_sent++, &out);
+    } while (s->ehlo.pipelining && s->cmd_sent < total);
+    session_send(s, &out);
+    buf_free(&out);
+    session_arm_reply(s, 0);
+}
+
+/* session_send_next - lockstep: send the next command after a reply */
+static void session_send_next(struct smtp_session *s)
+{
+    buf_t out = BUF_INIT;
+    size_t n = s->req->rcpt_count;
+
+    if (s->mail_failed || (s->cmd_sent == n + 1 && s->accepted == 0)) {
+        session_quit(s);
+        return;
+    }
+    session_command(s, s->cmd_sent++, &out);
+    session_send(s, &out);
+    buf_free(&out);
+    session_arm_reply(s, s->cmd_replied);
+}
+
+/* session_on_mail - the reply to MAIL FROM */
+static void session_on_mail(struct smtp_session *s)
+{
+    if (s->reply.code >= 200 && s->reply.code < 300)
+        return;
+    s->mail_failed = 1;
+    session_fail_by_reply(s, "MAIL FROM", 0);
+}
+
+/* session_on_rcpt - the reply to RCPT TO for r */
+static void session_on_rcpt(struct smtp_session *s, struct smtp_rcpt *r)
+{
+    buf_t reason = BUF_INIT;
+    char dsn[16];
+
+    if (s->mail_failed)
+        return;
+    if (s->reply.code >= 200 && s->reply.code < 300) {
+        r->accepted = 1;
+        s->accepted++;
+        return;
+    }
+    smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+    session_remote_reason(s, "RCPT TO", &reason);
+    smtp_rcpt_set(r, session_reply_status(&s->reply), dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_fill_content - top up the output with dot-stuffed content */
+static void session_fill_content(struct smtp_session *s);
+
+/* session_start_content - 354: send the message */
+static void session_start_content(struct smtp_session *s)
+{
+    s->state = S_CONTENT;
+    s->data_pos = 0;
+    s->at_line_start = 1;
+    s->tail[0] = s->tail[1] = 0;
+    if (s->chunk == NULL)
+        s->chunk = xmalloc(SESSION_CHUNK);
+    bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUT_LOW, 0);
+    session_fill_content(s);
+}
+
+/* session_on_data - the reply to DATA */
+static void session_on_data(struct smtp_session *s)
+{
+    int ready = !s->mail_failed && s->accepted > 0;
+
+    if (s->reply.code == 354 && ready) {
+        session_start_content(s);
+        return;
+    }
+    if (s->reply.code == 354) { /* a server that opened DATA with no recipient */
+        session_close(s);
+        return;
+    }
+    if (ready)
+        session_fail_by_reply(s, "DATA", 1);
+    session_quit(s);
+}
+
+/* session_on_transaction_reply - replies to MAIL, RCPT..., DATA in order */
+static void session_on_transaction_reply(struct smtp_session *s)
+{
+    size_t i = s->cmd_replied++;
+    size_t n = s->req->rcpt_count;
+
+    if (i == 0)
+        session_on_mail(s);
+    else if (i <= n)
+        session_on_rcpt(s, &s->req->rcpts[i - 1]);
+    else {
+        session_on_data(s);
+        return;
+    }
+    if (s->cmd_replied < s->cmd_sent) { /* pipelined: more replies to come */
+        session_arm_reply(s, s->cmd_replied);
+        return;
+    }
+    session_send_next(s);
+}
+
+/* session_on_final - the reply after the end of data */
+static void session_on_final(struct smtp_session *s)
+{
+    char dsn[16];
+
+    if (s->reply.code >= 200 && s->reply.code < 300) {
+        smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+        session_fail_pending(s, RCPT_SENT, dsn, buf_cstr(&s->reply.text), 1);
+    } else {
+        session_fail_by_reply(s, "end of DATA", 1);
+    }
+    session_quit(s);
+}
+
+/* session_send_ehlo - EHLO (or HELO) with smtp_helo_name */
+static void session_send_hello(struct smtp_session *s, const char *verb)
+{
+    buf_t out = BUF_INIT;
+
+    buf_printf(&out, "%s %s\r\n", verb, s->env->helo_name);
+    session_send(s, &out);
+    buf_free(&out);
+    session_arm(s, s->env->helo_timeout,
+                verb[0] == 'E' ? "performing the EHLO handshake" : "performing the HELO handshake");
+}
+
+/* session_on_greeting - 220 or go elsewhere */
+static void session_on_greeting(struct smtp_session *s)
+{
+    if (s->reply.code < 200 || s->reply.code >= 300) {
+        session_host_failed_by_reply(s, NULL);
+        return;
+    }
+    s->state = S_EHLO;
+    session_send_hello(s, "EHLO");
+}
+
+/* session_on_ehlo - learn the extensions; 5xx: try HELO */
+static void session_on_ehlo(struct smtp_session *s)
+{
+    if (s->reply.code >= 200 && s->reply.code < 300) {
+        smtp_ehlo_parse(&s->reply, &s->ehlo);
+        session_begin_transaction(s);
+    } else if (s->reply.code >= 500) {
+        s->state = S_HELO;
+        session_send_hello(s, "HELO");
+    } else {
+        session_host_failed_by_reply(s, "EHLO");
+    }
+}
+
+/* session_on_helo - plain SMTP: no extensions */
+static void session_on_helo(struct smtp_session *s)
+{
+    if (s->reply.code < 200 || s->reply.code >= 300) {
+        session_host_failed_by_reply(s, "HELO");
+        return;
+    }
+    memset(&s->ehlo, 0, sizeof(s->ehlo));
+    session_begin_transaction(s);
+}
+
+/* session_on_reply - a complete reply arrived */
+static void session_on_reply(struct smtp_session *s)
+{
+    switch (s->state) {
+    case S_GREETING:
+        session_on_greeting(s);
+        break;
+    case S_EHLO:
+        session_on_ehlo(s);
+        break;
+    case S_HELO:
+        session_on_helo(s);
+        break;
+    case S_TRANSACTION:
+        session_on_transaction_reply(s);
+        break;
+    case S_DOT:
+        session_on_final(s);
+        break;
+    case S_QUIT:
+        session_close(s);
+        break;
+    default: /* a reply while we send content: the server broke the protocol */
+        session_protocol_error(s, "unexpected reply");
+        break;
+    }
+}
+
+/* session_read_line - one line from input into the reply; -1 garbage,
+ * 0 need more bytes, 1 line consumed */
+static int session_read_line(struct smtp_session *s, struct evbuffer *in, int *complete)
+{
+    size_t eol_len = 0, n = 0;
+    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    char *line;
+    int rc;
+
+    if (pos.pos < 0)
+        return evbuffer_get_length(in) > SMTP_REPLY_MAX_LINE + 2 ? -1 : 0;
+    if ((size_t)pos.pos > SMTP_REPLY_MAX_LINE)
+        return -1;
+    line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+    if (line == NULL)
+        return 0;
+    if (s->reply.code != 0)
+        smtp_reply_reset(&s->reply);
+    rc = smtp_reply_feed(&s->reply, line, n);
+    free(line);
+    *complete = rc == 1;
+    return rc < 0 ? -1 : 1;
+}
+
+/* session_read_event - the server sent something */
+static void session_read_event(struct bufferevent *bev, void *arg)
+{
+    struct smtp_session *s = arg;
+    unsigned gen = s->gen;
+
+    session_enter(s);
+    while (!s->dead && s->gen == gen && s->bev == bev) {
+        int complete = 0;
+        int rc = session_read_line(s, bufferevent_get_input(bev), &complete);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            session_protocol_error(s, "malformed or too long reply");
+            break;
+        }
+        if (complete)
+            session_on_reply(s);
+    }
+    session_leave(s);
+}
+
+/* session_write_event - output drained below the low mark */
+static void session_write_event(struct bufferevent *bev, void *arg)
+{
+    struct smtp_session *s = arg;
+
+    if (s->state != S_CONTENT)
+        return;
+    session_enter(s);
+    session_fill_content(s);
+    session_leave(s);
+}
+
+/* session_conn_event - EOF or error on the connection */
+static void session_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    buf_t reason = BUF_INIT;
+
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    session_enter(s);
+    buf_printf(&reason, "lost connection with %s while %s", buf_cstr(&s->peer),
+               s->doing ? s->doing : "talking");
+    session_conversation_failed(s, "4.4.2", buf_cstr(&reason));
+    buf_free(&reason);
+    session_leave(s);
+}
+
+/* session_quit - report, then say goodbye (best effort) */
+static void session_quit(struct smtp_session *s)
+{
+    session_report(s);
+    s->state = S_QUIT;
+    session_send_text(s, "QUIT\r\n");
+    session_arm(s, s->env->command_timeout, "sending QUIT");
+}
+
+/* session_stuff - append p[0..n) dot-stuffed to out */
+static void session_stuff(struct smtp_session *s, const char *p, size_t n, struct evbuffer *out)
+{
+    size_t start = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s->at_line_start && p[i] == '.') {
+            evbuffer_add(out, p + start, i - start);
+            evbuffer_add(out, ".", 1);
+            start = i;
+        }
+        s->at_line_start = p[i] == '\n';
+    }
+    evbuffer_add(out, p + start, n - start);
+    if (n >= 2) {
+        s->tail[0] = p[n - 2];
+        s->tail[1] = p[n - 1];
+    } else if (n == 1) {
+        s->tail[0] = s->tail[1];
+        s->tail[1] = p[0];
+    }
+}
+
+/* session_read_failed - the queue file could not be read: abort, defer */
+static void session_read_failed(struct smtp_session *s, const char *why)
+{
+    buf_t reason = BUF_INIT;
+
+    buf_printf(&reason, "error reading queue file %s: %s", s->req->path, why);
+    log_warn("%s: %s", s->req->queue_id, buf_cstr(&reason));
+    session_fail_pending(s, RCPT_DEFER, "4.3.0", buf_cstr(&reason), 0);
+    buf_free(&reason);
+    session_close(s); /* no "." : the server must not take a partial message */
+}
+
+/* session_end_content - the terminating ".", with a CRLF first if needed */
+static void session_end_content(struct smtp_session *s, struct evbuffer *out)
+{
+    int ends_crlf = s->tail[0] == '\r' && s->tail[1] == '\n';
+
+    if (s->req->content_length == 0 || ends_crlf)
+        evbuffer_add(out, ".\r\n", 3);
+    else
+        evbuffer_add(out, "\r\n.\r\n", 5);
+    s->state = S_DOT;
+    session_arm(s, s->env->data_timeout,
+                "sending end of data -- message may be sent more than once");
+}
+
+/* session_fill_content - see above */
+static void session_fill_content(struct smtp_session *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    long long len = s->req->content_length;
+
+    session_arm(s, s->env->data_timeout, "sending message body");
+    while (evbuffer_get_length(out) < SESSION_OUT_HIGH && s->data_pos < len) {
+        size_t want =
+            (size_t)(len - s->data_pos < SESSION_CHUNK ? len - s->data_pos : SESSION_CHUNK);
+        ssize_t n = pread(s->qfd, s->chunk, want, (off_t)(s->req->content_offset + s->data_pos));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            session_read_failed(s, n < 0 ? strerror(errno) : "unexpected end of file");
+            return;
+        }
+        session_stuff(s, s->chunk, (size_t)n, out);
+        s->data_pos += n;
+    }
+    if (s->data_pos >= len)
+        session_end_content(s, out);
+}
+
+/* session_connected - TCP is up: wait for the greeting */
+static void session_connected(struct smtp_session *s)
+{
+    s->bev = bufferevent_socket_new(s->env->base, s->fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL)
+        log_panic("bufferevent_socket_new failed");
+    bufferevent_setcb(s->bev, session_read_event, session_write_event, session_conn_event, s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    buf_reset(&s->relay);
+    buf_printf(&s->relay, "%s:%d", buf_cstr(&s->peer), s->port);
+    smtp_reply_reset(&s->reply);
+    memset(&s->ehlo, 0, sizeof(s->ehlo));
+    s->state = S_GREETING;
+    session_arm(s, s->env->helo_timeout, "receiving the initial server greeting");
+}
+
+/* session_connect_failed - remember "connect to H[A]:P: error", go on */
+static void session_connect_failed(struct smtp_session *s, int err)
+{
+    buf_t reason = BUF_INIT;
+
+    buf_printf(&reason, "connect to %s:%d: %s", buf_cstr(&s->peer), s->port, strerror(err));
+    session_host_failed(s, RCPT_DEFER, "4.4.1", buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_connect_event - the non-blocking connect finished or timed out */
+static void session_connect_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    session_enter(s);
+    event_free(s->connect_ev);
+    s->connect_ev = NULL;
+    if (what & EV_TIMEOUT)
+        err = ETIMEDOUT;
+    else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err)
+        session_connect_failed(s, err);
+    else
+        session_connected(s);
+    session_leave(s);
+}
+
+/* session_connect - start a non-blocking connect to host h */
+static void session_connect(struct smtp_session *s, const struct dns_host *h)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&h->addr;
+    struct timeval tv = {(time_t)s->env->connect_timeout, 0};
+    char addr[64];
+
+    netaddr_format(sa, addr, sizeof(addr));
+    buf_reset(&s->peer);
+    buf_printf(&s->peer, "%s[%s]", h->hostname, addr);
+    s->state = S_CONNECT;
+    s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        session_connect_failed(s, errno);
+        return;
+    }
+    if (connect(s->fd, sa, h->addrlen) == 0) {
+        session_connected(s);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        session_connect_failed(s, errno);
+        return;
+    }
+    s->connect_ev = event_new(s->env->base, s->fd, EV_WRITE, session_connect_event, s);
+    if (s->connect_ev == NULL)
+        log_panic("event_new failed");
+    event_add(s->connect_ev, &tv);
+}
+
+/* session_port_of - the port in a resolved address */
+static int session_port_of(const struct dns_host *h)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&h->addr;
+
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
+/* session_try_next - the next address, or give up with the last error */
+static void session_try_next(struct smtp_session *s)
+{
+    const struct dns_host *h;
+
+    if (s->host_next >= s->hosts->count) {
+        session_fail_pending(s, s->last_status, s->last_dsn, buf_cstr(&s->last_reason), 0);
+        session_close(s);
+        return;
+    }
+    h = &s->hosts->hosts[s->host_next++];
+    s->port = session_port_of(h);
+    session_connect(s, h);
+}
+
+/* session_open_queue_file - the content comes from here; 0 ok */
+static int session_open_queue_file(struct smtp_session *s)
+{
+    buf_t reason = BUF_INIT;
+
+    s->qfd = safe_open_regular(s->req->path, O_RDONLY);
+    if (s->qfd >= 0)
+        return 0;
+    buf_printf(&reason, "cannot open queue file %s: %s", s->req->path, strerror(errno));
+    log_warn("%s: %s", s->req->queue_id, buf_cstr(&reason));
+    session_fail_pending(s, RCPT_DEFER, "4.3.0", buf_cstr(&reason), 0);
+    buf_free(&reason);
+    return -1;
+}
+
+/* session_resolved - the DNS answer: addresses to try, or a final failure */
+static void session_resolved(struct dns_result *res, void *arg)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    s->hosts = res;
+    if (res->status != DNS_OK) {
+        int perm = res->status == DNS_NOTFOUND;
+        session_fail_pending(s, perm ? RCPT_BOUNCE : RCPT_DEFER, perm ? "5.4.4" : "4.4.3",
+                             res->reason, 0);
+        session_close(s);
+    } else if (session_open_queue_file(s) < 0) {
+        session_close(s);
+    } else {
+        s->last_status = RCPT_DEFER;
+        snprintf(s->last_dsn, sizeof(s->last_dsn), "4.4.1");
+        buf_set(&s->last_reason, "no address to connect to");
+        session_try_next(s);
+    }
+    session_leave(s);
+}
+
+/* smtp_session_start - see smtp.h */
+void smtp_session_start(const struct smtp_env *env, struct smtp_request *req,
+                        const struct smtp_session_cbs *cbs)
+{
+    struct smtp_session *s = xcalloc(1, sizeof(*s));
+    struct timeval now = {0, 0};
+    int bracketed = 0;
+
+    s->env = env;
+    s->req = req;
+    s->cbs = *cbs;
+    s->fd = -1;
+    s->qfd = -1;
+    s->state = S_RESOLVE;
+    smtp_reply_init(&s->reply);
+    buf_set(&s->relay, "none");
+    s->timer = evtimer_new(env->base, session_timer_event, s);
+    if (s->timer == NULL)
+        log_panic("evtimer_new failed");
+    if (netaddr_parse_hostport(req->nexthop, s->host, sizeof(s->host), &s->port, env->default_port,
+                               &bracketed) < 0) {
+        buf_t reason = BUF_INIT;
+        buf_printf(&reason, "bad next hop \"%s\"", req->nexthop);
+        session_fail_pending(s, RCPT_DEFER, "4.3.5", buf_cstr(&reason), 0);
+        buf_free(&reason);
+        evtimer_add(s->timer, &now); /* report from the loop, not from here */
+        return;
+    }
+    dns_resolve_nexthop(env->dns, s->host, !bracketed, s->port, session_resolved, s);
+}
