@@ -99,6 +99,25 @@ static int tern_start(int argc, char **argv)
     return 1;
 }
 
+/* tern_pid_alive - running and not a zombie waiting for its parent */
+static int tern_pid_alive(pid_t pid)
+{
+    char path[64], line[512];
+    FILE *fp;
+    int alive = kill(pid, 0) == 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if (alive && (fp = fopen(path, "re")) != NULL) {
+        if (fgets(line, sizeof(line), fp)) {
+            char *paren = strrchr(line, ')');
+            if (paren && paren[1] == ' ' && paren[2] == 'Z')
+                alive = 0;
+        }
+        fclose(fp);
+    }
+    return alive;
+}
+
 static int tern_signal(int sig, const char *what)
 {
     struct config *cfg = tern_load();
@@ -113,9 +132,9 @@ static int tern_signal(int sig, const char *what)
         return 1;
     }
     if (sig == SIGTERM) {
-        for (int i = 0; i < TERN_STOP_WAIT * 10 && kill(pid, 0) == 0; i++)
+        for (int i = 0; i < TERN_STOP_WAIT * 10 && tern_pid_alive(pid); i++)
             usleep(100000);
-        if (kill(pid, 0) == 0) {
+        if (tern_pid_alive(pid)) {
             fprintf(stderr, "tern: pid %ld did not stop within %ds\n", (long)pid, TERN_STOP_WAIT);
             return 1;
         }

@@ -1,0 +1,87 @@
+/*
+ * config - read the smtpd parameters of tern.conf once, at start.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "log.h"
+#include "smtpd.h"
+
+/* smtpd_config_hostname - myhostname, or the system's name when unset */
+static const char *smtpd_config_hostname(const struct config *conf)
+{
+    static char host[256];
+    const char *name = config_str(conf, "myhostname");
+
+    if (name[0] != '\0')
+        return name;
+    if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+        return "localhost";
+    host[sizeof(host) - 1] = '\0';
+    return host;
+}
+
+/* smtpd_config_networks - parse mynetworks; a bad entry is fatal */
+static void smtpd_config_networks(struct smtpd_config *cfg, const struct config *conf)
+{
+    size_t count = 0;
+    char *const *list = config_list(conf, "mynetworks", &count);
+
+    cfg->mynetworks = xcalloc(count ? count : 1, sizeof(*cfg->mynetworks));
+    cfg->mynetworks_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (netaddr_parse_net(list[i], &cfg->mynetworks[i]) < 0)
+            log_fatal("mynetworks: bad network \"%s\" (expected e.g. 127.0.0.0/8 or [::1]/128)",
+                      list[i]);
+        cfg->mynetworks_count++;
+    }
+}
+
+/* smtpd_config_positive - an integer parameter that must be at least 1 */
+static long long smtpd_config_positive(const struct config *conf, const char *name,
+                                       long long value)
+{
+    if (value < 1)
+        log_fatal("%s = %lld: must be at least 1", name, value);
+    return value;
+}
+
+/* smtpd_config_load - read every smtpd parameter */
+void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->myhostname = smtpd_config_hostname(conf);
+    cfg->myorigin = config_str(conf, "myorigin");
+    cfg->mydestination = config_list(conf, "mydestination", NULL);
+    smtpd_config_networks(cfg, conf);
+    cfg->banner = config_str(conf, "smtpd_banner");
+    cfg->client_limit = smtpd_config_positive(conf, "smtpd_client_limit",
+                                              config_int(conf, "smtpd_client_limit"));
+    cfg->recipient_limit = smtpd_config_positive(conf, "smtpd_recipient_limit",
+                                                 config_int(conf, "smtpd_recipient_limit"));
+    cfg->hard_error_limit = smtpd_config_positive(conf, "smtpd_hard_error_limit",
+                                                  config_int(conf, "smtpd_hard_error_limit"));
+    cfg->timeout = smtpd_config_positive(conf, "smtpd_timeout", config_time(conf, "smtpd_timeout"));
+    cfg->data_timeout = smtpd_config_positive(conf, "smtpd_data_timeout",
+                                              config_time(conf, "smtpd_data_timeout"));
+    cfg->line_limit = config_size(conf, "smtpd_line_limit");
+    if (cfg->line_limit < 512)
+        log_fatal("smtpd_line_limit = %lld: must be at least 512 (RFC 5321)", cfg->line_limit);
+    cfg->helo_required = config_bool(conf, "smtpd_helo_required");
+    cfg->disable_vrfy = config_bool(conf, "disable_vrfy_command");
+    cfg->size_limit = config_size(conf, "message_size_limit");
+    if (cfg->size_limit < 0)
+        log_fatal("message_size_limit must not be negative");
+    cfg->forbid_bare_newline = config_bool(conf, "smtpd_forbid_bare_newline");
+}
+
+/* smtpd_config_free - release the network list */
+void smtpd_config_free(struct smtpd_config *cfg)
+{
+    free(cfg->mynetworks);
+    cfg->mynetworks = NULL;
+    cfg->mynetworks_count = 0;
+}

@@ -1,0 +1,221 @@
+/*
+ * message - the DATA phase of a session: hand the envelope to cleanup, stream
+ * the decoded content to it as it arrives, and give the client cleanup's
+ * verdict.  "250 ... queued as ID" is sent only after cleanup answered ok,
+ * i.e. after the queue file is durable (DESIGN §4).
+ *
+ * Size: the stored (decoded) bytes are counted against message_size_limit;
+ * past it the cleanup stream is dropped (nothing is queued), the rest of the
+ * data is read and thrown away, and the client gets 552 at the end.
+ * Bare LF / bare CR: see data.h and docs/smtpd.md.
+ */
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "attr.h"
+#include "cleanup_stream.h"
+#include "log.h"
+#include "session.h"
+
+/* above this much unwritten output to cleanup, stop reading the client */
+#define MESSAGE_HIGH_WATER (256 * 1024)
+
+/* message_build_submit - the cleanup.submit request */
+static void message_build_submit(const struct session *s, buf_t *out)
+{
+    const struct proto_mail *m = &s->mail;
+
+    attr_begin(out, "cleanup.submit");
+    attr_add_str(out, "sender", buf_cstr(&m->addr));
+    attr_add_str(out, "client_name", "unknown");
+    attr_add_str(out, "client_addr", s->ip);
+    attr_add_str(out, "helo", buf_cstr(&s->helo));
+    attr_add_str(out, "protocol", session_protocol(s));
+    if (m->envid.len > 0)
+        attr_add_str(out, "envid", buf_cstr(&m->envid));
+    if (m->ret[0] != '\0')
+        attr_add_str(out, "ret", m->ret);
+    if (m->size >= 0)
+        attr_add_int(out, "size", m->size);
+    if (m->body[0] != '\0')
+        attr_add_str(out, "body", m->body);
+    buf_append(out, s->rcpts.data, s->rcpts.len);
+    attr_end(out);
+}
+
+/* message_drop_cleanup - close the cleanup stream (the message is not queued) */
+static void message_drop_cleanup(struct session *s)
+{
+    cleanup_stream_close(s->cleanup);
+    s->cleanup = NULL;
+    if (s->flow_paused) {
+        s->flow_paused = 0;
+        if (s->state != SESSION_CLOSING)
+            bufferevent_enable(s->bev, EV_READ);
+    }
+}
+
+/* message_on_reply - cleanup's verdict (or the stream broke) */
+static void message_on_reply(void *ctx, const char *reply, const char *queue_id)
+{
+    struct session *s = ctx;
+    buf_t text = BUF_INIT;
+
+    if (s->state == SESSION_DATA) {
+        /* an answer before the end: remember it, discard the rest of the data */
+        buf_set(&s->data_reply, reply);
+        message_drop_cleanup(s);
+        return;
+    }
+    buf_set(&text, reply);
+    s->state = SESSION_CMD;
+    session_reset_transaction(s);
+    session_reply(s, "%s", buf_cstr(&text));
+    buf_free(&text);
+    session_resume_input(s);
+}
+
+/* message_on_drained - cleanup caught up: read the client again */
+static void message_on_drained(void *ctx)
+{
+    struct session *s = ctx;
+
+    if (!s->flow_paused || s->state != SESSION_DATA)
+        return;
+    s->flow_paused = 0;
+    session_resume_input(s);
+}
+
+/* message_start - DATA: open cleanup, send the envelope, 354 */
+void message_start(struct session *s)
+{
+    struct cleanup_stream_callbacks cb = {message_on_reply, message_on_drained, s};
+    buf_t submit = BUF_INIT;
+
+    message_build_submit(s, &submit);
+    s->cleanup = cleanup_stream_open(bufferevent_get_base(s->bev), &submit, &cb,
+                                     s->cfg->data_timeout);
+    buf_free(&submit);
+    if (s->cleanup == NULL) {
+        session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
+        return;
+    }
+    s->state = SESSION_DATA;
+    data_decoder_init(&s->decoder);
+    buf_reset(&s->content);
+    buf_reset(&s->data_reply);
+    s->data_size = 0;
+    s->data_too_big = 0;
+    s->data_bare_rejected = 0;
+    s->flow_paused = 0;
+    session_set_read_timeout(s, s->cfg->data_timeout);
+    session_reply(s, "354 Enter mail, end with \".\" on a line by itself");
+}
+
+/* message_flush - hand decoded content to cleanup; pause when it lags */
+void message_flush(struct session *s)
+{
+    if (s->cleanup == NULL) {
+        buf_reset(&s->content);
+        return;
+    }
+    if (s->content.len > 0) {
+        cleanup_stream_data(s->cleanup, s->content.data, s->content.len);
+        buf_reset(&s->content);
+    }
+    if (s->state == SESSION_DATA && !s->flow_paused &&
+        cleanup_stream_pending(s->cleanup) > MESSAGE_HIGH_WATER) {
+        s->flow_paused = 1;
+        session_pause_input(s);
+    }
+}
+
+/* message_check_limits - size limit and bare newline policy */
+static void message_check_limits(struct session *s)
+{
+    long long limit = s->cfg->size_limit;
+
+    if (limit > 0 && s->data_size > limit && !s->data_too_big) {
+        s->data_too_big = 1;
+        message_drop_cleanup(s);
+    }
+    if (s->cfg->forbid_bare_newline && s->decoder.bare_seen && !s->data_bare_rejected) {
+        s->data_bare_rejected = 1;
+        message_drop_cleanup(s);
+    }
+}
+
+/* message_final_reply - what the client gets when cleanup is not asked */
+static int message_final_reply(struct session *s, buf_t *reply)
+{
+    if (s->data_too_big) {
+        buf_printf(reply, "552 5.2.3 Message exceeds maximum fixed size (%lld)",
+                   s->cfg->size_limit);
+        session_log_reject(s, "END-OF-MESSAGE", buf_cstr(reply), NULL);
+    } else if (s->data_bare_rejected) {
+        buf_set(reply, "550 5.5.2 Error: bare <LF> received");
+        session_log_reject(s, "END-OF-MESSAGE", buf_cstr(reply), NULL);
+    } else if (s->data_reply.len > 0) {
+        buf_set(reply, buf_cstr(&s->data_reply));
+    } else if (s->cleanup == NULL) {
+        buf_set(reply, CLEANUP_STREAM_FAILURE);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* message_end - "." seen: ask cleanup, or answer now */
+static void message_end(struct session *s)
+{
+    buf_t reply = BUF_INIT;
+
+    message_flush(s);
+    s->flow_paused = 0;
+    s->stage = "END-OF-MESSAGE";
+    session_set_read_timeout(s, s->cfg->timeout);
+    if (message_final_reply(s, &reply)) {
+        s->state = SESSION_CMD;
+        bufferevent_enable(s->bev, EV_READ);
+        session_reset_transaction(s);
+        session_reply(s, "%s", buf_cstr(&reply));
+        buf_free(&reply);
+        return;
+    }
+    s->state = SESSION_WAIT_CLEANUP;
+    session_pause_input(s);
+    cleanup_stream_end(s->cleanup);
+}
+
+/* message_input - decode content; returns the bytes consumed */
+size_t message_input(struct session *s, const char *data, size_t len)
+{
+    size_t before = s->content.len;
+    int done = 0;
+    size_t used = data_decode(&s->decoder, data, len, &s->content, &done);
+
+    s->data_size += (long long)(s->content.len - before);
+    message_check_limits(s);
+    if (s->cleanup == NULL)
+        buf_reset(&s->content);
+    else if (s->content.len >= CLEANUP_STREAM_CHUNK)
+        message_flush(s);
+    if (done)
+        message_end(s);
+    return used;
+}
+
+/* message_discard - forget the DATA state and drop cleanup */
+void message_discard(struct session *s)
+{
+    if (s->cleanup != NULL)
+        message_drop_cleanup(s);
+    s->flow_paused = 0;
+    buf_reset(&s->content);
+    buf_reset(&s->data_reply);
+    s->data_size = 0;
+    s->data_too_big = 0;
+    s->data_bare_rejected = 0;
+}

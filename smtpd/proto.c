@@ -1,0 +1,460 @@
+/*
+ * proto - parse SMTP command lines and ESMTP parameters (no I/O).
+ *
+ * See proto.h.  The reply texts follow sendmail where the SPEC names them.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "proto.h"
+
+/* longest ESMTP keyword quoted back in a 555 reply */
+#define PROTO_KEYWORD_MAX 32
+
+static const struct {
+    const char *verb;
+    const char *name;
+} proto_cmds[PROTO_CMD_COUNT] = {
+    [PROTO_CMD_UNKNOWN] = {"", "unknown"},   [PROTO_CMD_HELO] = {"HELO", "helo"},
+    [PROTO_CMD_EHLO] = {"EHLO", "ehlo"},     [PROTO_CMD_MAIL] = {"MAIL", "mail"},
+    [PROTO_CMD_RCPT] = {"RCPT", "rcpt"},     [PROTO_CMD_DATA] = {"DATA", "data"},
+    [PROTO_CMD_RSET] = {"RSET", "rset"},     [PROTO_CMD_NOOP] = {"NOOP", "noop"},
+    [PROTO_CMD_QUIT] = {"QUIT", "quit"},     [PROTO_CMD_HELP] = {"HELP", "help"},
+    [PROTO_CMD_VRFY] = {"VRFY", "vrfy"},     [PROTO_CMD_EXPN] = {"EXPN", "expn"},
+    [PROTO_CMD_VERB] = {"VERB", "verb"},     [PROTO_CMD_ETRN] = {"ETRN", "etrn"},
+    [PROTO_CMD_STARTTLS] = {"STARTTLS", "starttls"},
+    [PROTO_CMD_AUTH] = {"AUTH", "auth"},     [PROTO_CMD_BDAT] = {"BDAT", "bdat"},
+};
+
+/* proto_is_space - SMTP white space */
+static int proto_is_space(int c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* proto_cmd_parse - split off the verb */
+enum proto_cmd proto_cmd_parse(const char *line, const char **arg)
+{
+    size_t n = 0;
+
+    while (line[n] != '\0' && !proto_is_space((unsigned char)line[n]))
+        n++;
+    *arg = line + n;
+    while (proto_is_space((unsigned char)**arg))
+        (*arg)++;
+    for (int i = 1; i < PROTO_CMD_COUNT; i++) {
+        if (strlen(proto_cmds[i].verb) == n && strncasecmp(line, proto_cmds[i].verb, n) == 0)
+            return (enum proto_cmd)i;
+    }
+    return PROTO_CMD_UNKNOWN;
+}
+
+/* proto_cmd_name - lower-case name */
+const char *proto_cmd_name(enum proto_cmd cmd)
+{
+    if ((int)cmd < 0 || cmd >= PROTO_CMD_COUNT)
+        return "unknown";
+    return proto_cmds[cmd].name;
+}
+
+/* proto_cmd_upper - upper-case name */
+const char *proto_cmd_upper(enum proto_cmd cmd)
+{
+    if ((int)cmd <= 0 || cmd >= PROTO_CMD_COUNT)
+        return "UNKNOWN";
+    return proto_cmds[cmd].verb;
+}
+
+/* proto_printable - copy with non-printables replaced, bounded */
+void proto_printable(const char *s, size_t len, size_t max, buf_t *out)
+{
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf_putc(out, (c >= 0x20 && c < 0x7f) ? c : '?');
+    }
+}
+
+/* proto_mail_init - empty MAIL state */
+void proto_mail_init(struct proto_mail *m)
+{
+    buf_init(&m->echo);
+    buf_init(&m->addr);
+    buf_init(&m->envid);
+    m->size = -1;
+    m->body = "";
+    m->ret = "";
+}
+
+/* proto_mail_free - release */
+void proto_mail_free(struct proto_mail *m)
+{
+    buf_free(&m->echo);
+    buf_free(&m->addr);
+    buf_free(&m->envid);
+    proto_mail_init(m);
+}
+
+/* proto_rcpt_init - empty RCPT state */
+void proto_rcpt_init(struct proto_rcpt *r)
+{
+    buf_init(&r->echo);
+    buf_init(&r->addr);
+    buf_init(&r->notify);
+    buf_init(&r->orcpt);
+}
+
+/* proto_rcpt_free - release */
+void proto_rcpt_free(struct proto_rcpt *r)
+{
+    buf_free(&r->echo);
+    buf_free(&r->addr);
+    buf_free(&r->notify);
+    buf_free(&r->orcpt);
+}
+
+/* proto_reply_set - replace reply with a fixed text */
+static int proto_reply_set(buf_t *reply, const char *text)
+{
+    buf_set(reply, text);
+    return -1;
+}
+
+/* proto_reply_param - "501 5.5.4 Syntax error in parameter NAME" */
+static int proto_reply_param(buf_t *reply, const char *name, size_t len)
+{
+    buf_set(reply, "501 5.5.4 Syntax error in parameter ");
+    proto_printable(name, len, PROTO_KEYWORD_MAX, reply);
+    return -1;
+}
+
+/* proto_reply_unknown_param - "555 5.5.4 NAME parameter unrecognized" */
+static int proto_reply_unknown_param(buf_t *reply, const char *name, size_t len)
+{
+    buf_set(reply, "555 5.5.4 ");
+    proto_printable(name, len, PROTO_KEYWORD_MAX, reply);
+    buf_puts(reply, " parameter unrecognized");
+    return -1;
+}
+
+/* proto_path_parse - "FROM:" / "TO:" then the path; fills echo and addr and
+ * points *params after the path.  -1 on bad syntax. */
+static int proto_path_parse(const char *arg, const char *keyword, buf_t *echo, buf_t *addr,
+                            const char **params)
+{
+    size_t klen = strlen(keyword);
+    const char *err = NULL;
+    const char *path;
+    const char *end;
+
+    if (strncasecmp(arg, keyword, klen) != 0)
+        return -1;
+    path = arg + klen;
+    while (proto_is_space((unsigned char)*path))
+        path++;
+    if (*path == '\0')
+        return -1;
+    buf_reset(addr);
+    if (addr_parse_path(path, addr, params, &err) < 0)
+        return -1;
+    end = *params;
+    while (end > path && proto_is_space((unsigned char)end[-1]))
+        end--;
+    if (end == path)
+        return -1;
+    buf_reset(echo);
+    proto_printable(path, (size_t)(end - path), ADDR_MAX_LENGTH + 2, echo);
+    return 0;
+}
+
+/* proto_param_next - split the next "NAME[=VALUE]" token off *p.  Returns 0
+ * at the end of the list, 1 with name/value pointers and lengths. */
+static int proto_param_next(const char **p, const char **name, size_t *nlen, const char **value,
+                            size_t *vlen)
+{
+    const char *s = *p;
+    const char *eq;
+    size_t len = 0;
+
+    while (proto_is_space((unsigned char)*s))
+        s++;
+    if (*s == '\0')
+        return 0;
+    while (s[len] != '\0' && !proto_is_space((unsigned char)s[len]))
+        len++;
+    *p = s + len;
+    *name = s;
+    eq = memchr(s, '=', len);
+    if (eq == NULL) {
+        *nlen = len;
+        *value = NULL;
+        *vlen = 0;
+        return 1;
+    }
+    *nlen = (size_t)(eq - s);
+    *value = eq + 1;
+    *vlen = len - *nlen - 1;
+    return 1;
+}
+
+/* proto_param_is - case-insensitive keyword compare */
+static int proto_param_is(const char *name, size_t nlen, const char *keyword)
+{
+    return strlen(keyword) == nlen && strncasecmp(name, keyword, nlen) == 0;
+}
+
+/* proto_value_is - case-insensitive value compare */
+static int proto_value_is(const char *value, size_t vlen, const char *word)
+{
+    return value != NULL && strlen(word) == vlen && strncasecmp(value, word, vlen) == 0;
+}
+
+/* proto_xtext_decode - decode a bounded xtext value into printable text;
+ * -1 when malformed, too long, or decoding to non-printable bytes */
+static int proto_xtext_decode(const char *value, size_t vlen, size_t max, buf_t *out)
+{
+    buf_t raw = BUF_INIT;
+    int rc = -1;
+
+    if (value == NULL || vlen == 0 || vlen > max)
+        return -1;
+    buf_append(&raw, value, vlen);
+    buf_reset(out);
+    if (xtext_decode(buf_cstr(&raw), out) == 0) {
+        rc = 0;
+        for (size_t i = 0; i < out->len; i++) {
+            unsigned char c = (unsigned char)out->data[i];
+            if (c < 0x21 || c > 0x7e)
+                rc = -1;
+        }
+    }
+    buf_free(&raw);
+    return rc;
+}
+
+/* proto_size_parse - decimal SIZE value; huge values saturate */
+static int proto_size_parse(const char *value, size_t vlen, long long *out)
+{
+    long long n = 0;
+
+    if (value == NULL || vlen == 0 || vlen > 20)
+        return -1;
+    for (size_t i = 0; i < vlen; i++) {
+        if (!isdigit((unsigned char)value[i]))
+            return -1;
+        if (n < 100000000000000000LL)
+            n = n * 10 + (value[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* proto_mail_param - apply one MAIL parameter; -1 with reply set */
+static int proto_mail_param(const char *name, size_t nlen, const char *value, size_t vlen,
+                            long long size_limit, struct proto_mail *m, buf_t *reply)
+{
+    if (proto_param_is(name, nlen, "SIZE")) {
+        if (proto_size_parse(value, vlen, &m->size) < 0)
+            return proto_reply_param(reply, name, nlen);
+        if (size_limit > 0 && m->size > size_limit) {
+            buf_reset(reply);
+            buf_printf(reply,
+                       "552 5.2.3 Message size exceeds fixed maximum message size (%lld)",
+                       size_limit);
+            return -1;
+        }
+    } else if (proto_param_is(name, nlen, "BODY")) {
+        if (proto_value_is(value, vlen, "7BIT"))
+            m->body = "7BIT";
+        else if (proto_value_is(value, vlen, "8BITMIME"))
+            m->body = "8BITMIME";
+        else
+            return proto_reply_param(reply, name, nlen);
+    } else if (proto_param_is(name, nlen, "RET")) {
+        if (proto_value_is(value, vlen, "FULL"))
+            m->ret = "FULL";
+        else if (proto_value_is(value, vlen, "HDRS"))
+            m->ret = "HDRS";
+        else
+            return proto_reply_param(reply, name, nlen);
+    } else if (proto_param_is(name, nlen, "ENVID")) {
+        if (proto_xtext_decode(value, vlen, PROTO_ENVID_MAX, &m->envid) < 0)
+            return proto_reply_param(reply, name, nlen);
+    } else if (proto_param_is(name, nlen, "AUTH")) {
+        buf_t ignored = BUF_INIT;
+        int bad = !proto_value_is(value, vlen, "<>") &&
+                  proto_xtext_decode(value, vlen, ADDR_MAX_LENGTH, &ignored) < 0;
+        buf_free(&ignored);
+        if (bad)
+            return proto_reply_param(reply, name, nlen);
+    } else {
+        return proto_reply_unknown_param(reply, name, nlen);
+    }
+    return 0;
+}
+
+/* proto_mail_parse - MAIL FROM: */
+int proto_mail_parse(const char *arg, long long size_limit, struct proto_mail *m, buf_t *reply)
+{
+    const char *params;
+    const char *name;
+    const char *value;
+    size_t nlen;
+    size_t vlen;
+
+    proto_mail_free(m);
+    if (proto_path_parse(arg, "FROM:", &m->echo, &m->addr, &params) < 0)
+        return proto_reply_set(reply, "501 5.5.2 Syntax error in parameters scanning \"FROM\"");
+    while (proto_param_next(&params, &name, &nlen, &value, &vlen)) {
+        if (proto_mail_param(name, nlen, value, vlen, size_limit, m, reply) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* proto_notify_parse - NEVER, or a list of SUCCESS, FAILURE, DELAY */
+static int proto_notify_parse(const char *value, size_t vlen, buf_t *out)
+{
+    static const char *const words[] = {"SUCCESS", "FAILURE", "DELAY"};
+    size_t start = 0;
+
+    buf_reset(out);
+    if (value == NULL || vlen == 0)
+        return -1;
+    if (proto_value_is(value, vlen, "NEVER")) {
+        buf_set(out, "NEVER");
+        return 0;
+    }
+    while (start <= vlen) {
+        const char *comma = memchr(value + start, ',', vlen - start);
+        size_t len = comma ? (size_t)(comma - value) - start : vlen - start;
+        size_t i;
+
+        for (i = 0; i < 3 && !proto_value_is(value + start, len, words[i]); i++)
+            ;
+        if (i == 3)
+            return -1;
+        if (out->len > 0)
+            buf_putc(out, ',');
+        buf_puts(out, words[i]);
+        start += len + 1;
+    }
+    return 0;
+}
+
+/* proto_orcpt_parse - "addr-type;xtext" into "addr-type;decoded" */
+static int proto_orcpt_parse(const char *value, size_t vlen, buf_t *out)
+{
+    const char *semi;
+    size_t tlen;
+    buf_t addr = BUF_INIT;
+    int rc;
+
+    if (value == NULL || vlen == 0 || vlen > PROTO_ORCPT_MAX)
+        return -1;
+    semi = memchr(value, ';', vlen);
+    if (semi == NULL || semi == value)
+        return -1;
+    tlen = (size_t)(semi - value);
+    for (size_t i = 0; i < tlen; i++) {
+        if (!isalnum((unsigned char)value[i]) && value[i] != '-')
+            return -1;
+    }
+    rc = proto_xtext_decode(semi + 1, vlen - tlen - 1, PROTO_ORCPT_MAX, &addr);
+    if (rc == 0) {
+        buf_reset(out);
+        buf_append(out, value, tlen);
+        buf_putc(out, ';');
+        buf_append(out, addr.data, addr.len);
+    }
+    buf_free(&addr);
+    return rc;
+}
+
+/* proto_rcpt_param - apply one RCPT parameter; -1 with reply set */
+static int proto_rcpt_param(const char *name, size_t nlen, const char *value, size_t vlen,
+                            struct proto_rcpt *r, buf_t *reply)
+{
+    if (proto_param_is(name, nlen, "NOTIFY")) {
+        if (proto_notify_parse(value, vlen, &r->notify) < 0)
+            return proto_reply_param(reply, name, nlen);
+    } else if (proto_param_is(name, nlen, "ORCPT")) {
+        if (proto_orcpt_parse(value, vlen, &r->orcpt) < 0)
+            return proto_reply_param(reply, name, nlen);
+    } else {
+        return proto_reply_unknown_param(reply, name, nlen);
+    }
+    return 0;
+}
+
+/* proto_rcpt_parse - RCPT TO: */
+int proto_rcpt_parse(const char *arg, struct proto_rcpt *r, buf_t *reply)
+{
+    const char *params;
+    const char *name;
+    const char *value;
+    size_t nlen;
+    size_t vlen;
+
+    buf_reset(&r->notify);
+    buf_reset(&r->orcpt);
+    if (proto_path_parse(arg, "TO:", &r->echo, &r->addr, &params) < 0)
+        return proto_reply_set(reply, "501 5.5.2 Syntax error in parameters scanning \"TO\"");
+    if (r->addr.len == 0)
+        return proto_reply_set(reply, "553 5.1.3 <>... User address required");
+    while (proto_param_next(&params, &name, &nlen, &value, &vlen)) {
+        if (proto_rcpt_param(name, nlen, value, vlen, r, reply) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* proto_banner_expand - replace the $j, $v, $b macros */
+static void proto_banner_expand(const char *template, const char *hostname, const char *version,
+                                const char *date, buf_t *out)
+{
+    for (const char *p = template; *p != '\0'; p++) {
+        if (p[0] == '$' && p[1] == 'j') {
+            buf_puts(out, hostname);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'v') {
+            buf_puts(out, version);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'b') {
+            buf_puts(out, date);
+            p++;
+        } else {
+            unsigned char c = (unsigned char)*p;
+            buf_putc(out, (c == '\r' || c == '\n') ? ' ' : c);
+        }
+    }
+}
+
+/* proto_banner_format - expand and make sure "ESMTP" is there */
+void proto_banner_format(const char *template, const char *hostname, const char *version,
+                         const char *date, buf_t *out)
+{
+    buf_t text = BUF_INIT;
+    const char *s;
+    size_t first;
+
+    proto_banner_expand(template, hostname, version, date, &text);
+    s = buf_cstr(&text);
+    if (strstr(s, "ESMTP") != NULL) {
+        buf_puts(out, s);
+        buf_free(&text);
+        return;
+    }
+    while (proto_is_space((unsigned char)*s))
+        s++;
+    for (first = 0; s[first] != '\0' && !proto_is_space((unsigned char)s[first]); first++)
+        ;
+    buf_append(out, s, first);
+    buf_puts(out, first > 0 ? " ESMTP" : "ESMTP");
+    if (s[first] != '\0') {
+        buf_append(out, s + first, strlen(s + first));
+    }
+    buf_free(&text);
+}

@@ -1,0 +1,91 @@
+/*
+ * proto - the SMTP command language of tern-smtpd, without any I/O.
+ *
+ * One command line (CR/LF already removed) is split into a verb and its
+ * argument; MAIL FROM: and RCPT TO: arguments are parsed with their ESMTP
+ * parameters (SIZE, BODY, RET, ENVID, AUTH; NOTIFY, ORCPT).  On a syntax or
+ * parameter error the parsers write the complete SMTP reply line (without
+ * CRLF) into the caller's buffer, so every reply text of the parser lives
+ * here and is unit-tested.  Nothing here allocates except through buf_t;
+ * every length from the client is bounded.
+ */
+#ifndef TERN_SMTPD_PROTO_H
+#define TERN_SMTPD_PROTO_H
+
+#include <stddef.h>
+#include "buf.h"
+
+/* RFC 3461 limits on what the client sends (as xtext) */
+#define PROTO_ENVID_MAX 100
+#define PROTO_ORCPT_MAX 500
+/* longest text of the client that an error reply quotes */
+#define PROTO_ECHO_MAX 100
+
+enum proto_cmd {
+    PROTO_CMD_UNKNOWN,
+    PROTO_CMD_HELO,
+    PROTO_CMD_EHLO,
+    PROTO_CMD_MAIL,
+    PROTO_CMD_RCPT,
+    PROTO_CMD_DATA,
+    PROTO_CMD_RSET,
+    PROTO_CMD_NOOP,
+    PROTO_CMD_QUIT,
+    PROTO_CMD_HELP,
+    PROTO_CMD_VRFY,
+    PROTO_CMD_EXPN,
+    PROTO_CMD_VERB,
+    PROTO_CMD_ETRN,
+    PROTO_CMD_STARTTLS,
+    PROTO_CMD_AUTH,
+    PROTO_CMD_BDAT,
+    PROTO_CMD_COUNT
+};
+
+/* what MAIL FROM: carried */
+struct proto_mail {
+    buf_t echo;       /* the path exactly as the client wrote it (printable) */
+    buf_t addr;       /* the address without brackets; "" for <> */
+    long long size;   /* SIZE=, -1 when not given */
+    const char *body; /* "7BIT", "8BITMIME" or "" */
+    const char *ret;  /* "FULL", "HDRS" or "" */
+    buf_t envid;      /* ENVID= decoded from xtext; "" when not given */
+};
+
+/* what RCPT TO: carried */
+struct proto_rcpt {
+    buf_t echo;   /* the path exactly as the client wrote it (printable) */
+    buf_t addr;   /* the address without brackets */
+    buf_t notify; /* "", "NEVER" or e.g. "SUCCESS,FAILURE" (upper case) */
+    buf_t orcpt;  /* "", or "addr-type;decoded address" e.g. "rfc822;a@b" */
+};
+
+/* proto_cmd_parse - the verb of line (case-insensitive) and, in *arg, the
+ * argument after the verb with leading white space skipped (may be "") */
+enum proto_cmd proto_cmd_parse(const char *line, const char **arg);
+/* proto_cmd_name - lower-case name for logs ("ehlo", "unknown") */
+const char *proto_cmd_name(enum proto_cmd cmd);
+/* proto_cmd_upper - upper-case name for "timeout after DATA" style logs */
+const char *proto_cmd_upper(enum proto_cmd cmd);
+
+void proto_mail_init(struct proto_mail *m);
+void proto_mail_free(struct proto_mail *m);
+void proto_rcpt_init(struct proto_rcpt *r);
+void proto_rcpt_free(struct proto_rcpt *r);
+
+/* proto_mail_parse - parse the argument of MAIL ("FROM:<a@b> SIZE=10").
+ * size_limit 0 means none.  0 ok; -1 with the reply line in reply. */
+int proto_mail_parse(const char *arg, long long size_limit, struct proto_mail *m, buf_t *reply);
+/* proto_rcpt_parse - parse the argument of RCPT ("TO:<a@b> NOTIFY=NEVER").
+ * 0 ok; -1 with the reply line in reply.  The null path is an error here. */
+int proto_rcpt_parse(const char *arg, struct proto_rcpt *r, buf_t *reply);
+
+/* proto_printable - append len bytes of s with every byte that is not
+ * printable ASCII replaced by '?', at most max bytes */
+void proto_printable(const char *s, size_t len, size_t max, buf_t *out);
+/* proto_banner_format - expand $j (hostname), $v (version) and $b (date) in
+ * template, then insert "ESMTP" as the second word when it is missing */
+void proto_banner_format(const char *template, const char *hostname, const char *version,
+                         const char *date, buf_t *out);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * session - one SMTP session: socket I/O, the input loop, replies, timeouts,
+ * and the connect/disconnect log lines.
+ *
+ * Input is processed strictly in order from the bufferevent's input buffer:
+ * command lines in SESSION_CMD, content bytes in SESSION_DATA.  Replies go to
+ * the output buffer, which libevent flushes when the callback returns, so a
+ * pipelined batch of commands gets one batch of replies.  While a reply must
+ * wait (cleanup's answer after DATA, or a full cleanup buffer) reading stops
+ * and the pipelined input stays in the buffer until session_resume_input.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cleanup_stream.h"
+#include "log.h"
+#include "netaddr.h"
+#include "session.h"
+#include "timeutil.h"
+#include "tern_build.h"
+
+/* the order of the counters in the disconnect line (Postfix's order) */
+static const enum proto_cmd session_log_order[] = {
+    PROTO_CMD_HELO, PROTO_CMD_EHLO, PROTO_CMD_STARTTLS, PROTO_CMD_AUTH, PROTO_CMD_MAIL,
+    PROTO_CMD_RCPT, PROTO_CMD_DATA, PROTO_CMD_BDAT,     PROTO_CMD_RSET, PROTO_CMD_NOOP,
+    PROTO_CMD_VRFY, PROTO_CMD_EXPN, PROTO_CMD_VERB,     PROTO_CMD_ETRN, PROTO_CMD_HELP,
+    PROTO_CMD_QUIT, PROTO_CMD_UNKNOWN,
+};
+
+static void session_process(struct session *s);
+
+/* session_protocol - ESMTP after EHLO */
+const char *session_protocol(const struct session *s)
+{
+    return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+/* session_write_line - raw reply line, no accounting */
+static void session_write_line(struct session *s, const char *text, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    evbuffer_add(out, text, len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* session_count_reply - success/failure of the command being answered */
+static void session_count_reply(struct session *s, int code, int final)
+{
+    if (s->cur_cmd != SESSION_NO_CMD && code != 354 && code < 400)
+        s->cmd_ok[s->cur_cmd]++;
+    if (code != 354)
+        s->cur_cmd = SESSION_NO_CMD;
+    if (code >= 400 && final)
+        s->errors++;
+}
+
+/* session_too_many_errors - 421 and close at smtpd_hard_error_limit */
+static void session_too_many_errors(struct session *s)
+{
+    buf_t text = BUF_INIT;
+
+    log_info("too many errors after %s from unknown[%s]", s->stage, s->ip);
+    buf_printf(&text, "421 4.7.0 %s Error: too many errors", s->cfg->myhostname);
+    session_write_line(s, text.data, text.len);
+    buf_free(&text);
+    session_close_after_flush(s);
+}
+
+/* session_reply - formatted reply line with accounting */
+void session_reply(struct session *s, const char *fmt, ...)
+{
+    buf_t text = BUF_INIT;
+    va_list ap;
+    int code;
+
+    if (s->state == SESSION_CLOSING)
+        return;
+    va_start(ap, fmt);
+    buf_vprintf(&text, fmt, ap);
+    va_end(ap);
+    session_write_line(s, text.data, text.len);
+    code = atoi(buf_cstr(&text));
+    session_count_reply(s, code, text.len < 4 || text.data[3] != '-');
+    buf_free(&text);
+    if (s->errors >= s->cfg->hard_error_limit)
+        session_too_many_errors(s);
+}
+
+/* session_log_reject - one line per refused MAIL/RCPT/message */
+void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to)
+{
+    buf_t line = BUF_INIT;
+
+    buf_printf(&line, "NOQUEUE: reject: %s from unknown[%s]: %s; from=<", stage, s->ip, reply);
+    proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &line);
+    buf_puts(&line, ">");
+    if (to != NULL) {
+        buf_puts(&line, " to=<");
+        proto_printable(to, strlen(to), ADDR_LOG_MAX, &line);
+        buf_puts(&line, ">");
+    }
+    buf_printf(&line, " proto=%s helo=<%s>", session_protocol(s), buf_cstr(&s->helo));
+    log_info("%s", buf_cstr(&line));
+    buf_free(&line);
+}
+
+/* session_reset_transaction - back to "no MAIL yet" */
+void session_reset_transaction(struct session *s)
+{
+    message_discard(s);
+    s->have_mail = 0;
+    proto_mail_free(&s->mail);
+    buf_reset(&s->rcpts);
+    s->rcpt_count = 0;
+}
+
+/* session_set_read_timeout - idle limit for the client; writes use smtpd_timeout */
+void session_set_read_timeout(struct session *s, long long seconds)
+{
+    struct timeval rtv = {(time_t)seconds, 0};
+    struct timeval wtv = {(time_t)s->cfg->timeout, 0};
+
+    bufferevent_set_timeouts(s->bev, &rtv, &wtv);
+}
+
+/* session_close_after_flush - the last reply is queued; stop reading */
+void session_close_after_flush(struct session *s)
+{
+    s->state = SESSION_CLOSING;
+    message_discard(s);
+    bufferevent_disable(s->bev, EV_READ);
+    bufferevent_enable(s->bev, EV_WRITE);
+}
+
+/* session_pause_input - stop reading the client */
+void session_pause_input(struct session *s)
+{
+    bufferevent_disable(s->bev, EV_READ);
+}
+
+/* session_resume_input - read again, starting with what is buffered */
+void session_resume_input(struct session *s)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    bufferevent_enable(s->bev, EV_READ);
+    session_process(s);
+}
+
+/* session_log_disconnect - "disconnect from unknown[ip] ehlo=1 ... commands=N" */
+static void session_log_disconnect(struct session *s)
+{
+    buf_t line = BUF_INIT;
+    unsigned ok = 0;
+    unsigned total = 0;
+
+    buf_printf(&line, "disconnect from unknown[%s]", s->ip);
+    for (size_t i = 0; i < sizeof(session_log_order) / sizeof(session_log_order[0]); i++) {
+        enum proto_cmd c = session_log_order[i];
+        if (s->cmd_total[c] == 0)
+            continue;
+        buf_printf(&line, " %s=%u", proto_cmd_name(c), s->cmd_ok[c]);
+        if (s->cmd_ok[c] != s->cmd_total[c])
+            buf_printf(&line, "/%u", s->cmd_total[c]);
+        ok += s->cmd_ok[c];
+        total += s->cmd_total[c];
+    }
+    buf_printf(&line, " commands=%u", ok);
+    if (ok != total)
+        buf_printf(&line, "/%u", total);
+    log_info("%s", buf_cstr(&line));
+    buf_free(&line);
+}
+
+/* session_free - the end of a session */
+static void session_free(struct session *s)
+{
+    struct smtpd_server *server = s->server;
+
+    session_log_disconnect(s);
+    message_discard(s);
+    bufferevent_free(s->bev);
+    proto_mail_free(&s->mail);
+    proto_rcpt_free(&s->rcpt);
+    buf_free(&s->rcpts);
+    buf_free(&s->helo);
+    buf_free(&s->line);
+    buf_free(&s->content);
+    buf_free(&s->data_reply);
+    free(s);
+    smtpd_session_ended(server);
+}
+
+/* session_line_too_long - the rest of an over-long line was discarded */
+static void session_line_too_long(struct session *s)
+{
+    s->discarding = 0;
+    s->stage = "UNKNOWN";
+    s->cur_cmd = SESSION_NO_CMD;
+    session_reply(s, "500 5.5.2 Line too long");
+}
+
+/* session_read_command - take one command line from in; 0 when incomplete */
+static int session_read_command(struct session *s, struct evbuffer *in)
+{
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+    size_t limit = (size_t)s->cfg->line_limit;
+    size_t len;
+
+    if (eol.pos < 0) {
+        if (evbuffer_get_length(in) > limit + 1) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            s->discarding = 1;
+        }
+        return 0;
+    }
+    len = (size_t)eol.pos;
+    if (s->discarding || len > limit + 1) {
+        evbuffer_drain(in, len + 1);
+        session_line_too_long(s);
+        return 1;
+    }
+    buf_reset(&s->line);
+    buf_reserve(&s->line, len + 1);
+    evbuffer_remove(in, s->line.data, len + 1);
+    s->line.len = len;
+    if (len > 0 && s->line.data[len - 1] == '\r')
+        s->line.len--;
+    while (s->line.len > 0 && (s->line.data[s->line.len - 1] == ' ' ||
+                               s->line.data[s->line.len - 1] == '\t'))
+        s->line.len--;
+    s->line.data[s->line.len] = '\0';
+    if (s->line.len > limit) {
+        session_line_too_long(s);
+        return 1;
+    }
+    session_command(s, s->line.data, s->line.len);
+    return 1;
+}
+
+/* session_read_data - feed the first contiguous piece of input to DATA */
+static int session_read_data(struct session *s, struct evbuffer *in)
+{
+    struct evbuffer_iovec v;
+    size_t used;
+
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+        return 0;
+    used = message_input(s, v.iov_base, v.iov_len);
+    evbuffer_drain(in, used);
+    return 1;
+}
+
+/* session_process - handle buffered input in order until something waits */
+static void session_process(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    while (evbuffer_get_length(in) > 0) {
+        if (s->state == SESSION_CMD) {
+            if (!session_read_command(s, in))
+                break;
+        } else if (s->state == SESSION_DATA && !s->flow_paused) {
+            if (!session_read_data(s, in))
+                break;
+        } else {
+            break;
+        }
+    }
+    if (s->state == SESSION_DATA)
+        message_flush(s);
+}
+
+/* session_on_read - new input from the client */
+static void session_on_read(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    session_process(s);
+}
+
+/* session_on_write - output flushed; a closing session ends here */
+static void session_on_write(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    if (s->state == SESSION_CLOSING)
+        session_free(s);
+}
+
+/* session_on_timeout - 421 on an idle client, then close */
+static void session_on_timeout(struct session *s, short what)
+{
+    buf_t text = BUF_INIT;
+
+    log_info("timeout after %s from unknown[%s]", s->stage, s->ip);
+    if (what & BEV_EVENT_WRITING || s->state == SESSION_CLOSING) {
+        session_free(s);
+        return;
+    }
+    buf_printf(&text, "421 4.4.2 %s Error: timeout exceeded", s->cfg->myhostname);
+    session_write_line(s, text.data, text.len);
+    buf_free(&text);
+    session_close_after_flush(s);
+}
+
+/* session_on_event - timeout, EOF or error on the client socket */
+static void session_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        session_on_timeout(s, what);
+        return;
+    }
+    if (s->state != SESSION_CLOSING)
+        log_info("lost connection after %s from unknown[%s]", s->stage,
+                 s->ip);
+    if ((what & BEV_EVENT_EOF) && s->state != SESSION_CLOSING &&
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        session_close_after_flush(s);
+        return;
+    }
+    session_free(s);
+}
+
+/* session_greet - "220 banner" */
+static void session_greet(struct session *s)
+{
+    buf_t date = BUF_INIT;
+    buf_t text = BUF_INIT;
+
+    time_rfc2822(time(NULL), &date);
+    buf_puts(&text, "220 ");
+    proto_banner_format(s->cfg->banner, s->cfg->myhostname, TERN_VERSION, buf_cstr(&date),
+                        &text);
+    session_write_line(s, text.data, text.len);
+    buf_free(&date);
+    buf_free(&text);
+}
+
+/* session_new - allocate and fill in the client's address */
+static struct session *session_new(struct smtpd_server *server, const struct sockaddr *sa,
+                                   int salen)
+{
+    struct session *s = xcalloc(1, sizeof(*s));
+
+    s->server = server;
+    s->cfg = &server->cfg;
+    if (salen > 0 && (size_t)salen <= sizeof(s->sa))
+        memcpy(&s->sa, sa, (size_t)salen);
+    netaddr_format((const struct sockaddr *)&s->sa, s->ip, sizeof(s->ip));
+    s->in_mynetworks = netaddr_match((const struct sockaddr *)&s->sa, s->cfg->mynetworks,
+                                     s->cfg->mynetworks_count);
+    s->state = SESSION_CMD;
+    s->cur_cmd = SESSION_NO_CMD;
+    s->stage = "CONNECT";
+    proto_mail_init(&s->mail);
+    proto_rcpt_init(&s->rcpt);
+    return s;
+}
+
+/* session_start - greet and start reading */
+void session_start(struct smtpd_server *server, int fd, const struct sockaddr *sa, int salen)
+{
+    struct session *s = session_new(server, sa, salen);
+
+    s->bev = bufferevent_socket_new(server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL)
+        log_panic("bufferevent_socket_new failed");
+    log_info("connect from unknown[%s]", s->ip);
+    bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
+    session_set_read_timeout(s, s->cfg->timeout);
+    session_greet(s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,110 @@
+/*
+ * session - one SMTP session of tern-smtpd: state shared by session.c (I/O,
+ * input loop, replies, lifetime), commands.c (one handler per command) and
+ * message.c (DATA: streaming the content to cleanup).
+ *
+ * A session is a state machine driven by libevent callbacks; nothing in it
+ * blocks.  It is freed only from a top-level callback (session_on_write or
+ * session_on_event), never in the middle of processing: code that wants the
+ * session gone calls session_close_after_flush.
+ */
+#ifndef TERN_SMTPD_SESSION_H
+#define TERN_SMTPD_SESSION_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "data.h"
+#include "proto.h"
+#include "smtpd.h"
+
+struct bufferevent;
+struct cleanup_stream;
+
+enum session_state {
+    SESSION_CMD,          /* reading command lines */
+    SESSION_DATA,         /* reading message content after 354 */
+    SESSION_WAIT_CLEANUP, /* content complete; waiting for cleanup's answer */
+    SESSION_CLOSING       /* last reply being flushed; then free */
+};
+
+#define SESSION_NO_CMD (-1)
+/* longest address quoted in a log line */
+#define ADDR_LOG_MAX 512
+
+struct session {
+    struct smtpd_server *server;
+    const struct smtpd_config *cfg;
+    struct bufferevent *bev;
+    struct sockaddr_storage sa;
+    char ip[64];
+    int in_mynetworks;
+    enum session_state state;
+
+    /* HELO/EHLO */
+    buf_t helo;
+    int seen_helo;
+    int esmtp;
+
+    /* the transaction */
+    int have_mail;
+    struct proto_mail mail;
+    struct proto_rcpt rcpt; /* scratch for the RCPT being parsed */
+    buf_t rcpts;            /* accepted recipients as attributes for cleanup */
+    long long rcpt_count;
+
+    /* input */
+    buf_t line;
+    int discarding; /* inside a command line that is too long */
+
+    /* accounting */
+    long long errors;
+    const char *stage;       /* "CONNECT", "EHLO", ...: for "timeout after X" */
+    int cur_cmd;             /* command whose reply is pending, or SESSION_NO_CMD */
+    unsigned cmd_total[PROTO_CMD_COUNT];
+    unsigned cmd_ok[PROTO_CMD_COUNT];
+
+    /* DATA */
+    struct cleanup_stream *cleanup;
+    struct data_decoder decoder;
+    buf_t content;       /* decoded content not yet handed to cleanup */
+    long long data_size; /* stored bytes so far */
+    int data_too_big;
+    int data_bare_rejected;
+    buf_t data_reply; /* final reply known before the end of data */
+    int flow_paused;  /* not reading: cleanup's output buffer is full */
+};
+
+/* session_reply - send one reply line (CRLF added); counts errors and may
+ * end the session with 421 when smtpd_hard_error_limit is reached */
+void session_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* session_close_after_flush - stop reading, free once the output is sent */
+void session_close_after_flush(struct session *s);
+/* session_reset_transaction - forget MAIL, RCPTs and any DATA state */
+void session_reset_transaction(struct session *s);
+/* session_set_read_timeout - smtpd_timeout or smtpd_data_timeout */
+void session_set_read_timeout(struct session *s, long long seconds);
+/* session_pause_input / session_resume_input - stop or restart reading the
+ * client; resume also processes what is already buffered */
+void session_pause_input(struct session *s);
+void session_resume_input(struct session *s);
+/* session_log_reject - "NOQUEUE: reject: STAGE from unknown[ip]: reply; ..." */
+void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to);
+/* session_protocol - "ESMTP" after EHLO, else "SMTP" */
+const char *session_protocol(const struct session *s);
+
+/* commands.c: session_command - handle one command line (no CR/LF) */
+void session_command(struct session *s, const char *line, size_t len);
+
+/* message.c */
+/* message_start - DATA accepted: connect to cleanup, send the envelope, 354 */
+void message_start(struct session *s);
+/* message_input - feed content bytes; returns bytes consumed */
+size_t message_input(struct session *s, const char *data, size_t len);
+/* message_flush - hand decoded content to cleanup */
+void message_flush(struct session *s);
+/* message_discard - drop the cleanup stream and DATA state */
+void message_discard(struct session *s);
+
+#endif

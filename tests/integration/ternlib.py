@@ -1,0 +1,802 @@
+"""ternlib - reusable helpers for the tern integration suites.
+
+TernInstance runs one complete tern (config, queue, log) in a private
+directory; Sink is an aiosmtpd server on loopback that records every
+envelope; SmtpConn is a raw SMTP client socket that returns full reply lines.
+Everything here talks to real processes over loopback only.
+"""
+
+import asyncio
+import email.parser
+import email.policy
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("TERN_BUILD", str(REPO / "build")))
+TERN = BUILD / "tools" / "tern"
+
+REPLY_250_QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as (\S+)$")
+
+
+# ---------------------------------------------------------------- utilities
+
+
+def wait_until(pred: Callable, timeout: float, what: str, interval: float = 0.05):
+    """Poll pred() until it returns a true value; return it, or fail with what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port(host: str = "127.0.0.1", also: Tuple[str, ...] = ()) -> int:
+    """A TCP port that is free on host and on every address in also."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if all(_port_is_free(h, port) for h in (host,) + tuple(also)):
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_binary(path: Path = TERN) -> None:
+    """Fail (not skip) with a clear message when tern is not built."""
+    if not os.access(path, os.X_OK):
+        raise AssertionError(
+            f"{path} is missing: build tern first (meson setup build && ninja -C build) "
+            f"or point TERN_BUILD at the build directory"
+        )
+
+
+def proc_stat(pid: int) -> Optional[Tuple[str, int]]:
+    """(comm, ppid) of a live process, or None."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rparen = data.rfind(")")
+    comm = data[data.find("(") + 1 : rparen]
+    fields = data[rparen + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return comm, int(fields[1])
+
+
+def proc_cmdline(pid: int) -> List[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def all_pids() -> List[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def descendants(root: int) -> List[int]:
+    """Every live process below root (not root itself)."""
+    children: Dict[int, List[int]] = {}
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st:
+            children.setdefault(st[1], []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def qfile_is_complete(path: Path) -> bool:
+    """True when a queue file is a whole record sequence ending in 'X' (lib/qfile.h)."""
+    data = path.read_bytes()
+    pos, last = 0, None
+    while pos < len(data):
+        if pos + 5 > len(data):
+            return False
+        rtype = data[pos : pos + 1]
+        (length,) = struct.unpack(">I", data[pos + 1 : pos + 5])
+        pos += 5 + length
+        if pos > len(data):
+            return False
+        last = rtype
+    return last == b"X"
+
+
+def make_message(
+    subject: str = "test",
+    body: str = "hello\r\n",
+    headers: Optional[Dict[str, str]] = None,
+    sender: str = "sender@example.test",
+    to: str = "rcpt@sink.test",
+) -> bytes:
+    """A small RFC 5322 message with CRLF line ends."""
+    lines = [f"From: <{sender}>", f"To: <{to}>", f"Subject: {subject}"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def dot_stuff(content: bytes) -> bytes:
+    """Dot-stuff CRLF content for the wire (no terminating dot line)."""
+    out = []
+    for line in content.split(b"\r\n"):
+        out.append(b"." + line if line.startswith(b".") else line)
+    return b"\r\n".join(out)
+
+
+# ---------------------------------------------------------------- raw client
+
+
+class SmtpConn:
+    """A raw SMTP client: exact bytes out, full reply lines in, a transcript."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        source: Optional[str] = None,
+        timeout: float = 10.0,
+    ):
+        src = (source, 0) if source else None
+        self.sock = socket.create_connection((host, port), timeout, source_address=src)
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.transcript: List[Tuple[str, List[str]]] = []  # (command, reply lines)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def read_line(self, timeout: Optional[float] = None) -> str:
+        """One reply line without its line end; EOFError when the peer closed."""
+        self.sock.settimeout(timeout if timeout is not None else self.timeout)
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed by server")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode(errors="replace")
+
+    def read_reply(self, timeout: Optional[float] = None) -> List[str]:
+        """All lines of one (possibly multi-line) reply."""
+        lines = []
+        while True:
+            line = self.read_line(timeout)
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return lines
+
+    def greeting(self) -> List[str]:
+        reply = self.read_reply()
+        self.transcript.append(("<greeting>", reply))
+        return reply
+
+    def cmd(self, line: str, eol: str = "\r\n", timeout: Optional[float] = None) -> List[str]:
+        self.send(line + eol)
+        reply = self.read_reply(timeout)
+        self.transcript.append((line, reply))
+        return reply
+
+    def data(self, content: bytes, stuff: bool = True) -> List[str]:
+        """DATA, content (dot-stuffed unless stuff=False), CRLF.CRLF; the final reply.
+        Content must end with CRLF.  Raises AssertionError when DATA is not 354."""
+        reply = self.cmd("DATA")
+        assert reply[0].startswith("354"), f"DATA refused: {reply}"
+        payload = dot_stuff(content) if stuff else content
+        self.send(payload + b".\r\n")
+        final = self.read_reply()
+        self.transcript.append(("<end of data>", final))
+        return final
+
+    def wait_closed(self, timeout: float) -> bool:
+        """True when the server closes the connection within timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return True
+            if not chunk:
+                return True
+            self.buf += chunk
+        return False
+
+
+# ---------------------------------------------------------------- sink
+
+
+@dataclass
+class SinkMessage:
+    peer: Tuple[str, int]
+    local: Tuple[str, int]
+    helo: str
+    mail_from: str
+    mail_options: List[str]
+    rcpts: List[Tuple[str, List[str]]]  # (address, options) per RCPT
+    content: bytes
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def rcpt_tos(self) -> List[str]:
+        return [r[0] for r in self.rcpts]
+
+    def headers(self):
+        """The header section parsed with compat32 (folded lines kept raw)."""
+        return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+            self.content, headersonly=True
+        )
+
+    def header(self, name: str) -> Optional[str]:
+        return self.headers().get(name)
+
+    def body(self) -> bytes:
+        idx = self.content.find(b"\r\n\r\n")
+        return self.content[idx + 4 :] if idx >= 0 else b""
+
+
+class _DsnSMTP(SMTP):
+    """aiosmtpd's SMTP, also accepting the RFC 3461 parameters (kept in *_options)."""
+
+    DSN_PARAMS = ("NOTIFY", "ORCPT", "RET", "ENVID")
+
+    def _getparams(self, params):
+        result = super()._getparams(params)
+        if result is not None:
+            for name in self.DSN_PARAMS:
+                result.pop(name, None)
+        return result
+
+
+class _SinkHandler:
+    def __init__(self, sink: "Sink"):
+        self.sink = sink
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.dsn:
+            responses.insert(len(responses) - 1, "250-DSN")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.sink.mail_reply:
+            return self.sink.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.rcpt_pairs = []
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.sink.rcpt_reply:
+            return self.sink.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        envelope.rcpt_pairs.append((address, list(rcpt_options)))
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.sink.data_reply:
+            return self.sink.data_reply
+        transport = server.transport
+        local = transport.get_extra_info("sockname") if transport else ("?", 0)
+        msg = SinkMessage(
+            peer=session.peer,
+            local=local,
+            helo=session.host_name or "",
+            mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
+            mail_options=list(envelope.mail_options),
+            rcpts=list(getattr(envelope, "rcpt_pairs", [])),
+            content=bytes(envelope.original_content),
+        )
+        self.sink._record(msg)
+        return "250 2.0.0 Ok: sunk"
+
+
+class Sink:
+    """An in-process SMTP server on loopback recording every message.
+
+    rcpt_reply / mail_reply / data_reply: a fixed reply (e.g. "550 5.1.1 no")
+    given instead of accepting.  dsn: advertise DSN and accept its parameters.
+    stop() and start() may be called repeatedly; the port stays the same.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: Optional[int] = None,
+        dsn: bool = False,
+        rcpt_reply: Optional[str] = None,
+        mail_reply: Optional[str] = None,
+        data_reply: Optional[str] = None,
+    ):
+        self.host = host
+        self.port = port or free_port(host)
+        self.dsn = dsn
+        self.rcpt_reply = rcpt_reply
+        self.mail_reply = mail_reply
+        self.data_reply = data_reply
+        self.messages: List[SinkMessage] = []
+        self._lock = threading.Lock()
+        self._controller: Optional[Controller] = None
+
+    # lifecycle
+    def start(self) -> "Sink":
+        assert self._controller is None, "sink already running"
+        handler = _SinkHandler(self)
+        sink = self
+
+        class _Ctl(Controller):
+            def factory(self):
+                cls = _DsnSMTP if sink.dsn else SMTP
+                return cls(self.handler, **self.SMTP_kwargs)
+
+        ctl = _Ctl(
+            handler,
+            hostname=self.host,
+            port=self.port,
+            ready_timeout=10.0,
+            decode_data=False,
+            enable_SMTPUTF8=False,
+            data_size_limit=64 * 1024 * 1024,
+            server_hostname="sink.test",
+            loop=asyncio.new_event_loop(),
+        )
+        ctl.start()
+        self._controller = ctl
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    @property
+    def hostport(self) -> str:
+        return f"[{self.host}]:{self.port}"
+
+    # results
+    def _record(self, msg: SinkMessage) -> None:
+        with self._lock:
+            self.messages.append(msg)
+
+    def snapshot(self) -> List[SinkMessage]:
+        with self._lock:
+            return list(self.messages)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def matching(self, needle: bytes) -> List[SinkMessage]:
+        return [m for m in self.snapshot() if needle in m.content]
+
+    def wait_for(self, needle: bytes, timeout: float = 20.0, count: int = 1) -> List[SinkMessage]:
+        """Wait until at least count messages containing needle arrived; return them."""
+        return wait_until(
+            lambda: (lambda ms: ms if len(ms) >= count else None)(self.matching(needle)),
+            timeout,
+            f"{count} message(s) containing {needle!r} at sink {self.host}:{self.port}",
+        )
+
+    def wait_count(self, count: int, timeout: float = 20.0) -> List[SinkMessage]:
+        return wait_until(
+            lambda: (lambda ms: ms if len(ms) >= count else None)(self.snapshot()),
+            timeout,
+            f"{count} message(s) at sink {self.host}:{self.port}",
+        )
+
+
+# ---------------------------------------------------------------- tern
+
+
+class TernInstance:
+    """One tern in its own directory D: D/etc/tern.conf, D/queue, D/data, D/maillog.
+
+    start() runs `tern -c D/etc start -f` with its output in D/stderr.log and
+    waits for the 220 greeting; stop() is `tern stop` with a SIGKILL fallback;
+    kill9() kills every process of the instance at once, like a crash.
+    """
+
+    LIVE: List["TernInstance"] = []  # for failure reports and emergency cleanup
+
+    def __init__(self, base: Optional[Path] = None, name: str = "tern", **params):
+        require_binary()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=str(base) if base else None))
+        os.chmod(self.dir, 0o755)  # services drop to mail_owner
+        self.etc = self.dir / "etc"
+        self.etc.mkdir()
+        os.chmod(self.etc, 0o755)
+        self.conf_path = self.etc / "tern.conf"
+        self.queue = self.dir / "queue"
+        self.data = self.dir / "data"
+        self.maillog = self.dir / "maillog"
+        self.stderr_path = self.dir / "stderr.log"
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.mounts: List[Path] = []
+        self.params: Dict[str, str] = {
+            "queue_directory": str(self.queue),
+            "data_directory": str(self.data),
+            "maillog_file": str(self.maillog),
+            "smtpd_listen": f"{self.host}:{self.port}",
+            "myhostname": "tern.test",
+            "mydomain": "test",
+            "mydestination": "tern.test, localhost",
+            "mynetworks": "127.0.0.0/8",
+            "mail_owner": "tern" if os.geteuid() == 0 else _user_name(),
+            "queue_run_delay": "1s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+            "smtpd_workers": "2",
+        }
+        self.params.update({k: str(v) for k, v in params.items()})
+        self.write_conf()
+        TernInstance.LIVE.append(self)
+
+    # configuration
+    def write_conf(self, extra_lines: Optional[List[str]] = None) -> None:
+        lines = ["# written by tests/integration/ternlib.py"]
+        lines += [f"{k} = {v}" for k, v in self.params.items()]
+        lines += extra_lines or []
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def conf_edit(self, **params) -> None:
+        """Change parameters in tern.conf (takes effect on start or reload)."""
+        self.params.update({k: str(v) for k, v in params.items()})
+        self.write_conf()
+
+    def mount_tmpfs(self, size: str = "1m") -> None:
+        """Put the queue on a small tmpfs (root only); unmounted by cleanup()."""
+        self.queue.mkdir(exist_ok=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(self.queue)],
+            check=True,
+        )
+        self.mounts.append(self.queue)
+
+    # commands
+    def tern(self, *args: str, timeout: float = 30.0, check: bool = False):
+        return subprocess.run(
+            [str(TERN), "-c", str(self.etc), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+        )
+
+    # lifecycle
+    def start(self, timeout: float = 10.0) -> "TernInstance":
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._stderr_file = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(TERN), "-c", str(self.etc), "start", "-f"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._stderr_file,
+            stderr=self._stderr_file,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        def ready():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"tern start -f exited with {self.proc.returncode}:\n{self.stderr_tail()}"
+                )
+            try:
+                with SmtpConn(self.host, self.port, timeout=2) as c:
+                    return c.read_line().startswith("220")
+            except (OSError, EOFError):
+                return False
+
+        wait_until(ready, timeout, f"220 greeting on {self.host}:{self.port}", interval=0.1)
+
+    def master_pid(self) -> Optional[int]:
+        try:
+            return int((self.queue / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def pids(self) -> List[int]:
+        """Every live process of this instance."""
+        found = set()
+        roots = [p for p in (self.master_pid(), self.proc and self.proc.pid) if p]
+        for root in roots:
+            if proc_stat(root):
+                found.add(root)
+                found.update(descendants(root))
+        needle = str(self.dir)
+        for pid in all_pids():
+            argv = proc_cmdline(pid)
+            if argv and os.path.basename(argv[0]).startswith("tern") and any(
+                needle in a for a in argv
+            ):
+                if proc_stat(pid):
+                    found.add(pid)
+        found.discard(os.getpid())
+        return sorted(found)
+
+    def service_pids(self, name: str) -> List[int]:
+        """Live processes running tern-NAME for this instance."""
+        out = []
+        for pid in self.pids():
+            argv = proc_cmdline(pid)
+            if argv and os.path.basename(argv[0]) == f"tern-{name}":
+                out.append(pid)
+        return out
+
+    def kill9(self) -> None:
+        """SIGKILL every process of the instance (a crash), then reap."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        wait_until(lambda: not self.pids(), 5, "instance processes to die after SIGKILL")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """tern stop; wait for the processes to end; SIGKILL what is left."""
+        if self.proc is None and not self.pids():
+            return
+        # `tern stop` waits until kill(master, 0) fails; master is our child
+        # here, so reap it (poll) while waiting or it stays a zombie
+        stopper = subprocess.Popen(
+            [str(TERN), "-c", str(self.etc), "stop"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None:
+                self.proc.poll()
+            if stopper.poll() is not None and not self.pids():
+                break
+            time.sleep(0.05)
+        if stopper.poll() is None:
+            stopper.kill()
+        self.last_stop_output = stopper.communicate()[0]
+        if self.pids():
+            self.kill9()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "_stderr_file", None) is not None:
+            self._stderr_file.close()
+            self._stderr_file = None
+
+    def cleanup(self, keep: bool = False) -> None:
+        """Stop everything, unmount, and remove the directory unless keep."""
+        try:
+            self.stop()
+        finally:
+            for m in reversed(self.mounts):
+                r = subprocess.run(["umount", str(m)], capture_output=True)
+                if r.returncode != 0:
+                    subprocess.run(["umount", "-l", str(m)], capture_output=True)
+            self.mounts.clear()
+            if self in TernInstance.LIVE:
+                TernInstance.LIVE.remove(self)
+            if not keep:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    # logs
+    def log(self) -> str:
+        try:
+            return self.maillog.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "SUMMARY: UndefinedBehaviorSanitizer")
+
+    def sanitizer_report(self) -> str:
+        """The first sanitizer report any process of this instance printed, or ''."""
+        try:
+            text = self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        for mark in self.SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                return text[max(0, i - 200): i + 3000]
+        return ""
+
+    def stderr_tail(self, n: int = 40) -> str:
+        try:
+            lines = self.stderr_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def wait_log(self, pattern: str, timeout: float = 15.0, flags: int = 0) -> re.Match:
+        rx = re.compile(pattern, flags | re.M)
+        return wait_until(lambda: rx.search(self.log()), timeout, f"maillog line /{pattern}/")
+
+    # queue
+    def queue_files(self) -> List[Path]:
+        """Message files still in incoming/, active/ and deferred/ (hidden temp files excluded)."""
+        out: List[Path] = []
+        for sub in ("incoming", "active"):
+            d = self.queue / sub
+            if d.is_dir():
+                out += [p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")]
+        deferred = self.queue / "deferred"
+        if deferred.is_dir():
+            for h in deferred.iterdir():
+                if h.is_dir():
+                    out += [p for p in h.iterdir() if not p.name.startswith(".")]
+        return out
+
+    def wait_queue_empty(self, timeout: float = 30.0) -> None:
+        wait_until(lambda: not self.queue_files(), timeout, "the queue to drain")
+
+    # clients
+    def connect(self, source: Optional[str] = None, timeout: float = 10.0) -> SmtpConn:
+        return SmtpConn(self.host, self.port, source=source, timeout=timeout)
+
+    def send(
+        self,
+        content: bytes,
+        sender: str = "sender@example.test",
+        rcpts: Tuple[str, ...] = ("rcpt@sink.test",),
+        helo: str = "client.example",
+        source: Optional[str] = None,
+    ) -> str:
+        """One message over a raw session; returns the queue ID from the 250 reply."""
+        with self.connect(source=source) as c:
+            assert c.greeting()[0].startswith("220")
+            assert c.cmd(f"EHLO {helo}")[-1].startswith("250 ")
+            r = c.cmd(f"MAIL FROM:<{sender}>")
+            assert r[0].startswith("250"), f"MAIL: {r}"
+            for rcpt in rcpts:
+                r = c.cmd(f"RCPT TO:<{rcpt}>")
+                assert r[0].startswith("250"), f"RCPT {rcpt}: {r}"
+            final = c.data(content)
+            m = REPLY_250_QUEUED.match(final[0])
+            assert m, f"end of DATA: {final}"
+            c.cmd("QUIT")
+            return m.group(1)
+
+
+def _user_name() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+# ---------------------------------------------------------------- dnsmasq
+
+
+def dns_query_packet(name: str, qtype: int = 15, qid: int = 0x7E57) -> bytes:
+    header = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return header + qname + struct.pack(">HH", qtype, 1)
+
+
+def dns_answer_count(host: str, port: int, name: str, qtype: int = 15) -> int:
+    """ANCOUNT of a UDP query, or -1 when there is no answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.sendto(dns_query_packet(name, qtype), (host, port))
+            data, _ = s.recvfrom(4096)
+        except OSError:
+            return -1
+    return struct.unpack(">H", data[6:8])[0] if len(data) >= 12 else -1
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:PORT serving fixed records (no upstream, no hosts file)."""
+
+    def __init__(self, records: List[str], logdir: Path):
+        self.port = free_port()
+        self.log_path = logdir / "dnsmasq.log"
+        self.args = [
+            "dnsmasq",
+            "--no-daemon",
+            "--keep-in-foreground",
+            f"--port={self.port}",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+        ] + records
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self, probe: str) -> "Dnsmasq":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.args, stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL
+        )
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"dnsmasq exited {self.proc.returncode}: {self.log_path.read_text()}"
+                )
+            return dns_answer_count("127.0.0.1", self.port, probe) > 0
+
+        wait_until(ready, 10, f"dnsmasq on port {self.port} answering {probe}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
