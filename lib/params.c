@@ -65,9 +65,6 @@ const struct param_def param_table[] = {
      "parallel deliveries to one destination"},
     {"qmgr_delivery_limit", PARAM_INT, "100", "parallel deliveries in total"},
     {"default_destination_recipient_limit", PARAM_INT, "50", "recipients in one delivery request"},
-    {"local_transport_defer_reason", PARAM_STR,
-     "local delivery is not available in this tern build",
-     "deferral reason for local recipients until the local transport exists"},
 
     /* smtp client */
     {"smtp_connect_timeout", PARAM_TIME, "30s", "time allowed to connect to a next hop"},

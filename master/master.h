@@ -25,6 +25,7 @@ struct master_sockets {
     int cleanup;
     int qmgr;
     int smtp;
+    int local;
 };
 
 int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct master_sockets *s,

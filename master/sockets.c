@@ -97,7 +97,7 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
     const char *qdir = config_str(cfg, "queue_directory");
 
     memset(s, 0, sizeof(*s));
-    s->cleanup = s->qmgr = s->smtp = -1;
+    s->cleanup = s->qmgr = s->smtp = s->local = -1;
     if (count > sizeof(s->smtpd) / sizeof(s->smtpd[0])) {
         buf_printf(err, "smtpd_listen: at most %zu addresses", sizeof(s->smtpd) / sizeof(int));
         return -1;
@@ -110,7 +110,8 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
     }
     if ((s->cleanup = master_bind_unix(qdir, "cleanup", uid, gid, err)) < 0 ||
         (s->qmgr = master_bind_unix(qdir, "qmgr", uid, gid, err)) < 0 ||
-        (s->smtp = master_bind_unix(qdir, "smtp", uid, gid, err)) < 0)
+        (s->smtp = master_bind_unix(qdir, "smtp", uid, gid, err)) < 0 ||
+        (s->local = master_bind_unix(qdir, "local", uid, gid, err)) < 0)
         return -1;
     return 0;
 }
@@ -125,4 +126,6 @@ void master_sockets_close(struct master_sockets *s)
         close(s->qmgr);
     if (s->smtp >= 0)
         close(s->smtp);
+    if (s->local >= 0)
+        close(s->local);
 }

@@ -1,8 +1,8 @@
 /*
  * dispatch - destinations and delivery requests: per-nexthop FIFO queues
  * served round-robin under the per-destination and total concurrency
- * limits, one private/smtp connection per request (smtp.deliver), and the
- * smtp.result that records each recipient's outcome (docs/internals.md).
+ * limits, one private/TRANSPORT connection per request (TRANSPORT.deliver: smtp
+ * or local), and the TRANSPORT.result that records each outcome (docs/internals.md).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -241,7 +241,7 @@ static int result_dsn_ok(const char *dsn, char class)
     return 1;
 }
 
-/* one recipient's outcome as smtp reported it */
+/* one recipient's outcome as the delivery agent reported it */
 struct result_entry {
     const char *index;
     const char *status;
@@ -291,7 +291,7 @@ static void result_apply_entry(struct qmgr_request *r, const struct result_entry
     const char *dsn = e->dsn ? e->dsn : "";
 
     if (i < 0 || e->index == NULL) {
-        log_warn("%s: smtp result for an unknown recipient index ignored", m->id);
+        log_warn("%s: delivery result for an unknown recipient index ignored", m->id);
         return;
     }
     if (strcmp(status, "sent") == 0) {
@@ -302,10 +302,20 @@ static void result_apply_entry(struct qmgr_request *r, const struct result_entry
         qmgr_rcpt_set_deferred(m, (size_t)i, result_dsn_ok(dsn, '4') ? dsn : "4.0.0",
                                e->reason ? e->reason : "deferred by the delivery agent");
     } else {
-        log_warn("%s: smtp result with bad status for <%s> ignored", m->id, m->qf.rcpts[i].address);
+        log_warn("%s: delivery result with bad status for <%s> ignored", m->id,
+                 m->qf.rcpts[i].address);
         return;
     }
     m->rcpt[i].req = NULL;
+}
+
+/* dest_name - PREFIX + transport + SUFFIX, the transport being the part of
+ * the key before ':' ("smtp", "local"): "smtp.deliver", "private/local" */
+static void dest_name(const struct qmgr_dest *d, const char *prefix, const char *suffix, char *out,
+                      size_t len)
+{
+    int n = (int)strcspn(d->nexthop, ":");
+    snprintf(out, len, "%s%.*s%s", prefix, n, d->nexthop, suffix);
 }
 
 /* result_apply - walk index/status/dsn/reason groups; -1 when not a result */
@@ -314,8 +324,10 @@ static int result_apply(struct qmgr_request *r, const struct attr_msg *am)
     struct result_entry e = {NULL, NULL, NULL, NULL};
     size_t k;
     int fd = -1;
+    char proto[32];
 
-    if (strcmp(attr_proto(am), "smtp.result") != 0)
+    dest_name(r->dest, "", ".result", proto, sizeof(proto));
+    if (strcmp(attr_proto(am), proto) != 0)
         return -1;
     for (k = 1; k < am->count; k++) {
         const struct attr *a = &am->v[k];
@@ -340,7 +352,7 @@ static int result_apply(struct qmgr_request *r, const struct attr_msg *am)
     return 0;
 }
 
-/* request_read_cb - wait for the one smtp.result */
+/* request_read_cb - wait for the one TRANSPORT.result */
 static void request_read_cb(struct bufferevent *bev, void *arg)
 {
     struct qmgr_request *r = arg;
@@ -356,7 +368,7 @@ static void request_read_cb(struct bufferevent *bev, void *arg)
         return;
     }
     if (rc < 0 || result_apply(r, &am) < 0)
-        log_warn("%s: malformed reply from the smtp delivery agent", r->msg->id);
+        log_warn("%s: malformed reply from the delivery agent", r->msg->id);
     attr_msg_free(&am);
     request_end(r->qm, r);
 }
@@ -368,7 +380,7 @@ static void request_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (what & BEV_EVENT_CONNECTED)
         return;
-    log_warn("%s: delivery agent smtp %s before a result (nexthop %s)", r->msg->id,
+    log_warn("%s: delivery agent %s before a result (%s)", r->msg->id,
              (what & BEV_EVENT_TIMEOUT) ? "timed out" : "closed the connection", r->dest->nexthop);
     request_end(r->qm, r);
 }
@@ -381,7 +393,14 @@ static const char *request_attr_msg(const struct qmgr_message *m, const char *na
     return v ? v : "";
 }
 
-/* request_encode - the smtp.deliver message for r */
+/* dest_nexthop - the next hop proper: the part of the key after ':' */
+static const char *dest_nexthop(const struct qmgr_dest *d)
+{
+    const char *colon = strchr(d->nexthop, ':');
+    return colon ? colon + 1 : d->nexthop;
+}
+
+/* request_encode - the TRANSPORT.deliver message for r */
 static void request_encode(const struct qmgr_request *r, buf_t *out)
 {
     const struct qmgr_message *m = r->msg;
@@ -389,14 +408,17 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
     char path[QID_LEN + 16];
     size_t k;
 
+    char proto[32];
+
     snprintf(path, sizeof(path), "active/%s", m->id);
-    attr_begin(out, "smtp.deliver");
+    dest_name(r->dest, "", ".deliver", proto, sizeof(proto));
+    attr_begin(out, proto);
     attr_add_str(out, "queue_id", m->id);
     attr_add_str(out, "path", path);
     attr_add_int(out, "content_offset", (long long)m->qf.content_offset);
     attr_add_int(out, "content_length", (long long)m->qf.content_length);
     attr_add_str(out, "sender", m->qf.sender ? m->qf.sender : "");
-    attr_add_str(out, "nexthop", r->dest->nexthop);
+    attr_add_str(out, "nexthop", dest_nexthop(r->dest));
     attr_add_int(out, "arrival", m->qf.arrival_sec);
     if (size != NULL && *size)
         attr_add_str(out, "size", size);
@@ -417,17 +439,19 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
     attr_end(out);
 }
 
-/* request_start - connect to private/smtp and send r */
+/* request_start - connect to private/TRANSPORT and send r */
 static void request_start(struct qmgr *qm, struct qmgr_request *r)
 {
     struct timeval timeout = {QMGR_AGENT_TIMEOUT_SECONDS, 0};
     buf_t out = BUF_INIT;
+    char path[32];
     int fd;
 
     r->dest->inflight++;
     qm->inflight++;
-    if ((fd = unix_connect("private/smtp", 1)) < 0) {
-        log_warn("%s: cannot connect to the smtp delivery agent (private/smtp): %m", r->msg->id);
+    dest_name(r->dest, "private/", "", path, sizeof(path));
+    if ((fd = unix_connect(path, 1)) < 0) {
+        log_warn("%s: cannot connect to the delivery agent %s: %m", r->msg->id, path);
         request_end(qm, r);
         return;
     }

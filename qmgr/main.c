@@ -188,7 +188,6 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
 
     qm->mydestination = config_list(cfg, "mydestination", NULL);
     qm->relayhost = config_str(cfg, "relayhost");
-    qm->local_reason = config_str(cfg, "local_transport_defer_reason");
     qm->min_backoff = config_time(cfg, "minimal_backoff_time");
     qm->max_backoff = config_time(cfg, "maximal_backoff_time");
     qm->lifetime = config_time(cfg, "maximal_queue_lifetime");

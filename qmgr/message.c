@@ -85,21 +85,24 @@ static int message_rcpt_is_local(const struct qmgr *qm, const char *address)
     return addr_domain_in_list(domain, qm->mydestination);
 }
 
-/* message_rcpt_nexthop - relayhost as given, else the domain lowercased */
+/* message_rcpt_nexthop - "transport:nexthop": local:domain for local
+ * domains; else smtp: with relayhost as given, or the domain lowercased */
 static void message_rcpt_nexthop(const struct qmgr *qm, const char *address, buf_t *out)
 {
-    const char *p;
+    const char *p = addr_domain(address);
+    int local = message_rcpt_is_local(qm, address);
 
     buf_reset(out);
-    if (qm->relayhost != NULL && *qm->relayhost) {
+    buf_puts(out, local ? "local:" : "smtp:");
+    if (!local && qm->relayhost != NULL && *qm->relayhost) {
         buf_puts(out, qm->relayhost);
         return;
     }
-    for (p = addr_domain(address); *p; p++)
+    for (; p && *p; p++)
         buf_putc(out, tolower((unsigned char)*p));
 }
 
-/* message_route - local recipients defer now, the rest join requests */
+/* message_route - every pending recipient joins a request for its transport */
 static void message_route(struct qmgr *qm, struct qmgr_message *m)
 {
     buf_t nexthop = BUF_INIT;
@@ -110,11 +113,6 @@ static void message_route(struct qmgr *qm, struct qmgr_message *m)
 
         if (m->qf.rcpts[i].status != QFILE_RCPT_PENDING)
             continue;
-        if (message_rcpt_is_local(qm, address)) {
-            qmgr_rcpt_set_deferred(m, i, "4.3.0", qm->local_reason);
-            qmgr_log_deferred(m, i, "local");
-            continue;
-        }
         message_rcpt_nexthop(qm, address, &nexthop);
         qmgr_request_add_rcpt(qm, m, i, nexthop.data);
     }

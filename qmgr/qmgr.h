@@ -86,7 +86,6 @@ struct qmgr {
     /* parameters */
     char *const *mydestination;
     const char *relayhost;
-    const char *local_reason;
     long long min_backoff;
     long long max_backoff;
     long long lifetime;

@@ -1,0 +1,88 @@
+/*
+ * table - lookup tables named "type:name" (DESIGN §6).
+ *
+ * Types:
+ *   lmdb:/path      reads /path.lmdb, built from the text file /path by
+ *                   `tern map` (temp file + rename, so a rebuild is atomic);
+ *                   an open table notices a rebuilt file (inode/mtime change)
+ *                   at the next lookup and reopens it: no restart needed.
+ *   texthash:/path  the text file itself, read into memory at open.
+ *   inline:{k1=v1, k2=v2}   inline pairs.
+ *   static:value    every key maps to value.
+ *   cidr:/path      "network/prefix  value" lines, first match wins.
+ *   regexp:/path    "/regex/flags  value" lines (POSIX ERE; flag i = case
+ *                   insensitive), first match wins; $1..$9 substituted.
+ *
+ * Text format (sendmail's and Postfix's): "key<white space>value" lines,
+ * '#' comment lines, a line starting with white space continues the previous
+ * value.  For alias files (table_open with TABLE_ALIASES) the format is
+ * "name: value" instead.  Keys are case-folded unless TABLE_CASE_SENSITIVE.
+ * Duplicate keys: the first wins and a warning names file:line.
+ *
+ * Errors: table_open fails with a message naming the table (and file:line
+ * for a syntax error); a lookup that cannot be answered (file vanished,
+ * LMDB error) returns TABLE_TEMPFAIL — never a silent "not found".
+ * Not thread-safe; one struct table per process and user.
+ */
+#ifndef TERN_TABLE_H
+#define TERN_TABLE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+
+#define TABLE_ALIASES 0x1        /* "name: value" syntax */
+#define TABLE_CASE_SENSITIVE 0x2 /* do not fold keys */
+
+enum table_result { TABLE_NOTFOUND = 0, TABLE_FOUND = 1, TABLE_TEMPFAIL = -1 };
+
+struct table;
+
+/* table_open - open "type:name"; NULL with err set on failure */
+struct table *table_open(const char *spec, int flags, buf_t *err);
+/* table_close - release */
+void table_close(struct table *t);
+/* table_name - the "type:name" it was opened with */
+const char *table_name(const struct table *t);
+/* table_lookup - exact key; the value is copied into value */
+enum table_result table_lookup(struct table *t, const char *key, buf_t *value);
+
+/* a list of tables searched in order (e.g. alias_maps = a, b) */
+struct table_list {
+    struct table **v;
+    size_t count;
+};
+
+/* table_list_open - open every spec; -1 with err naming the bad one */
+int table_list_open(struct table_list *l, char *const *specs, size_t count, int flags,
+                    buf_t *err);
+void table_list_close(struct table_list *l);
+enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t *value);
+
+/* Lookup orders (DESIGN §6).  delimiter is recipient_delimiter ("" = none).
+ * table_lookup_addr tries user+ext@domain, user@domain, user+ext, user,
+ * @domain; matched_key (if non-NULL) receives the key that matched. */
+enum table_result table_lookup_addr(struct table_list *l, const char *addr,
+                                    const char *delimiter, buf_t *value, buf_t *matched_key);
+/* table_lookup_domain - domain, then its parents as ".parent" when
+ * parents is set (a.b.c: a.b.c, .b.c, .c) */
+enum table_result table_lookup_domain(struct table_list *l, const char *domain, int parents,
+                                      buf_t *value);
+/* table_lookup_ip - 1.2.3.4, 1.2.3, 1.2, 1 (IPv6: full, then shorter
+ * prefixes at ':' boundaries); cidr: tables match the address itself */
+enum table_result table_lookup_ip(struct table_list *l, const struct sockaddr *sa,
+                                  buf_t *value);
+
+/* table_build - build path.lmdb from the text file path (tern map,
+ * newaliases): temp + rename.  stats: entries, longest value, total bytes
+ * (for "N aliases, longest L bytes, T bytes total").  -1 with err
+ * ("file:line: ...") on failure; warnings (duplicates) go to the log. */
+struct table_build_stats {
+    size_t entries;
+    size_t longest;
+    size_t total;
+};
+int table_build(const char *path, int flags, struct table_build_stats *stats, buf_t *err);
+
+#endif
