@@ -26,6 +26,9 @@ struct master_sockets {
     int qmgr;
     int smtp;
     int local;
+    int pickup;      /* public/pickup: maildrop triggers, to cleanup */
+    int qmgr_public; /* public/qmgr: flush requests from users, to qmgr */
+    int showq;       /* public/showq: queue listing */
 };
 
 int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct master_sockets *s,

@@ -111,8 +111,6 @@ static void master_slot_spawn(struct slot *s)
     pid_t pid;
 
     service_program_path(current_cfg, s->program, &path);
-    if (access(path.data, X_OK) < 0)
-        log_error("cannot run %s: %s (see daemon_directory)", path.data, strerror(errno));
     pid = fork();
     if (pid < 0) {
         log_error("fork for %s: %s", s->program, strerror(errno));
@@ -150,6 +148,15 @@ static void master_slot_add(const char *program, const int *fds, size_t fd_count
 
     if (slot_count >= MASTER_MAX_SLOTS)
         log_fatal("too many service processes (at most %d)", MASTER_MAX_SLOTS);
+    buf_t path = BUF_INIT;
+    service_program_path(current_cfg, program, &path);
+    if (access(path.data, X_OK) < 0) {
+        log_warn("%s: %s; that service does not run (see daemon_directory)", path.data,
+                 strerror(errno));
+        buf_free(&path);
+        return;
+    }
+    buf_free(&path);
     s = &slots[slot_count++];
     memset(s, 0, sizeof(*s));
     s->program = program;
@@ -169,10 +176,14 @@ static void master_slots_build(const struct config *cfg)
         workers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     if (workers > 32)
         workers = 32;
-    master_slot_add("tern-cleanup", &socks->cleanup, 1);
-    master_slot_add("tern-qmgr", &socks->qmgr, 1);
+    int cleanup_fds[] = {socks->cleanup, socks->pickup};
+    int qmgr_fds[] = {socks->qmgr, socks->qmgr_public};
+
+    master_slot_add("tern-cleanup", cleanup_fds, 2);
+    master_slot_add("tern-qmgr", qmgr_fds, 2);
     master_slot_add("tern-smtp", &socks->smtp, 1);
     master_slot_add("tern-local", &socks->local, 1);
+    master_slot_add("tern-showq", &socks->showq, 1);
     for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++)
         master_slot_add("tern-smtpd", socks->smtpd, socks->smtpd_count);
 }

@@ -57,15 +57,18 @@ static int master_bind_tcp(const char *spec, buf_t *err)
     return fd;
 }
 
-/* master_bind_unix - private/NAME, owned by the service user */
+/* master_bind_unix - DIR/NAME ("private/cleanup"), owned by the service
+ * user; private sockets are 0600, public ones 0666 (public/ itself is 0710
+ * group terndrop, so only the set-gid terndrop program reaches them) */
 static int master_bind_unix(const char *queue_dir, const char *name, uid_t uid, gid_t gid,
                             buf_t *err)
 {
+    mode_t mode = strncmp(name, "public/", 7) == 0 ? 0666 : 0600;
     struct sockaddr_un sun;
     buf_t path = BUF_INIT;
     int fd = -1;
 
-    buf_printf(&path, "%s/private/%s", queue_dir, name);
+    buf_printf(&path, "%s/%s", queue_dir, name);
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (path.len >= sizeof(sun.sun_path)) {
@@ -78,7 +81,7 @@ static int master_bind_unix(const char *queue_dir, const char *name, uid_t uid, 
     unlink(path.data);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        chown(path.data, uid, gid) < 0 || chmod(path.data, 0600) < 0 ||
+        chown(path.data, uid, gid) < 0 || chmod(path.data, mode) < 0 ||
         listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
         buf_printf(err, "%s: %s", buf_cstr(&path), strerror(errno));
         if (fd >= 0)
@@ -98,6 +101,7 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
 
     memset(s, 0, sizeof(*s));
     s->cleanup = s->qmgr = s->smtp = s->local = -1;
+    s->pickup = s->qmgr_public = s->showq = -1;
     if (count > sizeof(s->smtpd) / sizeof(s->smtpd[0])) {
         buf_printf(err, "smtpd_listen: at most %zu addresses", sizeof(s->smtpd) / sizeof(int));
         return -1;
@@ -108,24 +112,28 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
             return -1;
         s->smtpd[s->smtpd_count++] = fd;
     }
-    if ((s->cleanup = master_bind_unix(qdir, "cleanup", uid, gid, err)) < 0 ||
-        (s->qmgr = master_bind_unix(qdir, "qmgr", uid, gid, err)) < 0 ||
-        (s->smtp = master_bind_unix(qdir, "smtp", uid, gid, err)) < 0 ||
-        (s->local = master_bind_unix(qdir, "local", uid, gid, err)) < 0)
-        return -1;
+    struct {
+        int *fd;
+        const char *name;
+    } unix_sockets[] = {
+        {&s->cleanup, "private/cleanup"}, {&s->qmgr, "private/qmgr"},
+        {&s->smtp, "private/smtp"},       {&s->local, "private/local"},
+        {&s->pickup, "public/pickup"},    {&s->qmgr_public, "public/qmgr"},
+        {&s->showq, "public/showq"},
+    };
+    for (size_t i = 0; i < sizeof(unix_sockets) / sizeof(unix_sockets[0]); i++)
+        if ((*unix_sockets[i].fd = master_bind_unix(qdir, unix_sockets[i].name, uid, gid, err)) < 0)
+            return -1;
     return 0;
 }
 
 void master_sockets_close(struct master_sockets *s)
 {
+    int fds[] = {s->cleanup, s->qmgr, s->smtp, s->local, s->pickup, s->qmgr_public, s->showq};
+
     for (size_t i = 0; i < s->smtpd_count; i++)
         close(s->smtpd[i]);
-    if (s->cleanup >= 0)
-        close(s->cleanup);
-    if (s->qmgr >= 0)
-        close(s->qmgr);
-    if (s->smtp >= 0)
-        close(s->smtp);
-    if (s->local >= 0)
-        close(s->local);
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
 }
