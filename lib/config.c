@@ -224,6 +224,24 @@ static int config_expand(const struct config *cfg, const char *raw, buf_t *out, 
     return 0;
 }
 
+/* config_item_length - one list item: up to a comma or white space, but
+ * text inside {braces} stays together (inline:{a=b, c=d}) */
+static size_t config_item_length(const char *p)
+{
+    size_t n = 0;
+    int depth = 0;
+
+    for (; p[n]; n++) {
+        if (p[n] == '{')
+            depth++;
+        else if (p[n] == '}' && depth > 0)
+            depth--;
+        else if (depth == 0 && strchr(", \t\r\n", p[n]))
+            break;
+    }
+    return n;
+}
+
 /* config_split_list - split on commas and white space */
 static void config_split_list(struct config_entry *e)
 {
@@ -234,7 +252,7 @@ static void config_split_list(struct config_entry *e)
     e->list_count = 0;
     while (*p) {
         p += strspn(p, ", \t\r\n");
-        size_t n = strcspn(p, ", \t\r\n");
+        size_t n = config_item_length(p);
         if (n == 0)
             break;
         if (e->list_count == cap) {

@@ -33,6 +33,15 @@ const struct param_def param_table[] = {
     {"syslog_facility", PARAM_STR, "mail", "syslog facility"},
     {"service_restart_delay", PARAM_TIME, "1s",
      "first delay before a crashed service is restarted (doubles up to 1m)"},
+    {"alternate_config_directories", PARAM_LIST, "",
+     "config directories a non-root user may name with -C or TERN_CONFIG_DIR"},
+
+    /* tables and aliases */
+    {"alias_maps", PARAM_LIST, "lmdb:/etc/aliases", "alias tables searched by local delivery"},
+    {"alias_database", PARAM_LIST, "$alias_maps",
+     "alias tables built by newaliases (sendmail -bi, tern map -A)"},
+    {"recipient_delimiter", PARAM_STR, "+",
+     "separates user and extension in user+ext@domain (empty: none)"},
 
     /* smtpd */
     {"smtpd_listen", PARAM_LIST, "0.0.0.0:25", "addresses the SMTP server listens on; empty: none"},
@@ -53,6 +62,8 @@ const struct param_def param_table[] = {
     /* cleanup */
     {"hopcount_limit", PARAM_INT, "25", "Received: headers allowed before 554 5.4.6"},
     {"header_size_limit", PARAM_SIZE, "102400", "largest header section accepted (bytes)"},
+    {"trusted_users", PARAM_LIST, "root, $mail_owner",
+     "users who may set the sender with sendmail -f without an X-Authentication-Warning"},
 
     /* qmgr */
     {"queue_run_delay", PARAM_TIME, "300s", "how often the deferred queue is scanned"},
@@ -65,6 +76,43 @@ const struct param_def param_table[] = {
      "parallel deliveries to one destination"},
     {"qmgr_delivery_limit", PARAM_INT, "100", "parallel deliveries in total"},
     {"default_destination_recipient_limit", PARAM_INT, "50", "recipients in one delivery request"},
+    {"restrict_queue_listing", PARAM_BOOL, "no",
+     "only root and mail_owner may list the queue (sendmail restrictmailq)"},
+    {"delay_warning_time", PARAM_TIME, "4h",
+     "send the sender one delay warning after this long in the queue; 0: never"},
+    {"bounce_format", PARAM_STR, "mime",
+     "layout of delivery status notifications: mime (RFC 3464) or plain (sendmail text)"},
+    {"bounce_template_file", PARAM_STR, "",
+     "file with failure/delay/success texts replacing the built-in ones (docs/bounces.md)"},
+    {"2bounce_notice_recipient", PARAM_STR, "postmaster",
+     "who gets a bounce that could not be delivered (a double bounce)"},
+    {"double_bounce_sender", PARAM_STR, "double-bounce",
+     "sender of double-bounce notices; failures of mail from it are dropped"},
+    {"restrict_queue_run", PARAM_BOOL, "no",
+     "only root and mail_owner may flush the queue (sendmail restrictqrun)"},
+
+    /* local delivery */
+    {"mail_spool_directory", PARAM_STR, "/var/mail", "where mbox mailboxes USER live"},
+    {"home_mailbox", PARAM_STR, "",
+     "mailbox relative to the home directory: Maildir/ (ends in /) or an mbox file; "
+     "empty: mail_spool_directory"},
+    {"mailbox_command", PARAM_STR, "",
+     "deliver to the mailbox through this command, e.g. /usr/bin/procmail -a \"$EXTENSION\""},
+    {"forward_path", PARAM_LIST, "$home/.forward",
+     ".forward files tried in order ($home, $user, $local, $extension, $domain)"},
+    {"allow_mail_to_commands", PARAM_LIST, "alias, forward",
+     "sources (alias, forward, include) allowed to deliver to |commands"},
+    {"allow_mail_to_files", PARAM_LIST, "alias, forward",
+     "sources (alias, forward, include) allowed to deliver to /files"},
+    {"default_privs", PARAM_STR, "nobody",
+     "user that alias commands and files run as (never root)"},
+    {"command_time_limit", PARAM_TIME, "1000s", "time limit of a |command delivery"},
+    {"local_command_shell", PARAM_STR, "/bin/sh", "shell that runs |command deliveries (-c)"},
+    {"luser_relay", PARAM_STR, "", "where mail for unknown local users goes ($user, $local)"},
+    {"local_recipient_maps", PARAM_LIST, "unix:passwd.byname, $alias_maps",
+     "tables of local users; smtpd rejects others at RCPT (empty: accept all)"},
+    {"local_destination_concurrency_limit", PARAM_INT, "10",
+     "local deliveries (worker processes) at once"},
 
     /* smtp client */
     {"smtp_connect_timeout", PARAM_TIME, "30s", "time allowed to connect to a next hop"},

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "addr.h"
 #include "log.h"
 #include "netaddr.h"
 #include "reply.h"
@@ -333,8 +334,10 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
         buf_puts(out, " BODY=8BITMIME");
     if (s->ehlo.dsn && req->ret[0])
         buf_printf(out, " RET=%s", req->ret);
-    if (s->ehlo.dsn && req->envid[0])
-        buf_printf(out, " ENVID=%s", req->envid);
+    if (s->ehlo.dsn && req->envid[0]) { /* stored decoded: xtext again on the wire */
+        buf_puts(out, " ENVID=");
+        xtext_encode(req->envid, out);
+    }
     buf_puts(out, "\r\n");
 }
 
@@ -344,8 +347,13 @@ static void session_rcpt_command(struct smtp_session *s, const struct smtp_rcpt 
     buf_printf(out, "RCPT TO:<%s>", r->address);
     if (s->ehlo.dsn && r->notify[0])
         buf_printf(out, " NOTIFY=%s", r->notify);
-    if (s->ehlo.dsn && r->orcpt[0])
-        buf_printf(out, " ORCPT=%s", r->orcpt);
+    if (s->ehlo.dsn && r->orcpt[0]) { /* "rfc822;addr", addr stored decoded */
+        const char *semi = strchr(r->orcpt, ';');
+        if (semi) {
+            buf_printf(out, " ORCPT=%.*s;", (int)(semi - r->orcpt), r->orcpt);
+            xtext_encode(semi + 1, out);
+        }
+    }
     buf_puts(out, "\r\n");
 }
 

@@ -41,8 +41,7 @@ static void smtpd_config_networks(struct smtpd_config *cfg, const struct config 
 }
 
 /* smtpd_config_positive - an integer parameter that must be at least 1 */
-static long long smtpd_config_positive(const struct config *conf, const char *name,
-                                       long long value)
+static long long smtpd_config_positive(const struct config *conf, const char *name, long long value)
 {
     if (value < 1)
         log_fatal("%s = %lld: must be at least 1", name, value);
@@ -58,15 +57,15 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf)
     cfg->mydestination = config_list(conf, "mydestination", NULL);
     smtpd_config_networks(cfg, conf);
     cfg->banner = config_str(conf, "smtpd_banner");
-    cfg->client_limit = smtpd_config_positive(conf, "smtpd_client_limit",
-                                              config_int(conf, "smtpd_client_limit"));
+    cfg->client_limit =
+        smtpd_config_positive(conf, "smtpd_client_limit", config_int(conf, "smtpd_client_limit"));
     cfg->recipient_limit = smtpd_config_positive(conf, "smtpd_recipient_limit",
                                                  config_int(conf, "smtpd_recipient_limit"));
     cfg->hard_error_limit = smtpd_config_positive(conf, "smtpd_hard_error_limit",
                                                   config_int(conf, "smtpd_hard_error_limit"));
     cfg->timeout = smtpd_config_positive(conf, "smtpd_timeout", config_time(conf, "smtpd_timeout"));
-    cfg->data_timeout = smtpd_config_positive(conf, "smtpd_data_timeout",
-                                              config_time(conf, "smtpd_data_timeout"));
+    cfg->data_timeout =
+        smtpd_config_positive(conf, "smtpd_data_timeout", config_time(conf, "smtpd_data_timeout"));
     cfg->line_limit = config_size(conf, "smtpd_line_limit");
     if (cfg->line_limit < 512)
         log_fatal("smtpd_line_limit = %lld: must be at least 512 (RFC 5321)", cfg->line_limit);

@@ -128,6 +128,7 @@ static void smtpd_listeners_open(struct smtpd_server *server)
     }
 }
 
+/* main - set up, drop privileges, accept until drained or stopped */
 int main(int argc, char **argv)
 {
     static struct smtpd_server server;

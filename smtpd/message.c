@@ -7,12 +7,11 @@
  * Size: the stored (decoded) bytes are counted against message_size_limit;
  * past it the cleanup stream is dropped (nothing is queued), the rest of the
  * data is read and thrown away, and the client gets 552 at the end.
- * Bare LF / bare CR: see data.h and docs/smtpd.md.
+ * Bare LF / bare CR: see proto.h and docs/smtpd.md.
  */
 #include <string.h>
 
 #include <event2/bufferevent.h>
-#include <event2/event.h>
 
 #include "attr.h"
 #include "cleanup_stream.h"
@@ -52,8 +51,7 @@ static void message_drop_cleanup(struct session *s)
     s->cleanup = NULL;
     if (s->flow_paused) {
         s->flow_paused = 0;
-        if (s->state != SESSION_CLOSING)
-            bufferevent_enable(s->bev, EV_READ);
+        session_enable_input(s);
     }
 }
 
@@ -65,8 +63,12 @@ static void message_on_reply(void *ctx, const char *reply, const char *queue_id)
 
     if (s->state == SESSION_DATA) {
         /* an answer before the end: remember it, discard the rest of the data */
+        int was_paused = s->flow_paused;
+
         buf_set(&s->data_reply, reply);
         message_drop_cleanup(s);
+        if (was_paused)
+            session_resume_input(s);
         return;
     }
     buf_set(&text, reply);
@@ -95,15 +97,15 @@ void message_start(struct session *s)
     buf_t submit = BUF_INIT;
 
     message_build_submit(s, &submit);
-    s->cleanup = cleanup_stream_open(bufferevent_get_base(s->bev), &submit, &cb,
-                                     s->cfg->data_timeout);
+    s->cleanup =
+        cleanup_stream_open(bufferevent_get_base(s->bev), &submit, &cb, s->cfg->data_timeout);
     buf_free(&submit);
     if (s->cleanup == NULL) {
         session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
         return;
     }
     s->state = SESSION_DATA;
-    data_decoder_init(&s->decoder);
+    proto_data_init(&s->decoder);
     buf_reset(&s->content);
     buf_reset(&s->data_reply);
     s->data_size = 0;
@@ -114,16 +116,21 @@ void message_start(struct session *s)
     session_reply(s, "354 Enter mail, end with \".\" on a line by itself");
 }
 
-/* message_flush - hand decoded content to cleanup; pause when it lags */
-void message_flush(struct session *s)
+/* message_flush - hand decoded content to cleanup: everything when all is
+ * set (end of data), else only whole 64 KiB pieces; pause when cleanup lags */
+void message_flush(struct session *s, int all)
 {
+    size_t n = s->content.len;
+
     if (s->cleanup == NULL) {
         buf_reset(&s->content);
         return;
     }
-    if (s->content.len > 0) {
-        cleanup_stream_data(s->cleanup, s->content.data, s->content.len);
-        buf_reset(&s->content);
+    if (!all)
+        n -= n % CLEANUP_STREAM_CHUNK;
+    if (n > 0) {
+        cleanup_stream_data(s->cleanup, s->content.data, n);
+        buf_consume(&s->content, n);
     }
     if (s->state == SESSION_DATA && !s->flow_paused &&
         cleanup_stream_pending(s->cleanup) > MESSAGE_HIGH_WATER) {
@@ -172,13 +179,13 @@ static void message_end(struct session *s)
 {
     buf_t reply = BUF_INIT;
 
-    message_flush(s);
+    message_flush(s, 1);
     s->flow_paused = 0;
     s->stage = "END-OF-MESSAGE";
     session_set_read_timeout(s, s->cfg->timeout);
     if (message_final_reply(s, &reply)) {
         s->state = SESSION_CMD;
-        bufferevent_enable(s->bev, EV_READ);
+        session_enable_input(s);
         session_reset_transaction(s);
         session_reply(s, "%s", buf_cstr(&reply));
         buf_free(&reply);
@@ -194,14 +201,14 @@ size_t message_input(struct session *s, const char *data, size_t len)
 {
     size_t before = s->content.len;
     int done = 0;
-    size_t used = data_decode(&s->decoder, data, len, &s->content, &done);
+    size_t used = proto_data_decode(&s->decoder, data, len, &s->content, &done);
 
     s->data_size += (long long)(s->content.len - before);
     message_check_limits(s);
     if (s->cleanup == NULL)
         buf_reset(&s->content);
     else if (s->content.len >= CLEANUP_STREAM_CHUNK)
-        message_flush(s);
+        message_flush(s, 0);
     if (done)
         message_end(s);
     return used;

@@ -1,5 +1,6 @@
 /*
- * proto - parse SMTP command lines and ESMTP parameters (no I/O).
+ * proto - parse SMTP command lines and ESMTP parameters, and decode DATA
+ * content (no I/O).
  *
  * See proto.h.  The reply texts follow sendmail where the SPEC names them.
  */
@@ -18,15 +19,23 @@ static const struct {
     const char *verb;
     const char *name;
 } proto_cmds[PROTO_CMD_COUNT] = {
-    [PROTO_CMD_UNKNOWN] = {"", "unknown"},   [PROTO_CMD_HELO] = {"HELO", "helo"},
-    [PROTO_CMD_EHLO] = {"EHLO", "ehlo"},     [PROTO_CMD_MAIL] = {"MAIL", "mail"},
-    [PROTO_CMD_RCPT] = {"RCPT", "rcpt"},     [PROTO_CMD_DATA] = {"DATA", "data"},
-    [PROTO_CMD_RSET] = {"RSET", "rset"},     [PROTO_CMD_NOOP] = {"NOOP", "noop"},
-    [PROTO_CMD_QUIT] = {"QUIT", "quit"},     [PROTO_CMD_HELP] = {"HELP", "help"},
-    [PROTO_CMD_VRFY] = {"VRFY", "vrfy"},     [PROTO_CMD_EXPN] = {"EXPN", "expn"},
-    [PROTO_CMD_VERB] = {"VERB", "verb"},     [PROTO_CMD_ETRN] = {"ETRN", "etrn"},
+    [PROTO_CMD_UNKNOWN] = {"", "unknown"},
+    [PROTO_CMD_HELO] = {"HELO", "helo"},
+    [PROTO_CMD_EHLO] = {"EHLO", "ehlo"},
+    [PROTO_CMD_MAIL] = {"MAIL", "mail"},
+    [PROTO_CMD_RCPT] = {"RCPT", "rcpt"},
+    [PROTO_CMD_DATA] = {"DATA", "data"},
+    [PROTO_CMD_RSET] = {"RSET", "rset"},
+    [PROTO_CMD_NOOP] = {"NOOP", "noop"},
+    [PROTO_CMD_QUIT] = {"QUIT", "quit"},
+    [PROTO_CMD_HELP] = {"HELP", "help"},
+    [PROTO_CMD_VRFY] = {"VRFY", "vrfy"},
+    [PROTO_CMD_EXPN] = {"EXPN", "expn"},
+    [PROTO_CMD_VERB] = {"VERB", "verb"},
+    [PROTO_CMD_ETRN] = {"ETRN", "etrn"},
     [PROTO_CMD_STARTTLS] = {"STARTTLS", "starttls"},
-    [PROTO_CMD_AUTH] = {"AUTH", "auth"},     [PROTO_CMD_BDAT] = {"BDAT", "bdat"},
+    [PROTO_CMD_AUTH] = {"AUTH", "auth"},
+    [PROTO_CMD_BDAT] = {"BDAT", "bdat"},
 };
 
 /* proto_is_space - SMTP white space */
@@ -260,8 +269,7 @@ static int proto_mail_param(const char *name, size_t nlen, const char *value, si
             return proto_reply_param(reply, name, nlen);
         if (size_limit > 0 && m->size > size_limit) {
             buf_reset(reply);
-            buf_printf(reply,
-                       "552 5.2.3 Message size exceeds fixed maximum message size (%lld)",
+            buf_printf(reply, "552 5.2.3 Message size exceeds fixed maximum message size (%lld)",
                        size_limit);
             return -1;
         }
@@ -457,4 +465,96 @@ void proto_banner_format(const char *template, const char *hostname, const char 
         buf_append(out, s + first, strlen(s + first));
     }
     buf_free(&text);
+}
+
+/* --- DATA content ---------------------------------------------------- */
+
+enum proto_data_state {
+    DATA_LINE_START, /* at the start of a line */
+    DATA_DOT,        /* the line so far is "." */
+    DATA_DOT_CR,     /* the line so far is ".\r" */
+    DATA_IN_LINE,    /* inside a line */
+    DATA_CR          /* inside a line, just after a CR */
+};
+
+/* proto_data_init - the first line counts as preceded by CRLF */
+void proto_data_init(struct proto_data_decoder *d)
+{
+    d->state = DATA_LINE_START;
+    d->prev_crlf = 1;
+    d->bare_seen = 0;
+}
+
+/* proto_data_line_end - store a line end; real is 1 for CRLF, 0 for bare LF/CR */
+static void proto_data_line_end(struct proto_data_decoder *d, int real, buf_t *out)
+{
+    buf_append(out, "\r\n", 2);
+    d->prev_crlf = real;
+    if (!real)
+        d->bare_seen = 1;
+    d->state = DATA_LINE_START;
+}
+
+/* proto_data_byte_line - one byte at the start of a line or inside it */
+static void proto_data_byte_line(struct proto_data_decoder *d, int c, buf_t *out)
+{
+    if (c == '\r') {
+        d->state = DATA_CR;
+    } else if (c == '\n') {
+        proto_data_line_end(d, 0, out);
+    } else if (c == '.' && d->state == DATA_LINE_START) {
+        d->state = DATA_DOT;
+    } else {
+        buf_putc(out, c);
+        d->state = DATA_IN_LINE;
+    }
+}
+
+/* proto_data_byte - advance by one byte; returns 1 at the end of data */
+static int proto_data_byte(struct proto_data_decoder *d, int c, buf_t *out)
+{
+    switch (d->state) {
+    case DATA_DOT:
+        if (c == '\r') {
+            d->state = DATA_DOT_CR;
+        } else if (c == '\n') {
+            buf_putc(out, '.');
+            proto_data_line_end(d, 0, out);
+        } else {
+            /* a stuffed dot: drop it, keep the byte after it */
+            buf_putc(out, c);
+            d->state = DATA_IN_LINE;
+        }
+        return 0;
+    case DATA_DOT_CR:
+        if (c == '\n' && d->prev_crlf)
+            return 1;
+        buf_putc(out, '.');
+        proto_data_line_end(d, c == '\n', out);
+        if (c != '\n')
+            proto_data_byte_line(d, c, out);
+        return 0;
+    case DATA_CR:
+        proto_data_line_end(d, c == '\n', out);
+        if (c != '\n')
+            proto_data_byte_line(d, c, out);
+        return 0;
+    default:
+        proto_data_byte_line(d, c, out);
+        return 0;
+    }
+}
+
+/* proto_data_decode - feed bytes until the end of data or the end of input */
+size_t proto_data_decode(struct proto_data_decoder *d, const char *in, size_t len, buf_t *out,
+                         int *done)
+{
+    *done = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (proto_data_byte(d, (unsigned char)in[i], out)) {
+            *done = 1;
+            return i + 1;
+        }
+    }
+    return len;
 }

@@ -29,11 +29,17 @@
 
 /* the order of the counters in the disconnect line (Postfix's order) */
 static const enum proto_cmd session_log_order[] = {
-    PROTO_CMD_HELO, PROTO_CMD_EHLO, PROTO_CMD_STARTTLS, PROTO_CMD_AUTH, PROTO_CMD_MAIL,
-    PROTO_CMD_RCPT, PROTO_CMD_DATA, PROTO_CMD_BDAT,     PROTO_CMD_RSET, PROTO_CMD_NOOP,
-    PROTO_CMD_VRFY, PROTO_CMD_EXPN, PROTO_CMD_VERB,     PROTO_CMD_ETRN, PROTO_CMD_HELP,
+    PROTO_CMD_HELO, PROTO_CMD_EHLO,    PROTO_CMD_STARTTLS, PROTO_CMD_AUTH, PROTO_CMD_MAIL,
+    PROTO_CMD_RCPT, PROTO_CMD_DATA,    PROTO_CMD_BDAT,     PROTO_CMD_RSET, PROTO_CMD_NOOP,
+    PROTO_CMD_VRFY, PROTO_CMD_EXPN,    PROTO_CMD_VERB,     PROTO_CMD_ETRN, PROTO_CMD_HELP,
     PROTO_CMD_QUIT, PROTO_CMD_UNKNOWN,
 };
+
+/* read up to this much per callback: fewer, larger cleanup.data messages */
+#define SESSION_MAX_READ (64 * 1024)
+/* a client that pipelines without reading its replies: stop reading it when
+ * this much output waits */
+#define SESSION_OUTPUT_HIGH (256 * 1024)
 
 static void session_process(struct session *s);
 
@@ -147,10 +153,17 @@ void session_pause_input(struct session *s)
     bufferevent_disable(s->bev, EV_READ);
 }
 
+/* session_enable_input - read again unless the client owes us a read */
+void session_enable_input(struct session *s)
+{
+    if (s->state != SESSION_CLOSING && !s->output_paused)
+        bufferevent_enable(s->bev, EV_READ);
+}
+
 /* session_resume_input - read again, starting with what is buffered */
 void session_resume_input(struct session *s)
 {
-    if (s->state == SESSION_CLOSING)
+    if (s->state == SESSION_CLOSING || s->output_paused)
         return;
     bufferevent_enable(s->bev, EV_READ);
     session_process(s);
@@ -235,8 +248,8 @@ static int session_read_command(struct session *s, struct evbuffer *in)
     s->line.len = len;
     if (len > 0 && s->line.data[len - 1] == '\r')
         s->line.len--;
-    while (s->line.len > 0 && (s->line.data[s->line.len - 1] == ' ' ||
-                               s->line.data[s->line.len - 1] == '\t'))
+    while (s->line.len > 0 &&
+           (s->line.data[s->line.len - 1] == ' ' || s->line.data[s->line.len - 1] == '\t'))
         s->line.len--;
     s->line.data[s->line.len] = '\0';
     if (s->line.len > limit) {
@@ -266,6 +279,11 @@ static void session_process(struct session *s)
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
     while (evbuffer_get_length(in) > 0) {
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH) {
+            s->output_paused = 1;
+            session_pause_input(s);
+            break;
+        }
         if (s->state == SESSION_CMD) {
             if (!session_read_command(s, in))
                 break;
@@ -276,8 +294,6 @@ static void session_process(struct session *s)
             break;
         }
     }
-    if (s->state == SESSION_DATA)
-        message_flush(s);
 }
 
 /* session_on_read - new input from the client */
@@ -288,13 +304,21 @@ static void session_on_read(struct bufferevent *bev, void *arg)
     session_process(s);
 }
 
-/* session_on_write - output flushed; a closing session ends here */
+/* session_on_write - output flushed: a closing session ends here, a
+ * session paused for its unread replies goes on */
 static void session_on_write(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
 
-    if (s->state == SESSION_CLOSING)
+    if (s->state == SESSION_CLOSING) {
         session_free(s);
+        return;
+    }
+    if (!s->output_paused)
+        return;
+    s->output_paused = 0;
+    if (s->state == SESSION_CMD || (s->state == SESSION_DATA && !s->flow_paused))
+        session_resume_input(s);
 }
 
 /* session_on_timeout - 421 on an idle client, then close */
@@ -323,8 +347,7 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (s->state != SESSION_CLOSING)
-        log_info("lost connection after %s from unknown[%s]", s->stage,
-                 s->ip);
+        log_info("lost connection after %s from unknown[%s]", s->stage, s->ip);
     if ((what & BEV_EVENT_EOF) && s->state != SESSION_CLOSING &&
         evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         session_close_after_flush(s);
@@ -341,8 +364,7 @@ static void session_greet(struct session *s)
 
     time_rfc2822(time(NULL), &date);
     buf_puts(&text, "220 ");
-    proto_banner_format(s->cfg->banner, s->cfg->myhostname, TERN_VERSION, buf_cstr(&date),
-                        &text);
+    proto_banner_format(s->cfg->banner, s->cfg->myhostname, TERN_VERSION, buf_cstr(&date), &text);
     session_write_line(s, text.data, text.len);
     buf_free(&date);
     buf_free(&text);
@@ -379,6 +401,7 @@ void session_start(struct smtpd_server *server, int fd, const struct sockaddr *s
         log_panic("bufferevent_socket_new failed");
     log_info("connect from unknown[%s]", s->ip);
     bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
+    bufferevent_set_max_single_read(s->bev, SESSION_MAX_READ);
     session_set_read_timeout(s, s->cfg->timeout);
     session_greet(s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);

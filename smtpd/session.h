@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 
 #include "buf.h"
-#include "data.h"
 #include "proto.h"
 #include "smtpd.h"
 
@@ -60,20 +59,21 @@ struct session {
 
     /* accounting */
     long long errors;
-    const char *stage;       /* "CONNECT", "EHLO", ...: for "timeout after X" */
-    int cur_cmd;             /* command whose reply is pending, or SESSION_NO_CMD */
+    const char *stage; /* "CONNECT", "EHLO", ...: for "timeout after X" */
+    int cur_cmd;       /* command whose reply is pending, or SESSION_NO_CMD */
     unsigned cmd_total[PROTO_CMD_COUNT];
     unsigned cmd_ok[PROTO_CMD_COUNT];
 
     /* DATA */
     struct cleanup_stream *cleanup;
-    struct data_decoder decoder;
+    struct proto_data_decoder decoder;
     buf_t content;       /* decoded content not yet handed to cleanup */
     long long data_size; /* stored bytes so far */
     int data_too_big;
     int data_bare_rejected;
-    buf_t data_reply; /* final reply known before the end of data */
-    int flow_paused;  /* not reading: cleanup's output buffer is full */
+    buf_t data_reply;  /* final reply known before the end of data */
+    int flow_paused;   /* not reading: cleanup's output buffer is full */
+    int output_paused; /* not reading: the client does not read its replies */
 };
 
 /* session_reply - send one reply line (CRLF added); counts errors and may
@@ -89,6 +89,9 @@ void session_set_read_timeout(struct session *s, long long seconds);
  * client; resume also processes what is already buffered */
 void session_pause_input(struct session *s);
 void session_resume_input(struct session *s);
+/* session_enable_input - read again without processing now (not while the
+ * client's unread replies pile up) */
+void session_enable_input(struct session *s);
 /* session_log_reject - "NOQUEUE: reject: STAGE from unknown[ip]: reply; ..." */
 void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to);
 /* session_protocol - "ESMTP" after EHLO, else "SMTP" */
@@ -102,8 +105,9 @@ void session_command(struct session *s, const char *line, size_t len);
 void message_start(struct session *s);
 /* message_input - feed content bytes; returns bytes consumed */
 size_t message_input(struct session *s, const char *data, size_t len);
-/* message_flush - hand decoded content to cleanup */
-void message_flush(struct session *s);
+/* message_flush - hand decoded content to cleanup (all, or whole 64 KiB
+ * pieces only) */
+void message_flush(struct session *s, int all);
 /* message_discard - drop the cleanup stream and DATA state */
 void message_discard(struct session *s);
 

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "map.h"
 #include "netaddr.h"
 #include "privs.h"
 #include "service.h"
@@ -40,6 +41,8 @@ static void tern_usage(FILE *fp)
             "  conf [-n|-d|-x] [name ...]\n"
             "                     print parameters: effective (raw), -n set in the file,\n"
             "                     -d defaults, -x expanded\n"
+            "  map [-a|-A|-f] FILE | -q KEY type:FILE | -s type:FILE | -d KEY FILE\n"
+            "                     build, query, dump or edit a lookup table (docs/tables.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -342,6 +345,8 @@ int main(int argc, char **argv)
         return tern_conf(argc, argv);
     if (strcmp(cmd, "check") == 0)
         return tern_check();
+    if (strcmp(cmd, "map") == 0)
+        return tern_map_main(argc, argv, conf_dir_arg);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;

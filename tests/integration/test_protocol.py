@@ -236,7 +236,8 @@ def test_dsn_and_body_parameters(proto):
     with session(tern) as c:
         r = c.cmd("MAIL FROM:<a@example.test> RET=HDRS ENVID=env-123 BODY=8BITMIME")
         assert r[0].startswith("250 2.1.0 "), r
-        r = c.cmd("RCPT TO:<dsn@sink.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@y")
+        # "+2B" is xtext for "+": it must reach the next hop still encoded
+        r = c.cmd("RCPT TO:<dsn@sink.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+2Bext@y")
         assert r[0].startswith("250 2.1.5 "), r
         final = c.data(make_message(subject="dsn", headers={"X-Test": "dsn-params"}))
         assert REPLY_250_QUEUED.match(final[0]), final
@@ -246,7 +247,7 @@ def test_dsn_and_body_parameters(proto):
     assert addr == "dsn@sink.test"
     opts = [o.upper() for o in opts]
     assert "NOTIFY=SUCCESS,FAILURE" in opts, f"sink saw RCPT options {opts}"
-    assert "ORCPT=RFC822;X@Y" in opts, f"sink saw RCPT options {opts}"
+    assert "ORCPT=RFC822;X+2BEXT@Y" in opts, f"sink saw RCPT options {opts}"
 
 
 def test_unknown_mail_parameter(proto):

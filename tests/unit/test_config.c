@@ -431,6 +431,21 @@ static void test_config_lists_split_on_commas_and_white_space(void **state)
     assert_null(list[0]);
 }
 
+/* test_config_list_keeps_braced_items_together */
+static void test_config_list_keeps_braced_items_together(void **state)
+{
+    struct conf_fixture *f = *state;
+    size_t n = 0;
+
+    assert_int_equal(conf_load_text(f, "mydestination = inline:{a=b, c=d}, static:{two words} x\n"),
+                     0);
+    char *const *list = config_list(f->cfg, "mydestination", &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0], "inline:{a=b, c=d}");
+    assert_string_equal(list[1], "static:{two words}");
+    assert_string_equal(list[2], "x");
+}
+
 /* test_config_list_items_expand_parameters */
 static void test_config_list_items_expand_parameters(void **state)
 {
@@ -517,6 +532,7 @@ int main(void)
         CONF_TEST(test_config_units_apply_in_the_file),
         cmocka_unit_test(test_config_bool_and_int_values),
         CONF_TEST(test_config_lists_split_on_commas_and_white_space),
+        CONF_TEST(test_config_list_keeps_braced_items_together),
         CONF_TEST(test_config_list_items_expand_parameters),
         cmocka_unit_test(test_config_set_rejects_unknown_name_with_origin),
         cmocka_unit_test(test_config_default_dir_prefers_argument_then_environment),

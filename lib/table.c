@@ -1,0 +1,250 @@
+/*
+ * table - "type:name" lookup tables (see table.h): the type dispatch, table
+ * lists, and the lookup orders of DESIGN §6 for addresses, domains and IP
+ * addresses.  The types live in table_lmdb.c, table_text.c (texthash:,
+ * inline:, static:), table_cidr.c, table_regexp.c and table_unix.c.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netaddr.h"
+#include "table_impl.h"
+
+struct table_type {
+    const char *prefix; /* "lmdb:" */
+    int (*open)(struct table *t, const char *name, buf_t *err);
+};
+
+static const struct table_type table_types[] = {
+    {"lmdb:", table_open_lmdb},     {"texthash:", table_open_texthash},
+    {"inline:", table_open_inline}, {"static:", table_open_static},
+    {"cidr:", table_open_cidr},     {"regexp:", table_open_regexp},
+    {"unix:", table_open_unix},     {NULL, NULL},
+};
+
+/* table_find_type - the type spec names, or NULL */
+static const struct table_type *table_find_type(const char *spec)
+{
+    for (const struct table_type *tt = table_types; tt->prefix; tt++)
+        if (strncmp(spec, tt->prefix, strlen(tt->prefix)) == 0)
+            return tt;
+    return NULL;
+}
+
+struct table *table_open(const char *spec, int flags, buf_t *err)
+{
+    const struct table_type *tt = table_find_type(spec);
+    struct table *t;
+    buf_t why = BUF_INIT;
+
+    if (tt == NULL) {
+        buf_printf(err,
+                   "%s: unknown table type (known: lmdb, texthash, inline, static, cidr, "
+                   "regexp, unix)",
+                   spec);
+        return NULL;
+    }
+    t = xcalloc(1, sizeof(*t));
+    t->spec = xstrdup(spec);
+    t->flags = flags;
+    if (tt->open(t, spec + strlen(tt->prefix), &why) < 0) {
+        buf_printf(err, "%s: %s", spec, buf_cstr(&why));
+        buf_free(&why);
+        free(t->spec);
+        free(t);
+        return NULL;
+    }
+    buf_free(&why);
+    return t;
+}
+
+void table_close(struct table *t)
+{
+    if (t == NULL)
+        return;
+    t->ops->close(t);
+    free(t->spec);
+    free(t);
+}
+
+const char *table_name(const struct table *t)
+{
+    return t->spec;
+}
+
+int table_flags(const struct table *t)
+{
+    return t->flags;
+}
+
+enum table_result table_lookup(struct table *t, const char *key, buf_t *value)
+{
+    if (*key == 0 || strlen(key) > TABLE_KEY_MAX)
+        return TABLE_NOTFOUND;
+    return t->ops->lookup(t, key, value);
+}
+
+int table_walk(struct table *t, table_walk_fn fn, void *ctx, buf_t *err)
+{
+    if (t->ops->walk == NULL) {
+        buf_printf(err, "%s: %s: tables cannot be listed", t->spec, t->ops->type);
+        return -1;
+    }
+    return t->ops->walk(t, fn, ctx, err);
+}
+
+/* ---- lists */
+
+int table_list_open(struct table_list *l, char *const *specs, size_t count, int flags, buf_t *err)
+{
+    l->v = xcalloc(count ? count : 1, sizeof(struct table *));
+    l->count = 0;
+    for (size_t i = 0; i < count; i++) {
+        if ((l->v[i] = table_open(specs[i], flags, err)) == NULL) {
+            table_list_close(l);
+            return -1;
+        }
+        l->count++;
+    }
+    return 0;
+}
+
+void table_list_close(struct table_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        table_close(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->count = 0;
+}
+
+/* table_list_find - key in every table in order; pattern tables only
+ * when the key is the full one */
+static enum table_result table_list_find(struct table_list *l, const char *key, int full,
+                                         buf_t *value)
+{
+    enum table_result r;
+
+    for (size_t i = 0; i < l->count; i++) {
+        if (!full && l->v[i]->ops->pattern)
+            continue;
+        if ((r = table_lookup(l->v[i], key, value)) != TABLE_NOTFOUND)
+            return r;
+    }
+    return TABLE_NOTFOUND;
+}
+
+enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t *value)
+{
+    return table_list_find(l, key, 1, value);
+}
+
+/* ---- lookup orders (DESIGN §6) */
+
+/* addr_try - one form of the address; matched_key set on a match */
+static enum table_result addr_try(struct table_list *l, const buf_t *key, int full, buf_t *value,
+                                  buf_t *matched_key)
+{
+    enum table_result r = table_list_find(l, buf_cstr(key), full, value);
+
+    if (r == TABLE_FOUND && matched_key)
+        buf_set(matched_key, buf_cstr(key));
+    return r;
+}
+
+/* addr_base_length - length of the local part without +ext */
+static size_t addr_base_length(const char *local, size_t n, const char *delimiter)
+{
+    if (delimiter == NULL || *delimiter == 0)
+        return n;
+    for (size_t i = 1; i < n; i++)
+        if (strchr(delimiter, local[i]))
+            return i;
+    return n;
+}
+
+enum table_result table_lookup_addr(struct table_list *l, const char *addr, const char *delimiter,
+                                    buf_t *value, buf_t *matched_key)
+{
+    const char *at = strrchr(addr, '@');
+    size_t local = at ? (size_t)(at - addr) : strlen(addr);
+    size_t base = addr_base_length(addr, local, delimiter);
+    buf_t key = BUF_INIT;
+    enum table_result r;
+
+    if (*addr == 0)
+        return TABLE_NOTFOUND;
+    buf_set(&key, addr); /* user+ext@domain */
+    r = addr_try(l, &key, 1, value, matched_key);
+    if (r == TABLE_NOTFOUND && at && base < local) { /* user@domain */
+        buf_reset(&key);
+        buf_printf(&key, "%.*s%s", (int)base, addr, at);
+        r = addr_try(l, &key, 0, value, matched_key);
+    }
+    if (r == TABLE_NOTFOUND && at && local > 0) { /* user+ext */
+        buf_reset(&key);
+        buf_append(&key, addr, local);
+        r = addr_try(l, &key, 0, value, matched_key);
+    }
+    if (r == TABLE_NOTFOUND && base < local) { /* user */
+        buf_reset(&key);
+        buf_append(&key, addr, base);
+        r = addr_try(l, &key, 0, value, matched_key);
+    }
+    if (r == TABLE_NOTFOUND && at && at[1]) { /* @domain */
+        buf_set(&key, at);
+        r = addr_try(l, &key, 0, value, matched_key);
+    }
+    buf_free(&key);
+    return r;
+}
+
+enum table_result table_lookup_domain(struct table_list *l, const char *domain, int parents,
+                                      buf_t *value)
+{
+    buf_t key = BUF_INIT;
+    enum table_result r;
+
+    buf_set(&key, domain);
+    if (key.len > 1 && key.data[key.len - 1] == '.')
+        buf_truncate(&key, key.len - 1);
+    if (key.len == 0)
+        return TABLE_NOTFOUND;
+    r = table_list_find(l, key.data, 1, value);
+    for (const char *dot = strchr(key.data, '.'); r == TABLE_NOTFOUND && parents && dot;
+         dot = strchr(dot + 1, '.'))
+        if (dot[1])
+            r = table_list_find(l, dot, 0, value);
+    buf_free(&key);
+    return r;
+}
+
+/* ip_shorten - drop the last '.' or ':' field (and trailing colons) */
+static int ip_shorten(char *text, int sep)
+{
+    char *p = strrchr(text, sep);
+
+    if (p == NULL)
+        return 0;
+    while (p > text && p[-1] == sep)
+        p--;
+    *p = 0;
+    return p > text;
+}
+
+enum table_result table_lookup_ip(struct table_list *l, const struct sockaddr *sa, buf_t *value)
+{
+    char text[INET6_ADDRSTRLEN + 1];
+    enum table_result r;
+    int sep;
+
+    netaddr_format(sa, text, sizeof(text));
+    if (strcmp(text, "unknown") == 0)
+        return TABLE_NOTFOUND;
+    sep = strchr(text, ':') ? ':' : '.';
+    r = table_list_find(l, text, 1, value);
+    while (r == TABLE_NOTFOUND && ip_shorten(text, sep))
+        r = table_list_find(l, text, 0, value);
+    return r;
+}

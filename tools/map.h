@@ -1,0 +1,19 @@
+/*
+ * map - `tern map` (postmap/makemap) and newaliases: build, query, dump and
+ * delete lookup tables (lib/table.h).  Called from tools/tern.c's dispatch
+ * and from the sendmail-compatible front-ends.
+ */
+#ifndef TERN_TOOLS_MAP_H
+#define TERN_TOOLS_MAP_H
+
+struct config;
+
+/* tern_map_main - `tern map ...`; argv[0] is "map"; returns the exit code:
+ * 0 ok, 1 not found or error, 75 (EX_TEMPFAIL) table unreadable */
+int tern_map_main(int argc, char **argv, const char *config_dir_arg);
+/* tern_map_newaliases - build every lmdb: table in alias_database as an
+ * alias file and print "FILE: N aliases, longest L bytes, T bytes total"
+ * per file; returns the exit code (0, or 1 after any failure) */
+int tern_map_newaliases(const struct config *cfg);
+
+#endif
