@@ -52,6 +52,11 @@ struct cleanup_msg {
     buf_t client_addr;
     buf_t protocol;
     buf_t only_rcpt; /* the recipient when there is exactly one */
+    /* local submissions (pickup): the Received: form, From:, the -f warning */
+    buf_t local_user;
+    buf_t full_name;
+    buf_t sender_warning; /* "" or the address set with -f by an untrusted user */
+    int have_from;
     size_t rcpt_count;
     size_t content_bytes;
     time_t arrival;
@@ -66,15 +71,28 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
                       const struct attr_msg *req);
 /* cleanup_msg_data - take some content bytes */
 void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len);
-/* cleanup_msg_finish - flush headers, write the end record, fsync the file;
- * 0 ok (ready to rename), -1 failed (outcome set, temp file removed) */
+/* cleanup_msg_finish - flush headers, write the end record (not yet
+ * durable); 0 ok, -1 failed (outcome set, temp file removed) */
 int cleanup_msg_finish(struct cleanup_msg *m);
+/* cleanup_msg_sync - fsync the file; 0 ok, -1 failed (outcome set, temp
+ * file removed).  main.c covers a batch with one syncfs instead. */
+int cleanup_msg_sync(struct cleanup_msg *m);
 /* cleanup_msg_publish - rename into incoming/ (the caller fsyncs the dir) */
 int cleanup_msg_publish(struct cleanup_msg *m);
 /* cleanup_msg_discard - remove the temp file and free everything */
 void cleanup_msg_discard(struct cleanup_msg *m);
 /* cleanup_msg_free - free memory (the files are left as they are) */
 void cleanup_msg_free(struct cleanup_msg *m);
+/* cleanup_trigger_qmgr - fire and forget: new mail in incoming/ (main.c) */
+void cleanup_trigger_qmgr(void);
+
+/* pickup - maildrop/ to the queue (pickup.c).  pickup_start serves the
+ * public/pickup socket fd (any connection = scan now), scans at start and
+ * every minute; pickup_stop stops it (drain). */
+struct service;
+void pickup_start(struct service *svc, int fd, const struct cleanup_settings *set);
+void pickup_stop(void);
+
 /* cleanup_msg_fail - record a failure outcome */
 void cleanup_msg_fail(struct cleanup_msg *m, enum cleanup_status st, const char *code,
                       const char *dsn, const char *text);

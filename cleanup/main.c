@@ -75,7 +75,7 @@ static void cleanup_reply(struct cleanup_conn *c)
 }
 
 /* cleanup_trigger_qmgr - fire and forget: new mail in incoming/ */
-static void cleanup_trigger_qmgr(void)
+void cleanup_trigger_qmgr(void)
 {
     buf_t out = BUF_INIT;
     int fd = unix_connect("private/qmgr", 1);
@@ -100,15 +100,39 @@ static void cleanup_log_accepted(const struct cleanup_msg *m)
              m->content_bytes, m->rcpt_count);
 }
 
+/* cleanup_commit_sync - make every written file of the batch durable: one
+ * syncfs for several files, else (one file, or syncfs failed) an fsync each,
+ * which also finds out which file has the problem */
+static void cleanup_commit_sync(struct cleanup_conn *list, size_t written)
+{
+    struct cleanup_conn *c = list;
+
+    if (written > 1) {
+        while (c && c->msg.status != CLEANUP_OK)
+            c = c->next_commit;
+        if (c && syncfs(c->msg.fd) == 0)
+            return;
+        log_warn("syncfs of the queue file system: %s; syncing each file", strerror(errno));
+    }
+    for (c = list; c; c = c->next_commit)
+        if (c->msg.status == CLEANUP_OK)
+            cleanup_msg_sync(&c->msg);
+}
+
 /* cleanup_commit - the group commit described at the top of this file */
 static void cleanup_commit(evutil_socket_t fd, short what, void *arg)
 {
     struct cleanup_conn *list = commit_list, *c, *next;
     int published = 0;
 
+    size_t written = 0;
+
     commit_list = NULL;
     for (c = list; c; c = c->next_commit)
-        if (cleanup_msg_finish(&c->msg) == 0 && cleanup_msg_publish(&c->msg) == 0)
+        written += cleanup_msg_finish(&c->msg) == 0;
+    cleanup_commit_sync(list, written);
+    for (c = list; c; c = c->next_commit)
+        if (c->msg.status == CLEANUP_OK && cleanup_msg_publish(&c->msg) == 0)
             published++;
     if (published && fsync_dir("incoming") < 0) {
         log_error("fsync incoming/: %s", strerror(errno));
@@ -243,6 +267,7 @@ static void cleanup_on_accept(struct evconnlistener *l, evutil_socket_t fd, stru
 
 static void cleanup_drain(void *ctx)
 {
+    pickup_stop();
     for (size_t i = 0; i < svc.listen_count; i++) {
         evconnlistener_free(listeners[i]);
         listeners[i] = NULL;
@@ -270,6 +295,8 @@ int main(int argc, char **argv)
         log_fatal("no listening socket: tern-cleanup is started by tern-master");
     service_drop_privileges(&svc);
     commit_ev = event_new(svc.base, -1, 0, cleanup_commit, NULL);
+    if (svc.listen_count > 1) /* fd 4: public/pickup */
+        pickup_start(&svc, svc.listen_fds[--svc.listen_count], &settings);
     for (size_t i = 0; i < svc.listen_count; i++) {
         listeners[i] = evconnlistener_new(svc.base, cleanup_on_accept, NULL, LEV_OPT_CLOSE_ON_FREE,
                                           -1, svc.listen_fds[i]);

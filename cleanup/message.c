@@ -46,11 +46,30 @@ static void cleanup_fail_errno(struct cleanup_msg *m, int err)
     log_warn("%s: queue file write error: %s", m->queue_id, strerror(err));
 }
 
-/* cleanup_create_file - make incoming/.tmp.ID with a fresh ID */
-static int cleanup_create_file(struct cleanup_msg *m)
+/* cleanup_id_in_use - a queue file with this ID exists anywhere */
+static int cleanup_id_in_use(const char *id)
+{
+    char path[64];
+    const char *dirs[] = {"incoming", "active", "hold", "corrupt", NULL};
+
+    for (int i = 0; dirs[i]; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dirs[i], id);
+        if (access(path, F_OK) == 0)
+            return 1;
+    }
+    snprintf(path, sizeof(path), "deferred/%c/%s", qid_hash_dir(id), id);
+    return access(path, F_OK) == 0;
+}
+
+/* cleanup_create_file - make incoming/.tmp.ID with a fresh ID; a valid
+ * unused queue_id hint (pickup: the maildrop ID) is tried first */
+static int cleanup_create_file(struct cleanup_msg *m, const char *hint)
 {
     for (int i = 0; i < CLEANUP_MAX_CREATE_TRIES; i++) {
-        qid_new(m->queue_id);
+        if (i == 0 && hint && qid_valid(hint) && !cleanup_id_in_use(hint))
+            snprintf(m->queue_id, sizeof(m->queue_id), "%s", hint);
+        else
+            qid_new(m->queue_id);
         buf_reset(&m->tmp_path);
         buf_printf(&m->tmp_path, "incoming/.tmp.%s", m->queue_id);
         m->fd = safe_create(buf_cstr(&m->tmp_path), O_RDWR, 0600);
@@ -151,7 +170,10 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     buf_set(&m->client_name, cleanup_get(req, "client_name"));
     buf_set(&m->client_addr, cleanup_get(req, "client_addr"));
     buf_set(&m->protocol, *cleanup_get(req, "protocol") ? cleanup_get(req, "protocol") : "SMTP");
-    if (cleanup_create_file(m) < 0)
+    buf_set(&m->local_user, cleanup_get(req, "local_user"));
+    buf_set(&m->full_name, cleanup_get(req, "full_name"));
+    buf_set(&m->sender_warning, cleanup_get(req, "sender_warning"));
+    if (cleanup_create_file(m, attr_get(req, "queue_id", NULL)) < 0)
         return -1;
     qfile_writer_init(&m->w, m->fd);
     cleanup_write_envelope(m, req);
@@ -190,6 +212,8 @@ static void cleanup_note_header(struct cleanup_msg *m, const char *line, size_t 
         m->have_message_id = 1;
     else if (cleanup_header_is(line, len, "Date"))
         m->have_date = 1;
+    else if (cleanup_header_is(line, len, "From"))
+        m->have_from = 1;
 }
 
 /* cleanup_emit_received - our Received: header, first in the message */
@@ -202,6 +226,9 @@ static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
         buf_printf(out, "Received: from %s (%s [%s])\r\n\tby %s (tern %s) with %s id %s", helo,
                    name, buf_cstr(&m->client_addr), m->set->myhostname, TERN_VERSION,
                    buf_cstr(&m->protocol), m->queue_id);
+    else if (m->local_user.len)
+        buf_printf(out, "Received: (from %s@localhost)\r\n\tby %s (tern %s) id %s",
+                   buf_cstr(&m->local_user), m->set->myhostname, TERN_VERSION, m->queue_id);
     else
         buf_printf(out, "Received: by %s (tern %s) id %s", m->set->myhostname, TERN_VERSION,
                    m->queue_id);
@@ -211,6 +238,33 @@ static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
         buf_puts(out, ";\r\n\t");
     time_rfc2822(m->arrival, out);
     buf_puts(out, "\r\n");
+    if (m->local_user.len && m->sender_warning.len)
+        buf_printf(out, "X-Authentication-Warning: %s: %s set sender to %s using -f\r\n",
+                   m->set->myhostname, buf_cstr(&m->local_user), buf_cstr(&m->sender_warning));
+}
+
+/* cleanup_emit_from - From: for a local submission without one: the full
+ * name (quoted when it has specials) and the envelope sender */
+static void cleanup_emit_from(struct cleanup_msg *m, buf_t *out)
+{
+    const char *addr = m->sender.len ? buf_cstr(&m->sender) : "MAILER-DAEMON";
+
+    buf_puts(out, "From: ");
+    if (m->full_name.len) {
+        int quote = strpbrk(buf_cstr(&m->full_name), "()<>[]:;@\\,.\"") != NULL;
+        if (quote)
+            buf_putc(out, '"');
+        for (const char *p = buf_cstr(&m->full_name); *p; p++) {
+            if (quote && (*p == '"' || *p == '\\'))
+                buf_putc(out, '\\');
+            buf_putc(out, (unsigned char)*p < 32 ? ' ' : *p);
+        }
+        if (quote)
+            buf_putc(out, '"');
+        buf_printf(out, " <%s>\r\n", addr);
+    } else {
+        buf_printf(out, "%s\r\n", addr);
+    }
 }
 
 /* cleanup_emit_missing - Message-ID: and Date: when the client sent none */
@@ -225,6 +279,8 @@ static void cleanup_emit_missing(struct cleanup_msg *m, buf_t *out)
         buf_printf(&m->message_id, "<%s.%s@%s>", stamp, m->queue_id, m->set->myhostname);
         buf_printf(out, "Message-ID: %s\r\n", buf_cstr(&m->message_id));
     }
+    if (!m->have_from && m->local_user.len)
+        cleanup_emit_from(m, out);
     if (!m->have_date) {
         buf_puts(out, "Date: ");
         time_rfc2822(m->arrival, out);
@@ -289,7 +345,7 @@ static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
     size_t pos = 0;
 
     m->received_count = 0;
-    m->have_message_id = m->have_date = 0;
+    m->have_message_id = m->have_date = m->have_from = 0;
     while (pos < m->headers.len) {
         const char *line = m->headers.data + pos;
         const char *nl = memchr(line, '\n', m->headers.len - pos);
@@ -338,10 +394,21 @@ int cleanup_msg_finish(struct cleanup_msg *m)
 {
     if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS)
         cleanup_scan_headers(m, 1);
-    if (m->status == CLEANUP_OK &&
-        (qfile_content_end(&m->w) < 0 || qfile_finish(&m->w) < 0 || fsync(m->fd) < 0))
+    if (m->status == CLEANUP_OK && (qfile_content_end(&m->w) < 0 || qfile_finish(&m->w) < 0))
         cleanup_fail_errno(m, m->w.failed_errno ? m->w.failed_errno : errno);
     if (m->status != CLEANUP_OK) {
+        cleanup_msg_discard(m);
+        return -1;
+    }
+    return 0;
+}
+
+int cleanup_msg_sync(struct cleanup_msg *m)
+{
+    if (m->status != CLEANUP_OK)
+        return -1;
+    if (fsync(m->fd) < 0) {
+        cleanup_fail_errno(m, errno);
         cleanup_msg_discard(m);
         return -1;
     }
@@ -371,9 +438,10 @@ void cleanup_msg_discard(struct cleanup_msg *m)
 
 void cleanup_msg_free(struct cleanup_msg *m)
 {
-    buf_t *bufs[] = {&m->tmp_path, &m->final_path,  &m->headers,     &m->message_id, &m->sender,
-                     &m->helo,     &m->client_name, &m->client_addr, &m->protocol,   &m->only_rcpt,
-                     &m->code,     &m->dsn,         &m->text};
+    buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers,     &m->message_id,
+                     &m->sender,   &m->helo,       &m->client_name, &m->client_addr,
+                     &m->protocol, &m->only_rcpt,  &m->code,        &m->dsn,
+                     &m->text,     &m->local_user, &m->full_name,   &m->sender_warning};
     if (m->fd >= 0)
         cleanup_msg_discard(m);
     qfile_writer_free(&m->w);

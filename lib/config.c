@@ -265,6 +265,66 @@ static void config_split_list(struct config_entry *e)
     }
 }
 
+/* list parameters whose "/path" items stand for the names in that file
+ * (sendmail's local-host-names, Postfix's mydestination = /file) */
+static const char *const config_file_lists[] = {"mydestination", "mynetworks", NULL};
+
+/* config_read_names - the words of a names file: '#' comments, any white
+ * space or commas between names; 0 ok, -1 with a message */
+static int config_read_names(const char *path, buf_t *out, buf_t *why)
+{
+    FILE *fp = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (fp == NULL) {
+        buf_printf(why, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while ((n = getline(&line, &cap, fp)) >= 0 && out->len <= CONFIG_MAX_VALUE) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        buf_putc(out, ' ');
+        buf_puts(out, line);
+    }
+    free(line);
+    fclose(fp);
+    if (out->len > CONFIG_MAX_VALUE) {
+        buf_printf(why, "%s is longer than %d bytes", path, CONFIG_MAX_VALUE);
+        return -1;
+    }
+    return 0;
+}
+
+/* config_expand_files - replace "/path" items by the file's names */
+static int config_expand_files(struct config_entry *e, const char *name, buf_t *why)
+{
+    int wanted = 0;
+    buf_t v = BUF_INIT;
+
+    for (int i = 0; config_file_lists[i]; i++)
+        wanted |= strcmp(config_file_lists[i], name) == 0;
+    if (!wanted)
+        return 0;
+    for (size_t i = 0; i < e->list_count; i++) {
+        buf_putc(&v, ' ');
+        if (e->list[i][0] == '/') {
+            if (config_read_names(e->list[i], &v, why) < 0) {
+                buf_free(&v);
+                return -1;
+            }
+        } else {
+            buf_puts(&v, e->list[i]);
+        }
+    }
+    config_entry_clear_derived(e);
+    e->value = buf_steal(&v);
+    config_split_list(e);
+    return 0;
+}
+
 static const char *config_type_hint(enum param_type t)
 {
     switch (t) {
@@ -314,6 +374,12 @@ static int config_derive(struct config *cfg, size_t i, buf_t *err)
         break;
     case PARAM_LIST:
         config_split_list(e);
+        if (config_expand_files(e, d->name, &why) < 0) {
+            buf_printf(err, "%s: %s: %s", e->origin ? e->origin : cfg->file, d->name,
+                       buf_cstr(&why));
+            buf_free(&why);
+            return -1;
+        }
         break;
     case PARAM_STR:
         break;

@@ -181,6 +181,16 @@ static int qfile_read_exact(int fd, void *p, size_t n)
     return 0;
 }
 
+int qfile_rcpt_status_valid(int status)
+{
+    return status != 0 && strchr(".WSNFB", status) != NULL;
+}
+
+int qfile_rcpt_is_pending(int status)
+{
+    return status == QFILE_RCPT_PENDING || status == QFILE_RCPT_WARNED;
+}
+
 /* qfile_parse_rcpt - status byte then four NUL-separated fields */
 static int qfile_parse_rcpt(struct qfile_msg *m, const char *d, size_t len, off_t at)
 {
@@ -188,8 +198,7 @@ static int qfile_parse_rcpt(struct qfile_msg *m, const char *d, size_t len, off_
     const char *p = d + 1, *end = d + len;
     struct qfile_rcpt *r;
 
-    if (len < 2 ||
-        (d[0] != QFILE_RCPT_PENDING && d[0] != QFILE_RCPT_SENT && d[0] != QFILE_RCPT_FAILED))
+    if (len < 2 || !qfile_rcpt_status_valid(d[0]))
         return -1;
     for (int i = 0; i < 4; i++) {
         if (p > end)

@@ -11,7 +11,7 @@
  *                                     client_name, client_addr, helo, proto,
  *                                     auth, envid, ret, size, msgid, queue_id
  *   'R' recipient, one per recipient: the first byte is the status
- *       (QFILE_RCPT_PENDING / SENT / FAILED), updated in place with
+ *       (QFILE_RCPT_*: . W S N F B), updated in place with
  *       qfile_set_rcpt_status; then "final\0original\0notify\0orcpt"
  *   'M' message content: headers, empty line, body, exactly as it goes on
  *       the wire (CRLF line ends, no dot-stuffing)
@@ -37,9 +37,17 @@
 #define QFILE_REC_CONTENT 'M'
 #define QFILE_REC_END 'X'
 
-#define QFILE_RCPT_PENDING '.'
-#define QFILE_RCPT_SENT 'S'
-#define QFILE_RCPT_FAILED 'F'
+#define QFILE_RCPT_PENDING '.' /* not delivered yet */
+#define QFILE_RCPT_WARNED 'W'  /* not delivered yet; the delay warning was sent */
+#define QFILE_RCPT_SENT 'S'    /* delivered (any success notice sent) */
+#define QFILE_RCPT_NOTIFY 'N'  /* delivered; the success notice is not sent yet */
+#define QFILE_RCPT_FAILED 'F'  /* failed; the non-delivery report is not sent yet */
+#define QFILE_RCPT_BOUNCED 'B' /* failed and reported (or no report wanted) */
+
+/* qfile_rcpt_status_valid - 1 for one of the QFILE_RCPT_* bytes */
+int qfile_rcpt_status_valid(int status);
+/* qfile_rcpt_is_pending - 1 while delivery must still be tried (. or W) */
+int qfile_rcpt_is_pending(int status);
 
 #define QFILE_MAX_RECORD (1u << 30)
 #define QFILE_MAX_RCPTS 100000

@@ -209,3 +209,39 @@ void service_program_path(const struct config *cfg, const char *program, buf_t *
     buf_reset(out);
     buf_printf(out, "%s/%s", TERN_LIBEXECDIR, program);
 }
+
+/* service_pid_alive - running and not a zombie waiting for its parent */
+static int service_pid_alive(pid_t pid)
+{
+    char path[64], line[512];
+    FILE *fp;
+    int alive = kill(pid, 0) == 0 || errno == EPERM;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if (alive && (fp = fopen(path, "re")) != NULL) {
+        if (fgets(line, sizeof(line), fp)) {
+            char *paren = strrchr(line, ')');
+            if (paren && paren[1] == ' ' && paren[2] == 'Z')
+                alive = 0;
+        }
+        fclose(fp);
+    }
+    return alive;
+}
+
+pid_t service_master_pid(const char *queue_dir)
+{
+    buf_t path = BUF_INIT;
+    FILE *fp;
+    long pid = 0;
+
+    buf_printf(&path, "%s/pid/master.pid", queue_dir);
+    fp = fopen(path.data, "re");
+    buf_free(&path);
+    if (fp == NULL)
+        return 0;
+    if (fscanf(fp, "%ld", &pid) != 1 || pid <= 1)
+        pid = 0;
+    fclose(fp);
+    return pid > 0 && service_pid_alive((pid_t)pid) ? (pid_t)pid : 0;
+}

@@ -26,6 +26,7 @@
 #define TERN_SERVICE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "buf.h"
 
@@ -68,5 +69,9 @@ int set_cloexec(int fd);
  * (../smtpd/tern-smtpd from tools/ or master/); else the installed
  * TERN_LIBEXECDIR */
 void service_program_path(const struct config *cfg, const char *program, buf_t *out);
+
+/* service_master_pid - the pid in QUEUE_DIR/pid/master.pid when that
+ * process is alive (and not a zombie), else 0 */
+pid_t service_master_pid(const char *queue_dir);
 
 #endif

@@ -247,6 +247,7 @@ struct result_entry {
     const char *status;
     const char *dsn;
     const char *reason;
+    const char *dsn_passed; /* "yes": the next hop took over NOTIFY (smtp) */
 };
 
 /* result_rcpt_index - the recipient position e names, or -1 when not in r */
@@ -266,20 +267,25 @@ static long long result_rcpt_index(const struct qmgr_request *r, const struct re
     return i;
 }
 
-/* result_set_status - record sent/bounced in the file and in memory */
-static void result_set_status(struct qmgr_message *m, size_t i, char status, int *fd)
+/* result_apply_sent - delivered: S, or N when a success notice is owed
+ * (NOTIFY=SUCCESS and nobody downstream took the duty over) */
+static void result_apply_sent(struct qmgr_request *r, size_t i, const struct result_entry *e,
+                              int *fd)
 {
-    if (*fd < 0) {
-        char path[QID_LEN + 16];
+    struct qmgr_message *m = r->msg;
+    const char *notify = m->qf.rcpts[i].notify;
+    int is_local = strncmp(r->dest->nexthop, "local:", 6) == 0;
+    int passed = e->dsn_passed != NULL && strcmp(e->dsn_passed, "yes") == 0;
+    const char *reason = e->reason ? e->reason : "";
 
-        snprintf(path, sizeof(path), "active/%s", m->id);
-        *fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (*fd < 0)
-            log_error("%s: cannot open %s to record delivery status: %m", m->id, path);
+    if (!qmgr_notify_has(notify, "SUCCESS") || passed) {
+        qmgr_message_set_status(m, i, QFILE_RCPT_SENT, fd);
+        return;
     }
-    if (*fd >= 0 && qfile_set_rcpt_status(*fd, &m->qf.rcpts[i], status) < 0)
-        log_error("%s: cannot record delivery status of <%s>: %m", m->id, m->qf.rcpts[i].address);
-    m->qf.rcpts[i].status = status;
+    qmgr_rcpt_set_deferred(m, i, result_dsn_ok(e->dsn ? e->dsn : "", '2') ? e->dsn : "2.0.0",
+                           reason);
+    m->rcpt[i].relayed = !(is_local && strncmp(reason, "delivered", 9) == 0);
+    qmgr_message_set_status(m, i, QFILE_RCPT_NOTIFY, fd);
 }
 
 /* result_apply_entry - act on one recipient's outcome; bad entries ignored */
@@ -295,9 +301,11 @@ static void result_apply_entry(struct qmgr_request *r, const struct result_entry
         return;
     }
     if (strcmp(status, "sent") == 0) {
-        result_set_status(m, (size_t)i, QFILE_RCPT_SENT, fd);
+        result_apply_sent(r, (size_t)i, e, fd);
     } else if (strcmp(status, "bounce") == 0) {
-        result_set_status(m, (size_t)i, QFILE_RCPT_FAILED, fd);
+        qmgr_rcpt_set_deferred(m, (size_t)i, result_dsn_ok(dsn, '5') ? dsn : "5.0.0",
+                               e->reason ? e->reason : "rejected by the delivery agent");
+        qmgr_message_set_status(m, (size_t)i, QFILE_RCPT_FAILED, fd);
     } else if (strcmp(status, "defer") == 0) {
         qmgr_rcpt_set_deferred(m, (size_t)i, result_dsn_ok(dsn, '4') ? dsn : "4.0.0",
                                e->reason ? e->reason : "deferred by the delivery agent");
@@ -321,7 +329,7 @@ static void dest_name(const struct qmgr_dest *d, const char *prefix, const char 
 /* result_apply - walk index/status/dsn/reason groups; -1 when not a result */
 static int result_apply(struct qmgr_request *r, const struct attr_msg *am)
 {
-    struct result_entry e = {NULL, NULL, NULL, NULL};
+    struct result_entry e = {NULL, NULL, NULL, NULL, NULL};
     size_t k;
     int fd = -1;
     char proto[32];
@@ -343,6 +351,8 @@ static int result_apply(struct qmgr_request *r, const struct attr_msg *am)
             e.dsn = a->value;
         } else if (strcmp(a->name, "reason") == 0) {
             e.reason = a->value;
+        } else if (strcmp(a->name, "dsn_passed") == 0) {
+            e.dsn_passed = a->value;
         }
     }
     if (e.index != NULL)
@@ -447,6 +457,7 @@ static void request_start(struct qmgr *qm, struct qmgr_request *r)
     char path[32];
     int fd;
 
+    r->started = 1;
     r->dest->inflight++;
     qm->inflight++;
     dest_name(r->dest, "private/", "", path, sizeof(path));
@@ -513,4 +524,47 @@ void qmgr_dispatch_kick(struct qmgr *qm)
 {
     if (qm->dispatch_ev != NULL)
         event_active(qm->dispatch_ev, EV_TIMEOUT, 0);
+}
+
+/* dest_unlink - take the waiting request r out of d's FIFO */
+static void dest_unlink(struct qmgr *qm, struct qmgr_dest *d, struct qmgr_request *r)
+{
+    struct qmgr_request **p, *prev = NULL;
+
+    for (p = &d->head; *p != NULL; prev = *p, p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            if (d->tail == r)
+                d->tail = prev;
+            break;
+        }
+    }
+    r->next = NULL;
+    if (d->head == NULL)
+        dest_ready_remove(qm, d);
+}
+
+/* qmgr_request_cancel_waiting - drop m's requests not started yet; the
+ * message finishes when its last request is gone */
+void qmgr_request_cancel_waiting(struct qmgr *qm, struct qmgr_message *m)
+{
+    size_t i, k;
+
+    for (i = 0; i < m->qf.rcpt_count; i++) {
+        struct qmgr_request *r = m->rcpt[i].req;
+        struct qmgr_dest *d;
+
+        if (r == NULL || r->started)
+            continue;
+        for (k = 0; k < r->count; k++)
+            m->rcpt[r->index[k]].req = NULL;
+        d = r->dest;
+        dest_unlink(qm, d, r);
+        request_free(r);
+        dest_release_if_idle(qm, d);
+        if (--m->requests_open == 0) {
+            qmgr_message_finish(qm, m);
+            return; /* m may be gone */
+        }
+    }
 }

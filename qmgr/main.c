@@ -1,16 +1,19 @@
 /*
  * tern-qmgr - the queue manager: exactly one runs (docs/queue.md).
  *
- * master execs `tern-qmgr -c DIR` with private/qmgr as fd 3 and the queue
- * directory as cwd.  This file holds start-up, the private/qmgr protocol
- * (qmgr.trigger: scan incoming/ now; qmgr.flush: retry every deferred
- * message now), the timers (incoming/ safety-net scan, deferred/ queue runs)
- * and drain (SIGHUP: take nothing new, let in-flight requests finish, exit).
+ * master execs `tern-qmgr -c DIR` with private/qmgr as fd 3, public/qmgr as
+ * fd 4 and the queue directory as cwd.  This file holds start-up, the
+ * sockets (private/qmgr: qmgr.trigger, qmgr.flush, qmgr.control; public/qmgr:
+ * qmgr.flush only, refused under restrict_queue_run unless the peer is root
+ * or mail_owner), the timers (incoming/ safety-net scan, deferred/ queue
+ * runs) and drain (SIGHUP: take nothing new, let in-flight requests and
+ * notices finish, exit).
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,10 +29,12 @@
 /* qmgr requests are tiny; a bigger one is garbage */
 #define QMGR_CLIENT_MAX_REQUEST (64 * 1024)
 
-/* a connected client of private/qmgr */
+/* a connected client of private/qmgr or public/qmgr */
 struct qmgr_client {
     struct qmgr *qm;
     struct bufferevent *bev;
+    int is_public; /* public/qmgr: qmgr.flush only */
+    int may_run;   /* the peer may flush (restrict_queue_run) */
 };
 
 /* client_close - drop a client */
@@ -40,15 +45,12 @@ static void client_close(struct qmgr_client *c)
     free(c);
 }
 
-/* client_flush - retry every deferred message now, then answer ok */
-static void client_flush(struct qmgr_client *c)
+/* client_control - qmgr.flush / qmgr.control: act, then answer */
+static void client_control(struct qmgr_client *c, const struct attr_msg *am, int trusted)
 {
     buf_t out = BUF_INIT;
 
-    qmgr_scan_deferred(c->qm, 1);
-    attr_begin(&out, "qmgr.reply");
-    attr_add_str(&out, "status", "ok");
-    attr_end(&out);
+    qmgr_control_handle(c->qm, am, trusted, &out);
     bufferevent_write(c->bev, out.data, out.len);
     buf_free(&out);
 }
@@ -57,16 +59,21 @@ static void client_flush(struct qmgr_client *c)
 static int client_handle(struct qmgr_client *c, const struct attr_msg *am)
 {
     const char *proto = attr_proto(am);
+    const char *where = c->is_public ? "public/qmgr" : "private/qmgr";
 
-    if (strcmp(proto, "qmgr.trigger") == 0) {
+    if (!c->is_public && strcmp(proto, "qmgr.trigger") == 0) {
         event_active(c->qm->incoming_ev, EV_TIMEOUT, 0);
         return 0;
     }
     if (strcmp(proto, "qmgr.flush") == 0) {
-        client_flush(c);
+        client_control(c, am, c->may_run);
         return 0;
     }
-    log_warn("private/qmgr: unknown request \"%.64s\", client dropped", proto);
+    if (!c->is_public && strcmp(proto, "qmgr.control") == 0) {
+        client_control(c, am, 1);
+        return 0;
+    }
+    log_warn("%s: unknown request \"%.64s\", client dropped", where, proto);
     return -1;
 }
 
@@ -85,7 +92,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 
         rc = attr_decode((const char *)evbuffer_pullup(in, -1), len, &used, &am);
         if (rc < 0 || (rc == 0 && len >= QMGR_CLIENT_MAX_REQUEST)) {
-            log_warn("private/qmgr: malformed request, client dropped");
+            log_warn("%s: malformed request, client dropped",
+                     c->is_public ? "public/qmgr" : "private/qmgr");
             rc = -1;
         } else if (rc == 1) {
             evbuffer_drain(in, used);
@@ -103,21 +111,36 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     client_close(arg);
 }
 
-/* qmgr_accept_cb - a new client of private/qmgr */
-static void qmgr_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                           int socklen, void *arg)
+/* peer_may_run - 1 when the peer may flush: not restricted, or root or
+ * mail_owner (SO_PEERCRED) */
+static int peer_may_run(const struct qmgr *qm, int fd)
 {
-    struct qmgr *qm = arg;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (!qm->restrict_queue_run)
+        return 1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return 0;
+    return cred.uid == 0 || cred.uid == qm->owner_uid || cred.uid == geteuid();
+}
+
+/* client_accept - a new client on either socket */
+static void client_accept(struct qmgr *qm, evutil_socket_t fd, int is_public)
+{
     struct timeval timeout = {QMGR_CLIENT_TIMEOUT_SECONDS, 0};
     struct qmgr_client *c;
 
     if (qm->client_count >= QMGR_CLIENT_LIMIT) {
-        log_warn("private/qmgr: too many clients, connection refused");
+        log_warn("%s: too many clients, connection refused",
+                 is_public ? "public/qmgr" : "private/qmgr");
         close(fd);
         return;
     }
     c = xcalloc(1, sizeof(*c));
     c->qm = qm;
+    c->is_public = is_public;
+    c->may_run = !is_public || peer_may_run(qm, fd);
     c->bev = bufferevent_socket_new(qm->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
         close(fd);
@@ -131,10 +154,24 @@ static void qmgr_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* qmgr_accept_cb - a new client of private/qmgr */
+static void qmgr_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int socklen, void *arg)
+{
+    client_accept(arg, fd, 0);
+}
+
+/* qmgr_public_accept_cb - a new client of public/qmgr */
+static void qmgr_public_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                                  int socklen, void *arg)
+{
+    client_accept(arg, fd, 1);
+}
+
 /* qmgr_check_drained - when draining and nothing is in flight, stop */
 void qmgr_check_drained(struct qmgr *qm)
 {
-    if (qm->draining && qm->inflight == 0) {
+    if (qm->draining && qm->inflight == 0 && qm->submit_count == 0) {
         log_info("drained; %zu message%s left in active/ for the next qmgr", qm->active_count,
                  qm->active_count == 1 ? "" : "s");
         service_stop(qm->svc);
@@ -150,6 +187,8 @@ static void qmgr_on_drain(void *arg)
         return;
     qm->draining = 1;
     evconnlistener_disable(qm->listener);
+    if (qm->public_listener != NULL)
+        evconnlistener_disable(qm->public_listener);
     event_del(qm->incoming_timer);
     event_del(qm->deferred_timer);
     log_info("draining: %zu delivery request%s in flight", qm->inflight,
@@ -179,6 +218,26 @@ static void qmgr_dispatch_cb(evutil_socket_t fd, short what, void *arg)
     qmgr_dispatch(arg);
 }
 
+/* qmgr_read_bounce_params - bounce_format, double_bounce_sender, mail_owner */
+static void qmgr_read_bounce_params(struct qmgr *qm, const struct config *cfg)
+{
+    const char *format = config_str(cfg, "bounce_format");
+    const char *dbs = config_str(cfg, "double_bounce_sender");
+    struct passwd *pw = getpwnam(config_str(cfg, "mail_owner"));
+    buf_t addr = BUF_INIT;
+
+    if (strcmp(format, "mime") != 0 && strcmp(format, "plain") != 0)
+        log_fatal("bounce_format must be mime or plain, not \"%s\"", format);
+    qm->bounce_plain = strcmp(format, "plain") == 0;
+    if (*qm->bounce_notice_recipient == 0)
+        qm->bounce_notice_recipient = "postmaster";
+    buf_puts(&addr, *dbs ? dbs : "double-bounce");
+    if (strchr(addr.data, '@') == NULL)
+        buf_printf(&addr, "@%s", qm->myhostname);
+    qm->double_bounce_sender = buf_steal(&addr);
+    qm->owner_uid = pw != NULL ? pw->pw_uid : geteuid();
+}
+
 /* qmgr_read_params - the parameters qmgr uses */
 static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
 {
@@ -195,6 +254,11 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
     if (dest_limit < 1 || total_limit < 1 || rcpt_limit < 1)
         log_fatal("default_destination_concurrency_limit, qmgr_delivery_limit and "
                   "default_destination_recipient_limit must be at least 1");
+    qm->delay_warning = config_time(cfg, "delay_warning_time");
+    qm->myhostname = config_str(cfg, "myhostname");
+    qm->bounce_notice_recipient = config_str(cfg, "2bounce_notice_recipient");
+    qm->restrict_queue_run = config_bool(cfg, "restrict_queue_run");
+    qmgr_read_bounce_params(qm, cfg);
     if (qm->max_backoff < qm->min_backoff)
         qm->max_backoff = qm->min_backoff;
     if (qm->run_delay < 1)
@@ -205,7 +269,7 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
 }
 
 /* qmgr_make_events - the listener, timers and deferred-work events */
-static void qmgr_make_events(struct qmgr *qm, int listen_fd)
+static void qmgr_make_events(struct qmgr *qm, int listen_fd, int public_fd)
 {
     struct timeval incoming = {QMGR_INCOMING_SCAN_SECONDS, 0};
     struct timeval deferred = {(time_t)qm->run_delay, 0};
@@ -214,6 +278,15 @@ static void qmgr_make_events(struct qmgr *qm, int listen_fd)
         log_fatal("private/qmgr: cannot make the socket non-blocking: %m");
     qm->listener = evconnlistener_new(qm->base, qmgr_accept_cb, qm,
                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
+    if (public_fd >= 0) {
+        if (set_nonblock(public_fd) < 0)
+            log_fatal("public/qmgr: cannot make the socket non-blocking: %m");
+        qm->public_listener =
+            evconnlistener_new(qm->base, qmgr_public_accept_cb, qm,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, public_fd);
+        if (qm->public_listener == NULL)
+            log_fatal("public/qmgr: cannot listen");
+    }
     qm->dispatch_ev = event_new(qm->base, -1, 0, qmgr_dispatch_cb, qm);
     qm->incoming_ev = event_new(qm->base, -1, 0, qmgr_incoming_cb, qm);
     qm->deferred_ev = event_new(qm->base, -1, 0, qmgr_deferred_cb, qm);
@@ -230,6 +303,8 @@ static void qmgr_make_events(struct qmgr *qm, int listen_fd)
 static void qmgr_free_events(struct qmgr *qm)
 {
     evconnlistener_free(qm->listener);
+    if (qm->public_listener != NULL)
+        evconnlistener_free(qm->public_listener);
     event_free(qm->dispatch_ev);
     event_free(qm->incoming_ev);
     event_free(qm->deferred_ev);
@@ -250,19 +325,26 @@ int main(int argc, char **argv)
     qm.svc = &svc;
     qm.base = svc.base;
     qmgr_read_params(&qm, svc.cfg);
+    qmgr_bounce_templates_load(&qm, config_str(svc.cfg, "bounce_template_file"));
     qmgr_dest_init(&qm);
     svc.ctx = &qm;
     svc.on_drain = qmgr_on_drain;
     service_drop_privileges(&svc);
-    qmgr_make_events(&qm, svc.listen_fds[0]);
+    qmgr_make_events(&qm, svc.listen_fds[0], svc.listen_count > 1 ? svc.listen_fds[1] : -1);
     qmgr_recover_list(&qm);
     event_active(qm.incoming_ev, EV_TIMEOUT, 0);
     event_active(qm.deferred_ev, EV_TIMEOUT, 0);
     rc = service_run(&svc);
+    qmgr_submit_free_all(&qm);
     qmgr_free_events(&qm);
     qmgr_dest_free_all(&qm);
     qmgr_message_free_all(&qm);
     qmgr_recover_free(&qm);
+    for (int k = 0; k < 3; k++) {
+        free(qm.templates[k].subject);
+        free(qm.templates[k].text);
+    }
+    free((char *)qm.double_bounce_sender);
     config_free(svc.cfg);
     return rc;
 }

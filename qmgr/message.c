@@ -1,7 +1,9 @@
 /*
  * message - one queue file in qmgr's memory: loading it from active/,
  * routing its pending recipients to next hops, and what happens when its
- * last delivery request ends (remove, expire, or defer with backoff).
+ * last delivery request ends: expire, owed notices (notice.c), then the
+ * administrator's action (delete, hold, requeue), remove, or defer with
+ * backoff.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -23,8 +25,8 @@
 #include "timeutil.h"
 #include "qmgr.h"
 
-/* message_path - "DIR/ID" or "DIR/H/ID" into out */
-static void message_path(buf_t *out, const char *dir, const char *id, int hashed)
+/* qmgr_message_path - "DIR/ID" or "DIR/H/ID" into out */
+void qmgr_message_path(buf_t *out, const char *dir, const char *id, int hashed)
 {
     buf_reset(out);
     if (hashed)
@@ -38,8 +40,8 @@ static void message_move_corrupt(const char *id, const char *why)
 {
     buf_t from = BUF_INIT, to = BUF_INIT;
 
-    message_path(&from, "active", id, 0);
-    message_path(&to, "corrupt", id, 0);
+    qmgr_message_path(&from, "active", id, 0);
+    qmgr_message_path(&to, "corrupt", id, 0);
     if (rename(from.data, to.data) < 0)
         log_error("%s: cannot move corrupt queue file to corrupt/: %m (%s)", id, why);
     else
@@ -54,7 +56,7 @@ static int message_read(const char *id, struct qfile_msg *qf)
     buf_t path = BUF_INIT, err = BUF_INIT;
     int fd, rc = -1;
 
-    message_path(&path, "active", id, 0);
+    qmgr_message_path(&path, "active", id, 0);
     /* O_NONBLOCK: a FIFO planted in the queue must not hang qmgr */
     fd = safe_open_regular(path.data, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
@@ -111,7 +113,7 @@ static void message_route(struct qmgr *qm, struct qmgr_message *m)
     for (i = 0; i < m->qf.rcpt_count; i++) {
         const char *address = m->qf.rcpts[i].address;
 
-        if (m->qf.rcpts[i].status != QFILE_RCPT_PENDING)
+        if (!qfile_rcpt_is_pending(m->qf.rcpts[i].status))
             continue;
         message_rcpt_nexthop(qm, address, &nexthop);
         qmgr_request_add_rcpt(qm, m, i, nexthop.data);
@@ -119,8 +121,8 @@ static void message_route(struct qmgr *qm, struct qmgr_message *m)
     buf_free(&nexthop);
 }
 
-/* qmgr_message_load - read active/ID, route it; 0 taken on, -1 not */
-int qmgr_message_load(struct qmgr *qm, const char *id)
+/* qmgr_message_load_only - read active/ID into memory without routing it */
+struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
 {
     struct qmgr_message *m = xcalloc(1, sizeof(*m));
 
@@ -128,7 +130,7 @@ int qmgr_message_load(struct qmgr *qm, const char *id)
     if (message_read(id, &m->qf) < 0) {
         qfile_msg_free(&m->qf);
         free(m);
-        return -1;
+        return NULL;
     }
     snprintf(m->id, sizeof(m->id), "%s", id);
     m->rcpt = xcalloc(m->qf.rcpt_count ? m->qf.rcpt_count : 1, sizeof(*m->rcpt));
@@ -137,6 +139,27 @@ int qmgr_message_load(struct qmgr *qm, const char *id)
         qm->messages->prev = m;
     qm->messages = m;
     qm->active_count++;
+    return m;
+}
+
+/* qmgr_message_find - the message in memory with this ID, or NULL */
+struct qmgr_message *qmgr_message_find(struct qmgr *qm, const char *id)
+{
+    struct qmgr_message *m;
+
+    for (m = qm->messages; m != NULL; m = m->next)
+        if (strcmp(m->id, id) == 0)
+            return m;
+    return NULL;
+}
+
+/* qmgr_message_load - read active/ID, route it; 0 taken on, -1 not */
+int qmgr_message_load(struct qmgr *qm, const char *id)
+{
+    struct qmgr_message *m = qmgr_message_load_only(qm, id);
+
+    if (m == NULL)
+        return -1;
     message_route(qm, m);
     if (m->requests_open == 0)
         qmgr_message_finish(qm, m);
@@ -194,8 +217,8 @@ void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, c
     snprintf(m->rcpt[i].dsn, sizeof(m->rcpt[i].dsn), "%s", dsn);
 }
 
-/* message_delay - seconds since arrival as "0.4" */
-static void message_delay(const struct qmgr_message *m, double now, buf_t *out)
+/* qmgr_message_delay - seconds since arrival as "0.4" */
+void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out)
 {
     double arrival = (double)m->qf.arrival_sec + (double)m->qf.arrival_usec / 1e6;
 
@@ -208,22 +231,52 @@ void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay
 {
     buf_t delay = BUF_INIT;
 
-    message_delay(m, time_now_double(), &delay);
+    qmgr_message_delay(m, time_now_double(), &delay);
     log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=deferred (%s)", m->id,
              m->qf.rcpts[i].address, relay, delay.data, m->rcpt[i].dsn,
              m->rcpt[i].reason ? m->rcpt[i].reason : "");
     buf_free(&delay);
 }
 
-/* message_count_pending - recipients neither sent nor failed */
+/* message_count_pending - recipients still to be delivered */
 static size_t message_count_pending(const struct qmgr_message *m)
 {
     size_t i, n = 0;
 
     for (i = 0; i < m->qf.rcpt_count; i++)
-        if (m->qf.rcpts[i].status == QFILE_RCPT_PENDING)
+        if (qfile_rcpt_is_pending(m->qf.rcpts[i].status))
             n++;
     return n;
+}
+
+/* message_count_owing - recipients whose notice is not sent yet */
+static size_t message_count_owing(const struct qmgr_message *m)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < m->qf.rcpt_count; i++)
+        if (m->qf.rcpts[i].status == QFILE_RCPT_FAILED ||
+            m->qf.rcpts[i].status == QFILE_RCPT_NOTIFY)
+            n++;
+    return n;
+}
+
+/* qmgr_message_set_status - record a recipient status in the file (opened
+ * lazily into *fd) and in memory */
+void qmgr_message_set_status(struct qmgr_message *m, size_t i, char status, int *fd)
+{
+    if (*fd < 0) {
+        buf_t path = BUF_INIT;
+
+        qmgr_message_path(&path, "active", m->id, 0);
+        *fd = open(path.data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (*fd < 0)
+            log_error("%s: cannot open %s to record a recipient status: %m", m->id, path.data);
+        buf_free(&path);
+    }
+    if (*fd >= 0 && qfile_set_rcpt_status(*fd, &m->qf.rcpts[i], status) < 0)
+        log_error("%s: cannot record the status of <%s>: %m", m->id, m->qf.rcpts[i].address);
+    m->qf.rcpts[i].status = status;
 }
 
 /* message_unlink - remove path; a missing file is fine */
@@ -233,18 +286,18 @@ static void message_unlink(const char *path)
         log_warn("cannot remove %s: %m", path);
 }
 
-/* message_remove - unlink active/ID and defer/H/ID */
-static void message_remove(const struct qmgr_message *m)
+/* message_remove - unlink active/ID and defer/H/ID; log why */
+static void message_remove(const struct qmgr_message *m, const char *why)
 {
     buf_t path = BUF_INIT;
 
-    message_path(&path, "active", m->id, 0);
+    qmgr_message_path(&path, "active", m->id, 0);
     if (unlink(path.data) < 0) {
         log_error("%s: cannot remove %s: %m", m->id, path.data);
     } else {
-        message_path(&path, "defer", m->id, 1);
+        qmgr_message_path(&path, "defer", m->id, 1);
         message_unlink(path.data);
-        log_info("%s: removed", m->id);
+        log_info("%s: removed%s", m->id, why);
     }
     buf_free(&path);
 }
@@ -252,32 +305,30 @@ static void message_remove(const struct qmgr_message *m)
 /* message_expire - mark pending recipients FAILED and log each */
 static void message_expire(struct qmgr_message *m, double now)
 {
-    buf_t path = BUF_INIT, delay = BUF_INIT;
+    buf_t delay = BUF_INIT, reason = BUF_INIT;
     size_t i;
-    int fd;
+    int fd = -1;
 
-    message_path(&path, "active", m->id, 0);
-    fd = open(path.data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        log_error("%s: cannot open %s: %m", m->id, path.data);
-    message_delay(m, now, &delay);
+    qmgr_message_delay(m, now, &delay);
     for (i = 0; i < m->qf.rcpt_count; i++) {
         struct qfile_rcpt *r = &m->qf.rcpts[i];
 
-        if (r->status != QFILE_RCPT_PENDING)
+        if (!qfile_rcpt_is_pending(r->status))
             continue;
-        if (fd >= 0 && qfile_set_rcpt_status(fd, r, QFILE_RCPT_FAILED) < 0)
-            log_error("%s: cannot update recipient status in %s: %m", m->id, path.data);
-        r->status = QFILE_RCPT_FAILED;
+        qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, &fd);
         log_info("%s: to=<%s>, relay=none, delay=%s, dsn=4.4.7, status=expired, returned to "
                  "sender (%s)",
                  m->id, r->address, delay.data,
                  m->rcpt[i].reason ? m->rcpt[i].reason : "message expired");
+        buf_reset(&reason);
+        buf_printf(&reason, "message could not be delivered for %s: %s", delay.data,
+                   m->rcpt[i].reason ? m->rcpt[i].reason : "delivery time expired");
+        qmgr_rcpt_set_deferred(m, i, "4.4.7", reason.data);
     }
     if (fd >= 0)
         close(fd);
-    buf_free(&path);
     buf_free(&delay);
+    buf_free(&reason);
 }
 
 /* message_defer_text - the defer/H/ID lines "address\tdsn\treason" */
@@ -287,7 +338,7 @@ static void message_defer_text(const struct qmgr_message *m, buf_t *out)
     size_t i;
 
     for (i = 0; i < m->qf.rcpt_count; i++) {
-        if (m->qf.rcpts[i].status != QFILE_RCPT_PENDING)
+        if (!qfile_rcpt_is_pending(m->qf.rcpts[i].status))
             continue;
         reason_sanitize(m->qf.rcpts[i].address, &clean);
         buf_printf(out, "%s\t%s\t%s\n", clean.data, m->rcpt[i].dsn[0] ? m->rcpt[i].dsn : "4.0.0",
@@ -320,7 +371,7 @@ static int message_write_defer(const struct qmgr_message *m)
 
     message_defer_text(m, &text);
     buf_printf(&tmp, "defer/%c/.tmp.%s", h, m->id);
-    message_path(&path, "defer", m->id, 1);
+    qmgr_message_path(&path, "defer", m->id, 1);
     if (qmgr_mkdir_hash("defer", h) == 0 && message_write_file(tmp.data, &text) == 0) {
         rc = rename(tmp.data, path.data);
         if (rc < 0)
@@ -353,8 +404,8 @@ static void message_defer(struct qmgr *qm, const struct qmgr_message *m, time_t 
     struct timeval tv[2];
 
     message_write_defer(m);
-    message_path(&from, "active", m->id, 0);
-    message_path(&to, "deferred", m->id, 1);
+    qmgr_message_path(&from, "active", m->id, 0);
+    qmgr_message_path(&to, "deferred", m->id, 1);
     tv[0].tv_sec = tv[1].tv_sec = message_next_attempt(qm, m, now);
     tv[0].tv_usec = tv[1].tv_usec = 0;
     if (utimes(from.data, tv) < 0)
@@ -366,19 +417,84 @@ static void message_defer(struct qmgr *qm, const struct qmgr_message *m, time_t 
     buf_free(&to);
 }
 
-/* qmgr_message_finish - the last request ended: remove, expire or defer */
+/* message_hold - move active/ID to hold/ID (reasons stay in defer/H/ID) */
+static void message_hold(const struct qmgr_message *m)
+{
+    buf_t from = BUF_INIT, to = BUF_INIT;
+
+    if (message_count_pending(m) > 0)
+        message_write_defer(m);
+    qmgr_message_path(&from, "active", m->id, 0);
+    qmgr_message_path(&to, "hold", m->id, 0);
+    if (rename(from.data, to.data) < 0)
+        log_error("%s: cannot move %s to %s: %m (left in active/ until restart)", m->id, from.data,
+                  to.data);
+    else
+        log_info("%s: held (by administrator)", m->id);
+    buf_free(&from);
+    buf_free(&to);
+}
+
+/* message_free_finished - forget m and let scans use the room */
+static void message_free_finished(struct qmgr *qm, struct qmgr_message *m)
+{
+    message_free(qm, m);
+    qmgr_room_freed(qm);
+}
+
+/* qmgr_message_dispose - notices done: apply the action, remove, or defer */
+void qmgr_message_dispose(struct qmgr *qm, struct qmgr_message *m)
+{
+    time_t now = time(NULL);
+
+    /* delivered meanwhile: nothing left to hold, requeue or delete */
+    if (message_count_pending(m) == 0 &&
+        (m->action != QMGR_ACTION_DELETE || message_count_owing(m) == 0))
+        m->action = QMGR_ACTION_NONE;
+    switch (m->action) {
+    case QMGR_ACTION_DELETE:
+        message_remove(m, " (deleted by administrator)");
+        break;
+    case QMGR_ACTION_HOLD:
+        message_hold(m);
+        break;
+    case QMGR_ACTION_REQUEUE:
+        qmgr_control_requeue(qm, m); /* frees m when done */
+        return;
+    case QMGR_ACTION_NONE:
+        if (message_count_pending(m) == 0 && message_count_owing(m) == 0)
+            message_remove(m, "");
+        else
+            message_defer(qm, m, now);
+        break;
+    }
+    message_free_finished(qm, m);
+}
+
+/* qmgr_message_requeued - the requeue submission ended: on ok the old file
+ * goes, else the message is deferred as if nothing was asked */
+void qmgr_message_requeued(struct qmgr *qm, struct qmgr_message *m, int ok, const char *new_id)
+{
+    if (ok) {
+        log_info("%s: requeued as %s", m->id, new_id);
+        message_remove(m, " (requeued)");
+    } else {
+        message_defer(qm, m, time(NULL));
+    }
+    message_free_finished(qm, m);
+}
+
+/* qmgr_message_finish - the last request ended: expire, notices, dispose */
 void qmgr_message_finish(struct qmgr *qm, struct qmgr_message *m)
 {
     double now = time_now_double();
 
-    if (message_count_pending(m) == 0) {
-        message_remove(m);
-    } else if ((long long)now - m->qf.arrival_sec >= qm->lifetime) {
-        message_expire(m, now);
-        message_remove(m);
-    } else {
-        message_defer(qm, m, (time_t)now);
+    if (m->action == QMGR_ACTION_DELETE) {
+        qmgr_message_dispose(qm, m);
+        return;
     }
-    message_free(qm, m);
-    qmgr_room_freed(qm);
+    if (m->action == QMGR_ACTION_NONE && message_count_pending(m) > 0 &&
+        (long long)now - m->qf.arrival_sec >= qm->lifetime)
+        message_expire(m, now);
+    qmgr_notice_start(qm, m);
 }

@@ -10,15 +10,22 @@
  * round-robin.  When every request of a message has finished, the message is
  * removed, expired or deferred (docs/queue.md).
  *
- * Modules: main.c (start-up, the private/qmgr socket, timers, drain),
- * scan.c (directory scans and moves), message.c (loading, routing, the end
- * of a message), dispatch.c (destinations, requests, the smtp protocol).
+ * Modules: main.c (start-up, the private/qmgr and public/qmgr sockets,
+ * timers, drain), scan.c (directory scans and moves), message.c (loading,
+ * routing, the end of a message), dispatch.c (destinations, requests, the
+ * smtp protocol), notice.c (which delivery status notifications a message
+ * owes and recording them), bounce.c (composing them, docs/bounces.md),
+ * submit.c (the non-blocking cleanup client that queues them and requeued
+ * messages), control.c (qmgr.control and qmgr.flush: delete, hold,
+ * release, requeue, flush).
  * Everything runs on one libevent loop; nothing blocks except local file I/O.
  */
 #ifndef TERN_QMGR_H
 #define TERN_QMGR_H
 
 #include <stddef.h>
+#include <sys/types.h>
+#include "buf.h"
 #include "qfile.h"
 #include "qid.h"
 
@@ -27,6 +34,8 @@ struct event_base;
 struct evconnlistener;
 struct bufferevent;
 struct service;
+struct attr_msg;
+struct qmgr;
 
 /* messages held in memory at once; the rest waits in incoming/ or deferred/
  * (overridable at build time only so that a test can reach the bound) */
@@ -43,13 +52,31 @@ struct service;
 /* longest deferral reason kept (bytes); longer ones are cut */
 #define QMGR_REASON_MAX 1000
 
+/* longest a cleanup submission (notice, requeue) may take */
+#define QMGR_SUBMIT_TIMEOUT_SECONDS 60
+/* largest bounce_template_file read */
+#define QMGR_TEMPLATE_MAX (64 * 1024)
+
 #define QMGR_AGENT_FAILED_REASON "delivery temporarily suspended: delivery agent failed"
 
 /* per recipient of a message in memory */
 struct qmgr_rcpt_state {
     struct qmgr_request *req; /* request carrying it, until its result is known */
-    char *reason;             /* last deferral reason (malloc), or NULL */
-    char dsn[16];             /* last deferral status code */
+    char *reason;             /* last deferral, bounce or delivery reason (malloc), or NULL */
+    char dsn[16];             /* its status code */
+    int relayed;              /* delivered by smtp (success notice says "relayed") */
+    int in_notice;            /* covered by the notice being submitted */
+};
+
+/* what the administrator asked for a message in memory (control.c) */
+enum qmgr_action { QMGR_ACTION_NONE, QMGR_ACTION_DELETE, QMGR_ACTION_HOLD, QMGR_ACTION_REQUEUE };
+
+/* the notices a message may owe, in the order they are sent (notice.c) */
+enum qmgr_notice_kind {
+    QMGR_NOTICE_FAILURE,
+    QMGR_NOTICE_SUCCESS,
+    QMGR_NOTICE_DELAY,
+    QMGR_NOTICE_DONE
 };
 
 struct qmgr_message {
@@ -57,7 +84,27 @@ struct qmgr_message {
     struct qfile_msg qf;
     struct qmgr_rcpt_state *rcpt; /* qf.rcpt_count entries */
     size_t requests_open;         /* queued or in flight */
+    enum qmgr_action action;      /* applied once no request is open */
+    int finishing;                /* notices / requeue are being submitted */
+    enum qmgr_notice_kind notice_step;
     struct qmgr_message *prev, *next;
+};
+
+/* one cleanup submission in progress (submit.c) */
+typedef void (*qmgr_submit_done_fn)(struct qmgr *qm, void *ctx, int ok, const char *queue_id,
+                                    const char *why);
+struct qmgr_submit {
+    struct qmgr *qm;
+    struct bufferevent *bev;
+    qmgr_submit_done_fn done;
+    void *ctx;
+    struct qmgr_submit *prev, *next;
+};
+
+/* bounce texts: built in, or from bounce_template_file */
+struct qmgr_template {
+    char *subject;
+    char *text;
 };
 
 struct qmgr_request {
@@ -69,6 +116,7 @@ struct qmgr_request {
     size_t cap;
     struct qmgr_request *next; /* FIFO of the destination */
     struct bufferevent *bev;   /* connection to smtp while in flight */
+    int started;               /* taken from the FIFO */
 };
 
 struct qmgr_dest {
@@ -93,6 +141,17 @@ struct qmgr {
     size_t dest_limit;
     size_t total_limit;
     size_t rcpt_limit;
+    long long delay_warning;
+    int bounce_plain;
+    const char *myhostname;
+    const char *bounce_notice_recipient; /* 2bounce_notice_recipient */
+    const char *double_bounce_sender;    /* qualified */
+    int restrict_queue_run;
+    uid_t owner_uid;                   /* mail_owner, may flush when restrict_queue_run */
+    struct qmgr_template templates[3]; /* failure, delay, success */
+    /* cleanup submissions in progress */
+    struct qmgr_submit *submits;
+    size_t submit_count;
     /* messages */
     struct qmgr_message *messages;
     size_t active_count;
@@ -111,6 +170,7 @@ struct qmgr {
     /* events */
     int draining;
     struct evconnlistener *listener;
+    struct evconnlistener *public_listener; /* public/qmgr, or NULL */
     size_t client_count;
     struct event *dispatch_ev;
     struct event *incoming_ev;
@@ -130,8 +190,11 @@ void qmgr_recover_list(struct qmgr *qm);
 void qmgr_recover_free(struct qmgr *qm);
 /* qmgr_scan_incoming - load the recovery backlog, then incoming/, while room */
 void qmgr_scan_incoming(struct qmgr *qm);
-/* qmgr_scan_deferred - take due deferred files (all of them when force) */
-void qmgr_scan_deferred(struct qmgr *qm, int force);
+/* qmgr_scan_deferred - take due deferred files (all of them when force);
+ * returns how many were taken */
+size_t qmgr_scan_deferred(struct qmgr *qm, int force);
+/* qmgr_scan_take - rename FROM to active/ID without replacing; 0 ok */
+int qmgr_scan_take(const char *from, const char *id);
 /* qmgr_room_freed - restart scans that stopped for lack of room */
 void qmgr_room_freed(struct qmgr *qm);
 /* qmgr_has_room - 1 when another message may be taken on */
@@ -150,6 +213,58 @@ void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, c
 void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay);
 /* qmgr_message_free_all - release every message (exit) */
 void qmgr_message_free_all(struct qmgr *qm);
+/* qmgr_message_find - the message in memory with this ID, or NULL */
+struct qmgr_message *qmgr_message_find(struct qmgr *qm, const char *id);
+/* qmgr_message_load_only - read active/ID into memory without routing it
+ * (control.c: requeue); NULL when unreadable */
+struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id);
+/* qmgr_message_dispose - notices done: apply the action, remove, or defer */
+void qmgr_message_dispose(struct qmgr *qm, struct qmgr_message *m);
+/* qmgr_message_requeued - the requeue submission ended (ok: new_id queued):
+ * remove the old file, or defer it; frees m */
+void qmgr_message_requeued(struct qmgr *qm, struct qmgr_message *m, int ok, const char *new_id);
+/* qmgr_message_delay - seconds since arrival as "0.4" */
+void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out);
+/* qmgr_message_path - "DIR/ID" or "DIR/H/ID" into out */
+void qmgr_message_path(buf_t *out, const char *dir, const char *id, int hashed);
+/* qmgr_message_set_status - record a recipient status in the file (opened
+ * lazily into *fd) and in memory */
+void qmgr_message_set_status(struct qmgr_message *m, size_t i, char status, int *fd);
+
+/* notice.c */
+/* qmgr_notice_start - the message's requests have ended: send the notices
+ * it owes one after another, then qmgr_message_dispose */
+void qmgr_notice_start(struct qmgr *qm, struct qmgr_message *m);
+/* qmgr_notify_has - 1 when the NOTIFY value allows word (absent: FAILURE, DELAY) */
+int qmgr_notify_has(const char *notify, const char *word);
+
+/* bounce.c */
+/* qmgr_bounce_templates_load - built-in texts, replaced from the file when set */
+void qmgr_bounce_templates_load(struct qmgr *qm, const char *path);
+/* qmgr_bounce_compose - the content of a notice of kind about the recipients
+ * of m marked in_notice, addressed to to; 0 ok, -1 content unreadable */
+int qmgr_bounce_compose(struct qmgr *qm, const struct qmgr_message *m, enum qmgr_notice_kind kind,
+                        int postmaster, const char *to, buf_t *out);
+
+/* submit.c */
+/* qmgr_submit_start - send the cleanup.submit message in submit (attr
+ * encoded), content in cleanup.data chunks, then cleanup.end, to
+ * private/cleanup without blocking; done is called exactly once, later */
+void qmgr_submit_start(struct qmgr *qm, const buf_t *submit, const char *content, size_t len,
+                       qmgr_submit_done_fn done, void *ctx);
+/* qmgr_submit_free_all - abandon submissions in progress (exit) */
+void qmgr_submit_free_all(struct qmgr *qm);
+/* qmgr_submit_add_rcpt - the four attributes of one recipient */
+void qmgr_submit_add_rcpt(buf_t *out, const char *rcpt, const char *orig, const char *notify,
+                          const char *orcpt);
+
+/* control.c */
+/* qmgr_control_handle - qmgr.control / qmgr.flush from a client; writes the
+ * reply into out; trusted: private/qmgr or an allowed public peer */
+void qmgr_control_handle(struct qmgr *qm, const struct attr_msg *am, int trusted, buf_t *out);
+/* qmgr_control_requeue - submit m's pending recipients and content to
+ * cleanup as a new message; on ok remove m, else defer it (message.c) */
+void qmgr_control_requeue(struct qmgr *qm, struct qmgr_message *m);
 
 /* dispatch.c */
 /* qmgr_dest_init - make the destination table */
@@ -162,5 +277,8 @@ void qmgr_request_add_rcpt(struct qmgr *qm, struct qmgr_message *m, size_t i, co
 void qmgr_dispatch_kick(struct qmgr *qm);
 /* qmgr_dispatch - start waiting requests while the limits allow */
 void qmgr_dispatch(struct qmgr *qm);
+/* qmgr_request_cancel_waiting - drop m's requests not started yet; the
+ * message finishes when its last request is gone */
+void qmgr_request_cancel_waiting(struct qmgr *qm, struct qmgr_message *m);
 
 #endif

@@ -115,8 +115,8 @@ static int scan_list_ids(const char *dir, struct id_list *out)
     return 0;
 }
 
-/* scan_take - rename DIR/ID to active/ID without replacing; 0 ok */
-static int scan_take(const char *from, const char *id)
+/* qmgr_scan_take - rename DIR/ID to active/ID without replacing; 0 ok */
+int qmgr_scan_take(const char *from, const char *id)
 {
     buf_t to = BUF_INIT;
     int rc;
@@ -191,15 +191,16 @@ void qmgr_scan_incoming(struct qmgr *qm)
         }
         buf_reset(&from);
         buf_printf(&from, "incoming/%s", ids.v[i]);
-        if (scan_take(from.data, ids.v[i]) == 0)
+        if (qmgr_scan_take(from.data, ids.v[i]) == 0)
             qmgr_message_load(qm, ids.v[i]);
     }
     id_list_free(&ids);
     buf_free(&from);
 }
 
-/* scan_deferred_dir - take due files of one deferred/H; -1 when out of room */
-static int scan_deferred_dir(struct qmgr *qm, const char *dir, time_t now, int force)
+/* scan_deferred_dir - take due files of one deferred/H (counted in *taken);
+ * -1 when out of room */
+static int scan_deferred_dir(struct qmgr *qm, const char *dir, time_t now, int force, size_t *taken)
 {
     struct id_list ids = {NULL, 0, 0};
     buf_t from = BUF_INIT;
@@ -220,34 +221,38 @@ static int scan_deferred_dir(struct qmgr *qm, const char *dir, time_t now, int f
             continue;
         if (!force && st.st_mtime > now)
             continue;
-        if (scan_take(from.data, ids.v[i]) == 0)
+        if (qmgr_scan_take(from.data, ids.v[i]) == 0) {
             qmgr_message_load(qm, ids.v[i]);
+            (*taken)++;
+        }
     }
     id_list_free(&ids);
     buf_free(&from);
     return rc;
 }
 
-/* qmgr_scan_deferred - take due deferred files (all of them when force) */
-void qmgr_scan_deferred(struct qmgr *qm, int force)
+/* qmgr_scan_deferred - take due deferred files (all of them when force);
+ * returns how many were taken */
+size_t qmgr_scan_deferred(struct qmgr *qm, int force)
 {
     DIR *d;
     struct dirent *e;
     buf_t dir = BUF_INIT;
     time_t now = time(NULL);
+    size_t taken = 0;
 
     if (qm->draining)
-        return;
+        return 0;
     if ((d = opendir("deferred")) == NULL) {
         log_error("cannot open deferred/: %m");
-        return;
+        return 0;
     }
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
         buf_reset(&dir);
         buf_printf(&dir, "deferred/%s", e->d_name);
-        if (scan_deferred_dir(qm, dir.data, now, force) < 0) {
+        if (scan_deferred_dir(qm, dir.data, now, force, &taken) < 0) {
             qm->deferred_again = 1;
             qm->flush_again |= force;
             break;
@@ -255,4 +260,5 @@ void qmgr_scan_deferred(struct qmgr *qm, int force)
     }
     closedir(d);
     buf_free(&dir);
+    return taken;
 }

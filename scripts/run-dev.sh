@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh build
 TOP=$(pwd)
 RUN=$TOP/run
-mkdir -p "$RUN/etc" "$RUN/sink"
+mkdir -p "$RUN/etc" "$RUN/sink" "$RUN/mail"
+chmod 1777 "$RUN/mail"
+[ -f "$RUN/etc/aliases" ] || printf 'postmaster: root\nabuse: root\n' > "$RUN/etc/aliases"
 if [ "$(id -u)" -eq 0 ]; then OWNER=tern; else OWNER=$(id -un); fi
 if [ ! -f "$RUN/etc/tern.conf" ]; then
     cat > "$RUN/etc/tern.conf" <<CONF
@@ -20,6 +22,8 @@ smtpd_listen = 127.0.0.1:2525
 myhostname = tern.localhost
 mydestination = tern.localhost, localhost
 relayhost = [127.0.0.1]:2526
+alias_maps = texthash:$RUN/etc/aliases
+mail_spool_directory = $RUN/mail
 queue_run_delay = 10s
 minimal_backoff_time = 10s
 CONF
@@ -36,7 +40,13 @@ Send a first message from another terminal:
     swaks --server 127.0.0.1:2525 --from you@example.com --to friend@example.net
 
 tern queues it in $RUN/queue and relays it to the local sink on 127.0.0.1:2526,
-which saves it as $RUN/sink/<n>.eml.  Stop with Ctrl-C.
+which saves it as $RUN/sink/<n>.eml.  Mail for a local user lands in an mbox in
+$RUN/mail:
+
+    swaks --server 127.0.0.1:2525 --to root@tern.localhost      # -> $RUN/mail/root
+    echo hi | build/tools/sendmail -C $RUN/etc/tern.conf postmaster@tern.localhost
+
+Stop with Ctrl-C.
 
 MSG
 build/tools/tern -c "$RUN/etc" start -f

@@ -49,7 +49,7 @@ enum session_state {
 
 struct smtp_session {
     const struct smtp_env *env;
-    struct smtp_request *req;
+    struct delivery_request *req;
     struct smtp_session_cbs cbs;
     enum session_state state;
     int depth;    /* callbacks on the stack */
@@ -84,7 +84,7 @@ struct smtp_session {
     /* why the last address failed */
     buf_t last_reason;
     char last_dsn[16];
-    enum smtp_rcpt_status last_status;
+    enum delivery_status last_status;
     int reported;
 };
 
@@ -130,27 +130,27 @@ static void session_arm(struct smtp_session *s, long long seconds, const char *d
 }
 
 /* session_log_rcpt - the one log line per recipient */
-static void session_log_rcpt(struct smtp_session *s, const struct smtp_rcpt *r)
+static void session_log_rcpt(struct smtp_session *s, const struct delivery_rcpt *r)
 {
     static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
     buf_t delay = BUF_INIT;
 
     time_format_delay(time_now_double() - (double)s->req->arrival, &delay);
     log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
-             r->address, buf_cstr(&s->relay), buf_cstr(&delay), r->dsn, words[r->status],
-             buf_cstr(&r->reason));
+             r->address, buf_cstr(&s->relay), buf_cstr(&delay), r->result.dsn,
+             words[r->result.status], buf_cstr(&r->result.reason));
     buf_free(&delay);
 }
 
 /* session_fail_pending - give every undecided recipient (only the accepted
  * ones with only_accepted) the same outcome */
-static void session_fail_pending(struct smtp_session *s, enum smtp_rcpt_status status,
+static void session_fail_pending(struct smtp_session *s, enum delivery_status status,
                                  const char *dsn, const char *reason, int only_accepted)
 {
     for (size_t i = 0; i < s->req->rcpt_count; i++) {
-        struct smtp_rcpt *r = &s->req->rcpts[i];
+        struct delivery_rcpt *r = &s->req->rcpts[i];
         if (!only_accepted || r->accepted)
-            smtp_rcpt_set(r, status, dsn, reason);
+            delivery_rcpt_set(r, status, dsn, reason);
     }
 }
 
@@ -160,7 +160,7 @@ static void session_report(struct smtp_session *s)
     if (s->reported)
         return;
     s->reported = 1;
-    session_fail_pending(s, RCPT_DEFER, "4.3.0", "delivery was not completed", 0);
+    session_fail_pending(s, DELIVERY_DEFER, "4.3.0", "delivery was not completed", 0);
     for (size_t i = 0; i < s->req->rcpt_count; i++)
         session_log_rcpt(s, &s->req->rcpts[i]);
     if (s->cbs.on_result)
@@ -224,11 +224,11 @@ static void session_remote_reason(struct smtp_session *s, const char *command, b
 }
 
 /* session_reply_status - the recipient status a non-2xx reply means */
-static enum smtp_rcpt_status session_reply_status(const struct smtp_reply *r)
+static enum delivery_status session_reply_status(const struct smtp_reply *r)
 {
     if (r->code >= 200 && r->code < 300)
-        return RCPT_SENT;
-    return r->code >= 500 ? RCPT_BOUNCE : RCPT_DEFER;
+        return DELIVERY_SENT;
+    return r->code >= 500 ? DELIVERY_BOUNCE : DELIVERY_DEFER;
 }
 
 /* session_fail_by_reply - recipients get the outcome of the current reply */
@@ -244,7 +244,7 @@ static void session_fail_by_reply(struct smtp_session *s, const char *command, i
 }
 
 /* session_host_failed - this address did not work out: remember why, go on */
-static void session_host_failed(struct smtp_session *s, enum smtp_rcpt_status status,
+static void session_host_failed(struct smtp_session *s, enum delivery_status status,
                                 const char *dsn, const char *reason)
 {
     log_info("%s: %s", s->req->queue_id, reason); /* shows every address tried */
@@ -279,12 +279,12 @@ static void session_conversation_failed(struct smtp_session *s, const char *dsn,
     case S_GREETING:
     case S_EHLO:
     case S_HELO:
-        session_host_failed(s, RCPT_DEFER, dsn, reason);
+        session_host_failed(s, DELIVERY_DEFER, dsn, reason);
         return;
     case S_TRANSACTION:
     case S_CONTENT:
     case S_DOT:
-        session_fail_pending(s, RCPT_DEFER, dsn, reason, 0);
+        session_fail_pending(s, DELIVERY_DEFER, dsn, reason, 0);
         session_close(s);
         return;
     default:
@@ -325,7 +325,7 @@ static void session_timer_event(evutil_socket_t fd, short what, void *arg)
 /* session_mail_command - "MAIL FROM:<s>" with the parameters the server takes */
 static void session_mail_command(struct smtp_session *s, buf_t *out)
 {
-    const struct smtp_request *req = s->req;
+    const struct delivery_request *req = s->req;
 
     buf_printf(out, "MAIL FROM:<%s>", req->sender);
     if (s->ehlo.size)
@@ -342,7 +342,7 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
 }
 
 /* session_rcpt_command - "RCPT TO:<r>" with DSN parameters when offered */
-static void session_rcpt_command(struct smtp_session *s, const struct smtp_rcpt *r, buf_t *out)
+static void session_rcpt_command(struct smtp_session *s, const struct delivery_rcpt *r, buf_t *out)
 {
     buf_printf(out, "RCPT TO:<%s>", r->address);
     if (s->ehlo.dsn && r->notify[0])
@@ -389,7 +389,7 @@ static int session_size_refused(struct smtp_session *s)
         return 0;
     buf_printf(&reason, "message size %lld exceeds size limit %lld of server %s", s->req->size,
                s->ehlo.size_limit, buf_cstr(&s->peer));
-    session_fail_pending(s, RCPT_BOUNCE, "5.3.4", buf_cstr(&reason), 0);
+    session_fail_pending(s, DELIVERY_BOUNCE, "5.3.4", buf_cstr(&reason), 0);
     buf_free(&reason);
     session_quit(s);
     return 1;
@@ -442,7 +442,7 @@ static void session_on_mail(struct smtp_session *s)
 }
 
 /* session_on_rcpt - the reply to RCPT TO for r */
-static void session_on_rcpt(struct smtp_session *s, struct smtp_rcpt *r)
+static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
 {
     buf_t reason = BUF_INIT;
     char dsn[16];
@@ -456,7 +456,7 @@ static void session_on_rcpt(struct smtp_session *s, struct smtp_rcpt *r)
     }
     smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
     session_remote_reason(s, "RCPT TO", &reason);
-    smtp_rcpt_set(r, session_reply_status(&s->reply), dsn, buf_cstr(&reason));
+    delivery_rcpt_set(r, session_reply_status(&s->reply), dsn, buf_cstr(&reason));
     buf_free(&reason);
 }
 
@@ -522,7 +522,11 @@ static void session_on_final(struct smtp_session *s)
 
     if (s->reply.code >= 200 && s->reply.code < 300) {
         smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
-        session_fail_pending(s, RCPT_SENT, dsn, buf_cstr(&s->reply.text), 1);
+        session_fail_pending(s, DELIVERY_SENT, dsn, buf_cstr(&s->reply.text), 1);
+        for (size_t i = 0; s->ehlo.dsn && i < s->req->rcpt_count; i++) {
+            struct delivery_rcpt *r = &s->req->rcpts[i];
+            r->dsn_passed = r->accepted && r->notify[0] && r->result.status == DELIVERY_SENT;
+        }
     } else {
         session_fail_by_reply(s, "end of DATA", 1);
     }
@@ -718,7 +722,7 @@ static void session_read_failed(struct smtp_session *s, const char *why)
 
     buf_printf(&reason, "error reading queue file %s: %s", s->req->path, why);
     log_warn("%s: %s", s->req->queue_id, buf_cstr(&reason));
-    session_fail_pending(s, RCPT_DEFER, "4.3.0", buf_cstr(&reason), 0);
+    session_fail_pending(s, DELIVERY_DEFER, "4.3.0", buf_cstr(&reason), 0);
     buf_free(&reason);
     session_close(s); /* no "." : the server must not take a partial message */
 }
@@ -783,7 +787,7 @@ static void session_connect_failed(struct smtp_session *s, int err)
     buf_t reason = BUF_INIT;
 
     buf_printf(&reason, "connect to %s:%d: %s", buf_cstr(&s->peer), s->port, strerror(err));
-    session_host_failed(s, RCPT_DEFER, "4.4.1", buf_cstr(&reason));
+    session_host_failed(s, DELIVERY_DEFER, "4.4.1", buf_cstr(&reason));
     buf_free(&reason);
 }
 
@@ -873,7 +877,7 @@ static int session_open_queue_file(struct smtp_session *s)
         return 0;
     buf_printf(&reason, "cannot open queue file %s: %s", s->req->path, strerror(errno));
     log_warn("%s: %s", s->req->queue_id, buf_cstr(&reason));
-    session_fail_pending(s, RCPT_DEFER, "4.3.0", buf_cstr(&reason), 0);
+    session_fail_pending(s, DELIVERY_DEFER, "4.3.0", buf_cstr(&reason), 0);
     buf_free(&reason);
     return -1;
 }
@@ -887,13 +891,13 @@ static void session_resolved(struct dns_result *res, void *arg)
     s->hosts = res;
     if (res->status != DNS_OK) {
         int perm = res->status == DNS_NOTFOUND;
-        session_fail_pending(s, perm ? RCPT_BOUNCE : RCPT_DEFER, perm ? "5.4.4" : "4.4.3",
+        session_fail_pending(s, perm ? DELIVERY_BOUNCE : DELIVERY_DEFER, perm ? "5.4.4" : "4.4.3",
                              res->reason, 0);
         session_close(s);
     } else if (session_open_queue_file(s) < 0) {
         session_close(s);
     } else {
-        s->last_status = RCPT_DEFER;
+        s->last_status = DELIVERY_DEFER;
         snprintf(s->last_dsn, sizeof(s->last_dsn), "4.4.1");
         buf_set(&s->last_reason, "no address to connect to");
         session_try_next(s);
@@ -902,7 +906,7 @@ static void session_resolved(struct dns_result *res, void *arg)
 }
 
 /* smtp_session_start - see smtp.h */
-void smtp_session_start(const struct smtp_env *env, struct smtp_request *req,
+void smtp_session_start(const struct smtp_env *env, struct delivery_request *req,
                         const struct smtp_session_cbs *cbs)
 {
     struct smtp_session *s = xcalloc(1, sizeof(*s));
@@ -924,7 +928,7 @@ void smtp_session_start(const struct smtp_env *env, struct smtp_request *req,
                                &bracketed) < 0) {
         buf_t reason = BUF_INIT;
         buf_printf(&reason, "bad next hop \"%s\"", req->nexthop);
-        session_fail_pending(s, RCPT_DEFER, "4.3.5", buf_cstr(&reason), 0);
+        session_fail_pending(s, DELIVERY_DEFER, "4.3.5", buf_cstr(&reason), 0);
         buf_free(&reason);
         evtimer_add(s->timer, &now); /* report from the loop, not from here */
         return;

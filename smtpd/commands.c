@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "attr.h"
+#include "local_rcpt.h"
 #include "log.h"
 #include "session.h"
 #include "tern_build.h"
@@ -133,6 +134,8 @@ static void commands_rcpt(struct session *s, const char *arg)
         commands_rcpt_reject(s, "452 4.5.3 Too many recipients");
     } else if (!s->in_mynetworks && !commands_rcpt_local(s, buf_cstr(&s->rcpt.addr))) {
         buf_printf(&reply, "554 5.7.1 <%s>: Relay access denied", buf_cstr(&s->rcpt.addr));
+        commands_rcpt_reject(s, buf_cstr(&reply));
+    } else if (local_rcpt_check(buf_cstr(&s->rcpt.addr), &reply) < 0) {
         commands_rcpt_reject(s, buf_cstr(&reply));
     } else {
         commands_rcpt_accept(s);

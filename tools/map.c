@@ -10,6 +10,7 @@
  * Exit codes: 0 ok; 1 not found, bad usage or a build error (the message
  * names file:line); 75 (EX_TEMPFAIL) when a table cannot be read.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
@@ -201,6 +202,49 @@ int tern_map_newaliases(const struct config *cfg)
     for (size_t i = 0; i < n; i++)
         if (strncmp(specs[i], "lmdb:", 5) == 0 && map_build(specs[i], TABLE_ALIASES, 1) != 0)
             rc = 1;
+    return rc;
+}
+
+/* map_print_alias - one "key:value" line, as praliases prints it */
+static int map_print_alias(const char *key, const char *value, void *ctx)
+{
+    printf("%s:%s\n", key, value);
+    return 0;
+}
+
+int tern_map_praliases(const struct config *cfg, int argc, char **argv)
+{
+    size_t n;
+    char *const *specs = config_list(cfg, "alias_maps", &n);
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        buf_t err = BUF_INIT, value = BUF_INIT;
+        struct table *t = table_open(specs[i], TABLE_ALIASES, &err);
+        if (t == NULL) {
+            fprintf(stderr, "praliases: %s\n", buf_cstr(&err));
+            rc = EX_TEMPFAIL;
+        } else if (argc == 0) {
+            if (table_walk(t, map_print_alias, NULL, &err) < 0) {
+                fprintf(stderr, "praliases: %s\n", buf_cstr(&err));
+                rc = EX_TEMPFAIL;
+            }
+            printf("@:@\n"); /* sendmail's end-of-database sentinel */
+        } else {
+            for (int k = 0; k < argc; k++) {
+                buf_t key = BUF_INIT;
+                for (const char *p = argv[k]; *p; p++)
+                    buf_putc(&key, tolower((unsigned char)*p));
+                if (table_lookup(t, buf_cstr(&key), &value) == TABLE_FOUND)
+                    printf("%s:%s\n", buf_cstr(&key), buf_cstr(&value));
+                buf_free(&key);
+            }
+        }
+        if (t)
+            table_close(t);
+        buf_free(&err);
+        buf_free(&value);
+    }
     return rc;
 }
 

@@ -15,5 +15,8 @@ int tern_map_main(int argc, char **argv, const char *config_dir_arg);
  * alias file and print "FILE: N aliases, longest L bytes, T bytes total"
  * per file; returns the exit code (0, or 1 after any failure) */
 int tern_map_newaliases(const struct config *cfg);
+/* tern_map_praliases - print every alias of alias_maps as "key:value" (then
+ * sendmail's "@:@" sentinel), or only the named ones; exit code */
+int tern_map_praliases(const struct config *cfg, int argc, char **argv);
 
 #endif

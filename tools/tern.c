@@ -21,6 +21,7 @@
 #include "map.h"
 #include "netaddr.h"
 #include "privs.h"
+#include "queue.h"
 #include "service.h"
 #include "tern_build.h"
 
@@ -41,8 +42,8 @@ static void tern_usage(FILE *fp)
             "  conf [-n|-d|-x] [name ...]\n"
             "                     print parameters: effective (raw), -n set in the file,\n"
             "                     -d defaults, -x expanded\n"
-            "  map [-a|-A|-f] FILE | -q KEY type:FILE | -s type:FILE | -d KEY FILE\n"
-            "                     build, query, dump or edit a lookup table (docs/tables.md)\n"
+            "  queue [list [-j] | show ID | flush | delete|hold|release|requeue ID...|ALL]\n"
+            "                     list and steer the queue (docs/queue-tools.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -64,21 +65,7 @@ static struct config *tern_load(void)
 /* tern_master_pid - the running master's pid, or 0 */
 static pid_t tern_master_pid(const struct config *cfg)
 {
-    buf_t path = BUF_INIT;
-    FILE *fp;
-    long pid = 0;
-
-    buf_printf(&path, "%s/pid/master.pid", config_str(cfg, "queue_directory"));
-    fp = fopen(path.data, "re");
-    buf_free(&path);
-    if (fp == NULL)
-        return 0;
-    if (fscanf(fp, "%ld", &pid) != 1 || pid <= 1)
-        pid = 0;
-    fclose(fp);
-    if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-        pid = 0;
-    return (pid_t)pid;
+    return service_master_pid(config_str(cfg, "queue_directory"));
 }
 
 static int tern_start(int argc, char **argv)
@@ -102,25 +89,6 @@ static int tern_start(int argc, char **argv)
     return 1;
 }
 
-/* tern_pid_alive - running and not a zombie waiting for its parent */
-static int tern_pid_alive(pid_t pid)
-{
-    char path[64], line[512];
-    FILE *fp;
-    int alive = kill(pid, 0) == 0;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    if (alive && (fp = fopen(path, "re")) != NULL) {
-        if (fgets(line, sizeof(line), fp)) {
-            char *paren = strrchr(line, ')');
-            if (paren && paren[1] == ' ' && paren[2] == 'Z')
-                alive = 0;
-        }
-        fclose(fp);
-    }
-    return alive;
-}
-
 static int tern_signal(int sig, const char *what)
 {
     struct config *cfg = tern_load();
@@ -135,9 +103,11 @@ static int tern_signal(int sig, const char *what)
         return 1;
     }
     if (sig == SIGTERM) {
-        for (int i = 0; i < TERN_STOP_WAIT * 10 && tern_pid_alive(pid); i++)
+        for (int i = 0; i < TERN_STOP_WAIT * 10 &&
+                        (service_master_pid(config_str(cfg, "queue_directory")) == pid);
+             i++)
             usleep(100000);
-        if (tern_pid_alive(pid)) {
+        if ((service_master_pid(config_str(cfg, "queue_directory")) == pid)) {
             fprintf(stderr, "tern: pid %ld did not stop within %ds\n", (long)pid, TERN_STOP_WAIT);
             return 1;
         }
@@ -343,6 +313,8 @@ int main(int argc, char **argv)
         return tern_status();
     if (strcmp(cmd, "conf") == 0)
         return tern_conf(argc, argv);
+    if (strcmp(cmd, "queue") == 0)
+        return tern_queue_main(argc, argv, conf_dir_arg);
     if (strcmp(cmd, "check") == 0)
         return tern_check();
     if (strcmp(cmd, "map") == 0)

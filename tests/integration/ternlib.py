@@ -48,6 +48,19 @@ def wait_until(pred: Callable, timeout: float, what: str, interval: float = 0.05
         time.sleep(interval)
 
 
+SANITIZER_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+
+
+def tool_env(**extra: str) -> Dict[str, str]:
+    """A clean environment for running a tern tool: PATH, the sanitizer
+    settings of this test run (so an ASan build behaves the same here), and
+    extra."""
+    env = {"PATH": "/usr/bin:/bin"}
+    env.update({k: os.environ[k] for k in SANITIZER_ENV if k in os.environ})
+    env.update(extra)
+    return env
+
+
 def free_port(host: str = "127.0.0.1", also: Tuple[str, ...] = ()) -> int:
     """A TCP port that is free on host and on every address in also."""
     for _ in range(50):
@@ -465,6 +478,13 @@ class TernInstance:
         self.data = self.dir / "data"
         self.maillog = self.dir / "maillog"
         self.stderr_path = self.dir / "stderr.log"
+        # instance-local aliases and mail spool: nothing depends on /etc/aliases
+        self.aliases = self.etc / "aliases"
+        self.aliases.write_text("")
+        os.chmod(self.aliases, 0o644)
+        self.spool = self.dir / "mail"
+        self.spool.mkdir()
+        os.chmod(self.spool, 0o1777)
         self.host = "127.0.0.1"
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
@@ -483,6 +503,8 @@ class TernInstance:
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
             "smtpd_workers": "2",
+            "alias_maps": f"texthash:{self.aliases}",
+            "mail_spool_directory": str(self.spool),
         }
         self.params.update({k: str(v) for k, v in params.items()})
         self.write_conf()
@@ -800,3 +822,108 @@ class Dnsmasq:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+# ---------------------------------------------------------------- per-recipient sink
+
+
+class _RuleSinkHandler(_SinkHandler):
+    """_SinkHandler answering RCPT per address (RuleSink.rules)."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        for needle, reply in self.sink.rules:
+            if needle in address:
+                return reply
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+class RuleSink(Sink):
+    """A Sink whose RCPT reply depends on the address: rules is a list of
+    (substring, reply), the first match wins ("550 5.1.1 no such user",
+    "451 4.3.0 try later"); other recipients are accepted.  rules may be
+    changed while the sink runs."""
+
+    def __init__(self, rules=None, **kw):
+        super().__init__(**kw)
+        self.rules: List[Tuple[str, str]] = list(rules or [])
+
+    def start(self) -> "RuleSink":
+        super().start()
+        # the controller builds one SMTP per connection from .handler
+        self._controller.handler = _RuleSinkHandler(self)
+        return self
+
+
+class SlowRuleSink(RuleSink):
+    """A RuleSink that waits delay seconds before answering each DATA (a
+    slow next hop, so deliveries stay in flight)."""
+
+    def __init__(self, rules=None, delay: float = 0.1, **kw):
+        super().__init__(rules, **kw)
+        self.delay = delay
+
+    def start(self) -> "SlowRuleSink":
+        super().start()
+        self._controller.handler = _SlowRuleSinkHandler(self)
+        return self
+
+
+class _SlowRuleSinkHandler(_RuleSinkHandler):
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.sink.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+# ---------------------------------------------------------------- attr IPC
+
+
+def attr_encode(proto: str, pairs=()) -> bytes:
+    """One lib/attr message: proto first, then (name, value) pairs in order."""
+    body = b""
+    for name, value in [("proto", proto)] + list(pairs):
+        n = name.encode()
+        v = value if isinstance(value, bytes) else str(value).encode()
+        body += struct.pack(">H", len(n)) + n + struct.pack(">I", len(v)) + v
+    return struct.pack(">I", len(body)) + body
+
+
+def attr_decode(data: bytes) -> List[Tuple[str, str]]:
+    """The (name, value) pairs of one whole lib/attr message."""
+    (length,) = struct.unpack(">I", data[:4])
+    body, pos, out = data[4 : 4 + length], 0, []
+    while pos < len(body):
+        (nlen,) = struct.unpack(">H", body[pos : pos + 2])
+        name = body[pos + 2 : pos + 2 + nlen].decode()
+        pos += 2 + nlen
+        (vlen,) = struct.unpack(">I", body[pos : pos + 4])
+        out.append((name, body[pos + 4 : pos + 4 + vlen].decode(errors="replace")))
+        pos += 4 + vlen
+    return out
+
+
+def attr_request(path: Path, proto: str, pairs=(), timeout: float = 30.0) -> List[Tuple[str, str]]:
+    """Send one request on the UNIX socket at path and read one reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(attr_encode(proto, pairs))
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError(f"{path} closed the connection without a reply")
+            data += chunk
+    return attr_decode(data)
+
+
+def qmgr_control(t: "TernInstance", action: str, *ids: str) -> Dict[str, object]:
+    """qmgr.control on private/qmgr: {'status', 'count', 'missing': [...]}."""
+    reply = attr_request(
+        t.queue / "private" / "qmgr", "qmgr.control", [("action", action)] + [("id", i) for i in ids]
+    )
+    d = dict(reply)
+    return {
+        "status": d.get("status"),
+        "count": int(d.get("count", "0")),
+        "missing": [v for k, v in reply if k == "missing"],
+    }

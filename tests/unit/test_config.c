@@ -446,6 +446,32 @@ static void test_config_list_keeps_braced_items_together(void **state)
     assert_string_equal(list[2], "x");
 }
 
+/* test_config_mydestination_file_items_read_the_names_file */
+static void test_config_mydestination_file_items_read_the_names_file(void **state)
+{
+    struct conf_fixture *f = *state;
+    char names[128], text[256];
+    size_t n = 0;
+
+    snprintf(names, sizeof(names), "%s/local-host-names", f->dir);
+    FILE *fp = fopen(names, "w");
+    assert_non_null(fp);
+    fputs("# hosts we take mail for\njohn.doe.org doe.org\n\nnew.test, other.test # two\n", fp);
+    assert_int_equal(fclose(fp), 0);
+    snprintf(text, sizeof(text), "mydestination = here.test, %s\n", names);
+    assert_int_equal(conf_load_text(f, text), 0);
+    char *const *list = config_list(f->cfg, "mydestination", &n);
+    assert_int_equal(n, 5);
+    assert_string_equal(list[0], "here.test");
+    assert_string_equal(list[1], "john.doe.org");
+    assert_string_equal(list[2], "doe.org");
+    assert_string_equal(list[3], "new.test");
+    assert_string_equal(list[4], "other.test");
+    unlink(names);
+    assert_int_equal(conf_load_text(f, text), -1);
+    assert_non_null(strstr(buf_cstr(&f->err), "tern.conf:1: mydestination: cannot read "));
+}
+
 /* test_config_list_items_expand_parameters */
 static void test_config_list_items_expand_parameters(void **state)
 {
@@ -533,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_config_bool_and_int_values),
         CONF_TEST(test_config_lists_split_on_commas_and_white_space),
         CONF_TEST(test_config_list_keeps_braced_items_together),
+        CONF_TEST(test_config_mydestination_file_items_read_the_names_file),
         CONF_TEST(test_config_list_items_expand_parameters),
         cmocka_unit_test(test_config_set_rejects_unknown_name_with_origin),
         cmocka_unit_test(test_config_default_dir_prefers_argument_then_environment),

@@ -231,6 +231,33 @@ static void test_qfile_rcpt_status_update_persists(void **state)
     close(fd);
 }
 
+/* test_qfile_every_rcpt_status_round_trips - W N B are read back too */
+static void test_qfile_every_rcpt_status_round_trips(void **state)
+{
+    const char statuses[] = {QFILE_RCPT_PENDING, QFILE_RCPT_WARNED, QFILE_RCPT_SENT,
+                             QFILE_RCPT_NOTIFY,  QFILE_RCPT_FAILED, QFILE_RCPT_BOUNCED};
+    int fd = write_sample("s@example.org");
+    struct qfile_msg m;
+    buf_t err = BUF_INIT;
+
+    qfile_msg_init(&m);
+    for (size_t i = 0; i < sizeof(statuses); i++) {
+        assert_int_equal(qfile_read(fd, &m, &err), 0);
+        assert_int_equal(qfile_set_rcpt_status(fd, &m.rcpts[0], statuses[i]), 0);
+        assert_int_equal(qfile_read(fd, &m, &err), 0);
+        assert_int_equal(m.rcpts[0].status, statuses[i]);
+        assert_true(qfile_rcpt_status_valid(statuses[i]));
+    }
+    assert_true(qfile_rcpt_is_pending(QFILE_RCPT_PENDING));
+    assert_true(qfile_rcpt_is_pending(QFILE_RCPT_WARNED));
+    assert_false(qfile_rcpt_is_pending(QFILE_RCPT_NOTIFY));
+    assert_false(qfile_rcpt_status_valid('?'));
+    assert_false(qfile_rcpt_status_valid(0));
+    qfile_msg_free(&m);
+    buf_free(&err);
+    close(fd);
+}
+
 /* test_qfile_every_truncation_is_rejected - no prefix of a file is complete */
 static void test_qfile_every_truncation_is_rejected(void **state)
 {
@@ -404,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_qfile_null_sender_round_trips_as_empty),
         cmocka_unit_test(test_qfile_large_content_length_is_patched_after_flush),
         cmocka_unit_test(test_qfile_rcpt_status_update_persists),
+        cmocka_unit_test(test_qfile_every_rcpt_status_round_trips),
         cmocka_unit_test(test_qfile_every_truncation_is_rejected),
         cmocka_unit_test(test_qfile_bytes_after_end_record_are_rejected),
         cmocka_unit_test(test_qfile_missing_required_records_are_rejected),
