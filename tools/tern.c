@@ -23,6 +23,7 @@
 #include "privs.h"
 #include "queue.h"
 #include "service.h"
+#include "table.h"
 #include "tern_build.h"
 
 #define TERN_STOP_WAIT 30
@@ -224,6 +225,30 @@ static int tern_check_dir(const char *path, uid_t uid, int quiet_missing)
     return 0;
 }
 
+/* tern_check_tables - every table named by these list parameters opens */
+static int tern_check_tables(const struct config *cfg)
+{
+    static const char *params[] = {"alias_maps", "local_recipient_maps", NULL};
+    int problems = 0;
+
+    for (int i = 0; params[i]; i++) {
+        size_t n;
+        char *const *specs = config_list(cfg, params[i], &n);
+        for (size_t k = 0; k < n; k++) {
+            buf_t err = BUF_INIT;
+            struct table *t = table_open(specs[k], TABLE_ALIASES, &err);
+            if (t == NULL) {
+                printf("%s: %s\n", params[i], buf_cstr(&err));
+                problems++;
+            } else {
+                table_close(t);
+            }
+            buf_free(&err);
+        }
+    }
+    return problems;
+}
+
 /* tern_check - every problem we can find, one per line */
 static int tern_check(void)
 {
@@ -262,6 +287,7 @@ static int tern_check(void)
         problems += tern_check_dir(path.data, uid, 1);
     }
     buf_free(&path);
+    problems += tern_check_tables(cfg);
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;

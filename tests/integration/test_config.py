@@ -58,6 +58,14 @@ def test_check_accepts_good_config(res):
     assert r.returncode == 0, r
 
 
+def test_check_reports_a_table_that_cannot_be_opened(res):
+    tern = res.tern(start=False, alias_maps=f"lmdb:{res.base}/no-such-aliases")
+    r = tern.tern("check")
+    assert r.returncode == 1, r
+    assert "alias_maps: lmdb:" in r.stdout and "no-such-aliases.lmdb" in r.stdout, r.stdout
+    assert re.search(r"tern check: \d+ problems?", r.stdout), r.stdout
+
+
 def test_conf_defaults_and_lookup(res):
     tern = res.tern(start=False)
     r = tern.tern("conf", "-d")

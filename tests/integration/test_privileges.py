@@ -13,6 +13,14 @@ from ternlib import TERN, make_message, wait_until
 SERVICES = ("smtpd", "cleanup", "qmgr", "smtp")
 
 
+def uids_or_none(pid):
+    """The uids of a process, or None when it has just gone."""
+    try:
+        return ids(pid)[0]
+    except FileNotFoundError:
+        return None
+
+
 def ids(pid):
     """(uids, gids, groups) of a process from /proc/PID/status."""
     fields = {}
@@ -30,6 +38,12 @@ def test_services_run_as_mail_owner_and_master_as_root(res):
     tern = pwd.getpwnam("tern")
     master = t.master_pid()
     assert ids(master)[0] == [0, 0, 0, 0]
+
+    def all_dropped():  # a service drops right after its set-up; give it time
+        pids = [p for n in SERVICES for p in t.service_pids(n)]
+        return pids and all(uids_or_none(p) == [tern.pw_uid] * 4 for p in pids)
+
+    wait_until(all_dropped, 10, "every service to drop to mail_owner")
     for name in SERVICES:
         pids = t.service_pids(name)
         assert pids, f"no tern-{name} process"
@@ -53,7 +67,12 @@ def test_started_by_an_ordinary_user_everything_runs_as_that_user(res, tmp_path)
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     t._stderr_file = log
     t.wait_ready()
-    wait_until(lambda: all(t.service_pids(n) for n in SERVICES), 10, "every service to run")
+    def all_nobody():
+        pids = [p for n in SERVICES for p in t.service_pids(n)]
+        return len(pids) >= len(SERVICES) and all(
+            uids_or_none(p) == [nobody.pw_uid] * 4 for p in pids)
+
+    wait_until(all_nobody, 10, "every service to run as nobody")
     for pid in [t.master_pid()] + [p for n in SERVICES for p in t.service_pids(n)]:
         assert ids(pid)[0] == [nobody.pw_uid] * 4
     t.wait_log(r"not started as root: every service runs as uid %d" % nobody.pw_uid)
