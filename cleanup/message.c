@@ -333,7 +333,8 @@ static void cleanup_end_headers(struct cleanup_msg *m, size_t hdr_len, int need_
     if (need_blank) /* the body started without the empty line: add it */
         buf_puts(&out, "\r\n");
     qfile_content_append(&m->w, out.data, out.len);
-    qfile_content_append(&m->w, m->headers.data + hdr_len, m->headers.len - hdr_len);
+    if (m->headers.len > hdr_len) /* an empty message has no data at all */
+        qfile_content_append(&m->w, m->headers.data + hdr_len, m->headers.len - hdr_len);
     buf_free(&out);
     buf_free(&m->headers);
 }

@@ -166,19 +166,52 @@ void qfile_msg_free(struct qfile_msg *m)
     qfile_msg_init(m);
 }
 
-/* qfile_read_exact - read n bytes at the current offset; 0 ok, -1 short */
-static int qfile_read_exact(int fd, void *p, size_t n)
+/* a small reader over pread: the envelope records of a queue file come in
+ * one or two system calls instead of two per record, and the content is
+ * skipped without being read */
+#define QFILE_READ_CHUNK 16384
+
+struct qfile_reader {
+    int fd;
+    buf_t b;    /* bytes at file offsets [base, base + b.len) */
+    off_t base; /* file offset of b.data[0] */
+    size_t pos; /* next unread byte in b */
+};
+
+/* qfile_reader_need - make n bytes available at pos; 0 ok, -1 short */
+static int qfile_reader_need(struct qfile_reader *r, size_t n)
 {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, (char *)p + got, n - got);
-        if (r < 0 && errno == EINTR)
+    if (r->pos > 0 && r->pos + n > r->b.len) { /* keep only what is unread */
+        r->base += (off_t)r->pos;
+        buf_consume(&r->b, r->pos);
+        r->pos = 0;
+    }
+    while (r->b.len < r->pos + n) {
+        size_t want = n - (r->b.len - r->pos);
+        if (want < QFILE_READ_CHUNK)
+            want = QFILE_READ_CHUNK;
+        buf_reserve(&r->b, want);
+        ssize_t got = pread(r->fd, r->b.data + r->b.len, want, r->base + (off_t)r->b.len);
+        if (got < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (got <= 0)
             return -1;
-        got += (size_t)r;
+        r->b.len += (size_t)got;
+        r->b.data[r->b.len] = 0;
     }
     return 0;
+}
+
+/* qfile_reader_skip - pass over n bytes (the content) without reading them */
+static void qfile_reader_skip(struct qfile_reader *r, size_t n)
+{
+    if (r->pos + n <= r->b.len) {
+        r->pos += n;
+        return;
+    }
+    r->base += (off_t)(r->pos + n);
+    buf_reset(&r->b);
+    r->pos = 0;
 }
 
 int qfile_rcpt_status_valid(int status)
@@ -294,26 +327,29 @@ static int qfile_parse_small(struct qfile_msg *m, int type, const char *d, size_
 
 int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
 {
-    unsigned char h[QFILE_REC_HEADER];
+    const unsigned char *h;
     off_t pos = 0;
     struct stat st;
     int seen_version = 0, seen_time = 0, seen_content = 0;
+    struct qfile_reader r = {fd, BUF_INIT, 0, 0};
     buf_t d = BUF_INIT;
     int rc = -1;
 
     qfile_msg_free(m);
-    if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+    if (fstat(fd, &st) < 0) {
         buf_printf(err, "cannot read: %s", strerror(errno));
         return -1;
     }
     for (;;) {
-        if (qfile_read_exact(fd, h, sizeof(h)) < 0) {
+        if (qfile_reader_need(&r, QFILE_REC_HEADER) < 0) {
             buf_puts(err, "truncated file: no end record");
             break;
         }
+        h = (const unsigned char *)r.b.data + r.pos;
         size_t len = ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) | h[4];
         int type = h[0];
         off_t data_at = pos + QFILE_REC_HEADER;
+        r.pos += QFILE_REC_HEADER;
         if (len > QFILE_MAX_RECORD || data_at + (off_t)len > st.st_size) {
             buf_puts(err, "record runs past the end of the file");
             break;
@@ -342,17 +378,15 @@ int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
             seen_content = 1;
             m->content_offset = data_at;
             m->content_length = len;
-            if (lseek(fd, data_at + (off_t)len, SEEK_SET) < 0)
-                break;
+            qfile_reader_skip(&r, len);
         } else {
-            buf_reset(&d);
-            buf_reserve(&d, len);
-            if (qfile_read_exact(fd, d.data, len) < 0) {
+            if (qfile_reader_need(&r, len) < 0) {
                 buf_puts(err, "truncated record");
                 break;
             }
-            d.len = len;
-            d.data[len] = 0;
+            buf_reset(&d);
+            buf_append(&d, r.b.data + r.pos, len);
+            r.pos += len;
             if (type == QFILE_REC_VERSION) {
                 if (seen_version || strcmp(d.data, "1") != 0) {
                     buf_puts(err, "unsupported version record");
@@ -369,6 +403,7 @@ int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
         pos = data_at + (off_t)len;
     }
     buf_free(&d);
+    buf_free(&r.b);
     if (rc < 0)
         qfile_msg_free(m);
     return rc;

@@ -30,6 +30,7 @@
 #include "addr.h"
 #include "local.h"
 #include "log.h"
+#include "targets.h"
 
 enum expand_origin { FROM_ALIAS, FROM_FORWARD, FROM_INCLUDE };
 
@@ -209,41 +210,6 @@ static int expand_read_file(const char *path, uid_t owner, int forward, buf_t *t
     return n < 0 ? -1 : 1;
 }
 
-/* expand_next_item - the next list item into item; 0 at the end.  Items are
- * separated by commas, new lines and (outside quotes and |commands) white
- * space; "..." quotes; '#' at the start of a line is a comment */
-static int expand_next_item(const char **pp, buf_t *item)
-{
-    const char *p = *pp;
-
-    buf_reset(item);
-    for (;;) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p != '#')
-            break;
-        p += strcspn(p, "\n");
-    }
-    if (*p == 0)
-        return 0;
-    if (*p == '"') {
-        for (p++; *p && *p != '"'; p++) {
-            if (*p == '\\' && p[1])
-                p++;
-            buf_putc(item, *p);
-        }
-        if (*p == '"')
-            p++;
-    } else {
-        const char *stop = *p == '|' ? ",\n" : ", \t\r\n";
-        size_t n = strcspn(p, stop);
-        buf_append(item, p, n);
-        p += n;
-    }
-    *pp = p;
-    return 1;
-}
-
 /* expand_allowed - is a file/command from this source permitted? */
 static int expand_allowed(char *const *list, enum expand_origin o)
 {
@@ -342,10 +308,11 @@ static void expand_item_address(struct expand_ctx *c, const struct expand_source
 static void expand_item(struct expand_ctx *c, const struct expand_source *s, const char *item)
 {
     const struct local_env *env = c->env;
+    const char *what;
+    enum local_item_kind kind = local_item_classify(item, &what);
 
-    if (item[0] == '|' || item[0] == '/') {
-        int cmd = item[0] == '|';
-        const char *what = cmd ? item + 1 + strspn(item + 1, " \t") : item;
+    if (kind == ITEM_COMMAND || kind == ITEM_FILE) {
+        int cmd = kind == ITEM_COMMAND;
         if (!expand_allowed(cmd ? env->allow_commands : env->allow_files, s->origin))
             expand_fail(c, DELIVERY_BOUNCE, "5.7.1",
                         cmd ? "mail to command is restricted: %.100s"
@@ -354,17 +321,16 @@ static void expand_item(struct expand_ctx *c, const struct expand_source *s, con
         else if (*what && expand_privs_ok(c, s, what))
             expand_add(c, cmd ? TARGET_COMMAND : TARGET_FILE, what, s->address, s->sender, "",
                        s->privs);
-    } else if (strncasecmp(item, ":include:", 9) == 0) {
-        const char *path = item + 9 + strspn(item + 9, " \t");
-        if (path[0] != '/')
+    } else if (kind == ITEM_INCLUDE) {
+        if (what[0] != '/')
             expand_fail(c, DELIVERY_BOUNCE, "5.3.5", "include file must be an absolute path: %s",
-                        path);
+                        what);
         else
-            expand_include(c, s, path);
-    } else if (item[0] == '\\') {
-        expand_local(c, item + 1, s->domain, s->sender, 2);
+            expand_include(c, s, what);
+    } else if (kind == ITEM_USER) {
+        expand_local(c, what, s->domain, s->sender, 2);
     } else {
-        expand_item_address(c, s, item);
+        expand_item_address(c, s, what);
     }
 }
 
@@ -374,7 +340,7 @@ static void expand_list(struct expand_ctx *c, const struct expand_source *s, con
     buf_t item = BUF_INIT;
     const char *p = text;
 
-    while (c->res->status == DELIVERY_PENDING && expand_next_item(&p, &item))
+    while (c->res->status == DELIVERY_PENDING && local_item_next(&p, &item))
         expand_item(c, s, buf_cstr(&item));
     buf_free(&item);
 }
@@ -433,7 +399,7 @@ static int expand_forward(struct expand_ctx *c, const struct local_user *u, cons
             continue;
         const char *p = buf_cstr(&text);
         buf_t probe = BUF_INIT;
-        if (expand_next_item(&p, &probe)) { /* an empty .forward is no .forward */
+        if (local_item_next(&p, &probe)) { /* an empty .forward is no .forward */
             struct expand_source s = {FROM_FORWARD, u, sender, lp, domain, NULL};
             buf_printf(&address, "%s@%s", lp, domain);
             s.address = buf_cstr(&address);

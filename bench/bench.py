@@ -1,0 +1,774 @@
+#!/usr/bin/python3
+"""bench.py - tern and Postfix side by side on loopback (issue 5).
+
+Run through bench/run.sh (which builds tern in release mode and installs
+Postfix first).  Every measure runs tern then Postfix (A B), repeated, so the
+machine's drift hits both; the machine's own limits (smtp-source straight
+into smtp-sink, durable file creates on the queue disk) are measured in the
+same repetitions.  The result is a markdown table (median, min-max, the
+median of the per-repetition tern/Postfix ratios) on stdout and in
+bench/results/latest.md.
+
+Everything here is bounded: every wait has a timeout, every process started
+is stopped in cleanup() (also on SIGINT/SIGTERM), and only 127.0.0.1 is used.
+"""
+
+import argparse
+import os
+import platform
+import pwd
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("TERN_BUILD", str(REPO / "build-release")))
+os.environ["TERN_BUILD"] = str(BUILD)
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from ternlib import TernInstance, descendants, free_port, proc_stat  # noqa: E402
+
+TERN = BUILD / "tools" / "tern"
+TERN_SENDMAIL = BUILD / "tools" / "sendmail"
+PF_SENDMAIL = Path("/usr/sbin/sendmail")
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+SMTP_SINK = "/usr/sbin/smtp-sink"
+POSTFIX = "/usr/sbin/postfix"
+POSTQUEUE = "/usr/sbin/postqueue"
+LOCAL_DOMAIN = "bench.local"
+FROM = "bench@bench.test"
+RELAY_RCPT = "rcpt@sink.test"
+
+CLEANUPS: List[Callable[[], None]] = []
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def wait_for(pred: Callable, timeout: float, what: str, interval: float = 0.05):
+    """Poll pred() until true; return its value, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def run(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+
+
+# ------------------------------------------------------------------ sink
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on 127.0.0.1:port; counts messages from its -c output."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.count = 0
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "SmtpSink":
+        self.proc = subprocess.Popen(
+            [SMTP_SINK, "-u", "nobody", "-c", f"127.0.0.1:{self.port}", "1024"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for(self._listening, 10, f"smtp-sink on port {self.port}")
+        CLEANUPS.append(self.stop)
+        return self
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                s.recv(64)
+            return True
+        except OSError:
+            return False
+
+    def _read(self) -> None:
+        pat = re.compile(rb"mesg=(\d+)")
+        tail = b""
+        while self.proc and self.proc.stdout:
+            chunk = self.proc.stdout.read1(65536)
+            if not chunk:
+                return
+            tail = (tail + chunk)[-256:]
+            found = pat.findall(tail)
+            if found:
+                self.count = int(found[-1])
+
+    def wait_count(self, n: int, timeout: float) -> float:
+        """Wait until n messages arrived; the monotonic time it was seen."""
+        wait_for(lambda: self.count >= n, timeout, f"{n} messages at smtp-sink (have {self.count})",
+                 interval=0.01)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def smtp_source(port: int, sessions: int, count: int, rcpt: str, timeout: float) -> float:
+    """smtp-source -s S -m M -l 4096 into 127.0.0.1:port; its wall time."""
+    t0 = time.monotonic()
+    r = run([SMTP_SOURCE, "-s", str(sessions), "-m", str(count), "-l", "4096", "-f", FROM,
+             "-t", rcpt, f"127.0.0.1:{port}"], timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"smtp-source failed: {r.stderr.decode(errors='replace')[-500:]}")
+    return time.monotonic() - t0
+
+
+# ------------------------------------------------------------------ MTAs
+
+
+def pss_kib(pids: List[int]) -> int:
+    """Total PSS (KiB) of the given processes (smaps_rollup)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total
+
+
+def count_files(root: Path, subdirs) -> int:
+    n = 0
+    for sub in subdirs:
+        for _dirpath, _dirs, files in os.walk(root / sub):
+            n += sum(1 for f in files if not f.startswith("."))
+    return n
+
+
+class Tern:
+    name = "tern"
+
+    def __init__(self, base: Path, sink_port: int):
+        self.t = TernInstance(base=base, name="tern", relayhost=f"[127.0.0.1]:{sink_port}",
+                              mydestination=f"{LOCAL_DOMAIN}, tern.test, localhost",
+                              home_mailbox="Maildir/", smtpd_client_limit="2100")
+        # shipped defaults for scheduling and workers (ternlib tunes them for tests)
+        for k in ("queue_run_delay", "minimal_backoff_time", "maximal_backoff_time",
+                  "smtpd_workers"):
+            self.t.params.pop(k, None)
+        self.t.write_conf()
+        self.port = self.t.port
+        self.queue = self.t.queue
+        CLEANUPS.append(lambda: self.t.cleanup(keep=False))
+
+    def start(self) -> None:
+        self.t.start(timeout=20)
+
+    def stop(self) -> None:
+        self.t.stop(timeout=20)
+
+    def pids(self) -> List[int]:
+        return self.t.pids()
+
+    def queued(self) -> int:
+        return count_files(self.queue, ("incoming", "active", "deferred", "maildrop"))
+
+    def in_flight(self) -> int:
+        return count_files(self.queue, ("incoming", "active", "maildrop"))
+
+    def sendmail_cmd(self, rcpt: str) -> List[str]:
+        return [str(TERN_SENDMAIL), "-C", str(self.t.conf_path), "-f", FROM, rcpt]
+
+    def sendmail_env(self) -> Dict[str, str]:
+        return {"PATH": "/usr/bin:/bin"}
+
+    def listings(self) -> Dict[str, List[str]]:
+        return {"tern queue list -j": [str(TERN), "-c", str(self.t.etc), "queue", "list", "-j"],
+                "tern sendmail -bp": [str(TERN_SENDMAIL), "-C", str(self.t.conf_path), "-bp"]}
+
+    def flush(self) -> None:
+        run([str(TERN), "-c", str(self.t.etc), "queue", "flush"], 60, check=True)
+
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class Postfix:
+    """A private Postfix instance: DIR/etc (main.cf, master.cf), DIR/queue, DIR/data."""
+
+    name = "Postfix"
+
+    def __init__(self, base: Path, sink_port: int):
+        self.dir = Path(tempfile.mkdtemp(prefix="postfix-", dir=str(base)))
+        os.chmod(self.dir, 0o755)
+        self.etc, self.queue, self.data = self.dir / "etc", self.dir / "queue", self.dir / "data"
+        for d in (self.etc, self.queue, self.data):
+            d.mkdir()
+            os.chmod(d, 0o755)
+        shutil.chown(self.data, "postfix", "postfix")
+        self.port = free_port()
+        main = {
+            "compatibility_level": "3.6",
+            "queue_directory": str(self.queue),
+            "data_directory": str(self.data),
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "myhostname": "postfix.test",
+            "mydomain": "test",
+            "mydestination": LOCAL_DOMAIN,
+            "local_recipient_maps": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject",
+            "relayhost": f"[127.0.0.1]:{sink_port}",
+            "maillog_file": str(self.dir / "maillog"),
+            "default_process_limit": "2100",
+            "home_mailbox": "Maildir/",
+            "biff": "no",
+            "smtputf8_enable": "no",
+        }
+        (self.etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
+        (self.etc / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        r = run([POSTFIX, "-c", str(self.etc), "check"], 60)
+        if r.returncode != 0:
+            raise RuntimeError(f"postfix check: {r.stderr.decode(errors='replace')}")
+        CLEANUPS.append(self.cleanup)
+
+    def master_pid(self) -> Optional[int]:
+        try:
+            return int((self.queue / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def pids(self) -> List[int]:
+        m = self.master_pid()
+        if not m or not proc_stat(m):
+            return []
+        return [m] + descendants(m)
+
+    def start(self) -> None:
+        r = run([POSTFIX, "-c", str(self.etc), "start"], 60)
+        if r.returncode != 0:
+            raise RuntimeError(f"postfix start: {r.stderr.decode(errors='replace')}")
+
+        def ready():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 2) as s:
+                    s.settimeout(5)
+                    return s.recv(128).startswith(b"220")
+            except OSError:
+                return False
+
+        wait_for(ready, 20, "Postfix 220 greeting", 0.1)
+
+    def stop(self) -> None:
+        pids = self.pids()
+        if not pids:
+            return
+        run([POSTFIX, "-c", str(self.etc), "stop"], 30)
+        try:
+            wait_for(lambda: not any(proc_stat(p) for p in pids), 20, "Postfix to stop")
+        except TimeoutError:
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def queued(self) -> int:
+        return count_files(self.queue, ("maildrop", "incoming", "active", "deferred", "hold"))
+
+    def in_flight(self) -> int:
+        return count_files(self.queue, ("maildrop", "incoming", "active"))
+
+    def sendmail_cmd(self, rcpt: str) -> List[str]:
+        return [str(PF_SENDMAIL), "-C", str(self.etc), "-f", FROM, rcpt]
+
+    def sendmail_env(self) -> Dict[str, str]:
+        return {"PATH": "/usr/bin:/bin:/usr/sbin", "MAIL_CONFIG": str(self.etc)}
+
+    def listings(self) -> Dict[str, List[str]]:
+        return {"postqueue -j": [POSTQUEUE, "-c", str(self.etc), "-j"],
+                "mailq (postqueue -p)": [POSTQUEUE, "-c", str(self.etc), "-p"]}
+
+    def flush(self) -> None:
+        run([POSTQUEUE, "-c", str(self.etc), "-f"], 60, check=True)
+
+
+# ------------------------------------------------------------------ measures
+
+
+class Results:
+    """values[row][who] = list of per-repetition values (who: tern, Postfix, machine)."""
+
+    def __init__(self):
+        self.values: Dict[str, Dict[str, List[float]]] = {}
+        self.rows: List[str] = []
+        self.notes: List[str] = []
+
+    def add(self, row: str, who: str, v: float) -> None:
+        if row not in self.values:
+            self.values[row] = {}
+            self.rows.append(row)
+        self.values[row].setdefault(who, []).append(v)
+        log(f"  {row} [{who}] = {v:.4g}")
+
+
+def wait_drained(mta, timeout: float) -> None:
+    wait_for(lambda: mta.queued() == 0, timeout, f"{mta.name} queue to empty", 0.1)
+
+
+def measure_relay(mta, sink_port: int, sessions: int, count: int, res: Results) -> None:
+    sink = SmtpSink(sink_port).start()
+    try:
+        t0 = time.monotonic()
+        accept = smtp_source(mta.port, sessions, count, RELAY_RCPT, timeout=60 + count / 10)
+        t_end = sink.wait_count(count, timeout=60 + count / 10)
+        res.add(f"relay {sessions} sessions: accepted msg/s", mta.name, count / accept)
+        res.add(f"relay {sessions} sessions: end-to-end msg/s", mta.name, count / (t_end - t0))
+        wait_drained(mta, 60)
+    finally:
+        sink.stop()
+
+
+def measure_machine_relay(sink_port: int, sessions: int, count: int, res: Results) -> None:
+    sink = SmtpSink(sink_port).start()
+    try:
+        t0 = time.monotonic()
+        smtp_source(sink_port, sessions, count, RELAY_RCPT, timeout=60 + count / 10)
+        t_end = sink.wait_count(count, timeout=30)
+        res.add(f"machine: smtp-source -> smtp-sink, {sessions} sessions, msg/s", "machine",
+                count / (t_end - t0))
+    finally:
+        sink.stop()
+
+
+def measure_fsync(d: Path, threads: int, seconds: float, res: Results) -> None:
+    """Durable creates per second: write 4 KiB, fsync, close, rename, fsync dir."""
+    d.mkdir(exist_ok=True)
+    data = os.urandom(4096)
+    counts = [0] * threads
+    stop_at = time.monotonic() + seconds
+
+    def worker(i: int) -> None:
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        n = 0
+        try:
+            while time.monotonic() < stop_at:
+                tmp, final = d / f".tmp.{i}.{n}", d / f"f.{i}.{n}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, data)
+                os.fsync(fd)
+                os.close(fd)
+                os.rename(tmp, final)
+                os.fsync(dfd)
+                n += 1
+        finally:
+            os.close(dfd)
+        counts[i] = n
+
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(seconds + 30)
+    elapsed = time.monotonic() - t0
+    shutil.rmtree(d, ignore_errors=True)
+    res.add(f"machine: durable file creates/s, {threads} thread(s)", "machine",
+            sum(counts) / elapsed)
+
+
+def measure_submission(mta, sink_port: int, per_caller: int, res: Results,
+                       callers: int = 8) -> None:
+    msg = make_body("submission")
+    sink = SmtpSink(sink_port).start()
+    errors: List[str] = []
+
+    def caller() -> None:
+        for _ in range(per_caller):
+            r = subprocess.run(mta.sendmail_cmd(RELAY_RCPT), input=msg, capture_output=True,
+                               timeout=60, env=mta.sendmail_env())
+            if r.returncode != 0:
+                errors.append(r.stderr.decode(errors="replace")[-300:])
+                return
+
+    try:
+        t0 = time.monotonic()
+        ths = [threading.Thread(target=caller) for _ in range(callers)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(60 + per_caller * 5)
+        elapsed = time.monotonic() - t0
+        if errors:
+            raise RuntimeError(f"{mta.name} sendmail failed: {errors[0]}")
+        n = callers * per_caller
+        res.add(f"local submission, {callers} parallel sendmail: msg/s", mta.name, n / elapsed)
+        sink.wait_count(n, timeout=60 + n / 10)
+        wait_drained(mta, 60)
+    finally:
+        sink.stop()
+
+
+def make_body(tag: str) -> bytes:
+    line = "x" * 70 + "\n"
+    return (f"From: {FROM}\nTo: {RELAY_RCPT}\nSubject: bench {tag}\n\n" + line * 56).encode()
+
+
+class BenchUser:
+    """A real user with a home directory, for Maildir delivery; removed by remove()."""
+
+    def __init__(self, base: Path):
+        self.name = f"tbench{os.getpid() % 100000}"
+        self.home = base / f"home-{self.name}"
+        run(["useradd", "-m", "-d", str(self.home), "-s", "/usr/sbin/nologin", self.name], 30,
+            check=True)
+        CLEANUPS.append(self.remove)
+
+    def new_count(self) -> int:
+        try:
+            return sum(1 for _ in os.scandir(self.home / "Maildir" / "new"))
+        except OSError:
+            return 0
+
+    def empty(self) -> None:
+        shutil.rmtree(self.home / "Maildir", ignore_errors=True)
+
+    def remove(self) -> None:
+        run(["userdel", "-r", "-f", self.name], 30)
+
+
+def measure_local(mta, user: BenchUser, count: int, res: Results) -> None:
+    user.empty()
+    t0 = time.monotonic()
+    smtp_source(mta.port, 20, count, f"{user.name}@{LOCAL_DOMAIN}", timeout=60 + count / 10)
+    wait_for(lambda: user.new_count() >= count, 60 + count / 10,
+             f"{count} messages in {mta.name}'s Maildir", 0.01)
+    res.add("local delivery into Maildir (SMTP in, 20 sessions): msg/s", mta.name,
+            count / (time.monotonic() - t0))
+    wait_drained(mta, 60)
+    user.empty()
+
+
+def hold_sessions(port: int, n: int) -> List[socket.socket]:
+    """n SMTP sessions that got the greeting and an EHLO reply, then stay idle."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), 10)
+            s.settimeout(20)
+            socks.append(s)
+            read_reply(s)
+            s.sendall(b"EHLO bench.test\r\n")
+            read_reply(s)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def read_reply(s: socket.socket) -> bytes:
+    buf = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed while reading a reply")
+        buf += chunk
+        lines = buf.split(b"\r\n")
+        if len(lines) >= 2 and len(lines[-2]) >= 4 and lines[-2][3:4] == b" ":
+            return buf
+
+
+def measure_memory(mta, counts: List[int], res: Results) -> None:
+    """PSS of all the MTA's processes: fresh and idle, then holding N idle sessions."""
+    mta.stop()
+    mta.start()
+    time.sleep(1.0)
+    idle = pss_kib(mta.pids())
+    res.add("memory: PSS idle, KiB (all processes)", mta.name, idle)
+    for n in counts:
+        socks = hold_sessions(mta.port, n)
+        try:
+            time.sleep(1.0)
+            held = pss_kib(mta.pids())
+            res.add(f"memory: PSS holding {n} idle sessions, KiB", mta.name, held)
+            res.add(f"memory: PSS per idle session ({n}), KiB", mta.name, (held - idle) / n)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.5)
+    # Postfix keeps idle smtpd processes for max_idle (100 s): restart both
+    # the same way so later measures start from the same state
+    mta.stop()
+    mta.start()
+
+
+def time_listing(mta, depth_label: str, res: Results) -> None:
+    """Time each listing command; rows pair tern's and Postfix's by kind (json/mailq)."""
+    for label, cmd in mta.listings().items():
+        kind = "json" if " -j" in label else "mailq"
+        t0 = time.monotonic()
+        r = run(cmd, 120, env=mta.sendmail_env())
+        dt = time.monotonic() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"{label} failed: {r.stderr.decode(errors='replace')[-300:]}")
+        res.add(f"deep queue: listing {depth_label} queued ({kind}), s", mta.name, dt)
+
+
+def fill_queue(mta, count: int, timeout: float) -> float:
+    t = smtp_source(mta.port, 20, count, RELAY_RCPT, timeout)
+    wait_for(lambda: mta.in_flight() == 0, timeout, f"{mta.name}: all queued mail deferred", 0.2)
+    return t
+
+
+def measure_deep(mta, sink_port: int, depth: int, res: Results) -> None:
+    """depth messages queued while the sink is down; list at depth/10 and depth;
+    then sink up, flush, time to drain."""
+    first = max(1, depth // 10)
+    timeout = 120 + depth / 20
+    fill_queue(mta, first, timeout)
+    time_listing(mta, f"{first}", res)
+    fill_queue(mta, depth - first, timeout)
+    have = mta.queued()
+    if have != depth:
+        res.notes.append(f"{mta.name}: deep queue held {have} messages, expected {depth}")
+    time_listing(mta, f"{depth}", res)
+    sink = SmtpSink(sink_port).start()
+    try:
+        t0 = time.monotonic()
+        mta.flush()
+        t_end = sink.wait_count(have, timeout=timeout)
+        res.add(f"deep queue: drain {depth} after flush, msg/s", mta.name, have / (t_end - t0))
+        wait_drained(mta, 120)
+    finally:
+        sink.stop()
+
+
+# ------------------------------------------------------------------ report
+
+# row prefix -> (better: "high"|"low", target text)
+TARGETS = [
+    ("relay 1 sessions: end", "high", "-"),
+    ("relay 20 sessions: end", "high", "ratio ≥ 2"),
+    ("relay 100 sessions: end", "high", "ratio ≥ 2"),
+    ("memory: PSS per idle session", "low", "≤ 64 KiB"),
+    ("deep queue: drain", "high", "ratio ≥ 2"),
+    ("local submission", "high", "ratio ≥ 1"),
+    ("local delivery", "high", "ratio ≥ 1"),
+]
+
+
+def target_of(row: str, depth: int) -> str:
+    if row.startswith(f"deep queue: listing {depth} "):
+        return "tern < 1 s"
+    for prefix, _better, text in TARGETS:
+        if row.startswith(prefix):
+            return text
+    return ""
+
+
+def fmt(v: float) -> str:
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def cell(vals: Optional[List[float]]) -> str:
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return fmt(vals[0])
+    return f"{fmt(statistics.median(vals))} ({fmt(min(vals))}–{fmt(max(vals))})"
+
+
+def render(res: Results, meta: List[str], depth: int) -> str:
+    out = ["# tern vs Postfix — bench/run.sh", ""] + meta + [""]
+    out.append("| measure | tern | Postfix | tern/Postfix | target |")
+    out.append("|---|---|---|---|---|")
+    machine = []
+    for row in res.rows:
+        v = res.values[row]
+        if "machine" in v:
+            machine.append(f"| {row} | {cell(v['machine'])} | | | |")
+            continue
+        a, b = v.get("tern"), v.get("Postfix")
+        ratio = "-"
+        if a and b:
+            ratios = [x / y for x, y in zip(a, b) if y]
+            if ratios:
+                ratio = cell(ratios)
+        out.append(f"| {row} | {cell(a)} | {cell(b)} | {ratio} | {target_of(row, depth)} |")
+    out += machine
+    out.append("")
+    out.append("Cells: median (min–max) over the repetitions; the ratio column is the median of "
+               "the per-repetition ratios (min–max).")
+    out.append("Durability as shipped: tern fsyncs the queue file, renames it and fsyncs the "
+               "directory before the 250; Postfix fsyncs the queue file, no directory fsync.")
+    out += [f"Note: {n}" for n in res.notes]
+    return "\n".join(out) + "\n"
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def versions() -> str:
+    r = run(["/usr/sbin/postconf", "-d", "-h", "mail_version"], 30)
+    pf = r.stdout.decode().strip()
+    t = run([str(TERN), "version"], 30).stdout.decode().strip()
+    return f"{t or 'tern ?'} ({BUILD.name}), Postfix {pf}"
+
+
+# ------------------------------------------------------------------ main
+
+
+def cleanup() -> None:
+    while CLEANUPS:
+        fn = CLEANUPS.pop()
+        try:
+            fn()
+        except Exception as e:  # keep cleaning up the rest
+            log(f"cleanup: {e}")
+
+
+def on_signal(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 repetition, tiny counts")
+    ap.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
+    ap.add_argument("--messages", type=int, help="messages per relay run (default 2000)")
+    ap.add_argument("--depth", type=int, help="deep queue depth (default 20000)")
+    ap.add_argument("--sessions", help="idle session counts, comma-separated (default 200,2000)")
+    ap.add_argument("--out", default=None,
+                    help="results file (default bench/results/latest.md; --quick: quick.md)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench.py: run as root (Postfix's master, useradd, Maildir delivery)", file=sys.stderr)
+        return 2
+    q = args.quick
+    if args.out is None:  # a smoke run never replaces the real results
+        args.out = str(REPO / "bench" / "results" / ("quick.md" if q else "latest.md"))
+    reps = args.reps or (1 if q else 3)
+    msgs = args.messages or (100 if q else 2000)
+    depth = args.depth or (200 if q else 20000)
+    sub_per_caller = 5 if q else 50
+    local_count = 50 if q else 1000
+    sessions = [20] if q else [200, 2000]
+    if args.sessions:
+        sessions = [int(x) for x in args.sessions.split(",")]
+    fsync_secs = 0.5 if q else 2.0
+
+    signal.signal(signal.SIGTERM, on_signal)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    work = Path(tempfile.mkdtemp(prefix="tern-bench-", dir="/var/tmp"))
+    os.chmod(work, 0o755)
+    CLEANUPS.append(lambda: shutil.rmtree(work, ignore_errors=True))
+    res = Results()
+    started = time.time()
+    load_before = loadavg()
+    try:
+        sink_port = free_port()
+        user = BenchUser(work)
+        mtas = [Tern(work, sink_port), Postfix(work, sink_port)]
+        for m in mtas:
+            m.start()
+        log(f"work dir {work}; tern on {mtas[0].port}, Postfix on {mtas[1].port}, sink {sink_port}")
+        for rep in range(reps):
+            log(f"repetition {rep + 1}/{reps}")
+            for s in (1, 20, 100):
+                measure_machine_relay(sink_port, s, msgs, res)
+                for m in mtas:
+                    measure_relay(m, sink_port, s, msgs, res)
+            for th in (1, 8):
+                measure_fsync(work / "fsync", th, fsync_secs, res)
+            for m in mtas:
+                measure_submission(m, sink_port, sub_per_caller, res)
+            for m in mtas:
+                measure_local(m, user, local_count, res)
+            for m in mtas:
+                measure_memory(m, sessions, res)
+            for m in mtas:
+                measure_deep(m, sink_port, depth, res)
+        meta = [
+            f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, "
+            f"{'--quick' if q else 'full'}, {reps} repetition(s) A B (tern, Postfix), "
+            f"{(time.time() - started) / 60:.1f} min; {platform.node()}, {os.cpu_count()} CPUs, "
+            f"{platform.release()}.",
+            f"Versions: {versions()}.",
+            f"Counts: relay {msgs} msgs of 4 KiB per run; sendmail 8 × {sub_per_caller}; "
+            f"Maildir {local_count}; idle sessions {', '.join(map(str, sessions))}; "
+            f"deep queue {depth}.",
+            f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}.",
+        ]
+        text = render(res, meta, depth)
+        print(text)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        log(f"saved {args.out}")
+        return 0
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); cleaned up")
+        sys.exit(130)
