@@ -124,6 +124,12 @@ const struct param_def param_table[] = {
     {"smtp_helo_name", PARAM_STR, "$myhostname", "name sent in EHLO/HELO"},
     {"smtp_default_port", PARAM_INT, "25", "TCP port of next hops found by MX or A lookup"},
     {"smtp_connection_limit", PARAM_INT, "100", "concurrent outbound connections per smtp process"},
+    {"smtp_connection_cache_time_limit", PARAM_TIME, "2s",
+     "how long an idle outbound connection is kept for the next delivery (0: no caching)"},
+    {"smtp_connection_reuse_count_limit", PARAM_INT, "100",
+     "transactions per cached outbound connection (0: no limit)"},
+    {"smtp_connection_cache_limit", PARAM_INT, "100",
+     "idle outbound connections cached per smtp process (0: no caching)"},
     {"dns_servers", PARAM_LIST, "", "DNS servers as ip or ip:port (default: /etc/resolv.conf)"},
     {"dns_timeout", PARAM_TIME, "5s", "time allowed for one DNS query before retry"},
 

@@ -6,8 +6,10 @@
  * qmgr connects once per delivery, sends one smtp.deliver request and gets one
  * smtp.result answer, then the connection is closed.  Many deliveries run at
  * once on one event loop; at most smtp_connection_limit of them are active
- * (resolving or connected), the rest wait in arrival order.  SIGHUP: stop
- * accepting, finish what is in flight, exit.  The accept / read one request /
+ * (resolving or connected), the rest wait in arrival order.  Connections
+ * that end a transaction cleanly wait idle in the connection cache (cache.c)
+ * for the next delivery to the same next hop.  SIGHUP: stop accepting, QUIT
+ * the idle connections, finish what is in flight, exit.  The accept / read one request /
  * answer loop is lib/delivery_server.c; this file starts the sessions.
  */
 #include <stdlib.h>
@@ -26,6 +28,8 @@ struct smtp_server {
     struct smtp_env env;
     long long limit;
     struct delivery_server *delivery;
+    void (*delivery_drain)(void *ctx); /* delivery_server's SIGHUP handler */
+    void *delivery_ctx;
 };
 
 /* smtp_on_result - the session decided every recipient: answer qmgr */
@@ -57,6 +61,32 @@ static int smtp_request_check(const struct delivery_request *req, buf_t *err)
         return -1;
     }
     return 0;
+}
+
+/* smtp_on_drain - SIGHUP: QUIT the idle connections, then drain the jobs */
+static void smtp_on_drain(void *ctx)
+{
+    struct smtp_server *srv = ctx;
+
+    if (srv->env.cache)
+        smtp_cache_drain(srv->env.cache);
+    srv->delivery_drain(srv->delivery_ctx);
+}
+
+/* smtp_cache_configure - the connection cache, or none when a limit is 0 */
+static void smtp_cache_configure(struct smtp_server *srv)
+{
+    const struct config *cfg = srv->svc.cfg;
+    struct smtp_cache_limits lim;
+
+    lim.time_limit = config_time(cfg, "smtp_connection_cache_time_limit");
+    lim.reuse_limit = config_int(cfg, "smtp_connection_reuse_count_limit");
+    lim.size_limit = config_int(cfg, "smtp_connection_cache_limit");
+    if (lim.reuse_limit < 0)
+        log_fatal("smtp_connection_reuse_count_limit must not be negative");
+    if (lim.time_limit <= 0 || lim.size_limit <= 0)
+        return;
+    srv->env.cache = smtp_cache_create(srv->svc.base, &lim);
 }
 
 /* smtp_helo_name - smtp_helo_name, else this host's name */
@@ -96,6 +126,7 @@ static void smtp_server_configure(struct smtp_server *srv)
     if (srv->env.dns == NULL)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
+    smtp_cache_configure(srv);
 }
 
 int main(int argc, char **argv)
@@ -107,8 +138,13 @@ int main(int argc, char **argv)
     service_init(&srv.svc, "smtp", argc, argv);
     smtp_server_configure(&srv);
     srv.delivery = delivery_server_start(&srv.svc, "smtp", srv.limit, &cbs);
+    srv.delivery_drain = srv.svc.on_drain;
+    srv.delivery_ctx = srv.svc.ctx;
+    srv.svc.on_drain = smtp_on_drain;
+    srv.svc.ctx = &srv;
     service_drop_privileges(&srv.svc);
     status = service_run(&srv.svc);
+    smtp_cache_free(srv.env.cache); /* QUIT what is still idle */
     delivery_server_free(srv.delivery);
     dns_free(srv.env.dns);
     return status;

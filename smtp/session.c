@@ -1,13 +1,20 @@
 /*
  * session - one delivery: resolve the next hop, try its addresses in order,
  * and hold the SMTP conversation (RFC 5321, PIPELINING per RFC 2920) until
- * every recipient has a final status; then QUIT.
+ * every recipient has a final status; then QUIT, or hand the connection to
+ * the cache of idle connections (cache.c) when the transaction ended
+ * cleanly.
  *
- * States: RESOLVE -> CONNECT -> GREETING -> EHLO [-> HELO] -> TRANSACTION
- * (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT -> QUIT -> DONE.
- * A failure before MAIL moves on to the next address; after it, the outcome
- * is final for this attempt.  One timer serves every stage; it is re-armed
- * whenever the server answers or the data transfer makes progress.
+ * States: [REUSE ->] RESOLVE -> CONNECT -> GREETING -> EHLO [-> HELO] ->
+ * TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
+ * QUIT -> DONE.  REUSE looks for a cached connection to the next hop and
+ * starts with MAIL on it; if that connection turns out dead before the
+ * first reply (EOF, error, timeout, garbage, 421 to MAIL) the delivery
+ * falls back to RESOLVE on a fresh connection: nothing was decided and no
+ * content was sent on it.  A failure before MAIL moves on to the next
+ * address; after it, the outcome is final for this attempt.  One timer
+ * serves every stage; it is re-armed whenever the server answers or the
+ * data transfer makes progress.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -35,6 +42,7 @@
 #define SESSION_MAX_HOST 256
 
 enum session_state {
+    S_REUSE,
     S_RESOLVE,
     S_CONNECT,
     S_GREETING,
@@ -58,7 +66,8 @@ struct smtp_session {
     /* where */
     char host[SESSION_MAX_HOST];
     int port;
-    int use_mx;
+    int bracketed;
+    buf_t key; /* of the connection cache: "nexthop|port" */
     struct dns_result *hosts;
     size_t host_next;
     buf_t peer;  /* "host[addr]" */
@@ -71,6 +80,8 @@ struct smtp_session {
     const char *doing; /* for timeout and lost-connection texts */
     struct smtp_reply reply;
     struct smtp_ehlo ehlo;
+    long long uses; /* transactions on this connection, this one included */
+    int reused;     /* the connection came from the cache */
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
@@ -91,6 +102,8 @@ struct smtp_session {
 static void session_try_next(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
 static void session_quit(struct smtp_session *s);
+static void session_resolve(struct smtp_session *s);
+static void session_reuse_or_resolve(struct smtp_session *s);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -104,6 +117,7 @@ static void session_free(struct smtp_session *s)
     smtp_reply_free(&s->reply);
     buf_free(&s->peer);
     buf_free(&s->relay);
+    buf_free(&s->key);
     buf_free(&s->last_reason);
     dns_result_free(s->hosts);
     free(s->chunk);
@@ -134,11 +148,15 @@ static void session_log_rcpt(struct smtp_session *s, const struct delivery_rcpt 
 {
     static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
     buf_t delay = BUF_INIT;
+    buf_t use = BUF_INIT;
 
     time_format_delay(time_now_double() - (double)s->req->arrival, &delay);
-    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
-             r->address, buf_cstr(&s->relay), buf_cstr(&delay), r->result.dsn,
+    if (s->uses > 1)
+        buf_printf(&use, ", conn_use=%lld", s->uses);
+    log_info("%s: to=<%s>, relay=%s%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
+             r->address, buf_cstr(&s->relay), buf_cstr(&use), buf_cstr(&delay), r->result.dsn,
              words[r->result.status], buf_cstr(&r->result.reason));
+    buf_free(&use);
     buf_free(&delay);
 }
 
@@ -271,10 +289,27 @@ static void session_host_failed_by_reply(struct smtp_session *s, const char *com
     buf_free(&reason);
 }
 
+/* session_reuse_failed - a cached connection died before its first reply:
+ * forget it and deliver over a fresh one; 1 when that is what happens */
+static int session_reuse_failed(struct smtp_session *s, const char *reason)
+{
+    if (!s->reused || s->state != S_TRANSACTION || s->cmd_replied > 0)
+        return 0;
+    log_info("%s: cached connection unusable (%s); connecting again", s->req->queue_id, reason);
+    session_disconnect(s);
+    s->reused = 0;
+    s->uses = 0;
+    buf_set(&s->relay, "none");
+    session_resolve(s);
+    return 1;
+}
+
 /* session_conversation_failed - timeout, lost connection or garbage: before
  * MAIL try the next address, after it defer what is undecided */
 static void session_conversation_failed(struct smtp_session *s, const char *dsn, const char *reason)
 {
+    if (session_reuse_failed(s, reason))
+        return;
     switch (s->state) {
     case S_GREETING:
     case S_EHLO:
@@ -311,7 +346,9 @@ static void session_timer_event(evutil_socket_t fd, short what, void *arg)
     buf_t reason = BUF_INIT;
 
     session_enter(s);
-    if (s->state == S_RESOLVE) { /* a failure found at start-up, reported from the loop */
+    if (s->state == S_REUSE) {
+        session_reuse_or_resolve(s);
+    } else if (s->state == S_RESOLVE) { /* a failure found at start-up, reported from the loop */
         session_close(s);
     } else {
         buf_printf(&reason, "conversation with %s timed out while %s", buf_cstr(&s->peer),
@@ -380,6 +417,42 @@ static void session_arm_reply(struct smtp_session *s, size_t i)
     session_arm(s, s->env->command_timeout, doing);
 }
 
+/* session_cache_conn - hand the idle connection to the cache; 0 done */
+static int session_cache_conn(struct smtp_session *s)
+{
+    struct smtp_conn conn;
+
+    if (s->env->cache == NULL || s->bev == NULL || s->reply.code == 421)
+        return -1;
+    if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+        return -1; /* the server said more than we asked for */
+    memset(&conn, 0, sizeof(conn));
+    conn.bev = s->bev;
+    snprintf(conn.peer, sizeof(conn.peer), "%s", buf_cstr(&s->peer));
+    snprintf(conn.relay, sizeof(conn.relay), "%s", buf_cstr(&s->relay));
+    conn.port = s->port;
+    conn.ehlo = s->ehlo;
+    conn.uses = s->uses;
+    if (smtp_cache_put(s->env->cache, buf_cstr(&s->key), &conn) < 0)
+        return -1;
+    s->bev = NULL; /* the cache owns it (and the fd) now */
+    s->fd = -1;
+    return 0;
+}
+
+/* session_finish - the transaction is over and the connection is clean:
+ * report, then cache the connection or QUIT */
+static void session_finish(struct smtp_session *s)
+{
+    session_report(s);
+    if (s->dead)
+        return;
+    if (session_cache_conn(s) == 0)
+        session_close(s);
+    else
+        session_quit(s);
+}
+
 /* session_size_refused - the server announced a limit the message exceeds */
 static int session_size_refused(struct smtp_session *s)
 {
@@ -391,7 +464,7 @@ static int session_size_refused(struct smtp_session *s)
                s->ehlo.size_limit, buf_cstr(&s->peer));
     session_fail_pending(s, DELIVERY_BOUNCE, "5.3.4", buf_cstr(&reason), 0);
     buf_free(&reason);
-    session_quit(s);
+    session_finish(s);
     return 1;
 }
 
@@ -405,6 +478,7 @@ static void session_begin_transaction(struct smtp_session *s)
     if (session_size_refused(s))
         return;
     s->state = S_TRANSACTION;
+    s->uses++;
     s->cmd_sent = s->cmd_replied = 0;
     s->mail_failed = 0;
     s->accepted = 0;
@@ -494,12 +568,30 @@ static void session_on_data(struct smtp_session *s)
     session_quit(s);
 }
 
+/* session_mail_421 - a cached connection the server is closing says 421
+ * to MAIL: 1 when the delivery moved to a fresh connection */
+static int session_mail_421(struct smtp_session *s)
+{
+    buf_t reason = BUF_INIT;
+    int fell_back;
+
+    if (s->reply.code != 421)
+        return 0;
+    buf_printf(&reason, "421 reply to MAIL FROM: %s", buf_cstr(&s->reply.text));
+    fell_back = session_reuse_failed(s, buf_cstr(&reason));
+    buf_free(&reason);
+    return fell_back;
+}
+
 /* session_on_transaction_reply - replies to MAIL, RCPT..., DATA in order */
 static void session_on_transaction_reply(struct smtp_session *s)
 {
-    size_t i = s->cmd_replied++;
+    size_t i = s->cmd_replied;
     size_t n = s->req->rcpt_count;
 
+    if (i == 0 && session_mail_421(s))
+        return;
+    s->cmd_replied++;
     if (i == 0)
         session_on_mail(s);
     else if (i <= n)
@@ -530,7 +622,7 @@ static void session_on_final(struct smtp_session *s)
     } else {
         session_fail_by_reply(s, "end of DATA", 1);
     }
-    session_quit(s);
+    session_finish(s);
 }
 
 /* session_send_ehlo - EHLO (or HELO) with smtp_helo_name */
@@ -777,6 +869,8 @@ static void session_connected(struct smtp_session *s)
     buf_printf(&s->relay, "%s:%d", buf_cstr(&s->peer), s->port);
     smtp_reply_reset(&s->reply);
     memset(&s->ehlo, 0, sizeof(s->ehlo));
+    s->uses = 0;
+    s->reused = 0;
     s->state = S_GREETING;
     session_arm(s, s->env->helo_timeout, "receiving the initial server greeting");
 }
@@ -872,6 +966,8 @@ static int session_open_queue_file(struct smtp_session *s)
 {
     buf_t reason = BUF_INIT;
 
+    if (s->qfd >= 0) /* opened for a cached connection that then failed */
+        return 0;
     s->qfd = safe_open_regular(s->req->path, O_RDONLY);
     if (s->qfd >= 0)
         return 0;
@@ -905,13 +1001,56 @@ static void session_resolved(struct dns_result *res, void *arg)
     session_leave(s);
 }
 
+/* session_resolve - look up the addresses of the next hop */
+static void session_resolve(struct smtp_session *s)
+{
+    s->state = S_RESOLVE;
+    dns_result_free(s->hosts);
+    s->hosts = NULL;
+    s->host_next = 0;
+    dns_resolve_nexthop(s->env->dns, s->host, !s->bracketed, s->port, session_resolved, s);
+}
+
+/* session_take_conn - continue on the cached connection conn */
+static void session_take_conn(struct smtp_session *s, const struct smtp_conn *conn)
+{
+    s->bev = conn->bev;
+    s->fd = bufferevent_getfd(s->bev);
+    bufferevent_setcb(s->bev, session_read_event, session_write_event, session_conn_event, s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    buf_set(&s->peer, conn->peer);
+    buf_set(&s->relay, conn->relay);
+    s->port = conn->port;
+    s->ehlo = conn->ehlo;
+    s->uses = conn->uses;
+    s->reused = 1;
+    smtp_reply_reset(&s->reply);
+}
+
+/* session_reuse_or_resolve - from the loop: a cached connection to the
+ * next hop, else the usual way */
+static void session_reuse_or_resolve(struct smtp_session *s)
+{
+    struct smtp_conn conn;
+
+    if (smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
+        session_resolve(s);
+        return;
+    }
+    session_take_conn(s, &conn);
+    if (session_open_queue_file(s) < 0) {
+        session_close(s);
+        return;
+    }
+    session_begin_transaction(s);
+}
+
 /* smtp_session_start - see smtp.h */
 void smtp_session_start(const struct smtp_env *env, struct delivery_request *req,
                         const struct smtp_session_cbs *cbs)
 {
     struct smtp_session *s = xcalloc(1, sizeof(*s));
     struct timeval now = {0, 0};
-    int bracketed = 0;
 
     s->env = env;
     s->req = req;
@@ -925,7 +1064,7 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     if (s->timer == NULL)
         log_panic("evtimer_new failed");
     if (netaddr_parse_hostport(req->nexthop, s->host, sizeof(s->host), &s->port, env->default_port,
-                               &bracketed) < 0) {
+                               &s->bracketed) < 0) {
         buf_t reason = BUF_INIT;
         buf_printf(&reason, "bad next hop \"%s\"", req->nexthop);
         session_fail_pending(s, DELIVERY_DEFER, "4.3.5", buf_cstr(&reason), 0);
@@ -933,5 +1072,11 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
         evtimer_add(s->timer, &now); /* report from the loop, not from here */
         return;
     }
-    dns_resolve_nexthop(env->dns, s->host, !bracketed, s->port, session_resolved, s);
+    if (env->cache == NULL) {
+        session_resolve(s);
+        return;
+    }
+    buf_printf(&s->key, "%s|%d", req->nexthop, s->port);
+    s->state = S_REUSE;
+    evtimer_add(s->timer, &now); /* take a cached connection from the loop */
 }

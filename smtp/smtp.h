@@ -9,9 +9,14 @@
 #include <stddef.h>
 #include "buf.h"
 #include "delivery.h"
+#include "reply.h"
 
 struct event_base;
+struct bufferevent;
 struct dns_ctx;
+struct smtp_cache;
+
+#define SMTP_PEER_MAX 320 /* "host[addr]" */
 
 /* settings every session reads (from tern.conf) */
 struct smtp_env {
@@ -23,7 +28,41 @@ struct smtp_env {
     long long data_timeout;
     const char *helo_name;
     int default_port;
+    struct smtp_cache *cache; /* idle connections; NULL: caching off */
 };
+
+/* cache.c: idle SMTP connections between two deliveries to one next hop
+ * (Postfix's smtp_connection_cache_on_demand).  A cached connection has
+ * finished a transaction cleanly and waits for the next MAIL FROM; it is
+ * QUIT and closed when idle longer than smtp_connection_cache_time_limit,
+ * on drain and at exit, and dropped without QUIT when the server speaks or
+ * closes first. */
+struct smtp_conn {
+    struct bufferevent *bev; /* owned by whoever holds the struct */
+    char peer[SMTP_PEER_MAX];
+    char relay[SMTP_PEER_MAX + 8]; /* "host[addr]:port" */
+    int port;
+    struct smtp_ehlo ehlo; /* what EHLO said when the connection was opened */
+    long long uses;        /* transactions done on it */
+};
+struct smtp_cache_limits {
+    long long time_limit;  /* seconds a connection may stay idle (>= 1) */
+    long long reuse_limit; /* transactions per connection, 0: no limit */
+    long long size_limit;  /* idle connections in total (>= 1) */
+};
+/* smtp_cache_create - an empty cache on base */
+struct smtp_cache *smtp_cache_create(struct event_base *base, const struct smtp_cache_limits *lim);
+/* smtp_cache_put - keep conn idle under key: 0 the cache owns conn->bev now,
+ * -1 refused (reuse or size limit, draining): the caller still owns it */
+int smtp_cache_put(struct smtp_cache *c, const char *key, const struct smtp_conn *conn);
+/* smtp_cache_take - 0: *conn is the most recently cached idle connection
+ * for key, removed from the cache (the caller sets the bev callbacks);
+ * -1: none */
+int smtp_cache_take(struct smtp_cache *c, const char *key, struct smtp_conn *conn);
+/* smtp_cache_drain - QUIT every idle connection, cache nothing from now on */
+void smtp_cache_drain(struct smtp_cache *c);
+/* smtp_cache_free - at exit: QUIT what is idle, close everything, free */
+void smtp_cache_free(struct smtp_cache *c);
 
 /* session.c: one delivery from DNS lookup to QUIT */
 struct smtp_session;

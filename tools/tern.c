@@ -51,16 +51,17 @@ static void tern_usage(FILE *fp)
 }
 
 /* tern_load - the config, or exit 1 naming file:line */
+static struct config *tern_cfg; /* the one config of this command; freed by main */
+
 static struct config *tern_load(void)
 {
-    struct config *cfg;
     buf_t err = BUF_INIT;
 
-    if (config_load(config_default_dir(conf_dir_arg), &cfg, &err) < 0) {
+    if (tern_cfg == NULL && config_load(config_default_dir(conf_dir_arg), &tern_cfg, &err) < 0) {
         fprintf(stderr, "tern: %s\n", buf_cstr(&err));
         exit(1);
     }
-    return cfg;
+    return tern_cfg;
 }
 
 /* tern_master_pid - the running master's pid, or 0 */
@@ -185,7 +186,9 @@ static int tern_conf(int argc, char **argv)
             return 2;
         }
     }
-    cfg = mode == 'd' ? config_new_defaults(config_default_dir(conf_dir_arg)) : tern_load();
+    if (mode == 'd')
+        tern_cfg = config_new_defaults(config_default_dir(conf_dir_arg));
+    cfg = tern_load();
     if (i == argc) {
         for (const struct param_def *p = param_table; p->name; p++)
             tern_conf_print(cfg, p, mode);
@@ -296,7 +299,17 @@ static int tern_check(void)
     return 0;
 }
 
+static int tern_dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    int rc = tern_dispatch(argc, argv);
+    config_free(tern_cfg);
+    return rc;
+}
+
+/* tern_dispatch - global options, then the command */
+static int tern_dispatch(int argc, char **argv)
 {
     int i = 1;
 

@@ -927,3 +927,47 @@ def qmgr_control(t: "TernInstance", action: str, *ids: str) -> Dict[str, object]
         "count": int(d.get("count", "0")),
         "missing": [v for k, v in reply if k == "missing"],
     }
+
+
+# ---------------------------------------------------------------- connection-counting sink
+
+
+class _CountingSinkHandler(_SinkHandler):
+    """_SinkHandler noting the client address (host, port) of every session."""
+
+    def _note(self, session) -> None:
+        with self.sink._lock:
+            self.sink.peers.add(tuple(session.peer))
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self._note(session)
+        return await super().handle_EHLO(server, session, envelope, hostname, responses)
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        self._note(session)
+        session.host_name = hostname
+        return "250 {}".format(server.hostname)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self._note(session)
+        return await super().handle_MAIL(server, session, envelope, address, mail_options)
+
+
+class CountingSink(Sink):
+    """A Sink that also counts the TCP connections its clients made (distinct
+    client address:port pairs that said EHLO, HELO or MAIL); the count
+    survives stop() / start()."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.peers = set()
+
+    def start(self) -> "CountingSink":
+        super().start()
+        self._controller.handler = _CountingSinkHandler(self)
+        return self
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self.peers)
