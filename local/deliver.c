@@ -20,7 +20,7 @@
 #include "log.h"
 #include "timeutil.h"
 
-/* arguments of a delivery done in a runas child */
+/* arguments of a delivery done through local_runas */
 struct deliver_job {
     const struct local_env *env;
     const struct local_message *msg;

@@ -12,11 +12,12 @@
  * command.c  |command deliveries
  * forward.c  re-injection of forwarded addresses through cleanup
  * message.c  the copy of the message a mailbox, file or command gets
- * runas.c    running a function in a child with a user's uid and gid
+ * runas.c    running a function with a user's uid and gid
  *
  * tern-local is the only service that keeps root; everything done for a
- * user (writing a mailbox, a file, running a command) happens in a forked
- * child that has switched to that user's ids.
+ * user happens with that user's ids: mailbox, Maildir and file writes in
+ * the worker with the user's effective ids (switched back to root after
+ * each delivery), commands in a forked child that dropped root for good.
  */
 #ifndef TERN_LOCAL_LOCAL_H
 #define TERN_LOCAL_LOCAL_H
@@ -118,7 +119,7 @@ void local_message_format(const struct local_message *msg, const char *delivered
 /* local_message_has_delivered_to - 1 when a Delivered-To: header names addr */
 int local_message_has_delivered_to(const struct local_message *msg, const char *addr);
 
-/* mailbox.c (run inside a runas child) */
+/* mailbox.c (run through local_runas) */
 void local_deliver_mbox(const struct local_env *env, const struct local_message *msg,
                         const struct local_target *t, struct delivery_outcome *res);
 void local_deliver_maildir(const char *dir, const struct local_message *msg,
@@ -138,9 +139,11 @@ void local_forward(const struct delivery_request *req, const struct delivery_rcp
                    const struct local_message *msg, struct local_target **targets, size_t n);
 
 /* runas.c */
-/* local_runas - fork; in the child switch to u for good when drop is set
- * (else fn switches ids itself, e.g. mbox in the spool) and run fn, whose
- * result comes back through a pipe into res */
+/* local_runas - run fn in this process; when drop is set, with u's groups
+ * and effective gid and uid (never root), back to root afterwards (else fn
+ * switches ids itself, e.g. mbox in the spool).  Never for running a
+ * program: that needs local_become_user in a child.  Exits the process
+ * when the ids cannot be switched back. */
 typedef void (*local_runas_fn)(void *arg, struct delivery_outcome *res);
 void local_runas(const struct local_user *u, int drop, local_runas_fn fn, void *arg,
                  struct delivery_outcome *res);

@@ -3,13 +3,14 @@
  * mail_spool_directory (/var/mail/USER), a Maildir under the user's home,
  * and an mbox-style append to a /file named in an alias or .forward.
  *
- * Every function here runs in a runas child.  The spool mbox child starts
- * as root, because /var/mail is root:mail 2775: it takes the dot-lock
- * (USER.lock), opens or creates the mailbox (0600, owned by the user, never
- * following a symlink, refusing hard links and foreign owners), takes an
- * fcntl lock, then writes with the user's effective ids and truncates back
- * to the old size on any failure, so a mailbox never holds half a message.
- * Maildir and file children run entirely as the user.
+ * Every function here runs through local_runas, in the delivery worker.
+ * The spool mbox delivery starts as root, because /var/mail is root:mail
+ * 2775: it takes the dot-lock (USER.lock), opens or creates the mailbox
+ * (0600, owned by the user, never following a symlink, refusing hard links
+ * and foreign owners), takes an fcntl lock, then writes with the user's
+ * effective ids and truncates back to the old size on any failure, so a
+ * mailbox never holds half a message.  Maildir and file deliveries run
+ * entirely with the user's effective ids and groups.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +20,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "local.h"
+#include "log.h"
 #include "safefile.h"
 
 #define LOCK_TRIES 60          /* half-second steps: 30 s */
@@ -122,14 +125,18 @@ static gid_t mailbox_mail_gid(gid_t fallback)
     return gr ? gr->gr_gid : fallback;
 }
 
-/* mailbox_as_user - effective ids of the user (1) or back to root (0) */
+/* mailbox_as_user - effective ids of the user (1) or back to root (0);
+ * the worker goes on delivering, so failing to get root back ends it */
 static int mailbox_as_user(const struct local_user *u, int on)
 {
     if (getuid() != 0)
         return 0;
     if (on)
         return setegid(u->gid) == 0 && seteuid(u->uid) == 0 ? 0 : -1;
-    return seteuid(0) == 0 && setegid(0) == 0 ? 0 : -1;
+    if (seteuid(0) == 0 && setegid(0) == 0)
+        return 0;
+    log_error("cannot switch back to root after a delivery: %s", strerror(errno));
+    _exit(1);
 }
 
 /* mailbox_spool_write - the locked part of an mbox delivery */
@@ -145,6 +152,7 @@ static void mailbox_spool_write(const char *path, const struct local_message *ms
         local_result_set(res, DELIVERY_DEFER, "4.2.0", "cannot lock mailbox %s", path);
     } else if (mailbox_as_user(&t->user, 1) < 0) {
         local_result_set(res, DELIVERY_DEFER, "4.3.0", "cannot switch to the recipient's ids");
+        (void)mailbox_as_user(&t->user, 0); /* undo a half switch */
     } else {
         local_message_format(msg, t->address, MSG_FROM_LINE | MSG_QUOTE_FROM | MSG_BLANK_END,
                              &data);
@@ -196,16 +204,19 @@ static int maildir_mkdirs(const char *dir)
     return rc;
 }
 
-/* maildir_unique_name - "time.Ppid_seq.host" with / and : escaped */
+/* maildir_unique_name - "sec.MusecPpid_seq.host" with / and : escaped */
 static void maildir_unique_name(buf_t *out)
 {
     static unsigned seq;
     char host[256];
+    struct timeval tv;
 
     if (gethostname(host, sizeof(host) - 1) < 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = 0;
-    buf_printf(out, "%lld.P%ld_%u.", (long long)time(NULL), (long)getpid(), ++seq);
+    gettimeofday(&tv, NULL);
+    buf_printf(out, "%lld.M%06ldP%ld_%u.", (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+               ++seq);
     for (const char *h = host; *h; h++) {
         if (*h == '/')
             buf_puts(out, "\\057");
@@ -216,7 +227,8 @@ static void maildir_unique_name(buf_t *out)
     }
 }
 
-/* maildir_store - write tmp/NAME, fsync, rename to new/NAME */
+/* maildir_store - write tmp/NAME, fsync, link to new/NAME (link never
+ * replaces an existing message, unlike rename), remove tmp/NAME */
 static void maildir_store(const char *dir, const buf_t *data, struct delivery_outcome *res)
 {
     buf_t name = BUF_INIT, tmp = BUF_INIT, dst = BUF_INIT, newdir = BUF_INIT;
@@ -236,11 +248,12 @@ static void maildir_store(const char *dir, const buf_t *data, struct delivery_ou
                          "cannot write maildir file: %s", strerror(errno));
         unlink(buf_cstr(&tmp));
         fd = -1;
-    } else if (rename(buf_cstr(&tmp), buf_cstr(&dst)) < 0 || fsync_dir(buf_cstr(&newdir)) < 0) {
-        local_result_set(res, DELIVERY_DEFER, "4.3.0", "cannot rename into %s: %s",
-                         buf_cstr(&newdir), strerror(errno));
+    } else if (link(buf_cstr(&tmp), buf_cstr(&dst)) < 0 || fsync_dir(buf_cstr(&newdir)) < 0) {
+        local_result_set(res, DELIVERY_DEFER, "4.3.0", "cannot link into %s: %s", buf_cstr(&newdir),
+                         strerror(errno));
         unlink(buf_cstr(&tmp));
     } else {
+        unlink(buf_cstr(&tmp));
         local_result_set(res, DELIVERY_SENT, "2.0.0", "delivered to maildir");
     }
     buf_free(&name);

@@ -11,19 +11,24 @@
  * one request loop is lib/delivery_server.c; a worker's job holds its slot
  * until the worker is reaped.
  *
- * This is the one service that keeps root: workers switch to the
- * recipient's ids in further children for every file, mailbox and command
- * delivery (runas.c).  The alias tables are opened in each worker (an LMDB
- * handle must not cross a fork) and once at start, to report a bad
- * alias_maps early; while they cannot be opened, deliveries are deferred.
+ * This is the one service that keeps root: workers write mailboxes and
+ * files with the recipient's effective ids and run commands in children
+ * that drop root for good (runas.c, command.c).  The group databases and
+ * the time zone are looked up once at start so that the NSS modules
+ * initgroups needs are loaded before the fork, not by every worker.  The
+ * alias tables are opened in each worker (an LMDB handle must not cross a
+ * fork) and once at start, to report a bad alias_maps early; while they
+ * cannot be opened, deliveries are deferred.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/event.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -144,6 +149,18 @@ static void local_server_privs(struct local_server *srv, const struct config *cf
     srv->env.default_user = user;
 }
 
+/* local_server_preload - load the group NSS modules (e.g. systemd) and
+ * the time zone once, here, so that workers inherit them instead of
+ * loading them for every delivery; the group list itself is not used */
+static void local_server_preload(const struct local_env *env)
+{
+    gid_t groups[16];
+    int n = 16;
+
+    (void)getgrouplist(env->default_user, env->default_gid, groups, &n);
+    tzset();
+}
+
 /* local_server_configure - settings; the alias tables must open */
 static void local_server_configure(struct local_server *srv)
 {
@@ -165,6 +182,7 @@ static void local_server_configure(struct local_server *srv)
     env->luser_relay = config_str(cfg, "luser_relay");
     env->delimiter = config_str(cfg, "recipient_delimiter");
     local_server_privs(srv, cfg);
+    local_server_preload(env);
     srv->limit = config_int(cfg, "local_destination_concurrency_limit");
     if (srv->limit < 1)
         log_fatal("local_destination_concurrency_limit must be at least 1");

@@ -205,7 +205,7 @@ def test_maildir_delivery(res, users):
     assert m.group(1) == "delivered to maildir"
     new = list((u.home / "Maildir" / "new").iterdir())
     assert len(new) == 1
-    assert re.match(r"^\d+\.P\d+_\d+\.", new[0].name)
+    assert re.match(r"^\d+\.M\d{6}P\d+_\d+\.", new[0].name)  # sec.MusecPpid_seq.host
     assert new[0].stat().st_uid == u.uid
     for sub in ("tmp", "new", "cur"):
         assert (u.home / "Maildir" / sub).stat().st_uid == u.uid
