@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -34,6 +35,7 @@
 #include "service.h"
 
 #define PICKUP_SCAN_INTERVAL 60
+#define PICKUP_STALE_TMP 3600 /* seconds before a terndrop temp file counts as abandoned */
 #define PICKUP_BATCH 64
 #define PICKUP_ENVELOPE_ROOM (1024 * 1024)
 #define PICKUP_CHUNK 65536
@@ -202,6 +204,55 @@ static int pickup_check_owner(const struct qfile_msg *q, const struct stat *st, 
     return 0;
 }
 
+/* pickup_notice - queue, in it->msg, a note to the submitting user that
+ * cleanup refused the message (too many hops, header too large): a local
+ * submission has no SMTP client to hear the refusal, so it must not vanish
+ * with only a log line.  0 ok (queued like a message), -1 not. */
+static int pickup_notice(struct pickup_item *it, const struct qfile_msg *q, const char *user,
+                         const char *refusal)
+{
+    struct attr_msg req;
+    buf_t out = BUF_INIT, rcpt = BUF_INIT, text = BUF_INIT;
+    size_t used;
+    int rc = -1;
+
+    buf_printf(&rcpt, "%s@%s", user, pickup_set->myorigin);
+    attr_msg_init(&req);
+    attr_begin(&out, "cleanup.submit");
+    attr_add_str(&out, "sender", "");
+    attr_add_str(&out, "client_name", "localhost");
+    attr_add_str(&out, "client_addr", "");
+    attr_add_str(&out, "helo", "");
+    attr_add_str(&out, "protocol", "local");
+    attr_add_str(&out, "rcpt", buf_cstr(&rcpt));
+    attr_add_str(&out, "orig_rcpt", buf_cstr(&rcpt));
+    attr_add_str(&out, "notify", "NEVER");
+    attr_add_str(&out, "orcpt", "");
+    attr_end(&out);
+    buf_printf(&text,
+               "From: Mail Delivery Subsystem <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
+               "Subject: Undelivered Mail Returned to Sender\r\n"
+               "Auto-Submitted: auto-generated (failure)\r\n\r\n"
+               "The mail system refused a message you submitted with sendmail\r\n"
+               "(sender <%s>, %zu recipient(s)): %s\r\n",
+               pickup_set->myhostname, buf_cstr(&rcpt), q->sender, q->rcpt_count, refusal);
+    if (attr_decode(out.data, out.len, &used, &req) == 1 &&
+        cleanup_msg_begin(&it->msg, pickup_set, &req) == 0) {
+        cleanup_msg_data(&it->msg, text.data, text.len);
+        rc = cleanup_msg_finish(&it->msg) == 0 && cleanup_msg_sync(&it->msg) == 0 &&
+                     cleanup_msg_publish(&it->msg) == 0
+                 ? 0
+                 : -1;
+    }
+    if (rc < 0)
+        cleanup_msg_free(&it->msg);
+    attr_msg_free(&req);
+    buf_free(&out);
+    buf_free(&rcpt);
+    buf_free(&text);
+    return rc;
+}
+
 /* pickup_queue_file - one maildrop file to a finished, renamed queue file */
 static enum pickup_result pickup_queue_file(struct pickup_item *it, buf_t *why)
 {
@@ -229,7 +280,18 @@ static enum pickup_result pickup_queue_file(struct pickup_item *it, buf_t *why)
         res = it->msg.status == CLEANUP_TEMPFAIL ? PICKUP_LATER : PICKUP_BAD;
         buf_printf(why, "rejected: %s %s %s", buf_cstr(&it->msg.code), buf_cstr(&it->msg.dsn),
                    buf_cstr(&it->msg.text));
+        int refused = it->msg.status == CLEANUP_PERMFAIL && *q.sender;
         cleanup_msg_free(&it->msg);
+        if (refused) { /* a well-formed submission cleanup refused: tell its author */
+            buf_t user = BUF_INIT;
+            pickup_user(&q, it->uid, &user);
+            if (pickup_notice(it, &q, buf_cstr(&user), buf_cstr(why)) == 0) {
+                log_warn("maildrop/%s: %s; returned to %s", it->name, buf_cstr(why),
+                         buf_cstr(&user));
+                res = PICKUP_OK; /* the notice stands in for the message */
+            }
+            buf_free(&user);
+        }
     }
 out:
     attr_msg_free(&req);
@@ -276,6 +338,24 @@ static void pickup_commit(struct pickup_item *items, size_t count)
     buf_free(&path);
 }
 
+/* pickup_stale_tmp - remove a .tmp.* file a crashed terndrop left behind
+ * (nothing writes one for an hour: it was never renamed and never will be) */
+static void pickup_stale_tmp(const char *name)
+{
+    buf_t path = BUF_INIT;
+    struct stat st;
+
+    if (strncmp(name, ".tmp.", 5) != 0)
+        return;
+    buf_printf(&path, "maildrop/%s", name);
+    if (lstat(buf_cstr(&path), &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_mtime < time(NULL) - PICKUP_STALE_TMP) {
+        log_warn("maildrop/%.64s: left by an interrupted submission; removed", name);
+        unlink(buf_cstr(&path));
+    }
+    buf_free(&path);
+}
+
 /* pickup_scan - one batch; schedules itself again when more files wait */
 static void pickup_scan(evutil_socket_t fd, short what, void *arg)
 {
@@ -291,8 +371,11 @@ static void pickup_scan(evutil_socket_t fd, short what, void *arg)
         return;
     }
     while (seen < PICKUP_BATCH && (de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue; /* ".", "..", and terndrop's .tmp.ID files in progress */
+        if (de->d_name[0] == '.') {
+            /* ".", "..", and terndrop's .tmp.ID files in progress */
+            pickup_stale_tmp(de->d_name);
+            continue;
+        }
         seen++;
         buf_reset(&why);
         if (!qid_valid(de->d_name)) {

@@ -344,3 +344,41 @@ def test_q_flush_and_bp_listing(res):
     assert r.returncode == 0, r.stderr
     assert b"scheduled for delivery" in r.stdout
     wait_msg(sink, subject_is("q1"))
+
+
+def test_refused_local_submission_is_returned_to_its_author(relay):
+    """cleanup refuses a message with too many Received: headers; a local
+    submission has no SMTP client to hear it, so the user gets a notice."""
+    tern, sink = relay
+    hops = "".join(f"Received: from hop{i}.example by hop{i + 1}.example\n" for i in range(30))
+    r = sm(tern, "too-many@remote.test",
+           input=(hops + "Subject: looping\n\nbody\n").encode())
+    assert r.returncode == 0, r.stderr  # accepted into maildrop
+    m = tern.wait_log(r"maildrop/(\w+): rejected: 554 5\.4\.6 Too many hops.*; returned to root")
+    mbox = tern.spool / "root"
+    wait_until(lambda: mbox.exists() and b"Too many hops" in mbox.read_bytes(), 20,
+               "the notice in root's mailbox")
+    text = mbox.read_bytes()
+    assert b"From MAILER-DAEMON " in text
+    assert b"Subject: Undelivered Mail Returned to Sender" in text
+    assert b"Auto-Submitted: auto-generated (failure)" in text
+    assert not (tern.queue / "maildrop" / m.group(1)).exists()
+    assert not sink.matching(b"Subject: looping")
+
+
+def test_abandoned_terndrop_temp_file_is_removed(res):
+    """A .tmp.* file older than an hour (a terndrop that died mid-write) is
+    cleaned up by pickup; a fresh one (a terndrop still writing) is left."""
+    tern = res.tern()
+    old = tern.queue / "maildrop" / ".tmp.1xV1ZZ2PX6NM"
+    new = tern.queue / "maildrop" / ".tmp.1xV1ZZ2PX6NN"
+    for p in (old, new):
+        p.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert sm(tern, "-bp").returncode == 0
+    r = sm(tern, "x@remote.test", input=b"Subject: poke\n\nx\n")  # pokes pickup
+    assert r.returncode == 0, r.stderr
+    tern.wait_log(r"maildrop/\.tmp\.1xV1ZZ2PX6NM: left by an interrupted submission; removed")
+    assert not old.exists()
+    assert new.exists()
