@@ -375,24 +375,10 @@ static void put_delivery_status(const struct qmgr *qm, const struct qmgr_message
 /* original_read - the original content (headers only when headers_only) */
 static int original_read(const struct qmgr_message *m, int headers_only, buf_t *out)
 {
-    buf_t path = BUF_INIT;
-    size_t len = m->qf.content_length;
-    int fd, rc = -1;
     char *end;
 
-    qmgr_message_path(&path, "active", m->id, 0);
-    fd = safe_open_regular(path.data, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    buf_free(&path);
-    if (fd < 0)
-        return -1;
     buf_reset(out);
-    buf_reserve(out, len);
-    if (pread(fd, out->data, len, m->qf.content_offset) == (ssize_t)len) {
-        out->len = len;
-        out->data[len] = 0;
-        rc = 0;
-    }
-    close(fd);
+    int rc = qmgr_message_read_content(m, out);
     if (rc == 0 && headers_only && (end = strstr(out->data, "\r\n\r\n")) != NULL)
         buf_truncate(out, (size_t)(end - out->data) + 2);
     if (rc == 0 && (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0))

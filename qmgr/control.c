@@ -424,28 +424,6 @@ static size_t requeue_envelope(const struct qmgr_message *m, buf_t *out)
     return n;
 }
 
-/* requeue_content - the original content from active/ID */
-static int requeue_content(const struct qmgr_message *m, buf_t *out)
-{
-    buf_t path = BUF_INIT;
-    size_t len = m->qf.content_length;
-    int fd, rc = -1;
-
-    qmgr_message_path(&path, "active", m->id, 0);
-    fd = safe_open_regular(path.data, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    buf_free(&path);
-    if (fd < 0)
-        return -1;
-    buf_reserve(out, len);
-    if (pread(fd, out->data, len, m->qf.content_offset) == (ssize_t)len) {
-        out->len = len;
-        out->data[len] = 0;
-        rc = 0;
-    }
-    close(fd);
-    return rc;
-}
-
 /* qmgr_control_requeue - submit m's pending recipients and content to
  * cleanup as a new message; on ok remove m, else defer it */
 void qmgr_control_requeue(struct qmgr *qm, struct qmgr_message *m)
@@ -457,7 +435,7 @@ void qmgr_control_requeue(struct qmgr *qm, struct qmgr_message *m)
         log_info("%s: nothing left to requeue", m->id);
         m->action = QMGR_ACTION_NONE;
         qmgr_message_dispose(qm, m);
-    } else if (requeue_content(m, &content) < 0) {
+    } else if (qmgr_message_read_content(m, &content) < 0) {
         log_error("%s: cannot read the message to requeue it: %m", m->id);
         qmgr_message_requeued(qm, m, 0, NULL);
     } else {

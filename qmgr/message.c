@@ -121,6 +121,29 @@ static void message_route(struct qmgr *qm, struct qmgr_message *m)
     buf_free(&nexthop);
 }
 
+/* qmgr_message_read_content - append the content of active/ID to out
+ * (for notices and requeue); 0 ok, -1 unreadable */
+int qmgr_message_read_content(const struct qmgr_message *m, buf_t *out)
+{
+    buf_t path = BUF_INIT;
+    size_t len = m->qf.content_length;
+    int fd, rc = -1;
+
+    qmgr_message_path(&path, "active", m->id, 0);
+    fd = safe_open_regular(path.data, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    buf_free(&path);
+    if (fd < 0)
+        return -1;
+    buf_reserve(out, len);
+    if (pread(fd, out->data + out->len, len, m->qf.content_offset) == (ssize_t)len) {
+        out->len += len;
+        out->data[out->len] = 0;
+        rc = 0;
+    }
+    close(fd);
+    return rc;
+}
+
 /* qmgr_message_load_only - read active/ID into memory without routing it */
 struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
 {

@@ -215,6 +215,8 @@ void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay
 void qmgr_message_free_all(struct qmgr *qm);
 /* qmgr_message_find - the message in memory with this ID, or NULL */
 struct qmgr_message *qmgr_message_find(struct qmgr *qm, const char *id);
+/* qmgr_message_read_content - append the content of active/ID to out; 0/-1 */
+int qmgr_message_read_content(const struct qmgr_message *m, buf_t *out);
 /* qmgr_message_load_only - read active/ID into memory without routing it
  * (control.c: requeue); NULL when unreadable */
 struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id);
