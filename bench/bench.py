@@ -16,7 +16,6 @@ is stopped in cleanup() (also on SIGINT/SIGTERM), and only 127.0.0.1 is used.
 import argparse
 import os
 import platform
-import pwd
 import re
 import resource
 import shutil
@@ -36,6 +35,7 @@ BUILD = Path(os.environ.get("TERN_BUILD", str(REPO / "build-release")))
 os.environ["TERN_BUILD"] = str(BUILD)
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from ternlib import TernInstance, descendants, free_port, proc_stat  # noqa: E402
+from ternlib import wait_until as wait_for  # noqa: E402  (raises AssertionError on timeout)
 
 TERN = BUILD / "tools" / "tern"
 TERN_SENDMAIL = BUILD / "tools" / "sendmail"
@@ -53,18 +53,6 @@ CLEANUPS: List[Callable[[], None]] = []
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def wait_for(pred: Callable, timeout: float, what: str, interval: float = 0.05):
-    """Poll pred() until true; return its value, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def run(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
@@ -312,7 +300,7 @@ class Postfix:
         run([POSTFIX, "-c", str(self.etc), "stop"], 30)
         try:
             wait_for(lambda: not any(proc_stat(p) for p in pids), 20, "Postfix to stop")
-        except TimeoutError:
+        except AssertionError:  # wait_for timed out
             for p in pids:
                 try:
                     os.kill(p, signal.SIGKILL)
