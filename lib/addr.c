@@ -184,6 +184,16 @@ void addr_qualify(buf_t *addr, const char *domain)
     buf_puts(addr, domain);
 }
 
+size_t addr_base_length(const char *local, size_t n, const char *delimiters)
+{
+    if (delimiters == NULL || *delimiters == 0)
+        return n;
+    for (size_t i = 1; i < n; i++)
+        if (strchr(delimiters, local[i]))
+            return i;
+    return n;
+}
+
 int addr_domain_in_list(const char *domain, char *const *list)
 {
     size_t n;

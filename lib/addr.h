@@ -28,6 +28,10 @@ void addr_local_part(const char *addr, buf_t *out);
 int addr_is_qualified(const char *addr);
 /* addr_qualify - append "@domain" to an unqualified, non-empty address */
 void addr_qualify(buf_t *addr, const char *domain);
+/* addr_base_length - the length of the user part of a local part of n
+ * bytes: up to the first character of delimiters (recipient_delimiter) that
+ * is not the first byte; n when there is no extension ("" = none) */
+size_t addr_base_length(const char *local, size_t n, const char *delimiters);
 /* addr_domain_match - 1 when domain equals one of list (case-insensitive) */
 int addr_domain_in_list(const char *domain, char *const *list);
 /* xtext_decode - RFC 3461 xtext to bytes; -1 when malformed */

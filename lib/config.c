@@ -266,8 +266,11 @@ static void config_split_list(struct config_entry *e)
 }
 
 /* list parameters whose "/path" items stand for the names in that file
- * (sendmail's local-host-names, Postfix's mydestination = /file) */
-static const char *const config_file_lists[] = {"mydestination", "mynetworks", NULL};
+ * (sendmail's local-host-names, relay-domains and virtuserdomains files,
+ * Postfix's mydestination = /file); "optional:/path" is such a file that
+ * may be missing (sendmail's -o) */
+static const char *const config_file_lists[] = {"mydestination", "mynetworks", "relay_domains",
+                                                "virtual_alias_domains", NULL};
 
 /* config_read_names - the words of a names file: '#' comments, any white
  * space or commas between names; 0 ok, -1 with a message */
@@ -309,14 +312,18 @@ static int config_expand_files(struct config_entry *e, const char *name, buf_t *
     if (!wanted)
         return 0;
     for (size_t i = 0; i < e->list_count; i++) {
+        const char *item = e->list[i];
+        int optional = strncmp(item, "optional:/", 10) == 0;
         buf_putc(&v, ' ');
-        if (e->list[i][0] == '/') {
-            if (config_read_names(e->list[i], &v, why) < 0) {
+        if (optional && access(item + 9, F_OK) < 0 && errno == ENOENT)
+            continue;
+        if (item[0] == '/' || optional) {
+            if (config_read_names(item + (optional ? 9 : 0), &v, why) < 0) {
                 buf_free(&v);
                 return -1;
             }
         } else {
-            buf_puts(&v, e->list[i]);
+            buf_puts(&v, item);
         }
     }
     config_entry_clear_derived(e);
@@ -577,6 +584,12 @@ const char *config_file(const struct config *cfg)
 int config_is_set(const struct config *cfg, const char *name)
 {
     return config_entry_of(cfg, name, (enum param_type) - 1)->set;
+}
+
+const char *config_origin(const struct config *cfg, const char *name)
+{
+    const struct config_entry *e = config_entry_of(cfg, name, (enum param_type) - 1);
+    return e->origin ? e->origin : cfg->file;
 }
 
 const char *config_raw(const struct config *cfg, const char *name)

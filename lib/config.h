@@ -57,6 +57,9 @@ const char *config_file(const struct config *cfg);
 const struct param_def *config_find_param(const char *name);
 /* config_is_set - 1 when the file set this parameter explicitly */
 int config_is_set(const struct config *cfg, const char *name);
+/* config_origin - "file:line" where the parameter was set, or the file
+ * name for a default (for messages about a value) */
+const char *config_origin(const struct config *cfg, const char *name);
 /* config_raw - the unexpanded value (file or default) */
 const char *config_raw(const struct config *cfg, const char *name);
 

@@ -19,6 +19,53 @@ const struct param_def param_table[] = {
      "client networks allowed to relay to any destination"},
     {"relayhost", PARAM_STR, "", "next hop for all non-local mail: host, [host], [host]:port"},
 
+    /* routing and address rewriting (docs/routing.md) */
+    {"relay_domains", PARAM_LIST, "",
+     "domains accepted from anyone and relayed (backup MX, an outside relay's inside domains; "
+     "sendmail's relay-domains); network items are client networks allowed to relay"},
+    {"parent_domain_matches_subdomains", PARAM_LIST, "relay_domains",
+     "lists whose names also match their subdomains (empty: exact names, sendmail's "
+     "relay_hosts_only)"},
+    {"transport_maps", PARAM_LIST, "",
+     "routes by address or domain, \"transport:nexthop\" (sendmail's mailertable)"},
+    {"default_transport", PARAM_STR, "smtp", "transport for mail to other domains"},
+    {"relay_transport", PARAM_STR, "relay", "transport for mail to relay_domains"},
+    {"local_transport", PARAM_STR, "local",
+     "transport for mydestination; smtp:[hub] is sendmail's MAIL_HUB, error:TEXT refuses "
+     "local mail"},
+    {"virtual_alias_maps", PARAM_LIST, "",
+     "recipient address rewriting, one to many (sendmail's virtusertable)"},
+    {"virtual_alias_domains", PARAM_LIST, "$virtual_alias_maps",
+     "domains whose addresses must all be in virtual_alias_maps (tables: the domains of their "
+     "keys)"},
+    {"canonical_maps", PARAM_LIST, "",
+     "sender and recipient address rewriting (@old.domain @new.domain is sendmail's "
+     "domaintable)"},
+    {"sender_canonical_maps", PARAM_LIST, "", "sender address rewriting, before canonical_maps"},
+    {"recipient_canonical_maps", PARAM_LIST, "",
+     "recipient address rewriting, before canonical_maps"},
+    {"canonical_classes", PARAM_LIST,
+     "envelope_sender, envelope_recipient, header_sender, header_recipient",
+     "addresses canonical_maps rewrites"},
+    {"masquerade_domains", PARAM_LIST, "",
+     "domains that hide their subdomains: user@host.example.com becomes user@example.com "
+     "(!name excludes; sendmail's MASQUERADE_AS)"},
+    {"masquerade_classes", PARAM_LIST, "envelope_sender, header_sender, header_recipient",
+     "addresses masquerading rewrites (never the envelope recipient)"},
+    {"masquerade_exceptions", PARAM_LIST, "",
+     "local parts never masqueraded (sendmail's EXPOSED_USER)"},
+    {"local_header_rewrite_clients", PARAM_LIST, "permit_mynetworks",
+     "SMTP clients whose header addresses are rewritten: permit_mynetworks, permit, or "
+     "networks (local submissions always are)"},
+    {"append_at_myorigin", PARAM_BOOL, "yes",
+     "qualify unqualified header addresses with @$myorigin"},
+    {"append_dot_mydomain", PARAM_BOOL, "no",
+     "append .$mydomain to header addresses whose domain has no dot"},
+    {"smtp_generic_maps", PARAM_LIST, "",
+     "sender addresses rewritten by the SMTP client on the way out (sendmail's genericstable)"},
+    {"proxy_interfaces", PARAM_LIST, "",
+     "other addresses that reach this host (NAT, proxy); an MX pointing at them is a loop"},
+
     /* paths and processes */
     {"queue_directory", PARAM_STR, "/var/spool/tern", "where the queue lives"},
     {"data_directory", PARAM_STR, "/var/lib/tern", "where tern keeps state that is not mail"},

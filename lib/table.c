@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "netaddr.h"
 #include "table_impl.h"
 
@@ -85,6 +86,21 @@ enum table_result table_lookup(struct table *t, const char *key, buf_t *value)
     return t->ops->lookup(t, key, value);
 }
 
+int table_is_pattern(const struct table *t)
+{
+    return t->ops->pattern;
+}
+
+unsigned long table_generation(struct table *t)
+{
+    return t->ops->generation ? t->ops->generation(t) : 0;
+}
+
+int table_spec_known(const char *spec)
+{
+    return table_find_type(spec) != NULL;
+}
+
 int table_walk(struct table *t, table_walk_fn fn, void *ctx, buf_t *err)
 {
     if (t->ops->walk == NULL) {
@@ -151,17 +167,6 @@ static enum table_result addr_try(struct table_list *l, const buf_t *key, int fu
     if (r == TABLE_FOUND && matched_key)
         buf_set(matched_key, buf_cstr(key));
     return r;
-}
-
-/* addr_base_length - length of the local part without +ext */
-static size_t addr_base_length(const char *local, size_t n, const char *delimiter)
-{
-    if (delimiter == NULL || *delimiter == 0)
-        return n;
-    for (size_t i = 1; i < n; i++)
-        if (strchr(delimiter, local[i]))
-            return i;
-    return n;
 }
 
 enum table_result table_lookup_addr(struct table_list *l, const char *addr, const char *delimiter,

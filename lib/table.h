@@ -65,6 +65,13 @@ int table_flags(const struct table *t);
 /* table_lookup - exact key; on TABLE_FOUND the value is copied into value
  * (value is left alone otherwise) */
 enum table_result table_lookup(struct table *t, const char *key, buf_t *value);
+/* table_is_pattern - 1 for regexp:, cidr:, static: (full keys only) */
+int table_is_pattern(const struct table *t);
+/* table_generation - changes when the table's contents may have changed
+ * (lmdb: each reopen after a rebuild; other types never change) */
+unsigned long table_generation(struct table *t);
+/* table_spec_known - 1 when spec starts with a known "type:" */
+int table_spec_known(const char *spec);
 /* table_walk - call fn(key, value, ctx) for every entry (lmdb: key order;
  * texthash, inline: file order) until fn returns non-zero; -1 with err when
  * the type cannot be listed (static, cidr, regexp, unix) or cannot be read */

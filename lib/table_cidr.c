@@ -78,7 +78,7 @@ static void cidr_close(struct table *t)
     cidr_free(t->impl);
 }
 
-static const struct table_ops cidr_ops = {"cidr", 1, cidr_lookup, NULL, cidr_close};
+static const struct table_ops cidr_ops = {"cidr", 1, cidr_lookup, NULL, cidr_close, NULL};
 
 /* cidr_add - one "network value" line */
 static int cidr_add(struct table_cidr *c, const char *line, const char *where, buf_t *err)

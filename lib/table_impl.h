@@ -19,6 +19,7 @@ struct table_ops {
     enum table_result (*lookup)(struct table *t, const char *key, buf_t *value);
     int (*walk)(struct table *t, table_walk_fn fn, void *ctx, buf_t *err); /* NULL: unlistable */
     void (*close)(struct table *t);
+    unsigned long (*generation)(struct table *t); /* NULL: contents never change */
 };
 
 struct table {

@@ -29,7 +29,8 @@ struct table_lmdb {
     MDB_env *env;
     MDB_txn *txn; /* a reset read transaction, renewed per lookup */
     MDB_dbi dbi;
-    struct stat st; /* of the file env has open */
+    struct stat st;           /* of the file env has open */
+    unsigned long generation; /* bumped at every reopen */
 };
 
 /* lmdb_close_env - drop the open environment, if any */
@@ -99,6 +100,7 @@ static int lmdb_refresh(struct table *t, struct table_lmdb *l)
         return -1;
     }
     t->flags = flags;
+    l->generation++;
     log_debug("%s: reopened %s after a rebuild", t->spec, l->path);
     return 0;
 }
@@ -186,7 +188,17 @@ static void lmdb_close(struct table *t)
     free(l);
 }
 
-static const struct table_ops lmdb_ops = {"lmdb", 0, lmdb_lookup, lmdb_walk, lmdb_close};
+/* lmdb_generation - the reopen count, after a check for a rebuild */
+static unsigned long lmdb_generation(struct table *t)
+{
+    struct table_lmdb *l = t->impl;
+
+    (void)lmdb_refresh(t, l);
+    return l->generation;
+}
+
+static const struct table_ops lmdb_ops = {"lmdb",    0,          lmdb_lookup,
+                                          lmdb_walk, lmdb_close, lmdb_generation};
 
 /* lmdb_path - "name.lmdb" */
 static char *lmdb_path(const char *name)
@@ -216,7 +228,7 @@ int table_open_lmdb(struct table *t, const char *name, buf_t *err)
 
 int table_build_flags(const char *path)
 {
-    struct table_lmdb l = {lmdb_path(path), NULL, NULL, 0, {0}};
+    struct table_lmdb l = {lmdb_path(path), NULL, NULL, 0, {0}, 0};
     buf_t err = BUF_INIT;
     int flags;
 

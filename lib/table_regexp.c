@@ -89,7 +89,7 @@ static void regexp_close(struct table *t)
     regexp_free(t->impl);
 }
 
-static const struct table_ops regexp_ops = {"regexp", 1, regexp_lookup, NULL, regexp_close};
+static const struct table_ops regexp_ops = {"regexp", 1, regexp_lookup, NULL, regexp_close, NULL};
 
 /* regexp_pattern - the text between the slashes into re; end after it */
 static const char *regexp_pattern(const char *line, buf_t *re, const char *where, buf_t *err)

@@ -319,8 +319,8 @@ static void mem_close(struct table *t)
     free(t->impl);
 }
 
-static const struct table_ops texthash_ops = {"texthash", 0, mem_lookup, mem_walk, mem_close};
-static const struct table_ops inline_ops = {"inline", 0, mem_lookup, mem_walk, mem_close};
+static const struct table_ops texthash_ops = {"texthash", 0, mem_lookup, mem_walk, mem_close, NULL};
+static const struct table_ops inline_ops = {"inline", 0, mem_lookup, mem_walk, mem_close, NULL};
 
 /* texthash_load - every entry of the file into m; duplicates warned */
 static int texthash_load(struct table_mem *m, const char *path, int flags, buf_t *err)
@@ -454,7 +454,7 @@ static void static_close(struct table *t)
     free(t->impl);
 }
 
-static const struct table_ops static_ops = {"static", 1, static_lookup, NULL, static_close};
+static const struct table_ops static_ops = {"static", 1, static_lookup, NULL, static_close, NULL};
 
 int table_open_static(struct table *t, const char *name, buf_t *err)
 {

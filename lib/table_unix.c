@@ -41,7 +41,8 @@ static void unix_close(struct table *t)
 {
 }
 
-static const struct table_ops unix_passwd_ops = {"unix", 0, unix_passwd_lookup, NULL, unix_close};
+static const struct table_ops unix_passwd_ops = {"unix", 0,          unix_passwd_lookup,
+                                                 NULL,   unix_close, NULL};
 
 int table_open_unix(struct table *t, const char *name, buf_t *err)
 {

@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "route.h"
 #include "service.h"
 #include "qmgr.h"
 
@@ -245,8 +246,11 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
     long long total_limit = config_int(cfg, "qmgr_delivery_limit");
     long long rcpt_limit = config_int(cfg, "default_destination_recipient_limit");
 
-    qm->mydestination = config_list(cfg, "mydestination", NULL);
-    qm->relayhost = config_str(cfg, "relayhost");
+    buf_t err = BUF_INIT;
+
+    if ((qm->route = route_open(cfg, &err)) == NULL)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
     qm->min_backoff = config_time(cfg, "minimal_backoff_time");
     qm->max_backoff = config_time(cfg, "maximal_backoff_time");
     qm->lifetime = config_time(cfg, "maximal_queue_lifetime");
@@ -327,6 +331,7 @@ int main(int argc, char **argv)
     qmgr_read_params(&qm, svc.cfg);
     qmgr_bounce_templates_load(&qm, config_str(svc.cfg, "bounce_template_file"));
     qmgr_dest_init(&qm);
+    route_preload(qm.route);
     svc.ctx = &qm;
     svc.on_drain = qmgr_on_drain;
     service_drop_privileges(&svc);
@@ -345,6 +350,7 @@ int main(int argc, char **argv)
         free(qm.templates[k].text);
     }
     free((char *)qm.double_bounce_sender);
+    route_close(qm.route);
     config_free(svc.cfg);
     return rc;
 }

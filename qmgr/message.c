@@ -5,7 +5,6 @@
  * administrator's action (delete, hold, requeue), remove, or defer with
  * backoff.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "log.h"
 #include "qfile.h"
 #include "qid.h"
+#include "route.h"
 #include "safefile.h"
 #include "timeutil.h"
 #include "qmgr.h"
@@ -77,48 +77,61 @@ static int message_read(const char *id, struct qfile_msg *qf)
     return rc;
 }
 
-/* message_rcpt_is_local - 1 when the address goes to the local transport */
-static int message_rcpt_is_local(const struct qmgr *qm, const char *address)
+/* message_route_decided - an outcome known without a delivery agent:
+ * error (bounce), discard (delivered), retry or a failed lookup (defer) */
+static void message_route_decided(struct qmgr_message *m, size_t i, const struct route_dest *d,
+                                  int tempfail, int *fd)
 {
-    const char *domain = addr_domain(address);
+    const char *text = buf_cstr(&d->reply.text);
 
-    if (domain == NULL || *domain == 0)
-        return 1;
-    return addr_domain_in_list(domain, qm->mydestination);
-}
-
-/* message_rcpt_nexthop - "transport:nexthop": local:domain for local
- * domains; else smtp: with relayhost as given, or the domain lowercased */
-static void message_rcpt_nexthop(const struct qmgr *qm, const char *address, buf_t *out)
-{
-    const char *p = addr_domain(address);
-    int local = message_rcpt_is_local(qm, address);
-
-    buf_reset(out);
-    buf_puts(out, local ? "local:" : "smtp:");
-    if (!local && qm->relayhost != NULL && *qm->relayhost) {
-        buf_puts(out, qm->relayhost);
-        return;
+    if (tempfail || strcmp(d->transport, "retry") == 0) {
+        qmgr_rcpt_set_deferred(m, i, d->reply.dsn, text);
+        qmgr_log_deferred(m, i, "none");
+    } else if (strcmp(d->transport, "error") == 0) {
+        qmgr_rcpt_set_deferred(m, i, d->reply.dsn, text);
+        qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, fd);
+        qmgr_log_rcpt(m, i, "none", "bounced");
+    } else { /* discard */
+        buf_t reason = BUF_INIT;
+        buf_printf(&reason, "discarded: %s", text);
+        qmgr_rcpt_set_deferred(m, i, "2.0.0", reason.data);
+        qmgr_message_set_status(m, i, QFILE_RCPT_SENT, fd);
+        qmgr_log_rcpt(m, i, "none", "sent");
+        buf_free(&reason);
     }
-    for (; p && *p; p++)
-        buf_putc(out, tolower((unsigned char)*p));
 }
 
-/* message_route - every pending recipient joins a request for its transport */
+/* message_route - every pending recipient joins a request for its
+ * transport (lib/route.h), or gets its outcome here */
 static void message_route(struct qmgr *qm, struct qmgr_message *m)
 {
-    buf_t nexthop = BUF_INIT;
+    const char *expanded = qfile_msg_attr(&m->qf, "local_expanded");
+    int flags = expanded && strcmp(expanded, "yes") == 0 ? ROUTE_ALIASES_DONE : 0;
+    buf_t key = BUF_INIT;
+    int fd = -1;
     size_t i;
 
     for (i = 0; i < m->qf.rcpt_count; i++) {
-        const char *address = m->qf.rcpts[i].address;
+        struct route_dest d;
+        int st;
 
         if (!qfile_rcpt_is_pending(m->qf.rcpts[i].status))
             continue;
-        message_rcpt_nexthop(qm, address, &nexthop);
-        qmgr_request_add_rcpt(qm, m, i, nexthop.data);
+        route_dest_init(&d);
+        st = route_resolve(qm->route, m->qf.rcpts[i].address, flags, &d);
+        if (st < 0 || strcmp(d.transport, "error") == 0 || strcmp(d.transport, "discard") == 0 ||
+            strcmp(d.transport, "retry") == 0) {
+            message_route_decided(m, i, &d, st < 0, &fd);
+        } else {
+            buf_reset(&key);
+            buf_printf(&key, "%s:%s", d.transport, buf_cstr(&d.nexthop));
+            qmgr_request_add_rcpt(qm, m, i, key.data);
+        }
+        route_dest_free(&d);
     }
-    buf_free(&nexthop);
+    if (fd >= 0)
+        close(fd);
+    buf_free(&key);
 }
 
 /* qmgr_message_read_content - append the content of active/ID to out
@@ -249,16 +262,22 @@ void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out)
     time_format_delay(now > arrival ? now - arrival : 0, out);
 }
 
-/* qmgr_log_deferred - the status=deferred line for recipient i */
-void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay)
+/* qmgr_log_rcpt - the status=WORD line for recipient i */
+void qmgr_log_rcpt(const struct qmgr_message *m, size_t i, const char *relay, const char *word)
 {
     buf_t delay = BUF_INIT;
 
     qmgr_message_delay(m, time_now_double(), &delay);
-    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=deferred (%s)", m->id,
-             m->qf.rcpts[i].address, relay, delay.data, m->rcpt[i].dsn,
+    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", m->id,
+             m->qf.rcpts[i].address, relay, delay.data, m->rcpt[i].dsn, word,
              m->rcpt[i].reason ? m->rcpt[i].reason : "");
     buf_free(&delay);
+}
+
+/* qmgr_log_deferred - the status=deferred line for recipient i */
+void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay)
+{
+    qmgr_log_rcpt(m, i, relay, "deferred");
 }
 
 /* message_count_pending - recipients still to be delivered */

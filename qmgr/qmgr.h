@@ -36,6 +36,7 @@ struct bufferevent;
 struct service;
 struct attr_msg;
 struct qmgr;
+struct route;
 
 /* messages held in memory at once; the rest waits in incoming/ or deferred/
  * (overridable at build time only so that a test can reach the bound) */
@@ -132,8 +133,7 @@ struct qmgr {
     struct service *svc;
     struct event_base *base;
     /* parameters */
-    char *const *mydestination;
-    const char *relayhost;
+    struct route *route; /* transport_maps and the address classes (lib/route.h) */
     long long min_backoff;
     long long max_backoff;
     long long lifetime;
@@ -209,6 +209,9 @@ int qmgr_message_load(struct qmgr *qm, const char *id);
 void qmgr_message_finish(struct qmgr *qm, struct qmgr_message *m);
 /* qmgr_rcpt_set_deferred - remember a deferral reason for recipient i */
 void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, const char *reason);
+/* qmgr_log_rcpt - the status=WORD (deferred, bounced, sent) line for
+ * recipient i with its reason */
+void qmgr_log_rcpt(const struct qmgr_message *m, size_t i, const char *relay, const char *word);
 /* qmgr_log_deferred - the status=deferred line for recipient i */
 void qmgr_log_deferred(const struct qmgr_message *m, size_t i, const char *relay);
 /* qmgr_message_free_all - release every message (exit) */

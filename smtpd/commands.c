@@ -10,8 +10,8 @@
 
 #include "addr.h"
 #include "attr.h"
-#include "local_rcpt.h"
 #include "log.h"
+#include "route.h"
 #include "session.h"
 #include "tern_build.h"
 
@@ -84,14 +84,13 @@ static void commands_mail(struct session *s, const char *arg)
     buf_free(&reply);
 }
 
-/* commands_rcpt_local - unqualified, or the domain is in mydestination */
+/* commands_rcpt_local - unqualified, or a domain of the local class */
 static int commands_rcpt_local(const struct session *s, const char *addr)
 {
-    const char *domain = addr_domain(addr);
+    enum route_class cls;
 
-    if (domain == NULL || *domain == '\0')
-        return 1;
-    return addr_domain_in_list(domain, s->cfg->mydestination);
+    return route_class_of(s->cfg->route, addr_domain(addr), &cls) == ROUTE_OK &&
+           cls == ROUTE_CLASS_LOCAL;
 }
 
 /* commands_rcpt_accept - remember the recipient for cleanup */
@@ -121,6 +120,22 @@ static int commands_rcpt_full(const struct session *s)
            s->rcpts.len > ATTR_MAX_MESSAGE - COMMANDS_ENVELOPE_RESERVE;
 }
 
+/* commands_rcpt_check - relay control and the recipient itself
+ * (lib/route.h); on a refusal reply gets the whole reply line */
+static enum route_status commands_rcpt_check(struct session *s, buf_t *reply)
+{
+    struct route_client client = {(const struct sockaddr *)&s->sa, s->in_mynetworks};
+    struct route_reply why;
+    enum route_status st;
+
+    route_reply_init(&why);
+    st = route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why);
+    if (st != ROUTE_OK)
+        buf_printf(reply, "%s %s %s", why.code, why.dsn, buf_cstr(&why.text));
+    route_reply_free(&why);
+    return st;
+}
+
 /* commands_rcpt - RCPT TO: */
 static void commands_rcpt(struct session *s, const char *arg)
 {
@@ -132,10 +147,7 @@ static void commands_rcpt(struct session *s, const char *arg)
         session_reply(s, "%s", buf_cstr(&reply));
     } else if (commands_rcpt_full(s)) {
         commands_rcpt_reject(s, "452 4.5.3 Too many recipients");
-    } else if (!s->in_mynetworks && !commands_rcpt_local(s, buf_cstr(&s->rcpt.addr))) {
-        buf_printf(&reply, "554 5.7.1 <%s>: Relay access denied", buf_cstr(&s->rcpt.addr));
-        commands_rcpt_reject(s, buf_cstr(&reply));
-    } else if (local_rcpt_check(buf_cstr(&s->rcpt.addr), &reply) < 0) {
+    } else if (commands_rcpt_check(s, &reply) != ROUTE_OK) {
         commands_rcpt_reject(s, buf_cstr(&reply));
     } else {
         commands_rcpt_accept(s);

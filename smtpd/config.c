@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "route.h"
 #include "smtpd.h"
 
 /* smtpd_config_hostname - myhostname, or the system's name when unset */
@@ -54,7 +55,11 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf)
     memset(cfg, 0, sizeof(*cfg));
     cfg->myhostname = smtpd_config_hostname(conf);
     cfg->myorigin = config_str(conf, "myorigin");
-    cfg->mydestination = config_list(conf, "mydestination", NULL);
+    buf_t err = BUF_INIT;
+    if ((cfg->route = route_open(conf, &err)) == NULL)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    route_preload(cfg->route); /* before the privilege drop */
     smtpd_config_networks(cfg, conf);
     cfg->banner = config_str(conf, "smtpd_banner");
     cfg->client_limit =
@@ -77,10 +82,12 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf)
     cfg->forbid_bare_newline = config_bool(conf, "smtpd_forbid_bare_newline");
 }
 
-/* smtpd_config_free - release the network list */
+/* smtpd_config_free - release the network list and the resolver */
 void smtpd_config_free(struct smtpd_config *cfg)
 {
     free(cfg->mynetworks);
     cfg->mynetworks = NULL;
+    route_close(cfg->route);
+    cfg->route = NULL;
     cfg->mynetworks_count = 0;
 }

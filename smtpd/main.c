@@ -14,7 +14,6 @@
 #include <event2/listener.h>
 
 #include "config.h"
-#include "local_rcpt.h"
 #include "log.h"
 #include "service.h"
 #include "smtpd.h"
@@ -137,7 +136,6 @@ int main(int argc, char **argv)
 
     service_init(&server.svc, "smtpd", argc, argv);
     smtpd_config_load(&server.cfg, server.svc.cfg);
-    local_rcpt_init(server.svc.cfg);
     server.svc.ctx = &server;
     server.svc.on_drain = smtpd_on_drain;
     service_drop_privileges(&server.svc);

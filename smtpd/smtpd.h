@@ -16,12 +16,13 @@
 
 struct evconnlistener;
 struct event;
+struct route;
 
 /* the parameters of tern.conf that smtpd uses, read once at start */
 struct smtpd_config {
     const char *myhostname;
     const char *myorigin;
-    char *const *mydestination;
+    struct route *route; /* relay control, recipient checks (lib/route.h) */
     struct netaddr_net *mynetworks;
     size_t mynetworks_count;
     const char *banner;
