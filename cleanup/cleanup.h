@@ -19,10 +19,18 @@
 
 struct config;
 
+struct route;
+struct netaddr_net;
+
 /* settings read once at start */
 struct cleanup_settings {
     const char *myhostname;
     const char *myorigin;
+    struct route *route; /* canonical, masquerade, virtual (lib/route.h); NULL: none */
+    /* local_header_rewrite_clients: whose header addresses are rewritten */
+    int header_rewrite_all;
+    struct netaddr_net *header_nets; /* networks named, and mynetworks when permitted */
+    size_t header_net_count;
     long long hopcount_limit;
     long long header_size_limit;
     long long message_size_limit;
@@ -57,7 +65,10 @@ struct cleanup_msg {
     buf_t full_name;
     buf_t sender_warning; /* "" or the address set with -f by an untrusted user */
     int have_from;
-    size_t rcpt_count;
+    int rewrite_headers;       /* local_header_rewrite_clients allows it */
+    size_t rcpt_count;         /* R records written */
+    size_t input_rcpts;        /* recipients the client gave */
+    struct cleanup_seen *seen; /* recipients written, for duplicates */
     size_t content_bytes;
     time_t arrival;
     /* outcome */

@@ -20,6 +20,8 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "netaddr.h"
+#include "route.h"
 #include "safefile.h"
 #include "service.h"
 
@@ -276,8 +278,42 @@ static void cleanup_drain(void *ctx)
         service_stop(&svc);
 }
 
+/* cleanup_header_networks - local_header_rewrite_clients: permit (every
+ * client), permit_mynetworks, or networks; a bad item is fatal */
+static void cleanup_header_networks(const struct config *cfg)
+{
+    size_t n, k, nets = 0;
+    char *const *items = config_list(cfg, "local_header_rewrite_clients", &n);
+    char *const *mynetworks = config_list(cfg, "mynetworks", &k);
+
+    settings.header_nets = xcalloc(n + k + 1, sizeof(*settings.header_nets));
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i], "permit") == 0) {
+            settings.header_rewrite_all = 1;
+        } else if (strcmp(items[i], "permit_mynetworks") == 0) {
+            for (size_t j = 0; j < k; j++)
+                if (netaddr_parse_net(mynetworks[j], &settings.header_nets[nets]) == 0)
+                    nets++;
+        } else if (netaddr_parse_net(items[i], &settings.header_nets[nets]) == 0) {
+            nets++;
+        } else {
+            log_fatal("%s: local_header_rewrite_clients: bad item '%s' (permit, "
+                      "permit_mynetworks, or a network)",
+                      config_origin(cfg, "local_header_rewrite_clients"), items[i]);
+        }
+    }
+    settings.header_net_count = nets;
+}
+
 static void cleanup_read_settings(const struct config *cfg)
 {
+    buf_t err = BUF_INIT;
+
+    if ((settings.route = route_open(cfg, &err)) == NULL)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    route_preload(settings.route);
+    cleanup_header_networks(cfg);
     settings.myhostname = config_str(cfg, "myhostname");
     settings.myorigin = config_str(cfg, "myorigin");
     settings.hopcount_limit = config_int(cfg, "hopcount_limit");
@@ -304,5 +340,8 @@ int main(int argc, char **argv)
             log_fatal("cannot listen on fd %d", svc.listen_fds[i]);
     }
     svc.on_drain = cleanup_drain;
-    return service_run(&svc);
+    int rc = service_run(&svc);
+    route_close(settings.route);
+    free(settings.header_nets);
+    return rc;
 }

@@ -19,6 +19,8 @@
 #include "addr.h"
 #include "cleanup.h"
 #include "log.h"
+#include "netaddr.h"
+#include "route.h"
 #include "safefile.h"
 #include "timeutil.h"
 #include "tern_build.h"
@@ -127,29 +129,192 @@ static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg 
     }
 }
 
-/* cleanup_write_recipients - one R record per rcpt group of four */
+/* the recipients written so far, for dropping duplicates: an open-addressed
+ * set of "address\nnotify\norcpt" keys, the address case-folded */
+struct cleanup_seen {
+    char **slots;
+    size_t nslots;
+    size_t count;
+};
+
+/* cleanup_seen_hash - FNV-1a */
+static size_t cleanup_seen_hash(const char *s)
+{
+    size_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* cleanup_seen_grow - double the table */
+static void cleanup_seen_grow(struct cleanup_seen *set)
+{
+    struct cleanup_seen bigger = {NULL, set->nslots ? 2 * set->nslots : 64, set->count};
+
+    bigger.slots = xcalloc(bigger.nslots, sizeof(char *));
+    for (size_t i = 0; i < set->nslots; i++) {
+        size_t h;
+        if (set->slots[i] == NULL)
+            continue;
+        for (h = cleanup_seen_hash(set->slots[i]) % bigger.nslots; bigger.slots[h];
+             h = (h + 1) % bigger.nslots)
+            ;
+        bigger.slots[h] = set->slots[i];
+    }
+    free(set->slots);
+    *set = bigger;
+}
+
+/* cleanup_seen_add - 1 when the recipient is new (and now remembered) */
+static int cleanup_seen_add(struct cleanup_msg *m, const char *addr, const char *notify,
+                            const char *orcpt)
+{
+    struct cleanup_seen *set = m->seen;
+    buf_t key = BUF_INIT;
+    size_t h;
+
+    if (set == NULL)
+        set = m->seen = xcalloc(1, sizeof(*set));
+    if (2 * (set->count + 1) > set->nslots)
+        cleanup_seen_grow(set);
+    for (const char *p = addr; *p; p++)
+        buf_putc(&key, tolower((unsigned char)*p));
+    buf_printf(&key, "\n%s\n%s", notify, orcpt);
+    for (h = cleanup_seen_hash(key.data) % set->nslots; set->slots[h]; h = (h + 1) % set->nslots) {
+        if (strcmp(set->slots[h], key.data) == 0) {
+            buf_free(&key);
+            return 0;
+        }
+    }
+    set->slots[h] = buf_steal(&key);
+    set->count++;
+    return 1;
+}
+
+/* cleanup_seen_free - release the set */
+static void cleanup_seen_free(struct cleanup_msg *m)
+{
+    if (m->seen == NULL)
+        return;
+    for (size_t i = 0; i < m->seen->nslots; i++)
+        free(m->seen->slots[i]);
+    free(m->seen->slots);
+    free(m->seen);
+    m->seen = NULL;
+}
+
+/* cleanup_put_rcpt - one R record, unless it duplicates an earlier one */
+static void cleanup_put_rcpt(struct cleanup_msg *m, const char *addr, const char *orig,
+                             const char *notify, const char *orcpt)
+{
+    if (!cleanup_seen_add(m, addr, notify, orcpt))
+        return;
+    qfile_put_rcpt(&m->w, addr, orig, notify, orcpt);
+    m->rcpt_count++;
+}
+
+/* cleanup_expand_rcpt - canonical maps and virtual aliases (lib/route.h):
+ * the final addresses, or a failed recipient (an error: entry); -1 after
+ * a temporary failure, which fails the whole message */
+static int cleanup_expand_rcpt(struct cleanup_msg *m, const struct attr *g)
+{
+    struct route_expansion x;
+    struct route_reply why;
+    enum route_status st;
+    buf_t reason = BUF_INIT;
+
+    route_expansion_init(&x);
+    route_reply_init(&why);
+    st = route_expand_recipient(m->set->route, g[0].value, &x, &why);
+    if (m->input_rcpts++ == 0)
+        buf_set(&m->only_rcpt, x.canonical.len ? buf_cstr(&x.canonical) : g[0].value);
+    if (st == ROUTE_TEMPFAIL) {
+        buf_printf(&reason, "Error: <%s>: %s", g[0].value, buf_cstr(&why.text));
+        cleanup_msg_fail(m, CLEANUP_TEMPFAIL, why.code, why.dsn, buf_cstr(&reason));
+    } else if (st == ROUTE_REJECT) {
+        buf_printf(&reason, "%s %s", why.dsn, buf_cstr(&why.text));
+        qfile_put_rcpt_failed(&m->w, buf_cstr(&x.canonical), g[1].value, g[2].value, g[3].value,
+                              buf_cstr(&reason));
+        m->rcpt_count++;
+    } else {
+        for (size_t k = 0; k < x.count; k++)
+            cleanup_put_rcpt(m, x.v[k], g[1].value, g[2].value, g[3].value);
+    }
+    buf_free(&reason);
+    route_reply_free(&why);
+    route_expansion_free(&x);
+    return st == ROUTE_TEMPFAIL ? -1 : 0;
+}
+
+/* cleanup_write_recipients - the R records of every rcpt group of four:
+ * qualified (and with a resolver, rewritten and expanded) */
 static int cleanup_write_recipients(struct cleanup_msg *m, const struct attr_msg *req)
 {
     buf_t addr = BUF_INIT;
     const struct attr *v = req->v;
+    int rc = 0;
 
-    for (size_t i = 0; i < req->count; i++) {
+    for (size_t i = 0; rc == 0 && i < req->count; i++) {
         if (strcmp(v[i].name, "rcpt") != 0)
             continue;
         if (i + 3 >= req->count || strcmp(v[i + 1].name, "orig_rcpt") != 0 ||
             strcmp(v[i + 2].name, "notify") != 0 || strcmp(v[i + 3].name, "orcpt") != 0 ||
             v[i].len == 0 || v[i].len > ADDR_MAX_LENGTH) {
-            buf_free(&addr);
-            return -1;
+            rc = -1;
+            break;
         }
-        cleanup_qualify(m->set, v[i].value, &addr);
-        qfile_put_rcpt(&m->w, buf_cstr(&addr), v[i + 1].value, v[i + 2].value, v[i + 3].value);
-        if (m->rcpt_count++ == 0)
-            buf_set(&m->only_rcpt, buf_cstr(&addr));
+        if (m->set->route != NULL) {
+            rc = cleanup_expand_rcpt(m, &v[i]);
+        } else {
+            cleanup_qualify(m->set, v[i].value, &addr);
+            if (m->input_rcpts++ == 0)
+                buf_set(&m->only_rcpt, buf_cstr(&addr));
+            cleanup_put_rcpt(m, buf_cstr(&addr), v[i + 1].value, v[i + 2].value, v[i + 3].value);
+        }
         i += 3;
     }
     buf_free(&addr);
-    return m->rcpt_count > 0 ? 0 : -1;
+    return rc == 0 && m->rcpt_count > 0 ? 0 : -1;
+}
+
+/* cleanup_set_sender - the envelope sender, qualified, and with a resolver
+ * mapped and masqueraded; -1 after a temporary failure */
+static int cleanup_set_sender(struct cleanup_msg *m, const char *sender)
+{
+    struct route_reply why;
+    int rc = 0;
+
+    if (*sender == 0)
+        return 0;
+    if (m->set->route == NULL) {
+        cleanup_qualify(m->set, sender, &m->sender);
+        return 0;
+    }
+    route_reply_init(&why);
+    if (route_rewrite_sender(m->set->route, sender, &m->sender, &why) < 0) {
+        cleanup_msg_fail(m, CLEANUP_TEMPFAIL, why.code, why.dsn, buf_cstr(&why.text));
+        rc = -1;
+    }
+    route_reply_free(&why);
+    return rc;
+}
+
+/* cleanup_header_client - may this message's header addresses be
+ * rewritten?  Local submissions always; SMTP clients per
+ * local_header_rewrite_clients */
+static int cleanup_header_client(const struct cleanup_settings *set, const struct attr_msg *req)
+{
+    const char *addr = attr_get(req, "client_addr", NULL);
+    struct sockaddr_storage ss;
+
+    if (addr == NULL || *addr == 0)
+        return 1;
+    if (set->header_rewrite_all)
+        return 1;
+    if (netaddr_parse_addr(addr, &ss) < 0)
+        return 0;
+    return netaddr_match((struct sockaddr *)&ss, set->header_nets, set->header_net_count);
 }
 
 int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
@@ -164,8 +329,9 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
         cleanup_msg_fail(m, CLEANUP_PERMFAIL, "554", "5.5.0", "Error: malformed submission");
         return -1;
     }
-    if (*sender)
-        cleanup_qualify(set, sender, &m->sender);
+    if (cleanup_set_sender(m, sender) < 0)
+        return -1;
+    m->rewrite_headers = set->route != NULL && cleanup_header_client(set, req);
     buf_set(&m->helo, cleanup_get(req, "helo"));
     buf_set(&m->client_name, cleanup_get(req, "client_name"));
     buf_set(&m->client_addr, cleanup_get(req, "client_addr"));
@@ -179,6 +345,7 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     cleanup_write_envelope(m, req);
     if (cleanup_write_recipients(m, req) < 0) {
         cleanup_msg_fail(m, CLEANUP_PERMFAIL, "554", "5.5.0", "Error: malformed recipient list");
+        cleanup_msg_discard(m);
         return -1;
     }
     qfile_content_begin(&m->w);
@@ -232,7 +399,7 @@ static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
     else
         buf_printf(out, "Received: by %s (tern %s) id %s", m->set->myhostname, TERN_VERSION,
                    m->queue_id);
-    if (m->rcpt_count == 1)
+    if (m->input_rcpts == 1)
         buf_printf(out, "\r\n\tfor <%s>; ", buf_cstr(&m->only_rcpt));
     else
         buf_puts(out, ";\r\n\t");
@@ -445,6 +612,7 @@ void cleanup_msg_free(struct cleanup_msg *m)
                      &m->text,     &m->local_user, &m->full_name,   &m->sender_warning};
     if (m->fd >= 0)
         cleanup_msg_discard(m);
+    cleanup_seen_free(m);
     qfile_writer_free(&m->w);
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         buf_free(bufs[i]);

@@ -140,3 +140,22 @@ int netaddr_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
     }
     return 0;
 }
+
+int netaddr_parse_addr(const char *s, struct sockaddr_storage *out)
+{
+    struct netaddr_net net;
+
+    memset(out, 0, sizeof(*out));
+    if (strchr(s, '/') || netaddr_parse_net(s, &net) < 0)
+        return -1;
+    if (net.family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)out;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, net.addr, 4);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+        sin6->sin6_family = AF_INET6;
+        memcpy(&sin6->sin6_addr, net.addr, 16);
+    }
+    return 0;
+}

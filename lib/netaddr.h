@@ -17,6 +17,9 @@ struct netaddr_net {
 
 /* netaddr_parse_net - 0 ok, -1 bad */
 int netaddr_parse_net(const char *s, struct netaddr_net *out);
+/* netaddr_parse_addr - one address ("192.0.2.1", "2001:db8::1", "[::1]")
+ * into a sockaddr with port 0; 0 ok, -1 bad */
+int netaddr_parse_addr(const char *s, struct sockaddr_storage *out);
 /* netaddr_in_list - 1 when sa is inside any of nets */
 int netaddr_match(const struct sockaddr *sa, const struct netaddr_net *nets, size_t count);
 /* netaddr_format - "192.0.2.1" or "2001:db8::1" (IPv4-mapped shown as IPv4) */

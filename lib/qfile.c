@@ -69,8 +69,14 @@ void qfile_put_attr(struct qfile_writer *w, const char *name, const char *value)
 void qfile_put_rcpt(struct qfile_writer *w, const char *address, const char *original,
                     const char *notify, const char *orcpt)
 {
+    qfile_put_rcpt_failed(w, address, original, notify, orcpt, NULL);
+}
+
+void qfile_put_rcpt_failed(struct qfile_writer *w, const char *address, const char *original,
+                           const char *notify, const char *orcpt, const char *reason)
+{
     buf_t b = BUF_INIT;
-    buf_putc(&b, QFILE_RCPT_PENDING);
+    buf_putc(&b, reason ? QFILE_RCPT_FAILED : QFILE_RCPT_PENDING);
     buf_puts(&b, address);
     buf_putc(&b, 0);
     buf_puts(&b, original ? original : address);
@@ -78,6 +84,10 @@ void qfile_put_rcpt(struct qfile_writer *w, const char *address, const char *ori
     buf_puts(&b, notify ? notify : "");
     buf_putc(&b, 0);
     buf_puts(&b, orcpt ? orcpt : "");
+    if (reason) {
+        buf_putc(&b, 0);
+        buf_puts(&b, reason);
+    }
     qfile_put(w, QFILE_REC_RCPT, b.data, b.len);
     buf_free(&b);
 }
@@ -159,6 +169,7 @@ void qfile_msg_free(struct qfile_msg *m)
         free(m->rcpts[i].original);
         free(m->rcpts[i].notify);
         free(m->rcpts[i].orcpt);
+        free(m->rcpts[i].reason);
     }
     free(m->attrs);
     free(m->rcpts);
@@ -224,32 +235,31 @@ int qfile_rcpt_is_pending(int status)
     return status == QFILE_RCPT_PENDING || status == QFILE_RCPT_WARNED;
 }
 
-/* qfile_parse_rcpt - status byte then four NUL-separated fields */
+/* qfile_parse_rcpt - status byte then four NUL-separated fields, and a
+ * fifth (the reason of a failure known when the file was written) */
 static int qfile_parse_rcpt(struct qfile_msg *m, const char *d, size_t len, off_t at)
 {
-    const char *f[4];
+    const char *f[5];
     const char *p = d + 1, *end = d + len;
     struct qfile_rcpt *r;
+    int nf;
 
     if (len < 2 || !qfile_rcpt_status_valid(d[0]))
         return -1;
-    for (int i = 0; i < 4; i++) {
-        if (p > end)
-            return -1;
-        f[i] = p;
+    for (nf = 0; nf < 5 && p <= end; nf++) {
+        f[nf] = p;
         const char *nul = memchr(p, 0, (size_t)(end - p));
         p = nul ? nul + 1 : end + 1;
-        if (i < 3 && nul == NULL)
-            return -1;
     }
-    if (!*f[0] || m->rcpt_count >= QFILE_MAX_RCPTS)
+    if (nf < 4 || p <= end || !*f[0] || m->rcpt_count >= QFILE_MAX_RCPTS)
         return -1;
     m->rcpts = xrealloc(m->rcpts, (m->rcpt_count + 1) * sizeof(*m->rcpts));
     r = &m->rcpts[m->rcpt_count++];
     r->address = xstrdup(f[0]);
     r->original = xstrdup(f[1]);
     r->notify = xstrdup(f[2]);
-    r->orcpt = xstrndup(f[3], (size_t)(end - f[3]));
+    r->orcpt = nf == 4 ? xstrndup(f[3], (size_t)(end - f[3])) : xstrdup(f[3]);
+    r->reason = nf == 5 ? xstrndup(f[4], (size_t)(end - f[4])) : NULL;
     r->status = d[0];
     r->status_offset = at;
     return 0;

@@ -12,7 +12,9 @@
  *                                     auth, envid, ret, size, msgid, queue_id
  *   'R' recipient, one per recipient: the first byte is the status
  *       (QFILE_RCPT_*: . W S N F B), updated in place with
- *       qfile_set_rcpt_status; then "final\0original\0notify\0orcpt"
+ *       qfile_set_rcpt_status; then "final\0original\0notify\0orcpt",
+ *       and for a recipient that failed before the file was written (an
+ *       error: entry of virtual_alias_maps) "\0D.S.N text"
  *   'M' message content: headers, empty line, body, exactly as it goes on
  *       the wire (CRLF line ends, no dot-stuffing)
  *   'X' ""                           end record: a file without it is
@@ -57,6 +59,7 @@ struct qfile_rcpt {
     char *original;      /* as given in RCPT TO (may equal address) */
     char *notify;        /* DSN NOTIFY value or "" */
     char *orcpt;         /* DSN ORCPT value or "" */
+    char *reason;        /* "D.S.N text" of a failure known at queue time, or NULL */
     char status;         /* QFILE_RCPT_* */
     off_t status_offset; /* file offset of the status byte */
 };
@@ -96,6 +99,10 @@ void qfile_put_str(struct qfile_writer *w, int type, const char *s);
 void qfile_put_attr(struct qfile_writer *w, const char *name, const char *value);
 void qfile_put_rcpt(struct qfile_writer *w, const char *address, const char *original,
                     const char *notify, const char *orcpt);
+/* qfile_put_rcpt_failed - a recipient already failed (status F) for
+ * reason "D.S.N text" (NULL: an ordinary pending recipient) */
+void qfile_put_rcpt_failed(struct qfile_writer *w, const char *address, const char *original,
+                           const char *notify, const char *orcpt, const char *reason);
 /* content is streamed: begin, any number of appends, end */
 void qfile_content_begin(struct qfile_writer *w);
 void qfile_content_append(struct qfile_writer *w, const void *data, size_t len);

@@ -658,11 +658,11 @@ enum route_status route_class_of(struct route *r, const char *domain, enum route
         return ROUTE_OK;
     if ((rc = route_domains_match(r, &r->mydestination, domain)) != 0)
         return rc < 0 ? ROUTE_TEMPFAIL : ROUTE_OK;
-    *out = ROUTE_CLASS_VIRTUAL;
-    if ((rc = route_domains_match(r, &r->virtual_domains, domain)) != 0)
-        return rc < 0 ? ROUTE_TEMPFAIL : ROUTE_OK;
     *out = ROUTE_CLASS_RELAY;
     if ((rc = route_domains_match(r, &r->relay_domains, domain)) != 0)
+        return rc < 0 ? ROUTE_TEMPFAIL : ROUTE_OK;
+    *out = ROUTE_CLASS_VIRTUAL;
+    if ((rc = route_domains_match(r, &r->virtual_domains, domain)) != 0)
         return rc < 0 ? ROUTE_TEMPFAIL : ROUTE_OK;
     *out = ROUTE_CLASS_DEFAULT;
     return ROUTE_OK;

@@ -7,14 +7,16 @@
  *
  * Address classes, by the recipient domain (first match wins):
  *   local    mydestination (local_transport)
+ *   relay    relay_domains: accepted from anyone, relayed (relay_transport)
  *   virtual  virtual_alias_domains: every address must have a
  *            virtual_alias_maps entry, else "User unknown in virtual alias
  *            table" -- unless transport_maps names the domain itself, then
  *            unmatched addresses follow that route (sendmail's virtusertable
  *            falling through to mailertable)
- *   relay    relay_domains: accepted from anyone, relayed (relay_transport)
  *   default  anything else: relayed for trusted clients only
  *            (default_transport)
+ * virtual_alias_maps applies to the addresses of every class; a domain that
+ * is local or relayed keeps that class even when the table names it.
  *
  * Resolution of a final recipient: transport_maps (keys user+ext@domain,
  * user@domain, domain, .parent ... , then "." or "*"; value

@@ -157,6 +157,22 @@ int qmgr_message_read_content(const struct qmgr_message *m, buf_t *out)
     return rc;
 }
 
+/* message_known_failures - recipients cleanup already refused ("D.S.N
+ * text" in the queue file) carry that reason into their notice */
+static void message_known_failures(struct qmgr_message *m)
+{
+    for (size_t i = 0; i < m->qf.rcpt_count; i++) {
+        const char *why = m->qf.rcpts[i].reason;
+        size_t n = why ? strcspn(why, " ") : 0;
+        char dsn[16];
+
+        if (why == NULL || m->qf.rcpts[i].status != QFILE_RCPT_FAILED)
+            continue;
+        snprintf(dsn, sizeof(dsn), "%.*s", (int)(n < sizeof(dsn) ? n : 0), why);
+        qmgr_rcpt_set_deferred(m, i, dsn[0] == '5' ? dsn : "5.0.0", why[n] ? why + n + 1 : why);
+    }
+}
+
 /* qmgr_message_load_only - read active/ID into memory without routing it */
 struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
 {
@@ -170,6 +186,7 @@ struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
     }
     snprintf(m->id, sizeof(m->id), "%s", id);
     m->rcpt = xcalloc(m->qf.rcpt_count ? m->qf.rcpt_count : 1, sizeof(*m->rcpt));
+    message_known_failures(m);
     m->next = qm->messages;
     if (qm->messages != NULL)
         qm->messages->prev = m;
@@ -196,6 +213,9 @@ int qmgr_message_load(struct qmgr *qm, const char *id)
 
     if (m == NULL)
         return -1;
+    for (size_t i = 0; i < m->qf.rcpt_count; i++)
+        if (m->qf.rcpts[i].reason && m->qf.rcpts[i].status == QFILE_RCPT_FAILED)
+            qmgr_log_rcpt(m, i, "none", "bounced");
     message_route(qm, m);
     if (m->requests_open == 0)
         qmgr_message_finish(qm, m);

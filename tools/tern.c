@@ -22,6 +22,7 @@
 #include "netaddr.h"
 #include "privs.h"
 #include "queue.h"
+#include "route.h"
 #include "service.h"
 #include "table.h"
 #include "tern_build.h"
@@ -231,15 +232,36 @@ static int tern_check_dir(const char *path, uid_t uid, int quiet_missing)
 /* tern_check_tables - every table named by these list parameters opens */
 static int tern_check_tables(const struct config *cfg)
 {
-    static const char *params[] = {"alias_maps", "local_recipient_maps", NULL};
+    static const char *params[] = {"alias_maps",
+                                   "local_recipient_maps",
+                                   "transport_maps",
+                                   "virtual_alias_maps",
+                                   "canonical_maps",
+                                   "sender_canonical_maps",
+                                   "recipient_canonical_maps",
+                                   "smtp_generic_maps",
+                                   NULL};
     int problems = 0;
+    buf_t why = BUF_INIT;
+    struct route *r = route_open(cfg, &why);
+
+    if (r == NULL) {
+        printf("%s\n", buf_cstr(&why));
+        problems++;
+    }
+    route_close(r);
+    buf_free(&why);
 
     for (int i = 0; params[i]; i++) {
         size_t n;
         char *const *specs = config_list(cfg, params[i], &n);
         for (size_t k = 0; k < n; k++) {
             buf_t err = BUF_INIT;
-            struct table *t = table_open(specs[k], TABLE_ALIASES, &err);
+            int flags = 0;
+            for (char *const *a = config_list(cfg, "alias_maps", NULL); *a; a++)
+                if (strcmp(*a, specs[k]) == 0)
+                    flags = TABLE_ALIASES;
+            struct table *t = table_open(specs[k], flags, &err);
             if (t == NULL) {
                 printf("%s: %s\n", params[i], buf_cstr(&err));
                 problems++;
