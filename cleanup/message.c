@@ -110,8 +110,9 @@ static void cleanup_qualify(const struct cleanup_settings *set, const char *addr
 /* cleanup_write_envelope - V T S A records */
 static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg *req)
 {
-    static const char *copied[] = {"client_name", "client_addr", "helo", "protocol", "auth",
-                                   "envid",       "ret",         "size", "body",     NULL};
+    static const char *copied[] = {"client_name", "client_addr",    "helo", "protocol",
+                                   "auth",        "envid",          "ret",  "size",
+                                   "body",        "local_expanded", NULL};
     struct timeval tv;
     char stamp[64];
 

@@ -957,14 +957,14 @@ static enum route_status route_hub_alias(struct route *r, const struct route_par
     return ROUTE_OK;
 }
 
-/* route_is_hub - local_transport hands local mail to another host */
-static int route_is_hub(const struct route *r)
+int route_transport_is_hub(const char *transport)
 {
-    size_t n = strcspn(r->local_transport, ":");
+    size_t n = strcspn(transport, ":");
     char name[16];
+    const char *svc;
 
-    snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) ? n : 0), r->local_transport);
-    const char *svc = route_service(name);
+    snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) ? n : 0), transport);
+    svc = route_service(name);
     return svc && (strcmp(svc, "smtp") == 0 || strcmp(svc, "lmtp") == 0);
 }
 
@@ -990,7 +990,8 @@ enum route_status route_resolve(struct route *r, const char *addr, int flags,
         st = ROUTE_TEMPFAIL;
     } else if (res == TABLE_FOUND) {
         st = route_transport_apply(r, value.data, &p, dest);
-    } else if (dest->cls == ROUTE_CLASS_LOCAL && route_is_hub(r) && !(flags & ROUTE_ALIASES_DONE)) {
+    } else if (dest->cls == ROUTE_CLASS_LOCAL && route_transport_is_hub(r->local_transport) &&
+               !(flags & ROUTE_ALIASES_DONE)) {
         st = route_hub_alias(r, &p, dest);
         if (st < 0)
             route_reply_set(&dest->reply, "451", "4.3.0", "alias_maps lookup failure");

@@ -133,6 +133,10 @@ enum route_status route_resolve(struct route *r, const char *addr, int flags,
  * esmtp, smtp8, relay; NULL for an unknown name) */
 const char *route_service(const char *transport);
 
+/* route_transport_is_hub - a local_transport value that hands local users
+ * to another host (smtp:[hub], lmtp:...): sendmail's MAIL_HUB; aliases are
+ * still expanded here first */
+int route_transport_is_hub(const char *transport);
 /* route_qualify - addr with @myorigin when unqualified (into out) */
 void route_qualify(struct route *r, const char *addr, buf_t *out);
 /* route_rewrite_sender - the envelope sender after qualification,

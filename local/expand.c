@@ -445,6 +445,12 @@ static void expand_user(struct expand_ctx *c, const char *lp, const char *domain
     struct local_user u;
 
     memset(&u, 0, sizeof(u));
+    if (c->env->mail_hub) { /* aliases are done: the user is the hub's */
+        buf_printf(&address, "%s@%s", lp, domain);
+        expand_add(c, TARGET_FORWARD, buf_cstr(&address), buf_cstr(&address), sender, "", NULL);
+        buf_free(&address);
+        return;
+    }
     expand_split_extension(c->env, lp, &base, &ext);
     for (const char *p = buf_cstr(&base); *p; p++)
         buf_putc(&lower, tolower((unsigned char)*p));

@@ -32,6 +32,7 @@ static void forward_submit(const struct delivery_request *req, const struct deli
     if (req->ret[0])
         attr_add_str(out, "ret", req->ret);
     attr_add_str(out, "body", req->body_8bit ? "8BITMIME" : "7BIT");
+    attr_add_str(out, "local_expanded", "yes"); /* qmgr: no alias lookup again */
     for (size_t i = 0; i < n; i++) {
         attr_add_str(out, "rcpt", targets[i]->what);
         attr_add_str(out, "orig_rcpt", rcpt->address);

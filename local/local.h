@@ -53,6 +53,7 @@ struct local_env {
     const char *shell;
     const char *luser_relay;
     const char *delimiter; /* recipient_delimiter */
+    int mail_hub;          /* local_transport hands users to another host */
     struct table_list aliases;
 };
 

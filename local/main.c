@@ -35,6 +35,7 @@
 #include "delivery.h"
 #include "local.h"
 #include "log.h"
+#include "route.h"
 #include "privs.h"
 #include "service.h"
 
@@ -181,6 +182,7 @@ static void local_server_configure(struct local_server *srv)
     env->shell = config_str(cfg, "local_command_shell");
     env->luser_relay = config_str(cfg, "luser_relay");
     env->delimiter = config_str(cfg, "recipient_delimiter");
+    env->mail_hub = route_transport_is_hub(config_str(cfg, "local_transport"));
     local_server_privs(srv, cfg);
     local_server_preload(env);
     srv->limit = config_int(cfg, "local_destination_concurrency_limit");

@@ -184,3 +184,58 @@ def test_relay_domains_file_with_client_networks_as_sendmail_has_it(res):
     assert rcpt_reply(t, "u@other.test", source="127.0.0.5").startswith("250 ")
     assert rcpt_reply(t, "u@far.test", source="127.0.0.5").startswith("554 5.7.1 ")
     assert rcpt_reply(t, "u@far.test", source="127.0.0.6").startswith("250 ")
+
+
+def hub_instance(res, aliases="", **params):
+    """An outside relay whose local mail goes to a hub (sendmail's MAIL_HUB)."""
+    hub, outside = res.sink(), res.sink()
+    t = res.tern(
+        start=False,
+        relayhost=outside.hostport,
+        mynetworks="127.0.0.1/32",
+        local_transport=f"smtp:{hub.hostport}",
+        **params,
+    )
+    t.aliases.write_text(aliases)
+    t.start()
+    return t, hub, outside
+
+
+def test_mail_hub_gets_local_users_without_local_delivery(res):
+    t, hub, _ = hub_instance(res)
+    assert rcpt_reply(t, "ghost@tern.test").startswith("250 "), "the hub knows its users"
+    t.send(make_message(subject="hub-root"), rcpts=("root@tern.test",), source="127.0.0.5")
+    t.send(make_message(subject="hub-ghost"), rcpts=("ghost@tern.test",), source="127.0.0.5")
+    assert hub.wait_for(b"hub-root")[0].rcpt_tos == ["root@tern.test"]
+    assert hub.wait_for(b"hub-ghost")[0].rcpt_tos == ["ghost@tern.test"]
+    assert not list(t.spool.iterdir()), "no local mailbox is written"
+
+
+def test_mail_hub_expands_aliases_first(res):
+    """sendmail applies MAIL_HUB to what the aliases did not resolve: the
+    alias members go to the hub, outside members are relayed."""
+    t, hub, outside = hub_instance(res, aliases="staff: alice, bob, ext@far.test\n")
+    qid = t.send(make_message(subject="staff"), rcpts=("staff@tern.test",), source="127.0.0.5")
+    got = hub.wait_for(b"staff")[0]
+    assert sorted(got.rcpt_tos) == ["alice@tern.test", "bob@tern.test"]
+    assert outside.wait_for(b"staff")[0].rcpt_tos == ["ext@far.test"]
+    t.wait_log(rf"{qid}: to=<alice@tern.test>, orig_to=<staff@tern.test>, relay=local.*forwarded as")
+    assert not list(t.spool.iterdir())
+
+
+def test_relay_only_host_runs_no_alias_program(res, tmp_path):
+    """SPEC LDA-03/PRIV-09: with alias_maps empty nothing local runs, even
+    for a name the aliases file would send to a program."""
+    marker = tmp_path / "touched"
+    t, hub, _ = hub_instance(res, aliases=f"cmd: |/bin/touch {marker}\n", alias_maps="")
+    t.send(make_message(subject="cmd"), rcpts=("cmd@tern.test",), source="127.0.0.5")
+    assert hub.wait_for(b"cmd")[0].rcpt_tos == ["cmd@tern.test"]
+    assert not marker.exists()
+    assert not t.service_pids("local") or "relay=local" not in t.log()
+
+
+def test_local_transport_error_refuses_local_mail(res):
+    t = res.tern(local_transport="error:5.7.1 local delivery is disabled here")
+    assert rcpt_reply(t, "root@tern.test", source="127.0.0.1") == (
+        "550 5.7.1 <root@tern.test>... local delivery is disabled here"
+    )
