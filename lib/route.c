@@ -858,10 +858,10 @@ static void route_class_default(struct route *r, const struct route_parts *p, st
 }
 
 /* route_transport_find - transport_maps: user+ext@domain, user@domain,
- * domain, .parent..., "." and "*"; matched gets the key that matched */
-static enum table_result route_transport_find(struct route *r, const char *addr,
-                                              const struct route_parts *p, buf_t *value,
-                                              buf_t *matched)
+ * domain, then (not for local domains: sendmail's mailertable routes
+ * other hosts) .parent..., "." and "*"; matched gets the key that matched */
+static enum table_result route_transport_find(struct route *r, const struct route_parts *p,
+                                              int local, buf_t *value, buf_t *matched)
 {
     buf_t key = BUF_INIT;
     enum table_result res = TABLE_NOTFOUND;
@@ -879,20 +879,20 @@ static enum table_result route_transport_find(struct route *r, const char *addr,
             buf_set(&key, d);
             res = route_maps_find(r, &r->transport, "transport_maps", d, 0, value);
         }
-        for (const char *dot = strchr(d, '.'); res == TABLE_NOTFOUND && dot;
+        for (const char *dot = strchr(d, '.'); res == TABLE_NOTFOUND && !local && dot;
              dot = strchr(dot + 1, '.')) {
             buf_set(&key, dot);
             res = route_maps_find(r, &r->transport, "transport_maps", dot, 0, value);
         }
     }
-    for (const char *dflt = "."; res == TABLE_NOTFOUND && dflt; dflt = *dflt == '.' ? "*" : NULL) {
+    for (const char *dflt = "."; res == TABLE_NOTFOUND && !local && dflt;
+         dflt = *dflt == '.' ? "*" : NULL) {
         buf_set(&key, dflt);
         res = route_maps_find(r, &r->transport, "transport_maps", dflt, 0, value);
     }
     if (res == TABLE_FOUND)
         buf_set(matched, key.data);
     buf_free(&key);
-    (void)addr;
     return res;
 }
 
@@ -984,7 +984,7 @@ enum route_status route_resolve(struct route *r, const char *addr, int flags,
         goto done;
     }
     route_class_default(r, &p, dest);
-    res = route_transport_find(r, addr, &p, &value, &matched);
+    res = route_transport_find(r, &p, dest->cls == ROUTE_CLASS_LOCAL, &value, &matched);
     if (res == TABLE_TEMPFAIL) {
         route_reply_set(&dest->reply, "451", "4.3.0", "transport_maps lookup failure");
         st = ROUTE_TEMPFAIL;

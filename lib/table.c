@@ -79,11 +79,24 @@ int table_flags(const struct table *t)
     return t->flags;
 }
 
+static table_probe_fn table_probe;
+static void *table_probe_ctx;
+
+void table_set_probe(table_probe_fn fn, void *ctx)
+{
+    table_probe = fn;
+    table_probe_ctx = ctx;
+}
+
 enum table_result table_lookup(struct table *t, const char *key, buf_t *value)
 {
-    if (*key == 0 || strlen(key) > TABLE_KEY_MAX)
-        return TABLE_NOTFOUND;
-    return t->ops->lookup(t, key, value);
+    enum table_result r = TABLE_NOTFOUND;
+
+    if (*key != 0 && strlen(key) <= TABLE_KEY_MAX)
+        r = t->ops->lookup(t, key, value);
+    if (table_probe)
+        table_probe(t->spec, key, r, r == TABLE_FOUND ? buf_cstr(value) : NULL, table_probe_ctx);
+    return r;
 }
 
 int table_is_pattern(const struct table *t)

@@ -72,6 +72,12 @@ int table_is_pattern(const struct table *t);
 unsigned long table_generation(struct table *t);
 /* table_spec_known - 1 when spec starts with a known "type:" */
 int table_spec_known(const char *spec);
+/* table_set_probe - every table_lookup from now on also calls fn with the
+ * table's spec, the key and the result (value on TABLE_FOUND, else NULL);
+ * NULL stops it.  For tern trace; a service never sets it. */
+typedef void (*table_probe_fn)(const char *spec, const char *key, enum table_result res,
+                               const char *value, void *ctx);
+void table_set_probe(table_probe_fn fn, void *ctx);
 /* table_walk - call fn(key, value, ctx) for every entry (lmdb: key order;
  * texthash, inline: file order) until fn returns non-zero; -1 with err when
  * the type cannot be listed (static, cidr, regexp, unix) or cannot be read */

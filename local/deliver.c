@@ -28,32 +28,6 @@ struct deliver_job {
     const char *path;
 };
 
-/* local_result_set - see local.h */
-void local_result_set(struct delivery_outcome *r, enum delivery_status status, const char *dsn,
-                      const char *fmt, ...)
-{
-    va_list ap;
-
-    r->status = status;
-    snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
-    buf_reset(&r->reason);
-    va_start(ap, fmt);
-    buf_vprintf(&r->reason, fmt, ap);
-    va_end(ap);
-    for (size_t i = 0; i < r->reason.len; i++) /* one line, printable */
-        if ((unsigned char)r->reason.data[i] < ' ')
-            r->reason.data[i] = ' ';
-}
-
-/* local_list_has - see local.h */
-int local_list_has(char *const *list, const char *word)
-{
-    for (; list && *list; list++)
-        if (strcasecmp(*list, word) == 0)
-            return 1;
-    return 0;
-}
-
 /* deliver_log - "ID: to=<...>, orig_to=<...>, relay=local, ..." */
 static void deliver_log(const struct delivery_request *req, const char *to, const char *orig,
                         const struct delivery_outcome *r)

@@ -2,6 +2,7 @@
  * local.h - types shared by the modules of tern-local, the local delivery
  * agent (docs/local.md, docs/internals.md "local protocol").
  *
+ * env.c      the settings (struct local_env) and small shared helpers
  * main.c     the service loop (lib/delivery_server.c) and the workers: one
  *            forked worker per local.deliver request (bounded by
  *            local_destination_concurrency_limit); the request and its
@@ -88,6 +89,11 @@ struct local_expansion {
 /* deliver.c */
 /* local_deliver_request - deliver every recipient of req, fill its results */
 void local_deliver_request(const struct local_env *env, struct delivery_request *req);
+
+/* env.c */
+/* local_env_read - the settings from cfg (aliases are not opened);
+ * -1 with err naming a bad parameter */
+int local_env_read(struct local_env *env, const struct config *cfg, buf_t *err);
 /* local_result_set - set status, dsn and a formatted reason */
 void local_result_set(struct delivery_outcome *r, enum delivery_status status, const char *dsn,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -35,7 +35,6 @@
 #include "delivery.h"
 #include "local.h"
 #include "log.h"
-#include "route.h"
 #include "privs.h"
 #include "service.h"
 
@@ -138,18 +137,6 @@ static void local_server_sigchld(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-/* local_server_privs - default_privs: an existing user that is not root */
-static void local_server_privs(struct local_server *srv, const struct config *cfg)
-{
-    const char *user = config_str(cfg, "default_privs");
-
-    if (privs_lookup(user, &srv->env.default_uid, &srv->env.default_gid) < 0)
-        log_fatal("default_privs = %s: no such user", user);
-    if (srv->env.default_uid == 0)
-        log_fatal("default_privs = %s: must not be root", user);
-    srv->env.default_user = user;
-}
-
 /* local_server_preload - load the group NSS modules (e.g. systemd) and
  * the time zone once, here, so that workers inherit them instead of
  * loading them for every delivery; the group list itself is not used */
@@ -170,26 +157,12 @@ static void local_server_configure(struct local_server *srv)
     struct table_list probe = {NULL, 0};
     buf_t err = BUF_INIT;
 
-    env->mydestination = config_list(cfg, "mydestination", NULL);
-    env->myhostname = config_str(cfg, "myhostname");
-    env->spool_dir = config_str(cfg, "mail_spool_directory");
-    env->home_mailbox = config_str(cfg, "home_mailbox");
-    env->mailbox_command = config_str(cfg, "mailbox_command");
-    env->forward_path = config_list(cfg, "forward_path", NULL);
-    env->allow_commands = config_list(cfg, "allow_mail_to_commands", NULL);
-    env->allow_files = config_list(cfg, "allow_mail_to_files", NULL);
-    env->command_time_limit = config_time(cfg, "command_time_limit");
-    env->shell = config_str(cfg, "local_command_shell");
-    env->luser_relay = config_str(cfg, "luser_relay");
-    env->delimiter = config_str(cfg, "recipient_delimiter");
-    env->mail_hub = route_transport_is_hub(config_str(cfg, "local_transport"));
-    local_server_privs(srv, cfg);
+    if (local_env_read(env, cfg, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
     local_server_preload(env);
     srv->limit = config_int(cfg, "local_destination_concurrency_limit");
     if (srv->limit < 1)
         log_fatal("local_destination_concurrency_limit must be at least 1");
-    if (env->shell[0] != '/')
-        log_fatal("local_command_shell = %s: must be an absolute path", env->shell);
     srv->alias_specs = config_list(cfg, "alias_maps", &srv->alias_count);
     if (table_list_open(&probe, srv->alias_specs, srv->alias_count, TABLE_ALIASES, &err) < 0)
         log_error("alias_maps: %s; local deliveries are deferred until it can be opened",

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "map.h"
 #include "sendmail.h"
+#include "trace.h"
 
 #define SENDMAIL_MAX_OVERRIDES 64
 
@@ -455,9 +456,7 @@ static int sendmail_run(struct sendmail_opts *o, struct config *cfg, const char 
     case 'D':
         return sendmail_exec_tern(dir, o->mode == 'D');
     case 't':
-        fprintf(stderr, "sendmail: -bt (address test mode) is not supported; "
-                        "use -bv or `tern trace`\n");
-        return EX_USAGE;
+        return trace_address_test(cfg);
     case 's':
         return sendmail_smtp_session(cfg, dir, &o->sub);
     }

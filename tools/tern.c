@@ -23,6 +23,7 @@
 #include "privs.h"
 #include "queue.h"
 #include "route.h"
+#include "trace.h"
 #include "service.h"
 #include "table.h"
 #include "tern_build.h"
@@ -46,6 +47,10 @@ static void tern_usage(FILE *fp)
             "                     -d defaults, -x expanded\n"
             "  queue [list [-j] | show ID | flush | delete|hold|release|requeue ID...|ALL]\n"
             "                     list and steer the queue (docs/queue-tools.md)\n"
+            "  map [options] [type:]FILE\n"
+            "                     build, query and dump lookup tables (docs/tables.md)\n"
+            "  trace [--from A] [--client IP] [--helo H] [--no-dns] [-j] ADDR...\n"
+            "                     explain every decision for each address (docs/routing.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -380,6 +385,8 @@ static int tern_dispatch(int argc, char **argv)
         return tern_check();
     if (strcmp(cmd, "map") == 0)
         return tern_map_main(argc, argv, conf_dir_arg);
+    if (strcmp(cmd, "trace") == 0)
+        return tern_trace_main(argc, argv, tern_load());
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;

@@ -136,7 +136,7 @@ def test_bad_usage_exit_codes(relay):
     assert r.returncode == 64
     r = sm(tern, "-O", "NoSuchOption=1", "a@remote.test")
     assert r.returncode == 64 and b"option NoSuchOption is not supported" in r.stderr
-    r = sm(tern, "-bt")
+    r = sm(tern, "-bt", "-X")
     assert r.returncode == 64
 
 
