@@ -77,8 +77,9 @@ struct table *table_open(const char *spec, int flags, buf_t *err);
  * -1 when spec names no known type */
 int table_spec_split(const char *spec, buf_t *type, const char **name, int *optional);
 /* table_file_path - the file a built table of type keeps for name: lmdb ->
- * name.lmdb, hash and btree -> name.db, dbm -> name.dir; -1 (path
- * untouched) for a type that is not built (texthash, cidr, ...) */
+ * name.lmdb, hash and btree -> name.db, dbm -> name.dir; a name that
+ * already ends so is the file itself (sendmail's "hash /x/map.db"); -1
+ * (path untouched) for a type that is not built (texthash, cidr, ...) */
 int table_file_path(const char *type, const char *name, buf_t *path);
 /* table_close - release */
 void table_close(struct table *t);
@@ -167,7 +168,7 @@ enum table_build_status table_build_from(const struct table_build_request *req,
                                          struct table_build_stats *stats, buf_t *err);
 /* table_build - build type's file for the text file path (the text format
  * above; a duplicate is warned about in the log); -1 with err ("file:line:
- * ...") on failure */
+ * ...") on failure, and when path names the table file itself */
 int table_build(const char *type, const char *path, int flags, struct table_build_stats *stats,
                 buf_t *err);
 /* table_build_flags - the flags type's file for path was built with, -1 if

@@ -49,6 +49,15 @@ static int lmdb_file_of(const char *type)
     return -1;
 }
 
+/* lmdb_suffix_length - the length of name's ending when it is already
+ * row's suffix (sendmail's "hash /etc/mail/mailertable.db"), else 0 */
+static size_t lmdb_suffix_length(const char *name, int row)
+{
+    size_t n = strlen(name), k = strlen(lmdb_files[row].suffix);
+
+    return n > k && strcmp(name + n - k, lmdb_files[row].suffix) == 0 ? k : 0;
+}
+
 int table_file_path(const char *type, const char *name, buf_t *path)
 {
     int i = lmdb_file_of(type);
@@ -56,17 +65,22 @@ int table_file_path(const char *type, const char *name, buf_t *path)
     if (i < 0)
         return -1;
     buf_reset(path);
-    buf_printf(path, "%s%s", name, lmdb_files[i].suffix);
+    buf_puts(path, name);
+    if (lmdb_suffix_length(name, i) == 0)
+        buf_puts(path, lmdb_files[i].suffix);
     return 0;
 }
 
-/* lmdb_rebuild_hint - the command that builds type's file for name */
+/* lmdb_rebuild_hint - the command that builds type's file for name (the
+ * text file is name without the table file's suffix) */
 static void lmdb_rebuild_hint(const char *type, const char *name, buf_t *hint)
 {
+    int n = (int)(strlen(name) - lmdb_suffix_length(name, lmdb_file_of(type)));
+
     if (strcmp(type, "lmdb") == 0)
-        buf_printf(hint, "tern map %s", name);
+        buf_printf(hint, "tern map %.*s", n, name);
     else
-        buf_printf(hint, "makemap %s %s < %s", type, name, name);
+        buf_printf(hint, "makemap %s %.*s < %.*s", type, n, name, n, name);
 }
 
 struct table_lmdb {
@@ -691,7 +705,14 @@ int table_build(const char *type, const char *path, int flags, struct table_buil
     struct table_build_source src = {build_text_next, NULL, &s, 0};
     struct stat st;
     enum table_build_status rc;
+    buf_t final = BUF_INIT;
+    int same = table_file_path(type, path, &final) == 0 && strcmp(final.data, path) == 0;
 
+    buf_free(&final);
+    if (same) {
+        buf_printf(err, "%s is the %s table file itself; name the text file", path, type);
+        return -1;
+    }
     if (table_text_open(&s.reader, path, err) < 0)
         return -1;
     if (fstat(fileno(s.reader.fp), &st) == 0)

@@ -642,6 +642,10 @@ static void test_file_path_uses_sendmails_names(void **state)
     assert_string_equal(path.data, "access.db");
     assert_int_equal(table_file_path("dbm", "/etc/mail/access", &path), 0);
     assert_string_equal(path.data, "/etc/mail/access.dir");
+    assert_int_equal(table_file_path("hash", "/etc/mail/mailertable.db", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/mailertable.db"); /* named with its suffix */
+    assert_int_equal(table_file_path("dbm", "/etc/mail/x.db", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/x.db.dir");
     assert_int_equal(table_file_path("texthash", "/etc/mail/access", &path), -1);
     assert_int_equal(table_file_path("regexp", "/etc/mail/access", &path), -1);
     buf_free(&path);
@@ -664,6 +668,9 @@ static void test_hash_btree_dbm_build_and_lookup(void **state)
     expect(t, "INFO@example.com", "alice");
     table_close(t);
     t = open_ok(spec_of("btree", p), 0); /* btree: is the same .db file */
+    expect(t, "info@example.com", "alice");
+    table_close(t);
+    t = open_ok(spec_of("hash", with_suffix(p, ".db")), 0); /* "hash -o /x/map.db" */
     expect(t, "info@example.com", "alice");
     table_close(t);
 
@@ -707,6 +714,14 @@ static void test_foreign_db_file_names_the_rebuild_command(void **state)
     assert_null(table_open(spec_of("lmdb", p), 0, &err));
     snprintf(want, sizeof(want), "rebuild it with: tern map %s", p);
     assert_non_null(strstr(buf_cstr(&err), want));
+
+    buf_reset(&err);
+    assert_null(table_open(spec_of("hash", with_suffix(p, ".db")), 0, &err)); /* name.db */
+    snprintf(want, sizeof(want), "rebuild it with: makemap hash %s < %s", p, p);
+    assert_non_null(strstr(buf_cstr(&err), want));
+    buf_reset(&err);
+    assert_int_equal(table_build("hash", with_suffix(p, ".db"), 0, NULL, &err), -1);
+    assert_non_null(strstr(buf_cstr(&err), "name the text file"));
 
     build_type_ok("hash", p, 0); /* the rebuild replaces the foreign file */
     struct table *t = open_ok(spec_of("hash", p), 0);
