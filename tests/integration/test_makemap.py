@@ -312,6 +312,22 @@ def test_running_tern_uses_rebuilt_hash_aliases(res):
     t.wait_log(rf"{qid}: to=<nobody@tern.test>.*relay=local.*status=sent")
 
 
+def test_newaliases_builds_every_built_type_and_skips_missing_optional(res):
+    t = res.tern(start=False)
+    one, two, gone = t.etc / "aliases", t.etc / "more", t.etc / "not-there"
+    one.write_text("root: admin\n")
+    two.write_text("a: b\n")
+    t.conf_edit(alias_maps=f"hash:{one}, optional:dbm:{two}, optional:btree:{gone}")
+    assert newaliases(t).splitlines() == [
+        f"{one}: 1 aliases, longest 5 bytes, 9 bytes total",
+        f"{two}: 1 aliases, longest 1 bytes, 2 bytes total",
+    ]
+    assert (t.etc / "aliases.db").is_file() and (t.etc / "more.dir").is_file()
+    assert not (t.etc / "not-there.db").exists()
+    assert tern_map("-q", "ROOT", f"hash:{one}").stdout == "admin\n"
+    assert tern_map("-s", f"dbm:{two}").stdout == "a: b\n"  # built as aliases
+
+
 def test_optional_missing_alias_map_is_empty(res):
     missing = res.base / "no-such-dir" / "aliases"
     t = res.tern(start=False, alias_maps=f"optional:hash:{missing}")
