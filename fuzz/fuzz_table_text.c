@@ -90,7 +90,7 @@ static struct table *fuzz_table_build(const char *path, int flags, size_t *entri
     buf_t err = BUF_INIT, spec = BUF_INIT;
     struct table *t = NULL;
 
-    if (table_build(path, flags, &st, &err) == 0) {
+    if (table_build("lmdb", path, flags, &st, &err) == 0) {
         buf_printf(&spec, "lmdb:%s", path);
         t = table_open(buf_cstr(&spec), flags, &err);
         if (t == NULL)

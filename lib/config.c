@@ -266,21 +266,24 @@ static void config_split_list(struct config_entry *e)
 }
 
 /* list parameters whose "/path" items stand for the names in that file
- * (sendmail's local-host-names, relay-domains and virtuserdomains files,
- * Postfix's mydestination = /file); "optional:/path" is such a file that
- * may be missing (sendmail's -o) */
+ * (sendmail's local-host-names, Postfix's mydestination = /file); an
+ * "optional:/path" item is such a file that may be missing (sendmail's
+ * F{w} -o /path): then it names nothing */
 static const char *const config_file_lists[] = {"mydestination", "mynetworks", "relay_domains",
                                                 "virtual_alias_domains", NULL};
+#define CONFIG_OPTIONAL_FILE "optional:/"
 
 /* config_read_names - the words of a names file: '#' comments, any white
  * space or commas between names; 0 ok, -1 with a message */
-static int config_read_names(const char *path, buf_t *out, buf_t *why)
+static int config_read_names(const char *path, int optional, buf_t *out, buf_t *why)
 {
     FILE *fp = fopen(path, "re");
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
 
+    if (fp == NULL && optional && errno == ENOENT)
+        return 0;
     if (fp == NULL) {
         buf_printf(why, "cannot read %s: %s", path, strerror(errno));
         return -1;
@@ -313,12 +316,12 @@ static int config_expand_files(struct config_entry *e, const char *name, buf_t *
         return 0;
     for (size_t i = 0; i < e->list_count; i++) {
         const char *item = e->list[i];
-        int optional = strncmp(item, "optional:/", 10) == 0;
+        int optional = strncmp(item, CONFIG_OPTIONAL_FILE, strlen(CONFIG_OPTIONAL_FILE)) == 0;
+        if (optional)
+            item += strlen(CONFIG_OPTIONAL_FILE) - 1;
         buf_putc(&v, ' ');
-        if (optional && access(item + 9, F_OK) < 0 && errno == ENOENT)
-            continue;
-        if (item[0] == '/' || optional) {
-            if (config_read_names(item + (optional ? 9 : 0), &v, why) < 0) {
+        if (item[0] == '/') {
+            if (config_read_names(item, optional, &v, why) < 0) {
                 buf_free(&v);
                 return -1;
             }

@@ -1,55 +1,142 @@
 /*
  * table - "type:name" lookup tables (see table.h): the type dispatch, table
- * lists, and the lookup orders of DESIGN §6 for addresses, domains and IP
- * addresses.  The types live in table_lmdb.c, table_text.c (texthash:,
- * inline:, static:), table_cidr.c, table_regexp.c and table_unix.c.
+ * lists, optional tables, and the lookup orders of DESIGN §6 for addresses,
+ * domains and IP addresses.  The types live in table_lmdb.c (lmdb:, hash:,
+ * btree:, dbm:), table_text.c (texthash:, inline:, static:), table_cidr.c,
+ * table_regexp.c and table_unix.c.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "addr.h"
+#include "log.h"
 #include "netaddr.h"
 #include "table_impl.h"
 
+/* what table_open does when an optional table's file is missing */
+enum table_kind {
+    TABLE_KIND_OTHER, /* no file (inline:, static:, unix:) */
+    TABLE_KIND_TEXT,  /* a text file read at open: missing = empty */
+    TABLE_KIND_BUILT, /* an LMDB file: the opener handles it */
+};
+
 struct table_type {
-    const char *prefix; /* "lmdb:" */
+    const char *name; /* "lmdb" */
+    enum table_kind kind;
     int (*open)(struct table *t, const char *name, buf_t *err);
 };
 
 static const struct table_type table_types[] = {
-    {"lmdb:", table_open_lmdb},     {"texthash:", table_open_texthash},
-    {"inline:", table_open_inline}, {"static:", table_open_static},
-    {"cidr:", table_open_cidr},     {"regexp:", table_open_regexp},
-    {"unix:", table_open_unix},     {NULL, NULL},
+    {"lmdb", TABLE_KIND_BUILT, table_open_lmdb},
+    {"hash", TABLE_KIND_BUILT, table_open_lmdb},
+    {"btree", TABLE_KIND_BUILT, table_open_lmdb},
+    {"dbm", TABLE_KIND_BUILT, table_open_lmdb},
+    {"texthash", TABLE_KIND_TEXT, table_open_texthash},
+    {"inline", TABLE_KIND_OTHER, table_open_inline},
+    {"static", TABLE_KIND_OTHER, table_open_static},
+    {"cidr", TABLE_KIND_TEXT, table_open_cidr},
+    {"regexp", TABLE_KIND_TEXT, table_open_regexp},
+    {"unix", TABLE_KIND_OTHER, table_open_unix},
+    {NULL, TABLE_KIND_OTHER, NULL},
 };
 
-/* table_find_type - the type spec names, or NULL */
-static const struct table_type *table_find_type(const char *spec)
+/* table_parse - the type of "[optional:]type:name", *name and *optional;
+ * NULL for an unknown type */
+static const struct table_type *table_parse(const char *spec, const char **name, int *optional)
 {
-    for (const struct table_type *tt = table_types; tt->prefix; tt++)
-        if (strncmp(spec, tt->prefix, strlen(tt->prefix)) == 0)
+    size_t n = strlen(TABLE_OPTIONAL_PREFIX);
+
+    *optional = strncmp(spec, TABLE_OPTIONAL_PREFIX, n) == 0;
+    if (*optional)
+        spec += n;
+    for (const struct table_type *tt = table_types; tt->name; tt++) {
+        n = strlen(tt->name);
+        if (strncmp(spec, tt->name, n) == 0 && spec[n] == ':') {
+            *name = spec + n + 1;
             return tt;
+        }
+    }
     return NULL;
+}
+
+int table_spec_split(const char *spec, buf_t *type, const char **name, int *optional)
+{
+    const struct table_type *tt = table_parse(spec, name, optional);
+
+    if (tt == NULL)
+        return -1;
+    buf_set(type, tt->name);
+    return 0;
+}
+
+void table_warn_missing(const struct table *t, const char *path)
+{
+    static char **warned; /* every path warned about in this process */
+    static size_t count;
+
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(warned[i], path) == 0)
+            return;
+    warned = xrealloc(warned, (count + 1) * sizeof(char *));
+    warned[count++] = xstrdup(path);
+    log_warn("%s: %s does not exist; the optional table is empty", t->spec, path);
+}
+
+/* ---- the empty table that stands for a missing optional text file */
+
+static enum table_result empty_lookup(struct table *t, const char *key, buf_t *value)
+{
+    return TABLE_NOTFOUND;
+}
+
+static int empty_walk(struct table *t, table_walk_fn fn, void *ctx, buf_t *err)
+{
+    return 0;
+}
+
+static void empty_close(struct table *t)
+{
+}
+
+static const struct table_ops empty_ops = {"empty", 0, empty_lookup, empty_walk, empty_close, NULL};
+
+/* table_open_missing - an optional text table whose file does not exist
+ * becomes empty: 1, else 0 (open it normally) */
+static int table_open_missing(struct table *t, const struct table_type *tt, const char *name)
+{
+    struct stat st;
+
+    if (!(t->flags & TABLE_OPTIONAL) || tt->kind != TABLE_KIND_TEXT || stat(name, &st) == 0 ||
+        errno != ENOENT)
+        return 0;
+    table_warn_missing(t, name);
+    t->ops = &empty_ops;
+    return 1;
 }
 
 struct table *table_open(const char *spec, int flags, buf_t *err)
 {
-    const struct table_type *tt = table_find_type(spec);
+    const char *name;
+    int optional;
+    const struct table_type *tt = table_parse(spec, &name, &optional);
     struct table *t;
     buf_t why = BUF_INIT;
 
     if (tt == NULL) {
         buf_printf(err,
-                   "%s: unknown table type (known: lmdb, texthash, inline, static, cidr, "
-                   "regexp, unix)",
+                   "%s: unknown table type (known: lmdb, hash, btree, dbm, texthash, inline, "
+                   "static, cidr, regexp, unix; optional: before any of them)",
                    spec);
         return NULL;
     }
     t = xcalloc(1, sizeof(*t));
     t->spec = xstrdup(spec);
-    t->flags = flags;
-    if (tt->open(t, spec + strlen(tt->prefix), &why) < 0) {
+    t->type = tt->name;
+    t->flags = flags | (optional ? TABLE_OPTIONAL : 0);
+    if (!table_open_missing(t, tt, name) && tt->open(t, name, &why) < 0) {
         buf_printf(err, "%s: %s", spec, buf_cstr(&why));
         buf_free(&why);
         free(t->spec);
@@ -111,7 +198,10 @@ unsigned long table_generation(struct table *t)
 
 int table_spec_known(const char *spec)
 {
-    return table_find_type(spec) != NULL;
+    const char *name;
+    int optional;
+
+    return table_parse(spec, &name, &optional) != NULL;
 }
 
 int table_walk(struct table *t, table_walk_fn fn, void *ctx, buf_t *err)

@@ -25,11 +25,19 @@ struct table_ops {
 struct table {
     const struct table_ops *ops;
     char *spec;
+    const char *type; /* "hash": the type named in spec */
     int flags;
     void *impl;
 };
 
-/* openers: name is the part after "type:"; -1 with err (without the spec) */
+/* table_warn_missing - the warning for an optional table whose file path
+ * does not exist: logged once per path and process */
+void table_warn_missing(const struct table *t, const char *path);
+
+/* openers: name is the part after "type:"; -1 with err (without the spec).
+ * table_open_lmdb serves lmdb, hash, btree and dbm (t->type tells which) and
+ * handles TABLE_OPTIONAL itself; for the other file types table_open makes
+ * a missing optional file an empty table before the opener is called. */
 int table_open_lmdb(struct table *t, const char *name, buf_t *err);
 int table_open_texthash(struct table *t, const char *name, buf_t *err);
 int table_open_inline(struct table *t, const char *name, buf_t *err);
@@ -63,6 +71,10 @@ int table_text_split(const char *line, int flags, buf_t *key, buf_t *value, cons
 const char *table_key_fold(const char *key, int flags, buf_t *tmp);
 /* table_where - "path:line" for messages */
 void table_where(buf_t *out, const char *path, size_t lineno);
+/* table_dir_of - the directory that holds path ("." for a bare name) */
+void table_dir_of(const char *path, buf_t *dir);
+/* table_sync_dir_of - make a rename to path durable (fsync its directory) */
+void table_sync_dir_of(const char *path);
 
 /* table_mem - keys in insertion order with a hash index */
 struct table_mem {

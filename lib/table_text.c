@@ -24,6 +24,28 @@ void table_where(buf_t *out, const char *path, size_t lineno)
     buf_printf(out, "%s:%zu", path, lineno);
 }
 
+void table_dir_of(const char *path, buf_t *dir)
+{
+    const char *slash = strrchr(path, '/');
+
+    buf_reset(dir);
+    if (slash == NULL)
+        buf_set(dir, ".");
+    else if (slash == path)
+        buf_set(dir, "/");
+    else
+        buf_append(dir, path, (size_t)(slash - path));
+}
+
+void table_sync_dir_of(const char *path)
+{
+    buf_t dir = BUF_INIT;
+
+    table_dir_of(path, &dir);
+    (void)fsync_dir(dir.data);
+    buf_free(&dir);
+}
+
 int table_text_open(struct table_text *r, const char *path, buf_t *err)
 {
     memset(r, 0, sizeof(*r));
@@ -522,7 +544,7 @@ static int delete_commit(FILE *out, const char *tmp, const char *path, const str
         buf_printf(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         return -1;
     }
-    fsync_dir(path);
+    table_sync_dir_of(path);
     return 0;
 }
 

@@ -1,9 +1,12 @@
 /*
- * sendmail - the sendmail-compatible command (also mailq, newaliases).
+ * sendmail - the sendmail-compatible command (also mailq, newaliases,
+ * praliases, makemap and postmap, chosen by argv[0]).
  *
  *   sendmail [flags] [recipient ...]     submit a message from stdin (-bm)
  *   mailq = sendmail -bp                 newaliases = sendmail -bi
  *   praliases [name ...]: print the aliases as key:value
+ *   makemap TYPE NAME < NAME: build a table (makemap.h)
+ *   postmap [type:]FILE: `tern map` under Postfix's name (map.h)
  *
  * See docs/sendmail.1 for every flag.  This program runs with the caller's
  * privileges and never trusts its environment: the config directory comes
@@ -20,6 +23,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "makemap.h"
 #include "map.h"
 #include "sendmail.h"
 #include "trace.h"
@@ -480,6 +484,11 @@ int main(int argc, char **argv)
     char *dir;
     int first, rc;
 
+    if (strcmp(prog, "makemap") == 0 || strcmp(prog, "postmap") == 0) {
+        log_init(prog, LOG_TARGET_STDERR, NULL); /* table warnings go to the caller */
+        return strcmp(prog, "makemap") == 0 ? tern_makemap_main(argc, argv)
+                                            : tern_map_postmap(argc, argv);
+    }
     memset(&o, 0, sizeof(o));
     submission_init(&o.sub);
     o.mode = strcmp(prog, "mailq") == 0        ? 'p'

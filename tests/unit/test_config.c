@@ -472,6 +472,33 @@ static void test_config_mydestination_file_items_read_the_names_file(void **stat
     assert_non_null(strstr(buf_cstr(&f->err), "tern.conf:1: mydestination: cannot read "));
 }
 
+/* test_config_optional_names_file_may_be_missing */
+static void test_config_optional_names_file_may_be_missing(void **state)
+{
+    struct conf_fixture *f = *state;
+    char names[128], text[256];
+    size_t n = 0;
+
+    snprintf(names, sizeof(names), "%s/virtuserdomains", f->dir);
+    snprintf(text, sizeof(text), "mydestination = here.test, optional:%s\n", names);
+    assert_int_equal(conf_load_text(f, text), 0); /* missing: names nothing */
+    char *const *list = config_list(f->cfg, "mydestination", &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0], "here.test");
+    FILE *fp = fopen(names, "w");
+    assert_non_null(fp);
+    fputs("virtual.test\n", fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(conf_load_text(f, text), 0); /* present: read as usual */
+    list = config_list(f->cfg, "mydestination", &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[1], "virtual.test");
+    unlink(names);
+    snprintf(text, sizeof(text), "mydestination = optional:%s/x\n", f->file);
+    assert_int_equal(conf_load_text(f, text), -1); /* ENOTDIR: only missing is forgiven */
+    assert_non_null(strstr(buf_cstr(&f->err), "cannot read "));
+}
+
 /* test_config_list_items_expand_parameters */
 static void test_config_list_items_expand_parameters(void **state)
 {
@@ -560,6 +587,7 @@ int main(void)
         CONF_TEST(test_config_lists_split_on_commas_and_white_space),
         CONF_TEST(test_config_list_keeps_braced_items_together),
         CONF_TEST(test_config_mydestination_file_items_read_the_names_file),
+        CONF_TEST(test_config_optional_names_file_may_be_missing),
         CONF_TEST(test_config_list_items_expand_parameters),
         cmocka_unit_test(test_config_set_rejects_unknown_name_with_origin),
         cmocka_unit_test(test_config_default_dir_prefers_argument_then_environment),

@@ -3,7 +3,10 @@
  * static, cidr, regexp, unix), the text format (comments, continuations,
  * alias syntax, duplicates warned, bounds), case folding, the lookup orders
  * of DESIGN §6, lmdb rebuilds seen without a reopen, TEMPFAIL on a vanished
- * file, atomic builds and the text-file delete.
+ * file, atomic builds and the text-file delete; sendmail's names for the
+ * LMDB files (hash:, btree:, dbm:), a foreign .db file, optional: tables,
+ * builds from a stream (replace, append, duplicates) and the new file's
+ * permissions.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,7 +109,7 @@ static void build_ok(const char *path, int flags, struct table_build_stats *st)
 {
     buf_t err = BUF_INIT;
 
-    if (table_build(path, flags, st, &err) != 0)
+    if (table_build("lmdb", path, flags, st, &err) != 0)
         fail_msg("table_build(%s): %s", path, buf_cstr(&err));
     buf_free(&err);
 }
@@ -219,7 +222,7 @@ static void test_missing_file_names_the_file(void **state)
     assert_null(table_open(spec_of("texthash", p), 0, &err));
     assert_non_null(strstr(buf_cstr(&err), "does-not-exist"));
     buf_reset(&err);
-    assert_null(table_open("hash:/etc/aliases", 0, &err));
+    assert_null(table_open("nis:mail.aliases", 0, &err));
     assert_non_null(strstr(buf_cstr(&err), "unknown table type"));
     buf_free(&err);
 }
@@ -454,7 +457,7 @@ static void test_lmdb_build_and_lookup(void **state)
                                    strlen("bobfirst part second part third part") +
                                    strlen("carolc1"));
     assert_non_null(strstr(read_log(), "map:9: duplicate key \"alice@example.com\""));
-    assert_int_equal(table_build_flags(p), 0);
+    assert_int_equal(table_build_flags("lmdb", p), 0);
     t = open_ok(spec_of("lmdb", p), 0);
     expect(t, "ALICE@example.com", "alice-value");
     expect(t, "bob", "first part second part third part");
@@ -483,7 +486,7 @@ static void test_lmdb_alias_build_is_remembered(void **state)
     assert_int_equal(st.entries, 2);
     assert_int_equal(st.longest, 5);
     assert_int_equal(st.total, 4 + 5 + 10 + 4);
-    assert_int_equal(table_build_flags(p), TABLE_ALIASES);
+    assert_int_equal(table_build_flags("lmdb", p), TABLE_ALIASES);
     t = open_ok(spec_of("lmdb", p), 0);
     assert_true(table_flags(t) & TABLE_ALIASES);
     expect(t, "ROOT", "admin");
@@ -558,7 +561,7 @@ static void test_failed_build_keeps_the_old_table(void **state)
     snprintf(lmdb, sizeof(lmdb), "%s.lmdb", p);
     assert_int_equal(stat(lmdb, &before), 0);
     write_file("atomic", "key changed\nbroken-line-without-value\n");
-    assert_int_equal(table_build(p, 0, NULL, &err), -1);
+    assert_int_equal(table_build("lmdb", p, 0, NULL, &err), -1);
     assert_non_null(strstr(buf_cstr(&err), "atomic:2:"));
     assert_int_equal(stat(lmdb, &after), 0);
     assert_true(before.st_ino == after.st_ino);
@@ -591,6 +594,345 @@ static void test_text_delete_removes_entry_and_continuations(void **state)
     text[n] = 0;
     assert_string_equal(text, "# keep me\na: 1\n# and me\nc: 4\n");
     buf_free(&err);
+}
+
+/* file_exists - path names a file; its size in *size when non-NULL */
+static int file_exists(const char *path, off_t *size)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return 0;
+    if (size)
+        *size = st.st_size;
+    return 1;
+}
+
+/* with_suffix - path + suffix, in one of four static buffers */
+static const char *with_suffix(const char *path, const char *suffix)
+{
+    static char out[4][1024];
+    static int next;
+    char *p = out[next++ % 4];
+
+    snprintf(p, sizeof(out[0]), "%s%s", path, suffix);
+    return p;
+}
+
+/* build_type_ok - table_build of type that must succeed */
+static void build_type_ok(const char *type, const char *path, int flags)
+{
+    buf_t err = BUF_INIT;
+
+    if (table_build(type, path, flags, NULL, &err) != 0)
+        fail_msg("table_build(%s, %s): %s", type, path, buf_cstr(&err));
+    buf_free(&err);
+}
+
+/* test_file_path_uses_sendmails_names */
+static void test_file_path_uses_sendmails_names(void **state)
+{
+    buf_t path = BUF_INIT;
+
+    assert_int_equal(table_file_path("lmdb", "/etc/mail/access", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/access.lmdb");
+    assert_int_equal(table_file_path("hash", "/etc/mail/access", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/access.db");
+    assert_int_equal(table_file_path("btree", "access", &path), 0);
+    assert_string_equal(path.data, "access.db");
+    assert_int_equal(table_file_path("dbm", "/etc/mail/access", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/access.dir");
+    assert_int_equal(table_file_path("hash", "/etc/mail/mailertable.db", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/mailertable.db"); /* named with its suffix */
+    assert_int_equal(table_file_path("dbm", "/etc/mail/x.db", &path), 0);
+    assert_string_equal(path.data, "/etc/mail/x.db.dir");
+    assert_int_equal(table_file_path("texthash", "/etc/mail/access", &path), -1);
+    assert_int_equal(table_file_path("regexp", "/etc/mail/access", &path), -1);
+    buf_free(&path);
+}
+
+/* test_hash_btree_dbm_build_and_lookup */
+static void test_hash_btree_dbm_build_and_lookup(void **state)
+{
+    const char *p = write_file("virtusertable", "@Example.COM bob@example.net\n"
+                                                "info@example.com  alice\n");
+    off_t size = -1;
+    struct table *t;
+
+    build_type_ok("hash", p, 0);
+    assert_true(file_exists(with_suffix(p, ".db"), NULL));
+    assert_false(file_exists(with_suffix(p, ".lmdb"), NULL));
+    assert_int_equal(table_build_flags("hash", p), 0);
+    t = open_ok(spec_of("hash", p), 0);
+    expect(t, "@example.com", "bob@example.net");
+    expect(t, "INFO@example.com", "alice");
+    table_close(t);
+    t = open_ok(spec_of("btree", p), 0); /* btree: is the same .db file */
+    expect(t, "info@example.com", "alice");
+    table_close(t);
+    t = open_ok(spec_of("hash", with_suffix(p, ".db")), 0); /* "hash -o /x/map.db" */
+    expect(t, "info@example.com", "alice");
+    table_close(t);
+
+    build_type_ok("dbm", p, TABLE_CASE_SENSITIVE);
+    assert_true(file_exists(with_suffix(p, ".dir"), NULL));
+    assert_true(file_exists(with_suffix(p, ".pag"), &size));
+    assert_int_equal(size, 0); /* only there for Makefiles */
+    assert_int_equal(table_build_flags("dbm", p), TABLE_CASE_SENSITIVE);
+    t = open_ok(spec_of("dbm", p), 0);
+    expect(t, "@Example.COM", "bob@example.net");
+    expect(t, "@example.com", NULL); /* built with -f: no folding */
+    table_close(t);
+}
+
+/* test_foreign_db_file_names_the_rebuild_command */
+static void test_foreign_db_file_names_the_rebuild_command(void **state)
+{
+    const char *p = write_file("access", "spam.example REJECT\n");
+    char want[1400];
+    buf_t err = BUF_INIT;
+
+    write_file("access.db", "\x00\x06\x15\x61 a Berkeley DB hash file, or garbage \xff\xfe");
+    assert_null(table_open(spec_of("hash", p), 0, &err));
+    snprintf(want, sizeof(want),
+             "%s.db: not a tern (LMDB) table -- rebuild it with: makemap hash %s < %s", p, p, p);
+    if (strstr(buf_cstr(&err), want) == NULL)
+        fail_msg("got: %s", buf_cstr(&err));
+    buf_reset(&err);
+    assert_null(table_open(spec_of("optional:hash", p), 0, &err)); /* only missing is forgiven */
+    assert_non_null(strstr(buf_cstr(&err), "not a tern (LMDB) table"));
+
+    write_file("access.dir", ""); /* an ndbm .dir is often empty */
+    buf_reset(&err);
+    assert_null(table_open(spec_of("dbm", p), 0, &err));
+    snprintf(want, sizeof(want), "%s.dir: not a tern (LMDB) table -- rebuild it with: makemap dbm",
+             p);
+    assert_non_null(strstr(buf_cstr(&err), want));
+
+    write_file("access.lmdb", "garbage");
+    buf_reset(&err);
+    assert_null(table_open(spec_of("lmdb", p), 0, &err));
+    snprintf(want, sizeof(want), "rebuild it with: tern map %s", p);
+    assert_non_null(strstr(buf_cstr(&err), want));
+
+    buf_reset(&err);
+    assert_null(table_open(spec_of("hash", with_suffix(p, ".db")), 0, &err)); /* name.db */
+    snprintf(want, sizeof(want), "rebuild it with: makemap hash %s < %s", p, p);
+    assert_non_null(strstr(buf_cstr(&err), want));
+    buf_reset(&err);
+    assert_int_equal(table_build("hash", with_suffix(p, ".db"), 0, NULL, &err), -1);
+    assert_non_null(strstr(buf_cstr(&err), "name the text file"));
+
+    build_type_ok("hash", p, 0); /* the rebuild replaces the foreign file */
+    struct table *t = open_ok(spec_of("hash", p), 0);
+    expect(t, "spam.example", "REJECT");
+    table_close(t);
+    buf_free(&err);
+}
+
+/* count_in_log - how often needle was logged */
+static int count_in_log(const char *needle)
+{
+    const char *p = read_log();
+    int n = 0;
+
+    while ((p = strstr(p, needle)) != NULL) {
+        n++;
+        p += strlen(needle);
+    }
+    return n;
+}
+
+/* test_optional_lmdb_table_follows_its_file */
+static void test_optional_lmdb_table_follows_its_file(void **state)
+{
+    const char *p = path_in("mailertable");
+    char spec[700], warning[700];
+    struct table *t;
+    buf_t v = BUF_INIT, err = BUF_INIT;
+    int n = 0;
+
+    snprintf(spec, sizeof(spec), "optional:hash:%s", p);
+    snprintf(warning, sizeof(warning), "%s.db does not exist", p);
+    t = open_ok(spec, 0);
+    assert_string_equal(table_name(t), spec);
+    assert_true(table_flags(t) & TABLE_OPTIONAL);
+    expect(t, "example.com", NULL); /* missing: empty, not TEMPFAIL */
+    expect(t, "other.example", NULL);
+    assert_int_equal(table_walk(t, count_entry, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(count_in_log(warning), 1); /* once per process */
+
+    write_file("mailertable", "example.com smtp:[relay.example]\n");
+    build_type_ok("hash", p, 0);
+    expect(t, "example.com", "smtp:[relay.example]"); /* appeared: used */
+    assert_int_equal(unlink(with_suffix(p, ".db")), 0);
+    assert_int_equal(table_lookup(t, "example.com", &v), TABLE_NOTFOUND); /* gone: empty */
+    build_type_ok("hash", p, 0);
+    expect(t, "example.com", "smtp:[relay.example]");
+    assert_true(table_flags(t) & TABLE_OPTIONAL);
+    table_close(t);
+    assert_int_equal(count_in_log(warning), 1);
+    buf_free(&v);
+    buf_free(&err);
+}
+
+/* test_optional_text_tables_missing_are_empty */
+static void test_optional_text_tables_missing_are_empty(void **state)
+{
+    static const char *const types[] = {"texthash", "cidr", "regexp"};
+    const char *p = path_in("never-written");
+    char spec[700];
+    buf_t err = BUF_INIT;
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(spec, sizeof(spec), "optional:%s:%s", types[i], p);
+        struct table *t = open_ok(spec, 0);
+        expect(t, "192.0.2.1", NULL);
+        assert_string_equal(table_name(t), spec);
+        table_close(t);
+        assert_null(table_open(spec + strlen("optional:"), 0, &err)); /* without it: error */
+        assert_non_null(strstr(buf_cstr(&err), "never-written"));
+        buf_reset(&err);
+    }
+    assert_int_equal(count_in_log("never-written does not exist"), 1);
+    p = write_file("present", "key value\n"); /* present: read as usual */
+    snprintf(spec, sizeof(spec), "optional:texthash:%s", p);
+    struct table *t = open_ok(spec, 0);
+    expect(t, "KEY", "value");
+    table_close(t);
+    buf_free(&err);
+}
+
+/* test_spec_split */
+static void test_spec_split(void **state)
+{
+    buf_t type = BUF_INIT;
+    const char *name;
+    int optional;
+
+    assert_int_equal(table_spec_split("optional:dbm:/etc/mail/x", &type, &name, &optional), 0);
+    assert_string_equal(type.data, "dbm");
+    assert_string_equal(name, "/etc/mail/x");
+    assert_true(optional);
+    assert_int_equal(table_spec_split("hash:/a:b", &type, &name, &optional), 0);
+    assert_string_equal(type.data, "hash");
+    assert_string_equal(name, "/a:b");
+    assert_false(optional);
+    assert_int_equal(table_spec_split("hashx:/a", &type, &name, &optional), -1);
+    assert_int_equal(table_spec_split("optional:/a", &type, &name, &optional), -1);
+    buf_free(&type);
+}
+
+/* a table_build_source over an array of "key", "value" pairs */
+struct pairs {
+    const char *const *kv;
+    size_t next;
+    int duplicates;
+};
+
+static int pairs_next(void *ctx, buf_t *key, buf_t *value, buf_t *where, buf_t *err)
+{
+    struct pairs *p = ctx;
+
+    if (p->kv[p->next] == NULL)
+        return 0;
+    buf_set(key, p->kv[p->next]);
+    buf_set(value, p->kv[p->next + 1]);
+    buf_reset(where);
+    buf_printf(where, "pair %zu", p->next / 2 + 1);
+    p->next += 2;
+    return 1;
+}
+
+static void pairs_duplicate(void *ctx, const char *key, const char *where)
+{
+    ((struct pairs *)ctx)->duplicates++;
+}
+
+/* build_pairs - table_build_from over kv; the status */
+static enum table_build_status build_pairs(const char *name, const char *const *kv, int replace,
+                                           int append, struct pairs *p)
+{
+    struct table_build_request req = {"hash", name, 0, replace, append};
+    struct table_build_source src = {pairs_next, pairs_duplicate, p, 0};
+    buf_t err = BUF_INIT;
+    enum table_build_status rc;
+
+    memset(p, 0, sizeof(*p));
+    p->kv = kv;
+    rc = table_build_from(&req, &src, NULL, &err);
+    buf_free(&err);
+    return rc;
+}
+
+/* test_build_from_a_stream_replace_and_append */
+static void test_build_from_a_stream_replace_and_append(void **state)
+{
+    static const char *const first[] = {"a", "1", "b", "2", "a", "3", NULL};
+    static const char *const more[] = {"c", "4", "b", "5", NULL};
+    const char *name = path_in("stream"); /* no text file: the input is the array */
+    struct pairs p;
+    struct table *t;
+
+    assert_int_equal(build_pairs(name, first, 0, 0, &p), TABLE_BUILD_OK);
+    assert_int_equal(p.duplicates, 1);
+    t = open_ok(spec_of("hash", name), 0);
+    expect(t, "a", "1"); /* the first one wins */
+    assert_int_equal(build_pairs(name, first, 1, 0, &p), TABLE_BUILD_OK);
+    assert_int_equal(p.duplicates, 0);
+    expect(t, "a", "3"); /* replace: the last one wins */
+    assert_int_equal(build_pairs(name, more, 0, 1, &p), TABLE_BUILD_OK);
+    assert_int_equal(p.duplicates, 1);
+    expect(t, "a", "3"); /* appended: the old entries stay */
+    expect(t, "b", "2");
+    expect(t, "c", "4");
+    assert_int_equal(build_pairs(name, more, 1, 1, &p), TABLE_BUILD_OK);
+    expect(t, "b", "5");
+    table_close(t);
+    assert_int_equal(build_pairs(path_in("no-such-map"), more, 0, 1, &p), TABLE_BUILD_CREATE);
+    assert_int_equal(build_pairs(path_in("no-such-dir/map"), more, 0, 0, &p), TABLE_BUILD_CREATE);
+}
+
+/* mode_of - permission bits and group of path */
+static mode_t mode_of(const char *path, gid_t *gid)
+{
+    struct stat st;
+
+    assert_int_equal(stat(path, &st), 0);
+    if (gid)
+        *gid = st.st_gid;
+    return st.st_mode & 07777;
+}
+
+/* test_built_file_permissions */
+static void test_built_file_permissions(void **state)
+{
+    static const char *const kv[] = {"k", "v", NULL};
+    const char *p = write_file("perm", "k v\n");
+    char dir[600], name[700];
+    struct pairs pairs;
+    gid_t gid;
+
+    assert_int_equal(chmod(p, 0664), 0);
+    build_type_ok("hash", p, 0);
+    assert_int_equal(mode_of(with_suffix(p, ".db"), NULL), 0644); /* never group-writable */
+    assert_int_equal(chmod(p, 0640), 0);
+    build_type_ok("dbm", p, 0);
+    assert_int_equal(mode_of(with_suffix(p, ".dir"), NULL), 0640);
+    assert_int_equal(mode_of(with_suffix(p, ".pag"), NULL), 0640);
+
+    assert_int_equal(build_pairs(path_in("plain"), kv, 0, 0, &pairs), TABLE_BUILD_OK);
+    assert_int_equal(mode_of(path_in("plain.db"), NULL), 0644); /* no text file */
+
+    snprintf(dir, sizeof(dir), "%s/setgid", tmpdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(chown(dir, (uid_t)-1, 12345), 0);
+    assert_int_equal(chmod(dir, 02750), 0);
+    snprintf(name, sizeof(name), "%s/access", dir);
+    assert_int_equal(build_pairs(name, kv, 0, 0, &pairs), TABLE_BUILD_OK);
+    assert_int_equal(mode_of(with_suffix(name, ".db"), &gid), 0640);
+    assert_int_equal(gid, 12345); /* the directory's group */
 }
 
 static int setup(void **state)
@@ -633,6 +975,14 @@ int main(void)
         cmocka_unit_test(test_lmdb_vanished_file_is_tempfail),
         cmocka_unit_test(test_failed_build_keeps_the_old_table),
         cmocka_unit_test(test_text_delete_removes_entry_and_continuations),
+        cmocka_unit_test(test_file_path_uses_sendmails_names),
+        cmocka_unit_test(test_hash_btree_dbm_build_and_lookup),
+        cmocka_unit_test(test_foreign_db_file_names_the_rebuild_command),
+        cmocka_unit_test(test_optional_lmdb_table_follows_its_file),
+        cmocka_unit_test(test_optional_text_tables_missing_are_empty),
+        cmocka_unit_test(test_spec_split),
+        cmocka_unit_test(test_build_from_a_stream_replace_and_append),
+        cmocka_unit_test(test_built_file_permissions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
