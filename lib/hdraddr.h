@@ -79,9 +79,9 @@ int hdraddr_rewrite(const char *value, size_t len, hdraddr_map_fn fn, void *ctx,
 /* hdraddr_each - the same walk without rewriting (fn's out is ignored):
  * the number of addresses fn was called for, or -1 as above */
 int hdraddr_each(const char *value, size_t len, hdraddr_map_fn fn, void *ctx);
-/* hdraddr_scan - hdraddr_each that also tells other (may be NULL) about each
- * element that is not an address, in order with fn's calls: for callers that
- * must refuse such elements (sendmail -t) */
+/* hdraddr_scan - hdraddr_each that also tells other about each element that
+ * is not an address, in order with fn's calls: for callers that must refuse
+ * such elements (sendmail -t).  fn and other may be NULL. */
 int hdraddr_scan(const char *value, size_t len, hdraddr_map_fn fn, hdraddr_other_fn other,
                  void *ctx);
 
