@@ -70,11 +70,12 @@ typedef int (*hdraddr_map_fn)(const char *addr, buf_t *out, void *ctx);
 typedef void (*hdraddr_other_fn)(const char *text, size_t len, void *ctx);
 
 /* hdraddr_rewrite - value/len is a header field body.  Calls fn for every
- * address of the list, in order, and copies the body into out (reset first)
- * with the replacements and everything else byte for byte.  Returns the
- * number of addresses replaced (0: out holds an unchanged copy), or -1 when
- * the body is not an address list that can be rewritten safely: out then
- * holds an unchanged copy too, and fn has not been called. */
+ * address of the list, in order, and copies the body into out (reset first,
+ * so value must not point into out) with the replacements and everything
+ * else byte for byte.  Returns the number of addresses replaced (0: out
+ * holds an unchanged copy), or -1 when the body is not an address list that
+ * can be rewritten safely: out then holds an unchanged copy too, and fn has
+ * not been called. */
 int hdraddr_rewrite(const char *value, size_t len, hdraddr_map_fn fn, void *ctx, buf_t *out);
 /* hdraddr_each - the same walk without rewriting (fn's out is ignored):
  * the number of addresses fn was called for, or -1 as above */
