@@ -12,7 +12,12 @@
  *  - replacing every address by X@Y replaces as many as were found, and the
  *    output parses to exactly that many addresses, all X@Y;
  *  - replacing every address by itself gives an output with the same
- *    addresses in the same order;
+ *    addresses in the same order, no longer than the input, that the same
+ *    rewrite leaves alone (only comments and white space inside an addr-spec
+ *    may go, and then they are gone);
+ *  - in a value without white space, line breaks and comments an address is
+ *    exactly the bytes it replaces: replacing each by itself changes nothing,
+ *    and X@Y changes the length by the addresses' lengths;
  *  - an element reported as no address lies inside the value.
  */
 #include <stddef.h>
@@ -104,16 +109,31 @@ static int fuzz_scan_count(const char *value, size_t len)
     return hdraddr_scan(value, len, NULL, fuzz_other, &b);
 }
 
+/* fuzz_plain - no white space, line break or comment: nothing an address's
+ * bytes may hold that its text drops */
+static int fuzz_plain(const char *value, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' || value[i] == '\n' ||
+            value[i] == '(')
+            return 0;
+    return 1;
+}
+
 /* fuzz_rewrite_all - X@Y everywhere: count and re-parse agree */
-static void fuzz_rewrite_all(const char *value, size_t len, int found)
+static void fuzz_rewrite_all(const char *value, size_t len, const struct fuzz_seen *first,
+                             int found)
 {
     struct fuzz_seen seen = {0, BUF_INIT}, again = {0, BUF_INIT};
     buf_t out = BUF_INIT;
     int rc = hdraddr_rewrite(value, len, fuzz_xy, &seen, &out);
+    size_t addr_bytes = first->addrs.len - (size_t)first->calls; /* without the NULs */
 
     if (rc != found || (rc >= 0 && seen.calls != rc) || (rc < 0 && seen.calls != 0))
         abort();
     if (rc < 0 && !fuzz_same(&out, value, len))
+        abort();
+    if (rc >= 0 && fuzz_plain(value, len) && out.len != len - addr_bytes + 3 * (size_t)rc)
         abort();
     if (rc >= 0) {
         if (hdraddr_each(out.data, out.len, fuzz_keep, &again) != rc || again.calls != rc)
@@ -130,15 +150,20 @@ static void fuzz_rewrite_all(const char *value, size_t len, int found)
 static void fuzz_rewrite_self(const char *value, size_t len, const struct fuzz_seen *first)
 {
     struct fuzz_seen again = {0, BUF_INIT};
-    buf_t out = BUF_INIT;
+    buf_t out = BUF_INIT, twice = BUF_INIT;
     int rc = hdraddr_rewrite(value, len, fuzz_self, NULL, &out);
 
-    if (rc != first->calls)
+    if (rc != first->calls || out.len > len ||
+        (fuzz_plain(value, len) && !fuzz_same(&out, value, len)))
         abort();
     if (hdraddr_each(out.data, out.len, fuzz_keep, &again) != rc ||
         !fuzz_same(&again.addrs, first->addrs.data, first->addrs.len))
         abort();
+    if (hdraddr_rewrite(out.data, out.len, fuzz_self, NULL, &twice) != rc ||
+        !fuzz_same(&twice, out.data, out.len))
+        abort();
     buf_free(&out);
+    buf_free(&twice);
     buf_free(&again.addrs);
 }
 
@@ -155,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((rc < 0) != (found < 0) || (found >= 0 && found != seen.calls) ||
         counted.calls != seen.calls || fuzz_scan_count(value, size) != found)
         abort();
-    fuzz_rewrite_all(value, size, found);
+    fuzz_rewrite_all(value, size, &seen, found);
     if (found >= 0)
         fuzz_rewrite_self(value, size, &seen);
     (void)hdraddr_header_class(value, size < 64 ? size : 64);
