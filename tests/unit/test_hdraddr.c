@@ -270,7 +270,7 @@ static void test_hdraddr_garbage_is_refused(void **state)
     buf_free(&out);
 }
 
-static void test_hdraddr_replacements_longer_and_shorter(void **state)
+static void test_hdraddr_longer_replacements_shift_the_rest(void **state)
 {
     expect_rewrite("Joe <joe@x>, a", qualify, "Joe <joe@x>, a@example.test", 1);
     expect_rewrite("a, b, c", qualify, "a@example.test, b@example.test, c@example.test", 3);
@@ -409,7 +409,7 @@ int main(void)
         cmocka_unit_test(test_hdraddr_phrase_without_address_is_left_alone),
         cmocka_unit_test(test_hdraddr_unbalanced_input_is_refused_with_unchanged_copy),
         cmocka_unit_test(test_hdraddr_garbage_is_refused),
-        cmocka_unit_test(test_hdraddr_replacements_longer_and_shorter),
+        cmocka_unit_test(test_hdraddr_longer_replacements_shift_the_rest),
         cmocka_unit_test(test_hdraddr_shorter_and_empty_replacements),
         cmocka_unit_test(test_hdraddr_every_address_in_long_list_is_replaced),
         cmocka_unit_test(test_hdraddr_deep_comment_nesting_needs_no_recursion),
