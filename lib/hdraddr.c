@@ -151,11 +151,13 @@ static void hdraddr_token(struct hdraddr_scan *sc, struct hdraddr_tok *t)
         t->start = t->end = sc->pos;
         return;
     }
-    t->start = sc->pos;
-    c = sc->pos < sc->len ? (unsigned char)sc->v[sc->pos] : 0;
+    t->start = t->end = sc->pos;
     if (sc->pos == sc->len) {
         t->type = HDRADDR_TOK_END;
-    } else if (c == '"' || c == '[') {
+        return;
+    }
+    c = (unsigned char)sc->v[sc->pos];
+    if (c == '"' || c == '[') {
         if (hdraddr_skip_enclosed(sc, (char)c, c == '"' ? '"' : ']') == 0)
             t->type = c == '"' ? HDRADDR_TOK_QUOTED : HDRADDR_TOK_LITERAL;
     } else if (hdraddr_is_special(c)) {
