@@ -148,3 +148,97 @@ def test_local_submission_is_qualified_and_masqueraded(res):
     sendmail(t, ["-f", "eve", "u@sink.test"], b"Subject: local masq\n\nbody\n")
     got = sink.wait_for(b"local masq")[0]
     assert got.mail_from == "eve@example.test"
+
+
+# ---------------------------------------------------------------- headers
+
+
+def test_header_sender_is_qualified_and_masqueraded(res):
+    """SPEC MASQ-01/02: `From: eve` from a local submission leaves as
+    eve@<masquerade domain>; MASQ-03: unqualified recipients too."""
+    t, sink = masq_instance(res)
+    sendmail(
+        t,
+        ["-t", "-f", "eve"],
+        b"From: eve\nTo: bob@sink.test, alice\nSubject: hdr masq\n\nbody\n",
+    )
+    got = sink.wait_for(b"hdr masq")[0]
+    assert got.header("From") == "eve@example.test"
+    assert got.header("To") == "bob@sink.test, alice@example.test"
+    assert got.mail_from == "eve@example.test"
+
+
+def test_exposed_user_is_qualified_but_not_masqueraded(res):
+    """SPEC MASQ-06: `Cc: root` -> `Cc: root@<fqdn>`."""
+    t, sink = masq_instance(res, masquerade_exceptions="root")
+    sendmail(t, ["-t", "-f", "eve"], b"To: u@sink.test\nCc: root\nSubject: exposed\n\nx\n")
+    got = sink.wait_for(b"exposed")[0]
+    assert got.header("Cc") == "root@mx.example.test"
+
+
+def test_header_rewriting_keeps_everything_but_the_addresses(res):
+    t, sink = masq_instance(res)
+    headers = (
+        b"From: \"Eve, the Admin\" <eve@a.b.mx.example.test> (comment)\n"
+        b"To: =?utf-8?q?J=C3=B6rg?= <joerg@host.example.test>,\n"
+        b"\tteam: ann@x.example.test, \"bob smith\"@y.example.test;\n"
+        b"Cc: look@notexample.test, undisclosed-recipients:;\n"
+        b"Subject: keep the rest\n"
+        b"X-Other: eve@host.example.test\n"
+    )
+    sendmail(t, ["-t", "-f", "eve"], headers + b"\nbody\n")
+    got = sink.wait_for(b"keep the rest")[0]
+    assert got.header("From") == '"Eve, the Admin" <eve@example.test> (comment)'
+    assert got.header("To") == (
+        "=?utf-8?q?J=C3=B6rg?= <joerg@example.test>,\r\n"
+        '\tteam: ann@example.test, "bob smith"@example.test;'
+    )
+    assert got.header("Cc") == "look@notexample.test, undisclosed-recipients:;"
+    assert got.header("X-Other") == "eve@host.example.test", "other headers are not address lists"
+
+
+def test_remote_client_headers_stay_but_its_envelope_is_rewritten(res):
+    t, sink = masq_instance(res, mynetworks="127.0.0.1/32", relay_domains="sink.test")
+    msg = make_message(subject="remote hdr", sender="eve@host.example.test")
+    t.send(msg, sender="eve@host.example.test", rcpts=("u@sink.test",), source="127.0.0.5")
+    got = sink.wait_for(b"remote hdr")[0]
+    assert got.mail_from == "eve@example.test"
+    assert got.header("From") == "<eve@host.example.test>"
+
+
+def test_local_header_rewrite_clients_permit(res):
+    t, sink = masq_instance(
+        res,
+        mynetworks="127.0.0.1/32",
+        relay_domains="sink.test",
+        local_header_rewrite_clients="permit",
+    )
+    msg = make_message(subject="permit hdr", sender="eve@host.example.test")
+    t.send(msg, sender="eve@host.example.test", rcpts=("u@sink.test",), source="127.0.0.5")
+    assert sink.wait_for(b"permit hdr")[0].header("From") == "<eve@example.test>"
+
+
+def test_always_add_domain_for_local_delivery(res):
+    """SPEC MASQ-05: a locally delivered message has qualified headers."""
+    t, _ = masq_instance(res)
+    sendmail(t, ["-t", "-f", "eve"], b"From: eve\nTo: root\nSubject: local qual\n\nx\n")
+    mbox = t.spool / "root"
+    from ternlib import wait_until
+
+    wait_until(lambda: mbox.exists() and b"local qual" in mbox.read_bytes(), 15, "local delivery")
+    text = mbox.read_bytes()
+    assert b"\nFrom: eve@example.test\n" in text
+    assert b"\nTo: root@example.test\n" in text
+
+
+def test_domaintable_rewrites_header_recipients(res):
+    """SPEC VDOM-07: the delivered To: header is hal@example.test."""
+    sink = res.sink()
+    t = res.tern(start=False, relayhost=sink.hostport, relay_domains="example.test")
+    spec = write_map(t, "domaintable", "@parallel.test @example.test\n", build=True)
+    t.conf_edit(canonical_maps=spec)
+    t.start()
+    t.send(make_message(subject="vdom07", to="hal@parallel.test"), rcpts=("hal@parallel.test",))
+    got = sink.wait_for(b"vdom07")[0]
+    assert got.rcpt_tos == ["hal@example.test"]
+    assert got.header("To") == "<hal@example.test>"
