@@ -1,7 +1,8 @@
 /*
  * smtp.h - types shared by the modules of tern-smtp, the outbound SMTP
- * client: the SMTP conversation (session.c) and the service loop (main.c);
- * the request from qmgr and its result are lib/delivery.h.
+ * client, which also runs as tern-lmtp, the LMTP client (RFC 2033): the
+ * conversation (session.c) and the service loop (main.c); the request from
+ * qmgr and its result are lib/delivery.h, next hops nexthop.h.
  */
 #ifndef TERN_SMTP_SMTP_H
 #define TERN_SMTP_SMTP_H
@@ -22,12 +23,13 @@ struct smtp_cache;
 struct smtp_env {
     struct event_base *base;
     struct dns_ctx *dns;
+    int lmtp; /* the program runs as tern-lmtp: LHLO, one reply per recipient after DATA */
     long long connect_timeout;
     long long helo_timeout;
     long long command_timeout;
     long long data_timeout;
     const char *helo_name;
-    int default_port;
+    int default_port;         /* smtp_default_port, or lmtp_tcp_port */
     struct smtp_cache *cache; /* idle connections; NULL: caching off */
 };
 
