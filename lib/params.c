@@ -64,7 +64,8 @@ const struct param_def param_table[] = {
     {"smtp_generic_maps", PARAM_LIST, "",
      "sender addresses rewritten by the SMTP client on the way out (sendmail's genericstable)"},
     {"proxy_interfaces", PARAM_LIST, "",
-     "other addresses that reach this host (NAT, proxy); an MX pointing at them is a loop"},
+     "other IP addresses that reach this host (NAT, proxy); an MX pointing at them (port "
+     "smtp_default_port) is a loop"},
 
     /* paths and processes */
     {"queue_directory", PARAM_STR, "/var/spool/tern", "where the queue lives"},

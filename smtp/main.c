@@ -14,6 +14,7 @@
  * the idle connections, finish what is in flight, exit.  The accept / read one request /
  * answer loop is lib/delivery_server.c; this file starts the sessions.
  */
+#include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,12 +23,14 @@
 #include "delivery.h"
 #include "dns.h"
 #include "log.h"
+#include "self.h"
 #include "service.h"
 #include "smtp.h"
 
 struct smtp_server {
     struct service svc;
     struct smtp_env env;
+    struct smtp_self self;
     long long limit;
     struct delivery_server *delivery;
     void (*delivery_drain)(void *ctx); /* delivery_server's SIGHUP handler */
@@ -104,6 +107,35 @@ static const char *smtp_helo_name(const struct config *cfg)
     return "localhost";
 }
 
+/* smtp_self_configure - this host for MX loop detection (ROUTE-09): the
+ * smtpd listeners and proxy_interfaces, with the interfaces as they are now */
+static void smtp_self_configure(struct smtp_server *srv)
+{
+    const struct config *cfg = srv->svc.cfg;
+    struct ifaddrs *ifa = NULL;
+    buf_t err = BUF_INIT;
+    size_t n;
+    char *const *listen = config_list(cfg, "smtpd_listen", &n);
+    int rc = 0;
+
+    if (getifaddrs(&ifa) < 0) {
+        log_warn("getifaddrs: %m; a wildcard smtpd_listen covers the loopback addresses only");
+        ifa = NULL;
+    }
+    smtp_self_init(&srv->self);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = smtp_self_add_listener(&srv->self, listen[i], ifa, &err);
+    listen = config_list(cfg, "proxy_interfaces", &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = smtp_self_add_proxy(&srv->self, listen[i], srv->env.default_port, &err);
+    if (ifa)
+        freeifaddrs(ifa);
+    if (rc < 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    srv->env.self = &srv->self;
+}
+
 /* smtp_port_param - a TCP port parameter */
 static int smtp_port_param(const struct config *cfg, const char *name)
 {
@@ -137,6 +169,8 @@ static void smtp_server_configure(struct smtp_server *srv)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
     smtp_cache_configure(srv);
+    if (!srv->env.lmtp) /* LMTP goes where it is told: no MX, no loop to find */
+        smtp_self_configure(srv);
 }
 
 /* smtp_program_is_lmtp - run as tern-lmtp? */
@@ -167,5 +201,6 @@ int main(int argc, char **argv)
     smtp_cache_free(srv.env.cache); /* QUIT what is still idle */
     delivery_server_free(srv.delivery);
     dns_free(srv.env.dns);
+    smtp_self_free(&srv.self);
     return status;
 }

@@ -9,7 +9,9 @@
  * be a UNIX socket and is never looked up by MX (nexthop.h); the greeting
  * is answered with LHLO and there is no HELO fallback; after the final dot
  * every accepted recipient gets its own reply, in RCPT order, and that
- * reply alone decides it (session_on_lmtp_final).
+ * reply alone decides it (session_on_lmtp_final).  An SMTP MX list is cut
+ * where it reaches this host (self.h, SPEC ROUTE-09) before anything
+ * connects.
  *
  * States: REUSE -> [RESOLVE -> CONNECT -> GREETING -> EHLO/LHLO [-> HELO] ->]
  * TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
@@ -41,6 +43,7 @@
 #include "reply.h"
 #include "nexthop.h"
 #include "safefile.h"
+#include "self.h"
 #include "smtp.h"
 #include "timeutil.h"
 
@@ -1057,6 +1060,32 @@ static int session_open_queue_file(struct smtp_session *s)
     return -1;
 }
 
+/* session_mx_loop - ROUTE-09: cut the MX list where it reaches this host;
+ * 1 when nothing is left (every recipient then has its outcome) */
+static int session_mx_loop(struct smtp_session *s)
+{
+    enum smtp_self_verdict v;
+    buf_t host = BUF_INIT, reason = BUF_INIT;
+    int pref = 0;
+
+    if (s->env->self == NULL || !s->hop.use_mx)
+        return 0;
+    v = smtp_self_mx_cut(s->env->self, s->hosts, &pref, &host);
+    if (v != SMTP_SELF_NONE)
+        log_info("%s: MX list for %s cut at preference %d: %s is this host", s->req->queue_id,
+                 s->hop.host, pref, buf_cstr(&host));
+    if (v == SMTP_SELF_LOOP) {
+        buf_printf(&reason, "mail for %s loops back to myself", s->hop.host);
+        session_fail_pending(s, DELIVERY_BOUNCE, "5.4.6", buf_cstr(&reason), 0);
+    } else if (v == SMTP_SELF_NO_PRIMARY) {
+        buf_printf(&reason, "unable to find primary relay for %s", s->hop.host);
+        session_fail_pending(s, DELIVERY_DEFER, "4.4.4", buf_cstr(&reason), 0);
+    }
+    buf_free(&host);
+    buf_free(&reason);
+    return v == SMTP_SELF_LOOP || v == SMTP_SELF_NO_PRIMARY;
+}
+
 /* session_resolved - the DNS answer: addresses to try, or a final failure */
 static void session_resolved(struct dns_result *res, void *arg)
 {
@@ -1069,7 +1098,7 @@ static void session_resolved(struct dns_result *res, void *arg)
         session_fail_pending(s, perm ? DELIVERY_BOUNCE : DELIVERY_DEFER, perm ? "5.4.4" : "4.4.3",
                              res->reason, 0);
         session_close(s);
-    } else if (session_open_queue_file(s) < 0) {
+    } else if (session_mx_loop(s) || session_open_queue_file(s) < 0) {
         session_close(s);
     } else {
         s->last_status = DELIVERY_DEFER;
