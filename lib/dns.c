@@ -396,6 +396,8 @@ static void dns_lookup_assemble(struct dns_lookup *lk)
     const char *fail_name = lk->name;
     int fail_status = 0, st;
 
+    res->best_preference = lk->mx_count > 0 ? lk->mx[0].preference : 0; /* mx is sorted */
+
     for (size_t i = 0; i < lk->mx_count; i++) {
         struct dns_mxhost *h = &lk->mx[i];
         for (size_t j = 0; j < h->v4_count; j++)

@@ -56,6 +56,7 @@ struct dns_result {
     char *reason; /* human-readable; "" for DNS_OK */
     struct dns_host *hosts;
     size_t count;
+    int best_preference; /* of the best MX, with or without addresses; 0 without MX */
 };
 
 typedef void (*dns_result_cb)(struct dns_result *res, void *arg);

@@ -64,7 +64,8 @@ const struct param_def param_table[] = {
     {"smtp_generic_maps", PARAM_LIST, "",
      "sender addresses rewritten by the SMTP client on the way out (sendmail's genericstable)"},
     {"proxy_interfaces", PARAM_LIST, "",
-     "other addresses that reach this host (NAT, proxy); an MX pointing at them is a loop"},
+     "other IP addresses that reach this host (NAT, proxy); an MX pointing at them (port "
+     "smtp_default_port) is a loop"},
 
     /* paths and processes */
     {"queue_directory", PARAM_STR, "/var/spool/tern", "where the queue lives"},
@@ -170,6 +171,8 @@ const struct param_def param_table[] = {
      "time allowed to send the data and get the final reply"},
     {"smtp_helo_name", PARAM_STR, "$myhostname", "name sent in EHLO/HELO"},
     {"smtp_default_port", PARAM_INT, "25", "TCP port of next hops found by MX or A lookup"},
+    {"lmtp_tcp_port", PARAM_INT, "24",
+     "TCP port of LMTP next hops that name none (lmtp:host, lmtp:[addr])"},
     {"smtp_connection_limit", PARAM_INT, "100", "concurrent outbound connections per smtp process"},
     {"smtp_connection_cache_time_limit", PARAM_TIME, "2s",
      "how long an idle outbound connection is kept for the next delivery (0: no caching)"},

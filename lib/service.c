@@ -179,6 +179,16 @@ static int service_exists(const char *path)
     return access(path, X_OK) == 0;
 }
 
+/* service_build_folder - the build-tree folder of program: its name without
+ * "tern-", except for a second name of another program's binary (tern-lmtp
+ * is tern-smtp by argv[0], a symlink built in smtp/) */
+static const char *service_build_folder(const char *program)
+{
+    if (strcmp(program, "tern-lmtp") == 0)
+        return "smtp";
+    return strncmp(program, "tern-", 5) == 0 ? program + 5 : program;
+}
+
 void service_program_path(const struct config *cfg, const char *program, buf_t *out)
 {
     const char *dir = config_str(cfg, "daemon_directory");
@@ -199,9 +209,8 @@ void service_program_path(const struct config *cfg, const char *program, buf_t *
             buf_printf(out, "%s/%s", exe, program);
             if (service_exists(buf_cstr(out)))
                 return;
-            const char *sub = strncmp(program, "tern-", 5) == 0 ? program + 5 : program;
             buf_reset(out);
-            buf_printf(out, "%s/../%s/%s", exe, sub, program);
+            buf_printf(out, "%s/../%s/%s", exe, service_build_folder(program), program);
             if (service_exists(buf_cstr(out)))
                 return;
         }

@@ -66,7 +66,7 @@ int set_cloexec(int fd);
 
 /* service_program_path - where program ("tern-smtpd") lives: daemon_directory
  * when set; else next to the running executable, or in the build tree
- * (../smtpd/tern-smtpd from tools/ or master/); else the installed
+ * (../smtpd/tern-smtpd from tools/ or master/; tern-lmtp in ../smtp/); else the installed
  * TERN_LIBEXECDIR */
 void service_program_path(const struct config *cfg, const char *program, buf_t *out);
 

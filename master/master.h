@@ -25,6 +25,7 @@ struct master_sockets {
     int cleanup;
     int qmgr;
     int smtp;
+    int lmtp; /* private/lmtp, to tern-lmtp (tern-smtp by another name) */
     int local;
     int pickup;      /* public/pickup: maildrop triggers, to cleanup */
     int qmgr_public; /* public/qmgr: flush requests from users, to qmgr */

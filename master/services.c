@@ -7,7 +7,8 @@
  * minute) while it keeps dying young.  Reload drains: every running child
  * gets SIGHUP (finish, then exit) and a new set of slots starts at once with
  * the new config — except qmgr, whose new instance waits for the old one to
- * exit, so there is never more than one.  tern-local is the one service that
+ * exit, so there is never more than one.  tern-lmtp is tern-smtp under a
+ * second name (a symlink) that makes it speak LMTP.  tern-local is the one service that
  * keeps root (it delivers as each recipient); the rest drop to mail_owner.
  */
 #include <errno.h>
@@ -182,6 +183,7 @@ static void master_slots_build(const struct config *cfg)
     master_slot_add("tern-cleanup", cleanup_fds, 2);
     master_slot_add("tern-qmgr", qmgr_fds, 2);
     master_slot_add("tern-smtp", &socks->smtp, 1);
+    master_slot_add("tern-lmtp", &socks->lmtp, 1); /* the same binary, LMTP by its name */
     master_slot_add("tern-local", &socks->local, 1);
     master_slot_add("tern-showq", &socks->showq, 1);
     for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++)

@@ -1,10 +1,12 @@
 /*
  * tern-smtp - the outbound SMTP client (DESIGN §3, docs/internals.md "smtp
- * protocol").
+ * protocol"); run as tern-lmtp (argv[0], a symlink) the LMTP client
+ * (docs/internals.md "lmtp protocol", docs/lmtp.md).
  *
- * master execs `tern-smtp -c DIR` with the UNIX socket private/smtp as fd 3.
- * qmgr connects once per delivery, sends one smtp.deliver request and gets one
- * smtp.result answer, then the connection is closed.  Many deliveries run at
+ * master execs `tern-smtp -c DIR` with the UNIX socket private/smtp as fd 3
+ * (`tern-lmtp -c DIR` with private/lmtp).  qmgr connects once per delivery,
+ * sends one smtp.deliver (lmtp.deliver) request and gets one smtp.result
+ * (lmtp.result) answer, then the connection is closed.  Many deliveries run at
  * once on one event loop; at most smtp_connection_limit of them are active
  * (resolving or connected), the rest wait in arrival order.  Connections
  * that end a transaction cleanly wait idle in the connection cache (cache.c)
@@ -12,6 +14,7 @@
  * the idle connections, finish what is in flight, exit.  The accept / read one request /
  * answer loop is lib/delivery_server.c; this file starts the sessions.
  */
+#include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,12 +23,14 @@
 #include "delivery.h"
 #include "dns.h"
 #include "log.h"
+#include "self.h"
 #include "service.h"
 #include "smtp.h"
 
 struct smtp_server {
     struct service svc;
     struct smtp_env env;
+    struct smtp_self self;
     long long limit;
     struct delivery_server *delivery;
     void (*delivery_drain)(void *ctx); /* delivery_server's SIGHUP handler */
@@ -53,7 +58,7 @@ static void smtp_on_request(struct delivery_job *job, void *ctx)
     smtp_session_start(&srv->env, delivery_job_request(job), &cbs);
 }
 
-/* smtp_request_check - smtp needs a next hop to connect to */
+/* smtp_request_check - smtp and lmtp need a next hop to connect to */
 static int smtp_request_check(const struct delivery_request *req, buf_t *err)
 {
     if (req->nexthop[0] == 0) {
@@ -102,12 +107,50 @@ static const char *smtp_helo_name(const struct config *cfg)
     return "localhost";
 }
 
+/* smtp_self_configure - this host for MX loop detection (ROUTE-09): the
+ * smtpd listeners and proxy_interfaces, with the interfaces as they are now */
+static void smtp_self_configure(struct smtp_server *srv)
+{
+    const struct config *cfg = srv->svc.cfg;
+    struct ifaddrs *ifa = NULL;
+    buf_t err = BUF_INIT;
+    size_t n;
+    char *const *listen = config_list(cfg, "smtpd_listen", &n);
+    int rc = 0;
+
+    if (getifaddrs(&ifa) < 0) {
+        log_warn("getifaddrs: %m; a wildcard smtpd_listen covers the loopback addresses only");
+        ifa = NULL;
+    }
+    smtp_self_init(&srv->self);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = smtp_self_add_listener(&srv->self, listen[i], ifa, &err);
+    listen = config_list(cfg, "proxy_interfaces", &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = smtp_self_add_proxy(&srv->self, listen[i], srv->env.default_port, &err);
+    if (ifa)
+        freeifaddrs(ifa);
+    if (rc < 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    srv->env.self = &srv->self;
+}
+
+/* smtp_port_param - a TCP port parameter */
+static int smtp_port_param(const struct config *cfg, const char *name)
+{
+    long long port = config_int(cfg, name);
+
+    if (port < 1 || port > 65535)
+        log_fatal("%s = %lld is not a TCP port", name, port);
+    return (int)port;
+}
+
 /* smtp_server_configure - settings and the resolver (before the drop) */
 static void smtp_server_configure(struct smtp_server *srv)
 {
     const struct config *cfg = srv->svc.cfg;
     buf_t err = BUF_INIT;
-    long long port = config_int(cfg, "smtp_default_port");
 
     srv->env.base = srv->svc.base;
     srv->env.connect_timeout = config_time(cfg, "smtp_connect_timeout");
@@ -115,9 +158,8 @@ static void smtp_server_configure(struct smtp_server *srv)
     srv->env.command_timeout = config_time(cfg, "smtp_command_timeout");
     srv->env.data_timeout = config_time(cfg, "smtp_data_timeout");
     srv->env.helo_name = smtp_helo_name(cfg);
-    if (port < 1 || port > 65535)
-        log_fatal("smtp_default_port = %lld is not a TCP port", port);
-    srv->env.default_port = (int)port;
+    srv->env.default_port =
+        smtp_port_param(cfg, srv->env.lmtp ? "lmtp_tcp_port" : "smtp_default_port");
     srv->limit = config_int(cfg, "smtp_connection_limit");
     if (srv->limit < 1)
         log_fatal("smtp_connection_limit must be at least 1");
@@ -127,17 +169,29 @@ static void smtp_server_configure(struct smtp_server *srv)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
     smtp_cache_configure(srv);
+    if (!srv->env.lmtp) /* LMTP goes where it is told: no MX, no loop to find */
+        smtp_self_configure(srv);
+}
+
+/* smtp_program_is_lmtp - run as tern-lmtp? */
+static int smtp_program_is_lmtp(const char *argv0)
+{
+    const char *slash = strrchr(argv0, '/');
+
+    return strcmp(slash ? slash + 1 : argv0, "tern-lmtp") == 0;
 }
 
 int main(int argc, char **argv)
 {
     static struct smtp_server srv;
     struct delivery_server_cbs cbs = {smtp_request_check, smtp_on_request, &srv};
+    const char *transport = argc > 0 && smtp_program_is_lmtp(argv[0]) ? "lmtp" : "smtp";
     int status;
 
-    service_init(&srv.svc, "smtp", argc, argv);
+    service_init(&srv.svc, transport, argc, argv);
+    srv.env.lmtp = strcmp(transport, "lmtp") == 0;
     smtp_server_configure(&srv);
-    srv.delivery = delivery_server_start(&srv.svc, "smtp", srv.limit, &cbs);
+    srv.delivery = delivery_server_start(&srv.svc, transport, srv.limit, &cbs);
     srv.delivery_drain = srv.svc.on_drain;
     srv.delivery_ctx = srv.svc.ctx;
     srv.svc.on_drain = smtp_on_drain;
@@ -147,5 +201,6 @@ int main(int argc, char **argv)
     smtp_cache_free(srv.env.cache); /* QUIT what is still idle */
     delivery_server_free(srv.delivery);
     dns_free(srv.env.dns);
+    smtp_self_free(&srv.self);
     return status;
 }

@@ -5,7 +5,15 @@
  * the cache of idle connections (cache.c) when the transaction ended
  * cleanly.
  *
- * States: [REUSE ->] RESOLVE -> CONNECT -> GREETING -> EHLO [-> HELO] ->
+ * LMTP (RFC 2033, env->lmtp) differs in three places only: the next hop may
+ * be a UNIX socket and is never looked up by MX (nexthop.h); the greeting
+ * is answered with LHLO and there is no HELO fallback; after the final dot
+ * every accepted recipient gets its own reply, in RCPT order, and that
+ * reply alone decides it (session_on_lmtp_final).  An SMTP MX list is cut
+ * where it reaches this host (self.h, SPEC ROUTE-09) before anything
+ * connects.
+ *
+ * States: REUSE -> [RESOLVE -> CONNECT -> GREETING -> EHLO/LHLO [-> HELO] ->]
  * TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
  * QUIT -> DONE.  REUSE looks for a cached connection to the next hop and
  * starts with MAIL on it; if that connection turns out dead before the
@@ -25,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dns.h"
@@ -32,14 +41,15 @@
 #include "log.h"
 #include "netaddr.h"
 #include "reply.h"
+#include "nexthop.h"
 #include "safefile.h"
+#include "self.h"
 #include "smtp.h"
 #include "timeutil.h"
 
 #define SESSION_CHUNK 65536
 #define SESSION_OUT_HIGH (256 * 1024) /* refill the output below this */
 #define SESSION_OUT_LOW 65536         /* write callback below this */
-#define SESSION_MAX_HOST 256
 
 enum session_state {
     S_REUSE,
@@ -64,10 +74,9 @@ struct smtp_session {
     int dead;     /* freed once depth drops to 0 */
     unsigned gen; /* bumped when the connection goes away */
     /* where */
-    char host[SESSION_MAX_HOST];
-    int port;
-    int bracketed;
-    buf_t key; /* of the connection cache: "nexthop|port" */
+    struct smtp_nexthop hop;
+    int port;  /* of the current connection (0 for a UNIX socket) */
+    buf_t key; /* of the connection cache: "smtp|nexthop|port" or "lmtp|..." */
     struct dns_result *hosts;
     size_t host_next;
     buf_t peer;  /* "host[addr]" */
@@ -86,6 +95,7 @@ struct smtp_session {
     size_t cmd_sent, cmd_replied;
     int mail_failed;
     size_t accepted;
+    size_t final_next; /* LMTP: where to look for the next recipient owed a final reply */
     /* content */
     int qfd;
     long long data_pos;
@@ -482,6 +492,7 @@ static void session_begin_transaction(struct smtp_session *s)
     s->cmd_sent = s->cmd_replied = 0;
     s->mail_failed = 0;
     s->accepted = 0;
+    s->final_next = 0;
     do {
         session_command(s, s->cmd_sent++, &out);
     } while (s->ehlo.pipelining && s->cmd_sent < total);
@@ -515,12 +526,27 @@ static void session_on_mail(struct smtp_session *s)
     session_fail_by_reply(s, "MAIL FROM", 0);
 }
 
-/* session_on_rcpt - the reply to RCPT TO for r */
-static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
+/* session_rcpt_by_reply - r's outcome is the current reply to command:
+ * 2xx sent (the reply is the reason), else defer or bounce saying who said what */
+static void session_rcpt_by_reply(struct smtp_session *s, struct delivery_rcpt *r,
+                                  const char *command)
 {
+    enum delivery_status status = session_reply_status(&s->reply);
     buf_t reason = BUF_INIT;
     char dsn[16];
 
+    smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+    if (status == DELIVERY_SENT)
+        buf_set(&reason, buf_cstr(&s->reply.text));
+    else
+        session_remote_reason(s, command, &reason);
+    delivery_rcpt_set(r, status, dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_on_rcpt - the reply to RCPT TO for r */
+static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
+{
     if (s->mail_failed)
         return;
     if (s->reply.code >= 200 && s->reply.code < 300) {
@@ -528,10 +554,7 @@ static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
         s->accepted++;
         return;
     }
-    smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
-    session_remote_reason(s, "RCPT TO", &reason);
-    delivery_rcpt_set(r, session_reply_status(&s->reply), dsn, buf_cstr(&reason));
-    buf_free(&reason);
+    session_rcpt_by_reply(s, r, "RCPT TO");
 }
 
 /* session_fill_content - top up the output with dot-stuffed content */
@@ -607,11 +630,45 @@ static void session_on_transaction_reply(struct smtp_session *s)
     session_send_next(s);
 }
 
-/* session_on_final - the reply after the end of data */
+/* session_next_accepted - the first accepted recipient at or after i, or
+ * rcpt_count */
+static size_t session_next_accepted(const struct smtp_session *s, size_t i)
+{
+    while (i < s->req->rcpt_count && !s->req->rcpts[i].accepted)
+        i++;
+    return i;
+}
+
+/* session_on_lmtp_final - RFC 2033 4.2: after the dot one reply per
+ * accepted recipient, in RCPT order; each decides its own recipient only */
+static void session_on_lmtp_final(struct smtp_session *s)
+{
+    struct delivery_rcpt *r;
+
+    s->final_next = session_next_accepted(s, s->final_next);
+    if (s->final_next >= s->req->rcpt_count) { /* a reply no recipient is owed */
+        session_protocol_error(s, "unexpected reply");
+        return;
+    }
+    r = &s->req->rcpts[s->final_next++];
+    session_rcpt_by_reply(s, r, "end of DATA");
+    r->dsn_passed = s->ehlo.dsn && r->notify[0] && r->result.status == DELIVERY_SENT;
+    if (session_next_accepted(s, s->final_next) < s->req->rcpt_count) {
+        session_arm(s, s->env->data_timeout, s->doing); /* more replies to come */
+        return;
+    }
+    session_finish(s);
+}
+
+/* session_on_final - the reply after the end of data (LMTP: the next one) */
 static void session_on_final(struct smtp_session *s)
 {
     char dsn[16];
 
+    if (s->env->lmtp) {
+        session_on_lmtp_final(s);
+        return;
+    }
     if (s->reply.code >= 200 && s->reply.code < 300) {
         smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
         session_fail_pending(s, DELIVERY_SENT, dsn, buf_cstr(&s->reply.text), 1);
@@ -625,16 +682,20 @@ static void session_on_final(struct smtp_session *s)
     session_finish(s);
 }
 
-/* session_send_ehlo - EHLO (or HELO) with smtp_helo_name */
+/* session_send_hello - EHLO, HELO or LHLO with smtp_helo_name */
 static void session_send_hello(struct smtp_session *s, const char *verb)
 {
     buf_t out = BUF_INIT;
+    const char *doing = "performing the EHLO handshake";
 
+    if (verb[0] == 'H')
+        doing = "performing the HELO handshake";
+    else if (verb[0] == 'L')
+        doing = "performing the LHLO handshake";
     buf_printf(&out, "%s %s\r\n", verb, s->env->helo_name);
     session_send(s, &out);
     buf_free(&out);
-    session_arm(s, s->env->helo_timeout,
-                verb[0] == 'E' ? "performing the EHLO handshake" : "performing the HELO handshake");
+    session_arm(s, s->env->helo_timeout, doing);
 }
 
 /* session_on_greeting - 220 or go elsewhere */
@@ -645,20 +706,20 @@ static void session_on_greeting(struct smtp_session *s)
         return;
     }
     s->state = S_EHLO;
-    session_send_hello(s, "EHLO");
+    session_send_hello(s, s->env->lmtp ? "LHLO" : "EHLO");
 }
 
-/* session_on_ehlo - learn the extensions; 5xx: try HELO */
+/* session_on_ehlo - learn the extensions; 5xx: try HELO (not in LMTP) */
 static void session_on_ehlo(struct smtp_session *s)
 {
     if (s->reply.code >= 200 && s->reply.code < 300) {
         smtp_ehlo_parse(&s->reply, &s->ehlo);
         session_begin_transaction(s);
-    } else if (s->reply.code >= 500) {
+    } else if (s->reply.code >= 500 && !s->env->lmtp) {
         s->state = S_HELO;
         session_send_hello(s, "HELO");
     } else {
-        session_host_failed_by_reply(s, "EHLO");
+        session_host_failed_by_reply(s, s->env->lmtp ? "LHLO" : "EHLO");
     }
 }
 
@@ -866,7 +927,10 @@ static void session_connected(struct smtp_session *s)
     bufferevent_setcb(s->bev, session_read_event, session_write_event, session_conn_event, s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     buf_reset(&s->relay);
-    buf_printf(&s->relay, "%s:%d", buf_cstr(&s->peer), s->port);
+    if (s->hop.kind == SMTP_NEXTHOP_UNIX)
+        buf_puts(&s->relay, buf_cstr(&s->peer)); /* relay=/path, as Postfix's lmtp says it */
+    else
+        buf_printf(&s->relay, "%s:%d", buf_cstr(&s->peer), s->port);
     smtp_reply_reset(&s->reply);
     memset(&s->ehlo, 0, sizeof(s->ehlo));
     s->uses = 0;
@@ -875,12 +939,16 @@ static void session_connected(struct smtp_session *s)
     session_arm(s, s->env->helo_timeout, "receiving the initial server greeting");
 }
 
-/* session_connect_failed - remember "connect to H[A]:P: error", go on */
+/* session_connect_failed - remember "connect to H[A]:P: error" (or
+ * "connect to /path: error"), go on */
 static void session_connect_failed(struct smtp_session *s, int err)
 {
     buf_t reason = BUF_INIT;
 
-    buf_printf(&reason, "connect to %s:%d: %s", buf_cstr(&s->peer), s->port, strerror(err));
+    if (s->hop.kind == SMTP_NEXTHOP_UNIX)
+        buf_printf(&reason, "connect to %s: %s", buf_cstr(&s->peer), strerror(err));
+    else
+        buf_printf(&reason, "connect to %s:%d: %s", buf_cstr(&s->peer), s->port, strerror(err));
     session_host_failed(s, DELIVERY_DEFER, "4.4.1", buf_cstr(&reason));
     buf_free(&reason);
 }
@@ -906,16 +974,28 @@ static void session_connect_event(evutil_socket_t fd, short what, void *arg)
     session_leave(s);
 }
 
+/* session_peer_name - "host[addr]" of h, or the path of a UNIX socket */
+static void session_peer_name(struct smtp_session *s, const struct dns_host *h)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&h->addr;
+    char addr[64];
+
+    buf_reset(&s->peer);
+    if (sa->sa_family == AF_UNIX) {
+        buf_puts(&s->peer, h->hostname);
+        return;
+    }
+    netaddr_format(sa, addr, sizeof(addr));
+    buf_printf(&s->peer, "%s[%s]", h->hostname, addr);
+}
+
 /* session_connect - start a non-blocking connect to host h */
 static void session_connect(struct smtp_session *s, const struct dns_host *h)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&h->addr;
     struct timeval tv = {(time_t)s->env->connect_timeout, 0};
-    char addr[64];
 
-    netaddr_format(sa, addr, sizeof(addr));
-    buf_reset(&s->peer);
-    buf_printf(&s->peer, "%s[%s]", h->hostname, addr);
+    session_peer_name(s, h);
     s->state = S_CONNECT;
     s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
@@ -936,14 +1016,16 @@ static void session_connect(struct smtp_session *s, const struct dns_host *h)
     event_add(s->connect_ev, &tv);
 }
 
-/* session_port_of - the port in a resolved address */
+/* session_port_of - the port in a resolved address (0: a UNIX socket) */
 static int session_port_of(const struct dns_host *h)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&h->addr;
 
     if (sa->sa_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    return 0;
 }
 
 /* session_try_next - the next address, or give up with the last error */
@@ -978,6 +1060,32 @@ static int session_open_queue_file(struct smtp_session *s)
     return -1;
 }
 
+/* session_mx_loop - ROUTE-09: cut the MX list where it reaches this host;
+ * 1 when nothing is left (every recipient then has its outcome) */
+static int session_mx_loop(struct smtp_session *s)
+{
+    enum smtp_self_verdict v;
+    buf_t host = BUF_INIT, reason = BUF_INIT;
+    int pref = 0;
+
+    if (s->env->self == NULL || !s->hop.use_mx)
+        return 0;
+    v = smtp_self_mx_cut(s->env->self, s->hosts, &pref, &host);
+    if (v != SMTP_SELF_NONE)
+        log_info("%s: MX list for %s cut at preference %d: %s is this host", s->req->queue_id,
+                 s->hop.host, pref, buf_cstr(&host));
+    if (v == SMTP_SELF_LOOP) {
+        buf_printf(&reason, "mail for %s loops back to myself", s->hop.host);
+        session_fail_pending(s, DELIVERY_BOUNCE, "5.4.6", buf_cstr(&reason), 0);
+    } else if (v == SMTP_SELF_NO_PRIMARY) {
+        buf_printf(&reason, "unable to find primary relay for %s", s->hop.host);
+        session_fail_pending(s, DELIVERY_DEFER, "4.4.4", buf_cstr(&reason), 0);
+    }
+    buf_free(&host);
+    buf_free(&reason);
+    return v == SMTP_SELF_LOOP || v == SMTP_SELF_NO_PRIMARY;
+}
+
 /* session_resolved - the DNS answer: addresses to try, or a final failure */
 static void session_resolved(struct dns_result *res, void *arg)
 {
@@ -990,7 +1098,7 @@ static void session_resolved(struct dns_result *res, void *arg)
         session_fail_pending(s, perm ? DELIVERY_BOUNCE : DELIVERY_DEFER, perm ? "5.4.4" : "4.4.3",
                              res->reason, 0);
         session_close(s);
-    } else if (session_open_queue_file(s) < 0) {
+    } else if (session_mx_loop(s) || session_open_queue_file(s) < 0) {
         session_close(s);
     } else {
         s->last_status = DELIVERY_DEFER;
@@ -1001,14 +1109,42 @@ static void session_resolved(struct dns_result *res, void *arg)
     session_leave(s);
 }
 
-/* session_resolve - look up the addresses of the next hop */
+/* session_unix_result - the one "address" of a UNIX-socket next hop, shaped
+ * like a DNS answer (allocated as lib/dns does, for dns_result_free) */
+static struct dns_result *session_unix_result(const char *path)
+{
+    struct dns_result *res = xcalloc(1, sizeof(*res));
+    struct sockaddr_un *sun;
+    size_t len;
+
+    res->status = DNS_OK;
+    res->reason = xstrdup("");
+    res->hosts = xcalloc(1, sizeof(*res->hosts));
+    res->count = 1;
+    res->hosts[0].hostname = xstrdup(path);
+    sun = (struct sockaddr_un *)&res->hosts[0].addr;
+    sun->sun_family = AF_UNIX;
+    len = strlen(path); /* nexthop.c bounds it; truncating here only guards that */
+    if (len >= sizeof(sun->sun_path))
+        len = sizeof(sun->sun_path) - 1;
+    memcpy(sun->sun_path, path, len);
+    res->hosts[0].addrlen = (socklen_t)sizeof(*sun);
+    return res;
+}
+
+/* session_resolve - look up the addresses of the next hop (a UNIX socket
+ * needs no lookup: it is "resolved" at once; the caller is on the loop) */
 static void session_resolve(struct smtp_session *s)
 {
     s->state = S_RESOLVE;
     dns_result_free(s->hosts);
     s->hosts = NULL;
     s->host_next = 0;
-    dns_resolve_nexthop(s->env->dns, s->host, !s->bracketed, s->port, session_resolved, s);
+    if (s->hop.kind == SMTP_NEXTHOP_UNIX) {
+        session_resolved(session_unix_result(s->hop.host), s);
+        return;
+    }
+    dns_resolve_nexthop(s->env->dns, s->hop.host, s->hop.use_mx, s->hop.port, session_resolved, s);
 }
 
 /* session_take_conn - continue on the cached connection conn */
@@ -1033,7 +1169,7 @@ static void session_reuse_or_resolve(struct smtp_session *s)
 {
     struct smtp_conn conn;
 
-    if (smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
+    if (s->env->cache == NULL || smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
         session_resolve(s);
         return;
     }
@@ -1063,8 +1199,7 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     s->timer = evtimer_new(env->base, session_timer_event, s);
     if (s->timer == NULL)
         log_panic("evtimer_new failed");
-    if (netaddr_parse_hostport(req->nexthop, s->host, sizeof(s->host), &s->port, env->default_port,
-                               &s->bracketed) < 0) {
+    if (smtp_nexthop_parse(req->nexthop, env->lmtp, env->default_port, &s->hop) < 0) {
         buf_t reason = BUF_INIT;
         buf_printf(&reason, "bad next hop \"%s\"", req->nexthop);
         session_fail_pending(s, DELIVERY_DEFER, "4.3.5", buf_cstr(&reason), 0);
@@ -1072,11 +1207,8 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
         evtimer_add(s->timer, &now); /* report from the loop, not from here */
         return;
     }
-    if (env->cache == NULL) {
-        session_resolve(s);
-        return;
-    }
-    buf_printf(&s->key, "%s|%d", req->nexthop, s->port);
+    s->port = s->hop.port;
+    buf_printf(&s->key, "%s|%s|%d", env->lmtp ? "lmtp" : "smtp", req->nexthop, s->port);
     s->state = S_REUSE;
-    evtimer_add(s->timer, &now); /* take a cached connection from the loop */
+    evtimer_add(s->timer, &now); /* a cached connection, or the lookup, from the loop */
 }

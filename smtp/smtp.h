@@ -1,7 +1,9 @@
 /*
  * smtp.h - types shared by the modules of tern-smtp, the outbound SMTP
- * client: the SMTP conversation (session.c) and the service loop (main.c);
- * the request from qmgr and its result are lib/delivery.h.
+ * client, which also runs as tern-lmtp, the LMTP client (RFC 2033): the
+ * conversation (session.c) and the service loop (main.c); the request from
+ * qmgr and its result are lib/delivery.h, next hops nexthop.h, "this host"
+ * self.h.
  */
 #ifndef TERN_SMTP_SMTP_H
 #define TERN_SMTP_SMTP_H
@@ -15,6 +17,7 @@ struct event_base;
 struct bufferevent;
 struct dns_ctx;
 struct smtp_cache;
+struct smtp_self;
 
 #define SMTP_PEER_MAX 320 /* "host[addr]" */
 
@@ -22,13 +25,15 @@ struct smtp_cache;
 struct smtp_env {
     struct event_base *base;
     struct dns_ctx *dns;
+    int lmtp; /* the program runs as tern-lmtp: LHLO, one reply per recipient after DATA */
     long long connect_timeout;
     long long helo_timeout;
     long long command_timeout;
     long long data_timeout;
     const char *helo_name;
-    int default_port;
-    struct smtp_cache *cache; /* idle connections; NULL: caching off */
+    int default_port;             /* smtp_default_port, or lmtp_tcp_port */
+    const struct smtp_self *self; /* this host, for MX loops (self.h); NULL for LMTP */
+    struct smtp_cache *cache;     /* idle connections; NULL: caching off */
 };
 
 /* cache.c: idle SMTP connections between two deliveries to one next hop

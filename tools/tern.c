@@ -289,8 +289,8 @@ static int tern_check(void)
     size_t n;
     char *const *nets = config_list(cfg, "mynetworks", &n);
     buf_t path = BUF_INIT;
-    static const char *programs[] = {"tern-master", "tern-smtpd", "tern-cleanup",
-                                     "tern-qmgr",   "tern-smtp",  NULL};
+    static const char *programs[] = {
+        "tern-master", "tern-smtpd", "tern-cleanup", "tern-qmgr", "tern-smtp", "tern-lmtp", NULL};
 
     if (geteuid() == 0 && privs_lookup(config_str(cfg, "mail_owner"), &uid, &gid) < 0) {
         printf("mail_owner = %s: no such user\n", config_str(cfg, "mail_owner"));

@@ -10,7 +10,7 @@ import pytest
 
 from ternlib import TERN, make_message, wait_until
 
-SERVICES = ("smtpd", "cleanup", "qmgr", "smtp")
+SERVICES = ("smtpd", "cleanup", "qmgr", "smtp", "lmtp")
 
 
 def uids_or_none(pid):
