@@ -312,7 +312,7 @@ static void cleanup_read_settings(const struct config *cfg)
     if ((settings.route = route_open(cfg, &err)) == NULL)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
-    route_preload(settings.route);
+    route_preload(settings.route, NULL);
     cleanup_header_networks(cfg);
     settings.myhostname = config_str(cfg, "myhostname");
     settings.myorigin = config_str(cfg, "myorigin");

@@ -480,23 +480,25 @@ static void cleanup_find_message_id(struct cleanup_msg *m, size_t hdr_len)
     }
 }
 
-/* the header class and failure of one header rewrite (hdraddr callback) */
+/* the message whose header addresses are rewritten, and whether a table
+ * failed meanwhile */
 struct cleanup_hdr {
     struct cleanup_msg *m;
-    enum route_addr_class cls;
     int failed;
 };
 
 /* cleanup_hdr_address - one address of a sender or recipient header:
  * qualified, canonical maps, masquerading (lib/route.h) */
-static int cleanup_hdr_address(const char *addr, buf_t *out, void *ctx)
+static int cleanup_hdr_address(enum hdraddr_class cls, const char *addr, buf_t *out, void *ctx)
 {
     struct cleanup_hdr *h = ctx;
     struct route_reply why;
     int rc;
 
     route_reply_init(&why);
-    rc = route_rewrite_header(h->m->set->route, h->cls, addr, out, &why);
+    rc = route_rewrite_header(h->m->set->route,
+                              cls == HDRADDR_SENDER ? ROUTE_HEADER_SENDER : ROUTE_HEADER_RECIPIENT,
+                              addr, out, &why);
     if (rc < 0 && !h->failed) {
         h->failed = 1;
         cleanup_msg_fail(h->m, CLEANUP_TEMPFAIL, why.code, why.dsn, buf_cstr(&why.text));
@@ -505,46 +507,14 @@ static int cleanup_hdr_address(const char *addr, buf_t *out, void *ctx)
     return rc > 0;
 }
 
-/* cleanup_field_end - the end of the header field starting at p (its
- * continuation lines included) */
-static const char *cleanup_field_end(const char *p, const char *end)
-{
-    for (;;) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            return end;
-        p = nl + 1;
-        if (p >= end || (*p != ' ' && *p != '\t'))
-            return p;
-    }
-}
-
 /* cleanup_rewrite_headers - the header section [0, hdr_len) of m->headers
- * into out with the addresses of sender and recipient headers rewritten
- * (everything else byte for byte; a field that is not a clean address list
- * stays as it is) */
+ * into out with the addresses of sender and recipient headers rewritten */
 static void cleanup_rewrite_headers(struct cleanup_msg *m, size_t hdr_len, buf_t *out)
 {
-    const char *p = m->headers.data, *end = p + hdr_len;
-    buf_t value = BUF_INIT;
+    struct cleanup_hdr h = {m, 0};
 
-    while (p < end) {
-        const char *next = cleanup_field_end(p, end);
-        const char *colon = memchr(p, ':', (size_t)(next - p));
-        struct cleanup_hdr h = {m, 0, 0};
-        int cls = colon ? hdraddr_header_class(p, (size_t)(colon - p)) : HDRADDR_NONE;
-
-        h.cls = cls == HDRADDR_SENDER ? ROUTE_HEADER_SENDER : ROUTE_HEADER_RECIPIENT;
-        if (cls != HDRADDR_NONE && hdraddr_rewrite(colon + 1, (size_t)(next - colon - 1),
-                                                   cleanup_hdr_address, &h, &value) > 0) {
-            buf_append(out, p, (size_t)(colon + 1 - p));
-            buf_append(out, value.data, value.len);
-        } else {
-            buf_append(out, p, (size_t)(next - p));
-        }
-        p = next;
-    }
-    buf_free(&value);
+    hdraddr_rewrite_section(m->headers.data, hdr_len, 1 << HDRADDR_SENDER | 1 << HDRADDR_RECIPIENT,
+                            cleanup_hdr_address, &h, out);
 }
 
 /* cleanup_end_headers - the header section ends at hdr_len bytes of

@@ -478,3 +478,63 @@ enum hdraddr_class hdraddr_header_class(const char *name, size_t len)
     }
     return HDRADDR_NONE;
 }
+
+/* ---- whole header sections */
+
+/* hdraddr_field_end - the end of the header field starting at p (its
+ * continuation lines included) */
+static const char *hdraddr_field_end(const char *p, const char *end)
+{
+    for (;;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            return end;
+        p = nl + 1;
+        if (p >= end || (*p != ' ' && *p != '\t'))
+            return p;
+    }
+}
+
+/* the class of the field being rewritten, for hdraddr_section_one */
+struct hdraddr_section {
+    enum hdraddr_class cls;
+    hdraddr_section_fn fn;
+    void *ctx;
+};
+
+static int hdraddr_section_one(const char *addr, buf_t *out, void *ctx)
+{
+    struct hdraddr_section *sec = ctx;
+    return sec->fn(sec->cls, addr, out, sec->ctx);
+}
+
+int hdraddr_rewrite_section(const char *hdrs, size_t len, int classes, hdraddr_section_fn fn,
+                            void *ctx, buf_t *out)
+{
+    const char *p = hdrs, *end = hdrs + len;
+    buf_t value = BUF_INIT;
+    int total = 0;
+
+    while (p < end) {
+        const char *next = hdraddr_field_end(p, end);
+        const char *colon = memchr(p, ':', (size_t)(next - p));
+        struct hdraddr_section sec = {HDRADDR_NONE, fn, ctx};
+        int n = 0;
+
+        if (colon)
+            sec.cls = hdraddr_header_class(p, (size_t)(colon - p));
+        if (sec.cls != HDRADDR_NONE && (classes & (1 << sec.cls)))
+            n = hdraddr_rewrite(colon + 1, (size_t)(next - colon - 1), hdraddr_section_one, &sec,
+                                &value);
+        if (n > 0) {
+            buf_append(out, p, (size_t)(colon + 1 - p));
+            buf_append(out, value.data, value.len);
+            total += n;
+        } else {
+            buf_append(out, p, (size_t)(next - p));
+        }
+        p = next;
+    }
+    buf_free(&value);
+    return total;
+}

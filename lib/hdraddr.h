@@ -97,4 +97,16 @@ enum hdraddr_class { HDRADDR_NONE, HDRADDR_SENDER, HDRADDR_RECIPIENT };
  * not matter; white space before the colon is ignored) */
 enum hdraddr_class hdraddr_header_class(const char *name, size_t len);
 
+/* hdraddr_section_fn - asked about each address of a header of a wanted
+ * class: like hdraddr_map_fn, with the header's class */
+typedef int (*hdraddr_section_fn)(enum hdraddr_class cls, const char *addr, buf_t *out, void *ctx);
+/* hdraddr_rewrite_section - hdrs/len is a whole header section (fields
+ * ending in LF or CRLF, continuation lines starting with SP or HTAB).  The
+ * address lists of the headers whose class is in classes (1 << HDRADDR_SENDER
+ * | 1 << HDRADDR_RECIPIENT) are rewritten with fn; everything else, and a
+ * field that is not a clean address list, is copied byte for byte into out
+ * (appended).  Returns the number of addresses replaced. */
+int hdraddr_rewrite_section(const char *hdrs, size_t len, int classes, hdraddr_section_fn fn,
+                            void *ctx, buf_t *out);
+
 #endif

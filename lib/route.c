@@ -74,7 +74,7 @@ struct route {
     char *const *masquerade_exceptions;
     struct route_domains mydestination, relay_domains, virtual_domains;
     struct route_maps transport, virtual, canonical, sender_canonical, recipient_canonical,
-        local_recipients, aliases;
+        local_recipients, aliases, generic;
     route_trace_fn trace;
     void *trace_ctx;
 };
@@ -584,6 +584,7 @@ static void route_open_maps(struct route *r, const struct config *cfg)
     route_maps_init(&r->recipient_canonical, cfg, "recipient_canonical_maps", 0);
     route_maps_init(&r->aliases, cfg, "alias_maps", TABLE_ALIASES);
     route_maps_init(&r->local_recipients, cfg, "local_recipient_maps", 0);
+    route_maps_init(&r->generic, cfg, "smtp_generic_maps", 0);
     r->local_recipients.alias_specs = config_list(cfg, "alias_maps", NULL);
 }
 
@@ -619,10 +620,11 @@ void route_close(struct route *r)
     route_maps_free(&r->recipient_canonical);
     route_maps_free(&r->aliases);
     route_maps_free(&r->local_recipients);
+    route_maps_free(&r->generic);
     free(r);
 }
 
-void route_preload(struct route *r)
+void route_preload(struct route *r, const char *param)
 {
     struct route_maps *lists[] = {&r->transport,
                                   &r->virtual,
@@ -631,13 +633,15 @@ void route_preload(struct route *r)
                                   &r->recipient_canonical,
                                   &r->aliases,
                                   &r->local_recipients,
+                                  &r->generic,
                                   &r->mydestination.tables,
                                   &r->relay_domains.tables,
                                   &r->virtual_domains.tables,
                                   NULL};
 
     for (int k = 0; lists[k]; k++)
-        for (size_t i = 0; i < lists[k]->count; i++)
+        for (size_t i = 0; (!param || strcmp(param, lists[k]->param) == 0) && i < lists[k]->count;
+             i++)
             (void)route_maps_table(lists[k], i);
 }
 
@@ -1144,6 +1148,26 @@ static int route_canonical(struct route *r, enum route_addr_class cls, buf_t *ad
                 break;
     }
     return failed ? -1 : 0;
+}
+
+int route_rewrite_generic(struct route *r, const char *addr, buf_t *out, struct route_reply *why)
+{
+    int failed = 0;
+
+    buf_set(out, addr);
+    for (int round = 0; round < ROUTE_MAX_CANONICAL && out->len > 0 && !failed; round++)
+        if (!route_canonical_once(r, &r->generic, "smtp_generic_maps", out, &failed))
+            break;
+    if (failed) {
+        route_reply_set(why, "451", "4.3.0", "smtp_generic_maps lookup failure");
+        return ROUTE_TEMPFAIL;
+    }
+    return strcmp(out->data, addr) != 0;
+}
+
+int route_has_generic(const struct route *r)
+{
+    return r->generic.count > 0;
 }
 
 /* route_masquerade - Postfix's masquerade_domains rule on addr (in place):

@@ -107,9 +107,10 @@ typedef void (*route_trace_fn)(const struct route_event *ev, void *ctx);
 struct route *route_open(const struct config *cfg, buf_t *err);
 /* route_close - release everything */
 void route_close(struct route *r);
-/* route_preload - open every table now (before a privilege drop); a table
- * that fails is logged and retried at its next use */
-void route_preload(struct route *r);
+/* route_preload - open every table now (before a privilege drop), or only
+ * those of one parameter (param non-NULL); a table that fails is logged
+ * and retried at its next use */
+void route_preload(struct route *r, const char *param);
 /* route_set_trace - hear every step (NULL: stop) */
 void route_set_trace(struct route *r, route_trace_fn fn, void *ctx);
 
@@ -148,6 +149,13 @@ enum route_status route_rewrite_sender(struct route *r, const char *addr, buf_t 
  * 1 when out differs from addr, 0 unchanged, ROUTE_TEMPFAIL */
 int route_rewrite_header(struct route *r, enum route_addr_class cls, const char *addr, buf_t *out,
                          struct route_reply *why);
+/* route_rewrite_generic - a sender address as it leaves by SMTP
+ * (smtp_generic_maps, sendmail's genericstable; the canonical maps' keys
+ * and value forms): 1 when out differs from addr, 0 unchanged,
+ * ROUTE_TEMPFAIL */
+int route_rewrite_generic(struct route *r, const char *addr, buf_t *out, struct route_reply *why);
+/* route_has_generic - smtp_generic_maps is set */
+int route_has_generic(const struct route *r);
 /* route_expand_recipient - canonical maps, then virtual alias expansion.
  * ROUTE_OK: x holds the final addresses; ROUTE_REJECT (an error: entry, a
  * loop) or ROUTE_TEMPFAIL with why filled */

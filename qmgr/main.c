@@ -331,7 +331,7 @@ int main(int argc, char **argv)
     qmgr_read_params(&qm, svc.cfg);
     qmgr_bounce_templates_load(&qm, config_str(svc.cfg, "bounce_template_file"));
     qmgr_dest_init(&qm);
-    route_preload(qm.route);
+    route_preload(qm.route, NULL);
     svc.ctx = &qm;
     svc.on_drain = qmgr_on_drain;
     service_drop_privileges(&svc);

@@ -23,6 +23,7 @@
 #include "delivery.h"
 #include "dns.h"
 #include "log.h"
+#include "route.h"
 #include "self.h"
 #include "service.h"
 #include "smtp.h"
@@ -146,6 +147,22 @@ static int smtp_port_param(const struct config *cfg, const char *name)
     return (int)port;
 }
 
+/* smtp_generic_configure - smtp_generic_maps, its tables opened before the
+ * privilege drop */
+static void smtp_generic_configure(struct smtp_server *srv)
+{
+    buf_t err = BUF_INIT;
+    size_t n;
+
+    config_list(srv->svc.cfg, "smtp_generic_maps", &n);
+    if (n == 0)
+        return;
+    if ((srv->env.generic = route_open(srv->svc.cfg, &err)) == NULL)
+        log_fatal("%s", buf_cstr(&err));
+    route_preload(srv->env.generic, "smtp_generic_maps");
+    buf_free(&err);
+}
+
 /* smtp_server_configure - settings and the resolver (before the drop) */
 static void smtp_server_configure(struct smtp_server *srv)
 {
@@ -169,8 +186,10 @@ static void smtp_server_configure(struct smtp_server *srv)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
     smtp_cache_configure(srv);
-    if (!srv->env.lmtp) /* LMTP goes where it is told: no MX, no loop to find */
+    if (!srv->env.lmtp) { /* LMTP goes where it is told: no MX, no loop to find */
         smtp_self_configure(srv);
+        smtp_generic_configure(srv);
+    }
 }
 
 /* smtp_program_is_lmtp - run as tern-lmtp? */
@@ -201,6 +220,7 @@ int main(int argc, char **argv)
     smtp_cache_free(srv.env.cache); /* QUIT what is still idle */
     delivery_server_free(srv.delivery);
     dns_free(srv.env.dns);
+    route_close(srv.env.generic);
     smtp_self_free(&srv.self);
     return status;
 }

@@ -373,8 +373,11 @@ static void session_timer_event(evutil_socket_t fd, short what, void *arg)
 static void session_mail_command(struct smtp_session *s, buf_t *out)
 {
     const struct delivery_request *req = s->req;
+    buf_t sender = BUF_INIT;
 
-    buf_printf(out, "MAIL FROM:<%s>", req->sender);
+    smtp_generic_sender(s->env, req->sender, &sender);
+    buf_printf(out, "MAIL FROM:<%s>", sender.data);
+    buf_free(&sender);
     if (s->ehlo.size)
         buf_printf(out, " SIZE=%lld", req->size);
     if (req->body_8bit && s->ehlo.eightbitmime)
@@ -560,6 +563,25 @@ static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
 /* session_fill_content - top up the output with dot-stuffed content */
 static void session_fill_content(struct smtp_session *s);
 
+static void session_stuff(struct smtp_session *s, const char *p, size_t n, struct evbuffer *out);
+
+/* session_send_generic_headers - with smtp_generic_maps, the header section
+ * goes out rewritten and the copy from the queue file starts after it */
+static void session_send_generic_headers(struct smtp_session *s)
+{
+    buf_t hdrs = BUF_INIT;
+    size_t n;
+
+    if (s->env->lmtp)
+        return;
+    n = smtp_generic_headers(s->env, s->qfd, s->req->content_offset, s->req->content_length, &hdrs);
+    if (n > 0) {
+        session_stuff(s, hdrs.data, hdrs.len, bufferevent_get_output(s->bev));
+        s->data_pos = (long long)n;
+    }
+    buf_free(&hdrs);
+}
+
 /* session_start_content - 354: send the message */
 static void session_start_content(struct smtp_session *s)
 {
@@ -570,6 +592,7 @@ static void session_start_content(struct smtp_session *s)
     if (s->chunk == NULL)
         s->chunk = xmalloc(SESSION_CHUNK);
     bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUT_LOW, 0);
+    session_send_generic_headers(s);
     session_fill_content(s);
 }
 

@@ -17,6 +17,7 @@ struct event_base;
 struct bufferevent;
 struct dns_ctx;
 struct smtp_cache;
+struct route;
 struct smtp_self;
 
 #define SMTP_PEER_MAX 320 /* "host[addr]" */
@@ -34,6 +35,7 @@ struct smtp_env {
     int default_port;             /* smtp_default_port, or lmtp_tcp_port */
     const struct smtp_self *self; /* this host, for MX loops (self.h); NULL for LMTP */
     struct smtp_cache *cache;     /* idle connections; NULL: caching off */
+    struct route *generic;        /* smtp_generic_maps (generic.c); NULL: none */
 };
 
 /* cache.c: idle SMTP connections between two deliveries to one next hop
@@ -68,6 +70,16 @@ int smtp_cache_take(struct smtp_cache *c, const char *key, struct smtp_conn *con
 void smtp_cache_drain(struct smtp_cache *c);
 /* smtp_cache_free - at exit: QUIT what is idle, close everything, free */
 void smtp_cache_free(struct smtp_cache *c);
+
+/* generic.c: smtp_generic_maps, the sender addresses as mail leaves */
+/* smtp_generic_sender - the envelope sender for MAIL FROM into out; 1 when
+ * it was rewritten */
+int smtp_generic_sender(const struct smtp_env *env, const char *sender, buf_t *out);
+/* smtp_generic_headers - the content's header section with its sender
+ * header addresses rewritten into out: the number of content bytes out
+ * replaces, or 0 when nothing changes (out empty) */
+size_t smtp_generic_headers(const struct smtp_env *env, int qfd, long long offset, long long length,
+                            buf_t *out);
 
 /* session.c: one delivery from DNS lookup to QUIT */
 struct smtp_session;

@@ -59,7 +59,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf)
     if ((cfg->route = route_open(conf, &err)) == NULL)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
-    route_preload(cfg->route); /* before the privilege drop */
+    route_preload(cfg->route, NULL); /* before the privilege drop */
     smtpd_config_networks(cfg, conf);
     cfg->banner = config_str(conf, "smtpd_banner");
     cfg->client_limit =

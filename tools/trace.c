@@ -25,6 +25,7 @@
 #include "dns.h"
 #include "local.h"
 #include "netaddr.h"
+#include "nexthop.h"
 #include "route.h"
 #include "table.h"
 #include "tern_build.h"
@@ -228,35 +229,30 @@ static int trace_dns_open(struct trace *t)
     return t->dns ? 0 : -1;
 }
 
-/* trace_dns - the addresses smtp or lmtp would connect to */
+/* trace_dns - the addresses smtp or lmtp would connect to (the next hop
+ * parsed by smtp's own parser, smtp/nexthop.c) */
 static void trace_dns(struct trace *t, const struct route_dest *d)
 {
-    const char *nexthop = buf_cstr(&d->nexthop);
     int lmtp = strcmp(d->transport, "lmtp") == 0;
-    int port =
-        lmtp ? (config_find_param("lmtp_tcp_port") ? (int)config_int(t->cfg, "lmtp_tcp_port") : 24)
-             : (int)config_int(t->cfg, "smtp_default_port");
-    char host[256];
-    int bracketed = 0;
+    int port = (int)config_int(t->cfg, lmtp ? "lmtp_tcp_port" : "smtp_default_port");
+    struct smtp_nexthop hop;
     struct trace_dns_wait w = {t, 0};
 
     if (t->no_dns || t->quiet)
         return;
-    if (strncmp(nexthop, "unix:", 5) == 0) {
-        trace_note(t, "dns", "%s: a UNIX socket, no DNS", nexthop);
+    if (smtp_nexthop_parse(buf_cstr(&d->nexthop), lmtp, port, &hop) < 0) {
+        trace_note(t, "dns", "bad next hop \"%s\"", buf_cstr(&d->nexthop));
         return;
     }
-    if (strncmp(nexthop, "inet:", 5) == 0)
-        nexthop += 5;
-    if (netaddr_parse_hostport(nexthop, host, sizeof(host), &port, port, &bracketed) < 0) {
-        trace_note(t, "dns", "bad next hop \"%s\"", nexthop);
+    if (hop.kind == SMTP_NEXTHOP_UNIX) {
+        trace_note(t, "dns", "%s: a UNIX socket, no DNS", hop.host);
         return;
     }
     if (trace_dns_open(t) < 0)
         return;
-    trace_note(t, "dns", "%s: %s", host,
-               bracketed || lmtp ? "address records only (no MX lookup)" : "MX lookup");
-    dns_resolve_nexthop(t->dns, host, !bracketed && !lmtp, port, trace_dns_answer, &w);
+    trace_note(t, "dns", "%s: %s", hop.host,
+               hop.use_mx ? "MX lookup" : "address records only (no MX lookup)");
+    dns_resolve_nexthop(t->dns, hop.host, hop.use_mx, hop.port, trace_dns_answer, &w);
     while (!w.done && event_base_loop(t->base, EVLOOP_ONCE) == 0)
         ;
 }

@@ -242,3 +242,30 @@ def test_domaintable_rewrites_header_recipients(res):
     got = sink.wait_for(b"vdom07")[0]
     assert got.rcpt_tos == ["hal@example.test"]
     assert got.header("To") == "<hal@example.test>"
+
+
+def test_generic_maps_rewrite_senders_on_the_way_out_only(res):
+    """sendmail's genericstable: the envelope sender and the sender headers
+    change as mail leaves by SMTP; recipients and local mail do not."""
+    sink = res.sink()
+    t = res.tern(start=False, relayhost=sink.hostport)
+    spec = write_map(t, "genericstable", "@internal.test @example.test\n", build=True)
+    t.conf_edit(smtp_generic_maps=spec)
+    t.start()
+    msg = (
+        b"From: Eve <eve@internal.test>\r\nReply-To: eve@internal.test\r\n"
+        b"To: bob@internal.test\r\nSubject: generic out\r\n\r\nbody\r\n"
+    )
+    t.send(msg, sender="eve@internal.test", rcpts=("bob@internal.test", "root@tern.test"))
+    got = sink.wait_for(b"generic out")[0]
+    assert got.mail_from == "eve@example.test"
+    assert got.rcpt_tos == ["bob@internal.test"]
+    assert got.header("From") == "Eve <eve@example.test>"
+    assert got.header("Reply-To") == "eve@example.test"
+    assert got.header("To") == "bob@internal.test"
+    assert got.body() == b"body\r\n"
+    from ternlib import wait_until
+
+    mbox = t.spool / "root"
+    wait_until(lambda: mbox.exists() and b"generic out" in mbox.read_bytes(), 15, "local copy")
+    assert b"From: Eve <eve@internal.test>" in mbox.read_bytes()
