@@ -257,6 +257,22 @@ static void trace_dns(struct trace *t, const struct route_dest *d)
         ;
 }
 
+/* trace_generic - the envelope sender as tern-smtp sends it
+ * (smtp_generic_maps), when --from named one */
+static void trace_generic(struct trace *t)
+{
+    struct route_reply why;
+    buf_t out = BUF_INIT;
+
+    if (t->sender == NULL || *t->sender == 0 || !route_has_generic(t->route))
+        return;
+    route_reply_init(&why);
+    if (route_rewrite_generic(t->route, t->sender, &out, &why) > 0)
+        trace_note(t, "smtp", "MAIL FROM:<%s> (smtp_generic_maps)", out.data);
+    route_reply_free(&why);
+    buf_free(&out);
+}
+
 /* ---- the explanation */
 
 static void trace_recipient(struct trace *t, const char *display, const char *addr, int flags);
@@ -322,6 +338,8 @@ static void trace_final_route(struct trace *t, const char *display, const char *
             f.host = NULL;
         else
             trace_dns(t, &d);
+        if (strcmp(d.transport, "smtp") == 0)
+            trace_generic(t);
         trace_final(t, &f);
     }
     route_dest_free(&d);

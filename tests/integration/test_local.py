@@ -326,6 +326,18 @@ def test_luser_relay_forwards_unknown_users(res):
     assert sink.wait_count(1)[0].rcpt_tos == ["catchall@sink.test"]
 
 
+def test_luser_relay_takes_unknown_users_at_rcpt(res):
+    """SPEC ROUTE-06: with luser_relay set, an unknown local user is
+    accepted at RCPT although local_recipient_maps does not know it."""
+    sink = res.sink()
+    t = local_tern(res, relayhost=sink.hostport, luser_relay="catchall@sink.test")
+    with t.connect() as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@example.test>")
+        assert c.cmd("RCPT TO:<ghost@tern.test>")[0].startswith("250 ")
+
+
 # ------------------------------------------------------------------ commands
 
 

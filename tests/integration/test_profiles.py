@@ -185,3 +185,28 @@ def test_lists_host_virtusertable_entry_and_mailertable(res):
     assert lists.wait_for(b"to-sales")[0].rcpt_tos == ["sales@lists.example.test"]
     assert exchange.wait_for(b"to-other")[0].rcpt_tos == ["other@example.test"]
     assert not exchange.matching(b"to-sales")
+
+
+def test_loop_between_two_relays_ends_at_the_hop_limit(res):
+    """SPEC ROUTE-10: A and B each route loop.test to the other; the message
+    bounces once it carries too many Received: headers, and the number of
+    copies stays bounded."""
+    sender_box = res.sink()
+    pa, pb = free_port("127.0.0.10"), free_port("127.0.0.11")
+    relays = []
+    for name, host, port, other in (("a", "127.0.0.10", pa, f"[127.0.0.11]:{pb}"),
+                                    ("b", "127.0.0.11", pb, f"[127.0.0.10]:{pa}")):
+        t = res.tern(start=False, name=name, smtpd_listen=f"{host}:{port}",
+                     myhostname=f"{name}.example.test", hopcount_limit="6",
+                     relayhost=sender_box.hostport)
+        t.host, t.port = host, port
+        t.conf_edit(transport_maps=write_map(t, "mailertable", f"loop.test smtp:{other}\n"))
+        t.start()
+        relays.append(t)
+    a, b = relays
+    a.send(make_message(subject="round and round"), sender="me@outside.test",
+           rcpts=("u@loop.test",))
+    bounce = sender_box.wait_for(b"Too many hops", timeout=60)[0]
+    assert bounce.rcpt_tos == ["me@outside.test"]
+    hops = a.log().count("to=<u@loop.test>") + b.log().count("to=<u@loop.test>")
+    assert hops <= 8

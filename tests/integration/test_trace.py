@@ -191,3 +191,12 @@ def test_sendmail_bv_follows_virtual_aliases(res):
     assert "root... deliverable: mailer local, user root" in out
     assert "bad@virt.test... 550 5.0.0 No such user here" in out
     assert r.returncode == 67
+
+
+def test_trace_generic_maps_on_the_way_out(res):
+    t = trace_instance(res)
+    spec = write_map(t, "genericstable", "@internal.test @example.test\n")
+    t.conf_edit(smtp_generic_maps=spec)
+    r = trace(t, "--no-dns", "--from", "eve@internal.test", "u@far.test")
+    assert "[smtp_generic_maps] eve@internal.test -> eve@example.test" in r.stdout
+    assert "[smtp] MAIL FROM:<eve@example.test> (smtp_generic_maps)" in r.stdout
