@@ -24,13 +24,13 @@
 #include "route.h"
 
 static struct route *fuzz_route;
+static struct config *fuzz_cfg; /* kept for the process: the route points into it */
 
 /* fuzz_route_open - the fixed configuration, once */
 static void fuzz_route_open(void)
 {
     char dir[64] = "/tmp/fuzz_header_rewrite.XXXXXX";
     buf_t path = BUF_INIT, err = BUF_INIT;
-    struct config *cfg;
     FILE *fp;
 
     log_init("fuzz", LOG_TARGET_FILE, "/dev/null");
@@ -46,7 +46,7 @@ static void fuzz_route_open(void)
                 "canonical_maps = inline:{@old.test=@new.test, joe@a.test=joseph@b.test}\n"
                 "alias_maps =\nlocal_recipient_maps =\n");
     fclose(fp);
-    if (config_load(dir, &cfg, &err) < 0 || (fuzz_route = route_open(cfg, &err)) == NULL)
+    if (config_load(dir, &fuzz_cfg, &err) < 0 || (fuzz_route = route_open(fuzz_cfg, &err)) == NULL)
         abort();
     unlink(path.data);
     rmdir(dir);
