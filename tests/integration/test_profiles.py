@@ -58,17 +58,17 @@ def test_internal_relay_profile(res):
         assert c.cmd("MAIL FROM:<eve>")[0].startswith("250 ")
         assert c.cmd("RCPT TO:<hal@example.test>")[0].startswith("250 ")
         assert c.data(b"From: eve\r\nTo: hal\r\nSubject: prof01a\r\n\r\nx\r\n")[0].startswith("250")
-    got = exchange.wait_for(b"prof01a")[0]
+    got = exchange.wait_for(b"Subject: prof01a\r\n")[0]
     assert got.mail_from == "eve@example.test"
     assert got.rcpt_tos == ["hal@example.test"]
     assert got.header("From") == "eve@example.test"
     assert got.header("To") == "hal@example.test"
     # (b) everything else goes to the external relay ('.' in the mailertable)
     t.send(make_message(subject="prof01b"), rcpts=("u@far.test",), source="127.0.0.6")
-    assert internet.wait_for(b"prof01b")[0].rcpt_tos == ["u@far.test"]
+    assert internet.wait_for(b"Subject: prof01b\r\n")[0].rcpt_tos == ["u@far.test"]
     # (c) the internal name is rewritten to the company domain
     t.send(make_message(subject="prof01c"), rcpts=("u@internal.example.test",), source="127.0.0.6")
-    assert exchange.wait_for(b"prof01c")[0].rcpt_tos == ["u@example.test"]
+    assert exchange.wait_for(b"Subject: prof01c\r\n")[0].rcpt_tos == ["u@example.test"]
 
 
 def external_relay(res, int_hostport, internet):
@@ -132,10 +132,10 @@ def test_external_relay_in_front_of_the_internal_hub(res):
             assert c.data(body.encode())[0].startswith("250 ")
         c.cmd("QUIT")
 
-    par = exchange.wait_for(b"prof02-parallel")[0]
+    par = exchange.wait_for(b"Subject: prof02-parallel\r\n")[0]
     assert par.rcpt_tos == ["hal@example.test"]
     assert par.header("To") == "hal@example.test", "domaintable rewrites the header"
-    virt = exchange.wait_for(b"prof02-virtual")[0]
+    virt = exchange.wait_for(b"Subject: prof02-virtual\r\n")[0]
     assert virt.rcpt_tos == ["marketing@example.test"]
     assert virt.header("To") == "hal@virtual.test", "virtusertable changes the envelope only"
 
@@ -155,12 +155,12 @@ def test_external_relay_in_front_of_the_internal_hub(res):
     # MAIL_HUB: local mail of EXT goes to INT, which maps it to the company domain
     ext.send(make_message(subject="prof02-hub"), rcpts=("root@ext.example.test",),
              source="127.0.0.5")
-    assert exchange.wait_for(b"prof02-hub")[0].rcpt_tos == ["root@example.test"]
+    assert exchange.wait_for(b"Subject: prof02-hub\r\n")[0].rcpt_tos == ["root@example.test"]
     assert not list(ext.spool.iterdir()), "no local delivery on the external relay"
 
     # the inside network (relay-domains' 127.0.0.6) relays out through EXT
     ext.send(make_message(subject="prof02-out"), rcpts=("u@far.test",), source="127.0.0.6")
-    assert internet.wait_for(b"prof02-out")[0].rcpt_tos == ["u@far.test"]
+    assert internet.wait_for(b"Subject: prof02-out\r\n")[0].rcpt_tos == ["u@far.test"]
 
 
 def test_lists_host_virtusertable_entry_and_mailertable(res):
@@ -182,9 +182,9 @@ def test_lists_host_virtusertable_entry_and_mailertable(res):
     t.start()
     t.send(make_message(subject="to-sales"), rcpts=("sales@example.test",), source="127.0.0.6")
     t.send(make_message(subject="to-other"), rcpts=("other@example.test",), source="127.0.0.6")
-    assert lists.wait_for(b"to-sales")[0].rcpt_tos == ["sales@lists.example.test"]
-    assert exchange.wait_for(b"to-other")[0].rcpt_tos == ["other@example.test"]
-    assert not exchange.matching(b"to-sales")
+    assert lists.wait_for(b"Subject: to-sales\r\n")[0].rcpt_tos == ["sales@lists.example.test"]
+    assert exchange.wait_for(b"Subject: to-other\r\n")[0].rcpt_tos == ["other@example.test"]
+    assert not exchange.matching(b"Subject: to-sales\r\n")
 
 
 def test_loop_between_two_relays_ends_at_the_hop_limit(res):

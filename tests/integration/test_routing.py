@@ -43,10 +43,10 @@ def test_mailertable_routes_two_domains_and_the_default(res):
     t.send(make_message(subject="to-a"), rcpts=("u@a.test",))
     t.send(make_message(subject="to-b"), rcpts=("u@b.test",))
     t.send(make_message(subject="to-other"), rcpts=("u@other.test",))
-    assert a.wait_for(b"to-a")[0].rcpt_tos == ["u@a.test"]
-    assert b.wait_for(b"to-b")[0].rcpt_tos == ["u@b.test"]
-    assert dflt.wait_for(b"to-other")[0].rcpt_tos == ["u@other.test"]
-    assert not a.matching(b"to-b") and not a.matching(b"to-other")
+    assert a.wait_for(b"Subject: to-a\r\n")[0].rcpt_tos == ["u@a.test"]
+    assert b.wait_for(b"Subject: to-b\r\n")[0].rcpt_tos == ["u@b.test"]
+    assert dflt.wait_for(b"Subject: to-other\r\n")[0].rcpt_tos == ["u@other.test"]
+    assert not a.matching(b"Subject: to-b\r\n") and not a.matching(b"Subject: to-other\r\n")
 
 
 def test_mailertable_exact_domain_does_not_cover_subdomains_dot_entry_does(res):
@@ -63,10 +63,10 @@ def test_mailertable_exact_domain_does_not_cover_subdomains_dot_entry_does(res):
     t.send(make_message(subject="exact"), rcpts=("u@example.test",))
     t.send(make_message(subject="deep"), rcpts=("u@a.b.example.test",))
     t.send(make_message(subject="lookalike"), rcpts=("u@notexample.test",))
-    exact.wait_for(b"exact")
-    sub.wait_for(b"deep")
-    dflt.wait_for(b"lookalike")
-    assert not exact.matching(b"deep") and not sub.matching(b"exact")
+    exact.wait_for(b"Subject: exact\r\n")
+    sub.wait_for(b"Subject: deep\r\n")
+    dflt.wait_for(b"Subject: lookalike\r\n")
+    assert not exact.matching(b"Subject: deep\r\n") and not sub.matching(b"Subject: exact\r\n")
 
 
 def test_mailertable_error_entry_refuses_at_rcpt_and_queues_nothing(res):
@@ -140,11 +140,11 @@ def test_transport_map_rebuilt_while_running_takes_effect(res):
     t.conf_edit(transport_maps=spec)
     t.start()
     t.send(make_message(subject="first"), rcpts=("u@r.test",))
-    old.wait_for(b"first")
+    old.wait_for(b"Subject: first\r\n")
     write_map(t, "mailertable", f"r.test smtp:{new.hostport}\n", build=True)
     t.send(make_message(subject="second"), rcpts=("u@r.test",))
-    new.wait_for(b"second")
-    assert not old.matching(b"second")
+    new.wait_for(b"Subject: second\r\n")
+    assert not old.matching(b"Subject: second\r\n")
 
 
 def test_relay_domains_accepted_from_anyone_others_denied(res):
@@ -157,7 +157,7 @@ def test_relay_domains_accepted_from_anyone_others_denied(res):
     assert rcpt_reply(t, "u@sub.other.test").startswith("250 "), "subdomains by default"
     assert rcpt_reply(t, "u@far.test").startswith("554 5.7.1 ")
     qid = t.send(make_message(subject="backup mx"), rcpts=("u@other.test",), source="127.0.0.5")
-    assert sink.wait_for(b"backup mx")[0].rcpt_tos == ["u@other.test"]
+    assert sink.wait_for(b"Subject: backup mx\r\n")[0].rcpt_tos == ["u@other.test"]
     assert qid
 
 
@@ -206,8 +206,8 @@ def test_mail_hub_gets_local_users_without_local_delivery(res):
     assert rcpt_reply(t, "ghost@tern.test").startswith("250 "), "the hub knows its users"
     t.send(make_message(subject="hub-root"), rcpts=("root@tern.test",), source="127.0.0.5")
     t.send(make_message(subject="hub-ghost"), rcpts=("ghost@tern.test",), source="127.0.0.5")
-    assert hub.wait_for(b"hub-root")[0].rcpt_tos == ["root@tern.test"]
-    assert hub.wait_for(b"hub-ghost")[0].rcpt_tos == ["ghost@tern.test"]
+    assert hub.wait_for(b"Subject: hub-root\r\n")[0].rcpt_tos == ["root@tern.test"]
+    assert hub.wait_for(b"Subject: hub-ghost\r\n")[0].rcpt_tos == ["ghost@tern.test"]
     assert not list(t.spool.iterdir()), "no local mailbox is written"
 
 
@@ -216,9 +216,9 @@ def test_mail_hub_expands_aliases_first(res):
     alias members go to the hub, outside members are relayed."""
     t, hub, outside = hub_instance(res, aliases="staff: alice, bob, ext@far.test\n")
     qid = t.send(make_message(subject="staff"), rcpts=("staff@tern.test",), source="127.0.0.5")
-    got = hub.wait_for(b"staff")[0]
+    got = hub.wait_for(b"Subject: staff\r\n")[0]
     assert sorted(got.rcpt_tos) == ["alice@tern.test", "bob@tern.test"]
-    assert outside.wait_for(b"staff")[0].rcpt_tos == ["ext@far.test"]
+    assert outside.wait_for(b"Subject: staff\r\n")[0].rcpt_tos == ["ext@far.test"]
     t.wait_log(rf"{qid}: to=<alice@tern.test>, orig_to=<staff@tern.test>, relay=local.*forwarded as")
     assert not list(t.spool.iterdir())
 
@@ -229,7 +229,7 @@ def test_relay_only_host_runs_no_alias_program(res, tmp_path):
     marker = tmp_path / "touched"
     t, hub, _ = hub_instance(res, aliases=f"cmd: |/bin/touch {marker}\n", alias_maps="")
     t.send(make_message(subject="cmd"), rcpts=("cmd@tern.test",), source="127.0.0.5")
-    assert hub.wait_for(b"cmd")[0].rcpt_tos == ["cmd@tern.test"]
+    assert hub.wait_for(b"Subject: cmd\r\n")[0].rcpt_tos == ["cmd@tern.test"]
     assert not marker.exists()
     assert not t.service_pids("local") or "relay=local" not in t.log()
 

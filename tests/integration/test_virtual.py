@@ -51,7 +51,7 @@ def test_virtual_changes_only_the_envelope_recipient(res):
     t, sink = virtual_instance(res)
     msg = make_message(subject="vdom03", to="joe@virt.test")
     qid = t.send(msg, rcpts=("joe@virt.test",), source="127.0.0.5")
-    got = sink.wait_for(b"vdom03")[0]
+    got = sink.wait_for(b"Subject: vdom03\r\n")[0]
     assert got.rcpt_tos == ["joe@sink.test"]
     assert got.header("To") == "<joe@virt.test>", "headers are left alone"
     received = got.headers().get_all("Received")[0]
@@ -65,18 +65,18 @@ def test_catch_all_specific_entry_wins_and_percent_forms(res):
     t.send(make_message(subject="c2"), rcpts=("vip@virt2.test",), source="127.0.0.5")
     t.send(make_message(subject="c3"), rcpts=("fred@pct.test",), source="127.0.0.5")
     t.send(make_message(subject="c4"), rcpts=("fred+news@det.test",), source="127.0.0.5")
-    assert sink.wait_for(b"c1")[0].rcpt_tos == ["catchall@sink.test"]
-    assert sink.wait_for(b"c2")[0].rcpt_tos == ["vip@sink.test"]
-    assert sink.wait_for(b"c3")[0].rcpt_tos == ["fred@sink.test"]
-    assert sink.wait_for(b"c4")[0].rcpt_tos == ["fred+news@sink.test"]
+    assert sink.wait_for(b"Subject: c1\r\n")[0].rcpt_tos == ["catchall@sink.test"]
+    assert sink.wait_for(b"Subject: c2\r\n")[0].rcpt_tos == ["vip@sink.test"]
+    assert sink.wait_for(b"Subject: c3\r\n")[0].rcpt_tos == ["fred@sink.test"]
+    assert sink.wait_for(b"Subject: c4\r\n")[0].rcpt_tos == ["fred+news@sink.test"]
 
 
 def test_several_targets_and_chains(res):
     t, sink = virtual_instance(res)
     t.send(make_message(subject="team"), rcpts=("team@virt.test",), source="127.0.0.5")
     t.send(make_message(subject="chain"), rcpts=("chain@virt.test",), source="127.0.0.5")
-    assert sorted(sink.wait_for(b"team")[0].rcpt_tos) == ["ann@sink.test", "bob@sink.test"]
-    assert sink.wait_for(b"chain")[0].rcpt_tos == ["last@sink.test"]
+    assert sorted(sink.wait_for(b"Subject: team\r\n")[0].rcpt_tos) == ["ann@sink.test", "bob@sink.test"]
+    assert sink.wait_for(b"Subject: chain\r\n")[0].rcpt_tos == ["last@sink.test"]
 
 
 def test_virtual_entry_to_a_local_user_is_delivered_locally(res):
@@ -103,7 +103,7 @@ def test_self_reference_keeps_the_address(res):
     t.conf_edit(virtual_alias_maps=spec, relay_domains="self.test")
     t.start()
     t.send(make_message(subject="self"), rcpts=("me@self.test",))
-    assert sorted(sink.wait_for(b"self")[0].rcpt_tos) == ["copy@sink.test", "me@self.test"]
+    assert sorted(sink.wait_for(b"Subject: self\r\n")[0].rcpt_tos) == ["copy@sink.test", "me@self.test"]
 
 
 def test_virtusertable_first_then_mailertable(res):
@@ -117,8 +117,8 @@ def test_virtusertable_first_then_mailertable(res):
     t.start()
     t.send(make_message(subject="sales"), rcpts=("sales@example.test",), source="127.0.0.5")
     t.send(make_message(subject="other"), rcpts=("other@example.test",), source="127.0.0.5")
-    assert lists.wait_for(b"sales")[0].rcpt_tos == ["sales@lists.test"]
-    assert exchange.wait_for(b"other")[0].rcpt_tos == ["other@example.test"]
+    assert lists.wait_for(b"Subject: sales\r\n")[0].rcpt_tos == ["sales@lists.test"]
+    assert exchange.wait_for(b"Subject: other\r\n")[0].rcpt_tos == ["other@example.test"]
 
 
 def test_virtual_table_rebuilt_while_running(res):
@@ -127,7 +127,7 @@ def test_virtual_table_rebuilt_while_running(res):
     write_map(t, "virtusertable", VIRTUSERTABLE + "new@virt3.test new@sink.test\n", build=True)
     assert rcpt_reply(t, "new@virt3.test").startswith("250 ")
     t.send(make_message(subject="rebuilt"), rcpts=("new@virt3.test",), source="127.0.0.5")
-    assert sink.wait_for(b"rebuilt")[0].rcpt_tos == ["new@sink.test"]
+    assert sink.wait_for(b"Subject: rebuilt\r\n")[0].rcpt_tos == ["new@sink.test"]
 
 
 def test_virtual_domain_list_file_decides_and_reload_applies_it(res):
