@@ -239,3 +239,17 @@ def test_local_transport_error_refuses_local_mail(res):
     assert rcpt_reply(t, "root@tern.test", source="127.0.0.1") == (
         "550 5.7.1 <root@tern.test>... local delivery is disabled here"
     )
+
+
+def test_missing_transport_map_is_a_temporary_failure_never_the_default_route(res):
+    """A table that cannot answer defers: it is never read as "no entry",
+    which would send the mail by the default route."""
+    sink = res.sink()
+    t = res.tern(start=False, relayhost=sink.hostport)
+    spec = write_map(t, "mailertable", "far.test error:5.7.1 never\n", build=True)
+    t.conf_edit(transport_maps=spec)
+    t.start()
+    (t.etc / "mailertable.lmdb").unlink()
+    assert rcpt_reply(t, "u@far.test", source="127.0.0.1").startswith("451 4.3.0 ")
+    t.wait_log(r"warning: lmdb:.*mailertable: cannot stat .*mailertable.lmdb")
+    assert not sink.snapshot()
