@@ -200,3 +200,21 @@ def test_trace_generic_maps_on_the_way_out(res):
     r = trace(t, "--no-dns", "--from", "eve@internal.test", "u@far.test")
     assert "[smtp_generic_maps] eve@internal.test -> eve@example.test" in r.stdout
     assert "[smtp] MAIL FROM:<eve@example.test> (smtp_generic_maps)" in r.stdout
+
+
+def test_trace_domaintable_hub_and_lmtp_routes(res):
+    t = trace_instance(res, local_transport="smtp:[127.0.0.11]:2525", relay_domains="example.test")
+    dt = write_map(t, "domaintable", "@parallel.test @example.test\n")
+    mt = write_map(t, "lmtptable", "box.test lmtp:unix:/run/dovecot/lmtp\n")
+    t.conf_edit(canonical_maps=dt, transport_maps=mt)
+    r = trace(t, "hal@parallel.test", "root@tern.test", "staff@tern.test", "u@box.test")
+    out = r.stdout
+    assert "[canonical_maps] hal@parallel.test -> hal@example.test" in out
+    assert "=> hal@parallel.test: mailer relay, host [127.0.0.30]:2525, user hal@example.test" in out
+    # the mail hub: no alias, so the hub gets root; an alias is expanded first
+    assert "=> root@tern.test: mailer smtp, host [127.0.0.11]:2525, user root@tern.test" in out
+    assert "by alias_maps (aliases first, then local_transport)" in out
+    assert "=> root@tern.test: mailer smtp, host [127.0.0.11]:2525" in out.split(
+        "recipient <staff@tern.test>")[1]
+    assert "[dns] /run/dovecot/lmtp: a UNIX socket, no DNS" in out
+    assert "=> u@box.test: mailer lmtp, host unix:/run/dovecot/lmtp, user u@box.test" in out
