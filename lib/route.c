@@ -414,14 +414,16 @@ static int route_derived_has(struct route *r, struct route_derived *dv, struct t
            bsearch(&key, dv->domains, dv->count, sizeof(char *), route_cmp_str) != NULL;
 }
 
-/* route_domains_tables - the domain as a key of the list's tables:
- * domain, ".parent" forms, and with derive "@domain" and key domains */
+/* route_domains_tables - the domain as a key of the list's tables: the
+ * domain, then ".parent" forms (parent forms too with d->parents); for
+ * virtual_alias_domains (derive) instead "@domain" and the domains of the
+ * tables' address keys */
 static int route_domains_tables(struct route *r, struct route_domains *d, const char *domain)
 {
     buf_t value = BUF_INIT, key = BUF_INIT;
     enum table_result res = route_maps_find(r, &d->tables, d->param, domain, 1, &value);
 
-    for (const char *dot = strchr(domain, '.'); res == TABLE_NOTFOUND && dot;
+    for (const char *dot = strchr(domain, '.'); res == TABLE_NOTFOUND && !d->derive && dot;
          dot = strchr(dot + 1, '.')) {
         res = route_maps_find(r, &d->tables, d->param, dot, 0, &value);
         if (res == TABLE_NOTFOUND && d->parents)

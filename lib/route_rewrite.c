@@ -290,6 +290,7 @@ static void route_vexp_value(struct route_vexp *e, const char *addr, const char 
         return;
     }
     route_virtual_substitute(e->r, value, p, stripped, &subst);
+    route_rewrote(e->r, "virtual_alias_maps", addr, subst.data, NULL);
     for (v = subst.data; e->st == ROUTE_OK && *v;) {
         size_t n = strcspn(v, ", \t\r\n");
         if (n > 0) {
@@ -346,7 +347,6 @@ static void route_vexp_address(struct route_vexp *e, const char *addr)
             route_vexp_fail(e, ROUTE_TEMPFAIL, "451", "4.3.0",
                             "virtual alias expansion is too large");
     } else {
-        route_rewrote(r, "virtual_alias_maps", addr, value.data, NULL);
         e->chain[e->depth++] = addr;
         route_vexp_value(e, addr, value.data, &p, stripped);
         e->depth--;

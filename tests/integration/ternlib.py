@@ -604,8 +604,11 @@ class TernInstance:
         return out
 
     def kill9(self) -> None:
-        """SIGKILL every process of the instance (a crash), then reap."""
-        for pid in self.pids():
+        """SIGKILL every process of the instance (a crash), then reap.  Waits
+        until each killed process is gone from /proc, not only until none is
+        found by its command line (an exiting process loses that first)."""
+        killed = self.pids()
+        for pid in killed:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -615,7 +618,11 @@ class TernInstance:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        wait_until(lambda: not self.pids(), 5, "instance processes to die after SIGKILL")
+        wait_until(
+            lambda: not self.pids() and not any(proc_stat(p) for p in killed),
+            10,
+            "instance processes to die after SIGKILL",
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """tern stop; wait for the processes to end; SIGKILL what is left."""
