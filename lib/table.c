@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "addr.h"
 #include "log.h"
 #include "netaddr.h"
 #include "table_impl.h"
@@ -260,73 +259,6 @@ enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t
 }
 
 /* ---- lookup orders (DESIGN §6) */
-
-/* addr_try - one form of the address; matched_key set on a match */
-static enum table_result addr_try(struct table_list *l, const buf_t *key, int full, buf_t *value,
-                                  buf_t *matched_key)
-{
-    enum table_result r = table_list_find(l, buf_cstr(key), full, value);
-
-    if (r == TABLE_FOUND && matched_key)
-        buf_set(matched_key, buf_cstr(key));
-    return r;
-}
-
-enum table_result table_lookup_addr(struct table_list *l, const char *addr, const char *delimiter,
-                                    buf_t *value, buf_t *matched_key)
-{
-    const char *at = strrchr(addr, '@');
-    size_t local = at ? (size_t)(at - addr) : strlen(addr);
-    size_t base = addr_base_length(addr, local, delimiter);
-    buf_t key = BUF_INIT;
-    enum table_result r;
-
-    if (*addr == 0)
-        return TABLE_NOTFOUND;
-    buf_set(&key, addr); /* user+ext@domain */
-    r = addr_try(l, &key, 1, value, matched_key);
-    if (r == TABLE_NOTFOUND && at && base < local) { /* user@domain */
-        buf_reset(&key);
-        buf_printf(&key, "%.*s%s", (int)base, addr, at);
-        r = addr_try(l, &key, 0, value, matched_key);
-    }
-    if (r == TABLE_NOTFOUND && at && local > 0) { /* user+ext */
-        buf_reset(&key);
-        buf_append(&key, addr, local);
-        r = addr_try(l, &key, 0, value, matched_key);
-    }
-    if (r == TABLE_NOTFOUND && base < local) { /* user */
-        buf_reset(&key);
-        buf_append(&key, addr, base);
-        r = addr_try(l, &key, 0, value, matched_key);
-    }
-    if (r == TABLE_NOTFOUND && at && at[1]) { /* @domain */
-        buf_set(&key, at);
-        r = addr_try(l, &key, 0, value, matched_key);
-    }
-    buf_free(&key);
-    return r;
-}
-
-enum table_result table_lookup_domain(struct table_list *l, const char *domain, int parents,
-                                      buf_t *value)
-{
-    buf_t key = BUF_INIT;
-    enum table_result r;
-
-    buf_set(&key, domain);
-    if (key.len > 1 && key.data[key.len - 1] == '.')
-        buf_truncate(&key, key.len - 1);
-    if (key.len == 0)
-        return TABLE_NOTFOUND;
-    r = table_list_find(l, key.data, 1, value);
-    for (const char *dot = strchr(key.data, '.'); r == TABLE_NOTFOUND && parents && dot;
-         dot = strchr(dot + 1, '.'))
-        if (dot[1])
-            r = table_list_find(l, dot, 0, value);
-    buf_free(&key);
-    return r;
-}
 
 /* ip_shorten - drop the last '.' or ':' field (and trailing colons) */
 static int ip_shorten(char *text, int sep)

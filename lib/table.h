@@ -120,15 +120,9 @@ int table_list_open(struct table_list *l, char *const *specs, size_t count, int 
 void table_list_close(struct table_list *l);
 enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t *value);
 
-/* Lookup orders (DESIGN §6).  delimiter is recipient_delimiter ("" = none).
- * table_lookup_addr tries user+ext@domain, user@domain, user+ext, user,
- * @domain; matched_key (if non-NULL) receives the key that matched. */
-enum table_result table_lookup_addr(struct table_list *l, const char *addr, const char *delimiter,
-                                    buf_t *value, buf_t *matched_key);
-/* table_lookup_domain - domain, then its parents as ".parent" when
- * parents is set (a.b.c: a.b.c, .b.c, .c) */
-enum table_result table_lookup_domain(struct table_list *l, const char *domain, int parents,
-                                      buf_t *value);
+/* Lookup orders of addresses and domains live with the code that needs
+ * them (lib/route: transport_maps, canonical and virtual maps,
+ * local_recipient_maps); they use table_lookup and table_is_pattern. */
 /* table_lookup_ip - 1.2.3.4, 1.2.3, 1.2, 1 (IPv6: full, then shorter
  * prefixes at ':' boundaries); cidr: tables match the address itself */
 enum table_result table_lookup_ip(struct table_list *l, const struct sockaddr *sa, buf_t *value);

@@ -357,6 +357,23 @@ static void fx_sender(struct fx *f, const char *addr, buf_t *out)
     route_reply_free(&why);
 }
 
+static void test_route_each_form_in_every_table_and_patterns_see_full_keys(void **state)
+{
+    struct fx *f = *state;
+    buf_t out = BUF_INIT;
+
+    fx_file(f, "re",
+            "/^u@mx\\.example\\.test$/ regexp@x.test\n/^mx\\.example\\.test$/ dom@x.test\n");
+    fx_open(f, "sender_canonical_maps = inline:{@mx.example.test=@first.test}, regexp:@D/re\n");
+    /* the full key in every table before the @domain form in the first */
+    fx_sender(f, "u@mx.example.test", &out);
+    assert_string_equal(out.data, "regexp@x.test");
+    /* a regexp table sees the full key only, never the shorter forms */
+    fx_sender(f, "u+e@mx.example.test", &out);
+    assert_string_equal(out.data, "u+e@first.test");
+    buf_free(&out);
+}
+
 static void test_route_masquerade(void **state)
 {
     struct fx *f = *state;
@@ -485,6 +502,8 @@ int main(void)
         cmocka_unit_test(test_route_error_texts),
         cmocka_unit_test_setup_teardown(test_route_virtual_expansion, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_virtual_loops_and_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_route_each_form_in_every_table_and_patterns_see_full_keys, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_masquerade, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_canonical_domain_and_extension, fx_setup,
                                         fx_teardown),

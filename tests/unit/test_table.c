@@ -315,82 +315,6 @@ static void list_of(struct table_list *l, char *const *specs, size_t n)
     buf_free(&err);
 }
 
-/* expect_addr - table_lookup_addr result and matched key */
-static void expect_addr(struct table_list *l, const char *addr, const char *value, const char *key)
-{
-    buf_t v = BUF_INIT, k = BUF_INIT;
-    enum table_result r = table_lookup_addr(l, addr, "+", &v, &k);
-
-    if (value == NULL) {
-        assert_int_equal(r, TABLE_NOTFOUND);
-    } else {
-        if (r != TABLE_FOUND)
-            fail_msg("%s: expected %s, got %d", addr, value, r);
-        assert_string_equal(buf_cstr(&v), value);
-        assert_string_equal(buf_cstr(&k), key);
-    }
-    buf_free(&v);
-    buf_free(&k);
-}
-
-/* test_address_lookup_order */
-static void test_address_lookup_order(void **state)
-{
-    char *specs[] = {"inline:{u+e@d.example=1, u@d.example=2, v+e=3, v=4, @d.example=5}",
-                     "inline:{w@d.example=6}"};
-    struct table_list l;
-
-    list_of(&l, specs, 2);
-    expect_addr(&l, "u+e@d.example", "1", "u+e@d.example");
-    expect_addr(&l, "U+x@D.example", "2", "U@D.example");
-    expect_addr(&l, "v+e@other.example", "3", "v+e");
-    expect_addr(&l, "v+x@other.example", "4", "v");
-    expect_addr(&l, "v", "4", "v");
-    expect_addr(&l, "nobody@d.example", "5", "@d.example");
-    expect_addr(&l, "w@d.example", "6", "w@d.example"); /* each form in every table first */
-    expect_addr(&l, "nobody@else.example", NULL, NULL);
-    expect_addr(&l, "", NULL, NULL);
-    table_list_close(&l);
-}
-
-/* test_pattern_tables_see_the_full_key_only */
-static void test_pattern_tables_see_the_full_key_only(void **state)
-{
-    const char *p = write_file("re", "/^u@d\\.example$/ short-form\n/^d\\.example$/ domain\n");
-    char spec[600];
-    char *specs[] = {spec};
-    struct table_list l;
-    buf_t v = BUF_INIT;
-
-    snprintf(spec, sizeof(spec), "regexp:%s", p);
-    list_of(&l, specs, 1);
-    expect_addr(&l, "u+e@d.example", NULL, NULL);
-    expect_addr(&l, "u@d.example", "short-form", "u@d.example");
-    assert_int_equal(table_lookup_domain(&l, "a.d.example", 1, &v), TABLE_NOTFOUND);
-    table_list_close(&l);
-    buf_free(&v);
-}
-
-/* test_domain_lookup_order */
-static void test_domain_lookup_order(void **state)
-{
-    char *specs[] = {"inline:{a.b.example=exact, .b.example=parent, .example=top}"};
-    struct table_list l;
-    buf_t v = BUF_INIT;
-
-    list_of(&l, specs, 1);
-    assert_int_equal(table_lookup_domain(&l, "A.B.example.", 1, &v), TABLE_FOUND);
-    assert_string_equal(v.data, "exact");
-    assert_int_equal(table_lookup_domain(&l, "x.b.example", 1, &v), TABLE_FOUND);
-    assert_string_equal(v.data, "parent");
-    assert_int_equal(table_lookup_domain(&l, "y.example", 1, &v), TABLE_FOUND);
-    assert_string_equal(v.data, "top");
-    assert_int_equal(table_lookup_domain(&l, "x.b.example", 0, &v), TABLE_NOTFOUND);
-    assert_int_equal(table_lookup_domain(&l, "example", 1, &v), TABLE_NOTFOUND);
-    table_list_close(&l);
-    buf_free(&v);
-}
-
 /* sa_of - a sockaddr for a literal address */
 static const struct sockaddr *sa_of(const char *ip, struct sockaddr_storage *ss)
 {
@@ -965,9 +889,6 @@ int main(void)
         cmocka_unit_test(test_cidr_first_match_wins),
         cmocka_unit_test(test_regexp_groups_and_flags),
         cmocka_unit_test(test_unix_passwd_byname),
-        cmocka_unit_test(test_address_lookup_order),
-        cmocka_unit_test(test_pattern_tables_see_the_full_key_only),
-        cmocka_unit_test(test_domain_lookup_order),
         cmocka_unit_test(test_ip_lookup_order),
         cmocka_unit_test(test_lmdb_build_and_lookup),
         cmocka_unit_test(test_lmdb_alias_build_is_remembered),
