@@ -19,6 +19,7 @@ data_directory = $RUN/data
 maillog_file = $RUN/maillog
 mail_owner = $OWNER
 smtpd_listen = 127.0.0.1:2525
+submission_listen =
 myhostname = tern.localhost
 mydestination = tern.localhost, localhost
 relayhost = [127.0.0.1]:2526
