@@ -241,9 +241,10 @@ static SSL_CTX *smtpd_tls_context(struct smtpd_config *cfg, const struct config 
     const char *cert = config_str(conf, "smtpd_tls_cert_file");
     const char *key = config_str(conf, "smtpd_tls_key_file");
     long long seclevel = config_int(conf, "tls_openssl_security_level");
-    const char *protocols = config_str(conf, cfg->tls_level == SMTPD_TLS_ENCRYPT || cfg->tls_wrapper
-                                                 ? "smtpd_tls_mandatory_protocols"
-                                                 : "tls_set_protocols");
+    const char *protocols_param = cfg->tls_level == SMTPD_TLS_ENCRYPT || cfg->tls_wrapper
+                                      ? "smtpd_tls_mandatory_protocols"
+                                      : "smtpd_tls_protocols";
+    const char *protocols = config_str(conf, protocols_param);
     buf_t pwhy = BUF_INIT;
     char sid[64];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -258,11 +259,7 @@ static SSL_CTX *smtpd_tls_context(struct smtpd_config *cfg, const struct config 
     if (seclevel >= 0)
         SSL_CTX_set_security_level(ctx, (int)seclevel);
     if (tls_set_protocols(ctx, protocols, &pwhy) < 0) {
-        buf_printf(why, "%s: %s",
-                   cfg->tls_level == SMTPD_TLS_ENCRYPT || cfg->tls_wrapper
-                       ? "smtpd_tls_mandatory_protocols"
-                       : "tls_set_protocols",
-                   buf_cstr(&pwhy));
+        buf_printf(why, "%s: %s", protocols_param, buf_cstr(&pwhy));
         buf_free(&pwhy);
         SSL_CTX_free(ctx);
         return NULL;
