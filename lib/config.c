@@ -476,6 +476,14 @@ static int config_listener_param(const char *name)
            strcmp(name, "disable_vrfy_command") == 0 || strcmp(name, "relay_clientcerts") == 0;
 }
 
+/* config_listener_shared - smtpd_* parameters that are one setting for
+ * every listener: the SASL application (Cyrus is set up once per process)
+ * and the sender login tables (lib/route opens them once) */
+static int config_listener_shared(const char *name)
+{
+    return strcmp(name, "smtpd_sasl_path") == 0 || strcmp(name, "smtpd_sender_login_maps") == 0;
+}
+
 /* config_set_override - "LISTENER.name = value" */
 static int config_set_override(struct config *cfg, const char *dotted, const char *value,
                                const char *origin, buf_t *err)
@@ -493,6 +501,9 @@ static int config_set_override(struct config *cfg, const char *dotted, const cha
     else if (!config_listener_param(dot + 1))
         buf_printf(err, "%s: '%s': only smtpd_* parameters can be set for one listener", origin,
                    dotted);
+    else if (config_listener_shared(dot + 1))
+        buf_printf(err, "%s: '%s': %s is one setting for every listener (set it without '%s.')",
+                   origin, dotted, dot + 1, listener);
     else
         rc = 0;
     if (rc < 0) {

@@ -164,7 +164,7 @@ const struct param_def param_table[] = {
      "the Cyrus SASL application name: its config is NAME.conf in cyrus_sasl_config_path"},
     {"cyrus_sasl_config_path", PARAM_STR, "",
      "directories searched for the SASL application config (empty: Cyrus' default, "
-     "/etc/sasl2:/usr/lib/sasl2)"},
+     "/etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:/usr/lib/sasl2 on Debian)"},
     {"smtpd_sasl_security_options", PARAM_LIST, "noanonymous",
      "SASL properties required without TLS: noanonymous, noplaintext, noactive, nodictionary, "
      "mutual_auth"},
@@ -175,6 +175,11 @@ const struct param_def param_table[] = {
     {"smtpd_sasl_local_domain", PARAM_STR, "", "the SASL realm for user names without one"},
     {"smtpd_sasl_authenticated_header", PARAM_BOOL, "no",
      "name the authenticated user in the Received: header"},
+    {"auth_time_limit", PARAM_TIME, "30s",
+     "time tern-auth allows one SASL step (a password check through saslauthd or PAM); "
+     "then the exchange ends and the client gets 454 4.7.0"},
+    {"auth_process_limit", PARAM_INT, "100",
+     "SASL exchanges tern-auth runs at once (one process each); more wait for a free one"},
     {"smtpd_sender_login_maps", PARAM_LIST, "",
      "tables: envelope sender -> the SASL logins that may use it "
      "(reject_sender_login_mismatch)"},

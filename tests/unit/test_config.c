@@ -545,6 +545,28 @@ static void test_config_default_dir_prefers_argument_then_environment(void **sta
 }
 
 /* test_config_every_table_entry_is_well_formed - defaults parse, names unique */
+/* test_config_listener_cannot_set_process_wide_smtpd_parameters: the SASL
+ * application and the sender login tables serve every listener at once */
+static void test_config_listener_cannot_set_process_wide_smtpd_parameters(void **state)
+{
+    struct conf_fixture *f = *state;
+    struct config *view;
+
+    conf_expect_error(f, "submission.smtpd_sasl_path = other\n", 1,
+                      "'submission.smtpd_sasl_path': smtpd_sasl_path is one setting for every "
+                      "listener");
+    conf_expect_error(f, "\nsmtps.smtpd_sender_login_maps = texthash:/x\n", 2,
+                      "'smtps.smtpd_sender_login_maps': smtpd_sender_login_maps is one setting");
+    assert_int_equal(conf_load_text(f, "smtpd_sasl_path = mta\n"
+                                       "submission.smtpd_sasl_security_options = noplaintext\n"),
+                     0);
+    view = config_listener(f->cfg, "submission", &f->err);
+    assert_non_null(view);
+    assert_string_equal(config_str(view, "smtpd_sasl_path"), "mta");
+    assert_string_equal(config_list(view, "smtpd_sasl_security_options", NULL)[0], "noplaintext");
+    config_free(view);
+}
+
 static void test_config_every_table_entry_is_well_formed(void **state)
 {
     struct config *cfg = config_new_defaults("/nonexistent");
@@ -591,6 +613,7 @@ int main(void)
         CONF_TEST(test_config_list_items_expand_parameters),
         cmocka_unit_test(test_config_set_rejects_unknown_name_with_origin),
         cmocka_unit_test(test_config_default_dir_prefers_argument_then_environment),
+        CONF_TEST(test_config_listener_cannot_set_process_wide_smtpd_parameters),
         cmocka_unit_test(test_config_every_table_entry_is_well_formed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
