@@ -10,6 +10,7 @@
  * exit, so there is never more than one.  tern-lmtp is tern-smtp under a
  * second name (a symlink) that makes it speak LMTP.  tern-local is the one service that
  * keeps root (it delivers as each recipient); the rest drop to mail_owner.
+ * tern-auth runs smtpd's SASL exchanges (private/auth).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +223,7 @@ static void master_slots_build(const struct config *cfg)
     master_slot_add("tern-lmtp", &socks->lmtp, 1); /* the same binary, LMTP by its name */
     master_slot_add("tern-local", &socks->local, 1);
     master_slot_add("tern-showq", &socks->showq, 1);
+    master_slot_add("tern-auth", &socks->auth, 1);
     for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++)
         master_slot_add("tern-smtpd", socks->smtpd, socks->smtpd_count);
 }
