@@ -559,6 +559,7 @@ static void route_open_maps(struct route *r, const struct config *cfg)
     route_maps_init(&r->aliases, cfg, "alias_maps", TABLE_ALIASES);
     route_maps_init(&r->local_recipients, cfg, "local_recipient_maps", 0);
     route_maps_init(&r->generic, cfg, "smtp_generic_maps", 0);
+    route_maps_init(&r->sender_logins, cfg, "smtpd_sender_login_maps", 0);
     r->local_recipients.alias_specs = config_list(cfg, "alias_maps", NULL);
 }
 
@@ -595,6 +596,7 @@ void route_close(struct route *r)
     route_maps_free(&r->aliases);
     route_maps_free(&r->local_recipients);
     route_maps_free(&r->generic);
+    route_maps_free(&r->sender_logins);
     free(r);
 }
 
@@ -608,6 +610,7 @@ void route_preload(struct route *r, const char *param)
                                   &r->aliases,
                                   &r->local_recipients,
                                   &r->generic,
+                                  &r->sender_logins,
                                   &r->mydestination.tables,
                                   &r->relay_domains.tables,
                                   &r->virtual_domains.tables,

@@ -1,6 +1,7 @@
 /*
  * route - where an address goes and how it is rewritten on the way: the
- * one resolver that smtpd (RCPT checks), cleanup (rewriting), qmgr
+ * one resolver that smtpd (RCPT checks, the SASL logins that own a
+ * sender: smtpd_sender_login_maps), cleanup (rewriting), qmgr
  * (transport and next hop), tern trace and sendmail -bv/-bt share, so what
  * trace explains is what the services do (Postfix's trivial-rewrite and
  * cleanup maps; sendmail's rulesets 3 and 0, virtusertable, mailertable).
@@ -46,6 +47,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "table.h"
 
 struct config;
 struct route;
@@ -176,6 +178,11 @@ struct route_client {
  * ROUTE_TEMPFAIL with why (code, dsn, text for "CODE DSN <addr>: text") */
 enum route_status route_check_recipient(struct route *r, const char *addr,
                                         const struct route_client *client, struct route_reply *why);
+/* route_sender_logins - smtpd_sender_login_maps: the SASL logins that own
+ * the sender addr (qualified with myorigin first), looked up as
+ * user+ext@domain, user@domain, (a local domain: user+ext, user), @domain;
+ * on TABLE_FOUND logins gets the value (a comma or space separated list) */
+enum table_result route_sender_logins(struct route *r, const char *addr, buf_t *logins);
 /* route_relay_client - 1 when relay_domains lists the client's network
  * (sendmail's relay-domains file holds client networks too) */
 int route_relay_client(struct route *r, const struct sockaddr *client);

@@ -151,3 +151,22 @@ done:
     route_expansion_free(&x);
     return st;
 }
+
+/* ---- the sender's owners */
+
+enum table_result route_sender_logins(struct route *r, const char *addr, buf_t *logins)
+{
+    struct route_parts p;
+    buf_t full = BUF_INIT;
+    enum table_result res;
+    int stripped;
+
+    route_qualify(r, addr, &full);
+    route_parts_init(&p);
+    route_parts_split(r, buf_cstr(&full), &p);
+    res = route_map_forms(r, &r->sender_logins, "smtpd_sender_login_maps", &p,
+                          route_is_local_domain(r, buf_cstr(&p.domain)), 0, logins, &stripped);
+    route_parts_free(&p);
+    buf_free(&full);
+    return res;
+}

@@ -73,7 +73,7 @@ struct route {
     char *const *masquerade_exceptions;
     struct route_domains mydestination, relay_domains, virtual_domains;
     struct route_maps transport, virtual, canonical, sender_canonical, recipient_canonical,
-        local_recipients, aliases, generic;
+        local_recipients, aliases, generic, sender_logins;
     route_trace_fn trace;
     void *trace_ctx;
 };

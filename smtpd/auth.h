@@ -18,6 +18,9 @@ struct smtpd_config;
 /* smtpd_auth_init - as root, before the privilege drop: cfg->auth for a
  * listener with smtpd_sasl_auth_enable = yes (NULL otherwise) */
 void smtpd_auth_init(struct smtpd_config *cfg, const struct config *conf);
+/* smtpd_auth_setup_end - every listener is set up: let go of Cyrus SASL
+ * (smtpd never runs an exchange itself) */
+void smtpd_auth_setup_end(void);
 /* smtpd_auth_free - release cfg->auth */
 void smtpd_auth_free(struct smtpd_config *cfg);
 /* smtpd_auth_ehlo - the EHLO keyword for this session now ("AUTH PLAIN
@@ -28,6 +31,9 @@ void smtpd_auth_command(struct session *s, const char *arg);
 /* smtpd_auth_input - a line from the client while an exchange waits for
  * its response (s->state == SESSION_AUTH) */
 void smtpd_auth_input(struct session *s, const char *line, size_t len);
+/* smtpd_auth_line_too_long - a response line over smtpd_line_limit (was
+ * discarded): end the exchange with 500 5.5.6 */
+void smtpd_auth_line_too_long(struct session *s);
 /* smtpd_auth_session_end - the session ends: drop an exchange in progress */
 void smtpd_auth_session_end(struct session *s);
 /* smtpd_auth_sender_check - MAIL FROM:<sender> against smtpd_sender_login_maps

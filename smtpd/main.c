@@ -190,6 +190,7 @@ static void smtpd_server_setup(struct smtpd_server *server)
         log_fatal("smtpd_client_limit = %lld: must be at least 1", server->client_limit);
     smtpd_tls_global_init(svc);
     smtpd_listeners_conf(server);
+    smtpd_auth_setup_end();
 }
 
 /* smtpd_server_free - what smtpd_server_setup made */

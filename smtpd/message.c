@@ -40,6 +40,8 @@ static void message_build_submit(const struct session *s, buf_t *out)
         attr_add_str(out, "sasl_username", s->sasl_username);
         if (s->cfg->sasl_header)
             attr_add_str(out, "sasl_header", "yes");
+        if (m->auth.len > 0) /* AUTH= counts only from an authenticated client */
+            attr_add_str(out, "auth", buf_cstr(&m->auth));
     }
     if (m->envid.len > 0)
         attr_add_str(out, "envid", buf_cstr(&m->envid));

@@ -92,6 +92,7 @@ void proto_mail_init(struct proto_mail *m)
     buf_init(&m->echo);
     buf_init(&m->addr);
     buf_init(&m->envid);
+    buf_init(&m->auth);
     m->size = -1;
     m->body = "";
     m->ret = "";
@@ -103,6 +104,7 @@ void proto_mail_free(struct proto_mail *m)
     buf_free(&m->echo);
     buf_free(&m->addr);
     buf_free(&m->envid);
+    buf_free(&m->auth);
     proto_mail_init(m);
 }
 
@@ -291,11 +293,9 @@ static int proto_mail_param(const char *name, size_t nlen, const char *value, si
         if (proto_xtext_decode(value, vlen, PROTO_ENVID_MAX, &m->envid) < 0)
             return proto_reply_param(reply, name, nlen);
     } else if (proto_param_is(name, nlen, "AUTH")) {
-        buf_t ignored = BUF_INIT;
-        int bad = !proto_value_is(value, vlen, "<>") &&
-                  proto_xtext_decode(value, vlen, ADDR_MAX_LENGTH, &ignored) < 0;
-        buf_free(&ignored);
-        if (bad)
+        if (proto_value_is(value, vlen, "<>"))
+            buf_set(&m->auth, "<>");
+        else if (proto_xtext_decode(value, vlen, ADDR_MAX_LENGTH, &m->auth) < 0)
             return proto_reply_param(reply, name, nlen);
     } else {
         return proto_reply_unknown_param(reply, name, nlen);
@@ -438,6 +438,123 @@ static void proto_banner_expand(const char *template, const char *hostname, cons
             buf_putc(out, (c == '\r' || c == '\n') ? ' ' : c);
         }
     }
+}
+
+/* ---- AUTH (RFC 4954) */
+
+static const char proto_base64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* proto_base64_value - the 6 bits of one base64 character, -1 for others */
+static int proto_base64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    return c == '/' ? 63 : -1;
+}
+
+/* proto_base64_quad - decode 4 characters; pads ('=') only when last is
+ * set, as "xx==" or "xxx=", with the bits they leave unused zero */
+static int proto_base64_quad(const char *q, int last, buf_t *out)
+{
+    int pads = last ? (q[3] == '=') + (q[3] == '=' && q[2] == '=') : 0;
+    int v[4] = {0, 0, 0, 0};
+
+    for (int i = 0; i < 4 - pads; i++)
+        if ((v[i] = proto_base64_value((unsigned char)q[i])) < 0)
+            return -1;
+    if ((pads == 1 && (v[2] & 0x3) != 0) || (pads == 2 && (v[1] & 0xf) != 0))
+        return -1;
+    buf_putc(out, (v[0] << 2) | (v[1] >> 4));
+    if (pads < 2)
+        buf_putc(out, ((v[1] & 0xf) << 4) | (v[2] >> 2));
+    if (pads < 1)
+        buf_putc(out, ((v[2] & 0x3) << 6) | v[3]);
+    return 0;
+}
+
+int proto_base64_decode(const char *in, size_t len, buf_t *out)
+{
+    if (len % 4 != 0)
+        return -1;
+    for (size_t i = 0; i < len; i += 4)
+        if (proto_base64_quad(in + i, i + 4 == len, out) < 0)
+            return -1;
+    return 0;
+}
+
+void proto_base64_encode(const void *in, size_t len, buf_t *out)
+{
+    const unsigned char *p = in;
+
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < len)
+            v |= p[i + 2];
+        buf_putc(out, proto_base64_alphabet[(v >> 18) & 0x3f]);
+        buf_putc(out, proto_base64_alphabet[(v >> 12) & 0x3f]);
+        buf_putc(out, i + 1 < len ? proto_base64_alphabet[(v >> 6) & 0x3f] : '=');
+        buf_putc(out, i + 2 < len ? proto_base64_alphabet[v & 0x3f] : '=');
+    }
+}
+
+/* proto_auth_mech_ok - 1 to 20 of A-Z a-z 0-9 - _ */
+static int proto_auth_mech_ok(const char *mech, size_t len)
+{
+    if (len == 0 || len > PROTO_AUTH_MECH_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)mech[i]) && mech[i] != '-' && mech[i] != '_')
+            return 0;
+    return 1;
+}
+
+int proto_auth_parse(const char *arg, buf_t *mech, const char **response, buf_t *reply)
+{
+    size_t len = strcspn(arg, " \t");
+    const char *rest = arg + len;
+
+    buf_reset(mech);
+    *response = NULL;
+    if (len == 0)
+        return proto_reply_set(reply, "501 5.5.4 Syntax: AUTH mechanism");
+    if (!proto_auth_mech_ok(arg, len)) {
+        buf_set(reply, "504 5.3.3 AUTH mechanism ");
+        proto_printable(arg, len, PROTO_AUTH_MECH_MAX, reply);
+        buf_puts(reply, " not available");
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        buf_putc(mech, toupper((unsigned char)arg[i]));
+    rest += strspn(rest, " \t");
+    if (*rest == '\0')
+        return 0;
+    if (rest[strcspn(rest, " \t")] != '\0')
+        return proto_reply_set(reply, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+    *response = rest;
+    return 0;
+}
+
+int proto_auth_response(const char *line, size_t len, int initial, buf_t *out, buf_t *reply)
+{
+    buf_reset(out);
+    if (!initial && len == 1 && line[0] == '*')
+        return 1;
+    if (initial && len == 1 && line[0] == '=')
+        return 0;
+    if (proto_base64_decode(line, len, out) < 0) {
+        buf_reset(out);
+        return proto_reply_set(reply, "501 5.5.4 cannot decode AUTH parameter");
+    }
+    return 0;
 }
 
 /* proto_banner_format - expand and make sure "ESMTP" is there */

@@ -3,7 +3,9 @@
  *
  * One command line (CR/LF already removed) is split into a verb and its
  * argument; MAIL FROM: and RCPT TO: arguments are parsed with their ESMTP
- * parameters (SIZE, BODY, RET, ENVID, AUTH; NOTIFY, ORCPT).  On a syntax or
+ * parameters (SIZE, BODY, RET, ENVID, AUTH; NOTIFY, ORCPT); the AUTH
+ * command's argument and the client's base64 responses of an AUTH exchange
+ * (RFC 4954) are decoded here too.  On a syntax or
  * parameter error the parsers write the complete SMTP reply line (without
  * CRLF) into the caller's buffer, so every reply text of the parser lives
  * here and is unit-tested.  Nothing here allocates except through buf_t;
@@ -50,6 +52,7 @@ struct proto_mail {
     const char *body; /* "7BIT", "8BITMIME" or "" */
     const char *ret;  /* "FULL", "HDRS" or "" */
     buf_t envid;      /* ENVID= decoded from xtext; "" when not given */
+    buf_t auth;       /* AUTH= decoded from xtext, "<>" as such; "" when not given */
 };
 
 /* what RCPT TO: carried */
@@ -79,6 +82,27 @@ int proto_mail_parse(const char *arg, long long size_limit, struct proto_mail *m
 /* proto_rcpt_parse - parse the argument of RCPT ("TO:<a@b> NOTIFY=NEVER").
  * 0 ok; -1 with the reply line in reply.  The null path is an error here. */
 int proto_rcpt_parse(const char *arg, struct proto_rcpt *r, buf_t *reply);
+
+/* longest SASL mechanism name (RFC 4422: 1 to 20 of A-Z 0-9 - _) */
+#define PROTO_AUTH_MECH_MAX 20
+
+/* proto_auth_parse - the argument of AUTH ("PLAIN dGVzdA=="): the mechanism,
+ * upper-cased, into mech; *response points at the initial response as
+ * sent (base64, or "=" for an empty one) or is NULL when there is none.
+ * 0 ok; -1 with the reply line (a missing or malformed mechanism name, more
+ * than two words).  The mechanism is not checked against any list here. */
+int proto_auth_parse(const char *arg, buf_t *mech, const char **response, buf_t *reply);
+/* proto_auth_response - one client response of an exchange: the initial
+ * response of AUTH, or a line after 334 (CR LF removed).  "=" (initial
+ * response only, initial set) is the empty response.  Returns 0 with the
+ * decoded bytes in out, 1 for "*" after 334 (the client cancels), -1 with
+ * the reply line when it is not strict base64. */
+int proto_auth_response(const char *line, size_t len, int initial, buf_t *out, buf_t *reply);
+/* proto_base64_decode - strict RFC 4648 base64 (no white space, padding
+ * only at the end, unused bits zero) appended to out; -1 when malformed */
+int proto_base64_decode(const char *in, size_t len, buf_t *out);
+/* proto_base64_encode - append the base64 form of len bytes to out */
+void proto_base64_encode(const void *in, size_t len, buf_t *out);
 
 /* proto_printable - append len bytes of s with every byte that is not
  * printable ASCII replaced by '?', at most max bytes */

@@ -74,12 +74,15 @@ static void session_write_line(struct session *s, const char *text, size_t len)
     evbuffer_add(out, "\r\n", 2);
 }
 
-/* session_count_reply - success/failure of the command being answered */
+/* session_count_reply - success/failure of the command being answered;
+ * 354 (DATA) and 334 (AUTH) are not its final reply */
 static void session_count_reply(struct session *s, int code, int final)
 {
-    if (s->cur_cmd != SESSION_NO_CMD && code != 354 && code < 400)
+    int intermediate = code == 354 || code == 334;
+
+    if (s->cur_cmd != SESSION_NO_CMD && !intermediate && code < 400)
         s->cmd_ok[s->cur_cmd]++;
-    if (code != 354)
+    if (!intermediate)
         s->cur_cmd = SESSION_NO_CMD;
     if (code >= 400 && final)
         s->errors++;
@@ -236,6 +239,10 @@ static void session_free(struct session *s)
 static void session_line_too_long(struct session *s)
 {
     s->discarding = 0;
+    if (s->state == SESSION_AUTH) {
+        smtpd_auth_line_too_long(s);
+        return;
+    }
     s->stage = "UNKNOWN";
     s->cur_cmd = SESSION_NO_CMD;
     session_reply(s, "500 5.5.2 Line too long");
@@ -343,7 +350,8 @@ static void session_on_write(struct bufferevent *bev, void *arg)
     if (!s->output_paused)
         return;
     s->output_paused = 0;
-    if (s->state == SESSION_CMD || (s->state == SESSION_DATA && !s->flow_paused))
+    if (s->state == SESSION_CMD || s->state == SESSION_AUTH ||
+        (s->state == SESSION_DATA && !s->flow_paused))
         session_resume_input(s);
 }
 

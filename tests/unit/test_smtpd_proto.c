@@ -1,7 +1,8 @@
 /*
  * test_smtpd_proto - unit tests for smtpd/proto: command verbs, MAIL/RCPT
  * argument and ESMTP parameter parsing with their exact reply texts, the
- * banner template, and the DATA decoder's end-of-data and bare LF/CR policy.
+ * AUTH command and its strict base64 responses, the banner template, and
+ * the DATA decoder's end-of-data and bare LF/CR policy.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,6 +156,22 @@ static void test_mail_parameters_are_parsed(void **state)
     assert_string_equal(m.body, "8BITMIME");
     assert_string_equal(m.ret, "HDRS");
     assert_string_equal(buf_cstr(&m.envid), "id+1");
+    assert_string_equal(buf_cstr(&m.auth), "<>");
+    proto_mail_free(&m);
+    buf_free(&reply);
+}
+
+static void test_mail_auth_parameter_is_kept_decoded(void **state)
+{
+    struct proto_mail m;
+    buf_t reply = BUF_INIT;
+
+    proto_mail_init(&m);
+    assert_int_equal(proto_mail_parse("FROM:<a@b.test> AUTH=alice+2Bx@b.test", 1000, &m, &reply),
+                     0);
+    assert_string_equal(buf_cstr(&m.auth), "alice+x@b.test");
+    assert_int_equal(proto_mail_parse("FROM:<a@b.test>", 1000, &m, &reply), 0);
+    assert_string_equal(buf_cstr(&m.auth), "");
     proto_mail_free(&m);
     buf_free(&reply);
 }
@@ -234,6 +251,115 @@ static void test_rcpt_errors(void **state)
     expect_rcpt_reply("TO:<a@b> ORCPT=a@b", "501 5.5.4 Syntax error in parameter ORCPT");
     expect_rcpt_reply("TO:<a@b> ORCPT=rfc 822;a@b", "501 5.5.4 Syntax error in parameter ORCPT");
     expect_rcpt_reply("TO:<a@b> SIZE=1", "555 5.5.4 SIZE parameter unrecognized");
+}
+
+/* expect_base64 - text decodes to want (len bytes) and encodes back to text */
+static void expect_base64(const char *text, const char *want, size_t len)
+{
+    buf_t out = BUF_INIT;
+    buf_t again = BUF_INIT;
+
+    if (proto_base64_decode(text, strlen(text), &out) != 0)
+        fail_msg("'%s' not decoded", text);
+    assert_int_equal(out.len, len);
+    assert_memory_equal(out.data ? out.data : "", want, len);
+    proto_base64_encode(out.data, out.len, &again);
+    assert_string_equal(buf_cstr(&again), text);
+    buf_free(&out);
+    buf_free(&again);
+}
+
+static void test_base64_round_trips(void **state)
+{
+    expect_base64("", "", 0);
+    expect_base64("YQ==", "a", 1);
+    expect_base64("YWI=", "ab", 2);
+    expect_base64("YWJj", "abc", 3);
+    expect_base64("AGFsaWNlAHNlY3JldA==", "\0alice\0secret", 13);
+    expect_base64("+/8=", "\xfb\xff", 2);
+}
+
+static void test_base64_is_strict(void **state)
+{
+    static const char *const bad[] = {
+        "Y",    "YQ",     "YQ=",  "YQ==YQ==", "Y===", "====",   "YR==", /* unused bits set */
+        "YWJ=",                                                         /* unused bits set */
+        "YW J", "YWJj\n", "YW=j", "YWJ!",     "=QQQ", "YWJjZA", "-_==",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        buf_t out = BUF_INIT;
+        if (proto_base64_decode(bad[i], strlen(bad[i]), &out) != -1)
+            fail_msg("'%s' decoded", bad[i]);
+        buf_free(&out);
+    }
+}
+
+/* expect_auth - AUTH arg gives mech and the initial response (NULL: none) */
+static void expect_auth(const char *arg, const char *mech, const char *response)
+{
+    buf_t m = BUF_INIT;
+    buf_t reply = BUF_INIT;
+    const char *got = "x";
+
+    if (proto_auth_parse(arg, &m, &got, &reply) != 0)
+        fail_msg("'%s' refused: %s", arg, buf_cstr(&reply));
+    assert_string_equal(buf_cstr(&m), mech);
+    if (response == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(got, response);
+    buf_free(&m);
+    buf_free(&reply);
+}
+
+/* expect_auth_reply - AUTH arg is refused with exactly want */
+static void expect_auth_reply(const char *arg, const char *want)
+{
+    buf_t m = BUF_INIT;
+    buf_t reply = BUF_INIT;
+    const char *got = NULL;
+
+    if (proto_auth_parse(arg, &m, &got, &reply) != -1)
+        fail_msg("'%s' accepted", arg);
+    assert_string_equal(buf_cstr(&reply), want);
+    buf_free(&m);
+    buf_free(&reply);
+}
+
+static void test_auth_command_argument(void **state)
+{
+    expect_auth("PLAIN", "PLAIN", NULL);
+    expect_auth("plain", "PLAIN", NULL);
+    expect_auth("CRAM-MD5", "CRAM-MD5", NULL);
+    expect_auth("PLAIN AGFsaWNlAHNlY3JldA==", "PLAIN", "AGFsaWNlAHNlY3JldA==");
+    expect_auth("PLAIN  =", "PLAIN", "=");
+    expect_auth("SCRAM-SHA-256_X", "SCRAM-SHA-256_X", NULL);
+    expect_auth_reply("", "501 5.5.4 Syntax: AUTH mechanism");
+    expect_auth_reply("PLAIN a b", "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+    expect_auth_reply("PL@IN", "504 5.3.3 AUTH mechanism PL@IN not available");
+    expect_auth_reply("ABCDEFGHIJKLMNOPQRSTU", /* 21 characters */
+                      "504 5.3.3 AUTH mechanism ABCDEFGHIJKLMNOPQRST not available");
+}
+
+static void test_auth_responses(void **state)
+{
+    buf_t out = BUF_INIT;
+    buf_t reply = BUF_INIT;
+
+    assert_int_equal(proto_auth_response("*", 1, 0, &out, &reply), 1);
+    assert_int_equal(proto_auth_response("", 0, 0, &out, &reply), 0);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(proto_auth_response("=", 1, 1, &out, &reply), 0);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(proto_auth_response("YWJj", 4, 0, &out, &reply), 0);
+    assert_string_equal(buf_cstr(&out), "abc");
+    assert_int_equal(proto_auth_response("=", 1, 0, &out, &reply), -1);
+    assert_string_equal(buf_cstr(&reply), "501 5.5.4 cannot decode AUTH parameter");
+    assert_int_equal(out.len, 0);
+    assert_int_equal(proto_auth_response("*", 1, 1, &out, &reply), -1);
+    assert_int_equal(proto_auth_response("YWJ", 3, 0, &out, &reply), -1);
+    buf_free(&out);
+    buf_free(&reply);
 }
 
 static void test_printable_replaces_and_bounds(void **state)
@@ -347,6 +473,11 @@ int main(void)
         cmocka_unit_test(test_mail_unknown_parameter_is_555),
         cmocka_unit_test(test_rcpt_parameters_are_parsed),
         cmocka_unit_test(test_rcpt_errors),
+        cmocka_unit_test(test_mail_auth_parameter_is_kept_decoded),
+        cmocka_unit_test(test_base64_round_trips),
+        cmocka_unit_test(test_base64_is_strict),
+        cmocka_unit_test(test_auth_command_argument),
+        cmocka_unit_test(test_auth_responses),
         cmocka_unit_test(test_printable_replaces_and_bounds),
         cmocka_unit_test(test_banner_inserts_esmtp_as_second_word),
         cmocka_unit_test(test_data_ends_only_at_crlf_dot_crlf),
