@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth_test.h"
 #include "check_tls.h"
 #include "config.h"
 #include "log.h"
@@ -52,6 +53,8 @@ static void tern_usage(FILE *fp)
             "                     build, query and dump lookup tables (docs/tables.md)\n"
             "  trace [--from A] [--client IP] [--helo H] [--no-dns] [-j] ADDR...\n"
             "                     explain every decision for each address (docs/routing.md)\n"
+            "  auth-test [-l LISTENER] USER\n"
+            "                     check USER's password (standard input) as tern-auth would\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -328,8 +331,8 @@ static int tern_check(void)
     size_t n;
     char *const *nets = config_list(cfg, "mynetworks", &n);
     buf_t path = BUF_INIT;
-    static const char *programs[] = {
-        "tern-master", "tern-smtpd", "tern-cleanup", "tern-qmgr", "tern-smtp", "tern-lmtp", NULL};
+    static const char *programs[] = {"tern-master", "tern-smtpd", "tern-cleanup", "tern-qmgr",
+                                     "tern-smtp",   "tern-lmtp",  "tern-auth",    NULL};
 
     if (geteuid() == 0 && privs_lookup(config_str(cfg, "mail_owner"), &uid, &gid) < 0) {
         printf("mail_owner = %s: no such user\n", config_str(cfg, "mail_owner"));
@@ -427,6 +430,8 @@ static int tern_dispatch(int argc, char **argv)
         return tern_map_main(argc, argv, conf_dir_arg);
     if (strcmp(cmd, "trace") == 0)
         return tern_trace_main(argc, argv, tern_load());
+    if (strcmp(cmd, "auth-test") == 0)
+        return tern_auth_test_main(argc, argv, tern_load());
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;

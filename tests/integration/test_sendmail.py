@@ -168,6 +168,8 @@ def test_d01_version_and_identity(relay):
     assert re.search(r"^Version \d+\.\d+\.\d+$", out, re.M)
     m = re.search(r"^ Compiled with: (.*)$", out, re.M)
     assert m and "C-ARES" in m.group(1).split()
+    for feature in ("STARTTLS", "SASLv2"):  # smtpd's TLS and AUTH (sendmail's names)
+        assert feature in m.group(1).split(), m.group(1)
     assert "(canonical domain name) $j = tern.test" in out
     assert "root... deliverable" in out
     assert r.returncode == 0
