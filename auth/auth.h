@@ -12,8 +12,9 @@
  *
  * Cyrus is initialised once in the parent, as root (it reads
  * smtpd_sasl_path.conf and loads its plugins); then the parent drops to
- * mail_owner, without chroot (the sasldb file, saslauthd's socket and PAM
- * live outside the queue), and each exchange inherits the set-up.
+ * mail_owner with its supplementary groups (Debian's sasl group opens
+ * saslauthd's socket) and without chroot (the sasldb file, saslauthd's
+ * socket and PAM live outside the queue); each exchange inherits the set-up.
  */
 #ifndef TERN_AUTH_AUTH_H
 #define TERN_AUTH_AUTH_H

@@ -5,10 +5,10 @@
  * master execs `tern-auth -c DIR` as root with private/auth (0600,
  * mail_owner) as fd 3.  Set-up as root: the SASL policy of every listener
  * with smtpd_sasl_auth_enable = yes, and Cyrus SASL itself; then the drop
- * to mail_owner (never a chroot).  The event loop only accepts: each
- * connection from smtpd is one exchange, run by a forked process
- * (exchange.c), at most auth_process_limit at once (the listener pauses
- * while they are all busy).  SIGHUP drains: stop accepting, let the
+ * to mail_owner, keeping its supplementary groups (never a chroot).  The
+ * event loop only accepts: each connection from smtpd is one exchange, run
+ * by a forked process (exchange.c), at most auth_process_limit at once (the
+ * listener pauses while they are all busy).  SIGHUP drains: stop accepting, let the
  * exchanges finish, exit.  SIGTERM ends the exchanges too.
  */
 #include <errno.h>
@@ -234,8 +234,9 @@ int main(int argc, char **argv)
     srv.svc.on_drain = auth_on_drain;
     srv.svc.on_stop = auth_on_stop;
     auth_server_setup(&srv);
-    /* no chroot: sasldb, saslauthd's socket and PAM are outside the queue */
-    privs_drop(config_str(srv.svc.cfg, "mail_owner"), NULL);
+    /* no chroot: sasldb, saslauthd's socket and PAM are outside the queue;
+     * mail_owner's groups stay (adduser tern sasl reaches saslauthd) */
+    privs_drop_with_groups(config_str(srv.svc.cfg, "mail_owner"));
     auth_server_check_files(&srv);
     auth_server_listen(&srv);
     status = service_run(&srv.svc);

@@ -20,7 +20,9 @@ int privs_lookup(const char *user, uid_t *uid, gid_t *gid)
     return 0;
 }
 
-void privs_drop(const char *user, const char *chroot_dir)
+/* privs_drop_to - see privs_drop; keep_groups: user's supplementary groups
+ * too, else its primary group only */
+static void privs_drop_to(const char *user, const char *chroot_dir, int keep_groups)
 {
     uid_t uid;
     gid_t gid;
@@ -37,7 +39,7 @@ void privs_drop(const char *user, const char *chroot_dir)
         if (chroot(chroot_dir) < 0 || chdir("/") < 0)
             log_fatal("chroot %s: %s", chroot_dir, strerror(errno));
     }
-    if (setgroups(1, &gid) < 0)
+    if (keep_groups ? initgroups(user, gid) < 0 : setgroups(1, &gid) < 0)
         log_fatal("setgroups: %s", strerror(errno));
     if (setresgid(gid, gid, gid) < 0)
         log_fatal("setgid %ld: %s", (long)gid, strerror(errno));
@@ -46,4 +48,14 @@ void privs_drop(const char *user, const char *chroot_dir)
     /* verify: root must be gone for good */
     if (setuid(0) == 0 || geteuid() != uid || getuid() != uid || getegid() != gid)
         log_fatal("privilege drop to %s did not hold", user);
+}
+
+void privs_drop(const char *user, const char *chroot_dir)
+{
+    privs_drop_to(user, chroot_dir, 0);
+}
+
+void privs_drop_with_groups(const char *user)
+{
+    privs_drop_to(user, NULL, 1);
 }

@@ -16,5 +16,9 @@
 int privs_lookup(const char *user, uid_t *uid, gid_t *gid);
 /* privs_drop - see above; chroot_dir may be NULL or "" */
 void privs_drop(const char *user, const char *chroot_dir);
+/* privs_drop_with_groups - privs_drop without chroot that keeps the user's
+ * supplementary groups (/etc/group): tern-auth reaches saslauthd's socket
+ * through one (Debian's sasl group) */
+void privs_drop_with_groups(const char *user);
 
 #endif

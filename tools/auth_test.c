@@ -133,7 +133,7 @@ static int auth_test_run(const struct config *view, const char *user, const char
         return 2;
     }
     if (geteuid() == 0)
-        privs_drop(config_str(view, "mail_owner"), NULL);
+        privs_drop_with_groups(config_str(view, "mail_owner"));
     auth_test_warn_files(view);
     signal(SIGALRM, auth_test_on_alarm);
     alarm((unsigned)config_time(view, "auth_time_limit"));

@@ -5,6 +5,7 @@ the submission and smtps listeners, reject_sender_login_mismatch, a hung
 saslauthd that stalls nobody else, and no password in any log."""
 
 import base64
+import grp
 import hashlib
 import hmac
 import os
@@ -30,6 +31,7 @@ ALICE_PW = "Alice-pw-9Qx7"
 BOB_PW = "Bob-pw-4Lm2"
 SHADOW_USER = "ternsasltest"
 SHADOW_PW = "Shadow-pw-8Zt3"
+SHADOW_GROUP = "ternsaslgroup"
 PASSWORDS = (ALICE_PW, BOB_PW, SHADOW_PW, "Wrong-pw-1Aa")
 MECHS = "PLAIN LOGIN CRAM-MD5 DIGEST-MD5 ANONYMOUS"  # ANONYMOUS: noanonymous must hide it
 TEMPFAIL = "454 4.7.0 Temporary authentication failure"
@@ -524,12 +526,18 @@ def test_auth_is_not_offered_where_it_is_not_enabled(mres):
 
 
 class Saslauthd:
-    """A private saslauthd -a shadow on DIR/mux with a user of its own."""
+    """A private saslauthd -a shadow on DIR/mux with a user of its own; DIR is
+    0710 root:SHADOW_GROUP, a group given to mail_owner (Debian's
+    /run/saslauthd is 0710 root:sasl and the advice is adduser tern sasl)."""
 
     def __init__(self, d: Path):
         self.dir = d
         d.mkdir()
-        os.chmod(d, 0o755)
+        subprocess.run(["groupdel", SHADOW_GROUP], capture_output=True)
+        subprocess.run(["groupadd", SHADOW_GROUP], check=True)
+        subprocess.run(["usermod", "-a", "-G", SHADOW_GROUP, "tern"], check=True)
+        os.chown(d, 0, grp.getgrnam(SHADOW_GROUP).gr_gid)
+        os.chmod(d, 0o710)
         subprocess.run(["userdel", SHADOW_USER], capture_output=True)
         subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", SHADOW_USER], check=True)
         subprocess.run(["chpasswd"], input=f"{SHADOW_USER}:{SHADOW_PW}\n".encode(), check=True)
@@ -553,6 +561,7 @@ class Saslauthd:
             self.proc.wait()
         self._log.close()
         subprocess.run(["userdel", SHADOW_USER], capture_output=True)
+        subprocess.run(["groupdel", SHADOW_GROUP], capture_output=True)
 
 
 @pytest.fixture(scope="module")
