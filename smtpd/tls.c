@@ -752,6 +752,18 @@ void smtpd_tls_log_failure(struct session *s)
     buf_free(&why);
 }
 
+void smtpd_tls_shutdown(struct session *s)
+{
+    SSL *ssl;
+
+    if (!s->tls_active || (ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL)
+        return;
+    /* the close_notify alert; the client's answer is not waited for */
+    if (!(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        SSL_shutdown(ssl);
+    ERR_clear_error();
+}
+
 int smtpd_tls_fingerprint(void *cert, buf_t *out)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
