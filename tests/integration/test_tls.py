@@ -353,6 +353,29 @@ def test_req_ccert_refuses_handshake_without_cert(ccert, pki):
                    r"certificate", 5)
 
 
+def test_ticket_of_one_listener_not_resumed_on_another(ccert):
+    """Every listener derives the same ticket keys, but a session of the
+    smtpd listener (no client certificate) must not resume on smtps, which
+    requires one (the session id context differs)."""
+    ctx = client_context()
+    with TlsSmtp(ccert.host, ccert.port, ctx) as c:
+        c.starttls()
+        assert c.cmd("EHLO client.example")[-1].startswith("250 ")
+        session = c.sock.session
+    assert session is not None and session.has_ticket
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED|certificate required"):
+        with TlsSmtp(ccert.host, ccert.smtps_port, ctx, smtps=True, session=session) as c:
+            c.reply()
+    # the same session resumes on its own listener
+    with TlsSmtp(ccert.host, ccert.port, ctx) as c:
+        assert c.reply()[0].startswith("220")
+        c.cmd("EHLO client.example")
+        assert c.cmd("STARTTLS") == [READY]
+        c.wrap(session)
+        assert c.cmd("EHLO client.example")[-1].startswith("250 ")
+        assert c.sock.session_reused
+
+
 @pytest.mark.parametrize("who,allowed", [("client", True), (None, False), ("revoked", False),
                                          ("rogue", False)])
 def test_relay_by_client_certificate(ccert, pki, sink, who, allowed):
@@ -427,6 +450,34 @@ def test_submission_requires_starttls(main):
         assert c.cmd("MAIL FROM:<a@example.test>") == ["530 5.7.0 Authentication required"]
 
 
+def test_smtps_without_certificate(res):
+    port = free_port()
+    t = res.tern(smtps_listen=f"127.0.0.1:{port}")
+    t.wait_log(r"listener smtps: SMTPS needs smtpd_tls_cert_file and smtpd_tls_key_file", 5)
+    with socket.create_connection((t.host, port), 5) as s:
+        s.settimeout(5)
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+    t.wait_log(r"SMTPS connection from unknown\[127\.0\.0\.1\] closed: TLS is not available", 5)
+
+
+def test_large_pipelined_message_over_tls(main, sink):
+    subject = f"big-over-tls-{time.time()}"
+    body = ("y" * 998 + "\r\n") * 5000  # 5 MB
+    with TlsSmtp(main.host, main.port) as c:
+        c.starttls()
+        assert c.cmd("EHLO client.example")[-1].startswith("250 ")
+        c.sock.sendall(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<rcpt@sink.test>\r\nDATA\r\n")
+        assert [c.reply()[0][:3] for _ in range(3)] == ["250", "250", "354"]
+        c.sock.sendall(make_message(subject=subject, body=body) + b".\r\n")
+        assert c.reply(timeout=30)[0].startswith("250 2.0.0 Ok: queued as")
+        assert c.cmd("QUIT")[0].startswith("221")
+    msg = sink.wait_for(f"Subject: {subject}\r\n".encode(), timeout=30)[0]
+    assert msg.body() == body.encode()
+
+
 # ---------------------------------------------------------------- STARTTLS injection
 
 
@@ -495,6 +546,8 @@ def test_bad_handshakes_cost_only_their_session(ccert, sink):
     """One worker: a garbage ClientHello, a client that hangs up during the
     handshake and a half-open handshake; a parallel session meanwhile."""
     since = log_len(ccert)
+    idle = TlsSmtp(ccert.host, ccert.port)
+    idle.starttls()
     hung = []
     for kind in ("garbage", "hangup", "halfopen"):
         s = socket.create_connection((ccert.host, ccert.port), 10)
@@ -532,6 +585,12 @@ def test_bad_handshakes_cost_only_their_session(ccert, sink):
         pass
     for _, s in hung:
         s.close()
+    # an idle session inside TLS: 421 at smtpd_timeout, then close_notify
+    # (a clean end: recv returns b"" instead of raising SSLEOFError)
+    assert idle.reply(timeout=2)[0] == "421 4.4.2 tern.test Error: timeout exceeded"
+    idle.sock.settimeout(2)
+    assert idle.sock.recv(100) == b""
+    idle.close()
     text = "\n".join(new_lines(ccert, since))
     assert len(re.findall(r"SSL_accept error from unknown\[127\.0\.0\.1\]", text)) >= 2, text
     assert waited < 4.5, waited
@@ -540,37 +599,6 @@ def test_bad_handshakes_cost_only_their_session(ccert, sink):
 
 
 # ---------------------------------------------------------------- resumption
-
-
-def test_session_resumption_across_workers(main):
-    """TLS 1.3 tickets made by one worker resume on the other (shared keys)."""
-    ctx = client_context()
-    first = first_session = None
-    results = []  # (pid, resumed)
-    for _ in range(40):
-        since = log_len(main)
-        with TlsSmtp(main.host, main.smtps_port, ctx, smtps=True,
-                     session=first_session) as c:
-            assert c.reply()[0].startswith("220")  # the ticket comes with it
-            assert c.cmd("QUIT")[0].startswith("221")
-            reused = c.sock.session_reused
-            if first is None:
-                first = c.sock
-                first_session = c.sock.session
-                assert first_session is not None and first_session.has_ticket
-        m = wait_until(
-            lambda: next((re.search(r"tern/smtpd\[(\d+)\]: \w+ TLS connection established.*?"
-                                    r"(, resumed)?$", l) for l in new_lines(main, since)
-                          if "TLS connection established" in l), None), 5, "the handshake line")
-        results.append((int(m.group(1)), bool(m.group(2))))
-        assert bool(m.group(2)) == (reused and len(results) > 1), (results, reused)
-        issuer = results[0][0]
-        if any(pid != issuer and resumed for pid, resumed in results[1:]):
-            break
-    issuer = results[0][0]
-    assert not results[0][1]
-    assert any(pid != issuer and resumed for pid, resumed in results[1:]), results
-    assert all(resumed for _, resumed in results[1:]), results
 
 
 def smtps_handshake(t, ctx, session=None):
@@ -586,6 +614,23 @@ def smtps_handshake(t, ctx, session=None):
                                  if "TLS connection established" in l), None), 5, "handshake")
     assert bool(m.group(2)) == reused
     return sess, int(m.group(1)), reused
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+def test_session_resumption_across_workers(main, version):
+    """Tickets made by one worker resume on the other (the workers derive the
+    same ticket keys): reconnect with the first session until the other
+    worker has served one."""
+    ctx = client_context(maximum=version)
+    session, issuer, resumed = smtps_handshake(main, ctx)
+    assert not resumed and session is not None and session.has_ticket
+    results = []  # (pid, resumed)
+    for _ in range(40):
+        results.append(smtps_handshake(main, ctx, session)[1:])
+        if results[-1][0] != issuer:
+            break
+    assert all(r for _, r in results), results
+    assert any(pid != issuer for pid, _ in results), f"only worker {issuer} served: {results}"
 
 
 def test_ticket_secret_hidden_and_tickets_survive_reload(main):
