@@ -15,7 +15,7 @@
 #include "route.h"
 #include "session.h"
 #include "tern_build.h"
-#include "tls.h"
+#include "smtpd_tls.h"
 
 /* room kept free in the envelope message for the sender and the rest */
 #define COMMANDS_ENVELOPE_RESERVE (64 * 1024)

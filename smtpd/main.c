@@ -21,7 +21,7 @@
 #include "route.h"
 #include "service.h"
 #include "smtpd.h"
-#include "tls.h"
+#include "smtpd_tls.h"
 
 /* smtpd_listeners_enable - accept again, or stop accepting */
 static void smtpd_listeners_enable(struct smtpd_server *server, int on)

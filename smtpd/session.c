@@ -27,7 +27,7 @@
 #include "session.h"
 #include "timeutil.h"
 #include "tern_build.h"
-#include "tls.h"
+#include "smtpd_tls.h"
 
 /* the order of the counters in the disconnect line (Postfix's order) */
 static const enum proto_cmd session_log_order[] = {

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_tls.h"
 #include "config.h"
 #include "log.h"
 #include "map.h"
@@ -356,6 +357,7 @@ static int tern_check(void)
     }
     buf_free(&path);
     problems += tern_check_tables(cfg);
+    problems += check_tls(cfg);
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;

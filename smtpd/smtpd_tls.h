@@ -1,5 +1,5 @@
 /*
- * tls - STARTTLS and SMTPS in tern-smtpd (docs/tls.md).
+ * smtpd_tls - STARTTLS and SMTPS in tern-smtpd (docs/tls.md).
  *
  * Each listener has its own SSL_CTX, made as root before the privilege drop
  * (smtpd_tls_init): certificates and keys (a key readable by group or others
@@ -15,8 +15,8 @@
  * smtpd_tls_session_cache_timeout, so a client resumes on any worker, and
  * the keys rotate each period with no messages between processes.
  */
-#ifndef TERN_SMTPD_TLS_H
-#define TERN_SMTPD_TLS_H
+#ifndef TERN_SMTPD_SMTPD_TLS_H
+#define TERN_SMTPD_SMTPD_TLS_H
 
 #include "buf.h"
 
@@ -57,9 +57,5 @@ void smtpd_tls_shutdown(struct session *s);
 int smtpd_tls_clientcert_ok(struct session *s);
 /* smtpd_tls_session_free - what a session's TLS state holds */
 void smtpd_tls_session_free(struct session *s);
-
-/* smtpd_tls_fingerprint - "AB:CD:..." (SHA-256 of the DER certificate) of
- * cert (an X509 *); 0 ok */
-int smtpd_tls_fingerprint(void *cert, buf_t *out);
 
 #endif
