@@ -11,17 +11,18 @@ small instance of their own.
 import os
 import pwd
 import re
+import shutil
 import socket
 import ssl
 import stat
-import threading
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from ternlib import SmtpConn, free_port, make_message, tool_env, wait_until
+from ternlib import SmtpConn, free_port, make_message, wait_until
 from tlsutil import (
     SERVER_CN,
     TlsSmtp,
@@ -41,7 +42,9 @@ READY = "220 2.0.0 Ready to start TLS"
 
 @pytest.fixture(scope="module")
 def pki(it_base):
-    return make_pki(Path(it_base) / f"pki-{os.getpid()}")
+    d = Path(tempfile.mkdtemp(prefix="pki-", dir=str(it_base)))
+    yield make_pki(d)
+    shutil.rmtree(d, ignore_errors=True)  # it_base goes only when it holds no directory
 
 
 @pytest.fixture(scope="module")
@@ -738,9 +741,9 @@ def sslscan(port: int, starttls: bool, out: Path) -> ET.Element:
 
 
 @pytest.mark.parametrize("listener", ["starttls", "smtps"])
-def test_sslscan(main, it_base, listener):
+def test_sslscan(main, pki, listener):
     port = main.port if listener == "starttls" else main.smtps_port
-    scan = sslscan(port, listener == "starttls", Path(it_base) / f"sslscan-{listener}.xml")
+    scan = sslscan(port, listener == "starttls", Path(pki.dir) / f"sslscan-{listener}.xml")
     protocols = {f"{p.get('type')}{p.get('version')}": p.get("enabled")
                  for p in scan.iter("protocol")}
     assert protocols == {"ssl2": "0", "ssl3": "0", "tls1.0": "0", "tls1.1": "0",
