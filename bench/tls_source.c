@@ -20,8 +20,10 @@
  * -I K (idle): open K sessions (S at a time), STARTTLS and EHLO each, print
  * "idle K" on stdout, then keep them open and idle until SIGINT or SIGTERM.
  *
- * The last line on stdout is "key=value ..." (messages, failed, seconds,
- * msg_per_s, handshakes, resumed, cpu_s); the exit status is 0 only if every
+ * On stdout: "start" when the timed part begins (not in idle mode), and last
+ * a line of key=value: messages, failed, seconds, msg_per_s, handshakes,
+ * resumed, cpu_s (this process's CPU time in the timed part), tls (the
+ * version/cipher of the first handshake).  The exit status is 0 only if every
  * session succeeded.
  */
 #include <errno.h>
@@ -100,6 +102,7 @@ static int nslots;
 static enum kind run_kind;
 static long started, finished, inflight, idle_open, failed, delivered, handshakes, resumed;
 static int errors_shown;
+static char tls_name[128]; /* version/cipher of the first handshake */
 static volatile sig_atomic_t got_signal;
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
@@ -494,6 +497,9 @@ static void drive(struct sess *s)
                 return;
             }
             handshakes++;
+            if (tls_name[0] == '\0')
+                snprintf(tls_name, sizeof(tls_name), "%s/%s", SSL_get_version(s->ssl),
+                         SSL_get_cipher_name(s->ssl));
             if (SSL_session_reused(s->ssl))
                 resumed++;
             if (opt_verbose)
@@ -768,6 +774,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "tls_source: warning: the server issued no resumable session\n");
         handshakes = resumed = 0;
     }
+    if (opt_idle == 0) { /* the time starts now, for a caller timing its own end */
+        printf("start\n");
+        fflush(stdout);
+    }
     cpu0 = cpu_seconds();
     t0 = now();
     if (opt_idle > 0) {
@@ -778,9 +788,9 @@ int main(int argc, char **argv)
     }
     t1 = now();
     printf("messages=%ld failed=%ld seconds=%.3f msg_per_s=%.1f handshakes=%ld resumed=%ld "
-           "cpu_s=%.3f\n",
+           "cpu_s=%.3f tls=%s\n",
            delivered, failed, t1 - t0, t1 > t0 ? (double)delivered / (t1 - t0) : 0.0, handshakes,
-           resumed, cpu_seconds() - cpu0);
+           resumed, cpu_seconds() - cpu0, tls_name[0] ? tls_name : "none");
     if (latest_session != NULL)
         SSL_SESSION_free(latest_session);
     SSL_CTX_free(ctx);
