@@ -59,7 +59,12 @@ struct cleanup_msg {
     buf_t client_name;
     buf_t client_addr;
     buf_t protocol;
-    buf_t only_rcpt; /* the recipient when there is exactly one */
+    buf_t listener;      /* the smtpd listener ("submission"), "" for local mail */
+    buf_t tls;           /* "version=TLSv1.3 cipher=... bits=256/256 verify=NO" or "" */
+    buf_t sasl_method;   /* AUTH mechanism, "" when not authenticated */
+    buf_t sasl_username; /* the authenticated login */
+    int sasl_header;     /* name sasl_username in Received: */
+    buf_t only_rcpt;     /* the recipient when there is exactly one */
     /* local submissions (pickup): the Received: form, From:, the -f warning */
     buf_t local_user;
     buf_t full_name;

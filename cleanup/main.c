@@ -94,9 +94,17 @@ void cleanup_trigger_qmgr(void)
 
 static void cleanup_log_accepted(const struct cleanup_msg *m)
 {
-    log_info("%s: client=%s[%s]", m->queue_id,
+    buf_t extra = BUF_INIT;
+
+    if (m->listener.len)
+        buf_printf(&extra, ", listener=%s", buf_cstr(&m->listener));
+    if (m->sasl_username.len)
+        buf_printf(&extra, ", sasl_method=%s, sasl_username=%s", buf_cstr(&m->sasl_method),
+                   buf_cstr(&m->sasl_username));
+    log_info("%s: client=%s[%s]%s", m->queue_id,
              m->client_name.len ? buf_cstr(&m->client_name) : "local",
-             m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1");
+             m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1", buf_cstr(&extra));
+    buf_free(&extra);
     log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id, buf_cstr(&m->sender),
              m->content_bytes, m->rcpt_count);

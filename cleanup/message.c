@@ -339,6 +339,11 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     buf_set(&m->client_addr, cleanup_get(req, "client_addr"));
     buf_set(&m->protocol, *cleanup_get(req, "protocol") ? cleanup_get(req, "protocol") : "SMTP");
     buf_set(&m->local_user, cleanup_get(req, "local_user"));
+    buf_set(&m->listener, cleanup_get(req, "listener"));
+    buf_set(&m->tls, cleanup_get(req, "tls"));
+    buf_set(&m->sasl_method, cleanup_get(req, "sasl_method"));
+    buf_set(&m->sasl_username, cleanup_get(req, "sasl_username"));
+    m->sasl_header = strcmp(cleanup_get(req, "sasl_header"), "yes") == 0;
     buf_set(&m->full_name, cleanup_get(req, "full_name"));
     buf_set(&m->sender_warning, cleanup_get(req, "sender_warning"));
     if (cleanup_create_file(m, attr_get(req, "queue_id", NULL)) < 0)
@@ -391,11 +396,15 @@ static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
     const char *helo = m->helo.len ? buf_cstr(&m->helo) : buf_cstr(&m->client_addr);
     const char *name = m->client_name.len ? buf_cstr(&m->client_name) : "unknown";
 
-    if (m->client_addr.len)
-        buf_printf(out, "Received: from %s (%s [%s])\r\n\tby %s (tern %s) with %s id %s", helo,
-                   name, buf_cstr(&m->client_addr), m->set->myhostname, TERN_VERSION,
+    if (m->client_addr.len) {
+        buf_printf(out, "Received: from %s (%s [%s])\r\n", helo, name, buf_cstr(&m->client_addr));
+        if (m->tls.len)
+            buf_printf(out, "\t(%s)\r\n", buf_cstr(&m->tls));
+        if (m->sasl_header && m->sasl_username.len)
+            buf_printf(out, "\t(Authenticated sender: %s)\r\n", buf_cstr(&m->sasl_username));
+        buf_printf(out, "\tby %s (tern %s) with %s id %s", m->set->myhostname, TERN_VERSION,
                    buf_cstr(&m->protocol), m->queue_id);
-    else if (m->local_user.len)
+    } else if (m->local_user.len)
         buf_printf(out, "Received: (from %s@localhost)\r\n\tby %s (tern %s) id %s",
                    buf_cstr(&m->local_user), m->set->myhostname, TERN_VERSION, m->queue_id);
     else
@@ -651,7 +660,8 @@ void cleanup_msg_free(struct cleanup_msg *m)
     buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers,     &m->message_id,
                      &m->sender,   &m->helo,       &m->client_name, &m->client_addr,
                      &m->protocol, &m->only_rcpt,  &m->code,        &m->dsn,
-                     &m->text,     &m->local_user, &m->full_name,   &m->sender_warning};
+                     &m->text,     &m->local_user, &m->full_name,   &m->sender_warning,
+                     &m->listener, &m->tls,        &m->sasl_method, &m->sasl_username};
     if (m->fd >= 0)
         cleanup_msg_discard(m);
     cleanup_seen_free(m);

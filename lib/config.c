@@ -26,11 +26,22 @@ struct config_entry {
     long long number; /* INT, BOOL, TIME, SIZE */
 };
 
+/* "LISTENER.name = value" from the file */
+struct config_override {
+    char *listener;
+    long index; /* into param_table */
+    char *raw;
+    char *origin;
+};
+
 struct config {
     char *dir;
     char *file;
     size_t count;
     struct config_entry *entries;
+    struct config_override *overrides;
+    size_t override_count;
+    char *listener; /* the listener this is the view of, or NULL */
 };
 
 const char *config_default_dir(const char *arg)
@@ -111,6 +122,13 @@ void config_free(struct config *cfg)
         free(cfg->entries[i].origin);
     }
     free(cfg->entries);
+    for (size_t i = 0; i < cfg->override_count; i++) {
+        free(cfg->overrides[i].listener);
+        free(cfg->overrides[i].raw);
+        free(cfg->overrides[i].origin);
+    }
+    free(cfg->overrides);
+    free(cfg->listener);
     free(cfg->dir);
     free(cfg->file);
     free(cfg);
@@ -442,12 +460,71 @@ static int config_finish(struct config *cfg, buf_t *err)
     return 0;
 }
 
+/* config_listener_find - the listener table entry named name, or NULL */
+const struct listener_def *config_listener_find(const char *name)
+{
+    for (const struct listener_def *l = listener_table; l->name != NULL; l++)
+        if (strcmp(l->name, name) == 0)
+            return l;
+    return NULL;
+}
+
+/* config_listener_param - may name be set per listener? */
+static int config_listener_param(const char *name)
+{
+    return strncmp(name, "smtpd_", 6) == 0 || strcmp(name, "message_size_limit") == 0 ||
+           strcmp(name, "disable_vrfy_command") == 0 || strcmp(name, "relay_clientcerts") == 0;
+}
+
+/* config_set_override - "LISTENER.name = value" */
+static int config_set_override(struct config *cfg, const char *dotted, const char *value,
+                               const char *origin, buf_t *err)
+{
+    const char *dot = strchr(dotted, '.');
+    char *listener = xstrndup(dotted, (size_t)(dot - dotted));
+    long i = config_index(dot + 1);
+    int rc = -1;
+
+    if (config_listener_find(listener) == NULL)
+        buf_printf(err, "%s: '%s': no listener named '%s' (listeners: smtpd, submission, smtps)",
+                   origin, dotted, listener);
+    else if (i < 0)
+        buf_printf(err, "%s: unknown parameter '%s'", origin, dot + 1);
+    else if (!config_listener_param(dot + 1))
+        buf_printf(err, "%s: '%s': only smtpd_* parameters can be set for one listener", origin,
+                   dotted);
+    else
+        rc = 0;
+    if (rc < 0) {
+        free(listener);
+        return -1;
+    }
+    for (size_t k = 0; k < cfg->override_count; k++) {
+        struct config_override *o = &cfg->overrides[k];
+        if (o->index == i && strcmp(o->listener, listener) == 0) {
+            free(listener);
+            free(o->raw);
+            free(o->origin);
+            o->raw = xstrdup(value);
+            o->origin = xstrdup(origin);
+            return 0;
+        }
+    }
+    cfg->overrides = xrealloc(cfg->overrides, (cfg->override_count + 1) * sizeof(*cfg->overrides));
+    cfg->overrides[cfg->override_count++] =
+        (struct config_override){listener, i, xstrdup(value), xstrdup(origin)};
+    return 0;
+}
+
 int config_set(struct config *cfg, const char *name, const char *value, const char *origin,
                buf_t *err)
 {
-    long i = config_index(name);
+    long i;
     struct config_entry *e;
 
+    if (strchr(name, '.') != NULL)
+        return config_set_override(cfg, name, value, origin, err);
+    i = config_index(name);
     if (i < 0) {
         buf_printf(err, "%s: unknown parameter '%s'", origin, name);
         return -1;
@@ -491,7 +568,7 @@ static int config_parse_line(struct config *cfg, char *line, const char *origin,
         return -1;
     }
     for (char *p = name; *p; p++) {
-        if (!isalnum((unsigned char)*p) && *p != '_') {
+        if (!isalnum((unsigned char)*p) && *p != '_' && (*p != '.' || p == name || p[1] == '\0')) {
             buf_printf(err, "%s: bad parameter name '%s'", origin, name);
             return -1;
         }
@@ -566,6 +643,11 @@ int config_load(const char *dir, struct config **out, buf_t *err)
     fclose(fp);
     if (rc == 0)
         rc = config_finish(cfg, err);
+    for (const struct listener_def *l = listener_table; rc == 0 && l->name != NULL; l++) {
+        struct config *view = config_listener(cfg, l->name, err); /* check the overrides */
+        rc = view == NULL ? -1 : 0;
+        config_free(view);
+    }
     if (rc < 0) {
         config_free(cfg);
         return -1;
@@ -645,4 +727,77 @@ char *const *config_list(const struct config *cfg, const char *name, size_t *cou
     if (count)
         *count = e->list_count;
     return e->list;
+}
+
+/* config_listener_apply - one "name=value" of a listener's defaults */
+static void config_listener_apply(struct config *view, const char *setting, const char *origin)
+{
+    const char *eq = strchr(setting, '=');
+    char *name = xstrndup(setting, (size_t)(eq - setting));
+    struct config_entry *e = config_entry_of(view, name, (enum param_type) - 1);
+
+    free(e->raw);
+    free(e->origin);
+    e->raw = xstrdup(eq + 1);
+    e->origin = xstrdup(origin);
+    e->set = 1;
+    free(name);
+}
+
+struct config *config_listener(const struct config *cfg, const char *listener, buf_t *err)
+{
+    const struct listener_def *l = config_listener_find(listener);
+    struct config *view = xcalloc(1, sizeof(*view));
+    buf_t origin = BUF_INIT;
+
+    if (l == NULL)
+        log_panic("config_listener: no listener %s", listener);
+    view->dir = xstrdup(cfg->dir);
+    view->file = xstrdup(cfg->file);
+    view->listener = xstrdup(listener);
+    view->count = cfg->count;
+    view->entries = xcalloc(cfg->count, sizeof(*view->entries));
+    for (size_t i = 0; i < cfg->count; i++) {
+        view->entries[i].raw = xstrdup(cfg->entries[i].raw);
+        view->entries[i].origin = cfg->entries[i].origin ? xstrdup(cfg->entries[i].origin) : NULL;
+        view->entries[i].set = cfg->entries[i].set;
+    }
+    buf_printf(&origin, "the defaults of listener %s", listener);
+    for (size_t k = 0; l->defaults[k] != NULL; k++)
+        config_listener_apply(view, l->defaults[k], buf_cstr(&origin));
+    for (size_t k = 0; k < cfg->override_count; k++) {
+        const struct config_override *o = &cfg->overrides[k];
+        struct config_entry *e = &view->entries[o->index];
+        if (strcmp(o->listener, listener) != 0)
+            continue;
+        free(e->raw);
+        free(e->origin);
+        e->raw = xstrdup(o->raw);
+        e->origin = xstrdup(o->origin);
+        e->set = 1;
+    }
+    buf_free(&origin);
+    if (config_finish(view, err) < 0) {
+        config_free(view);
+        return NULL;
+    }
+    return view;
+}
+
+const char *config_listener_name(const struct config *cfg)
+{
+    return cfg->listener;
+}
+
+size_t config_override_count(const struct config *cfg)
+{
+    return cfg->override_count;
+}
+
+void config_override_get(const struct config *cfg, size_t i, const char **listener,
+                         const char **name, const char **raw)
+{
+    *listener = cfg->overrides[i].listener;
+    *name = param_table[cfg->overrides[i].index].name;
+    *raw = cfg->overrides[i].raw;
 }

@@ -36,6 +36,33 @@ struct param_def {
 /* the table, terminated by a NULL name */
 extern const struct param_def param_table[];
 
+/*
+ * Listeners (DESIGN §10): smtpd_listen, submission_listen, smtps_listen.
+ * Any smtpd_* parameter can be set for one listener as "LISTENER.name =
+ * value".  A listener's view of the config is: the file's global values,
+ * then the listener's built-in defaults (like Postfix's master.cf -o lines:
+ * they win over global values), then the file's LISTENER.name lines.
+ */
+struct listener_def {
+    const char *name;        /* "submission" */
+    const char *param;       /* "submission_listen" */
+    const char *defaults[6]; /* "name=value", NULL-terminated */
+};
+
+/* the listeners, terminated by a NULL name (params.c) */
+extern const struct listener_def listener_table[];
+/* config_listener_find - the listener named name, or NULL */
+const struct listener_def *config_listener_find(const char *name);
+/* config_listener - a new config: cfg as listener sees it (see above);
+ * NULL with "file:line: ..." in err on a bad value */
+struct config *config_listener(const struct config *cfg, const char *listener, buf_t *err);
+/* config_listener_name - the listener of a view, or NULL for the global config */
+const char *config_listener_name(const struct config *cfg);
+/* the file's "LISTENER.name = value" lines */
+size_t config_override_count(const struct config *cfg);
+void config_override_get(const struct config *cfg, size_t i, const char **listener,
+                         const char **name, const char **raw);
+
 struct config;
 
 /* config_default_dir - -c DIR, else $TERN_CONFIG_DIR, else /etc/tern */

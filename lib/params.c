@@ -92,7 +92,14 @@ const struct param_def param_table[] = {
      "separates user and extension in user+ext@domain (empty: none)"},
 
     /* smtpd */
-    {"smtpd_listen", PARAM_LIST, "0.0.0.0:25", "addresses the SMTP server listens on; empty: none"},
+    {"smtpd_listen", PARAM_LIST, "0.0.0.0:25",
+     "addresses of the SMTP listener (\"smtpd\"); empty: none"},
+    {"submission_listen", PARAM_LIST, "0.0.0.0:587",
+     "addresses of the message submission listener (\"submission\": TLS and AUTH required by "
+     "default); empty: none"},
+    {"smtps_listen", PARAM_LIST, "",
+     "addresses of the SMTPS listener (\"smtps\": TLS from the first byte, AUTH required by "
+     "default); empty: none"},
     {"smtpd_banner", PARAM_STR, "$myhostname ESMTP tern", "text after 220 in the greeting"},
     {"smtpd_workers", PARAM_INT, "0", "smtpd worker processes (0: one per CPU)"},
     {"smtpd_client_limit", PARAM_INT, "1000", "concurrent sessions per smtpd worker"},
@@ -106,6 +113,74 @@ const struct param_def param_table[] = {
     {"message_size_limit", PARAM_SIZE, "10240000", "largest message accepted (bytes); 0: no limit"},
     {"smtpd_forbid_bare_newline", PARAM_BOOL, "no",
      "reject message data with a bare LF (550 5.5.2) instead of normalizing it"},
+    {"smtpd_relay_restrictions", PARAM_LIST,
+     "permit_mynetworks, permit_sasl_authenticated, permit_tls_clientcerts, "
+     "reject_unauth_destination",
+     "who may relay, checked at RCPT: permit_mynetworks, permit_sasl_authenticated, "
+     "permit_tls_clientcerts, reject_unauth_destination, permit, reject"},
+    {"smtpd_auth_required", PARAM_BOOL, "no",
+     "MAIL needs a successful AUTH first (530 5.7.0; sendmail's M=a)"},
+
+    /* smtpd TLS (docs/tls.md) */
+    {"smtpd_tls_cert_file", PARAM_STR, "",
+     "server certificate (PEM; may hold the chain, and an RSA and an ECDSA pair)"},
+    {"smtpd_tls_key_file", PARAM_STR, "$smtpd_tls_cert_file",
+     "server private key (PEM, mode 0600; read before the privilege drop)"},
+    {"smtpd_tls_CAfile", PARAM_STR, "", "CAs trusted for client certificates (one PEM file)"},
+    {"smtpd_tls_CApath", PARAM_STR, "", "CAs trusted for client certificates (c_rehash directory)"},
+    {"smtpd_tls_crl_file", PARAM_STR, "", "revoked client certificates (PEM CRLs)"},
+    {"smtpd_tls_security_level", PARAM_STR, "",
+     "none, may (offer STARTTLS), encrypt (require it); empty: may when a certificate is set"},
+    {"smtpd_tls_wrappermode", PARAM_BOOL, "no",
+     "TLS from the first byte (SMTPS); the default of the smtps listener"},
+    {"smtpd_tls_protocols", PARAM_STR, ">=TLSv1.2",
+     "TLS versions offered: \">=TLSv1.2\", or a list such as \"!TLSv1, !TLSv1.1\""},
+    {"smtpd_tls_mandatory_protocols", PARAM_STR, "$smtpd_tls_protocols",
+     "TLS versions allowed where TLS is required (level encrypt, SMTPS)"},
+    {"smtpd_tls_ciphers", PARAM_STR, "HIGH:!aNULL:!eNULL:!EXPORT:!RC4:!3DES:!DES:!MD5:!PSK:!SRP",
+     "OpenSSL cipher list for TLS 1.2 and older"},
+    {"smtpd_tls_exclude_ciphers", PARAM_LIST, "",
+     "cipher names or OpenSSL patterns removed from smtpd_tls_ciphers (e.g. AES256, CAMELLIA)"},
+    {"smtpd_tls_ask_ccert", PARAM_BOOL, "no",
+     "ask clients for a certificate (Outlook and Entourage warn their users when asked)"},
+    {"smtpd_tls_req_ccert", PARAM_BOOL, "no",
+     "require a verified client certificate (implies ask; level encrypt)"},
+    {"smtpd_tls_received_header", PARAM_BOOL, "yes",
+     "add the TLS version, cipher and verification to the Received: header"},
+    {"smtpd_tls_loglevel", PARAM_INT, "1",
+     "0: nothing, 1: one line per handshake, 2: and certificate details"},
+    {"smtpd_tls_session_cache_timeout", PARAM_TIME, "3600s",
+     "how long a session ticket resumes; ticket keys rotate at this interval"},
+    {"tls_openssl_security_level", PARAM_INT, "-1",
+     "OpenSSL security level (-1: OpenSSL's default, 2 on Debian; 1 admits 1024-bit RSA keys)"},
+    {"relay_clientcerts", PARAM_LIST, "",
+     "tables of client certificate SHA-256 fingerprints (AB:CD:...) that may relay with "
+     "permit_tls_clientcerts"},
+
+    /* smtpd AUTH (docs/auth.md) */
+    {"smtpd_sasl_auth_enable", PARAM_BOOL, "no",
+     "offer SMTP AUTH (through Cyrus SASL in tern-auth); yes by default on submission and smtps"},
+    {"smtpd_sasl_path", PARAM_STR, "smtpd",
+     "the Cyrus SASL application name: its config is NAME.conf in cyrus_sasl_config_path"},
+    {"cyrus_sasl_config_path", PARAM_STR, "",
+     "directories searched for the SASL application config (empty: Cyrus' default, "
+     "/etc/sasl2:/usr/lib/sasl2)"},
+    {"smtpd_sasl_security_options", PARAM_LIST, "noanonymous",
+     "SASL properties required without TLS: noanonymous, noplaintext, noactive, nodictionary, "
+     "mutual_auth"},
+    {"smtpd_sasl_tls_security_options", PARAM_LIST, "$smtpd_sasl_security_options",
+     "SASL properties required under TLS"},
+    {"smtpd_tls_auth_only", PARAM_BOOL, "yes",
+     "no AUTH before STARTTLS (sendmail's AuthOptions p)"},
+    {"smtpd_sasl_local_domain", PARAM_STR, "", "the SASL realm for user names without one"},
+    {"smtpd_sasl_authenticated_header", PARAM_BOOL, "no",
+     "name the authenticated user in the Received: header"},
+    {"smtpd_sender_login_maps", PARAM_LIST, "",
+     "tables: envelope sender -> the SASL logins that may use it "
+     "(reject_sender_login_mismatch)"},
+    {"smtpd_sender_restrictions", PARAM_LIST, "",
+     "checks of the sender at MAIL: reject_sender_login_mismatch (an address that "
+     "smtpd_sender_login_maps gives another login, or any listed address without AUTH)"},
 
     /* cleanup */
     {"hopcount_limit", PARAM_INT, "25", "Received: headers allowed before 554 5.4.6"},
@@ -184,4 +259,17 @@ const struct param_def param_table[] = {
     {"dns_timeout", PARAM_TIME, "5s", "time allowed for one DNS query before retry"},
 
     {0, 0, 0, 0},
+};
+
+/* the listeners and their built-in defaults (config.h) */
+const struct listener_def listener_table[] = {
+    {"smtpd", "smtpd_listen", {NULL}},
+    {"submission",
+     "submission_listen",
+     {"smtpd_tls_security_level=encrypt", "smtpd_sasl_auth_enable=yes", "smtpd_auth_required=yes",
+      NULL}},
+    {"smtps",
+     "smtps_listen",
+     {"smtpd_tls_wrappermode=yes", "smtpd_sasl_auth_enable=yes", "smtpd_auth_required=yes", NULL}},
+    {NULL, NULL, {NULL}},
 };

@@ -21,6 +21,7 @@ int master_layout_create(const struct config *cfg, uid_t uid, gid_t gid, buf_t *
 /* listening sockets, one array per service */
 struct master_sockets {
     int smtpd[16];
+    const char *smtpd_names[16]; /* the listener of each: "smtpd", "submission", "smtps" */
     size_t smtpd_count;
     int cleanup;
     int qmgr;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +60,8 @@ static struct drained drained[MASTER_MAX_SLOTS * 4];
 static size_t drained_count;
 static int stopping;
 static void (*stop_done)(void);
+static unsigned char ticket_secret[32]; /* see master_child_ticket_secret */
+static int have_ticket_secret;
 
 void master_services_init(struct event_base *b, const char *dir, int fg,
                           const struct master_sockets *s)
@@ -67,6 +70,8 @@ void master_services_init(struct event_base *b, const char *dir, int fg,
     master_config_dir = dir;
     foreground = fg;
     socks = s;
+    have_ticket_secret =
+        getrandom(ticket_secret, sizeof(ticket_secret), 0) == (ssize_t)sizeof(ticket_secret);
 }
 
 /* master_child_env - a clean environment for a service */
@@ -90,6 +95,33 @@ static void master_child_env(const struct config *cfg, size_t fd_count)
     setenv("TERN_LISTEN_FDS", count, 1);
     if (foreground)
         setenv("TERN_LOG_STDERR", "1", 1);
+}
+
+/* master_child_listener_names - TERN_LISTEN_NAMES: the listener of each
+ * inherited socket, in order ("smtpd submission smtps") */
+static void master_child_listener_names(void)
+{
+    buf_t names = BUF_INIT;
+
+    for (size_t i = 0; i < socks->smtpd_count; i++)
+        buf_printf(&names, "%s%s", i ? " " : "", socks->smtpd_names[i]);
+    setenv("TERN_LISTEN_NAMES", buf_cstr(&names), 1);
+    buf_free(&names);
+}
+
+/* master_child_ticket_secret - TERN_TLS_TICKET_SECRET for smtpd: one random
+ * secret per master (made in master_services_init, before any fork), so
+ * every worker, also after a reload, derives the same TLS session ticket
+ * keys (smtpd/tls.h) */
+static void master_child_ticket_secret(void)
+{
+    char hex[2 * sizeof(ticket_secret) + 1];
+
+    if (!have_ticket_secret)
+        return; /* each smtpd makes its own */
+    for (size_t i = 0; i < sizeof(ticket_secret); i++)
+        snprintf(hex + 2 * i, 3, "%02x", ticket_secret[i]);
+    setenv("TERN_TLS_TICKET_SECRET", hex, 1);
 }
 
 /* master_child_fds - put the slot's sockets at 3, 4, ... and close the rest */
@@ -124,6 +156,10 @@ static void master_slot_spawn(struct slot *s)
         sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         master_child_env(current_cfg, s->fd_count);
+        if (strcmp(s->program, "tern-smtpd") == 0) {
+            master_child_listener_names();
+            master_child_ticket_secret();
+        }
         master_child_fds(s);
         execl(path.data, s->program, "-c", master_config_dir, (char *)NULL);
         log_error("cannot run %s: %s", path.data, strerror(errno));

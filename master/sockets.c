@@ -20,8 +20,8 @@
 
 #define MASTER_LISTEN_BACKLOG 1024
 
-/* master_bind_tcp - one "host:port" listener */
-static int master_bind_tcp(const char *spec, buf_t *err)
+/* master_bind_tcp - one "host:port" listener of parameter param */
+static int master_bind_tcp(const char *param, const char *spec, buf_t *err)
 {
     char host[256];
     char port_text[16];
@@ -29,7 +29,7 @@ static int master_bind_tcp(const char *spec, buf_t *err)
     struct addrinfo hints, *res = NULL;
 
     if (netaddr_parse_hostport(spec, host, sizeof(host), &port, 25, &bracketed) < 0) {
-        buf_printf(err, "smtpd_listen: bad address '%s' (expected host:port)", spec);
+        buf_printf(err, "%s: bad address '%s' (expected host:port)", param, spec);
         return -1;
     }
     memset(&hints, 0, sizeof(hints));
@@ -37,7 +37,7 @@ static int master_bind_tcp(const char *spec, buf_t *err)
     hints.ai_socktype = SOCK_STREAM;
     snprintf(port_text, sizeof(port_text), "%d", port);
     if (getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port_text, &hints, &res) != 0) {
-        buf_printf(err, "smtpd_listen: '%s' is not a numeric IP address", spec);
+        buf_printf(err, "%s: '%s' is not a numeric IP address", param, spec);
         return -1;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -48,7 +48,7 @@ static int master_bind_tcp(const char *spec, buf_t *err)
     }
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
         listen(fd, MASTER_LISTEN_BACKLOG) < 0) {
-        buf_printf(err, "smtpd_listen: cannot listen on %s: %s", spec, strerror(errno));
+        buf_printf(err, "%s: cannot listen on %s: %s", param, spec, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
@@ -92,26 +92,41 @@ static int master_bind_unix(const char *queue_dir, const char *name, uid_t uid, 
     return fd;
 }
 
+/* master_bind_listeners - every address of every listener (smtpd_listen,
+ * submission_listen, smtps_listen) */
+static int master_bind_listeners(const struct config *cfg, struct master_sockets *s, buf_t *err)
+{
+    const size_t max = sizeof(s->smtpd) / sizeof(s->smtpd[0]);
+
+    for (const struct listener_def *l = listener_table; l->name != NULL; l++) {
+        size_t count;
+        char *const *list = config_list(cfg, l->param, &count);
+
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            if (s->smtpd_count == max) {
+                buf_printf(err, "%s: at most %zu listening addresses in all", l->param, max);
+                return -1;
+            }
+            if ((fd = master_bind_tcp(l->param, list[i], err)) < 0)
+                return -1;
+            s->smtpd_names[s->smtpd_count] = l->name;
+            s->smtpd[s->smtpd_count++] = fd;
+        }
+    }
+    return 0;
+}
+
 int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct master_sockets *s,
                         buf_t *err)
 {
-    size_t count;
-    char *const *listen_list = config_list(cfg, "smtpd_listen", &count);
     const char *qdir = config_str(cfg, "queue_directory");
 
     memset(s, 0, sizeof(*s));
     s->cleanup = s->qmgr = s->smtp = s->lmtp = s->local = -1;
     s->pickup = s->qmgr_public = s->showq = -1;
-    if (count > sizeof(s->smtpd) / sizeof(s->smtpd[0])) {
-        buf_printf(err, "smtpd_listen: at most %zu addresses", sizeof(s->smtpd) / sizeof(int));
+    if (master_bind_listeners(cfg, s, err) < 0)
         return -1;
-    }
-    for (size_t i = 0; i < count; i++) {
-        int fd = master_bind_tcp(listen_list[i], err);
-        if (fd < 0)
-            return -1;
-        s->smtpd[s->smtpd_count++] = fd;
-    }
     struct {
         int *fd;
         const char *name;

@@ -10,10 +10,12 @@
 
 #include "addr.h"
 #include "attr.h"
+#include "auth.h"
 #include "log.h"
 #include "route.h"
 #include "session.h"
 #include "tern_build.h"
+#include "smtpd_tls.h"
 
 /* room kept free in the envelope message for the sender and the rest */
 #define COMMANDS_ENVELOPE_RESERVE (64 * 1024)
@@ -46,6 +48,12 @@ static void commands_helo(struct session *s, const char *arg, int esmtp)
     else
         session_reply(s, "250-SIZE");
     session_reply(s, "250-DSN");
+    if (smtpd_tls_offer(s))
+        session_reply(s, "250-STARTTLS");
+    buf_t auth = BUF_INIT;
+    if (smtpd_auth_ehlo(s, &auth))
+        session_reply(s, "250-%s", buf_cstr(&auth));
+    buf_free(&auth);
     session_reply(s, "250 HELP");
 }
 
@@ -66,6 +74,8 @@ static void commands_mail(struct session *s, const char *arg)
         session_reply(s, "503 5.0.0 Polite people say HELO first");
     } else if (s->have_mail) {
         session_reply(s, "503 5.5.0 Sender already specified");
+    } else if (s->cfg->auth_required && s->sasl_username == NULL) {
+        session_reply(s, "530 5.7.0 Authentication required");
     } else if (proto_mail_parse(arg, s->cfg->size_limit, &s->mail, &reply) < 0) {
         if (strncmp(buf_cstr(&reply), "552 ", 4) == 0)
             commands_mail_reject(s, buf_cstr(&reply));
@@ -76,6 +86,8 @@ static void commands_mail(struct session *s, const char *arg)
                !s->in_mynetworks) {
         buf_printf(&reply, "553 5.5.4 %s... Domain name required for sender address %s",
                    buf_cstr(&s->mail.echo), buf_cstr(&s->mail.addr));
+        commands_mail_reject(s, buf_cstr(&reply));
+    } else if (smtpd_auth_sender_check(s, buf_cstr(&s->mail.addr), &reply) < 0) {
         commands_mail_reject(s, buf_cstr(&reply));
     } else {
         s->have_mail = 1;
@@ -120,14 +132,50 @@ static int commands_rcpt_full(const struct session *s)
            s->rcpts.len > ATTR_MAX_MESSAGE - COMMANDS_ENVELOPE_RESERVE;
 }
 
+/* commands_relay_rules - smtpd_relay_restrictions: 1 when the client may
+ * relay, 0 when only the site's own destinations are open to it, -1 for a
+ * "reject" */
+static int commands_relay_rules(struct session *s)
+{
+    for (size_t i = 0; i < s->cfg->relay_rule_count; i++) {
+        switch (s->cfg->relay_rules[i]) {
+        case SMTPD_RELAY_PERMIT_MYNETWORKS:
+            if (s->in_mynetworks)
+                return 1;
+            break;
+        case SMTPD_RELAY_PERMIT_SASL:
+            if (s->sasl_username != NULL)
+                return 1;
+            break;
+        case SMTPD_RELAY_PERMIT_CLIENTCERTS:
+            if (smtpd_tls_clientcert_ok(s))
+                return 1;
+            break;
+        case SMTPD_RELAY_REJECT_UNAUTH:
+            return 0;
+        case SMTPD_RELAY_PERMIT:
+            return 1;
+        case SMTPD_RELAY_REJECT:
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* commands_rcpt_check - relay control and the recipient itself
  * (lib/route.h); on a refusal reply gets the whole reply line */
 static enum route_status commands_rcpt_check(struct session *s, buf_t *reply)
 {
-    struct route_client client = {(const struct sockaddr *)&s->sa, s->in_mynetworks};
+    int relay = commands_relay_rules(s);
+    struct route_client client = {(const struct sockaddr *)&s->sa, relay > 0};
     struct route_reply why;
     enum route_status st;
 
+    if (relay < 0) {
+        buf_printf(reply, "554 5.7.1 <%s>: Recipient address rejected: Access denied",
+                   buf_cstr(&s->rcpt.echo));
+        return ROUTE_REJECT;
+    }
     route_reply_init(&why);
     st = route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why);
     if (st != ROUTE_OK)
@@ -268,6 +316,12 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
     case PROTO_CMD_VRFY:
         commands_vrfy(s, arg);
         break;
+    case PROTO_CMD_STARTTLS:
+        smtpd_tls_starttls(s, arg);
+        break;
+    case PROTO_CMD_AUTH:
+        smtpd_auth_command(s, arg);
+        break;
     case PROTO_CMD_EXPN:
     case PROTO_CMD_VERB:
     case PROTO_CMD_ETRN:
@@ -277,6 +331,15 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         session_reply(s, "502 5.5.1 Error: command not implemented");
         break;
     }
+}
+
+/* commands_before_tls - what a client may do before STARTTLS where TLS is
+ * required (smtpd_tls_security_level = encrypt) */
+static int commands_before_tls(enum proto_cmd cmd)
+{
+    return cmd == PROTO_CMD_EHLO || cmd == PROTO_CMD_HELO || cmd == PROTO_CMD_STARTTLS ||
+           cmd == PROTO_CMD_NOOP || cmd == PROTO_CMD_RSET || cmd == PROTO_CMD_QUIT ||
+           cmd == PROTO_CMD_HELP;
 }
 
 /* session_command - one command line */
@@ -292,6 +355,8 @@ void session_command(struct session *s, const char *line, size_t len)
     s->stage = cmd == PROTO_CMD_UNKNOWN ? "UNKNOWN" : proto_cmd_upper(cmd);
     if (cmd == PROTO_CMD_UNKNOWN)
         commands_unknown(s, line, len);
+    else if (smtpd_tls_required(s) && !commands_before_tls(cmd))
+        session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
     else
         commands_dispatch(s, cmd, arg);
 }

@@ -13,10 +13,15 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <stdlib.h>
+
+#include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "route.h"
 #include "service.h"
 #include "smtpd.h"
+#include "smtpd_tls.h"
 
 /* smtpd_listeners_enable - accept again, or stop accepting */
 static void smtpd_listeners_enable(struct smtpd_server *server, int on)
@@ -33,18 +38,19 @@ static void smtpd_listeners_enable(struct smtpd_server *server, int on)
 }
 
 /* smtpd_on_accept - a new client */
-static void smtpd_on_accept(struct evconnlistener *listener, evutil_socket_t fd,
-                            struct sockaddr *sa, int salen, void *arg)
+static void smtpd_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                            int salen, void *arg)
 {
-    struct smtpd_server *server = arg;
+    struct smtpd_listener *listener = arg;
+    struct smtpd_server *server = listener->server;
 
     server->session_count++;
-    if ((long long)server->session_count >= server->cfg.client_limit && !server->paused) {
+    if ((long long)server->session_count >= server->client_limit && !server->paused) {
         log_info("%zu sessions: smtpd_client_limit reached, not accepting for now",
                  server->session_count);
         smtpd_listeners_enable(server, 0);
     }
-    session_start(server, fd, sa, salen);
+    session_start(listener, fd, sa, salen);
 }
 
 /* smtpd_on_accept_retry - a second after an accept error: accept again */
@@ -52,15 +58,15 @@ static void smtpd_on_accept_retry(evutil_socket_t fd, short what, void *arg)
 {
     struct smtpd_server *server = arg;
 
-    if (!server->svc.draining && (long long)server->session_count < server->cfg.client_limit)
+    if (!server->svc.draining && (long long)server->session_count < server->client_limit)
         smtpd_listeners_enable(server, 1);
 }
 
 /* smtpd_on_accept_error - e.g. out of file descriptors: pause for a second
  * instead of spinning on a socket that stays readable */
-static void smtpd_on_accept_error(struct evconnlistener *listener, void *arg)
+static void smtpd_on_accept_error(struct evconnlistener *evl, void *arg)
 {
-    struct smtpd_server *server = arg;
+    struct smtpd_server *server = ((struct smtpd_listener *)arg)->server;
     struct timeval tv = {1, 0};
     int err = EVUTIL_SOCKET_ERROR();
 
@@ -81,7 +87,7 @@ void smtpd_session_ended(struct smtpd_server *server)
             service_stop(&server->svc);
         return;
     }
-    if (server->paused && (long long)server->session_count < server->cfg.client_limit)
+    if (server->paused && (long long)server->session_count < server->client_limit)
         smtpd_listeners_enable(server, 1);
 }
 
@@ -106,26 +112,96 @@ static void smtpd_on_drain(void *ctx)
         service_stop(&server->svc);
 }
 
+/* smtpd_listener_conf - the config of listener name, loaded on first use:
+ * its view of tern.conf, its TLS context and SASL set-up (as root) */
+static struct smtpd_listener *smtpd_listener_conf(struct smtpd_server *server, const char *name)
+{
+    struct smtpd_listener *l;
+    buf_t err = BUF_INIT;
+
+    for (size_t i = 0; i < server->conf_count; i++)
+        if (strcmp(server->conf[i].cfg.listener, name) == 0)
+            return &server->conf[i];
+    if (config_listener_find(name) == NULL ||
+        server->conf_count == sizeof(server->conf) / sizeof(server->conf[0]))
+        log_fatal("TERN_LISTEN_NAMES: unknown listener '%s'", name);
+    l = &server->conf[server->conf_count++];
+    l->server = server;
+    if ((l->view = config_listener(server->svc.cfg, name, &err)) == NULL)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    smtpd_config_load(&l->cfg, l->view, server->route);
+    smtpd_tls_init(&l->cfg, l->view);
+    smtpd_auth_init(&l->cfg, l->view);
+    return l;
+}
+
+/* smtpd_listeners_conf - the listener of each inherited socket, from
+ * TERN_LISTEN_NAMES ("smtpd submission smtps"); all "smtpd" without it */
+static void smtpd_listeners_conf(struct smtpd_server *server)
+{
+    const char *env = getenv("TERN_LISTEN_NAMES");
+    char *names = xstrdup(env != NULL ? env : "");
+    char *save = NULL;
+    char *name = strtok_r(names, " ", &save);
+
+    for (size_t i = 0; i < server->svc.listen_count; i++) {
+        server->listener_conf[i] = smtpd_listener_conf(server, name != NULL ? name : "smtpd");
+        if (name != NULL)
+            name = strtok_r(NULL, " ", &save);
+    }
+    free(names);
+}
+
 /* smtpd_listeners_open - wrap the inherited sockets */
 static void smtpd_listeners_open(struct smtpd_server *server)
 {
     struct service *svc = &server->svc;
 
-    if (svc->listen_count == 0)
-        log_fatal("no listening sockets (TERN_LISTEN_FDS): tern-smtpd is started by tern-master");
     for (size_t i = 0; i < svc->listen_count; i++) {
         int fd = svc->listen_fds[i];
         struct evconnlistener *l;
 
         if (set_nonblock(fd) < 0)
             log_fatal("listening socket fd %d: %s", fd, strerror(errno));
-        l = evconnlistener_new(svc->base, smtpd_on_accept, server,
+        l = evconnlistener_new(svc->base, smtpd_on_accept, server->listener_conf[i],
                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1, fd);
         if (l == NULL)
             log_fatal("cannot listen on fd %d", fd);
         evconnlistener_set_error_cb(l, smtpd_on_accept_error);
         server->listeners[server->listener_count++] = l;
     }
+}
+
+/* smtpd_server_setup - everything that needs root: tables, keys, SASL */
+static void smtpd_server_setup(struct smtpd_server *server)
+{
+    struct service *svc = &server->svc;
+    buf_t err = BUF_INIT;
+
+    if (svc->listen_count == 0)
+        log_fatal("no listening sockets (TERN_LISTEN_FDS): tern-smtpd is started by tern-master");
+    if ((server->route = route_open(svc->cfg, &err)) == NULL)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    route_preload(server->route, NULL); /* before the privilege drop */
+    server->client_limit = config_int(svc->cfg, "smtpd_client_limit");
+    if (server->client_limit < 1)
+        log_fatal("smtpd_client_limit = %lld: must be at least 1", server->client_limit);
+    smtpd_tls_global_init(svc);
+    smtpd_listeners_conf(server);
+}
+
+/* smtpd_server_free - what smtpd_server_setup made */
+static void smtpd_server_free(struct smtpd_server *server)
+{
+    for (size_t i = 0; i < server->conf_count; i++) {
+        smtpd_auth_free(&server->conf[i].cfg);
+        smtpd_tls_free(&server->conf[i].cfg);
+        smtpd_config_free(&server->conf[i].cfg);
+        config_free(server->conf[i].view);
+    }
+    route_close(server->route);
 }
 
 /* main - set up, drop privileges, accept until drained or stopped */
@@ -135,15 +211,15 @@ int main(int argc, char **argv)
     int status;
 
     service_init(&server.svc, "smtpd", argc, argv);
-    smtpd_config_load(&server.cfg, server.svc.cfg);
     server.svc.ctx = &server;
     server.svc.on_drain = smtpd_on_drain;
+    smtpd_server_setup(&server);
     service_drop_privileges(&server.svc);
     smtpd_listeners_open(&server);
     status = service_run(&server.svc);
     smtpd_listeners_free(&server);
     if (server.retry != NULL)
         event_free(server.retry);
-    smtpd_config_free(&server.cfg);
+    smtpd_server_free(&server);
     return status;
 }

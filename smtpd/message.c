@@ -32,6 +32,15 @@ static void message_build_submit(const struct session *s, buf_t *out)
     attr_add_str(out, "client_addr", s->ip);
     attr_add_str(out, "helo", buf_cstr(&s->helo));
     attr_add_str(out, "protocol", session_protocol(s));
+    attr_add_str(out, "listener", s->cfg->listener);
+    if (s->tls_active && s->cfg->tls_received_header)
+        attr_add_str(out, "tls", buf_cstr(&s->tls_info));
+    if (s->sasl_username != NULL) {
+        attr_add_str(out, "sasl_method", s->sasl_method);
+        attr_add_str(out, "sasl_username", s->sasl_username);
+        if (s->cfg->sasl_header)
+            attr_add_str(out, "sasl_header", "yes");
+    }
     if (m->envid.len > 0)
         attr_add_str(out, "envid", buf_cstr(&m->envid));
     if (m->ret[0] != '\0')

@@ -20,12 +20,14 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "auth.h"
 #include "cleanup_stream.h"
 #include "log.h"
 #include "netaddr.h"
 #include "session.h"
 #include "timeutil.h"
 #include "tern_build.h"
+#include "smtpd_tls.h"
 
 /* the order of the counters in the disconnect line (Postfix's order) */
 static const enum proto_cmd session_log_order[] = {
@@ -43,10 +45,24 @@ static const enum proto_cmd session_log_order[] = {
 
 static void session_process(struct session *s);
 
-/* session_protocol - ESMTP after EHLO */
+/* session_protocol - SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA (RFC 3848) */
 const char *session_protocol(const struct session *s)
 {
-    return s->esmtp ? "ESMTP" : "SMTP";
+    static const char *names[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
+
+    if (!s->esmtp)
+        return "SMTP";
+    return names[(s->tls_active ? 1 : 0) + (s->sasl_username != NULL ? 2 : 0)];
+}
+
+/* session_auth_forget - no authenticated identity any more */
+void session_auth_forget(struct session *s)
+{
+    free(s->sasl_method);
+    free(s->sasl_username);
+    s->sasl_method = s->sasl_username = NULL;
+    if (s->state == SESSION_AUTH || s->state == SESSION_AUTH_WAIT)
+        s->state = SESSION_CMD;
 }
 
 /* session_write_line - raw reply line, no accounting */
@@ -201,6 +217,9 @@ static void session_free(struct session *s)
 
     session_log_disconnect(s);
     message_discard(s);
+    smtpd_auth_session_end(s);
+    session_auth_forget(s);
+    smtpd_tls_session_free(s);
     bufferevent_free(s->bev);
     proto_mail_free(&s->mail);
     proto_rcpt_free(&s->rcpt);
@@ -256,7 +275,10 @@ static int session_read_command(struct session *s, struct evbuffer *in)
         session_line_too_long(s);
         return 1;
     }
-    session_command(s, s->line.data, s->line.len);
+    if (s->state == SESSION_AUTH)
+        smtpd_auth_input(s, s->line.data, s->line.len);
+    else
+        session_command(s, s->line.data, s->line.len);
     return 1;
 }
 
@@ -284,7 +306,7 @@ static void session_process(struct session *s)
             session_pause_input(s);
             break;
         }
-        if (s->state == SESSION_CMD) {
+        if (s->state == SESSION_CMD || s->state == SESSION_AUTH) {
             if (!session_read_command(s, in))
                 break;
         } else if (s->state == SESSION_DATA && !s->flow_paused) {
@@ -314,6 +336,10 @@ static void session_on_write(struct bufferevent *bev, void *arg)
         session_free(s);
         return;
     }
+    if (s->tls_starting) {
+        smtpd_tls_start(s);
+        return;
+    }
     if (!s->output_paused)
         return;
     s->output_paused = 0;
@@ -327,7 +353,7 @@ static void session_on_timeout(struct session *s, short what)
     buf_t text = BUF_INIT;
 
     log_info("timeout after %s from unknown[%s]", s->stage, s->ip);
-    if (what & BEV_EVENT_WRITING || s->state == SESSION_CLOSING) {
+    if (what & BEV_EVENT_WRITING || s->state == SESSION_CLOSING || s->tls_handshake) {
         session_free(s);
         return;
     }
@@ -342,8 +368,17 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
 
+    if (what & BEV_EVENT_CONNECTED) {
+        smtpd_tls_handshake_done(s);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         session_on_timeout(s, what);
+        return;
+    }
+    if (s->tls_handshake) {
+        smtpd_tls_log_failure(s);
+        session_free(s);
         return;
     }
     if (s->state != SESSION_CLOSING)
@@ -357,7 +392,7 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* session_greet - "220 banner" */
-static void session_greet(struct session *s)
+void session_greet(struct session *s)
 {
     buf_t date = BUF_INIT;
     buf_t text = BUF_INIT;
@@ -371,13 +406,13 @@ static void session_greet(struct session *s)
 }
 
 /* session_new - allocate and fill in the client's address */
-static struct session *session_new(struct smtpd_server *server, const struct sockaddr *sa,
+static struct session *session_new(struct smtpd_listener *listener, const struct sockaddr *sa,
                                    int salen)
 {
     struct session *s = xcalloc(1, sizeof(*s));
 
-    s->server = server;
-    s->cfg = &server->cfg;
+    s->server = listener->server;
+    s->cfg = &listener->cfg;
     if (salen > 0 && (size_t)salen <= sizeof(s->sa))
         memcpy(&s->sa, sa, (size_t)salen);
     netaddr_format((const struct sockaddr *)&s->sa, s->ip, sizeof(s->ip));
@@ -391,18 +426,38 @@ static struct session *session_new(struct smtpd_server *server, const struct soc
     return s;
 }
 
-/* session_start - greet and start reading */
-void session_start(struct smtpd_server *server, int fd, const struct sockaddr *sa, int salen)
+void session_attach_bev(struct session *s)
 {
-    struct session *s = session_new(server, sa, salen);
-
-    s->bev = bufferevent_socket_new(server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (s->bev == NULL)
-        log_panic("bufferevent_socket_new failed");
-    log_info("connect from unknown[%s]", s->ip);
     bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
     bufferevent_set_max_single_read(s->bev, SESSION_MAX_READ);
     session_set_read_timeout(s, s->cfg->timeout);
-    session_greet(s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* session_start - greet (SMTPS: after the handshake) and start reading */
+void session_start(struct smtpd_listener *listener, int fd, const struct sockaddr *sa, int salen)
+{
+    struct session *s = session_new(listener, sa, salen);
+
+    s->bev = bufferevent_socket_new(s->server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL)
+        log_panic("bufferevent_socket_new failed");
+    if (strcmp(s->cfg->listener, "smtpd") == 0)
+        log_info("connect from unknown[%s]", s->ip);
+    else
+        log_info("connect from unknown[%s] to listener %s", s->ip, s->cfg->listener);
+    if (s->cfg->tls_wrapper) {
+        if (s->cfg->tls == NULL) {
+            log_warn("SMTPS connection from unknown[%s] closed: TLS is not available (%s)", s->ip,
+                     s->cfg->tls_problem ? s->cfg->tls_problem : "not configured");
+            s->state = SESSION_CLOSING;
+            session_free(s);
+            return;
+        }
+        s->stage = "TLS";
+        smtpd_tls_start(s);
+        return;
+    }
+    session_attach_bev(s);
+    session_greet(s);
 }

@@ -25,6 +25,10 @@ enum session_state {
     SESSION_CMD,          /* reading command lines */
     SESSION_DATA,         /* reading message content after 354 */
     SESSION_WAIT_CLEANUP, /* content complete; waiting for cleanup's answer */
+    SESSION_TLS,          /* STARTTLS answered or SMTPS: not reading commands until the
+                             handshake is done (tls.c) */
+    SESSION_AUTH,         /* AUTH: the next line is the client's response (auth.c) */
+    SESSION_AUTH_WAIT,    /* AUTH: waiting for tern-auth's answer; not reading */
     SESSION_CLOSING       /* last reply being flushed; then free */
 };
 
@@ -34,7 +38,7 @@ enum session_state {
 
 struct session {
     struct smtpd_server *server;
-    const struct smtpd_config *cfg;
+    const struct smtpd_config *cfg; /* the listener's */
     struct bufferevent *bev;
     struct sockaddr_storage sa;
     char ip[64];
@@ -74,6 +78,19 @@ struct session {
     buf_t data_reply;  /* final reply known before the end of data */
     int flow_paused;   /* not reading: cleanup's output buffer is full */
     int output_paused; /* not reading: the client does not read its replies */
+
+    /* TLS (tls.c) */
+    int tls_starting;          /* STARTTLS's 220 queued: start TLS once it is flushed */
+    int tls_handshake;         /* the handshake runs */
+    int tls_active;            /* the handshake completed */
+    buf_t tls_info;            /* "version=... cipher=... bits=... verify=..." */
+    char tls_ccert_fp[3 * 64]; /* SHA-256 fingerprint of the client certificate, or "" */
+    int tls_ccert_verified;    /* it verified against smtpd_tls_CAfile/CApath and the CRL */
+
+    /* AUTH (auth.c) */
+    char *sasl_method;   /* the mechanism of a successful AUTH, else NULL */
+    char *sasl_username; /* the login (printable), else NULL */
+    void *auth_state;    /* an exchange in progress (auth.c), else NULL */
 };
 
 /* session_reply - send one reply line (CRLF added); counts errors and may
@@ -94,8 +111,17 @@ void session_resume_input(struct session *s);
 void session_enable_input(struct session *s);
 /* session_log_reject - "NOQUEUE: reject: STAGE from unknown[ip]: reply; ..." */
 void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to);
-/* session_protocol - "ESMTP" after EHLO, else "SMTP" */
+/* session_protocol - "SMTP", or "ESMTP" after EHLO with RFC 3848's S (TLS)
+ * and A (authenticated) suffixes */
 const char *session_protocol(const struct session *s);
+/* session_greet - the 220 greeting */
+void session_greet(struct session *s);
+/* session_attach_bev - set callbacks, limits and timeouts on s->bev (a new
+ * one after STARTTLS) and start reading and writing */
+void session_attach_bev(struct session *s);
+/* session_auth_forget - drop the authenticated identity and any exchange
+ * (after the TLS handshake, at the end) */
+void session_auth_forget(struct session *s);
 
 /* commands.c: session_command - handle one command line (no CR/LF) */
 void session_command(struct session *s, const char *line, size_t len);

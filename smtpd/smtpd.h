@@ -18,8 +18,26 @@ struct evconnlistener;
 struct event;
 struct route;
 
-/* the parameters of tern.conf that smtpd uses, read once at start */
+struct smtpd_tls;
+struct smtpd_auth;
+
+/* the TLS security level of a listener */
+enum smtpd_tls_level { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
+
+/* one item of smtpd_relay_restrictions */
+enum smtpd_relay_rule {
+    SMTPD_RELAY_PERMIT_MYNETWORKS,
+    SMTPD_RELAY_PERMIT_SASL,
+    SMTPD_RELAY_PERMIT_CLIENTCERTS,
+    SMTPD_RELAY_REJECT_UNAUTH,
+    SMTPD_RELAY_PERMIT,
+    SMTPD_RELAY_REJECT,
+};
+
+/* the parameters of tern.conf that smtpd uses, read once at start, one set
+ * per listener (config_listener) */
 struct smtpd_config {
+    const char *listener; /* "smtpd", "submission", "smtps" */
     const char *myhostname;
     const char *myorigin;
     struct route *route; /* relay control, recipient checks (lib/route.h) */
@@ -36,26 +54,52 @@ struct smtpd_config {
     int disable_vrfy;
     long long size_limit; /* bytes; 0 = none */
     int forbid_bare_newline;
+    int auth_required;                    /* smtpd_auth_required */
+    int sasl_header;                      /* smtpd_sasl_authenticated_header */
+    enum smtpd_relay_rule relay_rules[8]; /* smtpd_relay_restrictions */
+    size_t relay_rule_count;
+    int sender_login_mismatch; /* reject_sender_login_mismatch in smtpd_sender_restrictions */
+    /* TLS (tls.c): NULL ctx when this listener has none */
+    enum smtpd_tls_level tls_level;
+    int tls_wrapper;         /* SMTPS */
+    int tls_received_header; /* smtpd_tls_received_header */
+    long long tls_loglevel;  /* smtpd_tls_loglevel */
+    struct smtpd_tls *tls;   /* the SSL_CTX and what it needs; NULL: no TLS */
+    const char *tls_problem; /* why tls is NULL although a certificate is set */
+    /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */
+    struct smtpd_auth *auth;
+};
+
+/* one listener of a worker: its sockets share one config */
+struct smtpd_listener {
+    struct smtpd_server *server;
+    struct config *view; /* the config as this listener sees it (owns cfg's strings) */
+    struct smtpd_config cfg;
 };
 
 /* one worker process */
 struct smtpd_server {
     struct service svc;
-    struct smtpd_config cfg;
+    struct route *route;           /* shared by every listener */
+    long long client_limit;        /* smtpd_client_limit: sessions per worker */
+    struct smtpd_listener conf[3]; /* one per listener name in use */
+    size_t conf_count;
     struct evconnlistener *listeners[SERVICE_MAX_LISTEN];
+    struct smtpd_listener *listener_conf[SERVICE_MAX_LISTEN];
     size_t listener_count;
     size_t session_count;
     int paused;          /* listeners disabled (client limit, accept error) */
     struct event *retry; /* re-enables the listeners after an accept error */
 };
 
-/* smtpd_config_load - fill cfg from the loaded config (fatal on bad values) */
-void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf);
+/* smtpd_config_load - fill cfg from one listener's view of the config
+ * (fatal on bad values); route is shared */
+void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, struct route *route);
 /* smtpd_config_free - release what smtpd_config_load allocated */
 void smtpd_config_free(struct smtpd_config *cfg);
 
 /* session_start - run a session on an accepted, non-blocking socket */
-void session_start(struct smtpd_server *server, int fd, const struct sockaddr *sa, int salen);
+void session_start(struct smtpd_listener *listener, int fd, const struct sockaddr *sa, int salen);
 /* smtpd_session_ended - a session is gone: re-enable listeners, finish a drain */
 void smtpd_session_ended(struct smtpd_server *server);
 

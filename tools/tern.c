@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_tls.h"
 #include "config.h"
 #include "log.h"
 #include "map.h"
@@ -134,7 +135,32 @@ static int tern_status(void)
         return 1;
     }
     printf("tern: the mail system is running: pid %ld\n", (long)pid);
+    for (const struct listener_def *l = listener_table; l->name != NULL; l++) {
+        char *const *addrs = config_list(cfg, l->param, NULL);
+        if (*addrs == NULL)
+            continue;
+        printf("listener %s:", l->name);
+        for (; *addrs != NULL; addrs++)
+            printf(" %s", *addrs);
+        printf("\n");
+    }
     return 0;
+}
+
+/* tern_conf_listeners - the listeners' built-in defaults (-d) or the
+ * file's "LISTENER.name = value" lines */
+static void tern_conf_listeners(const struct config *cfg, int mode)
+{
+    for (const struct listener_def *l = listener_table; mode == 'd' && l->name != NULL; l++)
+        for (size_t k = 0; l->defaults[k] != NULL; k++) {
+            const char *eq = strchr(l->defaults[k], '=');
+            printf("%s.%.*s = %s\n", l->name, (int)(eq - l->defaults[k]), l->defaults[k], eq + 1);
+        }
+    for (size_t i = 0; mode != 'd' && i < config_override_count(cfg); i++) {
+        const char *listener, *name, *raw;
+        config_override_get(cfg, i, &listener, &name, &raw);
+        printf("%s.%s = %s\n", listener, name, raw);
+    }
 }
 
 /* tern_conf_print - one "name = value" line */
@@ -171,6 +197,18 @@ static void tern_conf_man(void)
     for (const struct param_def *p = param_table; p->name; p++)
         printf(".TP\n.B %s\n%s.\n.br\nType: %s. Default: \\fB%s\\fR\n", p->name, p->help,
                types[p->type], *p->default_value ? p->default_value : "(empty)");
+    printf(".SH LISTENERS\n"
+           "Any smtpd_* parameter (and message_size_limit, disable_vrfy_command, "
+           "relay_clientcerts) can be set for one listener as \\fILISTENER.name\\fR = "
+           "\\fIvalue\\fR, e.g. submission.smtpd_tls_security_level = encrypt. A listener "
+           "sees the global value, then its built-in defaults below (they win over global "
+           "values, like Postfix's master.cf -o), then its own LISTENER.name lines.\n");
+    for (const struct listener_def *l = listener_table; l->name; l++) {
+        printf(".TP\n.B %s\nAddresses: %s.", l->name, l->param);
+        for (size_t k = 0; l->defaults[k] != NULL; k++)
+            printf("%s%s", k ? ", " : " Built-in defaults: ", l->defaults[k]);
+        printf("\n");
+    }
     printf(".SH SEE ALSO\ntern(1)\n");
 }
 
@@ -198,6 +236,7 @@ static int tern_conf(int argc, char **argv)
     if (i == argc) {
         for (const struct param_def *p = param_table; p->name; p++)
             tern_conf_print(cfg, p, mode);
+        tern_conf_listeners(cfg, mode);
         return 0;
     }
     for (; i < argc; i++) {
@@ -318,6 +357,7 @@ static int tern_check(void)
     }
     buf_free(&path);
     problems += tern_check_tables(cfg);
+    problems += check_tls(cfg);
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;

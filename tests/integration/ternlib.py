@@ -494,6 +494,8 @@ class TernInstance:
             "data_directory": str(self.data),
             "maillog_file": str(self.maillog),
             "smtpd_listen": f"{self.host}:{self.port}",
+            "submission_listen": "",
+            "smtps_listen": "",
             "myhostname": "tern.test",
             "mydomain": "test",
             "mydestination": "tern.test, localhost",

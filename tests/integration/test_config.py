@@ -71,7 +71,7 @@ def test_conf_defaults_and_lookup(res):
     r = tern.tern("conf", "-d")
     assert r.returncode == 0, r
     lines = r.stdout.splitlines()
-    assert lines and all(re.match(r"^[a-z0-9_.]+ =( |$)", l) for l in lines), r.stdout
+    assert lines and all(re.match(r"^[A-Za-z0-9_.]+ =( |$)", l) for l in lines), r.stdout
     assert "smtpd_banner = $myhostname ESMTP tern" in lines
     names = [l.split(" =")[0] for l in lines]
     for name in ("myhostname", "queue_directory", "smtpd_timeout", "message_size_limit"):

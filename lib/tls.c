@@ -1,0 +1,299 @@
+/*
+ * tls - what every TLS user of tern shares (smtpd now, the smtp client and
+ * tern check too): certificate and key files, protocol lists, OpenSSL's
+ * error texts, certificate fingerprints.  docs/tls.md describes the
+ * parameters.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "buf.h"
+#include "tls.h"
+
+/* tls_errors - OpenSSL's queued errors as one text */
+void tls_errors(buf_t *out)
+{
+    unsigned long e;
+    char text[256];
+    int first = 1;
+
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, text, sizeof(text));
+        buf_printf(out, "%s%s", first ? "" : "; ", text);
+        first = 0;
+    }
+    if (first)
+        buf_puts(out, "no details from OpenSSL");
+}
+
+/* tls_version_number - "TLSv1.2" to its number; 0 when unknown */
+static int tls_version_number(const char *name)
+{
+    static const struct {
+        const char *name;
+        int version;
+    } v[] = {{"SSLv3", SSL3_VERSION},
+             {"TLSv1", TLS1_VERSION},
+             {"TLSv1.1", TLS1_1_VERSION},
+             {"TLSv1.2", TLS1_2_VERSION},
+             {"TLSv1.3", TLS1_3_VERSION}};
+
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        if (strcasecmp(v[i].name, name) == 0)
+            return v[i].version;
+    return 0;
+}
+
+/* tls_set_protocols - ">=TLSv1.2", "<=TLSv1.3", or Postfix's list
+ * "!SSLv2, !SSLv3, !TLSv1, TLSv1.2"; sets the context's minimum and maximum.
+ * SSLv2 is accepted in lists and never offered.  -1 with why on error. */
+int tls_set_protocols(SSL_CTX *ctx, const char *spec, buf_t *why)
+{
+    static const int all[] = {SSL3_VERSION, TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION,
+                              TLS1_3_VERSION};
+    int on[5] = {0, 1, 1, 1, 1}; /* SSLv3 never unless listed */
+    int any_positive = 0, min = 0, max = 0;
+    char *copy = xstrdup(spec);
+    char *save = NULL;
+
+    for (char *tok = strtok_r(copy, ", \t:", &save); tok; tok = strtok_r(NULL, ", \t:", &save)) {
+        int neg = tok[0] == '!';
+        int ge = strncmp(tok, ">=", 2) == 0, le = strncmp(tok, "<=", 2) == 0;
+        const char *name = tok + (neg ? 1 : (ge || le) ? 2 : 0);
+        int v = tls_version_number(name);
+
+        if (v == 0 && strcasecmp(name, "SSLv2") == 0)
+            continue;
+        if (v == 0) {
+            buf_printf(why,
+                       "unknown protocol '%s' (known: SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)",
+                       name);
+            free(copy);
+            return -1;
+        }
+        for (int i = 0; i < 5; i++) {
+            if (neg && all[i] == v)
+                on[i] = 0;
+            else if (ge && all[i] < v)
+                on[i] = 0;
+            else if (le && all[i] > v)
+                on[i] = 0;
+        }
+        if (!neg && !ge && !le) {
+            if (!any_positive)
+                memset(on, 0, sizeof(on));
+            any_positive = 1;
+            for (int i = 0; i < 5; i++)
+                if (all[i] == v)
+                    on[i] = 1;
+        }
+    }
+    free(copy);
+    for (int i = 0; i < 5; i++)
+        if (on[i]) {
+            if (min == 0)
+                min = all[i];
+            max = all[i];
+        }
+    if (min == 0) {
+        buf_printf(why, "\"%s\" leaves no protocol version", spec);
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, min);
+    SSL_CTX_set_max_proto_version(ctx, max);
+    return 0;
+}
+
+/* tls_key_mode_check - a private key file readable by group or others is
+ * refused (the key is read as root, the file need not be readable by anyone
+ * else) */
+int tls_key_mode_check(const char *param, const char *path, buf_t *why)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        buf_printf(why, "%s %s: %s", param, path, strerror(errno));
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        buf_printf(why,
+                   "%s %s: mode %04o: a private key must not be readable by group or others; "
+                   "fix it with: chmod 600 %s",
+                   param, path, (unsigned)(st.st_mode & 07777), path);
+        return -1;
+    }
+    return 0;
+}
+
+/* tls_pem_group - the keys and certificates of one PEM file: each
+ * private key starts a group, the certificates after it are its leaf and
+ * chain (Postfix's smtpd_tls_chain_files order) */
+struct tls_pair {
+    EVP_PKEY *key;
+    STACK_OF(X509) * certs;
+};
+
+/* tls_read_pem - every key and certificate of path, grouped; pairs
+ * without a key get key_fallback's key later.  -1 with why. */
+static int tls_read_pem(const char *path, struct tls_pair *pairs, size_t max, size_t *count,
+                        buf_t *why)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+
+    if (bio == NULL) {
+        buf_printf(why, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (PEM_read_bio(bio, &name, &header, &data, &len) == 1) {
+        const unsigned char *p = data;
+        if (strstr(name, "PRIVATE KEY") != NULL) {
+            EVP_PKEY *key = NULL;
+            BIO *mem = BIO_new(BIO_s_mem()); /* the block again, for OpenSSL's key decoder */
+
+            PEM_write_bio(mem, name, header, data, len);
+            key = PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL);
+            BIO_free(mem);
+            if (key == NULL || *count == max) {
+                EVP_PKEY_free(key);
+                buf_printf(why, "%s: %s", path,
+                           key == NULL ? "unreadable private key" : "too many keys");
+                goto fail;
+            }
+            pairs[(*count)++] = (struct tls_pair){key, sk_X509_new_null()};
+        } else if (strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "TRUSTED CERTIFICATE") == 0) {
+            X509 *cert = d2i_X509(NULL, &p, len);
+            if (cert == NULL) {
+                buf_printf(why, "%s: unreadable certificate", path);
+                goto fail;
+            }
+            if (*count == 0)
+                pairs[(*count)++] = (struct tls_pair){NULL, sk_X509_new_null()};
+            sk_X509_push(pairs[*count - 1].certs, cert);
+        }
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        name = header = NULL;
+        data = NULL;
+    }
+    ERR_clear_error(); /* the end of the file */
+    BIO_free(bio);
+    return 0;
+fail:
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    BIO_free(bio);
+    return -1;
+}
+
+/* tls_use_pair - one key with its leaf and chain */
+static int tls_use_pair(SSL_CTX *ctx, struct tls_pair *pair, const char *path, buf_t *why)
+{
+    int n = sk_X509_num(pair->certs);
+
+    if (n == 0) {
+        buf_printf(why, "%s: a private key without a certificate after it", path);
+        return -1;
+    }
+    if (SSL_CTX_use_certificate(ctx, sk_X509_value(pair->certs, 0)) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, pair->key) != 1) {
+        buf_t ssl = BUF_INIT;
+        tls_errors(&ssl);
+        if (strstr(buf_cstr(&ssl), "too small") != NULL)
+            buf_printf(why,
+                       "%s: the key is too small for OpenSSL security level %d (%s); make a "
+                       "2048-bit key (openssl genrsa -out key.pem 2048), or admit old keys "
+                       "with tls_openssl_security_level = 1",
+                       path, SSL_CTX_get_security_level(ctx), buf_cstr(&ssl));
+        else
+            buf_printf(why, "%s: %s", path, buf_cstr(&ssl));
+        buf_free(&ssl);
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        buf_printf(why, "%s: the private key does not match the certificate", path);
+        return -1;
+    }
+    for (int i = 1; i < n; i++)
+        SSL_CTX_add1_chain_cert(ctx, sk_X509_value(pair->certs, i));
+    return 0;
+}
+
+int tls_load_pairs(SSL_CTX *ctx, const char *prefix, const char *cert, const char *key, buf_t *why)
+{
+    buf_t param = BUF_INIT;
+
+    struct tls_pair pairs[4], keys[4];
+    size_t count = 0, key_count = 0;
+    int rc = -1;
+
+    buf_printf(&param, "%s_key_file", prefix);
+    if (tls_key_mode_check(buf_cstr(&param), key, why) < 0) {
+        buf_free(&param);
+        return -1;
+    }
+    buf_free(&param);
+    if (tls_read_pem(cert, pairs, 4, &count, why) < 0)
+        goto out;
+    if (strcmp(cert, key) != 0) {
+        if (tls_read_pem(key, keys, 4, &key_count, why) < 0)
+            goto out;
+        if (key_count == 0 || keys[0].key == NULL) {
+            buf_printf(why, "%s_key_file %s: no private key in it", prefix, key);
+            goto out;
+        }
+        if (count > 0 && pairs[0].key == NULL) {
+            pairs[0].key = keys[0].key;
+            keys[0].key = NULL;
+        }
+    }
+    if (count == 0) {
+        buf_printf(why, "%s_cert_file %s: no certificate in it", prefix, cert);
+        goto out;
+    }
+    rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (pairs[i].key == NULL) {
+            buf_printf(why, "%s: no private key for the certificate", cert);
+            rc = -1;
+        } else {
+            rc = tls_use_pair(ctx, &pairs[i], cert, why);
+        }
+    }
+out:
+    for (size_t i = 0; i < count; i++) {
+        EVP_PKEY_free(pairs[i].key);
+        sk_X509_pop_free(pairs[i].certs, X509_free);
+    }
+    for (size_t i = 0; i < key_count; i++) {
+        EVP_PKEY_free(keys[i].key);
+        sk_X509_pop_free(keys[i].certs, X509_free);
+    }
+    return rc;
+}
+
+int tls_fingerprint(X509 *cert, buf_t *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    if (X509_digest(cert, EVP_sha256(), md, &len) != 1)
+        return -1;
+    for (unsigned i = 0; i < len; i++)
+        buf_printf(out, "%s%02X", i ? ":" : "", md[i]);
+    return 0;
+}

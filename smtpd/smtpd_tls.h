@@ -1,0 +1,59 @@
+/*
+ * smtpd_tls - STARTTLS and SMTPS in tern-smtpd (docs/tls.md).
+ *
+ * Each listener has its own SSL_CTX, made as root before the privilege drop
+ * (smtpd_tls_init): certificates and keys (a key readable by group or others
+ * is refused), CAs and CRLs, protocol and cipher policy.  A session's
+ * plaintext bufferevent is replaced by an OpenSSL one on the same socket
+ * once "220 Ready to start TLS" has been flushed (or at once for SMTPS);
+ * every byte the client sent after STARTTLS and before the handshake is
+ * discarded.  The handshake runs on the event loop like any other I/O.
+ *
+ * Session tickets: every worker derives the same ticket keys from a secret
+ * that tern-master makes at start (TERN_TLS_TICKET_SECRET, wiped from the
+ * environment once read) and the current period of
+ * smtpd_tls_session_cache_timeout, so a client resumes on any worker, and
+ * the keys rotate each period with no messages between processes.
+ */
+#ifndef TERN_SMTPD_SMTPD_TLS_H
+#define TERN_SMTPD_SMTPD_TLS_H
+
+#include "buf.h"
+
+struct config;
+struct service;
+struct session;
+struct smtpd_config;
+
+/* the environment variable that carries the ticket secret (hex) */
+#define SMTPD_TLS_TICKET_ENV "TERN_TLS_TICKET_SECRET"
+
+/* smtpd_tls_global_init - the ticket secret; once per process */
+void smtpd_tls_global_init(struct service *svc);
+/* smtpd_tls_init - the listener's TLS context (cfg->tls), or cfg->tls NULL
+ * with cfg->tls_problem set and an error logged */
+void smtpd_tls_init(struct smtpd_config *cfg, const struct config *conf);
+/* smtpd_tls_free - release cfg->tls */
+void smtpd_tls_free(struct smtpd_config *cfg);
+
+/* smtpd_tls_offer - 1 when EHLO should list STARTTLS for this session */
+int smtpd_tls_offer(const struct session *s);
+/* smtpd_tls_required - 1 when this command must wait for TLS (level encrypt) */
+int smtpd_tls_required(const struct session *s);
+/* smtpd_tls_starttls - the STARTTLS command */
+void smtpd_tls_starttls(struct session *s, const char *arg);
+/* smtpd_tls_start - replace the plaintext bufferevent by a TLS one and
+ * start the handshake (after STARTTLS's 220 is flushed; at once for SMTPS) */
+void smtpd_tls_start(struct session *s);
+/* smtpd_tls_handshake_done - BEV_EVENT_CONNECTED: log, reset the SMTP
+ * state (RFC 3207 4.2), greet an SMTPS client */
+void smtpd_tls_handshake_done(struct session *s);
+/* smtpd_tls_log_failure - a failed handshake: one log line with OpenSSL's reason */
+void smtpd_tls_log_failure(struct session *s);
+/* smtpd_tls_clientcert_ok - a verified client certificate listed in
+ * relay_clientcerts (permit_tls_clientcerts) */
+int smtpd_tls_clientcert_ok(struct session *s);
+/* smtpd_tls_session_free - what a session's TLS state holds */
+void smtpd_tls_session_free(struct session *s);
+
+#endif
