@@ -85,6 +85,7 @@ static int opt_timeout = 60; /* seconds without any progress */
 static int opt_tls_version;  /* 0: default (1.2-1.3), else TLS1_2_VERSION... */
 static int opt_quiet;
 static int opt_verbose;
+static int opt_quickack;
 
 /* prebuilt protocol text */
 static char *cmd_ehlo, *cmd_mail, *cmd_rcpt, *msg_body;
@@ -138,21 +139,24 @@ static double now(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: tls_source [options] HOST:PORT\n"
-                    "  -s S       concurrent sessions (default 1)\n"
-                    "  -m M       messages in total, one per connection (default 1)\n"
-                    "  -l LEN     message size in bytes (default 4096)\n"
-                    "  -f FROM    envelope sender       -t TO   envelope recipient\n"
-                    "  -S NAME    SNI server name (default bench.test)\n"
-                    "  -H NAME    EHLO name\n"
-                    "  -r         resumed handshakes (a priming session gets a ticket first)\n"
-                    "  -i         implicit TLS (SMTPS: TLS first, then the 220)\n"
-                    "  -p         plain SMTP, no TLS at all\n"
-                    "  -V 1.2|1.3 only this TLS version (default: 1.2 to 1.3)\n"
-                    "  -I K       idle mode: K sessions after STARTTLS+EHLO, held until a signal\n"
-                    "  -w SEC     give up after SEC seconds without progress (default 60)\n"
-                    "  -q         no progress on stderr\n"
-                    "  -v         every handshake and session ticket on stderr\n");
+    fprintf(stderr,
+            "usage: tls_source [options] HOST:PORT\n"
+            "  -s S       concurrent sessions (default 1)\n"
+            "  -m M       messages in total, one per connection (default 1)\n"
+            "  -l LEN     message size in bytes (default 4096)\n"
+            "  -f FROM    envelope sender       -t TO   envelope recipient\n"
+            "  -S NAME    SNI server name (default bench.test)\n"
+            "  -H NAME    EHLO name\n"
+            "  -r         resumed handshakes (a priming session gets a ticket first)\n"
+            "  -i         implicit TLS (SMTPS: TLS first, then the 220)\n"
+            "  -p         plain SMTP, no TLS at all\n"
+            "  -V 1.2|1.3 only this TLS version (default: 1.2 to 1.3)\n"
+            "  -I K       idle mode: K sessions after STARTTLS+EHLO, held until a signal\n"
+            "  -w SEC     give up after SEC seconds without progress (default 60)\n"
+            "  -A         acknowledge every segment at once (TCP_QUICKACK): shows what a\n"
+            "             server's Nagle + the client's delayed ACKs cost (not a real client)\n"
+            "  -q         no progress on stderr\n"
+            "  -v         every handshake and session ticket on stderr\n");
     exit(2);
 }
 
@@ -553,6 +557,10 @@ static void drive(struct sess *s)
             size_t room = sizeof(s->in) - s->inlen;
             int code, rc;
             char last[512];
+            if (opt_quickack) { /* Linux clears it again by itself: set it before each read */
+                int one = 1;
+                setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+            }
             if (room == 0) {
                 sess_fail(s, "reply line too long");
                 return;
@@ -684,7 +692,7 @@ int main(int argc, char **argv)
     struct rlimit rl;
     struct sigaction sa;
 
-    while ((c = getopt(argc, argv, "s:m:l:f:t:S:H:ripV:I:w:qv")) != -1) {
+    while ((c = getopt(argc, argv, "s:m:l:f:t:S:H:ripV:I:w:qvA")) != -1) {
         switch (c) {
         case 's':
             opt_sessions = atoi(optarg);
@@ -735,6 +743,9 @@ int main(int argc, char **argv)
             break;
         case 'v':
             opt_verbose = 1;
+            break;
+        case 'A':
+            opt_quickack = 1;
             break;
         default:
             usage();
