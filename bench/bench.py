@@ -5,9 +5,11 @@ Run through bench/run.sh (which builds tern in release mode and installs
 Postfix first).  Every measure runs tern then Postfix (A B), repeated, so the
 machine's drift hits both; the machine's own limits (smtp-source straight
 into smtp-sink, durable file creates on the queue disk) are measured in the
-same repetitions.  The result is a markdown table (median, min-max, the
-median of the per-repetition tern/Postfix ratios) on stdout and in
-bench/results/latest.md.
+same repetitions.  The STARTTLS rows (issue 9) run on a second tern and a
+second Postfix with a certificate made at bench time, loaded by
+bench/tls_source (smtp-source speaks no TLS).  The result is a markdown
+table (median, min-max, the median of the per-repetition tern/Postfix
+ratios) on stdout and in bench/results/latest.md.
 
 Everything here is bounded: every wait has a timeout, every process started
 is stopped in cleanup() (also on SIGINT/SIGTERM), and only 127.0.0.1 is used.
