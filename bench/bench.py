@@ -5,9 +5,11 @@ Run through bench/run.sh (which builds tern in release mode and installs
 Postfix first).  Every measure runs tern then Postfix (A B), repeated, so the
 machine's drift hits both; the machine's own limits (smtp-source straight
 into smtp-sink, durable file creates on the queue disk) are measured in the
-same repetitions.  The result is a markdown table (median, min-max, the
-median of the per-repetition tern/Postfix ratios) on stdout and in
-bench/results/latest.md.
+same repetitions.  The STARTTLS rows (issue 9) run on a second tern and a
+second Postfix with a certificate made at bench time, loaded by
+bench/tls_source (smtp-source speaks no TLS).  The result is a markdown
+table (median, min-max, the median of the per-repetition tern/Postfix
+ratios) on stdout and in bench/results/latest.md.
 
 Everything here is bounded: every wait has a timeout, every process started
 is stopped in cleanup() (also on SIGINT/SIGTERM), and only 127.0.0.1 is used.
@@ -28,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("TERN_BUILD", str(REPO / "build-release")))
@@ -42,6 +44,7 @@ TERN_SENDMAIL = BUILD / "tools" / "sendmail"
 PF_SENDMAIL = Path("/usr/sbin/sendmail")
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
+TLS_SOURCE = BUILD / "bench" / "tls_source"  # bench/tls_source.c, built with tern
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
 LOCAL_DOMAIN = "bench.local"
@@ -151,17 +154,59 @@ def count_files(root: Path, subdirs) -> int:
     return n
 
 
+class TlsFiles:
+    """A self-signed certificate made at bench time (RSA 2048), one copy per MTA."""
+
+    def __init__(self, base: Path):
+        self.dir = base / "tls"
+        self.dir.mkdir()
+        self.cert, self.key = self.dir / "cert.pem", self.dir / "key.pem"
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+             "-days", "2", "-subj", "/CN=bench.test", "-addext",
+             "subjectAltName=DNS:bench.test,DNS:localhost,IP:127.0.0.1",
+             "-keyout", str(self.key), "-out", str(self.cert)], 60, check=True)
+
+    def copy_for(self, d: Path, tag: str) -> Tuple[Path, Path]:
+        """cert (0644) and key (0600, root's) in d for one MTA."""
+        cert, key = d / f"{tag}-cert.pem", d / f"{tag}-key.pem"
+        shutil.copyfile(self.cert, cert)
+        os.chmod(cert, 0o644)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.key.read_bytes())
+        os.chmod(key, 0o600)
+        return cert, key
+
+
+def tern_knows(param: str) -> bool:
+    """Whether this tern build has the parameter (tern.conf rejects unknown ones)."""
+    return run([str(TERN), "conf", "-d", param], 30).returncode == 0
+
+
+def tern_has_tls() -> bool:
+    return all(tern_knows(p) for p in ("smtpd_tls_cert_file", "smtpd_tls_key_file"))
+
+
 class Tern:
     name = "tern"
 
-    def __init__(self, base: Path, sink_port: int):
-        self.t = TernInstance(base=base, name="tern", relayhost=f"[127.0.0.1]:{sink_port}",
+    def __init__(self, base: Path, sink_port: int, tls: Optional["TlsFiles"] = None):
+        self.t = TernInstance(base=base, name="tern-tls" if tls else "tern",
+                              relayhost=f"[127.0.0.1]:{sink_port}",
                               mydestination=f"{LOCAL_DOMAIN}, tern.test, localhost",
                               home_mailbox="Maildir/", smtpd_client_limit="2100")
         # shipped defaults for scheduling and workers (ternlib tunes them for tests)
         for k in ("queue_run_delay", "minimal_backoff_time", "maximal_backoff_time",
                   "smtpd_workers"):
             self.t.params.pop(k, None)
+        # the default submission_listen is 0.0.0.0:587: never bind it here
+        for k in ("submission_listen", "smtps_listen"):
+            if tern_knows(k):
+                self.t.params[k] = ""
+        if tls:  # STARTTLS on smtpd_listen
+            cert, key = tls.copy_for(self.t.dir, "tern")
+            self.t.params["smtpd_tls_cert_file"] = str(cert)
+            self.t.params["smtpd_tls_key_file"] = str(key)
         self.t.write_conf()
         self.port = self.t.port
         self.queue = self.t.queue
@@ -223,11 +268,15 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 class Postfix:
-    """A private Postfix instance: DIR/etc (main.cf, master.cf), DIR/queue, DIR/data."""
+    """A private Postfix instance: DIR/etc (main.cf, master.cf), DIR/queue, DIR/data.
+
+    With tls: STARTTLS offered (smtpd_tls_security_level = may) with that
+    certificate, and tlsmgr running, which hands every smtpd process the same
+    session ticket keys (Postfix's defaults otherwise)."""
 
     name = "Postfix"
 
-    def __init__(self, base: Path, sink_port: int):
+    def __init__(self, base: Path, sink_port: int, tls: Optional["TlsFiles"] = None):
         self.dir = Path(tempfile.mkdtemp(prefix="postfix-", dir=str(base)))
         os.chmod(self.dir, 0o755)
         self.etc, self.queue, self.data = self.dir / "etc", self.dir / "queue", self.dir / "data"
@@ -259,8 +308,14 @@ class Postfix:
             "biff": "no",
             "smtputf8_enable": "no",
         }
+        master_cf = MASTER_CF.format(port=self.port)
+        if tls:
+            cert, key = tls.copy_for(self.dir, "postfix")
+            main.update({"smtpd_tls_cert_file": str(cert), "smtpd_tls_key_file": str(key),
+                         "smtpd_tls_security_level": "may"})
+            master_cf += "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
         (self.etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
-        (self.etc / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        (self.etc / "master.cf").write_text(master_cf)
         r = run([POSTFIX, "-c", str(self.etc), "check"], 60)
         if r.returncode != 0:
             raise RuntimeError(f"postfix check: {r.stderr.decode(errors='replace')}")
@@ -365,6 +420,143 @@ def measure_relay(mta, sink_port: int, sessions: int, count: int, res: Results) 
         wait_drained(mta, 60)
     finally:
         sink.stop()
+
+
+# ------------------------------------------------------------------ TLS
+
+
+def offers_starttls(port: int) -> bool:
+    """Whether the server on port lists STARTTLS in its EHLO reply."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 5) as s:
+            s.settimeout(10)
+            read_reply(s)
+            s.sendall(b"EHLO bench.test\r\n")
+            ok = b"STARTTLS" in read_reply(s).upper()
+            s.sendall(b"QUIT\r\n")
+            return ok
+    except OSError:
+        return False
+
+
+def tls_source(port: int, sessions: int, count: int, resume: bool,
+               timeout: float) -> Dict[str, str]:
+    """bench/tls_source -s S -m M (-r): its key=value summary, plus "t_start",
+    the monotonic time at which its timed part began (after a priming session)."""
+    cmd = [str(TLS_SOURCE), "-q", "-w", "30", "-s", str(sessions), "-m", str(count),
+           "-l", "4096", "-f", FROM, "-t", RELAY_RCPT] + (["-r"] if resume else [])
+    proc = subprocess.Popen(cmd + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    t_start = time.monotonic()
+    try:
+        first = proc.stdout.readline()  # "start"; tls_source gives up on no progress (-w)
+        if first.strip() == b"start":
+            t_start = time.monotonic()
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    if proc.returncode != 0:
+        raise RuntimeError(f"tls_source failed ({proc.returncode}): "
+                           f"{(first + out + err).decode(errors='replace')[-500:]}")
+    kv = dict(f.split("=", 1) for f in out.decode().split() if "=" in f)
+    kv["t_start"] = str(t_start)
+    return kv
+
+
+class TlsStats:
+    """Per MTA and mode: handshakes, resumed ones, the client's CPU share."""
+
+    def __init__(self):
+        self.hs: Dict[str, List[int]] = {}  # "tern resumed" -> [handshakes, resumed]
+        self.cpu: Dict[str, float] = {}  # "tern full, 100 sessions" -> max cpu_s/seconds
+        self.tls = ""
+
+    def add(self, who: str, mode: str, sessions: int, kv: Dict[str, str]) -> None:
+        h = self.hs.setdefault(f"{who} {mode}", [0, 0])
+        h[0] += int(kv["handshakes"])
+        h[1] += int(kv["resumed"])
+        key = f"{who}, {mode}, {sessions} sessions"
+        share = float(kv["cpu_s"]) / max(float(kv["seconds"]), 1e-9)
+        self.cpu[key] = max(self.cpu.get(key, 0.0), share)
+        self.tls = kv.get("tls", self.tls)
+
+    def notes(self) -> List[str]:
+        out = []
+        if self.hs:
+            out.append("TLS handshakes resumed (SSL_session_reused, all repetitions): " + "; ".join(
+                f"{k}: {r} of {h}" for k, (h, r) in sorted(self.hs.items())) + ".")
+        if self.cpu:
+            k, v = max(self.cpu.items(), key=lambda kv: kv[1])
+            out.append(f"tls_source (one thread) used at most {v * 100:.0f}% of one CPU ({k}); "
+                       f"negotiated: {self.tls}.")
+        return out
+
+
+def measure_tls_relay(mta, sink_port: int, sessions: int, count: int, resume: bool,
+                      res: Results, stats: TlsStats) -> None:
+    """tls_source (STARTTLS, full or resumed handshakes) into the MTA, relayed to the sink."""
+    mode = "resumed" if resume else "full"
+    sink = SmtpSink(sink_port).start()
+    try:
+        kv = tls_source(mta.port, sessions, count, resume, timeout=90 + count / 10)
+        t_end = sink.wait_count(count, timeout=60 + count / 10)
+        row = f"relay with STARTTLS, {sessions} sessions, {mode} handshakes"
+        res.add(f"{row}: accepted msg/s", mta.name, count / float(kv["seconds"]))
+        res.add(f"{row}: end-to-end msg/s", mta.name, count / (t_end - float(kv["t_start"])))
+        stats.add(mta.name, mode, sessions, kv)
+        wait_drained(mta, 60)
+    finally:
+        sink.stop()
+
+
+def hold_tls_sessions(port: int, n: int) -> subprocess.Popen:
+    """tls_source -I n: n sessions after STARTTLS and EHLO, idle until terminated."""
+    proc = subprocess.Popen([str(TLS_SOURCE), "-q", "-w", "60", "-s", "50", "-I", str(n),
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    CLEANUPS.append(stop)
+    line = proc.stdout.readline()  # "idle N" once all are open; exits if stuck (-w)
+    if line.split() != [b"idle", str(n).encode()]:
+        stop()
+        raise RuntimeError(f"tls_source -I {n}: {line!r} "
+                           f"{proc.stderr.read().decode(errors='replace')[-500:]}")
+    proc.stop = stop  # type: ignore[attr-defined]
+    return proc
+
+
+def measure_tls_memory(mta, counts: List[int], res: Results) -> None:
+    """PSS of all the MTA's processes, fresh and idle, then with N idle
+    sessions that did STARTTLS, the handshake and EHLO again."""
+    mta.stop()
+    mta.start()
+    time.sleep(1.0)
+    idle = pss_kib(mta.pids())
+    res.add("memory (TLS instance): PSS idle, KiB (all processes)", mta.name, idle)
+    for n in counts:
+        proc = hold_tls_sessions(mta.port, n)
+        try:
+            time.sleep(1.0)
+            held = pss_kib(mta.pids())
+            res.add(f"memory: PSS holding {n} idle STARTTLS sessions, KiB", mta.name, held)
+            res.add(f"memory: PSS per idle session after STARTTLS ({n}), KiB", mta.name,
+                    (held - idle) / n)
+        finally:
+            proc.stop()  # type: ignore[attr-defined]
+        time.sleep(0.5)
+    mta.stop()
+    mta.start()
 
 
 def measure_machine_relay(sink_port: int, sessions: int, count: int, res: Results) -> None:
@@ -599,6 +791,10 @@ TARGETS = [
 def target_of(row: str, depth: int) -> str:
     if row.startswith(f"deep queue: listing {depth} "):
         return "tern < 1 s"
+    if row.startswith("relay with STARTTLS, "):
+        if "end-to-end" in row and not row.startswith("relay with STARTTLS, 1 "):
+            return "ratio ≥ 2"
+        return "-" if "end-to-end" in row else ""
     for prefix, _better, text in TARGETS:
         if row.startswith(prefix):
             return text
@@ -659,6 +855,26 @@ def versions() -> str:
     return f"{t or 'tern ?'} ({BUILD.name}), Postfix {pf}"
 
 
+def measure_plain(mtas, user: "BenchUser", work: Path, sink_port: int, msgs: int,
+                  fsync_secs: float, sub_per_caller: int, local_count: int, sessions: List[int],
+                  depth: int, res: Results) -> None:
+    """One repetition of every row without TLS (tern then Postfix in each)."""
+    for s in (1, 20, 100):
+        measure_machine_relay(sink_port, s, msgs, res)
+        for m in mtas:
+            measure_relay(m, sink_port, s, msgs, res)
+    for th in (1, 8):
+        measure_fsync(work / "fsync", th, fsync_secs, res)
+    for m in mtas:
+        measure_submission(m, sink_port, sub_per_caller, res)
+    for m in mtas:
+        measure_local(m, user, local_count, res)
+    for m in mtas:
+        measure_memory(m, sessions, res)
+    for m in mtas:
+        measure_deep(m, sink_port, depth, res)
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -682,15 +898,21 @@ def main() -> int:
     ap.add_argument("--messages", type=int, help="messages per relay run (default 2000)")
     ap.add_argument("--depth", type=int, help="deep queue depth (default 20000)")
     ap.add_argument("--sessions", help="idle session counts, comma-separated (default 200,2000)")
+    ap.add_argument("--tls-sessions",
+                    help="idle STARTTLS session counts, comma-separated (default 200,2000)")
+    ap.add_argument("--only", choices=("plain", "tls"),
+                    help="only the rows without TLS, or only the STARTTLS rows")
     ap.add_argument("--out", default=None,
-                    help="results file (default bench/results/latest.md; --quick: quick.md)")
+                    help="results file (default bench/results/latest.md; --quick: quick.md; "
+                    "--only X: X.md)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench.py: run as root (Postfix's master, useradd, Maildir delivery)", file=sys.stderr)
         return 2
     q = args.quick
-    if args.out is None:  # a smoke run never replaces the real results
-        args.out = str(REPO / "bench" / "results" / ("quick.md" if q else "latest.md"))
+    if args.out is None:  # a smoke run or a partial one never replaces the real results
+        name = "quick.md" if q else f"{args.only}.md" if args.only else "latest.md"
+        args.out = str(REPO / "bench" / "results" / name)
     reps = args.reps or (1 if q else 3)
     msgs = args.messages or (100 if q else 2000)
     depth = args.depth or (200 if q else 20000)
@@ -699,6 +921,14 @@ def main() -> int:
     sessions = [20] if q else [200, 2000]
     if args.sessions:
         sessions = [int(x) for x in args.sessions.split(",")]
+    tls_msgs = args.messages or (40 if q else 2000)
+    tls_sessions = [20] if q else [200, 2000]
+    if args.tls_sessions:
+        tls_sessions = [int(x) for x in args.tls_sessions.split(",")]
+    do_plain, do_tls = args.only != "tls", args.only != "plain"
+    if do_tls and not TLS_SOURCE.exists():
+        print(f"bench.py: {TLS_SOURCE} missing (built by meson with libssl-dev)", file=sys.stderr)
+        return 2
     fsync_secs = 0.5 if q else 2.0
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -712,36 +942,64 @@ def main() -> int:
     load_before = loadavg()
     try:
         sink_port = free_port()
-        user = BenchUser(work)
-        mtas = [Tern(work, sink_port), Postfix(work, sink_port)]
-        for m in mtas:
-            m.start()
-        log(f"work dir {work}; tern on {mtas[0].port}, Postfix on {mtas[1].port}, sink {sink_port}")
+        mtas: List = []
+        user = None
+        if do_plain:
+            user = BenchUser(work)
+            mtas = [Tern(work, sink_port), Postfix(work, sink_port)]
+            for m in mtas:
+                m.start()
+            log(f"work dir {work}; tern on {mtas[0].port}, Postfix on {mtas[1].port}, "
+                f"sink {sink_port}")
+        tls_mtas: List = []
+        stats = TlsStats()
+        if do_tls:
+            # separate instances with STARTTLS, so the rows above keep their configuration
+            tls = TlsFiles(work)
+            if tern_has_tls():
+                tls_mtas.append(Tern(work, sink_port, tls=tls))
+            else:
+                res.notes.append("tern: this build has no smtpd_tls_cert_file parameter (no TLS "
+                                 "server yet): its STARTTLS rows are left empty.")
+            tls_mtas.append(Postfix(work, sink_port, tls=tls))
+            for m in list(tls_mtas):
+                m.start()
+                if not offers_starttls(m.port):
+                    res.notes.append(f"{m.name}: EHLO lists no STARTTLS: its STARTTLS rows are "
+                                     "left empty.")
+                    m.stop()
+                    tls_mtas.remove(m)
+            log("STARTTLS instances: " + ", ".join(f"{m.name} on {m.port}" for m in tls_mtas))
         for rep in range(reps):
             log(f"repetition {rep + 1}/{reps}")
-            for s in (1, 20, 100):
-                measure_machine_relay(sink_port, s, msgs, res)
-                for m in mtas:
-                    measure_relay(m, sink_port, s, msgs, res)
-            for th in (1, 8):
-                measure_fsync(work / "fsync", th, fsync_secs, res)
-            for m in mtas:
-                measure_submission(m, sink_port, sub_per_caller, res)
-            for m in mtas:
-                measure_local(m, user, local_count, res)
-            for m in mtas:
-                measure_memory(m, sessions, res)
-            for m in mtas:
-                measure_deep(m, sink_port, depth, res)
+            if do_plain:
+                measure_plain(mtas, user, work, sink_port, msgs, fsync_secs, sub_per_caller,
+                              local_count, sessions, depth, res)
+            if do_tls:
+                for s in (1, 20, 100):
+                    # one session with full handshakes runs at ~25 msg/s (see README)
+                    n = max(10, tls_msgs // 4) if s == 1 else tls_msgs
+                    for resume in (False, True):
+                        for m in tls_mtas:
+                            measure_tls_relay(m, sink_port, s, n, resume, res, stats)
+                for m in tls_mtas:
+                    measure_tls_memory(m, tls_sessions, res)
+        res.notes += stats.notes()
+        only = f", --only {args.only}" if args.only else ""
         meta = [
             f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, "
-            f"{'--quick' if q else 'full'}, {reps} repetition(s) A B (tern, Postfix), "
+            f"{'--quick' if q else 'full'}{only}, {reps} repetition(s) A B (tern, Postfix), "
             f"{(time.time() - started) / 60:.1f} min; {platform.node()}, {os.cpu_count()} CPUs, "
             f"{platform.release()}.",
             f"Versions: {versions()}.",
-            f"Counts: relay {msgs} msgs of 4 KiB per run; sendmail 8 × {sub_per_caller}; "
-            f"Maildir {local_count}; idle sessions {', '.join(map(str, sessions))}; "
-            f"deep queue {depth}.",
+            "Counts: " + "; ".join(
+                ([f"relay {msgs} msgs of 4 KiB per run; sendmail 8 × {sub_per_caller}; "
+                  f"Maildir {local_count}; idle sessions {', '.join(map(str, sessions))}; "
+                  f"deep queue {depth}"] if do_plain else [])
+                + ([f"STARTTLS: relay {tls_msgs} msgs of 4 KiB per run (1 session: "
+                    f"{max(10, tls_msgs // 4)}; bench/tls_source, "
+                    f"RSA 2048 self-signed certificate), idle sessions "
+                    f"{', '.join(map(str, tls_sessions))}"] if do_tls else [])) + ".",
             f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}.",
         ]
         text = render(res, meta, depth)

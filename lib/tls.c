@@ -99,12 +99,15 @@ int tls_set_protocols(SSL_CTX *ctx, const char *spec, buf_t *why)
         }
     }
     free(copy);
-    for (int i = 0; i < 5; i++)
-        if (on[i]) {
-            if (min == 0)
-                min = all[i];
-            max = all[i];
-        }
+    /* the highest contiguous run of enabled versions: a version disabled
+     * between two enabled ones ("!TLSv1.2") must not be let in by a plain
+     * minimum and maximum; OpenSSL, too, uses only the top run */
+    for (int i = 4; i >= 0; i--) {
+        if (on[i] && max == 0)
+            max = min = all[i];
+        else if (on[i] && min == all[i + 1])
+            min = all[i];
+    }
     if (min == 0) {
         buf_printf(why, "\"%s\" leaves no protocol version", spec);
         return -1;

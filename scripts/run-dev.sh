@@ -19,7 +19,10 @@ data_directory = $RUN/data
 maillog_file = $RUN/maillog
 mail_owner = $OWNER
 smtpd_listen = 127.0.0.1:2525
-submission_listen =
+submission_listen = 127.0.0.1:2587
+smtps_listen = 127.0.0.1:2465
+smtpd_tls_cert_file = $RUN/etc/tls/cert.pem
+smtpd_tls_key_file = $RUN/etc/tls/key.pem
 myhostname = tern.localhost
 mydestination = tern.localhost, localhost
 relayhost = [127.0.0.1]:2526
@@ -28,6 +31,12 @@ mail_spool_directory = $RUN/mail
 queue_run_delay = 10s
 minimal_backoff_time = 10s
 CONF
+fi
+# a self-signed certificate for STARTTLS and SMTPS (key readable by root only)
+if [ ! -f "$RUN/etc/tls/key.pem" ]; then
+    mkdir -p "$RUN/etc/tls"
+    (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=tern.localhost \
+        -keyout "$RUN/etc/tls/key.pem" -out "$RUN/etc/tls/cert.pem" 2>/dev/null)
 fi
 # the sink that stands for "the rest of the Internet"
 /usr/bin/python3 scripts/devsink.py 127.0.0.1 2526 "$RUN/sink" &
@@ -45,6 +54,10 @@ which saves it as $RUN/sink/<n>.eml.  Mail for a local user lands in an mbox in
 $RUN/mail:
 
     swaks --server 127.0.0.1:2525 --to root@tern.localhost      # -> $RUN/mail/root
+    swaks --server 127.0.0.1:2525 --tls --to root@tern.localhost  # over STARTTLS
+
+The submission port 127.0.0.1:2587 (STARTTLS, then AUTH) and SMTPS on
+127.0.0.1:2465 run too, with a self-signed certificate in $RUN/etc/tls.
     echo hi | build/tools/sendmail -C $RUN/etc/tern.conf postmaster@tern.localhost
 
 Stop with Ctrl-C.

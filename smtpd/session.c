@@ -340,6 +340,7 @@ static void session_on_write(struct bufferevent *bev, void *arg)
     struct session *s = arg;
 
     if (s->state == SESSION_CLOSING) {
+        smtpd_tls_shutdown(s); /* an orderly end: close_notify (RFC 8446 6.1) */
         session_free(s);
         return;
     }

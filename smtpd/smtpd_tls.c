@@ -467,10 +467,35 @@ void smtpd_tls_handshake_done(struct session *s)
 void smtpd_tls_log_failure(struct session *s)
 {
     buf_t why = BUF_INIT;
+    unsigned long e;
+    char text[256];
 
-    tls_errors(&why);
+    /* libevent moves OpenSSL's error queue into the bufferevent, along
+     * with SSL_get_error() codes (library 0), which say nothing more */
+    while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+        if (ERR_GET_LIB(e) == 0)
+            continue;
+        ERR_error_string_n(e, text, sizeof(text));
+        buf_printf(&why, "%s%s", why.len ? "; " : "", text);
+    }
+    if (why.len == 0 && ERR_peek_error() != 0)
+        tls_errors(&why);
+    if (why.len == 0)
+        buf_puts(&why, "lost connection");
     log_info("SSL_accept error from unknown[%s]: %s", s->ip, buf_cstr(&why));
     buf_free(&why);
+}
+
+void smtpd_tls_shutdown(struct session *s)
+{
+    SSL *ssl;
+
+    if (!s->tls_active || (ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL)
+        return;
+    /* the close_notify alert; the client's answer is not waited for */
+    if (!(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        SSL_shutdown(ssl);
+    ERR_clear_error();
 }
 
 int smtpd_tls_clientcert_ok(struct session *s)

@@ -50,6 +50,8 @@ void smtpd_tls_start(struct session *s);
 void smtpd_tls_handshake_done(struct session *s);
 /* smtpd_tls_log_failure - a failed handshake: one log line with OpenSSL's reason */
 void smtpd_tls_log_failure(struct session *s);
+/* smtpd_tls_shutdown - a session ends in order after TLS: send close_notify */
+void smtpd_tls_shutdown(struct session *s);
 /* smtpd_tls_clientcert_ok - a verified client certificate listed in
  * relay_clientcerts (permit_tls_clientcerts) */
 int smtpd_tls_clientcert_ok(struct session *s);
