@@ -82,6 +82,18 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM a helper process we started (SIGKILL after timeout) and reap it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def require_binary(path: Path = TERN) -> None:
     """Fail (not skip) with a clear message when tern is not built."""
     if not os.access(path, os.X_OK):
@@ -823,13 +835,8 @@ class Dnsmasq:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
 

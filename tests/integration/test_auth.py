@@ -23,7 +23,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ternlib import REPLY_250_QUEUED, TERN, RuleSink, SmtpConn, free_port, make_message, tool_env
+from ternlib import (REPLY_250_QUEUED, TERN, RuleSink, SmtpConn, free_port, make_message,
+                     terminate, tool_env)
 
 OUTSIDER = "127.0.0.5"
 REALM = "tern.test"  # myhostname: Cyrus' realm when smtpd_sasl_local_domain is empty
@@ -553,12 +554,7 @@ class Saslauthd:
             time.sleep(0.05)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self._log.close()
         subprocess.run(["userdel", SHADOW_USER], capture_output=True)
         subprocess.run(["groupdel", SHADOW_GROUP], capture_output=True)
