@@ -311,14 +311,21 @@ static unsigned smtpd_auth_tls_ssf(struct session *s)
     return bits > 0 ? (unsigned)bits : 0;
 }
 
+/* smtpd_auth_wipe - overwrite and free a buffer that held a client response */
+static void smtpd_auth_wipe(buf_t *b)
+{
+    if (b->data != NULL)
+        explicit_bzero(b->data, b->len);
+    buf_free(b);
+}
+
 /* smtpd_auth_send - one request to tern-auth; the response is wiped after */
 static void smtpd_auth_send(struct smtpd_auth_exchange *x, buf_t *msg)
 {
     x->s->state = SESSION_AUTH_WAIT;
     session_pause_input(x->s);
     smtpd_auth_stream_send(x->stream, msg);
-    explicit_bzero(msg->data, msg->len);
-    buf_free(msg);
+    smtpd_auth_wipe(msg);
 }
 
 /* smtpd_auth_start - open the exchange with auth.start */
@@ -395,8 +402,7 @@ void smtpd_auth_command(struct session *s, const char *arg)
         session_reply(s, "%s", buf_cstr(&reply));
     else
         smtpd_auth_start(s, buf_cstr(&mech), initial != NULL ? &response : NULL);
-    explicit_bzero(response.data, response.len);
-    buf_free(&response);
+    smtpd_auth_wipe(&response);
     buf_free(&mech);
     buf_free(&reply);
 }
@@ -417,8 +423,7 @@ void smtpd_auth_input(struct session *s, const char *line, size_t len)
         s->state = SESSION_CMD;
         session_reply(s, "%s", rc < 0 ? buf_cstr(&reply) : "501 5.0.0 AUTH aborted");
     }
-    explicit_bzero(response.data, response.len);
-    buf_free(&response);
+    smtpd_auth_wipe(&response);
     buf_free(&reply);
 }
 
