@@ -1,7 +1,8 @@
 /*
  * test_route - unit tests for lib/route: address classes, transport_maps
  * key order and values, error texts, canonical maps, masquerading, virtual
- * alias expansion (recursion, loops, %n, error:), and the RCPT verdict.
+ * alias expansion (recursion, loops, %n, error:), the RCPT verdict, and
+ * the owners of a sender (smtpd_sender_login_maps).
  * Each test writes a tern.conf and texthash: tables into a temp directory.
  */
 #include <setjmp.h>
@@ -374,6 +375,43 @@ static void test_route_each_form_in_every_table_and_patterns_see_full_keys(void 
     buf_free(&out);
 }
 
+/* fx_logins - the owners route_sender_logins gives addr, or "-" / "TEMPFAIL" */
+static void fx_logins(struct fx *f, const char *addr, buf_t *out)
+{
+    enum table_result res;
+
+    buf_reset(out);
+    res = route_sender_logins(f->r, addr, out);
+    if (res != TABLE_FOUND)
+        buf_set(out, res == TABLE_NOTFOUND ? "-" : "TEMPFAIL");
+}
+
+static void test_route_sender_logins_key_order(void **state)
+{
+    struct fx *f = *state;
+    buf_t out = BUF_INIT;
+
+    fx_file(f, "logins",
+            "alice@example.org alice\n@example.org postmaster\nbob bob\n"
+            "carol+list@mx.example.test carol\n");
+    fx_open(f, "smtpd_sender_login_maps = texthash:@D/logins\n");
+    fx_logins(f, "alice@example.org", &out);
+    assert_string_equal(out.data, "alice");
+    fx_logins(f, "alice+ext@example.org", &out); /* user@domain without the extension */
+    assert_string_equal(out.data, "alice");
+    fx_logins(f, "zed@example.org", &out); /* then @domain */
+    assert_string_equal(out.data, "postmaster");
+    fx_logins(f, "bob@mx.example.test", &out); /* a local domain: the user alone */
+    assert_string_equal(out.data, "bob");
+    fx_logins(f, "bob", &out); /* qualified with myorigin first */
+    assert_string_equal(out.data, "bob");
+    fx_logins(f, "bob@elsewhere.test", &out); /* not for other domains */
+    assert_string_equal(out.data, "-");
+    fx_logins(f, "carol+list@mx.example.test", &out);
+    assert_string_equal(out.data, "carol");
+    buf_free(&out);
+}
+
 static void test_route_masquerade(void **state)
 {
     struct fx *f = *state;
@@ -504,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_virtual_loops_and_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(
             test_route_each_form_in_every_table_and_patterns_see_full_keys, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_route_sender_logins_key_order, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_masquerade, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_canonical_domain_and_extension, fx_setup,
                                         fx_teardown),
