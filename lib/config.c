@@ -477,11 +477,24 @@ static int config_listener_param(const char *name)
 }
 
 /* config_listener_shared - smtpd_* parameters that are one setting for
- * every listener: the SASL application (Cyrus is set up once per process)
- * and the sender login tables (lib/route opens them once) */
+ * every listener: the SASL application (Cyrus is set up once per process),
+ * the sender login tables (lib/route opens them once), and what belongs to
+ * the worker, not a listener (its address, count, session limit, the
+ * ticket key period shared by all its listeners) */
 static int config_listener_shared(const char *name)
 {
-    return strcmp(name, "smtpd_sasl_path") == 0 || strcmp(name, "smtpd_sender_login_maps") == 0;
+    static const char *shared[] = {"smtpd_sasl_path",
+                                   "smtpd_sender_login_maps",
+                                   "smtpd_listen",
+                                   "smtpd_workers",
+                                   "smtpd_client_limit",
+                                   "smtpd_tls_session_cache_timeout",
+                                   NULL};
+
+    for (size_t i = 0; shared[i] != NULL; i++)
+        if (strcmp(name, shared[i]) == 0)
+            return 1;
+    return 0;
 }
 
 /* config_set_override - "LISTENER.name = value" */

@@ -544,9 +544,9 @@ static void test_config_default_dir_prefers_argument_then_environment(void **sta
     assert_true(strlen(config_default_dir(NULL)) > 0);
 }
 
-/* test_config_every_table_entry_is_well_formed - defaults parse, names unique */
 /* test_config_listener_cannot_set_process_wide_smtpd_parameters: the SASL
- * application and the sender login tables serve every listener at once */
+ * application, the sender login tables and the worker's own settings serve
+ * every listener at once */
 static void test_config_listener_cannot_set_process_wide_smtpd_parameters(void **state)
 {
     struct conf_fixture *f = *state;
@@ -557,6 +557,8 @@ static void test_config_listener_cannot_set_process_wide_smtpd_parameters(void *
                       "listener");
     conf_expect_error(f, "\nsmtps.smtpd_sender_login_maps = texthash:/x\n", 2,
                       "'smtps.smtpd_sender_login_maps': smtpd_sender_login_maps is one setting");
+    conf_expect_error(f, "smtps.smtpd_workers = 4\n", 1,
+                      "'smtps.smtpd_workers': smtpd_workers is one setting for every listener");
     assert_int_equal(conf_load_text(f, "smtpd_sasl_path = mta\n"
                                        "submission.smtpd_sasl_security_options = noplaintext\n"),
                      0);
@@ -567,6 +569,56 @@ static void test_config_listener_cannot_set_process_wide_smtpd_parameters(void *
     config_free(view);
 }
 
+/* test_config_listener_views - global value < listener defaults < LISTENER.name */
+static void test_config_listener_views(void **state)
+{
+    struct conf_fixture *f = *state;
+    struct config *sub, *smtpd, *smtps;
+
+    assert_int_equal(conf_load_text(f, "smtpd_tls_security_level = may\n"
+                                       "smtpd_banner = global\n"
+                                       "submission.smtpd_banner = for 587\n"
+                                       "smtps.smtpd_auth_required = no\n"),
+                     0);
+    sub = config_listener(f->cfg, "submission", &f->err);
+    smtpd = config_listener(f->cfg, "smtpd", &f->err);
+    smtps = config_listener(f->cfg, "smtps", &f->err);
+    assert_non_null(sub);
+    assert_non_null(smtpd);
+    assert_non_null(smtps);
+    assert_string_equal(config_listener_name(sub), "submission");
+    assert_null(config_listener_name(f->cfg));
+    /* the listener's built-in default beats the global value */
+    assert_string_equal(config_str(sub, "smtpd_tls_security_level"), "encrypt");
+    assert_string_equal(config_str(smtpd, "smtpd_tls_security_level"), "may");
+    assert_true(config_bool(sub, "smtpd_auth_required"));
+    assert_false(config_bool(smtpd, "smtpd_auth_required"));
+    /* the file's LISTENER.name beats both */
+    assert_string_equal(config_str(sub, "smtpd_banner"), "for 587");
+    assert_string_equal(config_str(smtpd, "smtpd_banner"), "global");
+    assert_false(config_bool(smtps, "smtpd_auth_required"));
+    assert_true(config_bool(smtps, "smtpd_tls_wrappermode"));
+    assert_int_equal(config_override_count(f->cfg), 2);
+    config_free(sub);
+    config_free(smtpd);
+    config_free(smtps);
+}
+
+/* test_config_listener_errors_name_the_line */
+static void test_config_listener_errors_name_the_line(void **state)
+{
+    struct conf_fixture *f = *state;
+
+    conf_expect_error(f, "\nmsa.smtpd_banner = x\n", 2,
+                      "'msa.smtpd_banner': no listener named 'msa'");
+    conf_expect_error(f, "submission.myhostname = x\n", 1,
+                      "'submission.myhostname': only smtpd_* parameters");
+    conf_expect_error(f, "submission.smtpd_nonsense = x\n", 1,
+                      "unknown parameter 'smtpd_nonsense'");
+    conf_expect_error(f, "\n\nsubmission.smtpd_timeout = soon\n", 3, "bad value 'soon'");
+}
+
+/* test_config_every_table_entry_is_well_formed - defaults parse, names unique */
 static void test_config_every_table_entry_is_well_formed(void **state)
 {
     struct config *cfg = config_new_defaults("/nonexistent");
@@ -614,6 +666,8 @@ int main(void)
         cmocka_unit_test(test_config_set_rejects_unknown_name_with_origin),
         cmocka_unit_test(test_config_default_dir_prefers_argument_then_environment),
         CONF_TEST(test_config_listener_cannot_set_process_wide_smtpd_parameters),
+        CONF_TEST(test_config_listener_views),
+        CONF_TEST(test_config_listener_errors_name_the_line),
         cmocka_unit_test(test_config_every_table_entry_is_well_formed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
