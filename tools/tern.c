@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "auth_test.h"
+#include "check_sasl.h"
 #include "check_tls.h"
 #include "config.h"
 #include "log.h"
@@ -361,6 +362,7 @@ static int tern_check(void)
     buf_free(&path);
     problems += tern_check_tables(cfg);
     problems += check_tls(cfg);
+    problems += check_sasl(cfg);
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;

@@ -15,6 +15,7 @@ import shutil
 import socket
 import ssl
 import stat
+import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -768,3 +769,71 @@ def test_sslscan(main, pki, listener):
     cert = scan.find("certificates/certificate")
     assert cert.findtext("subject") == SERVER_CN
     assert cert.find("pk").get("bits") == "2048"
+
+
+# ---------------------------------------------------------------- tern check
+
+
+def test_tern_check_certificates_and_keys(res, pki, tmp_path):
+    """tern check loads each TLS listener's files as smtpd does: a readable
+    key, a key of another certificate, a too small key and an unreadable CRL
+    are problems; a self-signed chain is a warning only."""
+    t = res.tern(start=False, **tls_params(pki, smtps_listen=f"127.0.0.1:{free_port()}",
+                                           smtpd_tls_CAfile=pki.path("ca.pem")))
+    r = t.tern("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # a chain that verifies against smtpd_tls_CAfile; the test certificates
+    # live 30 days, so their expiry is near enough to be pointed out
+    assert "does not verify" not in r.stdout, r.stdout
+    assert "warning: listener smtpd: smtpd_tls_cert_file" in r.stdout
+    assert "the certificate expires on" in r.stdout, r.stdout
+
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(pki.path("server.key").read_bytes())
+    os.chmod(loose, 0o644)
+    t.conf_edit(smtpd_tls_key_file=str(loose))
+    r = t.tern("check")
+    assert r.returncode == 1
+    assert f"mode 0644: a private key must not be readable by group or others; " \
+           f"fix it with: chmod 600 {loose}" in r.stdout, r.stdout
+
+    t.conf_edit(smtpd_tls_key_file=pki.path("ecdsa.key"))
+    r = t.tern("check")
+    assert r.returncode == 1 and "does not match the certificate" in r.stdout, r.stdout
+
+    t.conf_edit(smtpd_tls_cert_file=pki.path("sendmail.pem"),
+                smtpd_tls_key_file=pki.path("sendmail.key"))
+    r = t.tern("check")
+    assert r.returncode == 1 and "tls_openssl_security_level = 1" in r.stdout, r.stdout
+    t.conf_edit(tls_openssl_security_level="1")
+    r = t.tern("check")
+    assert r.returncode == 0, r.stdout
+    assert "warning: listener smtpd: smtpd_tls_cert_file" in r.stdout
+    assert "the certificate chain does not verify" in r.stdout, r.stdout
+
+    t.conf_edit(smtpd_tls_crl_file=str(tmp_path / "missing.crl"))
+    r = t.tern("check")
+    assert r.returncode == 1 and "smtpd_tls_crl_file" in r.stdout, r.stdout
+
+
+def test_tern_check_sasl(res, tmp_path):
+    """A listener with AUTH whose SASL application offers no mechanism is a
+    problem; a world-readable sasldb a warning."""
+    sasl = tmp_path / "sasl"
+    sasl.mkdir()
+    db = sasl / "sasldb2"
+    subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u", "tern.test", "alice"],
+                   input=b"secret-alice", check=True)
+    os.chmod(db, 0o644)
+    conf = sasl / "smtpd.conf"
+    conf.write_text(f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {db}\n"
+                    "mech_list: PLAIN LOGIN\n")
+    t = res.tern(start=False, cyrus_sasl_config_path=str(sasl), smtpd_sasl_auth_enable="yes")
+    r = t.tern("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"warning: {db} is readable by every user" in r.stdout, r.stdout
+    conf.write_text("mech_list: NO-SUCH-MECH\n")
+    r = t.tern("check")
+    assert r.returncode == 1
+    assert "listener smtpd: SMTP AUTH is enabled, but the SASL application smtpd offers no " \
+           "mechanism" in r.stdout, r.stdout
