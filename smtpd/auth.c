@@ -216,6 +216,9 @@ static void smtpd_auth_success(struct smtpd_auth_exchange *x, const char *name, 
     proto_printable(name, len, SMTPD_AUTH_TEXT_MAX, &user);
     s->sasl_username = buf_steal(&user);
     s->sasl_method = xstrdup(x->mech);
+    /* sendmail's line (AUTH-13); the message's client= line has Postfix's */
+    log_info("AUTH=server, relay=unknown[%s], authid=%s, mech=%s, tls=%s", s->ip, s->sasl_username,
+             s->sasl_method, s->tls_active ? "yes" : "no");
     smtpd_auth_finish(s, "235 2.7.0 Authentication successful");
 }
 

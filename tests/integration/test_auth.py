@@ -221,6 +221,7 @@ def test_swaks_plain_after_starttls_relays_to_the_sink(site):
     assert "with ESMTPSA id" in received, received
     t.wait_log(r"client=unknown\[127\.0\.0\.5\], listener=smtpd, sasl_method=PLAIN, "
                r"sasl_username=alice$")
+    t.wait_log(r"AUTH=server, relay=unknown\[127\.0\.0\.5\], authid=alice, mech=PLAIN, tls=yes$")
 
 
 def test_relay_is_refused_before_auth_and_allowed_after(site):
