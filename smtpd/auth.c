@@ -243,12 +243,16 @@ static void smtpd_auth_challenge(struct smtpd_auth_exchange *x, const char *data
  * and nothing at all is offered without it */
 static void smtpd_auth_refuse_mech(struct session *s, const char *mech, int encrypt)
 {
+    buf_t name = BUF_INIT; /* mech may live in the exchange freed here */
+
+    buf_set(&name, mech);
     smtpd_auth_exchange_free(s);
     s->state = SESSION_CMD;
     if (encrypt)
         session_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
     else
-        session_reply(s, "504 5.3.3 AUTH mechanism %s not available", mech);
+        session_reply(s, "504 5.3.3 AUTH mechanism %s not available", buf_cstr(&name));
+    buf_free(&name);
     session_resume_input(s);
 }
 
