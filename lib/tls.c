@@ -1,10 +1,11 @@
 /*
  * tls - what every TLS user of tern shares (smtpd now, the smtp client and
  * tern check too): certificate and key files, protocol lists, OpenSSL's
- * error texts, certificate fingerprints.  docs/tls.md describes the
- * parameters.
+ * error texts, certificate fingerprints, the session ticket key ratchet
+ * (tls.h).  docs/tls.md describes the parameters.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -299,4 +302,145 @@ int tls_fingerprint(X509 *cert, buf_t *out)
     for (unsigned i = 0; i < len; i++)
         buf_printf(out, "%s%02X", i ? ":" : "", md[i]);
     return 0;
+}
+
+void tls_ratchet_step(unsigned char state[TLS_RATCHET_LEN])
+{
+    static const char label[] = "tern ratchet";
+    unsigned char in[sizeof(label) - 1 + TLS_RATCHET_LEN];
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    memcpy(in, label, sizeof(label) - 1);
+    memcpy(in + sizeof(label) - 1, state, TLS_RATCHET_LEN);
+    if (EVP_Digest(in, sizeof(in), out, &len, EVP_sha256(), NULL) != 1 || len != TLS_RATCHET_LEN)
+        abort(); /* SHA-256 cannot fail; never keep the old state */
+    memcpy(state, out, TLS_RATCHET_LEN);
+    OPENSSL_cleanse(in, sizeof(in));
+    OPENSSL_cleanse(out, sizeof(out));
+}
+
+void tls_ratchet_advance(struct tls_ratchet *r, long long period)
+{
+    while (r->period < period) {
+        tls_ratchet_step(r->state);
+        r->period++;
+    }
+}
+
+int tls_ratchet_format(const struct tls_ratchet *r, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%lld:", r->period);
+
+    if (n < 0 || (size_t)n + 2 * TLS_RATCHET_LEN >= size)
+        return -1;
+    for (size_t i = 0; i < TLS_RATCHET_LEN; i++)
+        snprintf(out + n + 2 * i, 3, "%02x", r->state[i]);
+    return 0;
+}
+
+/* tls_hex_digit - a hex digit's value, or -1 */
+static int tls_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tls_ratchet_parse(const char *text, struct tls_ratchet *r)
+{
+    const char *p = text;
+    long long period = 0;
+
+    memset(r, 0, sizeof(*r));
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (period > (LLONG_MAX - (*p - '0')) / 10)
+            return -1;
+        period = period * 10 + (*p - '0');
+    }
+    if (*p++ != ':' || strlen(p) != 2 * TLS_RATCHET_LEN)
+        return -1;
+    for (size_t i = 0; i < TLS_RATCHET_LEN; i++) {
+        int hi = tls_hex_digit(p[2 * i]), lo = tls_hex_digit(p[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            OPENSSL_cleanse(r, sizeof(*r));
+            return -1;
+        }
+        r->state[i] = (unsigned char)(hi << 4 | lo);
+    }
+    r->period = period;
+    return 0;
+}
+
+/* tls_ticket_derive - HMAC-SHA256(state, "tern ticket " label) */
+static void tls_ticket_derive(const unsigned char state[TLS_RATCHET_LEN], const char *label,
+                              unsigned char out[32])
+{
+    char data[32];
+    unsigned int len = 32;
+    int n = snprintf(data, sizeof(data), "tern ticket %s", label);
+
+    if (HMAC(EVP_sha256(), state, TLS_RATCHET_LEN, (unsigned char *)data, (size_t)n, out, &len) ==
+            NULL ||
+        len != 32)
+        abort();
+}
+
+void tls_ticket_keys_derive(const unsigned char state[TLS_RATCHET_LEN], struct tls_ticket_keys *k)
+{
+    unsigned char name[32];
+
+    tls_ticket_derive(state, "name", name);
+    memcpy(k->name, name, sizeof(k->name));
+    tls_ticket_derive(state, "aes", k->aes);
+    tls_ticket_derive(state, "mac", k->mac);
+    OPENSSL_cleanse(name, sizeof(name));
+}
+
+void tls_ticket_ring_init(struct tls_ticket_ring *ring, const struct tls_ratchet *from)
+{
+    OPENSSL_cleanse(ring, sizeof(*ring));
+    ring->chain = *from;
+    tls_ticket_keys_derive(ring->chain.state, &ring->cur);
+}
+
+void tls_ticket_ring_advance(struct tls_ticket_ring *ring, long long period)
+{
+    if (period <= ring->chain.period)
+        return;
+    if (period - 1 == ring->chain.period) {
+        ring->prev = ring->cur;
+    } else {
+        tls_ratchet_advance(&ring->chain, period - 1);
+        tls_ticket_keys_derive(ring->chain.state, &ring->prev);
+    }
+    ring->have_prev = 1;
+    tls_ratchet_step(ring->chain.state);
+    ring->chain.period = period;
+    tls_ticket_keys_derive(ring->chain.state, &ring->cur);
+}
+
+int tls_ticket_ring_find(const struct tls_ticket_ring *ring, const unsigned char name[16],
+                         const struct tls_ticket_keys **keys)
+{
+    if (CRYPTO_memcmp(name, ring->cur.name, sizeof(ring->cur.name)) == 0) {
+        *keys = &ring->cur;
+        return 1;
+    }
+    if (ring->have_prev && CRYPTO_memcmp(name, ring->prev.name, sizeof(ring->prev.name)) == 0) {
+        *keys = &ring->prev;
+        return 2;
+    }
+    return 0;
+}
+
+void tls_ticket_ring_clear(struct tls_ticket_ring *ring)
+{
+    OPENSSL_cleanse(ring, sizeof(*ring));
 }

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "master.h"
 #include "service.h"
+#include "tls.h"
 
 #define MASTER_MAX_BACKOFF 60
 #define MASTER_HEALTHY_AFTER 10
@@ -61,8 +63,8 @@ static struct drained drained[MASTER_MAX_SLOTS * 4];
 static size_t drained_count;
 static int stopping;
 static void (*stop_done)(void);
-static unsigned char ticket_secret[32]; /* see master_child_ticket_secret */
-static int have_ticket_secret;
+static struct tls_ratchet ticket_chain; /* see master_ticket_advance */
+static long long ticket_period_len;     /* 0 before the chain starts */
 
 void master_services_init(struct event_base *b, const char *dir, int fg,
                           const struct master_sockets *s)
@@ -71,8 +73,6 @@ void master_services_init(struct event_base *b, const char *dir, int fg,
     master_config_dir = dir;
     foreground = fg;
     socks = s;
-    have_ticket_secret =
-        getrandom(ticket_secret, sizeof(ticket_secret), 0) == (ssize_t)sizeof(ticket_secret);
 }
 
 /* master_child_env - a clean environment for a service */
@@ -110,19 +110,49 @@ static void master_child_listener_names(void)
     buf_free(&names);
 }
 
-/* master_child_ticket_secret - TERN_TLS_TICKET_SECRET for smtpd: one random
- * secret per master (made in master_services_init, before any fork), so
- * every worker, also after a reload, derives the same TLS session ticket
- * keys (smtpd/tls.h) */
+/* master_ticket_advance - before an smtpd is forked: the ticket key chain
+ * (lib/tls.h) moved forward to the period before the current one, so the new
+ * worker also accepts the tickets of that period.  The chain starts with
+ * random bytes at the first smtpd and lives as long as the master, so every
+ * worker, also after a reload, derives the same keys; older states are
+ * overwritten.  A reload that changes smtpd_tls_session_cache_timeout
+ * starts a new chain (the periods no longer match).  0 when there is none. */
+static int master_ticket_advance(void)
+{
+    long long len = config_time(current_cfg, "smtpd_tls_session_cache_timeout");
+    long long now;
+
+    if (len < TLS_TICKET_MIN_PERIOD)
+        len = TLS_TICKET_MIN_PERIOD;
+    now = (long long)time(NULL) / len;
+    if (len != ticket_period_len) {
+        if (ticket_period_len != 0)
+            log_info("smtpd_tls_session_cache_timeout changed: new TLS session ticket keys");
+        OPENSSL_cleanse(&ticket_chain, sizeof(ticket_chain));
+        ticket_period_len = 0;
+        if (getrandom(ticket_chain.state, sizeof(ticket_chain.state), 0) !=
+            (ssize_t)sizeof(ticket_chain.state)) {
+            log_warn("cannot get random bytes for the TLS ticket keys: %s; each smtpd makes its "
+                     "own",
+                     strerror(errno));
+            return 0;
+        }
+        ticket_chain.period = now;
+        ticket_period_len = len;
+    }
+    tls_ratchet_advance(&ticket_chain, now - 1);
+    return 1;
+}
+
+/* master_child_ticket_secret - TERN_TLS_TICKET_SECRET for smtpd: the
+ * chain's state (master_ticket_advance), "PERIOD:HEX" */
 static void master_child_ticket_secret(void)
 {
-    char hex[2 * sizeof(ticket_secret) + 1];
+    char text[TLS_RATCHET_TEXT_SIZE];
 
-    if (!have_ticket_secret)
-        return; /* each smtpd makes its own */
-    for (size_t i = 0; i < sizeof(ticket_secret); i++)
-        snprintf(hex + 2 * i, 3, "%02x", ticket_secret[i]);
-    setenv("TERN_TLS_TICKET_SECRET", hex, 1);
+    if (tls_ratchet_format(&ticket_chain, text, sizeof(text)) == 0)
+        setenv("TERN_TLS_TICKET_SECRET", text, 1);
+    OPENSSL_cleanse(text, sizeof(text));
 }
 
 /* master_child_fds - put the slot's sockets at 3, 4, ... and close the rest */
@@ -142,6 +172,8 @@ static void master_child_fds(const struct slot *s)
 static void master_slot_spawn(struct slot *s)
 {
     buf_t path = BUF_INIT;
+    int is_smtpd = strcmp(s->program, "tern-smtpd") == 0;
+    int have_ticket_chain = is_smtpd && master_ticket_advance();
     pid_t pid;
 
     service_program_path(current_cfg, s->program, &path);
@@ -157,9 +189,10 @@ static void master_slot_spawn(struct slot *s)
         sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         master_child_env(current_cfg, s->fd_count);
-        if (strcmp(s->program, "tern-smtpd") == 0) {
+        if (is_smtpd) {
             master_child_listener_names();
-            master_child_ticket_secret();
+            if (have_ticket_chain)
+                master_child_ticket_secret();
         }
         master_child_fds(s);
         execl(path.data, s->program, "-c", master_config_dir, (char *)NULL);

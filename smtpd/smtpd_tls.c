@@ -32,122 +32,93 @@
 #include "smtpd_tls.h"
 #include "tls.h"
 
-#define SMTPD_TLS_SECRET_LEN 32
-
 /* what a listener's TLS needs besides the SSL_CTX */
 struct smtpd_tls {
     SSL_CTX *ctx;
     struct table_list clientcerts; /* relay_clientcerts */
 };
 
-/* the ticket secret shared by every worker (see tls.h) */
-static unsigned char smtpd_tls_secret[SMTPD_TLS_SECRET_LEN];
+/* the ticket keys of this worker: the ratchet's current state and the keys
+ * of its period and the previous one (see tls.h) */
+static struct tls_ticket_ring smtpd_tls_ring;
 static long long smtpd_tls_ticket_period = 3600;
-
-/* smtpd_tls_hex_byte - one byte from two hex digits; -1 when bad */
-static int smtpd_tls_hex_byte(const char *p)
-{
-    unsigned v;
-
-    if (sscanf(p, "%2x", &v) != 1)
-        return -1;
-    return (int)v;
-}
+/* how many periods old tern-master's state may be (it sends the last one's) */
+#define SMTPD_TLS_RATCHET_MAX_AGE 16
 
 void smtpd_tls_global_init(struct service *svc)
 {
-    char *hex = getenv(SMTPD_TLS_TICKET_ENV);
-    size_t i = 0;
+    char *text = getenv(SMTPD_TLS_TICKET_ENV);
+    struct tls_ratchet chain;
+    long long now;
+    int ok = 0;
 
     SSL_load_error_strings();
     smtpd_tls_ticket_period = config_time(svc->cfg, "smtpd_tls_session_cache_timeout");
-    if (smtpd_tls_ticket_period < 60)
-        smtpd_tls_ticket_period = 60;
-    if (hex != NULL && strlen(hex) == 2 * SMTPD_TLS_SECRET_LEN) {
-        for (i = 0; i < SMTPD_TLS_SECRET_LEN; i++) {
-            int b = smtpd_tls_hex_byte(hex + 2 * i);
-            if (b < 0)
-                break;
-            smtpd_tls_secret[i] = (unsigned char)b;
+    if (smtpd_tls_ticket_period < TLS_TICKET_MIN_PERIOD)
+        smtpd_tls_ticket_period = TLS_TICKET_MIN_PERIOD;
+    now = (long long)time(NULL) / smtpd_tls_ticket_period;
+    if (text != NULL) {
+        ok = tls_ratchet_parse(text, &chain) == 0;
+        memset(text, 'x', strlen(text)); /* gone from /proc/PID/environ too */
+        if (!ok)
+            log_warn("%s is malformed; TLS sessions resume on this worker only",
+                     SMTPD_TLS_TICKET_ENV);
+        else if (chain.period > now || chain.period < now - SMTPD_TLS_RATCHET_MAX_AGE) {
+            /* another period length than tern-master's (main.cf changed
+             * without a reload?): the chains would not meet */
+            log_warn("%s is for ticket period %lld, not near %lld; TLS sessions resume on "
+                     "this worker only",
+                     SMTPD_TLS_TICKET_ENV, chain.period, now);
+            ok = 0;
         }
     }
-    if (hex != NULL)
-        memset(hex, 'x', strlen(hex)); /* gone from /proc/PID/environ too */
     unsetenv(SMTPD_TLS_TICKET_ENV);
-    if (i != SMTPD_TLS_SECRET_LEN) {
+    if (!ok) {
         /* started without tern-master: tickets resume on this worker only */
-        if (RAND_bytes(smtpd_tls_secret, sizeof(smtpd_tls_secret)) != 1)
+        chain.period = now;
+        if (RAND_bytes(chain.state, sizeof(chain.state)) != 1)
             log_fatal("cannot get random bytes for the TLS ticket keys");
     }
-}
-
-/* smtpd_tls_derive - HMAC-SHA256(secret, "label period") */
-static void smtpd_tls_derive(const char *label, long long period, unsigned char out[32])
-{
-    char data[64];
-    unsigned int len = 32;
-    int n = snprintf(data, sizeof(data), "tern ticket %s %lld", label, period);
-
-    HMAC(EVP_sha256(), smtpd_tls_secret, sizeof(smtpd_tls_secret), (unsigned char *)data, (size_t)n,
-         out, &len);
-}
-
-/* smtpd_tls_ticket_keys - the ticket's key name, cipher key and MAC key of a period */
-static void smtpd_tls_ticket_keys(long long period, unsigned char name[16], unsigned char aes[32],
-                                  unsigned char mac[32])
-{
-    unsigned char n[32];
-
-    smtpd_tls_derive("name", period, n);
-    memcpy(name, n, 16);
-    smtpd_tls_derive("aes", period, aes);
-    smtpd_tls_derive("mac", period, mac);
+    tls_ticket_ring_init(&smtpd_tls_ring, &chain);
+    OPENSSL_cleanse(&chain, sizeof(chain));
+    tls_ticket_ring_advance(&smtpd_tls_ring, now);
 }
 
 /* smtpd_tls_ticket_mac - set the ticket HMAC key */
-static int smtpd_tls_ticket_mac(EVP_MAC_CTX *hctx, unsigned char mac[32])
+static int smtpd_tls_ticket_mac(EVP_MAC_CTX *hctx, const unsigned char mac[32])
 {
     OSSL_PARAM params[3];
 
-    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, 32);
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)mac, 32);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
     params[2] = OSSL_PARAM_construct_end();
     return EVP_MAC_CTX_set_params(hctx, params);
 }
 
 /* smtpd_tls_ticket_cb - encrypt a new ticket with this period's keys;
- * decrypt one of this period (1) or the last (2: issue a fresh one) */
+ * decrypt one of this period (1) or the last (2: issue a fresh one).  A new
+ * period first ratchets the keys forward, wiping the older ones. */
 static int smtpd_tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
                                EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
-    long long now = (long long)time(NULL) / smtpd_tls_ticket_period;
-    unsigned char name[16], aes[32], mac[32];
-    int rc = 0;
+    const struct tls_ticket_keys *k = &smtpd_tls_ring.cur;
+    int rc;
 
+    tls_ticket_ring_advance(&smtpd_tls_ring, (long long)time(NULL) / smtpd_tls_ticket_period);
     if (enc) {
-        smtpd_tls_ticket_keys(now, name, aes, mac);
-        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) == 1 &&
-            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv) == 1 &&
-            smtpd_tls_ticket_mac(hctx, mac) == 1) {
-            memcpy(key_name, name, 16);
-            rc = 1;
-        } else {
-            rc = -1;
-        }
-    } else {
-        for (long long p = now; p >= now - 1 && rc == 0; p--) {
-            smtpd_tls_ticket_keys(p, name, aes, mac);
-            if (memcmp(key_name, name, 16) != 0)
-                continue;
-            if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv) != 1 ||
-                smtpd_tls_ticket_mac(hctx, mac) != 1)
-                rc = -1;
-            else
-                rc = p == now ? 1 : 2;
-        }
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1 ||
+            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
+            smtpd_tls_ticket_mac(hctx, k->mac) != 1)
+            return -1;
+        memcpy(key_name, k->name, 16);
+        return 1;
     }
-    OPENSSL_cleanse(aes, sizeof(aes));
-    OPENSSL_cleanse(mac, sizeof(mac));
+    rc = tls_ticket_ring_find(&smtpd_tls_ring, key_name, &k);
+    if (rc == 0)
+        return 0; /* unknown or too old: a full handshake */
+    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
+        smtpd_tls_ticket_mac(hctx, k->mac) != 1)
+        return -1;
     return rc;
 }
 

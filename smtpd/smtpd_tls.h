@@ -9,11 +9,14 @@
  * every byte the client sent after STARTTLS and before the handshake is
  * discarded.  The handshake runs on the event loop like any other I/O.
  *
- * Session tickets: every worker derives the same ticket keys from a secret
- * that tern-master makes at start (TERN_TLS_TICKET_SECRET, wiped from the
- * environment once read) and the current period of
- * smtpd_tls_session_cache_timeout, so a client resumes on any worker, and
- * the keys rotate each period with no messages between processes.
+ * Session tickets: the ticket keys of a period of
+ * smtpd_tls_session_cache_timeout come from that period's state in a one-way
+ * chain (lib/tls.h).  tern-master hands every worker the state of the
+ * previous period (TERN_TLS_TICKET_SECRET, wiped from the environment once
+ * read); the worker ratchets it forward as periods pass, keeping only the
+ * current state and the keys of the current and previous periods.  So a
+ * client resumes on any worker, the keys rotate each period with no messages
+ * between processes, and a leaked state reveals no earlier period's keys.
  */
 #ifndef TERN_SMTPD_SMTPD_TLS_H
 #define TERN_SMTPD_SMTPD_TLS_H
@@ -25,10 +28,10 @@ struct service;
 struct session;
 struct smtpd_config;
 
-/* the environment variable that carries the ticket secret (hex) */
+/* the environment variable that carries the ratchet state ("PERIOD:HEX") */
 #define SMTPD_TLS_TICKET_ENV "TERN_TLS_TICKET_SECRET"
 
-/* smtpd_tls_global_init - the ticket secret; once per process */
+/* smtpd_tls_global_init - the ticket keys; once per process */
 void smtpd_tls_global_init(struct service *svc);
 /* smtpd_tls_init - the listener's TLS context (cfg->tls), or cfg->tls NULL
  * with cfg->tls_problem set and an error logged */
