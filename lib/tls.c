@@ -300,3 +300,48 @@ int tls_fingerprint(X509 *cert, buf_t *out)
         buf_printf(out, "%s%02X", i ? ":" : "", md[i]);
     return 0;
 }
+
+int tls_set_ciphers(SSL_CTX *ctx, const char *ciphers, char *const *exclude, buf_t *why)
+{
+    buf_t list = BUF_INIT;
+    int rc = 0;
+
+    buf_puts(&list, ciphers);
+    for (; exclude != NULL && *exclude != NULL; exclude++)
+        buf_printf(&list, ":!%s", *exclude);
+    if (SSL_CTX_set_cipher_list(ctx, buf_cstr(&list)) != 1) {
+        buf_printf(why, "OpenSSL accepts no cipher of \"%s\"", buf_cstr(&list));
+        ERR_clear_error();
+        rc = -1;
+    }
+    buf_free(&list);
+    return rc;
+}
+
+int tls_load_trust(SSL_CTX *ctx, const char *prefix, const char *cafile, const char *capath,
+                   const char *crl, buf_t *why)
+{
+    if ((*cafile || *capath) &&
+        SSL_CTX_load_verify_locations(ctx, *cafile ? cafile : NULL, *capath ? capath : NULL) != 1) {
+        buf_printf(why, "%s_CAfile/%s_CApath: cannot load %s%s%s: ", prefix, prefix, cafile,
+                   *cafile && *capath ? " and " : "", capath);
+        tls_errors(why);
+        return -1;
+    }
+    if (*cafile) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cafile);
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (*crl) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (lookup == NULL || X509_load_crl_file(lookup, crl, X509_FILETYPE_PEM) < 1) {
+            buf_printf(why, "%s_crl_file %s: no CRL could be read: ", prefix, crl);
+            tls_errors(why);
+            return -1;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+    return 0;
+}
