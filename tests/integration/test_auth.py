@@ -60,15 +60,16 @@ def make_certificate(d: Path) -> None:
     os.chmod(d / "key.pem", 0o600)
 
 
-def make_sasl_dir(d: Path, lines, users=()) -> Path:
-    """d/smtpd.conf with lines, and d/sasldb2 (root:tern, 0640) with users."""
+def make_sasl_dir(d: Path, lines, users=(), realm: str = REALM) -> Path:
+    """d/smtpd.conf with lines, and d/sasldb2 (root:tern, 0640) with users
+    in realm (Cyrus' realm is myhostname unless smtpd_sasl_local_domain)."""
     d.mkdir()
     os.chmod(d, 0o755)  # tern-auth runs as mail_owner
     db = d / "sasldb2"
     conf = [f"sasldb_path: {db}"] + list(lines)
     (d / "smtpd.conf").write_text("\n".join(conf) + "\n")
     for user, password in users:
-        subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u", REALM, user],
+        subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u", realm, user],
                        input=password.encode(), check=True)
     if db.exists():
         shutil.chown(db, "root", "tern")
