@@ -148,6 +148,14 @@ struct tls_pair {
 
 /* tls_read_pem - every key and certificate of path, grouped; pairs
  * without a key get key_fallback's key later.  -1 with why. */
+/* tls_no_passphrase - an encrypted key: say so instead of prompting on a
+ * terminal (OpenSSL's default) */
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *encrypted)
+{
+    *(int *)encrypted = 1;
+    return -1;
+}
+
 static int tls_read_pem(const char *path, struct tls_pair *pairs, size_t max, size_t *count,
                         buf_t *why)
 {
@@ -165,10 +173,20 @@ static int tls_read_pem(const char *path, struct tls_pair *pairs, size_t max, si
         if (strstr(name, "PRIVATE KEY") != NULL) {
             EVP_PKEY *key = NULL;
             BIO *mem = BIO_new(BIO_s_mem()); /* the block again, for OpenSSL's key decoder */
+            int encrypted = 0;
 
             PEM_write_bio(mem, name, header, data, len);
-            key = PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL);
-            BIO_free(mem);
+            key = PEM_read_bio_PrivateKey(mem, NULL, tls_no_passphrase, &encrypted);
+            BIO_free_all(mem);
+            OPENSSL_cleanse(data, (size_t)len);
+            if (key == NULL && encrypted) {
+                buf_printf(why,
+                           "%s: the private key is encrypted with a passphrase, which tern cannot "
+                           "ask for; store it decrypted (openssl pkey -in KEY -out NEW; chmod 600 "
+                           "NEW)",
+                           path);
+                goto fail;
+            }
             if (key == NULL || *count == max) {
                 EVP_PKEY_free(key);
                 buf_printf(why, "%s: %s", path,
@@ -242,7 +260,7 @@ int tls_load_pairs(SSL_CTX *ctx, const char *prefix, const char *cert, const cha
 
     struct tls_pair pairs[4], keys[4];
     size_t count = 0, key_count = 0;
-    int rc = -1;
+    int rc = -1, cert_has_key = 0;
 
     buf_printf(&param, "%s_key_file", prefix);
     if (tls_key_mode_check(buf_cstr(&param), key, why) < 0) {
@@ -252,6 +270,17 @@ int tls_load_pairs(SSL_CTX *ctx, const char *prefix, const char *cert, const cha
     buf_free(&param);
     if (tls_read_pem(cert, pairs, 4, &count, why) < 0)
         goto out;
+    for (size_t i = 0; i < count; i++)
+        cert_has_key |= pairs[i].key != NULL;
+    if (cert_has_key && strcmp(cert, key) != 0) {
+        /* the certificate file holds keys of its own: the same rule */
+        buf_printf(&param, "%s_cert_file", prefix);
+        rc = tls_key_mode_check(buf_cstr(&param), cert, why);
+        buf_free(&param);
+        if (rc < 0)
+            goto out;
+        rc = -1;
+    }
     if (strcmp(cert, key) != 0) {
         if (tls_read_pem(key, keys, 4, &key_count, why) < 0)
             goto out;
