@@ -857,3 +857,15 @@ def test_tern_check_sasl(res, tmp_path):
     assert r.returncode == 1
     assert "listener smtpd: SMTP AUTH is enabled, but the SASL application smtpd offers no " \
            "mechanism" in r.stdout, r.stdout
+
+
+def test_listeners_are_named_in_status_and_logs(main):
+    r = main.tern("status")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"listener smtpd: 127.0.0.1:{main.port}\n" in r.stdout, r.stdout
+    assert f"listener submission: 127.0.0.1:{main.submission_port}\n" in r.stdout, r.stdout
+    assert f"listener smtps: 127.0.0.1:{main.smtps_port}\n" in r.stdout, r.stdout
+    with SmtpConn(main.host, main.submission_port) as c:
+        assert c.greeting()[0].startswith("220 ")
+        c.cmd("QUIT")
+    main.wait_log(r"connect from unknown\[127\.0\.0\.1\] to listener submission$")
