@@ -148,6 +148,14 @@ struct tls_pair {
 
 /* tls_read_pem - every key and certificate of path, grouped; pairs
  * without a key get key_fallback's key later.  -1 with why. */
+/* tls_no_passphrase - an encrypted key: say so instead of prompting on a
+ * terminal (OpenSSL's default) */
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *encrypted)
+{
+    *(int *)encrypted = 1;
+    return -1;
+}
+
 static int tls_read_pem(const char *path, struct tls_pair *pairs, size_t max, size_t *count,
                         buf_t *why)
 {
@@ -165,10 +173,20 @@ static int tls_read_pem(const char *path, struct tls_pair *pairs, size_t max, si
         if (strstr(name, "PRIVATE KEY") != NULL) {
             EVP_PKEY *key = NULL;
             BIO *mem = BIO_new(BIO_s_mem()); /* the block again, for OpenSSL's key decoder */
+            int encrypted = 0;
 
             PEM_write_bio(mem, name, header, data, len);
-            key = PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL);
-            BIO_free(mem);
+            key = PEM_read_bio_PrivateKey(mem, NULL, tls_no_passphrase, &encrypted);
+            BIO_free_all(mem);
+            OPENSSL_cleanse(data, (size_t)len);
+            if (key == NULL && encrypted) {
+                buf_printf(why,
+                           "%s: the private key is encrypted with a passphrase, which tern cannot "
+                           "ask for; store it decrypted (openssl pkey -in KEY -out NEW; chmod 600 "
+                           "NEW)",
+                           path);
+                goto fail;
+            }
             if (key == NULL || *count == max) {
                 EVP_PKEY_free(key);
                 buf_printf(why, "%s: %s", path,
@@ -242,7 +260,7 @@ int tls_load_pairs(SSL_CTX *ctx, const char *prefix, const char *cert, const cha
 
     struct tls_pair pairs[4], keys[4];
     size_t count = 0, key_count = 0;
-    int rc = -1;
+    int rc = -1, cert_has_key = 0;
 
     buf_printf(&param, "%s_key_file", prefix);
     if (tls_key_mode_check(buf_cstr(&param), key, why) < 0) {
@@ -252,6 +270,17 @@ int tls_load_pairs(SSL_CTX *ctx, const char *prefix, const char *cert, const cha
     buf_free(&param);
     if (tls_read_pem(cert, pairs, 4, &count, why) < 0)
         goto out;
+    for (size_t i = 0; i < count; i++)
+        cert_has_key |= pairs[i].key != NULL;
+    if (cert_has_key && strcmp(cert, key) != 0) {
+        /* the certificate file holds keys of its own: the same rule */
+        buf_printf(&param, "%s_cert_file", prefix);
+        rc = tls_key_mode_check(buf_cstr(&param), cert, why);
+        buf_free(&param);
+        if (rc < 0)
+            goto out;
+        rc = -1;
+    }
     if (strcmp(cert, key) != 0) {
         if (tls_read_pem(key, keys, 4, &key_count, why) < 0)
             goto out;
@@ -298,5 +327,50 @@ int tls_fingerprint(X509 *cert, buf_t *out)
         return -1;
     for (unsigned i = 0; i < len; i++)
         buf_printf(out, "%s%02X", i ? ":" : "", md[i]);
+    return 0;
+}
+
+int tls_set_ciphers(SSL_CTX *ctx, const char *ciphers, char *const *exclude, buf_t *why)
+{
+    buf_t list = BUF_INIT;
+    int rc = 0;
+
+    buf_puts(&list, ciphers);
+    for (; exclude != NULL && *exclude != NULL; exclude++)
+        buf_printf(&list, ":!%s", *exclude);
+    if (SSL_CTX_set_cipher_list(ctx, buf_cstr(&list)) != 1) {
+        buf_printf(why, "OpenSSL accepts no cipher of \"%s\"", buf_cstr(&list));
+        ERR_clear_error();
+        rc = -1;
+    }
+    buf_free(&list);
+    return rc;
+}
+
+int tls_load_trust(SSL_CTX *ctx, const char *prefix, const char *cafile, const char *capath,
+                   const char *crl, buf_t *why)
+{
+    if ((*cafile || *capath) &&
+        SSL_CTX_load_verify_locations(ctx, *cafile ? cafile : NULL, *capath ? capath : NULL) != 1) {
+        buf_printf(why, "%s_CAfile/%s_CApath: cannot load %s%s%s: ", prefix, prefix, cafile,
+                   *cafile && *capath ? " and " : "", capath);
+        tls_errors(why);
+        return -1;
+    }
+    if (*cafile) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cafile);
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (*crl) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (lookup == NULL || X509_load_crl_file(lookup, crl, X509_FILETYPE_PEM) < 1) {
+            buf_printf(why, "%s_crl_file %s: no CRL could be read: ", prefix, crl);
+            tls_errors(why);
+            return -1;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
     return 0;
 }

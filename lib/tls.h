@@ -25,6 +25,17 @@ int tls_key_mode_check(const char *param, const char *path, buf_t *why);
  * takes the key file's.  Checks the key's mode and that it matches.  prefix
  * ("smtpd_tls") names the parameters in messages.  -1 with why. */
 int tls_load_pairs(SSL_CTX *ctx, const char *prefix, const char *cert, const char *key, buf_t *why);
+/* tls_set_ciphers - an OpenSSL cipher list for TLS 1.2 and older, minus
+ * each pattern of the NULL-terminated exclude list (may be NULL); -1 with
+ * why */
+int tls_set_ciphers(SSL_CTX *ctx, const char *ciphers, char *const *exclude, buf_t *why);
+/* tls_load_trust - the CAs that verify peer certificates (cafile: read
+ * now, its names also sent in a CertificateRequest; capath: a c_rehash
+ * directory OpenSSL reads during each verification) and the CRLs in crl,
+ * checked for leaf certificates ("" = none for each); prefix ("smtpd_tls")
+ * names the parameters in messages; -1 with why */
+int tls_load_trust(SSL_CTX *ctx, const char *prefix, const char *cafile, const char *capath,
+                   const char *crl, buf_t *why);
 /* tls_fingerprint - "AB:CD:..." SHA-256 of the DER certificate; 0 ok */
 int tls_fingerprint(X509 *cert, buf_t *out);
 

@@ -35,8 +35,9 @@ static void smtpd_config_networks(struct smtpd_config *cfg, const struct config 
     cfg->mynetworks_count = 0;
     for (size_t i = 0; i < count; i++) {
         if (netaddr_parse_net(list[i], &cfg->mynetworks[i]) < 0)
-            log_fatal("mynetworks: bad network \"%s\" (expected e.g. 127.0.0.0/8 or [::1]/128)",
-                      list[i]);
+            log_fatal("%s: mynetworks: bad network \"%s\" (expected e.g. 127.0.0.0/8 or "
+                      "[::1]/128)",
+                      config_origin(conf, "mynetworks"), list[i]);
         cfg->mynetworks_count++;
     }
 }
@@ -45,7 +46,7 @@ static void smtpd_config_networks(struct smtpd_config *cfg, const struct config 
 static long long smtpd_config_positive(const struct config *conf, const char *name, long long value)
 {
     if (value < 1)
-        log_fatal("%s = %lld: must be at least 1", name, value);
+        log_fatal("%s: %s = %lld: must be at least 1", config_origin(conf, name), name, value);
     return value;
 }
 
@@ -120,12 +121,14 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
         smtpd_config_positive(conf, "smtpd_data_timeout", config_time(conf, "smtpd_data_timeout"));
     cfg->line_limit = config_size(conf, "smtpd_line_limit");
     if (cfg->line_limit < 512)
-        log_fatal("smtpd_line_limit = %lld: must be at least 512 (RFC 5321)", cfg->line_limit);
+        log_fatal("%s: smtpd_line_limit = %lld: must be at least 512 (RFC 5321)",
+                  config_origin(conf, "smtpd_line_limit"), cfg->line_limit);
     cfg->helo_required = config_bool(conf, "smtpd_helo_required");
     cfg->disable_vrfy = config_bool(conf, "disable_vrfy_command");
     cfg->size_limit = config_size(conf, "message_size_limit");
     if (cfg->size_limit < 0)
-        log_fatal("message_size_limit must not be negative");
+        log_fatal("%s: message_size_limit must not be negative",
+                  config_origin(conf, "message_size_limit"));
     cfg->forbid_bare_newline = config_bool(conf, "smtpd_forbid_bare_newline");
     cfg->auth_required = config_bool(conf, "smtpd_auth_required");
     cfg->sasl_header = config_bool(conf, "smtpd_sasl_authenticated_header");

@@ -194,7 +194,8 @@ static void smtpd_server_setup(struct smtpd_server *server)
     route_preload(server->route, NULL); /* before the privilege drop */
     server->client_limit = config_int(svc->cfg, "smtpd_client_limit");
     if (server->client_limit < 1)
-        log_fatal("smtpd_client_limit = %lld: must be at least 1", server->client_limit);
+        log_fatal("%s: smtpd_client_limit = %lld: must be at least 1",
+                  config_origin(svc->cfg, "smtpd_client_limit"), server->client_limit);
     smtpd_tls_global_init(svc);
     smtpd_listeners_conf(server);
     smtpd_auth_setup_end();

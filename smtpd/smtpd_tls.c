@@ -154,17 +154,14 @@ static int smtpd_tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned ch
 /* smtpd_tls_ciphers - smtpd_tls_ciphers minus smtpd_tls_exclude_ciphers */
 static int smtpd_tls_ciphers(SSL_CTX *ctx, const struct config *conf, buf_t *why)
 {
-    buf_t list = BUF_INIT;
-    int rc = 0;
+    buf_t reason = BUF_INIT;
+    int rc = tls_set_ciphers(ctx, config_str(conf, "smtpd_tls_ciphers"),
+                             config_list(conf, "smtpd_tls_exclude_ciphers", NULL), &reason);
 
-    buf_puts(&list, config_str(conf, "smtpd_tls_ciphers"));
-    for (char *const *x = config_list(conf, "smtpd_tls_exclude_ciphers", NULL); *x; x++)
-        buf_printf(&list, ":!%s", *x);
-    if (SSL_CTX_set_cipher_list(ctx, buf_cstr(&list)) != 1) {
-        buf_printf(why, "smtpd_tls_ciphers: OpenSSL accepts no cipher of \"%s\"", buf_cstr(&list));
-        rc = -1;
-    }
-    buf_free(&list);
+    if (rc < 0)
+        buf_printf(why, "%s: smtpd_tls_ciphers: %s", config_origin(conf, "smtpd_tls_ciphers"),
+                   buf_cstr(&reason));
+    buf_free(&reason);
     return rc;
 }
 
@@ -183,28 +180,8 @@ static int smtpd_tls_load_cas(SSL_CTX *ctx, const struct config *conf, buf_t *wh
     int ask = config_bool(conf, "smtpd_tls_ask_ccert");
     int req = config_bool(conf, "smtpd_tls_req_ccert");
 
-    if ((*cafile || *capath) &&
-        SSL_CTX_load_verify_locations(ctx, *cafile ? cafile : NULL, *capath ? capath : NULL) != 1) {
-        buf_printf(why, "smtpd_tls_CAfile/smtpd_tls_CApath: cannot load %s%s%s: ", cafile,
-                   *cafile && *capath ? " and " : "", capath);
-        tls_errors(why);
+    if (tls_load_trust(ctx, "smtpd_tls", cafile, capath, crl, why) < 0)
         return -1;
-    }
-    if (*cafile) {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cafile);
-        if (names != NULL)
-            SSL_CTX_set_client_CA_list(ctx, names);
-    }
-    if (*crl) {
-        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-        if (lookup == NULL || X509_load_crl_file(lookup, crl, X509_FILETYPE_PEM) < 1) {
-            buf_printf(why, "smtpd_tls_crl_file %s: no CRL could be read: ", crl);
-            tls_errors(why);
-            return -1;
-        }
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-    }
     if (req)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     else if (ask)
@@ -259,7 +236,8 @@ static SSL_CTX *smtpd_tls_context(struct smtpd_config *cfg, const struct config 
     if (seclevel >= 0)
         SSL_CTX_set_security_level(ctx, (int)seclevel);
     if (tls_set_protocols(ctx, protocols, &pwhy) < 0) {
-        buf_printf(why, "%s: %s", protocols_param, buf_cstr(&pwhy));
+        buf_printf(why, "%s: %s: %s", config_origin(conf, protocols_param), protocols_param,
+                   buf_cstr(&pwhy));
         buf_free(&pwhy);
         SSL_CTX_free(ctx);
         return NULL;
@@ -289,6 +267,10 @@ void smtpd_tls_init(struct smtpd_config *cfg, const struct config *conf)
     char *const *specs;
 
     cfg->tls_wrapper = config_bool(conf, "smtpd_tls_wrappermode");
+    if (config_bool(conf, "smtpd_tls_req_ccert") &&
+        (*cert == '\0' || strcmp(config_str(conf, "smtpd_tls_security_level"), "none") == 0))
+        log_warn("%s: listener %s: smtpd_tls_req_ccert = yes has no effect without TLS",
+                 config_origin(conf, "smtpd_tls_req_ccert"), cfg->listener);
     cfg->tls_received_header = config_bool(conf, "smtpd_tls_received_header");
     cfg->tls_loglevel = config_int(conf, "smtpd_tls_loglevel");
     smtpd_tls_level(cfg, conf, *cert != '\0');

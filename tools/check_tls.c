@@ -3,9 +3,9 @@
  * TLS, the certificate and key files load as smtpd would load them (key
  * mode, key matches certificate, key size for the OpenSSL security level),
  * the certificates are within their validity period, the chain verifies
- * against the system's CAs and smtpd_tls_CAfile/CApath, and the CA and CRL
- * files load.  A chain that does not verify (a self-signed certificate) is
- * a warning only: opportunistic TLS works with it.
+ * against the system's CAs and smtpd_tls_CAfile/CApath, the CA and CRL
+ * files load, and the protocol and cipher lists parse.  A chain that does not verify (a self-signed
+ * certificate) is a warning only: opportunistic TLS works with it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +18,17 @@
 #include "check_tls.h"
 #include "config.h"
 #include "tls.h"
+
+/* the string settings check_tls_listener reads */
+static const char *check_tls_params[] = {"smtpd_tls_cert_file",
+                                         "smtpd_tls_key_file",
+                                         "smtpd_tls_CAfile",
+                                         "smtpd_tls_CApath",
+                                         "smtpd_tls_crl_file",
+                                         "smtpd_tls_protocols",
+                                         "smtpd_tls_mandatory_protocols",
+                                         "smtpd_tls_ciphers",
+                                         NULL};
 
 /* certificates expiring sooner than this get a warning */
 #define CHECK_TLS_EXPIRY_WARN (30 * 86400)
@@ -72,12 +83,36 @@ static void check_tls_chain(const char *what, const struct config *view, X509 *l
     X509_STORE_free(store);
 }
 
-/* check_tls_listener - one listener's certificate, key, CAs and CRL */
+/* check_tls_policy - the protocol lists and the cipher list parse */
+static int check_tls_policy(const char *listener, const struct config *view, SSL_CTX *ctx)
+{
+    static const char *params[] = {"smtpd_tls_protocols", "smtpd_tls_mandatory_protocols", NULL};
+    buf_t why = BUF_INIT;
+    int problems = 0;
+
+    for (int i = 0; params[i] != NULL; i++) {
+        if (tls_set_protocols(ctx, config_str(view, params[i]), &why) < 0) {
+            printf("%s: listener %s: %s: %s\n", config_origin(view, params[i]), listener, params[i],
+                   buf_cstr(&why));
+            problems++;
+        }
+        buf_reset(&why);
+    }
+    if (tls_set_ciphers(ctx, config_str(view, "smtpd_tls_ciphers"),
+                        config_list(view, "smtpd_tls_exclude_ciphers", NULL), &why) < 0) {
+        printf("%s: listener %s: smtpd_tls_ciphers: %s\n", config_origin(view, "smtpd_tls_ciphers"),
+               listener, buf_cstr(&why));
+        problems++;
+    }
+    buf_free(&why);
+    return problems;
+}
+
+/* check_tls_listener - one listener's policy, certificate, key, CAs and CRL */
 static int check_tls_listener(const char *listener, const struct config *view)
 {
     const char *cert = config_str(view, "smtpd_tls_cert_file");
     const char *key = config_str(view, "smtpd_tls_key_file");
-    const char *crl = config_str(view, "smtpd_tls_crl_file");
     long long seclevel = config_int(view, "tls_openssl_security_level");
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     buf_t why = BUF_INIT, what = BUF_INIT;
@@ -86,6 +121,7 @@ static int check_tls_listener(const char *listener, const struct config *view)
     buf_printf(&what, "listener %s: smtpd_tls_cert_file %s", listener, cert);
     if (seclevel >= 0)
         SSL_CTX_set_security_level(ctx, (int)seclevel);
+    problems += check_tls_policy(listener, view, ctx);
     if (tls_load_pairs(ctx, "smtpd_tls", cert, key, &why) < 0) {
         printf("listener %s: %s\n", listener, buf_cstr(&why));
         problems++;
@@ -100,14 +136,12 @@ static int check_tls_listener(const char *listener, const struct config *view)
             more = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT);
         }
     }
-    if (*crl) {
-        X509_STORE *store = X509_STORE_new();
-        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-        if (lookup == NULL || X509_load_crl_file(lookup, crl, X509_FILETYPE_PEM) < 1) {
-            printf("listener %s: smtpd_tls_crl_file %s: no CRL could be read\n", listener, crl);
-            problems++;
-        }
-        X509_STORE_free(store);
+    buf_reset(&why);
+    if (tls_load_trust(ctx, "smtpd_tls", config_str(view, "smtpd_tls_CAfile"),
+                       config_str(view, "smtpd_tls_CApath"), config_str(view, "smtpd_tls_crl_file"),
+                       &why) < 0) {
+        printf("listener %s: %s\n", listener, buf_cstr(&why));
+        problems++;
     }
     buf_free(&why);
     buf_free(&what);
@@ -136,9 +170,10 @@ int check_tls(const struct config *cfg)
                 problems++;
             }
         } else {
-            buf_printf(&pair, "\n%s\n%s\n%s\n", config_str(view, "smtpd_tls_cert_file"),
-                       config_str(view, "smtpd_tls_key_file"),
-                       config_str(view, "smtpd_tls_crl_file"));
+            /* listeners that share every TLS setting are checked once */
+            for (const char **p = check_tls_params; *p != NULL; p++)
+                buf_printf(&pair, "\n%s", config_str(view, *p));
+            buf_printf(&pair, "\n%s\n", config_raw(view, "smtpd_tls_exclude_ciphers"));
             if (strstr(buf_cstr(&seen), buf_cstr(&pair)) == NULL) {
                 problems += check_tls_listener(l->name, view);
                 buf_append(&seen, pair.data, pair.len);

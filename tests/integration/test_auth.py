@@ -12,6 +12,7 @@ import hmac
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -25,7 +26,7 @@ from types import SimpleNamespace
 import pytest
 
 from ternlib import (REPLY_250_QUEUED, TERN, RuleSink, SmtpConn, free_port, make_message,
-                     terminate, tool_env)
+                     terminate, tool_env, wait_until)
 
 OUTSIDER = "127.0.0.5"
 REALM = "tern.test"  # myhostname: Cyrus' realm when smtpd_sasl_local_domain is empty
@@ -60,15 +61,16 @@ def make_certificate(d: Path) -> None:
     os.chmod(d / "key.pem", 0o600)
 
 
-def make_sasl_dir(d: Path, lines, users=()) -> Path:
-    """d/smtpd.conf with lines, and d/sasldb2 (root:tern, 0640) with users."""
+def make_sasl_dir(d: Path, lines, users=(), realm: str = REALM) -> Path:
+    """d/smtpd.conf with lines, and d/sasldb2 (root:tern, 0640) with users
+    in realm (Cyrus' realm is myhostname unless smtpd_sasl_local_domain)."""
     d.mkdir()
     os.chmod(d, 0o755)  # tern-auth runs as mail_owner
     db = d / "sasldb2"
     conf = [f"sasldb_path: {db}"] + list(lines)
     (d / "smtpd.conf").write_text("\n".join(conf) + "\n")
     for user, password in users:
-        subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u", REALM, user],
+        subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u", realm, user],
                        input=password.encode(), check=True)
     if db.exists():
         shutil.chown(db, "root", "tern")
@@ -861,3 +863,30 @@ def test_no_password_in_any_log(site, shadow, hung):
         for form in forms:
             assert form not in text, f"{form!r} in {path}"
     assert searched > 0 and "SASL PLAIN authentication failed" in site.tern.log()
+
+
+def test_tern_auth_without_a_mechanism_smtpd_offers(mres):
+    """smtpd computed its offer at start; a tern-auth restarted with a
+    smaller mech_list answers 'nomech', and the client gets 504 naming the
+    mechanism (the name once lived in freed memory: ASan catches a
+    regression)."""
+    base = shared_dir(mres, "nomech")
+    make_certificate(base)
+    sasl = make_sasl_dir(base / "sasl", ["pwcheck_method: auxprop", "auxprop_plugin: sasldb",
+                                         "mech_list: PLAIN LOGIN"], [("alice", ALICE_PW)])
+    t = mres.tern(smtpd_sasl_auth_enable="yes", cyrus_sasl_config_path=str(sasl),
+                  smtpd_tls_cert_file=str(base / "cert.pem"),
+                  smtpd_tls_key_file=str(base / "key.pem"))
+    (sasl / "smtpd.conf").write_text(f"sasldb_path: {sasl / 'sasldb2'}\n"
+                                     "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                                     "mech_list: PLAIN\n")
+    old = t.service_pids("auth")
+    assert old
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: t.service_pids("auth") and not set(t.service_pids("auth")) & set(old),
+               15, "tern-auth restarted")
+    with session(t, tls=True) as c:
+        assert ehlo_auth(c) == {"PLAIN", "LOGIN"}
+        assert c.cmd("AUTH LOGIN") == ["504 5.3.3 AUTH mechanism LOGIN not available"]
+        assert c.cmd("AUTH PLAIN " + plain("alice", ALICE_PW)) == [AUTH_OK]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ternlib import SmtpConn, free_port, make_message, wait_until
+from ternlib import TERN, SmtpConn, free_port, make_message, wait_until
 from tlsutil import (
     SERVER_CN,
     TlsSmtp,
@@ -801,6 +801,26 @@ def test_tern_check_certificates_and_keys(res, pki, tmp_path):
     r = t.tern("check")
     assert r.returncode == 1 and "does not match the certificate" in r.stdout, r.stdout
 
+    # a certificate file with its own key follows the key's rule
+    both = tmp_path / "both.pem"
+    both.write_bytes(pki.path("server.key").read_bytes() + pki.path("server.pem").read_bytes())
+    os.chmod(both, 0o644)
+    t.conf_edit(smtpd_tls_cert_file=str(both), smtpd_tls_key_file=pki.path("server.key"))
+    r = t.tern("check")
+    assert r.returncode == 1
+    assert f"smtpd_tls_cert_file {both}: mode 0644" in r.stdout, r.stdout
+
+    # an encrypted key is refused with a hint, never a passphrase prompt
+    enc = tmp_path / "enc.key"
+    subprocess.run(["openssl", "pkey", "-in", pki.path("server.key"), "-aes128", "-passout",
+                    "pass:secret", "-out", str(enc)], check=True, capture_output=True)
+    os.chmod(enc, 0o600)
+    t.conf_edit(smtpd_tls_cert_file=pki.path("server.pem"), smtpd_tls_key_file=str(enc))
+    r = subprocess.run([str(TERN), "-c", str(t.etc), "check"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert "the private key is encrypted with a passphrase" in r.stdout, r.stdout
+
     t.conf_edit(smtpd_tls_cert_file=pki.path("sendmail.pem"),
                 smtpd_tls_key_file=pki.path("sendmail.key"))
     r = t.tern("check")
@@ -837,3 +857,15 @@ def test_tern_check_sasl(res, tmp_path):
     assert r.returncode == 1
     assert "listener smtpd: SMTP AUTH is enabled, but the SASL application smtpd offers no " \
            "mechanism" in r.stdout, r.stdout
+
+
+def test_listeners_are_named_in_status_and_logs(main):
+    r = main.tern("status")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"listener smtpd: 127.0.0.1:{main.port}\n" in r.stdout, r.stdout
+    assert f"listener submission: 127.0.0.1:{main.submission_port}\n" in r.stdout, r.stdout
+    assert f"listener smtps: 127.0.0.1:{main.smtps_port}\n" in r.stdout, r.stdout
+    with SmtpConn(main.host, main.submission_port) as c:
+        assert c.greeting()[0].startswith("220 ")
+        c.cmd("QUIT")
+    main.wait_log(r"connect from unknown\[127\.0\.0\.1\] to listener submission$")
