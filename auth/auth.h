@@ -27,7 +27,9 @@
 struct auth_policy {
     const char *listener; /* "smtpd", "submission", "smtps" */
     struct auth_sasl_settings sasl;
-    long long client_timeout; /* the listener's smtpd_timeout: the client's time to answer */
+    /* the client's time to answer a 334: the listener's
+     * smtpd_sasl_response_timeout (at most its smtpd_timeout) */
+    long long response_timeout;
 };
 
 /* what an exchange process needs from the parent */
@@ -40,5 +42,9 @@ struct auth_exchange_env {
 /* auth_exchange_run - the forked process: serve the exchange on fd (the
  * connection from smtpd) and return when it is over */
 void auth_exchange_run(const struct auth_exchange_env *env, int fd);
+
+/* auth_peer_gone - 1 when smtpd has closed its end of fd (the client left,
+ * or smtpd gave up): there is nobody to do the work for */
+int auth_peer_gone(int fd);
 
 #endif

@@ -5,11 +5,16 @@
  * client gave one, the TLS cipher's bits, the client's address), then one
  * auth.step per client response; every request gets one auth.reply
  * (docs/internals.md).  The exchange ends with a final reply, when smtpd
- * closes the connection (the client aborted or went away), or when a step
- * takes longer than auth_time_limit: the alarm then ends the process and
- * smtpd, seeing the connection close, answers 454.  Nothing here logs a
+ * closes the connection (the client aborted, went away or took longer than
+ * smtpd_sasl_response_timeout to answer a 334), when the next auth.step
+ * does not come within smtpd_sasl_response_timeout plus a few seconds, or
+ * when a step takes longer than auth_time_limit: the alarm then ends the
+ * process and smtpd, seeing the connection close, answers 454.  No SASL
+ * step runs for a connection smtpd has already closed.  Each request is
+ * wiped (its whole buffer) once it has been used.  Nothing here logs a
  * response or a challenge.
  */
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,8 +30,8 @@
 /* longest client response and mechanism name accepted from smtpd */
 #define AUTH_EXCHANGE_RESPONSE_MAX (64 * 1024)
 #define AUTH_EXCHANGE_MECH_MAX 20
-/* extra seconds smtpd gets beyond the client's own time to answer */
-#define AUTH_EXCHANGE_WAIT_SLACK 10
+/* extra seconds smtpd gets beyond the client's time to answer a 334 */
+#define AUTH_EXCHANGE_WAIT_SLACK 5
 
 struct auth_exchange {
     const struct auth_exchange_env *env;
@@ -77,9 +82,11 @@ static int auth_exchange_reply(struct auth_exchange *x, const char *status, cons
 /* auth_exchange_read - the next request of proto; -1 on EOF, timeout or garbage */
 static int auth_exchange_read(struct auth_exchange *x, const char *proto)
 {
-    int wait = (int)(x->policy != NULL ? x->policy->client_timeout : 0) + AUTH_EXCHANGE_WAIT_SLACK;
+    int wait =
+        (int)(x->policy != NULL ? x->policy->response_timeout : 0) + AUTH_EXCHANGE_WAIT_SLACK;
     const char *got;
 
+    attr_msg_wipe(&x->req); /* the last response: no copy survives the next read */
     if (attr_read_fd(x->fd, &x->req, wait) < 0)
         return -1;
     got = attr_proto(&x->req);
@@ -161,6 +168,13 @@ static int auth_exchange_answer(struct auth_exchange *x, int rc, const char *out
     return more;
 }
 
+int auth_peer_gone(int fd)
+{
+    struct pollfd pfd = {fd, POLLRDHUP, 0};
+
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /* auth_exchange_step - run one SASL call under the time limit */
 static int auth_exchange_step(struct auth_exchange *x, int first, const char *in, size_t len,
                               const char **out, unsigned *outlen)
@@ -193,6 +207,10 @@ static void auth_exchange_loop(struct auth_exchange *x)
             auth_exchange_reply(x, "fail", "reason", "malformed response", 18);
             return;
         }
+        if (auth_peer_gone(x->fd)) {
+            log_info("auth: smtpd closed the connection before the %s step; nothing done", x->mech);
+            return;
+        }
         rc = auth_exchange_step(x, first, in, len, &out, &outlen);
         if (!auth_exchange_answer(x, rc, out, outlen))
             return;
@@ -216,5 +234,6 @@ void auth_exchange_run(const struct auth_exchange_env *env, int fd)
         auth_exchange_loop(&x);
     if (x.conn != NULL)
         sasl_dispose(&x.conn);
+    attr_msg_wipe(&x.req);
     attr_msg_free(&x.req);
 }

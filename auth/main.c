@@ -70,8 +70,15 @@ static void auth_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struc
                            int salen, void *arg)
 {
     struct auth_server *srv = arg;
-    pid_t pid = fork();
+    pid_t pid;
 
+    if (auth_peer_gone(fd)) { /* queued while every process was busy; smtpd gave up */
+        log_info("dropping a connection from smtpd that is already closed (its client left "
+                 "or waited too long)");
+        close(fd);
+        return;
+    }
+    pid = fork();
     if (pid == 0)
         auth_child_main(srv, fd);
     close(fd);
@@ -155,7 +162,9 @@ static void auth_server_policies(struct auth_server *srv)
         if (auth_sasl_settings_load(&p->sasl, view, &err) < 0)
             log_fatal("%s", buf_cstr(&err));
         p->listener = l->name;
-        p->client_timeout = config_time(view, "smtpd_timeout");
+        p->response_timeout = config_time(view, "smtpd_sasl_response_timeout");
+        if (p->response_timeout > config_time(view, "smtpd_timeout"))
+            p->response_timeout = config_time(view, "smtpd_timeout");
         srv->views[srv->env.policy_count++] = view;
     }
     srv->env.policies = srv->policies;

@@ -95,6 +95,12 @@ void attr_msg_free(struct attr_msg *m)
     attr_msg_init(m);
 }
 
+void attr_msg_wipe(struct attr_msg *m)
+{
+    buf_wipe(&m->store);
+    m->count = 0;
+}
+
 /* attr_msg_push - record one attribute as offsets into store */
 static void attr_msg_push(struct attr_msg *m, size_t name_off, size_t val_off, size_t len)
 {
@@ -222,6 +228,20 @@ int attr_write_fd(int fd, const buf_t *msg)
     return 0;
 }
 
+/* attr_read_reserve - room for n more bytes; a move wipes the old copy */
+static void attr_read_reserve(buf_t *in, size_t n)
+{
+    buf_t bigger = BUF_INIT;
+
+    if (in->len + n + 1 <= in->cap)
+        return;
+    buf_reserve(&bigger, in->len + n);
+    buf_append(&bigger, in->data, in->len);
+    buf_wipe(in);
+    buf_free(in);
+    *in = bigger;
+}
+
 int attr_read_fd(int fd, struct attr_msg *m, int timeout)
 {
     buf_t in = BUF_INIT;
@@ -241,7 +261,7 @@ int attr_read_fd(int fd, struct attr_msg *m, int timeout)
             if (left <= 0 || poll(&pfd, 1, left * 1000) <= 0)
                 break;
         }
-        buf_reserve(&in, 65536);
+        attr_read_reserve(&in, 65536);
         ssize_t n = read(fd, in.data + in.len, 65536);
         if (n < 0 && errno == EINTR)
             continue;
@@ -249,6 +269,7 @@ int attr_read_fd(int fd, struct attr_msg *m, int timeout)
             break;
         in.len += (size_t)n;
     }
+    buf_wipe(&in);
     buf_free(&in);
     return rc;
 }

@@ -47,6 +47,9 @@ void attr_end(buf_t *out);
 
 void attr_msg_init(struct attr_msg *m);
 void attr_msg_free(struct attr_msg *m);
+/* attr_msg_wipe - zero the whole store (its capacity) and forget the
+ * attributes, keeping the memory: after a message that held a secret */
+void attr_msg_wipe(struct attr_msg *m);
 
 /* attr_decode - parse one message from data[0..len).  Returns 1 and sets
  * *used when a whole message was parsed into m (m is reset first); 0 when
@@ -64,7 +67,9 @@ int attr_get_int(const struct attr_msg *m, const char *name, long long min, long
 
 /* blocking helpers for simple clients (tools, tests): 0 ok, -1 error */
 int attr_write_fd(int fd, const buf_t *msg);
-/* attr_read_fd - read one message; timeout in seconds (0 = none) */
+/* attr_read_fd - read one message; timeout in seconds (0 = none).  Its
+ * read buffer grows without leaving copies behind and is wiped before it
+ * is freed (tern-auth reads passwords with it). */
 int attr_read_fd(int fd, struct attr_msg *m, int timeout);
 
 #endif

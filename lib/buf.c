@@ -71,6 +71,13 @@ void buf_reset(buf_t *b)
         b->data[0] = 0;
 }
 
+void buf_wipe(buf_t *b)
+{
+    if (b->data != NULL)
+        explicit_bzero(b->data, b->cap);
+    b->len = 0;
+}
+
 /* buf_reserve - grow geometrically so appends are amortized O(1) */
 void buf_reserve(buf_t *b, size_t n)
 {

@@ -29,6 +29,9 @@ void buf_init(buf_t *b);
 void buf_free(buf_t *b);
 /* buf_reset - empty the buffer, keep its memory */
 void buf_reset(buf_t *b);
+/* buf_wipe - overwrite the whole allocation (capacity, not just len) with
+ * zeros and empty the buffer, keeping its memory: for secrets */
+void buf_wipe(buf_t *b);
 /* buf_reserve - make room for at least n more bytes */
 void buf_reserve(buf_t *b, size_t n);
 /* buf_append - append n bytes */

@@ -182,6 +182,13 @@ const struct param_def param_table[] = {
      "then the exchange ends and the client gets 454 4.7.0"},
     {"auth_process_limit", PARAM_INT, "100",
      "SASL exchanges tern-auth runs at once (one process each); more wait for a free one"},
+    {"smtpd_sasl_response_timeout", PARAM_TIME, "30s",
+     "time a client has to answer a 334 AUTH challenge (at most smtpd_timeout); then "
+     "smtpd ends the exchange, frees its tern-auth process, and answers the late "
+     "response with 454 4.7.0"},
+    {"smtpd_sasl_exchange_limit", PARAM_INT, "2",
+     "AUTH exchanges one client address may have in progress at once in an smtpd worker "
+     "(0: no limit); one more gets 454 4.7.0"},
     {"smtpd_sender_login_maps", PARAM_LIST, "",
      "tables: envelope sender -> the SASL logins that may use it "
      "(reject_sender_login_mismatch)"},

@@ -10,6 +10,12 @@
  * is answered after SMTPD_AUTH_FAILURE_DELAY on a timer (never a sleep)
  * and counts as an error like every 4xx/5xx reply.  Nothing here logs a
  * response, a challenge or a password.
+ *
+ * An exchange holds a tern-auth process, so a client may not park it: one
+ * address has at most smtpd_sasl_exchange_limit exchanges connected to
+ * tern-auth at once in this worker (one more gets 454), and a client that
+ * does not answer a 334 within smtpd_sasl_response_timeout loses its
+ * tern-auth connection (the process ends) and gets 454 when it answers.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -47,7 +53,9 @@
 struct smtpd_auth {
     char *mechs_plain; /* "CRAM-MD5 DIGEST-MD5", "" when none */
     char *mechs_tls;
-    long long wait; /* seconds to wait for one answer of tern-auth */
+    long long wait;             /* seconds to wait for one answer of tern-auth */
+    long long response_timeout; /* seconds a client has to answer a 334 */
+    long long exchange_limit;   /* exchanges per client address at once; 0: no limit */
 };
 
 /* the exchange in progress (s->auth_state) */
@@ -55,9 +63,19 @@ struct smtpd_auth_exchange {
     struct session *s;
     struct smtpd_auth_stream *stream;
     char mech[PROTO_AUTH_MECH_MAX + 1];
-    struct event *delay; /* a failure's reply waits on it */
+    struct event *delay;  /* a failure's reply waits on it */
+    struct event *expire; /* the client's time to answer a 334 */
+    int counted;          /* holds one of its address' exchange slots */
     buf_t reply;
 };
+
+/* exchanges connected to tern-auth per client address, in this worker */
+struct smtpd_auth_slots {
+    char ip[64];
+    long long count;
+};
+static struct smtpd_auth_slots *smtpd_auth_slots;
+static size_t smtpd_auth_slot_count;
 
 /* ---- set-up */
 
@@ -92,6 +110,10 @@ void smtpd_auth_init(struct smtpd_config *cfg, const struct config *conf)
         return;
     a = xcalloc(1, sizeof(*a));
     a->wait = config_time(conf, "auth_time_limit") + SMTPD_AUTH_WAIT_SLACK;
+    a->response_timeout = config_time(conf, "smtpd_sasl_response_timeout");
+    if (a->response_timeout > config_time(conf, "smtpd_timeout"))
+        a->response_timeout = config_time(conf, "smtpd_timeout");
+    a->exchange_limit = config_int(conf, "smtpd_sasl_exchange_limit");
     if (auth_sasl_init(conf, &err) < 0 || smtpd_auth_lists(a, conf, &err) < 0) {
         log_error("listener %s: AUTH is not offered: %s", cfg->listener, buf_cstr(&err));
         free(a);
@@ -150,16 +172,77 @@ int smtpd_auth_ehlo(const struct session *s, buf_t *out)
     return 1;
 }
 
+/* ---- exchanges per client address */
+
+/* smtpd_auth_slot - the entry of ip, made when make is set; NULL when none */
+static struct smtpd_auth_slots *smtpd_auth_slot(const char *ip, int make)
+{
+    for (size_t i = 0; i < smtpd_auth_slot_count; i++)
+        if (strcmp(smtpd_auth_slots[i].ip, ip) == 0)
+            return &smtpd_auth_slots[i];
+    if (!make)
+        return NULL;
+    smtpd_auth_slots =
+        xrealloc(smtpd_auth_slots, (smtpd_auth_slot_count + 1) * sizeof(*smtpd_auth_slots));
+    snprintf(smtpd_auth_slots[smtpd_auth_slot_count].ip, sizeof(smtpd_auth_slots->ip), "%s", ip);
+    smtpd_auth_slots[smtpd_auth_slot_count].count = 0;
+    return &smtpd_auth_slots[smtpd_auth_slot_count++];
+}
+
+/* smtpd_auth_slot_take - count the exchange against its address; -1 when
+ * the address is at smtpd_sasl_exchange_limit */
+static int smtpd_auth_slot_take(struct smtpd_auth_exchange *x)
+{
+    long long limit = x->s->cfg->auth->exchange_limit;
+    struct smtpd_auth_slots *slot = smtpd_auth_slot(x->s->ip, 1);
+
+    if (limit > 0 && slot->count >= limit) {
+        if (slot->count == 0)
+            smtpd_auth_slot_count--; /* made just now: the last entry */
+        return -1;
+    }
+    slot->count++;
+    x->counted = 1;
+    return 0;
+}
+
+/* smtpd_auth_slot_give - the exchange no longer holds tern-auth */
+static void smtpd_auth_slot_give(struct smtpd_auth_exchange *x)
+{
+    struct smtpd_auth_slots *slot = x->counted ? smtpd_auth_slot(x->s->ip, 0) : NULL;
+
+    x->counted = 0;
+    if (slot == NULL || --slot->count > 0)
+        return;
+    *slot = smtpd_auth_slots[--smtpd_auth_slot_count];
+    if (smtpd_auth_slot_count == 0) {
+        free(smtpd_auth_slots);
+        smtpd_auth_slots = NULL;
+    }
+}
+
 /* ---- the exchange */
 
-/* smtpd_auth_exchange_free - drop the connection to tern-auth and the timer */
+/* smtpd_auth_detach - close the connection to tern-auth (its process
+ * ends), give back the address' slot, stop waiting for the client */
+static void smtpd_auth_detach(struct smtpd_auth_exchange *x)
+{
+    smtpd_auth_stream_close(x->stream);
+    x->stream = NULL;
+    smtpd_auth_slot_give(x);
+    if (x->expire != NULL)
+        event_free(x->expire);
+    x->expire = NULL;
+}
+
+/* smtpd_auth_exchange_free - drop the connection to tern-auth and the timers */
 static void smtpd_auth_exchange_free(struct session *s)
 {
     struct smtpd_auth_exchange *x = s->auth_state;
 
     if (x == NULL)
         return;
-    smtpd_auth_stream_close(x->stream);
+    smtpd_auth_detach(x);
     if (x->delay != NULL)
         event_free(x->delay);
     buf_free(&x->reply);
@@ -194,8 +277,7 @@ static void smtpd_auth_failed(struct smtpd_auth_exchange *x, int temp, const cha
     struct timeval tv = {SMTPD_AUTH_FAILURE_DELAY, 0};
 
     log_warn("unknown[%s]: SASL %s authentication failed: %s", x->s->ip, x->mech, reason);
-    smtpd_auth_stream_close(x->stream);
-    x->stream = NULL;
+    smtpd_auth_detach(x);
     buf_reset(&x->reply);
     if (temp)
         buf_set(&x->reply, SMTPD_AUTH_TEMPFAIL);
@@ -222,10 +304,23 @@ static void smtpd_auth_success(struct smtpd_auth_exchange *x, const char *name, 
     smtpd_auth_finish(s, "235 2.7.0 Authentication successful");
 }
 
+/* smtpd_auth_on_expire - no response to the 334 in time: free tern-auth
+ * now; the response, when it comes, gets 454 (smtpd_auth_input) */
+static void smtpd_auth_on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd_auth_exchange *x = arg;
+
+    log_warn("unknown[%s]: SASL %s authentication failed: no response to the challenge "
+             "within smtpd_sasl_response_timeout (%llds)",
+             x->s->ip, x->mech, x->s->cfg->auth->response_timeout);
+    smtpd_auth_detach(x);
+}
+
 /* smtpd_auth_challenge - 334: wait for the client's response */
 static void smtpd_auth_challenge(struct smtpd_auth_exchange *x, const char *data, size_t len)
 {
     struct session *s = x->s;
+    struct timeval tv = {(time_t)s->cfg->auth->response_timeout, 0};
     buf_t line = BUF_INIT;
 
     if (len > SMTPD_AUTH_CHALLENGE_MAX) {
@@ -236,6 +331,9 @@ static void smtpd_auth_challenge(struct smtpd_auth_exchange *x, const char *data
     s->state = SESSION_AUTH;
     session_reply(s, "334 %s", buf_cstr(&line));
     buf_free(&line);
+    if (x->expire == NULL)
+        x->expire = evtimer_new(bufferevent_get_base(s->bev), smtpd_auth_on_expire, x);
+    evtimer_add(x->expire, &tv);
     session_resume_input(s);
 }
 
@@ -321,8 +419,7 @@ static unsigned smtpd_auth_tls_ssf(struct session *s)
 /* smtpd_auth_wipe - overwrite and free a buffer that held a client response */
 static void smtpd_auth_wipe(buf_t *b)
 {
-    if (b->data != NULL)
-        explicit_bzero(b->data, b->len);
+    buf_wipe(b); /* the whole allocation, not just len */
     buf_free(b);
 }
 
@@ -331,6 +428,8 @@ static void smtpd_auth_send(struct smtpd_auth_exchange *x, buf_t *msg)
 {
     x->s->state = SESSION_AUTH_WAIT;
     session_pause_input(x->s);
+    if (x->expire != NULL)
+        evtimer_del(x->expire);
     smtpd_auth_stream_send(x->stream, msg);
     smtpd_auth_wipe(msg);
 }
@@ -344,6 +443,12 @@ static void smtpd_auth_start(struct session *s, const char *mech, const buf_t *r
     x->s = s;
     snprintf(x->mech, sizeof(x->mech), "%s", mech);
     s->auth_state = x;
+    if (smtpd_auth_slot_take(x) < 0) {
+        smtpd_auth_failed(x, 1,
+                          "too many AUTH exchanges in progress from this address "
+                          "(smtpd_sasl_exchange_limit)");
+        return;
+    }
     x->stream = smtpd_auth_stream_open(bufferevent_get_base(s->bev), s->cfg->auth->wait,
                                        smtpd_auth_on_reply, x);
     if (x->stream == NULL) {
@@ -351,6 +456,8 @@ static void smtpd_auth_start(struct session *s, const char *mech, const buf_t *r
         return;
     }
     smtpd_auth_client_port(s, &port);
+    /* room for it all first: growing would leave a copy of the response */
+    buf_reserve(&msg, (response != NULL ? response->len : 0) + 512);
     attr_begin(&msg, "auth.start");
     attr_add_str(&msg, "listener", s->cfg->listener);
     attr_add_str(&msg, "mechanism", mech);
@@ -420,7 +527,13 @@ void smtpd_auth_input(struct session *s, const char *line, size_t len)
     buf_t response = BUF_INIT, reply = BUF_INIT, msg = BUF_INIT;
     int rc = proto_auth_response(line, len, 0, &response, &reply);
 
-    if (rc == 0 && x != NULL) {
+    if (rc == 0 && x != NULL && x->stream == NULL) {
+        /* too late: smtpd_auth_on_expire freed tern-auth */
+        smtpd_auth_exchange_free(s);
+        s->state = SESSION_CMD;
+        session_reply(s, "%s", SMTPD_AUTH_TEMPFAIL);
+    } else if (rc == 0 && x != NULL) {
+        buf_reserve(&msg, response.len + 64); /* no growth, no copy */
         attr_begin(&msg, "auth.step");
         attr_add(&msg, "response", response.data ? response.data : "", response.len);
         attr_end(&msg);

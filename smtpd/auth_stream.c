@@ -23,6 +23,7 @@ struct smtpd_auth_stream {
     void *ctx;
     long long timeout;
     int failed;
+    int outstanding; /* a request was sent and its reply has not come */
     struct attr_msg msg;
 };
 
@@ -46,6 +47,11 @@ static void smtpd_auth_stream_on_read(struct bufferevent *bev, void *arg)
     size_t used = 0;
     int rc;
 
+    if (!st->outstanding) {
+        /* tern-auth speaks only when asked: anything else ends the exchange */
+        smtpd_auth_stream_fail(st, "sent a reply nobody asked for; dropping the connection");
+        return;
+    }
     if (len > SMTPD_AUTH_STREAM_REPLY_MAX + 4)
         len = SMTPD_AUTH_STREAM_REPLY_MAX + 4;
     rc = attr_decode((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len, &used, &st->msg);
@@ -57,6 +63,11 @@ static void smtpd_auth_stream_on_read(struct bufferevent *bev, void *arg)
         return;
     evbuffer_drain(in, used);
     bufferevent_set_timeouts(bev, NULL, NULL);
+    st->outstanding = 0;
+    if (evbuffer_get_length(in) > 0) { /* more than the one reply */
+        smtpd_auth_stream_fail(st, "sent a reply nobody asked for; dropping the connection");
+        return;
+    }
     st->on_reply(st->ctx, &st->msg);
 }
 
@@ -107,6 +118,7 @@ void smtpd_auth_stream_send(struct smtpd_auth_stream *st, const buf_t *msg)
     if (st->failed)
         return;
     bufferevent_set_timeouts(st->bev, &tv, &tv);
+    st->outstanding = 1;
     bufferevent_write(st->bev, msg->data, msg->len);
 }
 

@@ -7,7 +7,9 @@
  *
  * on_reply is called once per request sent, with the decoded reply, or
  * with NULL when the connection broke, tern-auth sent something that is
- * not a message, or no reply came within timeout seconds; after a NULL the
+ * not a message or that nobody asked for (bytes while no request is
+ * outstanding, a second reply), or no reply came within timeout seconds;
+ * after a NULL the
  * stream is finished and must be closed.  Closing (also from on_reply)
  * drops the connection, which ends the exchange in tern-auth.
  */

@@ -550,8 +550,9 @@ int proto_auth_response(const char *line, size_t len, int initial, buf_t *out, b
         return 1;
     if (initial && len == 1 && line[0] == '=')
         return 0;
+    buf_reserve(out, len / 4 * 3 + 3); /* the decoded size: no realloc leaves a copy */
     if (proto_base64_decode(line, len, out) < 0) {
-        buf_reset(out);
+        buf_wipe(out);
         return proto_reply_set(reply, "501 5.5.4 cannot decode AUTH parameter");
     }
     return 0;

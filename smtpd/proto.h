@@ -96,7 +96,9 @@ int proto_auth_parse(const char *arg, buf_t *mech, const char **response, buf_t 
  * response of AUTH, or a line after 334 (CR LF removed).  "=" (initial
  * response only, initial set) is the empty response.  Returns 0 with the
  * decoded bytes in out, 1 for "*" after 334 (the client cancels), -1 with
- * the reply line when it is not strict base64. */
+ * the reply line when it is not strict base64.  out gets room for the
+ * decoded size before decoding (no realloc leaves a copy behind); a failed
+ * decoding is wiped. */
 int proto_auth_response(const char *line, size_t len, int initial, buf_t *out, buf_t *reply);
 /* proto_base64_decode - strict RFC 4648 base64 (no white space, padding
  * only at the end, unused bits zero) appended to out; -1 when malformed */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -254,6 +255,7 @@ static int session_read_command(struct session *s, struct evbuffer *in)
     struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
     size_t limit = (size_t)s->cfg->line_limit;
     size_t len;
+    int secret;
 
     if (eol.pos < 0) {
         if (evbuffer_get_length(in) > limit + 1) {
@@ -282,10 +284,15 @@ static int session_read_command(struct session *s, struct evbuffer *in)
         session_line_too_long(s);
         return 1;
     }
+    secret = s->state == SESSION_AUTH ||
+             (s->line.len >= 4 && strncasecmp(s->line.data, "AUTH", 4) == 0 &&
+              (s->line.len == 4 || s->line.data[4] == ' '));
     if (s->state == SESSION_AUTH)
         smtpd_auth_input(s, s->line.data, s->line.len);
     else
         session_command(s, s->line.data, s->line.len);
+    if (secret) /* a response or an initial response: the whole buffer */
+        buf_wipe(&s->line);
     return 1;
 }
 

@@ -2,7 +2,8 @@
 sasldb and saslauthd behind it, swaks and smtplib in front, the EHLO offer
 before and after STARTTLS, every reply code, relaying once authenticated,
 the submission and smtps listeners, reject_sender_login_mismatch, a hung
-saslauthd that stalls nobody else, and no password in any log."""
+saslauthd that stalls nobody else, idle exchanges that cannot park tern-auth,
+and no password in any log."""
 
 import base64
 import grp
@@ -706,6 +707,131 @@ def test_unreachable_tern_auth_is_454(hung):
     t.wait_log(r"warning: cannot connect to private/auth: .*\(is tern-auth running\?\)")
     t.wait_log(r"warning: unknown\[127\.0\.0\.1\]: SASL CRAM-MD5 authentication failed: "
                r"tern-auth is not reachable")
+
+
+# ---------------------------------------------------------------- parked exchanges
+
+
+@pytest.fixture(scope="module")
+def parked(mres):
+    """Two tern-auth processes, one second to answer a 334, one worker (the
+    per-address limit is per worker)."""
+    base = shared_dir(mres, "parked")
+    sasl = make_sasl_dir(base / "sasl", ["pwcheck_method: auxprop", "auxprop_plugin: sasldb",
+                                         "mech_list: PLAIN LOGIN"], [("alice", ALICE_PW)])
+    t = mres.tern(smtpd_sasl_auth_enable="yes", cyrus_sasl_config_path=str(sasl),
+                  smtpd_tls_auth_only="no", auth_process_limit="2", smtpd_workers="1",
+                  smtpd_sasl_response_timeout="1s", smtpd_sasl_exchange_limit="2")
+    return SimpleNamespace(tern=t)
+
+
+def test_idle_auth_exchanges_do_not_lock_out_other_clients(parked):
+    t = parked.tern
+    idle = [session(t, source=ip) for ip in ("127.0.0.6", "127.0.0.7")]
+    try:
+        for c in idle:  # both tern-auth processes now wait on these clients
+            assert c.cmd("AUTH LOGIN") == ["334 VXNlcm5hbWU6"]
+        began = time.monotonic()
+        with session(t) as third:
+            assert third.cmd("AUTH PLAIN " + plain("alice", ALICE_PW), timeout=10) == [AUTH_OK]
+        assert time.monotonic() - began < 2.0
+        for ip in ("127.0.0.6", "127.0.0.7"):
+            t.wait_log(rf"warning: unknown\[{re.escape(ip)}\]: SASL LOGIN authentication "
+                       r"failed: no response to the challenge within "
+                       r"smtpd_sasl_response_timeout \(1s\)")
+        for c in idle:  # the late answer ends the exchange; the session goes on
+            assert c.cmd(b64("alice")) == [TEMPFAIL]
+            assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_one_address_gets_at_most_smtpd_sasl_exchange_limit_exchanges(parked):
+    t = parked.tern
+    src = "127.0.0.8"
+    held = [session(t, source=src) for _ in range(2)]
+    try:
+        for c in held:
+            assert c.cmd("AUTH LOGIN") == ["334 VXNlcm5hbWU6"]
+        with session(t, source=src) as c:
+            assert c.cmd("AUTH LOGIN") == [TEMPFAIL]
+            t.wait_log(r"warning: unknown\[127\.0\.0\.8\]: SASL LOGIN authentication failed: "
+                       r"too many AUTH exchanges in progress from this address "
+                       r"\(smtpd_sasl_exchange_limit\)")
+            # the held exchanges expire after 1 s and give their slots back
+            for _ in held:
+                t.wait_log(r"unknown\[127\.0\.0\.8\]: .*no response to the challenge")
+            time.sleep(0.2)
+            assert c.cmd("AUTH PLAIN " + plain("alice", ALICE_PW)) == [AUTH_OK]
+    finally:
+        for c in held:
+            c.close()
+
+
+def attr_message(*pairs) -> bytes:
+    """One message of tern's IPC format (lib/attr.h)."""
+    body = b""
+    for name, value in pairs:
+        value = value.encode() if isinstance(value, str) else value
+        body += len(name).to_bytes(2, "big") + name.encode()
+        body += len(value).to_bytes(4, "big") + value
+    return len(body).to_bytes(4, "big") + body
+
+
+class ChattyAuth:
+    """A stand-in for tern-auth on private/auth that answers auth.start with
+    a challenge, then sends a second reply nobody asked for."""
+
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        shutil.chown(path, "tern", "tern")
+        os.chmod(path, 0o600)
+        self.sock.listen(4)
+        self.conns = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        self.conns.append(conn)
+        conn.recv(65536)
+        reply = ("proto", "auth.reply"), ("status", "continue")
+        conn.sendall(attr_message(*reply, ("challenge", "first")))
+        time.sleep(0.3)
+        conn.sendall(attr_message(*reply, ("challenge", "unasked")))
+
+    def stop(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_a_reply_nobody_asked_for_ends_the_exchange_with_454(parked):
+    t = parked.tern
+    sock = t.queue / "private" / "auth"
+    moved = sock.with_name("auth.moved")
+    os.rename(sock, moved)
+    try:
+        fake = ChattyAuth(sock)
+        try:
+            with session(t) as c:
+                assert c.cmd("AUTH LOGIN") == ["334 " + b64("first")]
+                # no response sent: the second reply is unsolicited
+                assert c.read_reply(timeout=5) == [TEMPFAIL]
+                assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+        finally:
+            fake.stop()
+            os.unlink(sock)
+    finally:
+        os.rename(moved, sock)
+    t.wait_log(r"warning: tern-auth \(private/auth\): sent a reply nobody asked for")
+    t.wait_log(r"warning: unknown\[127\.0\.0\.1\]: SASL LOGIN authentication failed: "
+               r"no answer from tern-auth")
 
 
 # ---------------------------------------------------------------- secrets
