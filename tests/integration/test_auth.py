@@ -874,9 +874,11 @@ def test_tern_auth_without_a_mechanism_smtpd_offers(mres):
     make_certificate(base)
     sasl = make_sasl_dir(base / "sasl", ["pwcheck_method: auxprop", "auxprop_plugin: sasldb",
                                          "mech_list: PLAIN LOGIN"], [("alice", ALICE_PW)])
+    # one worker: its 220 proves it has computed its offer before the
+    # config changes (a second worker might still be starting)
     t = mres.tern(smtpd_sasl_auth_enable="yes", cyrus_sasl_config_path=str(sasl),
                   smtpd_tls_cert_file=str(base / "cert.pem"),
-                  smtpd_tls_key_file=str(base / "key.pem"))
+                  smtpd_tls_key_file=str(base / "key.pem"), smtpd_workers="1")
     (sasl / "smtpd.conf").write_text(f"sasldb_path: {sasl / 'sasldb2'}\n"
                                      "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
                                      "mech_list: PLAIN\n")
