@@ -23,6 +23,7 @@ submission_listen = 127.0.0.1:2587
 smtps_listen = 127.0.0.1:2465
 smtpd_tls_cert_file = $RUN/etc/tls/cert.pem
 smtpd_tls_key_file = $RUN/etc/tls/key.pem
+cyrus_sasl_config_path = $RUN/etc/sasl
 myhostname = tern.localhost
 mydestination = tern.localhost, localhost
 relayhost = [127.0.0.1]:2526
@@ -37,6 +38,18 @@ if [ ! -f "$RUN/etc/tls/key.pem" ]; then
     mkdir -p "$RUN/etc/tls"
     (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=tern.localhost \
         -keyout "$RUN/etc/tls/key.pem" -out "$RUN/etc/tls/cert.pem" 2>/dev/null)
+fi
+# SMTP AUTH for the submission and SMTPS ports: a sasldb with the user "dev"
+if [ ! -f "$RUN/etc/sasl/sasldb2" ]; then
+    mkdir -p "$RUN/etc/sasl"
+    chmod 755 "$RUN/etc/sasl"
+    printf 'pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: %s\nmech_list: PLAIN LOGIN CRAM-MD5\n' \
+        "$RUN/etc/sasl/sasldb2" > "$RUN/etc/sasl/smtpd.conf"
+    head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$RUN/etc/sasl/dev.password"
+    chmod 600 "$RUN/etc/sasl/dev.password"
+    saslpasswd2 -p -c -f "$RUN/etc/sasl/sasldb2" -u tern.localhost dev < "$RUN/etc/sasl/dev.password"
+    if [ "$(id -u)" -eq 0 ]; then chown "root:$OWNER" "$RUN/etc/sasl/sasldb2"; fi
+    chmod 640 "$RUN/etc/sasl/sasldb2"
 fi
 # the sink that stands for "the rest of the Internet"
 /usr/bin/python3 scripts/devsink.py 127.0.0.1 2526 "$RUN/sink" &
@@ -57,7 +70,11 @@ $RUN/mail:
     swaks --server 127.0.0.1:2525 --tls --to root@tern.localhost  # over STARTTLS
 
 The submission port 127.0.0.1:2587 (STARTTLS, then AUTH) and SMTPS on
-127.0.0.1:2465 run too, with a self-signed certificate in $RUN/etc/tls.
+127.0.0.1:2465 run too, with a self-signed certificate in $RUN/etc/tls and
+the SASL user "dev" (its password is in $RUN/etc/sasl/dev.password):
+
+    swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user dev \\
+          --auth-password "\$(cat $RUN/etc/sasl/dev.password)" --to friend@example.net
     echo hi | build/tools/sendmail -C $RUN/etc/tern.conf postmaster@tern.localhost
 
 Stop with Ctrl-C.
