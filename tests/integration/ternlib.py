@@ -570,11 +570,15 @@ class TernInstance:
         return self
 
     def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until the greeting on smtpd_listen; with no listener at all (a
+        null client), until qmgr and cleanup run."""
         def ready():
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(
                     f"tern start -f exited with {self.proc.returncode}:\n{self.stderr_tail()}"
                 )
+            if not self.params.get("smtpd_listen", "").strip():
+                return bool(self.service_pids("qmgr") and self.service_pids("cleanup"))
             try:
                 with SmtpConn(self.host, self.port, timeout=2) as c:
                     return c.read_line().startswith("220")

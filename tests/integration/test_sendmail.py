@@ -384,3 +384,22 @@ def test_abandoned_terndrop_temp_file_is_removed(res):
     tern.wait_log(r"maildrop/\.tmp\.1xV1ZZ2PX6NM: left by an interrupted submission; removed")
     assert not old.exists()
     assert new.exists()
+
+
+def test_null_client_without_any_listener(mres):
+    """LSN-04 / PROF-04: smtpd_listen, submission_listen and smtps_listen all
+    empty: no process of the instance listens on TCP, no smtpd runs, and
+    local submission still reaches the smart host."""
+    sink = mres.sink()
+    t = mres.tern(smtpd_listen="", submission_listen="", smtps_listen="",
+                  relayhost=sink.hostport)
+    assert t.service_pids("smtpd") == []
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    pids = set(t.pids())
+    listening = [l for l in out.splitlines() if {int(p) for p in re.findall(r"pid=(\d+)", l)} & pids]
+    assert listening == [], listening
+    r = sm(t, "-f", "cron@tern.test", "ops@central.test",
+           input=b"Subject: null-client-cron\n\nfrom cron\n")
+    assert r.returncode == 0, r.stderr
+    m = wait_msg(sink, subject_is("null-client-cron"))
+    assert m.rcpt_tos == ["ops@central.test"]
