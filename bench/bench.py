@@ -536,29 +536,6 @@ def hold_tls_sessions(port: int, n: int) -> subprocess.Popen:
     return proc
 
 
-def measure_tls_memory(mta, counts: List[int], res: Results) -> None:
-    """PSS of all the MTA's processes, fresh and idle, then with N idle
-    sessions that did STARTTLS, the handshake and EHLO again."""
-    mta.stop()
-    mta.start()
-    time.sleep(1.0)
-    idle = pss_kib(mta.pids())
-    res.add("memory (TLS instance): PSS idle, KiB (all processes)", mta.name, idle)
-    for n in counts:
-        proc = hold_tls_sessions(mta.port, n)
-        try:
-            time.sleep(1.0)
-            held = pss_kib(mta.pids())
-            res.add(f"memory: PSS holding {n} idle STARTTLS sessions, KiB", mta.name, held)
-            res.add(f"memory: PSS per idle session after STARTTLS ({n}), KiB", mta.name,
-                    (held - idle) / n)
-        finally:
-            proc.stop()  # type: ignore[attr-defined]
-        time.sleep(0.5)
-    mta.stop()
-    mta.start()
-
-
 def measure_machine_relay(sink_port: int, sessions: int, count: int, res: Results) -> None:
     sink = SmtpSink(sink_port).start()
     try:
@@ -709,23 +686,33 @@ def read_reply(s: socket.socket) -> bytes:
             return buf
 
 
-def measure_memory(mta, counts: List[int], res: Results) -> None:
-    """PSS of all the MTA's processes: fresh and idle, then holding N idle sessions."""
+def measure_memory(mta, counts: List[int], res: Results, tls: bool = False) -> None:
+    """PSS of all the MTA's processes: fresh and idle, then holding N idle
+    sessions (with tls: sessions that did STARTTLS, the handshake and EHLO
+    again)."""
+    what, idle_label = (("idle STARTTLS sessions", "memory (TLS instance): PSS idle, KiB "
+                         "(all processes)") if tls else
+                        ("idle sessions", "memory: PSS idle, KiB (all processes)"))
+    per = "idle session after STARTTLS" if tls else "idle session"
     mta.stop()
     mta.start()
     time.sleep(1.0)
     idle = pss_kib(mta.pids())
-    res.add("memory: PSS idle, KiB (all processes)", mta.name, idle)
+    res.add(idle_label, mta.name, idle)
     for n in counts:
-        socks = hold_sessions(mta.port, n)
+        if tls:
+            proc = hold_tls_sessions(mta.port, n)
+            release = proc.stop  # type: ignore[attr-defined]
+        else:
+            socks = hold_sessions(mta.port, n)
+            release = lambda socks=socks: [s.close() for s in socks]
         try:
             time.sleep(1.0)
             held = pss_kib(mta.pids())
-            res.add(f"memory: PSS holding {n} idle sessions, KiB", mta.name, held)
-            res.add(f"memory: PSS per idle session ({n}), KiB", mta.name, (held - idle) / n)
+            res.add(f"memory: PSS holding {n} {what}, KiB", mta.name, held)
+            res.add(f"memory: PSS per {per} ({n}), KiB", mta.name, (held - idle) / n)
         finally:
-            for s in socks:
-                s.close()
+            release()
         time.sleep(0.5)
     # Postfix keeps idle smtpd processes for max_idle (100 s): restart both
     # the same way so later measures start from the same state
@@ -983,7 +970,7 @@ def main() -> int:
                         for m in tls_mtas:
                             measure_tls_relay(m, sink_port, s, n, resume, res, stats)
                 for m in tls_mtas:
-                    measure_tls_memory(m, tls_sessions, res)
+                    measure_memory(m, tls_sessions, res, tls=True)
         res.notes += stats.notes()
         only = f", --only {args.only}" if args.only else ""
         meta = [
