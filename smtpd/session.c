@@ -407,18 +407,42 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg)
     session_free(s);
 }
 
-/* session_greet - "220 banner" */
+/* session_greet - "220 banner" once nothing holds it */
 void session_greet(struct session *s)
 {
     buf_t date = BUF_INIT;
     buf_t text = BUF_INIT;
 
+    if (s->greet_holds > 0 || s->greeted || s->state == SESSION_CLOSING)
+        return;
+    s->greeted = 1;
     time_rfc2822(time(NULL), &date);
     buf_puts(&text, "220 ");
     proto_banner_format(s->cfg->banner, s->cfg->myhostname, TERN_VERSION, buf_cstr(&date), &text);
     session_write_line(s, text.data, text.len);
     buf_free(&date);
     buf_free(&text);
+}
+
+void session_greet_hold(struct session *s)
+{
+    s->greet_holds++;
+}
+
+void session_greet_release(struct session *s)
+{
+    if (s->greet_holds > 0 && --s->greet_holds == 0 && s->bev != NULL && !s->tls_handshake &&
+        (!s->cfg->tls_wrapper || s->tls_active))
+        session_greet(s);
+}
+
+void session_refuse(struct session *s, const char *reply)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    s->greeted = 1;
+    session_write_line(s, reply, strlen(reply));
+    session_close_after_flush(s);
 }
 
 /* session_new - allocate and fill in the client's address */

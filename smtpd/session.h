@@ -87,6 +87,11 @@ struct session {
     char tls_ccert_fp[3 * 64]; /* SHA-256 fingerprint of the client certificate, or "" */
     int tls_ccert_verified;    /* it verified against smtpd_tls_CAfile/CApath and the CRL */
 
+    /* the greeting waits until every hold is released (session_greet_hold):
+     * reverse DNS, the anvil's connection verdict, the greet pause */
+    int greet_holds;
+    int greeted;         /* the 220 (or the refusal) was sent */
+
     /* AUTH (auth.c) */
     char *sasl_method;   /* the mechanism of a successful AUTH, else NULL */
     char *sasl_username; /* the login (printable), else NULL */
@@ -114,8 +119,18 @@ void session_log_reject(struct session *s, const char *stage, const char *reply,
 /* session_protocol - "SMTP", or "ESMTP" after EHLO with RFC 3848's S (TLS)
  * and A (authenticated) suffixes */
 const char *session_protocol(const struct session *s);
-/* session_greet - the 220 greeting */
+/* session_greet - the 220 greeting, as soon as no hold is left (SMTPS:
+ * after the handshake) */
 void session_greet(struct session *s);
+/* session_greet_hold / session_greet_release - something must be known
+ * before the greeting (reverse DNS, the connection limits, the greet
+ * pause); the last release sends it */
+void session_greet_hold(struct session *s);
+void session_greet_release(struct session *s);
+/* session_refuse - the session must not go on: reply (a 421 or 554 line)
+ * is sent instead of the greeting (or at once after it) and the session
+ * closes */
+void session_refuse(struct session *s, const char *reply);
 /* session_attach_bev - set callbacks, limits and timeouts on s->bev (a new
  * one after STARTTLS) and start reading and writing */
 void session_attach_bev(struct session *s);
