@@ -69,6 +69,8 @@ struct cleanup_msg {
     buf_t local_user;
     buf_t full_name;
     buf_t sender_warning; /* "" or the address set with -f by an untrusted user */
+    buf_t hold;           /* smtpd's HOLD / QUARANTINE reason: the file goes to hold/ */
+    buf_t prepend;        /* smtpd's PREPEND header lines ("Name: value\n" each) */
     int have_from;
     int rewrite_headers;       /* local_header_rewrite_clients allows it */
     size_t rcpt_count;         /* R records written */

@@ -106,8 +106,10 @@ static void cleanup_log_accepted(const struct cleanup_msg *m)
              m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1", buf_cstr(&extra));
     buf_free(&extra);
     log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpt_count);
+    if (m->hold.len > 0)
+        log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
+             m->content_bytes, m->rcpt_count, m->hold.len > 0 ? "hold" : "active");
 }
 
 /* cleanup_commit_sync - make every written file of the batch durable: one
@@ -133,8 +135,7 @@ static void cleanup_commit_sync(struct cleanup_conn *list, size_t written)
 static void cleanup_commit(evutil_socket_t fd, short what, void *arg)
 {
     struct cleanup_conn *list = commit_list, *c, *next;
-    int published = 0;
-
+    int published = 0, held = 0;
     size_t written = 0;
 
     commit_list = NULL;
@@ -144,8 +145,11 @@ static void cleanup_commit(evutil_socket_t fd, short what, void *arg)
     for (c = list; c; c = c->next_commit)
         if (c->msg.status == CLEANUP_OK && cleanup_msg_publish(&c->msg) == 0)
             published++;
-    if (published && fsync_dir("incoming") < 0) {
-        log_error("fsync incoming/: %s", strerror(errno));
+    for (c = list; c; c = c->next_commit)
+        if (c->msg.status == CLEANUP_OK && c->msg.hold.len > 0)
+            held++;
+    if ((published > held && fsync_dir("incoming") < 0) || (held && fsync_dir("hold") < 0)) {
+        log_error("fsync incoming/ or hold/: %s", strerror(errno));
         for (c = list; c; c = c->next_commit)
             if (c->msg.status == CLEANUP_OK) {
                 unlink(buf_cstr(&c->msg.final_path));

@@ -346,8 +346,14 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     m->sasl_header = strcmp(cleanup_get(req, "sasl_header"), "yes") == 0;
     buf_set(&m->full_name, cleanup_get(req, "full_name"));
     buf_set(&m->sender_warning, cleanup_get(req, "sender_warning"));
+    buf_set(&m->hold, cleanup_get(req, "hold"));
+    buf_set(&m->prepend, cleanup_get(req, "prepend"));
     if (cleanup_create_file(m, attr_get(req, "queue_id", NULL)) < 0)
         return -1;
+    if (m->hold.len > 0) { /* held: published into hold/, released by tern queue */
+        buf_reset(&m->final_path);
+        buf_printf(&m->final_path, "hold/%s", m->queue_id);
+    }
     qfile_writer_init(&m->w, m->fd);
     cleanup_write_envelope(m, req);
     if (cleanup_write_recipients(m, req) < 0) {
@@ -416,6 +422,14 @@ static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
         buf_puts(out, ";\r\n\t");
     time_rfc2822(m->arrival, out);
     buf_puts(out, "\r\n");
+    for (const char *p = buf_cstr(&m->prepend); *p;) { /* smtpd's PREPEND actions */
+        size_t n = strcspn(p, "\r\n");
+        if (n > 0)
+            buf_printf(out, "%.*s\r\n", (int)n, p);
+        p += n;
+        while (*p == '\r' || *p == '\n')
+            p++;
+    }
     if (m->local_user.len && m->sender_warning.len)
         buf_printf(out, "X-Authentication-Warning: %s: %s set sender to %s using -f\r\n",
                    m->set->myhostname, buf_cstr(&m->local_user), buf_cstr(&m->sender_warning));
@@ -657,6 +671,8 @@ void cleanup_msg_discard(struct cleanup_msg *m)
 
 void cleanup_msg_free(struct cleanup_msg *m)
 {
+    buf_free(&m->hold);
+    buf_free(&m->prepend);
     buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers,     &m->message_id,
                      &m->sender,   &m->helo,       &m->client_name, &m->client_addr,
                      &m->protocol, &m->only_rcpt,  &m->code,        &m->dsn,

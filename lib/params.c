@@ -113,11 +113,51 @@ const struct param_def param_table[] = {
     {"message_size_limit", PARAM_SIZE, "10240000", "largest message accepted (bytes); 0: no limit"},
     {"smtpd_forbid_bare_newline", PARAM_BOOL, "no",
      "reject message data with a bare LF (550 5.5.2) instead of normalizing it"},
+    /* smtpd policy (docs/policy.md) */
+    {"smtpd_client_restrictions", PARAM_LIST, "",
+     "restrictions on the client (checked at RCPT with smtpd_delay_reject, else at connect)"},
+    {"smtpd_helo_restrictions", PARAM_LIST, "", "restrictions on the HELO/EHLO name"},
     {"smtpd_relay_restrictions", PARAM_LIST,
      "permit_mynetworks, permit_sasl_authenticated, permit_tls_clientcerts, "
      "reject_unauth_destination",
-     "who may relay, checked at RCPT: permit_mynetworks, permit_sasl_authenticated, "
-     "permit_tls_clientcerts, reject_unauth_destination, permit, reject"},
+     "who may relay, checked at RCPT; the list ends in reject_unauth_destination"},
+    {"smtpd_recipient_restrictions", PARAM_LIST, "",
+     "restrictions on the recipient, after smtpd_relay_restrictions"},
+    {"smtpd_data_restrictions", PARAM_LIST, "", "restrictions at DATA"},
+    {"smtpd_end_of_data_restrictions", PARAM_LIST, "",
+     "restrictions after the message content, before the final reply"},
+    {"smtpd_delay_reject", PARAM_BOOL, "yes",
+     "give client, HELO and sender verdicts at RCPT (sendmail's FEATURE(delay_checks))"},
+    {"access_maps", PARAM_LIST, "",
+     "sendmail's access file (Connect:, From:, To:, Spam:, GreetPause: entries), checked "
+     "before each stage's restriction list, e.g. hash:/etc/mail/access"},
+    {"access_spam_mode", PARAM_STR, "friend",
+     "sendmail's delay_checks mode: friend (Spam:rcpt FRIEND skips the checks) or hater "
+     "(only Spam:rcpt HATER recipients are checked)"},
+    {"access_blocklist_recipients", PARAM_BOOL, "no",
+     "To: REJECT entries of access_maps refuse recipients (sendmail's "
+     "FEATURE(blocklist_recipients))"},
+    {"accept_unresolvable_domains", PARAM_BOOL, "no",
+     "accept senders whose domain does not exist in DNS (no: 553 5.1.8, DNS failure 451 "
+     "4.1.8) from clients outside mynetworks that did not authenticate"},
+    {"rbl_reply_maps", PARAM_LIST, "",
+     "tables: DNS list zone -> reply template ($client_address, ${client_addr}, "
+     "$rbl_domain, $rbl_reason, ...)"},
+    {"default_rbl_reply", PARAM_STR,
+     "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using "
+     "$rbl_domain${rbl_reason?; $rbl_reason}",
+     "reply to a client listed in a DNS list without an rbl_reply_maps entry"},
+    {"rbl_tempfail_zones", PARAM_LIST, "",
+     "DNS list zones whose lookup failures give 451 4.7.1 (sendmail enhdnsbl's t flag); "
+     "other zones pass the client and log"},
+    {"smtpd_dnsbl_limit", PARAM_INT, "10", "DNS list queries started per connection ahead of need"},
+    {"smtpd_peername_lookup", PARAM_BOOL, "yes",
+     "look up the client's name (PTR, confirmed by A/AAAA) before the greeting"},
+    {"smtpd_greet_pause", PARAM_TIME, "0s",
+     "wait this long before the greeting; a client that talks first is refused "
+     "(sendmail's GreetPause)"},
+    {"smtpd_policy_service_default_action", PARAM_STR, "451 4.3.5 Server configuration problem",
+     "reply when a check_policy_service server fails"},
     {"smtpd_auth_required", PARAM_BOOL, "no",
      "MAIL needs a successful AUTH first (530 5.7.0; sendmail's M=a)"},
 
@@ -193,8 +233,8 @@ const struct param_def param_table[] = {
      "tables: envelope sender -> the SASL logins that may use it "
      "(reject_sender_login_mismatch)"},
     {"smtpd_sender_restrictions", PARAM_LIST, "",
-     "checks of the sender at MAIL: reject_sender_login_mismatch (an address that "
-     "smtpd_sender_login_maps gives another login, or any listed address without AUTH)"},
+     "restrictions on the sender (checked at RCPT with smtpd_delay_reject, else at MAIL), "
+     "e.g. reject_sender_login_mismatch, check_sender_access"},
 
     /* cleanup */
     {"hopcount_limit", PARAM_INT, "25", "Received: headers allowed before 554 5.4.6"},

@@ -75,15 +75,16 @@ struct policy_facts {
     const char *sasl_method;     /* NULL unless authenticated */
     const char *sasl_username;
     const char *sasl_sender;
-    int tls;                     /* TLS is active */
+    int tls;                       /* TLS is active */
     const char *ccert_fingerprint; /* SHA-256 AB:CD:.. or NULL */
     int ccert_verified;
     const char *queue_id;
     long long size;       /* SIZE=, -1 unknown */
     long long rcpt_count; /* recipients accepted so far */
     int in_mynetworks;
-    int pipelined;  /* the client sent this command before the reply it should have waited for */
-    int sasl_logins_ok; /* reject_sender_login_mismatch: 1 the login owns the sender, 0 not, -1 tempfail */
+    int pipelined; /* the client sent this command before the reply it should have waited for */
+    int sasl_logins_ok; /* reject_sender_login_mismatch: 1 the login owns the sender, 0 not, -1
+                           tempfail */
 };
 
 /* an outside fact the evaluation needs */
@@ -97,10 +98,10 @@ enum policy_need_kind {
 
 struct policy_need {
     enum policy_need_kind kind;
-    char *key;           /* what the answer is stored under (policy_cache_put) */
-    char *target;        /* A/TXT/DOMAIN: the name to look up; SERVICE: the endpoint */
-    buf_t request;       /* SERVICE: "name=value\n" lines and the empty line */
-    long long seconds;   /* SLEEP */
+    char *key;         /* what the answer is stored under (policy_cache_put) */
+    char *target;      /* A/TXT/DOMAIN: the name to look up; SERVICE: the endpoint */
+    buf_t request;     /* SERVICE: "name=value\n" lines and the empty line */
+    long long seconds; /* SLEEP */
     struct policy_need *next;
 };
 
@@ -136,15 +137,15 @@ enum policy_verdict {
 /* the outcome of one stage */
 struct policy_result {
     enum policy_verdict verdict;
-    buf_t reply;      /* the complete reply line for REJECT/DEFER */
-    buf_t log;        /* what decided, for the log ("reject_rbl_client bl.test", "access From:foo.biz") */
-    int discard;      /* DISCARD: accept the message and drop it */
-    int hold;         /* HOLD / QUARANTINE: accept into the hold queue */
+    buf_t reply; /* the complete reply line for REJECT/DEFER */
+    buf_t log; /* what decided, for the log ("reject_rbl_client bl.test", "access From:foo.biz") */
+    int discard; /* DISCARD: accept the message and drop it */
+    int hold;    /* HOLD / QUARANTINE: accept into the hold queue */
     buf_t hold_reason;
-    buf_t prepend;    /* PREPEND: header lines to add ("Name: value\n" each) */
-    buf_t redirect;   /* REDIRECT: the one recipient the message goes to */
-    buf_t warnings;   /* WARN and warn_if_reject lines to log ("\n" separated) */
-    int relay;        /* the relay stage found the client or the recipient may relay */
+    buf_t prepend;            /* PREPEND: header lines to add ("Name: value\n" each) */
+    buf_t redirect;           /* REDIRECT: the one recipient the message goes to */
+    buf_t warnings;           /* WARN and warn_if_reject lines to log ("\n" separated) */
+    int relay;                /* the relay stage found the client or the recipient may relay */
     long long greet_pause_ms; /* policy_greet_pause: -1 no access entry */
 };
 
@@ -180,8 +181,7 @@ enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,
 long long policy_greet_pause(struct policy *p, const struct policy_facts *f);
 
 /* policy_set_trace - hear every restriction evaluated (tern trace) */
-typedef void (*policy_trace_fn)(const char *list, const char *item, const char *detail,
-                                void *ctx);
+typedef void (*policy_trace_fn)(const char *list, const char *item, const char *detail, void *ctx);
 void policy_set_trace(struct policy *p, policy_trace_fn fn, void *ctx);
 
 /* policy_delay_reject - smtpd_delay_reject */
@@ -191,18 +191,18 @@ int policy_delay_reject(const struct policy *p);
 
 /* one parsed access table value (Postfix access(5) and sendmail's access) */
 enum policy_action {
-    POLICY_ACT_OK,       /* OK, also any all-digits value in Postfix access (a number = OK) */
-    POLICY_ACT_RELAY,    /* sendmail RELAY */
-    POLICY_ACT_REJECT,   /* REJECT [text], 5NN text, ERROR:5.x.x:5NN text, ERROR:"5NN text" */
-    POLICY_ACT_DEFER,    /* DEFER [text], 4NN text, ERROR:4.x.x:... */
-    POLICY_ACT_DISCARD,  /* DISCARD [text] */
-    POLICY_ACT_HOLD,     /* HOLD [text], QUARANTINE:reason */
-    POLICY_ACT_PREPEND,  /* PREPEND header */
-    POLICY_ACT_REDIRECT, /* REDIRECT addr */
-    POLICY_ACT_WARN,     /* WARN text */
-    POLICY_ACT_DUNNO,    /* DUNNO; sendmail SKIP */
-    POLICY_ACT_FRIEND,   /* sendmail Spam: FRIEND */
-    POLICY_ACT_HATER,    /* sendmail Spam: HATER */
+    POLICY_ACT_OK,          /* OK, also any all-digits value in Postfix access (a number = OK) */
+    POLICY_ACT_RELAY,       /* sendmail RELAY */
+    POLICY_ACT_REJECT,      /* REJECT [text], 5NN text, ERROR:5.x.x:5NN text, ERROR:"5NN text" */
+    POLICY_ACT_DEFER,       /* DEFER [text], 4NN text, ERROR:4.x.x:... */
+    POLICY_ACT_DISCARD,     /* DISCARD [text] */
+    POLICY_ACT_HOLD,        /* HOLD [text], QUARANTINE:reason */
+    POLICY_ACT_PREPEND,     /* PREPEND header */
+    POLICY_ACT_REDIRECT,    /* REDIRECT addr */
+    POLICY_ACT_WARN,        /* WARN text */
+    POLICY_ACT_DUNNO,       /* DUNNO; sendmail SKIP */
+    POLICY_ACT_FRIEND,      /* sendmail Spam: FRIEND */
+    POLICY_ACT_HATER,       /* sendmail Spam: HATER */
     POLICY_ACT_RESTRICTION, /* a restriction name (Postfix): arg holds it */
     POLICY_ACT_DEFER_IF_REJECT,
     POLICY_ACT_DEFER_IF_PERMIT,

@@ -260,8 +260,7 @@ enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t
 
 /* ---- lookup orders (DESIGN §6) */
 
-/* ip_shorten - drop the last '.' or ':' field (and trailing colons) */
-static int ip_shorten(char *text, int sep)
+int table_ip_shorten(char *text, int sep)
 {
     char *p = strrchr(text, sep);
 
@@ -284,7 +283,7 @@ enum table_result table_lookup_ip(struct table_list *l, const struct sockaddr *s
         return TABLE_NOTFOUND;
     sep = strchr(text, ':') ? ':' : '.';
     r = table_list_find(l, text, 1, value);
-    while (r == TABLE_NOTFOUND && ip_shorten(text, sep))
+    while (r == TABLE_NOTFOUND && table_ip_shorten(text, sep))
         r = table_list_find(l, text, 0, value);
     return r;
 }

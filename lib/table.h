@@ -126,6 +126,9 @@ enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t
 /* table_lookup_ip - 1.2.3.4, 1.2.3, 1.2, 1 (IPv6: full, then shorter
  * prefixes at ':' boundaries); cidr: tables match the address itself */
 enum table_result table_lookup_ip(struct table_list *l, const struct sockaddr *sa, buf_t *value);
+/* table_ip_shorten - the next shorter key of that order: drop the last
+ * sep ('.' or ':') field of text in place; 0 when nothing is left */
+int table_ip_shorten(char *text, int sep);
 
 /* Building (tern map, newaliases, makemap).  A build writes a temp file in
  * the directory of the type's file, fsyncs it and renames it into place, so

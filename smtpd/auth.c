@@ -276,7 +276,7 @@ static void smtpd_auth_failed(struct smtpd_auth_exchange *x, int temp, const cha
 {
     struct timeval tv = {SMTPD_AUTH_FAILURE_DELAY, 0};
 
-    log_warn("unknown[%s]: SASL %s authentication failed: %s", x->s->ip, x->mech, reason);
+    log_warn("%s: SASL %s authentication failed: %s", x->s->client, x->mech, reason);
     smtpd_auth_detach(x);
     buf_reset(&x->reply);
     if (temp)
@@ -299,7 +299,7 @@ static void smtpd_auth_success(struct smtpd_auth_exchange *x, const char *name, 
     s->sasl_username = buf_steal(&user);
     s->sasl_method = xstrdup(x->mech);
     /* sendmail's line (AUTH-13); the message's client= line has Postfix's */
-    log_info("AUTH=server, relay=unknown[%s], authid=%s, mech=%s, tls=%s", s->ip, s->sasl_username,
+    log_info("AUTH=server, relay=%s, authid=%s, mech=%s, tls=%s", s->client, s->sasl_username,
              s->sasl_method, s->tls_active ? "yes" : "no");
     smtpd_auth_finish(s, "235 2.7.0 Authentication successful");
 }
@@ -310,9 +310,9 @@ static void smtpd_auth_on_expire(evutil_socket_t fd, short what, void *arg)
 {
     struct smtpd_auth_exchange *x = arg;
 
-    log_warn("unknown[%s]: SASL %s authentication failed: no response to the challenge "
+    log_warn("%s: SASL %s authentication failed: no response to the challenge "
              "within smtpd_sasl_response_timeout (%llds)",
-             x->s->ip, x->mech, x->s->cfg->auth->response_timeout);
+             x->s->client, x->mech, x->s->cfg->auth->response_timeout);
     smtpd_auth_detach(x);
 }
 

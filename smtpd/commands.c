@@ -15,31 +15,35 @@
 #include "route.h"
 #include "session.h"
 #include "tern_build.h"
+#include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
 /* room kept free in the envelope message for the sender and the rest */
 #define COMMANDS_ENVELOPE_RESERVE (64 * 1024)
 
-/* commands_helo - HELO and EHLO */
-static void commands_helo(struct session *s, const char *arg, int esmtp)
+/* commands_hello_name - "name [ip]" of the HELO reply: the verified name */
+static void commands_hello_name(const struct session *s, buf_t *out)
 {
-    const char *verb = esmtp ? "EHLO" : "HELO";
-    const char *host = s->cfg->myhostname;
+    if (s->client_name != NULL && s->name_status == 0)
+        buf_printf(out, "%s [%s]", s->client_name, s->ip);
+    else
+        buf_printf(out, "[%s]", s->ip);
+}
 
-    if (*arg == '\0') {
-        session_reply(s, "501 5.0.0 %s requires domain address", verb);
+/* commands_helo_reply - the 250 reply and the EHLO extensions */
+static void commands_helo_reply(struct session *s)
+{
+    const char *host = s->cfg->myhostname;
+    buf_t who = BUF_INIT;
+
+    commands_hello_name(s, &who);
+    if (!s->esmtp) {
+        session_reply(s, "250 %s Hello %s, pleased to meet you", host, buf_cstr(&who));
+        buf_free(&who);
         return;
     }
-    session_reset_transaction(s);
-    buf_reset(&s->helo);
-    proto_printable(arg, strlen(arg), 255, &s->helo);
-    s->seen_helo = 1;
-    s->esmtp = esmtp;
-    if (!esmtp) {
-        session_reply(s, "250 %s Hello [%s], pleased to meet you", host, s->ip);
-        return;
-    }
-    session_reply(s, "250-%s Hello [%s], pleased to meet you", host, s->ip);
+    session_reply(s, "250-%s Hello %s, pleased to meet you", host, buf_cstr(&who));
+    buf_free(&who);
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     session_reply(s, "250-PIPELINING");
     session_reply(s, "250-8BITMIME");
@@ -57,12 +61,60 @@ static void commands_helo(struct session *s, const char *arg, int esmtp)
     session_reply(s, "250 HELP");
 }
 
+/* commands_helo_verdict - smtpd_helo_restrictions (smtpd_delay_reject = no) */
+static void commands_helo_verdict(struct session *s, struct policy_result *r)
+{
+    if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
+        smtpd_policy_log_reject(s, "HELO", r, NULL);
+        session_reply(s, "%s", buf_cstr(&r->reply));
+        s->seen_helo = 0;
+        return;
+    }
+    smtpd_policy_keep(s, r);
+    commands_helo_reply(s);
+}
+
+/* commands_helo - HELO and EHLO */
+static void commands_helo(struct session *s, const char *arg, int esmtp)
+{
+    const char *verb = esmtp ? "EHLO" : "HELO";
+
+    if (*arg == '\0') {
+        session_reply(s, "501 5.0.0 %s requires domain address", verb);
+        return;
+    }
+    session_reset_transaction(s);
+    buf_reset(&s->helo);
+    proto_printable(arg, strlen(arg), 255, &s->helo);
+    s->seen_helo = 1;
+    s->esmtp = esmtp;
+    if (s->client_verdict.len > 0) {
+        session_reply(s, "%s", buf_cstr(&s->client_verdict));
+        return;
+    }
+    smtpd_policy_run(s, POLICY_HELO, commands_helo_verdict);
+}
+
 /* commands_mail_reject - reply, and log a policy refusal */
 static void commands_mail_reject(struct session *s, const char *reply)
 {
     session_log_reject(s, "MAIL", reply, NULL);
     session_reply(s, "%s", reply);
     proto_mail_free(&s->mail);
+}
+
+/* commands_mail_verdict - smtpd_sender_restrictions (smtpd_delay_reject = no) */
+static void commands_mail_verdict(struct session *s, struct policy_result *r)
+{
+    if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
+        smtpd_policy_log_reject(s, "MAIL", r, NULL);
+        session_reply(s, "%s", buf_cstr(&r->reply));
+        proto_mail_free(&s->mail);
+        return;
+    }
+    smtpd_policy_keep(s, r);
+    s->have_mail = 1;
+    session_reply(s, "250 2.1.0 %s... Sender ok", buf_cstr(&s->mail.echo));
 }
 
 /* commands_mail - MAIL FROM: */
@@ -89,9 +141,10 @@ static void commands_mail(struct session *s, const char *arg)
         commands_mail_reject(s, buf_cstr(&reply));
     } else if (smtpd_auth_sender_check(s, buf_cstr(&s->mail.addr), &reply) < 0) {
         commands_mail_reject(s, buf_cstr(&reply));
+    } else if (s->client_verdict.len > 0) {
+        commands_mail_reject(s, buf_cstr(&s->client_verdict));
     } else {
-        s->have_mail = 1;
-        session_reply(s, "250 2.1.0 %s... Sender ok", buf_cstr(&s->mail.echo));
+        smtpd_policy_run(s, POLICY_MAIL, commands_mail_verdict);
     }
     buf_free(&reply);
 }
@@ -132,56 +185,29 @@ static int commands_rcpt_full(const struct session *s)
            s->rcpts.len > ATTR_MAX_MESSAGE - COMMANDS_ENVELOPE_RESERVE;
 }
 
-/* commands_relay_rules - smtpd_relay_restrictions: 1 when the client may
- * relay, 0 when only the site's own destinations are open to it, -1 for a
- * "reject" */
-static int commands_relay_rules(struct session *s)
+/* commands_rcpt_verdict - the restrictions said their word; then the
+ * recipient itself (lib/route: unknown users, error: routes) */
+static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
 {
-    for (size_t i = 0; i < s->cfg->relay_rule_count; i++) {
-        switch (s->cfg->relay_rules[i]) {
-        case SMTPD_RELAY_PERMIT_MYNETWORKS:
-            if (s->in_mynetworks)
-                return 1;
-            break;
-        case SMTPD_RELAY_PERMIT_SASL:
-            if (s->sasl_username != NULL)
-                return 1;
-            break;
-        case SMTPD_RELAY_PERMIT_CLIENTCERTS:
-            if (smtpd_tls_clientcert_ok(s))
-                return 1;
-            break;
-        case SMTPD_RELAY_REJECT_UNAUTH:
-            return 0;
-        case SMTPD_RELAY_PERMIT:
-            return 1;
-        case SMTPD_RELAY_REJECT:
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* commands_rcpt_check - relay control and the recipient itself
- * (lib/route.h); on a refusal reply gets the whole reply line */
-static enum route_status commands_rcpt_check(struct session *s, buf_t *reply)
-{
-    int relay = commands_relay_rules(s);
-    struct route_client client = {(const struct sockaddr *)&s->sa, relay > 0};
+    struct route_client client = {(const struct sockaddr *)&s->sa, r->relay};
     struct route_reply why;
-    enum route_status st;
+    buf_t reply = BUF_INIT;
 
-    if (relay < 0) {
-        buf_printf(reply, "554 5.7.1 <%s>: Recipient address rejected: Access denied",
-                   buf_cstr(&s->rcpt.echo));
-        return ROUTE_REJECT;
+    if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
+        smtpd_policy_log_reject(s, "RCPT", r, buf_cstr(&s->rcpt.addr));
+        session_reply(s, "%s", buf_cstr(&r->reply));
+        return;
     }
     route_reply_init(&why);
-    st = route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why);
-    if (st != ROUTE_OK)
-        buf_printf(reply, "%s %s %s", why.code, why.dsn, buf_cstr(&why.text));
+    if (route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why) != ROUTE_OK) {
+        buf_printf(&reply, "%s %s %s", why.code, why.dsn, buf_cstr(&why.text));
+        commands_rcpt_reject(s, buf_cstr(&reply));
+    } else {
+        smtpd_policy_keep(s, r);
+        commands_rcpt_accept(s);
+    }
     route_reply_free(&why);
-    return st;
+    buf_free(&reply);
 }
 
 /* commands_rcpt - RCPT TO: */
@@ -195,12 +221,24 @@ static void commands_rcpt(struct session *s, const char *arg)
         session_reply(s, "%s", buf_cstr(&reply));
     } else if (commands_rcpt_full(s)) {
         commands_rcpt_reject(s, "452 4.5.3 Too many recipients");
-    } else if (commands_rcpt_check(s, &reply) != ROUTE_OK) {
-        commands_rcpt_reject(s, buf_cstr(&reply));
+    } else if (s->client_verdict.len > 0) {
+        commands_rcpt_reject(s, buf_cstr(&s->client_verdict));
     } else {
-        commands_rcpt_accept(s);
+        smtpd_policy_run(s, POLICY_RCPT, commands_rcpt_verdict);
     }
     buf_free(&reply);
+}
+
+/* commands_data_verdict - smtpd_data_restrictions */
+static void commands_data_verdict(struct session *s, struct policy_result *r)
+{
+    if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
+        smtpd_policy_log_reject(s, "DATA", r, NULL);
+        session_reply(s, "%s", buf_cstr(&r->reply));
+        return;
+    }
+    smtpd_policy_keep(s, r);
+    message_start(s);
 }
 
 /* commands_data - DATA */
@@ -213,7 +251,7 @@ static void commands_data(struct session *s, const char *arg)
     else if (*arg != '\0')
         session_reply(s, "501 5.5.4 Syntax error in parameters");
     else
-        message_start(s);
+        smtpd_policy_run(s, POLICY_DATA, commands_data_verdict);
 }
 
 /* commands_help - the built-in HELP text */

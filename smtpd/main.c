@@ -23,6 +23,7 @@
 #include "route.h"
 #include "service.h"
 #include "smtpd.h"
+#include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
 /* smtpd_listeners_enable - accept again, or stop accepting */
@@ -197,6 +198,7 @@ static void smtpd_server_setup(struct smtpd_server *server)
         log_fatal("%s: smtpd_client_limit = %lld: must be at least 1",
                   config_origin(svc->cfg, "smtpd_client_limit"), server->client_limit);
     smtpd_tls_global_init(svc);
+    smtpd_policy_server_init(server, svc->cfg);
     smtpd_listeners_conf(server);
     smtpd_auth_setup_end();
 }
@@ -210,6 +212,7 @@ static void smtpd_server_free(struct smtpd_server *server)
         smtpd_config_free(&server->conf[i].cfg);
         config_free(server->conf[i].view);
     }
+    smtpd_policy_server_free(server);
     route_close(server->route);
 }
 

@@ -17,6 +17,7 @@
 #include "cleanup_stream.h"
 #include "log.h"
 #include "session.h"
+#include "smtpd_policy.h"
 
 /* above this much unwritten output to cleanup, stop reading the client */
 #define MESSAGE_HIGH_WATER (256 * 1024)
@@ -28,7 +29,7 @@ static void message_build_submit(const struct session *s, buf_t *out)
 
     attr_begin(out, "cleanup.submit");
     attr_add_str(out, "sender", buf_cstr(&m->addr));
-    attr_add_str(out, "client_name", "unknown");
+    attr_add_str(out, "client_name", s->client_name ? s->client_name : "unknown");
     attr_add_str(out, "client_addr", s->ip);
     attr_add_str(out, "helo", buf_cstr(&s->helo));
     attr_add_str(out, "protocol", session_protocol(s));
@@ -51,7 +52,18 @@ static void message_build_submit(const struct session *s, buf_t *out)
         attr_add_int(out, "size", m->size);
     if (m->body[0] != '\0')
         attr_add_str(out, "body", m->body);
-    buf_append(out, s->rcpts.data, s->rcpts.len);
+    if (s->tx_hold)
+        attr_add_str(out, "hold", buf_cstr(&s->tx_hold_reason));
+    if (s->tx_prepend.len > 0)
+        attr_add_str(out, "prepend", buf_cstr(&s->tx_prepend));
+    if (s->tx_redirect.len > 0) { /* REDIRECT: the one recipient */
+        attr_add_str(out, "rcpt", buf_cstr(&s->tx_redirect));
+        attr_add_str(out, "orig_rcpt", buf_cstr(&s->tx_redirect));
+        attr_add_str(out, "notify", "");
+        attr_add_str(out, "orcpt", "");
+    } else {
+        buf_append(out, s->rcpts.data, s->rcpts.len);
+    }
     attr_end(out);
 }
 
@@ -107,18 +119,22 @@ void message_start(struct session *s)
     struct cleanup_stream_callbacks cb = {message_on_reply, message_on_drained, s};
     buf_t submit = BUF_INIT;
 
-    message_build_submit(s, &submit);
-    s->cleanup =
-        cleanup_stream_open(bufferevent_get_base(s->bev), &submit, &cb, s->cfg->data_timeout);
-    buf_free(&submit);
-    if (s->cleanup == NULL) {
-        session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
-        return;
+    if (!s->tx_discard) {
+        message_build_submit(s, &submit);
+        s->cleanup =
+            cleanup_stream_open(bufferevent_get_base(s->bev), &submit, &cb, s->cfg->data_timeout);
+        buf_free(&submit);
+        if (s->cleanup == NULL) {
+            session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
+            return;
+        }
     }
     s->state = SESSION_DATA;
     proto_data_init(&s->decoder);
     buf_reset(&s->content);
     buf_reset(&s->data_reply);
+    if (s->tx_discard) /* DISCARD: read the content, queue nothing */
+        buf_set(&s->data_reply, "250 2.0.0 Ok: discarded");
     s->data_size = 0;
     s->data_too_big = 0;
     s->data_bare_rejected = 0;
@@ -177,12 +193,34 @@ static int message_final_reply(struct session *s, buf_t *reply)
         session_log_reject(s, "END-OF-MESSAGE", buf_cstr(reply), NULL);
     } else if (s->data_reply.len > 0) {
         buf_set(reply, buf_cstr(&s->data_reply));
+        if (s->tx_discard)
+            log_info("discard: END-OF-MESSAGE from %s: message discarded by policy; from=<%s> "
+                     "proto=%s helo=<%s>",
+                     s->client, buf_cstr(&s->mail.addr), session_protocol(s), buf_cstr(&s->helo));
     } else if (s->cleanup == NULL) {
         buf_set(reply, CLEANUP_STREAM_FAILURE);
     } else {
         return 0;
     }
     return 1;
+}
+
+/* message_eod_verdict - smtpd_end_of_data_restrictions, then cleanup
+ * commits (or the message is dropped) */
+static void message_eod_verdict(struct session *s, struct policy_result *r)
+{
+    if (s->cleanup == NULL || s->state != SESSION_WAIT_CLEANUP)
+        return; /* cleanup already answered */
+    if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
+        message_drop_cleanup(s);
+        smtpd_policy_log_reject(s, "END-OF-MESSAGE", r, NULL);
+        s->state = SESSION_CMD;
+        session_reset_transaction(s);
+        session_reply(s, "%s", buf_cstr(&r->reply));
+        return;
+    }
+    smtpd_policy_keep(s, r);
+    cleanup_stream_end(s->cleanup);
 }
 
 /* message_end - "." seen: ask cleanup, or answer now */
@@ -204,7 +242,7 @@ static void message_end(struct session *s)
     }
     s->state = SESSION_WAIT_CLEANUP;
     session_pause_input(s);
-    cleanup_stream_end(s->cleanup);
+    smtpd_policy_run(s, POLICY_EOD, message_eod_verdict);
 }
 
 /* message_input - decode content; returns the bytes consumed */

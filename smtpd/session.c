@@ -28,6 +28,7 @@
 #include "session.h"
 #include "timeutil.h"
 #include "tern_build.h"
+#include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
 /* the order of the counters in the disconnect line (Postfix's order) */
@@ -94,7 +95,7 @@ static void session_too_many_errors(struct session *s)
 {
     buf_t text = BUF_INIT;
 
-    log_info("too many errors after %s from unknown[%s]", s->stage, s->ip);
+    log_info("too many errors after %s from %s", s->stage, s->client);
     buf_printf(&text, "421 4.7.0 %s Error: too many errors", s->cfg->myhostname);
     session_write_line(s, text.data, text.len);
     buf_free(&text);
@@ -126,7 +127,7 @@ void session_log_reject(struct session *s, const char *stage, const char *reply,
 {
     buf_t line = BUF_INIT;
 
-    buf_printf(&line, "NOQUEUE: reject: %s from unknown[%s]: %s; from=<", stage, s->ip, reply);
+    buf_printf(&line, "NOQUEUE: reject: %s from %s: %s; from=<", stage, s->client, reply);
     proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &line);
     buf_puts(&line, ">");
     if (to != NULL) {
@@ -147,6 +148,10 @@ void session_reset_transaction(struct session *s)
     proto_mail_free(&s->mail);
     buf_reset(&s->rcpts);
     s->rcpt_count = 0;
+    s->tx_discard = s->tx_hold = 0;
+    buf_reset(&s->tx_hold_reason);
+    buf_reset(&s->tx_prepend);
+    buf_reset(&s->tx_redirect);
 }
 
 /* session_set_read_timeout - idle limit for the client; writes use smtpd_timeout */
@@ -196,7 +201,7 @@ static void session_log_disconnect(struct session *s)
     unsigned ok = 0;
     unsigned total = 0;
 
-    buf_printf(&line, "disconnect from unknown[%s]", s->ip);
+    buf_printf(&line, "disconnect from %s", s->client);
     for (size_t i = 0; i < sizeof(session_log_order) / sizeof(session_log_order[0]); i++) {
         enum proto_cmd c = session_log_order[i];
         if (s->cmd_total[c] == 0)
@@ -220,6 +225,7 @@ static void session_free(struct session *s)
     struct smtpd_server *server = s->server;
 
     session_log_disconnect(s);
+    smtpd_policy_end(s);
     message_discard(s);
     smtpd_auth_session_end(s);
     session_auth_forget(s);
@@ -232,6 +238,10 @@ static void session_free(struct session *s)
     buf_free(&s->line);
     buf_free(&s->content);
     buf_free(&s->data_reply);
+    buf_free(&s->client_verdict);
+    buf_free(&s->tx_hold_reason);
+    buf_free(&s->tx_prepend);
+    buf_free(&s->tx_redirect);
     free(s);
     smtpd_session_ended(server);
 }
@@ -287,6 +297,7 @@ static int session_read_command(struct session *s, struct evbuffer *in)
     secret = s->state == SESSION_AUTH ||
              (s->line.len >= 4 && strncasecmp(s->line.data, "AUTH", 4) == 0 &&
               (s->line.len == 4 || s->line.data[4] == ' '));
+    s->pipelined = evbuffer_get_length(in) > 0;
     if (s->state == SESSION_AUTH)
         smtpd_auth_input(s, s->line.data, s->line.len);
     else
@@ -314,7 +325,7 @@ static void session_process(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
-    while (evbuffer_get_length(in) > 0) {
+    while (evbuffer_get_length(in) > 0 && s->greeted) {
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH) {
             s->output_paused = 1;
             session_pause_input(s);
@@ -368,7 +379,7 @@ static void session_on_timeout(struct session *s, short what)
 {
     buf_t text = BUF_INIT;
 
-    log_info("timeout after %s from unknown[%s]", s->stage, s->ip);
+    log_info("timeout after %s from %s", s->stage, s->client);
     if (what & BEV_EVENT_WRITING || s->state == SESSION_CLOSING || s->tls_handshake) {
         session_free(s);
         return;
@@ -398,7 +409,7 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (s->state != SESSION_CLOSING)
-        log_info("lost connection after %s from unknown[%s]", s->stage, s->ip);
+        log_info("lost connection after %s from %s", s->stage, s->client);
     if ((what & BEV_EVENT_EOF) && s->state != SESSION_CLOSING &&
         evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         session_close_after_flush(s);
@@ -422,6 +433,8 @@ void session_greet(struct session *s)
     session_write_line(s, text.data, text.len);
     buf_free(&date);
     buf_free(&text);
+    if (s->state == SESSION_CMD)
+        session_process(s);
 }
 
 void session_greet_hold(struct session *s)
@@ -482,13 +495,10 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
     s->bev = bufferevent_socket_new(s->server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL)
         log_panic("bufferevent_socket_new failed");
-    if (strcmp(s->cfg->listener, "smtpd") == 0)
-        log_info("connect from unknown[%s]", s->ip);
-    else
-        log_info("connect from unknown[%s] to listener %s", s->ip, s->cfg->listener);
+    smtpd_policy_connect(s);
     if (s->cfg->tls_wrapper) {
         if (s->cfg->tls == NULL) {
-            log_warn("SMTPS connection from unknown[%s] closed: TLS is not available (%s)", s->ip,
+            log_warn("SMTPS connection from %s closed: TLS is not available (%s)", s->client,
                      s->cfg->tls_problem ? s->cfg->tls_problem : "not configured");
             s->state = SESSION_CLOSING;
             session_free(s);

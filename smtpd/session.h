@@ -20,6 +20,10 @@
 
 struct bufferevent;
 struct cleanup_stream;
+struct dns_pending;
+struct policy_cache;
+struct smtpd_policy_wait;
+struct smtpd_policy_stage;
 
 enum session_state {
     SESSION_CMD,          /* reading command lines */
@@ -29,6 +33,8 @@ enum session_state {
                              handshake is done (tls.c) */
     SESSION_AUTH,         /* AUTH: the next line is the client's response (auth.c) */
     SESSION_AUTH_WAIT,    /* AUTH: waiting for tern-auth's answer; not reading */
+    SESSION_POLICY,       /* a restriction waits for DNS, a policy service or a sleep
+                             (smtpd_policy.c); not reading */
     SESSION_CLOSING       /* last reply being flushed; then free */
 };
 
@@ -42,7 +48,27 @@ struct session {
     struct bufferevent *bev;
     struct sockaddr_storage sa;
     char ip[64];
+    char client[320]; /* "name[ip]" for the logs */
     int in_mynetworks;
+
+    /* the client's name and the restrictions (smtpd_policy.c) */
+    char *client_name;  /* forward-confirmed name, or "unknown" */
+    char *reverse_name; /* the PTR name, or "unknown" */
+    int name_status;    /* 0 confirmed, 1 none, -1 DNS failed */
+    int reverse_status; /* of the PTR alone */
+    struct dns_pending *rdns;
+    struct policy_cache *policy_cache;
+    struct smtpd_policy_wait *policy_waits;
+    struct smtpd_policy_stage *policy_stage; /* the stage being evaluated */
+    enum session_state policy_resume_state;  /* the state to go back to */
+    buf_t client_verdict; /* smtpd_delay_reject = no: the client's refusal */
+    int pipelined;        /* this command came before its reply was due */
+    /* the transaction's side effects (DISCARD, HOLD, PREPEND, REDIRECT) */
+    int tx_discard;
+    int tx_hold;
+    buf_t tx_hold_reason;
+    buf_t tx_prepend;
+    buf_t tx_redirect;
     enum session_state state;
 
     /* HELO/EHLO */

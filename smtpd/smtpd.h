@@ -17,22 +17,14 @@
 struct evconnlistener;
 struct event;
 struct route;
+struct policy;
+struct dns_ctx;
 
 struct smtpd_tls;
 struct smtpd_auth;
 
 /* the TLS security level of a listener */
 enum smtpd_tls_level { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
-
-/* one item of smtpd_relay_restrictions */
-enum smtpd_relay_rule {
-    SMTPD_RELAY_PERMIT_MYNETWORKS,
-    SMTPD_RELAY_PERMIT_SASL,
-    SMTPD_RELAY_PERMIT_CLIENTCERTS,
-    SMTPD_RELAY_REJECT_UNAUTH,
-    SMTPD_RELAY_PERMIT,
-    SMTPD_RELAY_REJECT,
-};
 
 /* the parameters of tern.conf that smtpd uses, read once at start, one set
  * per listener (config_listener) */
@@ -56,9 +48,10 @@ struct smtpd_config {
     int forbid_bare_newline;
     int auth_required;                    /* smtpd_auth_required */
     int sasl_header;                      /* smtpd_sasl_authenticated_header */
-    enum smtpd_relay_rule relay_rules[8]; /* smtpd_relay_restrictions */
-    size_t relay_rule_count;
-    int sender_login_mismatch; /* reject_sender_login_mismatch in smtpd_sender_restrictions */
+    struct policy *policy;     /* the restriction lists and access maps (lib/policy.h) */
+    int peername_lookup;       /* smtpd_peername_lookup */
+    int sender_login_mismatch; /* reject_sender_login_mismatch in smtpd_sender_restrictions:
+                                  checked at MAIL (auth.c) */
     /* TLS (tls.c): NULL ctx when this listener has none */
     enum smtpd_tls_level tls_level;
     int tls_wrapper;         /* SMTPS */
@@ -81,6 +74,7 @@ struct smtpd_listener {
 struct smtpd_server {
     struct service svc;
     struct route *route;           /* shared by every listener */
+    struct dns_ctx *dns;           /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
     long long client_limit;        /* smtpd_client_limit: sessions per worker */
     struct smtpd_listener conf[3]; /* one per listener name in use */
     size_t conf_count;

@@ -330,7 +330,7 @@ void smtpd_tls_start(struct session *s)
     s->tls_starting = 0;
     s->state = SESSION_TLS;
     if (ssl == NULL || fd < 0) {
-        log_warn("cannot start TLS for unknown[%s]: %s", s->ip,
+        log_warn("cannot start TLS for %s: %s", s->client,
                  fd < 0 ? strerror(errno) : "SSL_new failed");
         if (fd >= 0)
             close(fd);
@@ -366,9 +366,9 @@ static const char *smtpd_tls_peer(struct session *s, SSL *ssl)
     if (s->cfg->tls_loglevel >= 1) {
         X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
         X509_NAME_oneline(X509_get_issuer_name(peer), issuer, sizeof(issuer));
-        log_info("client certificate from unknown[%s]: subject=%s, issuer=%s, "
+        log_info("client certificate from %s: subject=%s, issuer=%s, "
                  "fingerprint=sha256:%s, verify=%s%s%s",
-                 s->ip, subject, issuer, buf_cstr(&fp), s->tls_ccert_verified ? "OK" : "FAIL",
+                 s->client, subject, issuer, buf_cstr(&fp), s->tls_ccert_verified ? "OK" : "FAIL",
                  s->tls_ccert_verified ? "" : ", reason=",
                  s->tls_ccert_verified ? "" : X509_verify_cert_error_string(verify));
     }
@@ -394,15 +394,15 @@ void smtpd_tls_handshake_done(struct session *s)
     buf_printf(&s->tls_info, "version=%s cipher=%s bits=%d/%d verify=%s", version, name, bits,
                alg_bits, verify);
     if (s->cfg->tls_loglevel >= 1) {
-        log_info("%s TLS connection established from unknown[%s]: %s with cipher %s "
+        log_info("%s TLS connection established from %s: %s with cipher %s "
                  "(%d/%d bits)%s",
                  strcmp(verify, "OK") == 0     ? "Trusted"
                  : strcmp(verify, "FAIL") == 0 ? "Untrusted"
                                                : "Anonymous",
-                 s->ip, version, name, bits, alg_bits, SSL_session_reused(ssl) ? ", resumed" : "");
-        log_info("STARTTLS=server, relay=unknown[%s], version=%s, verify=%s, cipher=%s, "
+                 s->client, version, name, bits, alg_bits, SSL_session_reused(ssl) ? ", resumed" : "");
+        log_info("STARTTLS=server, relay=%s, version=%s, verify=%s, cipher=%s, "
                  "bits=%d/%d",
-                 s->ip, version, verify, name, bits, alg_bits);
+                 s->client, version, verify, name, bits, alg_bits);
     }
     /* RFC 3207 4.2: forget everything learnt before the handshake */
     session_reset_transaction(s);
@@ -435,7 +435,7 @@ void smtpd_tls_log_failure(struct session *s)
         tls_errors(&why);
     if (why.len == 0)
         buf_puts(&why, "lost connection");
-    log_info("SSL_accept error from unknown[%s]: %s", s->ip, buf_cstr(&why));
+    log_info("SSL_accept error from %s: %s", s->client, buf_cstr(&why));
     buf_free(&why);
 }
 

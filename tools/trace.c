@@ -26,6 +26,7 @@
 #include "local.h"
 #include "netaddr.h"
 #include "nexthop.h"
+#include "policy.h"
 #include "route.h"
 #include "table.h"
 #include "tern_build.h"
@@ -417,6 +418,9 @@ struct trace_opts {
     const char *from;
     const char *client;
     const char *helo;
+    const char *auth;     /* --auth USER: an authenticated client */
+    int tls;              /* --tls */
+    const char *listener; /* --listener NAME (smtpd, submission, smtps) */
 };
 
 /* trace_print_final - tern trace's summary line */
@@ -443,39 +447,227 @@ static void trace_print_final(struct trace *t, const struct trace_final *f)
     buf_free(&out);
 }
 
-/* trace_client_check - smtpd's RCPT verdict for this client */
+/* ---- smtpd's restrictions (lib/policy) for --client */
+
+/* one outstanding lookup of trace_policy_answer */
+struct trace_policy_wait {
+    struct policy_cache *cache;
+    char *key;
+    int *left;
+};
+
+/* trace_policy_on_dns - store a DNS answer for the policy evaluation */
+static void trace_policy_on_dns(struct dns_answer *ans, void *arg)
+{
+    struct trace_policy_wait *w = arg;
+    buf_t value = BUF_INIT;
+    int st = ans->status == DNS_OK ? 0 : ans->status == DNS_NOTFOUND ? 1 : -1;
+
+    for (size_t i = 0; i < ans->count; i++)
+        buf_printf(&value, "%s%s", i ? " " : "", ans->v[i]);
+    policy_cache_put(w->cache, w->key, st, st < 0 ? ans->reason : buf_cstr(&value));
+    dns_answer_free(ans);
+    buf_free(&value);
+    (*w->left)--;
+    free(w->key);
+    free(w);
+}
+
+/* trace_policy_answer - answer every pending request: DNS on the trace's
+ * own loop; policy services are not asked (they keep state, e.g. a
+ * greylist) and count as DUNNO; sleeps are not slept */
+static void trace_policy_answer(struct trace *t, struct policy_cache *c)
+{
+    struct policy_need *n = policy_cache_take(c);
+    int left = 0;
+
+    while (n != NULL) {
+        struct policy_need *next = n->next;
+        if (n->kind == POLICY_NEED_SERVICE) {
+            trace_note(t, "policy", "check_policy_service %s: not asked by tern trace (DUNNO)",
+                       n->target);
+            policy_cache_put(c, n->key, 0, "DUNNO");
+        } else if (n->kind == POLICY_NEED_SLEEP) {
+            policy_cache_put(c, n->key, 0, "");
+        } else if (t->no_dns || trace_dns_open(t) < 0) {
+            trace_note(t, "policy", "%s: not looked up (--no-dns): not found", n->target);
+            policy_cache_put(c, n->key, 1, "");
+        } else {
+            struct trace_policy_wait *w = xcalloc(1, sizeof(*w));
+            w->cache = c;
+            w->key = xstrdup(n->key);
+            w->left = &left;
+            left++;
+            if (n->kind == POLICY_NEED_DOMAIN)
+                dns_domain_check(t->dns, n->target, trace_policy_on_dns, w);
+            else
+                dns_query(t->dns, n->target, n->kind == POLICY_NEED_A ? DNS_QA : DNS_QTXT,
+                          trace_policy_on_dns, w);
+        }
+        policy_need_free(n);
+        n = next;
+    }
+    while (left > 0 && event_base_loop(t->base, EVLOOP_ONCE) == 0)
+        ;
+}
+
+/* trace_policy_note - lib/policy's steps */
+static void trace_policy_note(const char *list, const char *item, const char *detail, void *ctx)
+{
+    trace_note(ctx, "policy", "%s: %s: %s", list, item, detail);
+}
+
+/* trace_client_name_done - the reverse DNS answer */
+static void trace_client_name_done(struct dns_client_name *cn, void *arg)
+{
+    struct dns_client_name **out = arg;
+
+    *out = cn;
+}
+
+/* trace_stage - one stage until it is decided */
+static enum policy_verdict trace_stage(struct trace *t, struct policy *p, enum policy_stage stage,
+                                       const struct policy_facts *f, struct policy_cache *c,
+                                       struct policy_result *r)
+{
+    enum policy_verdict v;
+    int rounds = 0;
+
+    while ((v = policy_check(p, stage, f, c, r)) == POLICY_WAIT && rounds++ < 64)
+        trace_policy_answer(t, c);
+    return v;
+}
+
+/* trace_client_check - smtpd's verdicts for this client, stage by stage,
+ * with the listener's restriction lists */
 static void trace_client_check(struct trace *t, const struct trace_opts *o,
                                const struct sockaddr_storage *ss, const char *rcpt)
 {
-    struct route_client client = {(const struct sockaddr *)ss, 0};
-    struct route_reply why;
+    static const struct {
+        enum policy_stage stage;
+        const char *name;
+    } stages[] = {{POLICY_CONNECT, "CONNECT"},
+                  {POLICY_HELO, "HELO"},
+                  {POLICY_MAIL, "MAIL"},
+                  {POLICY_RCPT, "RCPT"}};
+    struct config *view = NULL;
+    const struct config *cfg = t->cfg;
+    struct policy *p;
+    struct policy_cache *c = policy_cache_new();
+    struct policy_result r;
+    struct policy_facts f;
+    struct dns_client_name *cn = NULL;
+    buf_t err = BUF_INIT, echo = BUF_INIT;
     size_t n;
     char *const *list = config_list(t->cfg, "mynetworks", &n);
     struct netaddr_net *nets = xcalloc(n + 1, sizeof(*nets));
     size_t count = 0;
-    enum route_status st;
+    enum policy_verdict v = POLICY_DUNNO;
 
+    if (o->listener && strcmp(o->listener, "smtpd") != 0 &&
+        (view = config_listener(t->cfg, o->listener, &err)) == NULL) {
+        trace_note(t, "smtpd", "listener %s: %s", o->listener, buf_cstr(&err));
+        t->refused++;
+        goto out;
+    }
+    if (view)
+        cfg = view;
+    if ((p = policy_open(cfg, t->route, &err)) == NULL) {
+        trace_note(t, "smtpd", "%s", buf_cstr(&err));
+        t->tempfails++;
+        goto out;
+    }
+    policy_set_trace(p, trace_policy_note, t);
     for (size_t i = 0; i < n; i++)
         if (netaddr_parse_net(list[i], &nets[count]) == 0)
             count++;
-    client.trusted = netaddr_match(client.addr, nets, count);
-    trace_note(t, "smtpd", "client %s%s, helo %s", o->client,
-               client.trusted ? " (mynetworks: may relay)" : "", o->helo ? o->helo : "(none)");
-    route_reply_init(&why);
-    route_set_trace(t->route, NULL, NULL); /* the steps follow below */
-    st = route_check_recipient(t->route, rcpt, &client, &why);
-    route_set_trace(t->route, trace_route_event, t);
-    if (st == ROUTE_OK) {
-        trace_note(t, "smtpd", "RCPT TO:<%s> -> 250 2.1.5 accepted", rcpt);
-    } else {
-        trace_note(t, "smtpd", "RCPT TO:<%s> -> %s %s %s", rcpt, why.code, why.dsn,
-                   buf_cstr(&why.text));
+    memset(&f, 0, sizeof(f));
+    f.addr = (const struct sockaddr *)ss;
+    f.ip = o->client;
+    f.name = f.reverse_name = "unknown";
+    f.name_status = f.reverse_status = 1;
+    if (!t->no_dns && config_bool(cfg, "smtpd_peername_lookup") && trace_dns_open(t) == 0) {
+        dns_client_name(t->dns, f.addr, trace_client_name_done, &cn);
+        while (cn == NULL && event_base_loop(t->base, EVLOOP_ONCE) == 0)
+            ;
+        if (cn != NULL) {
+            f.name = cn->name;
+            f.reverse_name = cn->reverse_name;
+            f.name_status = cn->status == DNS_OK ? 0 : cn->status == DNS_NOTFOUND ? 1 : -1;
+            f.reverse_status = cn->reverse_status == DNS_OK         ? 0
+                               : cn->reverse_status == DNS_NOTFOUND ? 1
+                                                                    : -1;
+        }
+    }
+    f.listener = o->listener ? o->listener : "smtpd";
+    f.in_mynetworks = netaddr_match(f.addr, nets, count);
+    f.sasl_username = o->auth;
+    f.sasl_method = o->auth ? "PLAIN" : NULL;
+    f.tls = o->tls;
+    f.protocol = o->auth ? (o->tls ? "ESMTPSA" : "ESMTPA") : o->tls ? "ESMTPS" : "ESMTP";
+    f.size = -1;
+    trace_note(t, "smtpd", "client %s[%s]%s%s, helo %s", f.name, o->client,
+               f.in_mynetworks ? " (mynetworks)" : "", o->auth ? " (authenticated)" : "",
+               o->helo ? o->helo : "(none)");
+    policy_result_init(&r);
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
+        if (stages[i].stage >= POLICY_HELO)
+            f.helo = o->helo;
+        if (stages[i].stage >= POLICY_MAIL) {
+            f.sender = o->from ? o->from : "";
+            buf_reset(&echo);
+            buf_printf(&echo, "<%s>", f.sender);
+            f.echo = buf_cstr(&echo);
+        }
+        if (stages[i].stage == POLICY_RCPT) {
+            f.recipient = rcpt;
+            buf_reset(&echo);
+            buf_printf(&echo, "<%s>", rcpt);
+            f.echo = buf_cstr(&echo);
+        }
+        v = trace_stage(t, p, stages[i].stage, &f, c, &r);
+        if (v == POLICY_REJECT || v == POLICY_DEFER || v == POLICY_WAIT) {
+            trace_note(t, "smtpd", "%s%s%s -> %s", stages[i].name,
+                       stages[i].stage == POLICY_RCPT ? " TO:" : "",
+                       stages[i].stage == POLICY_RCPT ? buf_cstr(&echo) : "",
+                       v == POLICY_WAIT ? "no answer" : buf_cstr(&r.reply));
+            break;
+        }
+    }
+    if (v != POLICY_REJECT && v != POLICY_DEFER && v != POLICY_WAIT) {
+        struct route_client client = {f.addr, r.relay};
+        struct route_reply why;
+        enum route_status st;
+        route_reply_init(&why);
+        route_set_trace(t->route, NULL, NULL); /* the steps follow below */
+        st = route_check_recipient(t->route, rcpt, &client, &why);
+        route_set_trace(t->route, trace_route_event, t);
+        if (st == ROUTE_OK)
+            trace_note(t, "smtpd", "RCPT TO:<%s> -> 250 2.1.5 accepted%s%s%s", rcpt,
+                       r.discard ? " (DISCARD)" : "", r.hold ? " (HOLD)" : "",
+                       r.redirect.len ? " (REDIRECT)" : "");
+        else
+            trace_note(t, "smtpd", "RCPT TO:<%s> -> %s %s %s", rcpt, why.code, why.dsn,
+                       buf_cstr(&why.text));
         if (st == ROUTE_TEMPFAIL)
             t->tempfails++;
-        else
+        else if (st == ROUTE_REJECT)
             t->refused++;
+        route_reply_free(&why);
+    } else if (v == POLICY_REJECT) {
+        t->refused++;
+    } else {
+        t->tempfails++;
     }
-    route_reply_free(&why);
+    policy_result_free(&r);
+    policy_close(p);
+out:
+    if (cn)
+        dns_client_name_free(cn);
+    policy_cache_free(c);
+    config_free(view);
+    buf_free(&err);
+    buf_free(&echo);
     free(nets);
 }
 
@@ -498,11 +690,13 @@ static void trace_sender(struct trace *t, const char *from)
 
 static void trace_usage(FILE *fp)
 {
-    fprintf(fp, "usage: tern trace [--from ADDR] [--client IP] [--helo NAME] [--no-dns] [-j] "
-                "ADDR...\n"
-                "  explain every decision tern takes for each recipient ADDR: the RCPT verdict\n"
-                "  (with --client), rewriting, virtual aliases, the route, local expansion and\n"
-                "  the MX list; -j prints JSON lines; nothing is delivered\n");
+    fprintf(fp, "usage: tern trace [--from ADDR] [--client IP [--helo NAME] [--auth USER] [--tls]\n"
+                "                  [--listener NAME]] [--no-dns] [-j] ADDR...\n"
+                "  explain every decision tern takes for each recipient ADDR: smtpd's\n"
+                "  restrictions and RCPT verdict (with --client; DNS lists and the client's\n"
+                "  name are looked up, policy services are not asked), rewriting, virtual\n"
+                "  aliases, the route, local expansion and the MX list; -j prints JSON lines;\n"
+                "  nothing is delivered\n");
 }
 
 /* trace_parse - options; index of the first address, -1 on bad usage */
@@ -523,6 +717,12 @@ static int trace_parse(int argc, char **argv, struct trace *t, struct trace_opts
             o->client = argv[++i];
         else if (strcmp(a, "--helo") == 0 && more)
             o->helo = argv[++i];
+        else if (strcmp(a, "--auth") == 0 && more)
+            o->auth = argv[++i];
+        else if (strcmp(a, "--listener") == 0 && more)
+            o->listener = argv[++i];
+        else if (strcmp(a, "--tls") == 0)
+            o->tls = 1;
         else if (strcmp(a, "--") == 0)
             return i + 1;
         else

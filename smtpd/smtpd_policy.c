@@ -1,0 +1,370 @@
+/*
+ * smtpd_policy - restrictions on smtpd's event loop (smtpd_policy.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "dns.h"
+#include "log.h"
+#include "session.h"
+#include "smtpd_policy.h"
+#include "smtpd_tls.h"
+
+/* one outside lookup in flight for a session */
+struct smtpd_policy_wait {
+    struct session *s;
+    struct policy_need *need;
+    struct dns_pending *dns;
+    struct event *timer;
+    struct smtpd_policy_wait *next;
+};
+
+/* the stage being evaluated */
+struct smtpd_policy_stage {
+    enum policy_stage stage;
+    smtpd_policy_done_fn done;
+    struct policy_result result;
+};
+
+void smtpd_policy_server_init(struct smtpd_server *server, const struct config *cfg)
+{
+    size_t count = 0;
+    char *const *servers = config_list(cfg, "dns_servers", &count);
+    buf_t err = BUF_INIT;
+
+    server->dns =
+        dns_create(server->svc.base, count ? servers : NULL, config_time(cfg, "dns_timeout"), &err);
+    if (server->dns == NULL)
+        log_fatal("%s: dns_servers: %s", config_origin(cfg, "dns_servers"), buf_cstr(&err));
+    buf_free(&err);
+}
+
+void smtpd_policy_server_free(struct smtpd_server *server)
+{
+    dns_free(server->dns);
+    server->dns = NULL;
+}
+
+void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->addr = (const struct sockaddr *)&s->sa;
+    f->ip = s->ip;
+    f->name = s->client_name ? s->client_name : "unknown";
+    f->reverse_name = s->reverse_name ? s->reverse_name : "unknown";
+    f->name_status = s->name_status;
+    f->reverse_status = s->reverse_status;
+    f->listener = s->cfg->listener;
+    f->protocol = session_protocol(s);
+    f->helo = s->seen_helo ? buf_cstr(&s->helo) : NULL;
+    f->sender = s->have_mail || s->mail.echo.len ? buf_cstr(&s->mail.addr) : NULL;
+    f->sasl_method = s->sasl_method;
+    f->sasl_username = s->sasl_username;
+    f->tls = s->tls_active;
+    f->ccert_fingerprint = s->tls_ccert_fp[0] ? s->tls_ccert_fp : NULL;
+    f->ccert_verified = smtpd_tls_clientcert_ok((struct session *)s);
+    f->size = s->mail.size;
+    f->rcpt_count = s->rcpt_count;
+    f->in_mynetworks = s->in_mynetworks;
+    f->pipelined = s->pipelined;
+}
+
+/* ---- the stage being evaluated */
+
+static void smtpd_policy_start_needs(struct session *s);
+
+/* smtpd_policy_evaluate - run the stage; 1 when it is decided (done called) */
+static int smtpd_policy_evaluate(struct session *s)
+{
+    struct smtpd_policy_stage *st = s->policy_stage;
+    struct policy_facts f;
+    enum policy_verdict v;
+    smtpd_policy_done_fn done;
+    int was_waiting = s->state == SESSION_POLICY;
+
+    smtpd_policy_facts(s, &f);
+    if (st->stage == POLICY_RCPT || st->stage == POLICY_MAIL) {
+        f.recipient = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.addr) : NULL;
+        f.echo = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.echo) : buf_cstr(&s->mail.echo);
+    }
+    if (st->stage == POLICY_EOD)
+        f.size = s->data_size;
+    v = policy_check(s->cfg->policy, st->stage, &f, s->policy_cache, &st->result);
+    if (v == POLICY_WAIT) {
+        smtpd_policy_start_needs(s);
+        if (!was_waiting) {
+            s->policy_resume_state = s->state;
+            s->state = SESSION_POLICY;
+            session_pause_input(s);
+        }
+        return 0;
+    }
+    done = st->done;
+    s->policy_stage = NULL;
+    if (was_waiting)
+        s->state = s->policy_resume_state;
+    done(s, &st->result);
+    policy_result_free(&st->result);
+    free(st);
+    if (was_waiting && s->state != SESSION_CLOSING && s->state != SESSION_POLICY)
+        session_resume_input(s);
+    return 1;
+}
+
+void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_done_fn done)
+{
+    struct smtpd_policy_stage *st = xcalloc(1, sizeof(*st));
+
+    if (s->policy_cache == NULL)
+        s->policy_cache = policy_cache_new();
+    st->stage = stage;
+    st->done = done;
+    policy_result_init(&st->result);
+    s->policy_stage = st;
+    smtpd_policy_evaluate(s);
+}
+
+/* ---- outside lookups */
+
+/* smtpd_policy_wait_done - an answer arrived: store it, and evaluate again
+ * when a stage waits */
+static void smtpd_policy_wait_done(struct smtpd_policy_wait *w, int status, const char *value)
+{
+    struct session *s = w->s;
+    struct smtpd_policy_wait **pp = &s->policy_waits;
+
+    while (*pp != NULL && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp == w)
+        *pp = w->next;
+    policy_cache_put(s->policy_cache, w->need->key, status, value);
+    if (w->timer != NULL)
+        event_free(w->timer);
+    policy_need_free(w->need);
+    free(w);
+    if (s->policy_stage != NULL && s->state == SESSION_POLICY)
+        smtpd_policy_evaluate(s);
+}
+
+/* smtpd_policy_on_dns - a DNS list, TXT or domain answer */
+static void smtpd_policy_on_dns(struct dns_answer *ans, void *arg)
+{
+    struct smtpd_policy_wait *w = arg;
+    buf_t value = BUF_INIT;
+    int status = ans->status == DNS_OK ? 0 : ans->status == DNS_NOTFOUND ? 1 : -1;
+
+    w->dns = NULL;
+    for (size_t i = 0; i < ans->count; i++) {
+        if (i)
+            buf_putc(&value, ' ');
+        buf_puts(&value, ans->v[i]);
+    }
+    if (status < 0)
+        buf_set(&value, ans->reason ? ans->reason : "DNS failure");
+    dns_answer_free(ans);
+    smtpd_policy_wait_done(w, status, buf_cstr(&value));
+    buf_free(&value);
+}
+
+/* smtpd_policy_on_timer - a sleep ended (or a request that cannot be made
+ * is answered as failed) */
+static void smtpd_policy_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd_policy_wait *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->need->kind == POLICY_NEED_SLEEP)
+        smtpd_policy_wait_done(w, 0, "");
+    else
+        smtpd_policy_wait_done(w, -1, "the policy service client is not available");
+}
+
+/* smtpd_policy_start_needs - start every pending request */
+static void smtpd_policy_start_needs(struct session *s)
+{
+    struct policy_need *n = policy_cache_take(s->policy_cache);
+
+    while (n != NULL) {
+        struct policy_need *next = n->next;
+        struct smtpd_policy_wait *w = xcalloc(1, sizeof(*w));
+        struct timeval tv = {0, 0};
+        w->s = s;
+        w->need = n;
+        n->next = NULL;
+        w->next = s->policy_waits;
+        s->policy_waits = w;
+        switch (n->kind) {
+        case POLICY_NEED_A:
+        case POLICY_NEED_TXT:
+            w->dns =
+                dns_query(s->server->dns, n->target, n->kind == POLICY_NEED_A ? DNS_QA : DNS_QTXT,
+                          smtpd_policy_on_dns, w);
+            break;
+        case POLICY_NEED_DOMAIN:
+            w->dns = dns_domain_check(s->server->dns, n->target, smtpd_policy_on_dns, w);
+            break;
+        case POLICY_NEED_SLEEP:
+            tv.tv_sec = (time_t)n->seconds;
+            /* fall through */
+        case POLICY_NEED_SERVICE:
+            w->timer = evtimer_new(s->server->svc.base, smtpd_policy_on_timer, w);
+            evtimer_add(w->timer, &tv);
+            break;
+        }
+        n = next;
+    }
+}
+
+/* ---- the client's name */
+
+/* smtpd_policy_set_client - "name[ip]" for the logs */
+static void smtpd_policy_set_client(struct session *s)
+{
+    snprintf(s->client, sizeof(s->client), "%s[%s]", s->client_name ? s->client_name : "unknown",
+             s->ip);
+}
+
+/* smtpd_policy_client_verdict - smtpd_delay_reject = no: the client
+ * restrictions at connect; a refusal answers the commands that follow */
+static void smtpd_policy_client_verdict(struct session *s, struct policy_result *r)
+{
+    if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
+        buf_set(&s->client_verdict, buf_cstr(&r->reply));
+        smtpd_policy_log_reject(s, "CONNECT", r, NULL);
+    }
+    smtpd_policy_keep(s, r);
+    session_greet_release(s);
+}
+
+/* smtpd_policy_named - the name is known: log the connection, start the DNS
+ * lists, check the client */
+static void smtpd_policy_named(struct session *s)
+{
+    struct policy_facts f;
+
+    smtpd_policy_set_client(s);
+    if (strcmp(s->cfg->listener, "smtpd") == 0)
+        log_info("connect from %s", s->client);
+    else
+        log_info("connect from %s to listener %s", s->client, s->cfg->listener);
+    if (s->policy_cache == NULL)
+        s->policy_cache = policy_cache_new();
+    smtpd_policy_facts(s, &f);
+    if (!s->in_mynetworks && policy_prefetch(s->cfg->policy, &f, s->policy_cache))
+        smtpd_policy_start_needs(s);
+    if (!policy_delay_reject(s->cfg->policy)) {
+        session_greet_hold(s);
+        smtpd_policy_run(s, POLICY_CONNECT, smtpd_policy_client_verdict);
+    }
+}
+
+/* smtpd_policy_on_name - the reverse DNS answer */
+static void smtpd_policy_on_name(struct dns_client_name *cn, void *arg)
+{
+    struct session *s = arg;
+
+    s->rdns = NULL;
+    s->name_status = cn->status == DNS_OK ? 0 : cn->status == DNS_NOTFOUND ? 1 : -1;
+    s->reverse_status = cn->reverse_status == DNS_OK         ? 0
+                        : cn->reverse_status == DNS_NOTFOUND ? 1
+                                                             : -1;
+    free(s->client_name);
+    free(s->reverse_name);
+    s->client_name = xstrdup(cn->name ? cn->name : "unknown");
+    s->reverse_name = xstrdup(cn->reverse_name ? cn->reverse_name : "unknown");
+    dns_client_name_free(cn);
+    smtpd_policy_named(s);
+    session_greet_release(s);
+}
+
+void smtpd_policy_connect(struct session *s)
+{
+    s->client_name = xstrdup("unknown");
+    s->reverse_name = xstrdup("unknown");
+    s->name_status = s->reverse_status = 1;
+    smtpd_policy_set_client(s);
+    if (!s->cfg->peername_lookup) {
+        smtpd_policy_named(s);
+        return;
+    }
+    session_greet_hold(s);
+    s->rdns =
+        dns_client_name(s->server->dns, (const struct sockaddr *)&s->sa, smtpd_policy_on_name, s);
+}
+
+void smtpd_policy_end(struct session *s)
+{
+    dns_cancel(s->rdns);
+    s->rdns = NULL;
+    while (s->policy_waits != NULL) {
+        struct smtpd_policy_wait *w = s->policy_waits;
+        s->policy_waits = w->next;
+        dns_cancel(w->dns);
+        if (w->timer != NULL)
+            event_free(w->timer);
+        policy_need_free(w->need);
+        free(w);
+    }
+    if (s->policy_stage != NULL) {
+        policy_result_free(&s->policy_stage->result);
+        free(s->policy_stage);
+        s->policy_stage = NULL;
+    }
+    policy_cache_free(s->policy_cache);
+    s->policy_cache = NULL;
+    free(s->client_name);
+    free(s->reverse_name);
+    s->client_name = s->reverse_name = NULL;
+}
+
+/* ---- verdicts */
+
+void smtpd_policy_log_reject(struct session *s, const char *stage, const struct policy_result *r,
+                             const char *to)
+{
+    session_log_reject(s, stage, buf_cstr(&r->reply), to);
+    if (strncmp(buf_cstr(&r->log), "access ", 7) == 0 ||
+        strcmp(buf_cstr(&r->log), "accept_unresolvable_domains") == 0) {
+        buf_t arg = BUF_INIT;
+        const char *ruleset = to != NULL                   ? "check_rcpt"
+                              : strcmp(stage, "MAIL") == 0 ? "check_mail"
+                                                           : "check_relay";
+        proto_printable(to                  ? to
+                        : s->mail.addr.data ? buf_cstr(&s->mail.addr)
+                                            : s->ip,
+                        to                 ? strlen(to)
+                        : s->mail.addr.len ? s->mail.addr.len
+                                           : strlen(s->ip),
+                        ADDR_LOG_MAX, &arg);
+        log_info("ruleset=%s, arg1=<%s>, relay=%s [%s], reject=%s", ruleset, buf_cstr(&arg),
+                 s->client_name && strcmp(s->client_name, "unknown") ? s->client_name : "", s->ip,
+                 buf_cstr(&r->reply));
+        buf_free(&arg);
+    }
+}
+
+void smtpd_policy_keep(struct session *s, const struct policy_result *r)
+{
+    const char *p = buf_cstr(&r->warnings);
+
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        log_info("%.*s from %s; from=<%s> proto=%s helo=<%s>", (int)n, p, s->client,
+                 buf_cstr(&s->mail.addr), session_protocol(s), buf_cstr(&s->helo));
+        p += n + (p[n] == '\n');
+    }
+    if (r->discard)
+        s->tx_discard = 1;
+    if (r->hold) {
+        s->tx_hold = 1;
+        buf_set(&s->tx_hold_reason, buf_cstr(&r->hold_reason));
+    }
+    if (r->prepend.len)
+        buf_append(&s->tx_prepend, r->prepend.data, r->prepend.len);
+    if (r->redirect.len)
+        buf_set(&s->tx_redirect, buf_cstr(&r->redirect));
+}
