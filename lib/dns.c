@@ -1,14 +1,23 @@
 /*
- * dns - c-ares on the libevent loop, and next-hop resolution for SMTP
- * clients (MX, then A/AAAA).  Contract in dns.h.
+ * dns - c-ares on the libevent loop; next-hop resolution for SMTP clients
+ * (MX, then A/AAAA) and the SMTP server's policy lookups (one query, domain
+ * existence, forward-confirmed reverse DNS).  Contract in dns.h.
+ *
+ * Every lookup starts with a struct dns_pending (the bookkeeping they share:
+ * the context's list, outstanding ares queries, cancellation, deferred
+ * delivery) and adds its own state after it.
  */
 #include <ares.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <ctype.h>
 #include <event2/event.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "dns.h"
@@ -30,7 +39,7 @@ struct dns_ctx {
     ares_channel channel;
     struct event *timer;
     struct dns_watch *watches;
-    struct dns_lookup *lookups; /* every unfinished lookup, for dns_free */
+    struct dns_pending *lookups; /* every undelivered lookup, for dns_free */
     int destroying;
 };
 
@@ -46,25 +55,71 @@ struct dns_mxhost {
     int aaaa_status;
 };
 
-struct dns_lookup {
+/* what a lookup hands to its caller */
+enum dns_kind { DNS_KIND_NEXTHOP, DNS_KIND_ANSWER, DNS_KIND_CLIENT_NAME };
+
+union dns_callback {
+    dns_result_cb nexthop;
+    dns_answer_cb answer;
+    dns_client_name_cb client_name;
+};
+
+union dns_outcome {
+    struct dns_result *nexthop;
+    struct dns_answer *answer;
+    struct dns_client_name *client_name;
+};
+
+/* the bookkeeping of every lookup: the first member of each kind's struct,
+ * so that a struct dns_pending * also points to the whole lookup */
+struct dns_pending {
     struct dns_ctx *ctx;
-    struct dns_lookup *prev, *next;
-    char *name;
-    int port;
-    dns_result_cb cb;
+    struct dns_pending *prev, *next; /* on ctx->lookups */
+    enum dns_kind kind;
+    union dns_callback cb;
     void *arg;
-    int pending; /* outstanding ares queries (+1 while launching) */
-    struct dns_mxhost mx[DNS_MAX_MX];
-    size_t mx_count;
-    struct dns_result *result; /* set when finished */
+    union dns_outcome result;               /* set when finished */
+    void (*release)(struct dns_pending *p); /* frees the kind's state and p */
+    int queries;                            /* outstanding ares queries (+1 while launching) */
+    int cancelled;                          /* dns_cancel came while queries were outstanding */
     struct event *deliver;
 };
 
-/* the argument of one address query */
-struct dns_query {
-    struct dns_lookup *lookup;
-    size_t mx_index;
-    int type; /* ns_t_a or ns_t_aaaa */
+/* the argument of one ares query */
+struct dns_sent {
+    struct dns_pending *p;
+    size_t index; /* the host or name of the lookup it is for */
+    int type;     /* ns_t_* */
+};
+
+/* dns_resolve_nexthop */
+struct dns_lookup {
+    struct dns_pending p;
+    char *name;
+    int port;
+    struct dns_mxhost mx[DNS_MAX_MX];
+    size_t mx_count;
+};
+
+/* dns_query and dns_domain_check: the types are asked in turn while the
+ * answer is NODATA */
+struct dns_ask {
+    struct dns_pending p;
+    char *name;
+    const enum dns_qtype *types;
+    size_t type_count, step;
+};
+
+/* dns_client_name */
+struct dns_rdns {
+    struct dns_pending p;
+    char reverse[80];               /* the in-addr.arpa or ip6.arpa name */
+    enum dns_qtype type;            /* of the forward queries: DNS_QA or DNS_QAAAA */
+    char addr[INET6_ADDRSTRLEN];    /* the client, as inet_ntop prints it */
+    enum dns_status reverse_status; /* of the PTR query */
+    char *names[DNS_MAX_PTR_NAMES]; /* valid PTR names, lower-case */
+    size_t name_count;
+    enum dns_status confirmed[DNS_MAX_PTR_NAMES]; /* DNS_OK: names[i] has addr */
 };
 
 static void dns_timer_update(struct dns_ctx *ctx);
@@ -222,26 +277,127 @@ struct dns_ctx *dns_create(struct event_base *base, char *const *servers, long l
     return ctx;
 }
 
-/* dns_lookup_release - free a lookup's own state (not the result) */
-static void dns_lookup_release(struct dns_lookup *lk)
+/* dns_pending_start - put p, a new lookup of kind, on the context's list */
+static void dns_pending_start(struct dns_ctx *ctx, struct dns_pending *p, enum dns_kind kind,
+                              void (*release)(struct dns_pending *), union dns_callback cb,
+                              void *arg)
 {
-    for (size_t i = 0; i < lk->mx_count; i++)
-        free(lk->mx[i].host);
-    if (lk->deliver)
-        event_free(lk->deliver);
-    free(lk->name);
-    free(lk);
+    p->ctx = ctx;
+    p->kind = kind;
+    p->release = release;
+    p->cb = cb;
+    p->arg = arg;
+    p->next = ctx->lookups;
+    if (ctx->lookups)
+        ctx->lookups->prev = p;
+    ctx->lookups = p;
 }
 
-/* dns_lookup_unlink - take lk off the context's list */
-static void dns_lookup_unlink(struct dns_lookup *lk)
+/* dns_pending_unlink - take p off the context's list */
+static void dns_pending_unlink(struct dns_pending *p)
 {
-    if (lk->prev)
-        lk->prev->next = lk->next;
+    if (p->prev)
+        p->prev->next = p->next;
     else
-        lk->ctx->lookups = lk->next;
-    if (lk->next)
-        lk->next->prev = lk->prev;
+        p->ctx->lookups = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+/* dns_pending_free - free an unlinked lookup with its undelivered result */
+static void dns_pending_free(struct dns_pending *p)
+{
+    switch (p->kind) {
+    case DNS_KIND_NEXTHOP:
+        dns_result_free(p->result.nexthop);
+        break;
+    case DNS_KIND_ANSWER:
+        dns_answer_free(p->result.answer);
+        break;
+    case DNS_KIND_CLIENT_NAME:
+        dns_client_name_free(p->result.client_name);
+        break;
+    }
+    if (p->deliver)
+        event_free(p->deliver);
+    p->release(p);
+}
+
+/* dns_deliver_event - hand the finished result to the caller */
+static void dns_deliver_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct dns_pending *p = arg;
+    enum dns_kind kind = p->kind;
+    union dns_callback cb = p->cb;
+    union dns_outcome result = p->result;
+    void *cb_arg = p->arg;
+
+    memset(&p->result, 0, sizeof(p->result));
+    dns_pending_unlink(p);
+    dns_pending_free(p);
+    if (kind == DNS_KIND_NEXTHOP)
+        cb.nexthop(result.nexthop, cb_arg);
+    else if (kind == DNS_KIND_ANSWER)
+        cb.answer(result.answer, cb_arg);
+    else
+        cb.client_name(result.client_name, cb_arg);
+}
+
+/* dns_pending_finish - the result is set: schedule the callback */
+static void dns_pending_finish(struct dns_pending *p)
+{
+    struct timeval zero = {0, 0};
+
+    p->deliver = evtimer_new(p->ctx->base, dns_deliver_event, p);
+    if (p->deliver == NULL)
+        log_panic("dns: evtimer_new failed");
+    evtimer_add(p->deliver, &zero);
+}
+
+/* dns_pending_query - send one ares query for p; callback gets a struct
+ * dns_sent to free */
+static void dns_pending_query(struct dns_pending *p, const char *name, int type, size_t index,
+                              ares_callback callback)
+{
+    struct dns_sent *q = xcalloc(1, sizeof(*q));
+    struct dns_ctx *ctx = p->ctx;
+
+    q->p = p;
+    q->index = index;
+    q->type = type;
+    p->queries++;
+    ares_query(ctx->channel, name, ns_c_in, type, callback, q);
+    dns_timer_update(ctx);
+}
+
+/* dns_pending_settle - one ares query of p returned; 1 when its answer is
+ * wanted, 0 when the context is going away or p was cancelled (a cancelled
+ * lookup is freed with its last query) */
+static int dns_pending_settle(struct dns_pending *p)
+{
+    p->queries--;
+    if (p->ctx->destroying)
+        return 0;
+    if (!p->cancelled)
+        return 1;
+    if (p->queries == 0) {
+        dns_pending_unlink(p);
+        dns_pending_free(p);
+    }
+    return 0;
+}
+
+/* dns_cancel - see dns.h */
+void dns_cancel(struct dns_pending *p)
+{
+    if (p == NULL)
+        return;
+    if (p->queries > 0) {
+        p->cancelled = 1; /* ares still holds pointers to p */
+        return;
+    }
+    dns_pending_unlink(p);
+    dns_pending_free(p);
 }
 
 /* dns_free - see dns.h */
@@ -252,10 +408,9 @@ void dns_free(struct dns_ctx *ctx)
     ctx->destroying = 1;
     ares_destroy(ctx->channel); /* callbacks see ARES_EDESTRUCTION and do nothing */
     while (ctx->lookups) {
-        struct dns_lookup *lk = ctx->lookups;
-        dns_lookup_unlink(lk);
-        dns_result_free(lk->result);
-        dns_lookup_release(lk);
+        struct dns_pending *p = ctx->lookups;
+        dns_pending_unlink(p);
+        dns_pending_free(p);
     }
     while (ctx->watches)
         dns_watch_remove(ctx, ctx->watches->fd);
@@ -313,30 +468,22 @@ static void dns_result_add(struct dns_result *res, const char *host, int pref, i
     }
 }
 
-/* dns_deliver_event - hand the finished result to the caller */
-static void dns_deliver_event(evutil_socket_t fd, short what, void *arg)
+/* dns_lookup_release - free a next-hop lookup's own state */
+static void dns_lookup_release(struct dns_pending *p)
 {
-    struct dns_lookup *lk = arg;
-    struct dns_result *res = lk->result;
-    dns_result_cb cb = lk->cb;
-    void *cb_arg = lk->arg;
+    struct dns_lookup *lk = (struct dns_lookup *)p;
 
-    lk->result = NULL;
-    dns_lookup_unlink(lk);
-    dns_lookup_release(lk);
-    cb(res, cb_arg);
+    for (size_t i = 0; i < lk->mx_count; i++)
+        free(lk->mx[i].host);
+    free(lk->name);
+    free(lk);
 }
 
 /* dns_lookup_finish - store the result and schedule the callback */
 static void dns_lookup_finish(struct dns_lookup *lk, struct dns_result *res)
 {
-    struct timeval zero = {0, 0};
-
-    lk->result = res;
-    lk->deliver = evtimer_new(lk->ctx->base, dns_deliver_event, lk);
-    if (lk->deliver == NULL)
-        log_panic("dns: evtimer_new failed");
-    evtimer_add(lk->deliver, &zero);
+    lk->p.result.nexthop = res;
+    dns_pending_finish(&lk->p);
 }
 
 /* dns_status_text - Postfix-style text for an ares status */
@@ -358,17 +505,30 @@ static int dns_status_permanent(int status)
     return status == ARES_ENOTFOUND || status == ARES_ENODATA;
 }
 
+/* dns_status_of - the dns_status of an ares status */
+static enum dns_status dns_status_of(int status)
+{
+    if (status == ARES_SUCCESS)
+        return DNS_OK;
+    return dns_status_permanent(status) ? DNS_NOTFOUND : DNS_TEMPFAIL;
+}
+
+/* dns_reason - Postfix-style text for a failed query of type for name */
+static void dns_reason(buf_t *out, const char *name, const char *type, int status)
+{
+    buf_printf(out, "Host or domain name not found. Name service error for name=%s type=%s: %s",
+               name, type, dns_status_text(status));
+    if (dns_status_of(status) == DNS_TEMPFAIL && status != ARES_ESERVFAIL)
+        buf_printf(out, " (%s)", ares_strerror(status));
+}
+
 /* dns_fail - finish lk with a failure for name/type */
 static void dns_fail(struct dns_lookup *lk, const char *name, const char *type, int status)
 {
     buf_t reason = BUF_INIT;
-    enum dns_status st = dns_status_permanent(status) ? DNS_NOTFOUND : DNS_TEMPFAIL;
 
-    buf_printf(&reason, "Host or domain name not found. Name service error for name=%s type=%s: %s",
-               name, type, dns_status_text(status));
-    if (st == DNS_TEMPFAIL && status != ARES_ESERVFAIL)
-        buf_printf(&reason, " (%s)", ares_strerror(status));
-    dns_lookup_finish(lk, dns_result_new(st, buf_cstr(&reason)));
+    dns_reason(&reason, name, type, status);
+    dns_lookup_finish(lk, dns_result_new(dns_status_of(status), buf_cstr(&reason)));
     buf_free(&reason);
 }
 
@@ -421,12 +581,11 @@ static void dns_lookup_assemble(struct dns_lookup *lk)
     dns_fail(lk, fail_name, fail_type, fail_status ? fail_status : ARES_ENODATA);
 }
 
-/* dns_query_done - one query finished; assemble when it was the last */
-static void dns_query_done(struct dns_lookup *lk)
+/* dns_lookup_done - one query finished; assemble when it was the last */
+static void dns_lookup_done(struct dns_lookup *lk)
 {
-    if (--lk->pending > 0 || lk->ctx->destroying)
-        return;
-    dns_lookup_assemble(lk);
+    if (dns_pending_settle(&lk->p) && lk->p.queries == 0)
+        dns_lookup_assemble(lk);
 }
 
 /* dns_parse_a - store the A records of abuf into h */
@@ -460,9 +619,9 @@ static int dns_parse_aaaa(struct dns_mxhost *h, unsigned char *abuf, int alen)
 /* dns_addr_callback - an A or AAAA answer for one host */
 static void dns_addr_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
-    struct dns_query *q = arg;
-    struct dns_lookup *lk = q->lookup;
-    struct dns_mxhost *h = &lk->mx[q->mx_index];
+    struct dns_sent *q = arg;
+    struct dns_lookup *lk = (struct dns_lookup *)q->p;
+    struct dns_mxhost *h = &lk->mx[q->index];
     int type = q->type;
 
     free(q);
@@ -472,33 +631,20 @@ static void dns_addr_callback(void *arg, int status, int timeouts, unsigned char
         h->a_status = status;
     else
         h->aaaa_status = status;
-    dns_query_done(lk);
+    dns_lookup_done(lk);
 }
 
-/* dns_query_addr - start the A or AAAA query for host i */
-static void dns_query_addr(struct dns_lookup *lk, size_t i, int type)
+/* dns_lookup_query_hosts - look up A and AAAA for every host in lk->mx */
+static void dns_lookup_query_hosts(struct dns_lookup *lk)
 {
-    struct dns_query *q = xcalloc(1, sizeof(*q));
-
-    q->lookup = lk;
-    q->mx_index = i;
-    q->type = type;
-    lk->pending++;
-    ares_query(lk->ctx->channel, lk->mx[i].host, ns_c_in, type, dns_addr_callback, q);
-}
-
-/* dns_query_hosts - look up A and AAAA for every host in lk->mx */
-static void dns_query_hosts(struct dns_lookup *lk)
-{
-    lk->pending++; /* keep a synchronous failure from finishing early */
+    lk->p.queries++; /* keep a synchronous failure from finishing early */
     for (size_t i = 0; i < lk->mx_count; i++) {
         lk->mx[i].a_status = -1;
         lk->mx[i].aaaa_status = -1;
-        dns_query_addr(lk, i, ns_t_a);
-        dns_query_addr(lk, i, ns_t_aaaa);
+        dns_pending_query(&lk->p, lk->mx[i].host, ns_t_a, i, dns_addr_callback);
+        dns_pending_query(&lk->p, lk->mx[i].host, ns_t_aaaa, i, dns_addr_callback);
     }
-    dns_query_done(lk);
-    dns_timer_update(lk->ctx);
+    dns_lookup_done(lk);
 }
 
 /* dns_add_host - append a host to look up */
@@ -531,23 +677,35 @@ static void dns_mx_sort(struct ares_mx_reply **v, size_t n)
     }
 }
 
+/* dns_mx_sorted - the MX records of list with a bounded host name (null MX
+ * included), at most DNS_MAX_MX_RECORDS, into v sorted by preference; the
+ * count */
+static size_t dns_mx_sorted(struct ares_mx_reply *list, struct ares_mx_reply **v)
+{
+    size_t n = 0;
+
+    for (struct ares_mx_reply *mx = list; mx != NULL && n < DNS_MAX_MX_RECORDS; mx = mx->next) {
+        if (dns_mx_is_null(mx) || strlen(mx->host) <= DNS_MAX_NAME)
+            v[n++] = mx;
+    }
+    dns_mx_sort(v, n);
+    return n;
+}
+
 /* dns_mx_collect - usable MX records of list into lk, sorted; returns the
  * number of null MX records seen */
 static int dns_mx_collect(struct dns_lookup *lk, struct ares_mx_reply *list)
 {
     struct ares_mx_reply *v[DNS_MAX_MX_RECORDS];
-    size_t n = 0;
+    size_t n = dns_mx_sorted(list, v);
     int nulls = 0;
 
-    for (struct ares_mx_reply *mx = list; mx != NULL && n < DNS_MAX_MX_RECORDS; mx = mx->next) {
-        if (dns_mx_is_null(mx))
+    for (size_t i = 0; i < n; i++) {
+        if (dns_mx_is_null(v[i]))
             nulls++;
-        else if (strlen(mx->host) <= DNS_MAX_NAME)
-            v[n++] = mx;
+        else
+            dns_add_host(lk, v[i]->host, v[i]->priority);
     }
-    dns_mx_sort(v, n);
-    for (size_t i = 0; i < n; i++)
-        dns_add_host(lk, v[i]->host, v[i]->priority);
     return nulls;
 }
 
@@ -564,18 +722,18 @@ static void dns_null_mx(struct dns_lookup *lk)
 /* dns_mx_callback - the MX answer: expand hosts, or fall back to the name */
 static void dns_mx_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
-    struct dns_lookup *lk = arg;
+    struct dns_lookup *lk = (struct dns_lookup *)((struct dns_sent *)arg)->p;
     struct ares_mx_reply *list = NULL;
     int nulls;
 
-    lk->pending--;
-    if (status == ARES_EDESTRUCTION || lk->ctx->destroying)
+    free(arg);
+    if (!dns_pending_settle(&lk->p))
         return;
     if (status == ARES_SUCCESS)
         status = ares_parse_mx_reply(abuf, alen, &list);
     if (status == ARES_ENODATA) {
         dns_add_host(lk, lk->name, 0);
-        dns_query_hosts(lk);
+        dns_lookup_query_hosts(lk);
         return;
     }
     if (status != ARES_SUCCESS) {
@@ -591,7 +749,7 @@ static void dns_mx_callback(void *arg, int status, int timeouts, unsigned char *
             dns_fail(lk, lk->name, "MX", ARES_ENODATA);
         return;
     }
-    dns_query_hosts(lk);
+    dns_lookup_query_hosts(lk);
 }
 
 /* dns_ip_literal - an address literal needs no DNS; 1 when name was one */
@@ -635,15 +793,10 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
 {
     struct dns_lookup *lk = xcalloc(1, sizeof(*lk));
 
-    lk->ctx = ctx;
+    dns_pending_start(ctx, &lk->p, DNS_KIND_NEXTHOP, dns_lookup_release,
+                      (union dns_callback){.nexthop = cb}, arg);
     lk->name = xstrdup(name);
     lk->port = default_port;
-    lk->cb = cb;
-    lk->arg = arg;
-    lk->next = ctx->lookups;
-    if (ctx->lookups)
-        ctx->lookups->prev = lk;
-    ctx->lookups = lk;
     if (dns_ip_literal(lk))
         return;
     if (!dns_name_valid(name)) {
@@ -652,10 +805,477 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
     }
     if (!use_mx) {
         dns_add_host(lk, name, 0);
-        dns_query_hosts(lk);
+        dns_lookup_query_hosts(lk);
         return;
     }
-    lk->pending++;
-    ares_query(ctx->channel, name, ns_c_in, ns_t_mx, dns_mx_callback, lk);
-    dns_timer_update(ctx);
+    dns_pending_query(&lk->p, name, ns_t_mx, 0, dns_mx_callback);
+}
+
+/* dns_answer_free - see dns.h */
+void dns_answer_free(struct dns_answer *ans)
+{
+    if (ans == NULL)
+        return;
+    for (size_t i = 0; i < ans->count; i++)
+        free(ans->v[i]);
+    free(ans->v);
+    free(ans->reason);
+    free(ans);
+}
+
+/* dns_answer_new - an empty answer (status and reason come later) */
+static struct dns_answer *dns_answer_new(void)
+{
+    struct dns_answer *ans = xcalloc(1, sizeof(*ans));
+
+    ans->v = xcalloc(DNS_MAX_ANSWERS + 1, sizeof(*ans->v));
+    return ans;
+}
+
+/* dns_answer_add - append one record (bounded by DNS_MAX_ANSWERS) */
+static void dns_answer_add(struct dns_answer *ans, const char *text)
+{
+    if (ans->count < DNS_MAX_ANSWERS)
+        ans->v[ans->count++] = xstrdup(text);
+}
+
+/* dns_answer_conclude - set status and reason from the ares status of the
+ * query of type for name */
+static void dns_answer_conclude(struct dns_answer *ans, const char *name, const char *type,
+                                int status)
+{
+    buf_t reason = BUF_INIT;
+
+    ans->status = dns_status_of(status);
+    if (status != ARES_SUCCESS)
+        dns_reason(&reason, name, type, status);
+    free(ans->reason);
+    ans->reason = xstrdup(buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* dns_answer_parse_a - the A records of abuf as text */
+static int dns_answer_parse_a(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    struct ares_addrttl ttls[DNS_MAX_ANSWERS];
+    char text[INET_ADDRSTRLEN];
+    int n = DNS_MAX_ANSWERS;
+    int rc = ares_parse_a_reply(abuf, alen, NULL, ttls, &n);
+
+    for (int i = 0; rc == ARES_SUCCESS && i < n; i++)
+        dns_answer_add(ans, inet_ntop(AF_INET, &ttls[i].ipaddr, text, sizeof(text)));
+    return rc;
+}
+
+/* dns_answer_parse_aaaa - the AAAA records of abuf as text */
+static int dns_answer_parse_aaaa(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    struct ares_addr6ttl ttls[DNS_MAX_ANSWERS];
+    char text[INET6_ADDRSTRLEN];
+    int n = DNS_MAX_ANSWERS;
+    int rc = ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &n);
+
+    for (int i = 0; rc == ARES_SUCCESS && i < n; i++)
+        dns_answer_add(ans, inet_ntop(AF_INET6, &ttls[i].ip6addr, text, sizeof(text)));
+    return rc;
+}
+
+/* dns_answer_parse_txt - one string per TXT record of abuf: c-ares lists
+ * character-strings, record_start marks the first of each record */
+static int dns_answer_parse_txt(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    struct ares_txt_ext *list = NULL;
+    buf_t text = BUF_INIT;
+    int open = 0;
+    int rc = ares_parse_txt_reply_ext(abuf, alen, &list);
+
+    for (struct ares_txt_ext *t = rc == ARES_SUCCESS ? list : NULL; t != NULL; t = t->next) {
+        if (t->record_start && open) {
+            dns_answer_add(ans, buf_cstr(&text));
+            buf_reset(&text);
+        }
+        open = 1;
+        if (text.len < DNS_MAX_TXT)
+            buf_append(&text, t->txt,
+                       t->length < DNS_MAX_TXT - text.len ? t->length : DNS_MAX_TXT - text.len);
+    }
+    if (open)
+        dns_answer_add(ans, buf_cstr(&text));
+    buf_free(&text);
+    ares_free_data(list);
+    return rc;
+}
+
+/* dns_answer_parse_ptr - the PTR names of abuf: c-ares 1.18 puts the last in
+ * h_name and all of them, in order, in h_aliases */
+static int dns_answer_parse_ptr(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    struct in_addr unused = {0}; /* ares copies an address into the hostent */
+    struct hostent *he = NULL;
+    int rc = ares_parse_ptr_reply(abuf, alen, &unused, sizeof(unused), AF_INET, &he);
+
+    if (rc != ARES_SUCCESS)
+        return rc;
+    for (size_t i = 0; he->h_aliases != NULL && he->h_aliases[i] != NULL; i++)
+        dns_answer_add(ans, he->h_aliases[i]);
+    if (ans->count == 0 && he->h_name != NULL)
+        dns_answer_add(ans, he->h_name);
+    ares_free_hostent(he);
+    return rc;
+}
+
+/* dns_answer_parse_mx - the MX host names of abuf by preference, "." for a
+ * null MX */
+static int dns_answer_parse_mx(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    struct ares_mx_reply *list = NULL, *v[DNS_MAX_MX_RECORDS];
+    int rc = ares_parse_mx_reply(abuf, alen, &list);
+    size_t n = rc == ARES_SUCCESS ? dns_mx_sorted(list, v) : 0;
+
+    for (size_t i = 0; i < n; i++)
+        dns_answer_add(ans, dns_mx_is_null(v[i]) ? "." : v[i]->host);
+    ares_free_data(list);
+    return rc;
+}
+
+/* how each enum dns_qtype is asked and read */
+static const struct dns_qtype_info {
+    int ns_type;
+    const char *name;
+    int (*parse)(struct dns_answer *ans, unsigned char *abuf, int alen);
+} dns_qtypes[] = {
+    [DNS_QA] = {ns_t_a, "A", dns_answer_parse_a},
+    [DNS_QAAAA] = {ns_t_aaaa, "AAAA", dns_answer_parse_aaaa},
+    [DNS_QTXT] = {ns_t_txt, "TXT", dns_answer_parse_txt},
+    [DNS_QPTR] = {ns_t_ptr, "PTR", dns_answer_parse_ptr},
+    [DNS_QMX] = {ns_t_mx, "MX", dns_answer_parse_mx},
+};
+
+/* dns_answer_read - the answer to a query of type for name; *status is the
+ * ares status (ARES_ENODATA for success with no usable record) */
+static struct dns_answer *dns_answer_read(const char *name, enum dns_qtype type, int *status,
+                                          unsigned char *abuf, int alen)
+{
+    struct dns_answer *ans = dns_answer_new();
+
+    if (*status == ARES_SUCCESS)
+        *status = dns_qtypes[type].parse(ans, abuf, alen);
+    if (*status == ARES_SUCCESS && ans->count == 0)
+        *status = ARES_ENODATA;
+    dns_answer_conclude(ans, name, dns_qtypes[type].name, *status);
+    return ans;
+}
+
+/* dns_ask_release - free a dns_query / dns_domain_check lookup's state */
+static void dns_ask_release(struct dns_pending *p)
+{
+    struct dns_ask *ask = (struct dns_ask *)p;
+
+    free(ask->name);
+    free(ask);
+}
+
+/* dns_ask_finish - deliver ans */
+static void dns_ask_finish(struct dns_ask *ask, struct dns_answer *ans)
+{
+    ask->p.result.answer = ans;
+    dns_pending_finish(&ask->p);
+}
+
+static void dns_ask_next(struct dns_ask *ask);
+
+/* dns_ask_callback - the answer of the current type: deliver it, or ask the
+ * next type when it was NODATA */
+static void dns_ask_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_ask *ask = (struct dns_ask *)((struct dns_sent *)arg)->p;
+    struct dns_answer *ans;
+
+    free(arg);
+    if (!dns_pending_settle(&ask->p))
+        return;
+    ans = dns_answer_read(ask->name, ask->types[ask->step], &status, abuf, alen);
+    if (status == ARES_ENODATA && ++ask->step < ask->type_count) {
+        dns_answer_free(ans);
+        dns_ask_next(ask);
+        return;
+    }
+    dns_ask_finish(ask, ans);
+}
+
+/* dns_ask_next - send the query of the current type */
+static void dns_ask_next(struct dns_ask *ask)
+{
+    dns_pending_query(&ask->p, ask->name, dns_qtypes[ask->types[ask->step]].ns_type, 0,
+                      dns_ask_callback);
+}
+
+/* dns_ask_new - a lookup for name, on the context's list */
+static struct dns_ask *dns_ask_new(struct dns_ctx *ctx, const char *name, dns_answer_cb cb,
+                                   void *arg)
+{
+    struct dns_ask *ask = xcalloc(1, sizeof(*ask));
+
+    dns_pending_start(ctx, &ask->p, DNS_KIND_ANSWER, dns_ask_release,
+                      (union dns_callback){.answer = cb}, arg);
+    ask->name = xstrdup(name);
+    return ask;
+}
+
+/* dns_ask_start - a lookup of name asking types in turn */
+static struct dns_ask *dns_ask_start(struct dns_ctx *ctx, const char *name,
+                                     const enum dns_qtype *types, size_t type_count,
+                                     dns_answer_cb cb, void *arg)
+{
+    struct dns_ask *ask = dns_ask_new(ctx, name, cb, arg);
+
+    ask->types = types;
+    ask->type_count = type_count;
+    if (dns_name_valid(name)) {
+        dns_ask_next(ask);
+    } else {
+        struct dns_answer *ans = dns_answer_new();
+        dns_answer_conclude(ans, name, dns_qtypes[types[0]].name, ARES_ENOTFOUND);
+        dns_ask_finish(ask, ans);
+    }
+    return ask;
+}
+
+/* dns_query - see dns.h */
+struct dns_pending *dns_query(struct dns_ctx *ctx, const char *name, enum dns_qtype type,
+                              dns_answer_cb cb, void *arg)
+{
+    /* types[t] == t: a list of one type for each type */
+    static const enum dns_qtype types[] = {DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX};
+
+    if ((unsigned)type >= sizeof(types) / sizeof(types[0]))
+        log_panic("dns_query: bad type %d", (int)type);
+    return &dns_ask_start(ctx, name, &types[type], 1, cb, arg)->p;
+}
+
+/* dns_domain_literal - the address of an address literal "[1.2.3.4]" or
+ * "[IPv6:::1]" into out; 1 when domain is a valid one */
+static int dns_domain_literal(const char *domain, char *out, size_t outlen)
+{
+    size_t len = strlen(domain);
+    unsigned char bin[sizeof(struct in6_addr)];
+    const char *ip = domain + 1;
+    int family = AF_INET;
+
+    if (len < 3 || len - 2 >= outlen || domain[0] != '[' || domain[len - 1] != ']')
+        return 0;
+    if (strncasecmp(ip, "IPv6:", 5) == 0) {
+        ip += 5;
+        family = AF_INET6;
+    }
+    snprintf(out, outlen, "%.*s", (int)(domain + len - 1 - ip), ip);
+    return inet_pton(family, out, bin) == 1;
+}
+
+/* dns_domain_check - see dns.h */
+struct dns_pending *dns_domain_check(struct dns_ctx *ctx, const char *domain, dns_answer_cb cb,
+                                     void *arg)
+{
+    static const enum dns_qtype types[] = {DNS_QMX, DNS_QA, DNS_QAAAA};
+    char ip[INET6_ADDRSTRLEN + 8];
+    struct dns_ask *ask;
+    struct dns_answer *ans;
+
+    if (domain[0] != '[')
+        return &dns_ask_start(ctx, domain, types, 3, cb, arg)->p;
+    ask = dns_ask_new(ctx, domain, cb, arg);
+    ans = dns_answer_new();
+    if (dns_domain_literal(domain, ip, sizeof(ip)))
+        dns_answer_add(ans, ip);
+    else
+        ans->status = DNS_NOTFOUND;
+    ans->reason = xstrdup(ans->count ? "" : "Invalid address literal");
+    dns_ask_finish(ask, ans);
+    return &ask->p;
+}
+
+/* dns_client_name_free - see dns.h */
+void dns_client_name_free(struct dns_client_name *cn)
+{
+    if (cn == NULL)
+        return;
+    free(cn->name);
+    free(cn->reverse_name);
+    free(cn);
+}
+
+/* dns_rdns_release - free a dns_client_name lookup's state */
+static void dns_rdns_release(struct dns_pending *p)
+{
+    struct dns_rdns *r = (struct dns_rdns *)p;
+
+    for (size_t i = 0; i < r->name_count; i++)
+        free(r->names[i]);
+    free(r);
+}
+
+/* dns_rdns_verdict - the status of the client name; *found the confirmed
+ * name (the first in PTR order) or "unknown" */
+static enum dns_status dns_rdns_verdict(const struct dns_rdns *r, const char **found)
+{
+    size_t tempfails = 0;
+
+    *found = "unknown";
+    if (r->reverse_status != DNS_OK)
+        return r->reverse_status;
+    for (size_t i = 0; i < r->name_count; i++) {
+        if (r->confirmed[i] == DNS_OK) {
+            *found = r->names[i];
+            return DNS_OK;
+        }
+        tempfails += r->confirmed[i] == DNS_TEMPFAIL;
+    }
+    return r->name_count > 0 && tempfails == r->name_count ? DNS_TEMPFAIL : DNS_NOTFOUND;
+}
+
+/* dns_rdns_finish - deliver the client name */
+static void dns_rdns_finish(struct dns_rdns *r)
+{
+    struct dns_client_name *cn = xcalloc(1, sizeof(*cn));
+    const char *found;
+
+    cn->status = dns_rdns_verdict(r, &found);
+    cn->name = xstrdup(found);
+    cn->reverse_name = xstrdup(r->name_count > 0 ? r->names[0] : "unknown");
+    cn->reverse_status = r->reverse_status;
+    r->p.result.client_name = cn;
+    dns_pending_finish(&r->p);
+}
+
+/* dns_rdns_addr_callback - the A/AAAA answer for PTR name i: does it hold
+ * the client's address? */
+static void dns_rdns_addr_callback(void *arg, int status, int timeouts, unsigned char *abuf,
+                                   int alen)
+{
+    struct dns_rdns *r = (struct dns_rdns *)((struct dns_sent *)arg)->p;
+    size_t i = ((struct dns_sent *)arg)->index;
+    struct dns_answer *ans;
+
+    free(arg);
+    if (!dns_pending_settle(&r->p))
+        return;
+    ans = dns_answer_read(r->names[i], r->type, &status, abuf, alen);
+    r->confirmed[i] = ans->status == DNS_OK ? DNS_NOTFOUND : ans->status;
+    for (size_t j = 0; j < ans->count; j++) {
+        if (strcmp(ans->v[j], r->addr) == 0)
+            r->confirmed[i] = DNS_OK;
+    }
+    dns_answer_free(ans);
+    if (r->p.queries == 0)
+        dns_rdns_finish(r);
+}
+
+/* dns_hostname_valid - a name fit to be a client's name: letters, digits,
+ * '-', '_', '.', and not an IPv4 address */
+static int dns_hostname_valid(const char *name)
+{
+    struct in_addr v4;
+
+    if (!dns_name_valid(name) || inet_pton(AF_INET, name, &v4) == 1)
+        return 0;
+    for (const char *c = name; *c; c++) {
+        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+            return 0;
+    }
+    return 1;
+}
+
+/* dns_rdns_keep_names - the valid PTR names of ans, lower-case, into r */
+static void dns_rdns_keep_names(struct dns_rdns *r, const struct dns_answer *ans)
+{
+    for (size_t i = 0; i < ans->count && r->name_count < DNS_MAX_PTR_NAMES; i++) {
+        char *name;
+        if (!dns_hostname_valid(ans->v[i]))
+            continue;
+        name = xstrdup(ans->v[i]);
+        for (char *c = name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        r->names[r->name_count++] = name;
+    }
+}
+
+/* dns_rdns_ptr_callback - the PTR answer: confirm each name */
+static void dns_rdns_ptr_callback(void *arg, int status, int timeouts, unsigned char *abuf,
+                                  int alen)
+{
+    struct dns_rdns *r = (struct dns_rdns *)((struct dns_sent *)arg)->p;
+    struct dns_answer *ans;
+
+    free(arg);
+    if (!dns_pending_settle(&r->p))
+        return;
+    ans = dns_answer_read(r->reverse, DNS_QPTR, &status, abuf, alen);
+    r->reverse_status = ans->status;
+    dns_rdns_keep_names(r, ans);
+    dns_answer_free(ans);
+    r->p.queries++; /* keep a synchronous failure from finishing early */
+    for (size_t i = 0; i < r->name_count; i++)
+        dns_pending_query(&r->p, r->names[i], dns_qtypes[r->type].ns_type, i,
+                          dns_rdns_addr_callback);
+    if (--r->p.queries == 0)
+        dns_rdns_finish(r);
+}
+
+/* dns_rdns_reverse6 - the ip6.arpa name and the text of a6 into r */
+static void dns_rdns_reverse6(struct dns_rdns *r, const struct in6_addr *a6)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *out = r->reverse;
+
+    for (int i = 15; i >= 0; i--) {
+        *out++ = hex[a6->s6_addr[i] & 15];
+        *out++ = '.';
+        *out++ = hex[a6->s6_addr[i] >> 4];
+        *out++ = '.';
+    }
+    snprintf(out, sizeof(r->reverse) - (size_t)(out - r->reverse), "ip6.arpa");
+    inet_ntop(AF_INET6, a6, r->addr, sizeof(r->addr));
+    r->type = DNS_QAAAA;
+}
+
+/* dns_rdns_address - the reverse name and the text of sa into r (an
+ * IPv4-mapped IPv6 address as IPv4); -1 for another family */
+static int dns_rdns_address(struct dns_rdns *r, const struct sockaddr *sa)
+{
+    unsigned char v4[4];
+
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (!IN6_IS_ADDR_V4MAPPED(a6)) {
+            dns_rdns_reverse6(r, a6);
+            return 0;
+        }
+        memcpy(v4, &a6->s6_addr[12], sizeof(v4));
+    } else if (sa->sa_family == AF_INET) {
+        memcpy(v4, &((const struct sockaddr_in *)sa)->sin_addr, sizeof(v4));
+    } else {
+        return -1;
+    }
+    snprintf(r->reverse, sizeof(r->reverse), "%u.%u.%u.%u.in-addr.arpa", v4[3], v4[2], v4[1],
+             v4[0]);
+    inet_ntop(AF_INET, v4, r->addr, sizeof(r->addr));
+    r->type = DNS_QA;
+    return 0;
+}
+
+/* dns_client_name - see dns.h */
+struct dns_pending *dns_client_name(struct dns_ctx *ctx, const struct sockaddr *addr,
+                                    dns_client_name_cb cb, void *arg)
+{
+    struct dns_rdns *r = xcalloc(1, sizeof(*r));
+
+    dns_pending_start(ctx, &r->p, DNS_KIND_CLIENT_NAME, dns_rdns_release,
+                      (union dns_callback){.client_name = cb}, arg);
+    if (dns_rdns_address(r, addr) == 0) {
+        dns_pending_query(&r->p, r->reverse, ns_t_ptr, 0, dns_rdns_ptr_callback);
+    } else {
+        r->reverse_status = DNS_NOTFOUND;
+        dns_rdns_finish(r);
+    }
+    return &r->p;
 }

@@ -20,10 +20,27 @@
  * A/AAAA only.  An IP literal needs no DNS at all.  At most DNS_MAX_MX MX hosts
  * and DNS_MAX_ADDRS addresses are returned.
  *
- * The callback always runs later from the event loop (never from inside
- * dns_resolve_nexthop), exactly once, and owns the result: it must call
- * dns_result_free.  dns_free cancels pending lookups without calling their
- * callbacks; it must not be called from inside a dns callback.
+ * The policy engine of the SMTP server asks three more questions, each
+ * answered by one callback and cancellable through the struct dns_pending
+ * returned: dns_query (one query of one type, for DNS blocklists and
+ * the like: names are absolute, no search list), dns_domain_check (does a
+ * mail domain exist: MX, else A, else AAAA) and dns_client_name
+ * (forward-confirmed reverse DNS).  NXDOMAIN and "no record of the type"
+ * (NODATA) are both DNS_NOTFOUND; a timeout, SERVFAIL, a refused query or an
+ * unparsable answer is DNS_TEMPFAIL.  A name over 253 bytes or with
+ * spaces/control characters is DNS_NOTFOUND without a query.  An answer keeps
+ * at most DNS_MAX_ANSWERS records, a TXT record at most DNS_MAX_TXT bytes (as
+ * received: a NUL byte ends it), and dns_client_name confirms at most
+ * DNS_MAX_PTR_NAMES PTR names (valid host names only: letters, digits, '-',
+ * '_', '.').
+ *
+ * Every callback runs later from the event loop (never from inside the call
+ * that started the lookup), exactly once unless the lookup is cancelled, and
+ * owns its result: dns_result_free, dns_answer_free or dns_client_name_free.
+ * A struct dns_pending is valid until its callback starts or dns_cancel; do
+ * not cancel it from its own callback.  dns_free cancels pending lookups
+ * without calling their callbacks; it must not be called from inside a dns
+ * callback.
  */
 #ifndef TERN_DNS_H
 #define TERN_DNS_H
@@ -37,6 +54,9 @@ struct dns_ctx;
 
 #define DNS_MAX_MX 10
 #define DNS_MAX_ADDRS 20
+#define DNS_MAX_ANSWERS 20  /* records kept in one struct dns_answer */
+#define DNS_MAX_TXT 1024    /* bytes kept of one TXT record */
+#define DNS_MAX_PTR_NAMES 5 /* PTR names dns_client_name tries to confirm */
 
 enum dns_status {
     DNS_OK,       /* at least one address */
@@ -73,6 +93,56 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
                          dns_result_cb cb, void *arg);
 /* dns_result_free - release a result handed to a callback */
 void dns_result_free(struct dns_result *res);
+
+enum dns_qtype { DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX };
+
+/* the answer of dns_query / dns_domain_check */
+struct dns_answer {
+    enum dns_status status; /* DNS_OK: at least one record; DNS_NOTFOUND: NXDOMAIN or no record
+                               of the type; DNS_TEMPFAIL */
+    char *reason;           /* human-readable, "" for DNS_OK */
+    char **v; /* A/AAAA: addresses as text ("127.0.0.2"); TXT: one string per record (its
+                 character-strings concatenated); PTR: names (no trailing dot); MX: host names
+                 by preference (stable), a null MX as "."; NULL-terminated */
+    size_t count;
+};
+
+/* forward-confirmed reverse DNS of a client */
+struct dns_client_name {
+    enum dns_status status; /* DNS_OK: name is verified (a PTR name whose A/AAAA records contain
+                               the address); DNS_NOTFOUND: no PTR, or no PTR name resolves back;
+                               DNS_TEMPFAIL: a query failed temporarily (PTR, or every forward
+                               lookup) */
+    char *name;             /* the verified name, lower-case, else "unknown" */
+    char *reverse_name;     /* the first valid PTR name (unverified), lower-case, else "unknown" */
+    enum dns_status reverse_status; /* of the PTR query alone */
+};
+
+struct dns_pending; /* one outstanding lookup of the three functions below */
+typedef void (*dns_answer_cb)(struct dns_answer *ans, void *arg);
+typedef void (*dns_client_name_cb)(struct dns_client_name *cn, void *arg);
+
+/* dns_query - one query of type for name; the callback owns ans (dns_answer_free) */
+struct dns_pending *dns_query(struct dns_ctx *ctx, const char *name, enum dns_qtype type,
+                              dns_answer_cb cb, void *arg);
+/* dns_domain_check - does domain exist as a mail domain: MX records (a null MX "." counts as
+ * existing), else A, else AAAA (only while the answer is NODATA: NXDOMAIN ends it); an IP
+ * literal "[1.2.3.4]" or "[IPv6:...]" exists without DNS.  DNS_OK / DNS_NOTFOUND /
+ * DNS_TEMPFAIL in ans->status (v: what was found) */
+struct dns_pending *dns_domain_check(struct dns_ctx *ctx, const char *domain, dns_answer_cb cb,
+                                     void *arg);
+/* dns_client_name - PTR of addr (IPv4, IPv6, IPv4-mapped IPv6 as IPv4: a PTR query of the
+ * in-addr.arpa/ip6.arpa name), then A (or AAAA) of each PTR name (at most DNS_MAX_PTR_NAMES)
+ * to confirm; the first confirmed name in PTR order wins */
+struct dns_pending *dns_client_name(struct dns_ctx *ctx, const struct sockaddr *addr,
+                                    dns_client_name_cb cb, void *arg);
+/* dns_client_name_free - release a client name handed to a callback */
+void dns_client_name_free(struct dns_client_name *cn);
+/* dns_answer_free - release an answer handed to a callback */
+void dns_answer_free(struct dns_answer *ans);
+/* dns_cancel - the callback of p will not be called (p is freed; NULL is fine).  Safe for a
+ * lookup whose callback is already scheduled but not yet run. */
+void dns_cancel(struct dns_pending *p);
 /* dns_status_name - "ok", "notfound", "tempfail" */
 const char *dns_status_name(enum dns_status status);
 

@@ -21,114 +21,30 @@
 
 #include "buf.h"
 #include "dns.h"
+#include "dnsmasq_fixture.h"
 
-struct fixture {
-    pid_t dnsmasq;
-    int port;
-    int silent_fd; /* bound UDP socket nobody reads */
-    int silent_port;
-};
-
-static struct fixture fx;
-
-/* free_port - a port bound by nothing, for UDP and TCP (best effort) */
-static int free_port(void)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port;
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-        return -1;
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    port = ntohs(sin.sin_port);
-    close(fd);
-    return port;
-}
-
-/* bound_silent_udp - a UDP socket on loopback that never answers */
-static int bound_silent_udp(int *port)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-        return -1;
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    *port = ntohs(sin.sin_port);
-    return fd;
-}
-
-/* wait_tcp - wait until something listens on 127.0.0.1:port */
-static int wait_tcp(int port)
-{
-    for (int i = 0; i < 100; i++) {
-        struct sockaddr_in sin;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((unsigned short)port);
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
-            close(fd);
-            return 0;
-        }
-        close(fd);
-        usleep(50000);
-    }
-    return -1;
-}
-
-/* start_dnsmasq - run dnsmasq in the foreground with the test zone */
-static pid_t start_dnsmasq(int port)
-{
-    char portarg[32];
-    pid_t pid;
-
-    snprintf(portarg, sizeof(portarg), "--port=%d", port);
-    pid = fork();
-    if (pid != 0)
-        return pid;
-    freopen("/dev/null", "w", stderr);
-    execl("/usr/sbin/dnsmasq", "dnsmasq", "--no-daemon", "--keep-in-foreground", portarg,
-          "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-          "--user=root", "--conf-file=/dev/null", "--pid-file=", "--local=/test/",
-          "--mx-host=mx.test,mx1.mx.test,20", "--mx-host=mx.test,mx2.mx.test,10",
-          "--mx-host=mx.test,mx3.mx.test,30", "--host-record=mx1.mx.test,127.0.0.11",
-          "--host-record=mx2.mx.test,127.0.0.12,::1", "--host-record=mx3.mx.test,127.0.0.13",
-          "--host-record=plain.test,127.0.0.20", "--host-record=brk.test,127.0.0.21",
-          "--mx-host=brk.test,mx1.mx.test,10", (char *)NULL);
-    _exit(127);
-}
+static struct dnsmasq_fixture fx;
 
 static int group_setup(void **state)
 {
-    fx.port = free_port();
-    if (fx.port < 0)
-        return -1;
-    fx.dnsmasq = start_dnsmasq(fx.port);
-    if (fx.dnsmasq < 0 || wait_tcp(fx.port) < 0)
-        return -1;
-    fx.silent_fd = bound_silent_udp(&fx.silent_port);
-    return fx.silent_fd < 0 ? -1 : 0;
+    static const char *const records[] = {"--local=/test/",
+                                          "--mx-host=mx.test,mx1.mx.test,20",
+                                          "--mx-host=mx.test,mx2.mx.test,10",
+                                          "--mx-host=mx.test,mx3.mx.test,30",
+                                          "--host-record=mx1.mx.test,127.0.0.11",
+                                          "--host-record=mx2.mx.test,127.0.0.12,::1",
+                                          "--host-record=mx3.mx.test,127.0.0.13",
+                                          "--host-record=plain.test,127.0.0.20",
+                                          "--host-record=brk.test,127.0.0.21",
+                                          "--mx-host=brk.test,mx1.mx.test,10",
+                                          NULL};
+
+    return dnsmasq_fixture_start(&fx, records);
 }
 
 static int group_teardown(void **state)
 {
-    if (fx.dnsmasq > 0) {
-        kill(fx.dnsmasq, SIGTERM);
-        waitpid(fx.dnsmasq, NULL, 0);
-    }
-    if (fx.silent_fd >= 0)
-        close(fx.silent_fd);
+    dnsmasq_fixture_stop(&fx);
     return 0;
 }
 
