@@ -146,31 +146,5 @@ void dns_cancel(struct dns_pending *p);
 /* dns_status_name - "ok", "notfound", "tempfail" */
 const char *dns_status_name(enum dns_status status);
 
-/* TEMP(issue 10): declarations until the dns branch lands */
-enum dns_qtype { DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX };
-struct dns_answer {
-    enum dns_status status;
-    char *reason;
-    char **v;
-    size_t count;
-};
-struct dns_client_name {
-    enum dns_status status;
-    char *name;
-    char *reverse_name;
-    enum dns_status reverse_status;
-};
-struct dns_pending;
-typedef void (*dns_answer_cb)(struct dns_answer *ans, void *arg);
-typedef void (*dns_client_name_cb)(struct dns_client_name *cn, void *arg);
-struct dns_pending *dns_query(struct dns_ctx *ctx, const char *name, enum dns_qtype type,
-                              dns_answer_cb cb, void *arg);
-struct dns_pending *dns_domain_check(struct dns_ctx *ctx, const char *domain, dns_answer_cb cb,
-                                     void *arg);
-struct dns_pending *dns_client_name(struct dns_ctx *ctx, const struct sockaddr *addr,
-                                    dns_client_name_cb cb, void *arg);
-void dns_client_name_free(struct dns_client_name *cn);
-void dns_answer_free(struct dns_answer *ans);
-void dns_cancel(struct dns_pending *p);
 
 #endif
