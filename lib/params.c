@@ -236,6 +236,19 @@ const struct param_def param_table[] = {
      "restrictions on the sender (checked at RCPT with smtpd_delay_reject, else at MAIL), "
      "e.g. reject_sender_login_mismatch, check_sender_access"},
 
+    /* smtpd policy services (check_policy_service; Postfix's policy delegation protocol) */
+    {"smtpd_policy_service_timeout", PARAM_TIME, "100s",
+     "time a policy service has to answer one request, connecting included; then the request "
+     "fails"},
+    {"smtpd_policy_service_max_idle", PARAM_TIME, "300s",
+     "an unused connection to a policy service is closed after this time"},
+    {"smtpd_policy_service_max_ttl", PARAM_TIME, "1000s",
+     "a connection to a policy service is closed (after its current request) once it is this "
+     "old"},
+    {"smtpd_policy_service_default_action", PARAM_STR, "451 4.3.5 Server configuration problem",
+     "what a check_policy_service answers when the service fails (no connection, timeout, a "
+     "malformed reply)"},
+
     /* cleanup */
     {"hopcount_limit", PARAM_INT, "25", "Received: headers allowed before 554 5.4.6"},
     {"header_size_limit", PARAM_SIZE, "102400", "largest header section accepted (bytes)"},

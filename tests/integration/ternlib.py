@@ -849,6 +849,61 @@ class Dnsmasq:
         self.proc = None
 
 
+# ---------------------------------------------------------------- postgrey
+
+POSTGREY = "/usr/sbin/postgrey"
+
+
+def start_postgrey(tmpdir: Path, delay: int = 2) -> Tuple[subprocess.Popen, int]:
+    """postgrey (a greylisting policy server, scripts/setup.sh installs it) on
+    127.0.0.1:PORT with its database in tmpdir/postgrey, in the foreground;
+    returns (proc, port) once it accepts connections.  Stop it with
+    terminate(proc).
+
+    The command line:
+        postgrey --inet=127.0.0.1:PORT --dbdir=DIR --delay=2 --max-age=35
+                 --user=nobody --group=nogroup
+    As root postgrey drops to --user/--group after binding (default: the
+    user postgrey), so DIR belongs to that user and tmpdir must be
+    searchable by it (the it_base fixture's directories are 0755).  It
+    answers only requests with request=smtpd_access_policy (others get no
+    reply at all); a request without client_address, client_name, sender
+    or recipient gets DUNNO."""
+    import grp
+    import pwd
+
+    dbdir = Path(tmpdir) / "postgrey"
+    dbdir.mkdir(mode=0o700)
+    user_args: List[str] = []
+    if os.geteuid() == 0:
+        user, group = "nobody", "nogroup"
+        os.chown(dbdir, pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
+        user_args = [f"--user={user}", f"--group={group}"]
+    port = free_port()
+    log = open(Path(tmpdir) / "postgrey.log", "ab")
+    proc = subprocess.Popen(
+        [POSTGREY, f"--inet=127.0.0.1:{port}", f"--dbdir={dbdir}", f"--delay={delay}",
+         "--max-age=35"] + user_args,
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+    )
+    log.close()
+
+    def accepting():
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"postgrey exited {proc.returncode}: {(Path(tmpdir) / 'postgrey.log').read_text()}"
+            )
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(accepting, 20, f"postgrey on port {port}")
+    except BaseException:
+        terminate(proc)
+        raise
+    return proc, port
+
+
 # ---------------------------------------------------------------- per-recipient sink
 
 
