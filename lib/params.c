@@ -156,8 +156,6 @@ const struct param_def param_table[] = {
     {"smtpd_greet_pause", PARAM_TIME, "0s",
      "wait this long before the greeting; a client that talks first is refused "
      "(sendmail's GreetPause)"},
-    {"smtpd_policy_service_default_action", PARAM_STR, "451 4.3.5 Server configuration problem",
-     "reply when a check_policy_service server fails"},
     {"smtpd_auth_required", PARAM_BOOL, "no",
      "MAIL needs a successful AUTH first (530 5.7.0; sendmail's M=a)"},
 

@@ -923,17 +923,14 @@ static int policy_domain_exists(struct policy_eval *e, const char *domain)
 /* policy_authorized_destination - a recipient this host accepts from anyone */
 static int policy_authorized_destination(struct policy_eval *e, int *tempfail)
 {
-    enum route_class cls;
-    const char *domain = addr_domain(e->f->recipient ? e->f->recipient : "");
+    int rc;
 
     *tempfail = 0;
-    if (e->p->route == NULL)
+    if (e->p->route == NULL || e->f->recipient == NULL)
         return 0;
-    if (route_class_of(e->p->route, domain, &cls) < 0) {
-        *tempfail = 1;
-        return 0;
-    }
-    return cls != ROUTE_CLASS_DEFAULT || route_relay_client(e->p->route, e->f->addr);
+    rc = route_destination_authorized(e->p->route, e->f->recipient, e->f->addr);
+    *tempfail = rc < 0;
+    return rc > 0;
 }
 
 /* ---- check_policy_service */
@@ -1168,12 +1165,7 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
             v = policy_set(e, POLICY_REJECT, it->name,
                            "554 5.5.0 Error: improper use of SMTP command pipelining");
         break;
-    case PK_SENDER_LOGIN_MISMATCH:
-        if (f->sasl_logins_ok < 0)
-            v = policy_tempfail(e, it->name, "smtpd_sender_login_maps");
-        else if (f->sasl_logins_ok == 0)
-            v = policy_postfix_reply(e, PL_SENDER, POLICY_REJECT, it->name, "553", "5.7.1",
-                                     f->sasl_username ? "not owned by user" : "not logged in");
+    case PK_SENDER_LOGIN_MISMATCH: /* smtpd checks it at MAIL (smtpd/auth.c) */
         break;
     case PK_POLICY_SERVICE:
         v = policy_service(e, it, list);

@@ -83,8 +83,6 @@ struct policy_facts {
     long long rcpt_count; /* recipients accepted so far */
     int in_mynetworks;
     int pipelined; /* the client sent this command before the reply it should have waited for */
-    int sasl_logins_ok; /* reject_sender_login_mismatch: 1 the login owns the sender, 0 not, -1
-                           tempfail */
 };
 
 /* an outside fact the evaluation needs */

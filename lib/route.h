@@ -178,6 +178,10 @@ struct route_client {
  * ROUTE_TEMPFAIL with why (code, dsn, text for "CODE DSN <addr>: text") */
 enum route_status route_check_recipient(struct route *r, const char *addr,
                                         const struct route_client *client, struct route_reply *why);
+/* route_destination_authorized - relay control alone: 1 when addr (after
+ * canonical mapping: domaintable) is a local, virtual or relay domain, or
+ * relay_domains lists the client's network; 0 not; -1 a table failed */
+int route_destination_authorized(struct route *r, const char *addr, const struct sockaddr *client);
 /* route_sender_logins - smtpd_sender_login_maps: the SASL logins that own
  * the sender addr (qualified with myorigin first), looked up as
  * user+ext@domain, user@domain, (a local domain: user+ext, user), @domain;

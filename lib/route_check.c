@@ -93,6 +93,24 @@ static enum route_status route_relay_allowed(struct route *r, const char *orig, 
     return ROUTE_REJECT;
 }
 
+int route_destination_authorized(struct route *r, const char *addr, const struct sockaddr *client)
+{
+    buf_t canonical = BUF_INIT;
+    struct route_reply why;
+    enum route_class cls;
+    int rc;
+
+    route_reply_init(&why);
+    if (route_canonical_recipient(r, addr, &canonical, &why) < 0 ||
+        route_class_of(r, addr_domain(canonical.data), &cls) < 0)
+        rc = -1;
+    else
+        rc = cls != ROUTE_CLASS_DEFAULT || route_relay_client(r, client);
+    route_reply_free(&why);
+    buf_free(&canonical);
+    return rc;
+}
+
 enum route_status route_check_recipient(struct route *r, const char *addr,
                                         const struct route_client *client, struct route_reply *why)
 {

@@ -19,6 +19,7 @@ struct event;
 struct route;
 struct policy;
 struct dns_ctx;
+struct smtpd_policy_clients;
 
 struct smtpd_tls;
 struct smtpd_auth;
@@ -75,6 +76,7 @@ struct smtpd_server {
     struct service svc;
     struct route *route;           /* shared by every listener */
     struct dns_ctx *dns;           /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
+    struct smtpd_policy_clients *policy_clients; /* check_policy_service connections */
     long long client_limit;        /* smtpd_client_limit: sessions per worker */
     struct smtpd_listener conf[3]; /* one per listener name in use */
     size_t conf_count;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "policy_client.h"
 #include "session.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
@@ -18,6 +19,7 @@ struct smtpd_policy_wait {
     struct session *s;
     struct policy_need *need;
     struct dns_pending *dns;
+    struct smtpd_policy_query *query;
     struct event *timer;
     struct smtpd_policy_wait *next;
 };
@@ -40,12 +42,18 @@ void smtpd_policy_server_init(struct smtpd_server *server, const struct config *
     if (server->dns == NULL)
         log_fatal("%s: dns_servers: %s", config_origin(cfg, "dns_servers"), buf_cstr(&err));
     buf_free(&err);
+    server->policy_clients = smtpd_policy_clients_new(
+        server->svc.base, config_time(cfg, "smtpd_policy_service_timeout"),
+        config_time(cfg, "smtpd_policy_service_max_idle"),
+        config_time(cfg, "smtpd_policy_service_max_ttl"));
 }
 
 void smtpd_policy_server_free(struct smtpd_server *server)
 {
     dns_free(server->dns);
     server->dns = NULL;
+    smtpd_policy_clients_free(server->policy_clients);
+    server->policy_clients = NULL;
 }
 
 void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
@@ -169,18 +177,21 @@ static void smtpd_policy_on_dns(struct dns_answer *ans, void *arg)
     buf_free(&value);
 }
 
-/* smtpd_policy_on_timer - a sleep ended (or a request that cannot be made
- * is answered as failed) */
+/* smtpd_policy_on_timer - a sleep ended */
 static void smtpd_policy_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct smtpd_policy_wait *w = arg;
-
     (void)fd;
     (void)what;
-    if (w->need->kind == POLICY_NEED_SLEEP)
-        smtpd_policy_wait_done(w, 0, "");
-    else
-        smtpd_policy_wait_done(w, -1, "the policy service client is not available");
+    smtpd_policy_wait_done(arg, 0, "");
+}
+
+/* smtpd_policy_on_service - a policy service's action (or its failure) */
+static void smtpd_policy_on_service(void *ctx, int status, const char *action)
+{
+    struct smtpd_policy_wait *w = ctx;
+
+    w->query = NULL;
+    smtpd_policy_wait_done(w, status < 0 ? -1 : 0, action);
 }
 
 /* smtpd_policy_start_needs - start every pending request */
@@ -209,10 +220,12 @@ static void smtpd_policy_start_needs(struct session *s)
             break;
         case POLICY_NEED_SLEEP:
             tv.tv_sec = (time_t)n->seconds;
-            /* fall through */
-        case POLICY_NEED_SERVICE:
             w->timer = evtimer_new(s->server->svc.base, smtpd_policy_on_timer, w);
             evtimer_add(w->timer, &tv);
+            break;
+        case POLICY_NEED_SERVICE:
+            w->query = smtpd_policy_client_ask(s->server->policy_clients, n->target, &n->request,
+                                               smtpd_policy_on_service, w);
             break;
         }
         n = next;
@@ -304,6 +317,7 @@ void smtpd_policy_end(struct session *s)
         struct smtpd_policy_wait *w = s->policy_waits;
         s->policy_waits = w->next;
         dns_cancel(w->dns);
+        smtpd_policy_client_cancel(w->query);
         if (w->timer != NULL)
             event_free(w->timer);
         policy_need_free(w->need);

@@ -84,7 +84,8 @@ def test_trace_client_verdicts_and_exit_codes(res):
     assert "RCPT TO:<x@far.test> -> 554 5.7.1 <x@far.test>: Relay access denied" in r.stdout
     r = trace(t, "--no-dns", "--client", "127.0.0.1", "x@far.test")
     assert r.returncode == 0
-    assert "(mynetworks: may relay)" in r.stdout
+    assert "client unknown[127.0.0.1] (mynetworks)" in r.stdout
+    assert "permit_mynetworks: permit" in r.stdout
     assert "RCPT TO:<x@far.test> -> 250 2.1.5 accepted" in r.stdout
     r = trace(t, "--no-dns", "--client", "127.0.0.5", "bad@virt.test")
     assert r.returncode == 1
