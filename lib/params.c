@@ -110,6 +110,19 @@ const struct param_def param_table[] = {
     {"smtpd_line_limit", PARAM_SIZE, "2048", "longest SMTP command line accepted (bytes)"},
     {"smtpd_helo_required", PARAM_BOOL, "no", "require HELO/EHLO before MAIL"},
     {"disable_vrfy_command", PARAM_BOOL, "no", "answer VRFY with 252 and say nothing"},
+    {"disable_expn_command", PARAM_BOOL, "no",
+     "refuse EXPN (502 5.7.0) and leave it out of the EHLO reply; otherwise EXPN shows "
+     "alias_maps members to mynetworks clients"},
+    {"smtpd_privacy_flags", PARAM_LIST, "",
+     "sendmail's PrivacyOptions: goaway, needmailhelo, needexpnhelo, needvrfyhelo, noexpn, "
+     "novrfy, noverb, noetrn, noreceipts, nobodyreturn, authwarnings, restrictmailq, "
+     "restrictqrun, restrictexpand, public (docs/smtpd.md)"},
+    {"smtpd_greet_pause", PARAM_STR, "0",
+     "wait this long before the greeting (1500ms, 2s; 0: off); a client that talks first "
+     "gets 554 and nothing it sends is done (sendmail's greet_pause; not for mynetworks)"},
+    {"smtpd_refuse_load", PARAM_STR, "0",
+     "refuse new SMTP connections with 421 4.3.2 while the 1-minute load average is above "
+     "this (e.g. 12 or 12.5; 0: never; sendmail's RefuseLA)"},
     {"message_size_limit", PARAM_SIZE, "10240000", "largest message accepted (bytes); 0: no limit"},
     {"smtpd_forbid_bare_newline", PARAM_BOOL, "no",
      "reject message data with a bare LF (550 5.5.2) instead of normalizing it"},
@@ -153,9 +166,6 @@ const struct param_def param_table[] = {
     {"smtpd_dnsbl_limit", PARAM_INT, "10", "DNS list queries started per connection ahead of need"},
     {"smtpd_peername_lookup", PARAM_BOOL, "yes",
      "look up the client's name (PTR, confirmed by A/AAAA) before the greeting"},
-    {"smtpd_greet_pause", PARAM_TIME, "0s",
-     "wait this long before the greeting; a client that talks first is refused "
-     "(sendmail's GreetPause)"},
     {"smtpd_auth_required", PARAM_BOOL, "no",
      "MAIL needs a successful AUTH first (530 5.7.0; sendmail's M=a)"},
 
@@ -276,6 +286,11 @@ const struct param_def param_table[] = {
      "who gets a bounce that could not be delivered (a double bounce)"},
     {"double_bounce_sender", PARAM_STR, "double-bounce",
      "sender of double-bounce notices; failures of mail from it are dropped"},
+    {"queue_defer_load", PARAM_STR, "0",
+     "while the 1-minute load average is above this, newly arrived mail stays queued and "
+     "is delivered once the load drops (0: never; sendmail's QueueLA)"},
+    {"load_average_file", PARAM_STR, "",
+     "file whose first number is the load average (empty: /proc/loadavg; tests use it)"},
     {"restrict_queue_run", PARAM_BOOL, "no",
      "only root and mail_owner may flush the queue (sendmail restrictqrun)"},
 

@@ -170,7 +170,6 @@ struct policy {
     char *delimiters;
     char *myhostname;
     long long dnsbl_limit;
-    long long greet_pause_ms;
     policy_trace_fn trace;
     void *trace_ctx;
 };
@@ -442,7 +441,6 @@ struct policy *policy_open(const struct config *cfg, struct route *route, buf_t 
     p->delimiters = xstrdup(config_str(cfg, "recipient_delimiter"));
     p->myhostname = xstrdup(config_str(cfg, "myhostname"));
     p->dnsbl_limit = config_int(cfg, "smtpd_dnsbl_limit");
-    p->greet_pause_ms = config_time(cfg, "smtpd_greet_pause") * 1000;
     zones = config_list(cfg, "rbl_tempfail_zones", &n);
     p->tempfail_zones = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
@@ -1601,22 +1599,19 @@ int policy_prefetch(struct policy *p, const struct policy_facts *f, struct polic
     return policy_cache_pending(c) != NULL;
 }
 
-long long policy_greet_pause(struct policy *p, const struct policy_facts *f)
+long long policy_greet_pause(struct policy *p, const struct policy_facts *f, long long default_ms)
 {
     struct policy_keys keys = {NULL, 0};
     buf_t value = BUF_INIT, matched = BUF_INIT;
     enum table_result res = TABLE_NOTFOUND;
-    long long ms = p->greet_pause_ms;
+    long long ms = f->in_mynetworks ? 0 : default_ms;
 
-    if (f->in_mynetworks)
-        return 0;
     if (p->access.count > 0) {
         policy_access_client_keys(f, &keys);
         res = policy_table_find(&p->access, &keys, "greetpause:", 0, &value, &matched);
     }
     if (res == TABLE_TEMPFAIL) {
-        log_warn("access_maps: GreetPause: lookup failed: no greet pause for %s", f->ip);
-        ms = -1;
+        log_warn("access_maps: GreetPause: lookup failed for %s: the default pause applies", f->ip);
     } else if (res == TABLE_FOUND) {
         char *end;
         long long v = strtoll(buf_cstr(&value), &end, 10);

@@ -173,10 +173,10 @@ enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,
                                  const struct policy_facts *f, struct policy_cache *c,
                                  struct policy_result *r);
 
-/* policy_greet_pause - the greet pause for this client: access_maps'
- * GreetPause: entries (IP, network, domain), else smtpd_greet_pause; 0
- * for mynetworks; -1 when the table failed (then: no pause) */
-long long policy_greet_pause(struct policy *p, const struct policy_facts *f);
+/* policy_greet_pause - the greet pause (ms) for this client: access_maps'
+ * GreetPause: entries (address, network, verified name), else 0 for
+ * mynetworks, else default_ms (also when the table fails) */
+long long policy_greet_pause(struct policy *p, const struct policy_facts *f, long long default_ms);
 
 /* policy_set_trace - hear every restriction evaluated (tern trace) */
 typedef void (*policy_trace_fn)(const char *list, const char *item, const char *detail, void *ctx);

@@ -512,7 +512,7 @@ int qmgr_bounce_compose(struct qmgr *qm, const struct qmgr_message *m, enum qmgr
 {
     static const char *const auto_what[] = {"failure", "success", "delay"};
     int plain = qm->bounce_plain;
-    int full = want_full(m, kind, plain);
+    int full = !qm->no_body_return && want_full(m, kind, plain); /* nobodyreturn */
     buf_t original = BUF_INIT;
     const char *subject = plain ? plain_subject[kind] : qm->templates[kind].subject;
 

@@ -22,6 +22,7 @@
 #include "attr.h"
 #include "buf.h"
 #include "config.h"
+#include "privacy.h"
 #include "log.h"
 #include "route.h"
 #include "service.h"
@@ -239,6 +240,24 @@ static void qmgr_read_bounce_params(struct qmgr *qm, const struct config *cfg)
     qm->owner_uid = pw != NULL ? pw->pw_uid : geteuid();
 }
 
+/* qmgr_read_load_params - queue_defer_load and the privacy flags qmgr obeys */
+static void qmgr_read_load_params(struct qmgr *qm, const struct config *cfg)
+{
+    const char *limit = config_str(cfg, "queue_defer_load");
+    unsigned privacy = 0;
+    buf_t err = BUF_INIT;
+
+    if (loadavg_limit_parse(limit, &qm->defer_load) < 0)
+        log_fatal("%s: queue_defer_load = %s: expected a load average such as 8 or 8.5 (0: off)",
+                  config_origin(cfg, "queue_defer_load"), limit);
+    loadavg_open(&qm->load, config_str(cfg, "load_average_file"));
+    if (privacy_flags_get(cfg, &privacy, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    qm->restrict_queue_run |= (privacy & PRIVACY_RESTRICTQRUN) != 0;
+    qm->no_body_return = (privacy & PRIVACY_NOBODYRETURN) != 0;
+}
+
 /* qmgr_read_params - the parameters qmgr uses */
 static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
 {
@@ -262,6 +281,7 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
     qm->myhostname = config_str(cfg, "myhostname");
     qm->bounce_notice_recipient = config_str(cfg, "2bounce_notice_recipient");
     qm->restrict_queue_run = config_bool(cfg, "restrict_queue_run");
+    qmgr_read_load_params(qm, cfg);
     qmgr_read_bounce_params(qm, cfg);
     if (qm->max_backoff < qm->min_backoff)
         qm->max_backoff = qm->min_backoff;
@@ -351,6 +371,7 @@ int main(int argc, char **argv)
     }
     free((char *)qm.double_bounce_sender);
     route_close(qm.route);
+    loadavg_close(&qm.load);
     config_free(svc.cfg);
     return rc;
 }

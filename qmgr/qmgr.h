@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include "buf.h"
+#include "loadavg.h"
 #include "qfile.h"
 #include "qid.h"
 
@@ -146,7 +147,13 @@ struct qmgr {
     const char *myhostname;
     const char *bounce_notice_recipient; /* 2bounce_notice_recipient */
     const char *double_bounce_sender;    /* qualified */
-    int restrict_queue_run;
+    int restrict_queue_run;              /* restrict_queue_run or the restrictqrun privacy flag */
+    int no_body_return; /* the nobodyreturn privacy flag: notices carry headers only */
+    /* queue_defer_load (scan.c) */
+    struct loadavg_source load;
+    double defer_load; /* 0 = off */
+    int load_deferring;
+    time_t load_logged;
     uid_t owner_uid;                   /* mail_owner, may flush when restrict_queue_run */
     struct qmgr_template templates[3]; /* failure, delay, success */
     /* cleanup submissions in progress */

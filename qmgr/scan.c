@@ -171,6 +171,32 @@ static int scan_recover(struct qmgr *qm)
     return 0;
 }
 
+/* scan_load_defers - queue_defer_load (sendmail's QueueLA): while the load
+ * is above it, newly arrived mail stays in incoming/ (queued, not
+ * delivered); every incoming scan (a trigger, or every
+ * QMGR_INCOMING_SCAN_SECONDS) looks again.  The deferred queue's retries
+ * go on.  Logged when it starts, then at most once a minute, and when it
+ * ends. */
+static int scan_load_defers(struct qmgr *qm)
+{
+    double load = 0;
+    time_t now = time(NULL);
+
+    if (qm->defer_load <= 0 || loadavg_read(&qm->load, &load) < 0 || load <= qm->defer_load) {
+        if (qm->load_deferring)
+            log_info("load average %g <= queue_defer_load %g: delivering new mail again", load,
+                     qm->defer_load);
+        qm->load_deferring = 0;
+        return 0;
+    }
+    if (!qm->load_deferring || now - qm->load_logged >= 60) {
+        log_info("deferring delivery: load average %g > queue_defer_load %g", load, qm->defer_load);
+        qm->load_logged = now;
+    }
+    qm->load_deferring = 1;
+    return 1;
+}
+
 /* qmgr_scan_incoming - load the recovery backlog, then incoming/, while room */
 void qmgr_scan_incoming(struct qmgr *qm)
 {
@@ -178,7 +204,7 @@ void qmgr_scan_incoming(struct qmgr *qm)
     buf_t from = BUF_INIT;
     size_t i;
 
-    if (qm->draining)
+    if (qm->draining || scan_load_defers(qm))
         return;
     if (scan_recover(qm) < 0 || scan_list_ids("incoming", &ids) < 0) {
         qm->incoming_again = 1;

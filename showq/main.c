@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "privacy.h"
 #include "privs.h"
 #include "queue_list.h"
 #include "service.h"
@@ -66,7 +67,7 @@ static void client_close(struct showq_client *c)
     showq_check_drained(sq);
 }
 
-/* client_allowed - restrict_queue_listing: only root and mail_owner */
+/* client_allowed - restrict_queue_listing (or restrictmailq): only root and mail_owner */
 static int client_allowed(const struct showq_client *c)
 {
     const struct showq *sq = c->sq;
@@ -202,6 +203,18 @@ static uid_t showq_owner_uid(const struct config *cfg)
     return uid;
 }
 
+/* showq_privacy - smtpd_privacy_flags (restrictmailq); fatal on a bad word */
+static unsigned showq_privacy(const struct config *cfg)
+{
+    unsigned flags = 0;
+    buf_t err = BUF_INIT;
+
+    if (privacy_flags_get(cfg, &flags, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+    return flags;
+}
+
 int main(int argc, char **argv)
 {
     struct service svc;
@@ -214,7 +227,8 @@ int main(int argc, char **argv)
         log_fatal("no listening socket: tern-showq expects public/showq as fd 3 from master");
     sq.svc = &svc;
     sq.queue_dir = config_str(svc.cfg, "queue_directory");
-    sq.restrict_listing = config_bool(svc.cfg, "restrict_queue_listing");
+    sq.restrict_listing = config_bool(svc.cfg, "restrict_queue_listing") ||
+                          (showq_privacy(svc.cfg) & PRIVACY_RESTRICTMAILQ);
     sq.owner_uid = showq_owner_uid(svc.cfg);
     svc.ctx = &sq;
     svc.on_drain = showq_on_drain;

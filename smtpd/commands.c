@@ -11,6 +11,7 @@
 #include "addr.h"
 #include "attr.h"
 #include "auth.h"
+#include "greet.h"
 #include "log.h"
 #include "route.h"
 #include "session.h"
@@ -52,6 +53,8 @@ static void commands_helo_reply(struct session *s)
     else
         session_reply(s, "250-SIZE");
     session_reply(s, "250-DSN");
+    if (smtpd_expn_offered(s))
+        session_reply(s, "250-EXPN");
     if (smtpd_tls_offer(s))
         session_reply(s, "250-STARTTLS");
     buf_t auth = BUF_INIT;
@@ -165,6 +168,7 @@ static void commands_rcpt_accept(struct session *s)
 
     attr_add_str(&s->rcpts, "rcpt", addr);
     attr_add_str(&s->rcpts, "orig_rcpt", addr);
+    smtpd_privacy_notify(s, &s->rcpt.notify);
     attr_add_str(&s->rcpts, "notify", buf_cstr(&s->rcpt.notify));
     attr_add_str(&s->rcpts, "orcpt", buf_cstr(&s->rcpt.orcpt));
     s->rcpt_count++;
@@ -292,10 +296,7 @@ static void commands_vrfy(struct session *s, const char *arg)
         session_reply(s, "501 5.5.2 Argument required");
         return;
     }
-    if (len >= 2 && arg[0] == '<' && arg[len - 1] == '>')
-        buf_append(&addr, arg + 1, len - 2);
-    else
-        buf_append(&addr, arg, len);
+    proto_unbracket(arg, &addr);
     if (s->cfg->disable_vrfy || addr.len == 0 || !commands_rcpt_local(s, buf_cstr(&addr)))
         session_reply(s, "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery "
                          "(or try finger)");
@@ -361,6 +362,8 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         smtpd_auth_command(s, arg);
         break;
     case PROTO_CMD_EXPN:
+        smtpd_expn_command(s, arg);
+        break;
     case PROTO_CMD_VERB:
     case PROTO_CMD_ETRN:
         session_reply(s, "502 5.7.0 Sorry, we do not allow this operation");
@@ -391,10 +394,14 @@ void session_command(struct session *s, const char *line, size_t len)
     s->cmd_total[cmd]++;
     s->cur_cmd = (int)cmd;
     s->stage = cmd == PROTO_CMD_UNKNOWN ? "UNKNOWN" : proto_cmd_upper(cmd);
+    if (s->greet_rejecting) /* an early talker: nothing is done (greet.c) */
+        cmd = smtpd_greet_rejecting(s, cmd);
+    if (cmd == SMTPD_GREET_ANSWERED)
+        return;
     if (cmd == PROTO_CMD_UNKNOWN)
         commands_unknown(s, line, len);
     else if (smtpd_tls_required(s) && !commands_before_tls(cmd))
         session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
-    else
+    else if (!smtpd_privacy_refuse(s, cmd))
         commands_dispatch(s, cmd, arg);
 }

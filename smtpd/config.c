@@ -7,6 +7,8 @@
 
 #include "buf.h"
 #include "config.h"
+#include "greet.h"
+#include "loadavg.h"
 #include "log.h"
 #include "policy.h"
 #include "route.h"
@@ -69,6 +71,20 @@ static void smtpd_config_policy(struct smtpd_config *cfg, const struct config *c
     cfg->peername_lookup = config_bool(conf, "smtpd_peername_lookup");
 }
 
+/* smtpd_config_greet - smtpd_greet_pause and smtpd_refuse_load (greet.c, load.c) */
+static void smtpd_config_greet(struct smtpd_config *cfg, const struct config *conf)
+{
+    const char *pause = config_str(conf, "smtpd_greet_pause");
+    const char *load = config_str(conf, "smtpd_refuse_load");
+
+    if (smtpd_greet_pause_parse(pause, &cfg->greet_pause_ms) < 0)
+        log_fatal("%s: smtpd_greet_pause = %s: expected a time such as 1500ms or 2s (at most 1h)",
+                  config_origin(conf, "smtpd_greet_pause"), pause);
+    if (loadavg_limit_parse(load, &cfg->refuse_load) < 0)
+        log_fatal("%s: smtpd_refuse_load = %s: expected a load average such as 12 or 12.5 (0: off)",
+                  config_origin(conf, "smtpd_refuse_load"), load);
+}
+
 /* smtpd_config_load - read every smtpd parameter */
 void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, struct route *route)
 {
@@ -102,6 +118,8 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     cfg->auth_required = config_bool(conf, "smtpd_auth_required");
     cfg->sasl_header = config_bool(conf, "smtpd_sasl_authenticated_header");
     smtpd_config_policy(cfg, conf);
+    smtpd_config_greet(cfg, conf);
+    smtpd_privacy_config(cfg, conf);
 }
 
 /* smtpd_config_free - release the network list */

@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "greet.h"
 #include "log.h"
 #include "route.h"
 #include "service.h"
@@ -52,6 +53,10 @@ static void smtpd_on_accept(struct evconnlistener *evl, evutil_socket_t fd, stru
      * write anyway, and the TLS session ticket and the next reply must not
      * wait for the client's delayed ACK (40 ms per handshake, bench/README.md) */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (smtpd_load_refuse(listener, fd)) { /* smtpd_refuse_load: 421 already written */
+        evutil_closesocket(fd);
+        return;
+    }
     server->session_count++;
     if ((long long)server->session_count >= server->client_limit && !server->paused) {
         log_info("%zu sessions: smtpd_client_limit reached, not accepting for now",
@@ -201,6 +206,8 @@ static void smtpd_server_setup(struct smtpd_server *server)
     smtpd_policy_server_init(server, svc->cfg);
     smtpd_listeners_conf(server);
     smtpd_auth_setup_end();
+    smtpd_load_open(server);
+    smtpd_expn_open(server);
 }
 
 /* smtpd_server_free - what smtpd_server_setup made */
@@ -214,6 +221,8 @@ static void smtpd_server_free(struct smtpd_server *server)
     }
     smtpd_policy_server_free(server);
     route_close(server->route);
+    smtpd_expn_close(server);
+    loadavg_close(&server->load);
 }
 
 /* main - set up, drop privileges, accept until drained or stopped */

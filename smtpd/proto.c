@@ -77,6 +77,16 @@ const char *proto_cmd_upper(enum proto_cmd cmd)
     return proto_cmds[cmd].verb;
 }
 
+void proto_unbracket(const char *arg, buf_t *out)
+{
+    size_t len = strlen(arg);
+
+    if (len >= 2 && arg[0] == '<' && arg[len - 1] == '>')
+        buf_append(out, arg + 1, len - 2);
+    else
+        buf_append(out, arg, len);
+}
+
 /* proto_printable - copy with non-printables replaced, bounded */
 void proto_printable(const char *s, size_t len, size_t max, buf_t *out)
 {

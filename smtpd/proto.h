@@ -106,6 +106,9 @@ int proto_base64_decode(const char *in, size_t len, buf_t *out);
 /* proto_base64_encode - append the base64 form of len bytes to out */
 void proto_base64_encode(const void *in, size_t len, buf_t *out);
 
+/* proto_unbracket - append the VRFY/EXPN argument arg without one pair of
+ * enclosing angle brackets */
+void proto_unbracket(const char *arg, buf_t *out);
 /* proto_printable - append len bytes of s with every byte that is not
  * printable ASCII replaced by '?', at most max bytes */
 void proto_printable(const char *s, size_t len, size_t max, buf_t *out);

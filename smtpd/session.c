@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "cleanup_stream.h"
+#include "greet.h"
 #include "log.h"
 #include "netaddr.h"
 #include "session.h"
@@ -226,6 +227,7 @@ static void session_free(struct session *s)
 
     session_log_disconnect(s);
     smtpd_policy_end(s);
+    smtpd_greet_session_end(s);
     message_discard(s);
     smtpd_auth_session_end(s);
     session_auth_forget(s);
@@ -348,6 +350,10 @@ static void session_on_read(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
 
+    if (!s->greeted) { /* the greet pause, or another hold, runs */
+        smtpd_greet_early_input(s);
+        return;
+    }
     session_process(s);
 }
 
@@ -430,11 +436,12 @@ void session_greet(struct session *s)
     time_rfc2822(time(NULL), &date);
     buf_puts(&text, "220 ");
     proto_banner_format(s->cfg->banner, s->cfg->myhostname, TERN_VERSION, buf_cstr(&date), &text);
+    if (s->greet_rejecting) /* an early talker: 554 instead (greet.c) */
+        smtpd_greet_refusal(s, &text);
     session_write_line(s, text.data, text.len);
     buf_free(&date);
     buf_free(&text);
-    if (s->state == SESSION_CMD)
-        session_process(s);
+    session_resume_input(s); /* what came before the greeting */
 }
 
 void session_greet_hold(struct session *s)

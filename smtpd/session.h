@@ -13,6 +13,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "buf.h"
 #include "proto.h"
@@ -24,6 +25,7 @@ struct dns_pending;
 struct policy_cache;
 struct smtpd_policy_wait;
 struct smtpd_policy_stage;
+struct event;
 
 enum session_state {
     SESSION_CMD,          /* reading command lines */
@@ -116,12 +118,17 @@ struct session {
     /* the greeting waits until every hold is released (session_greet_hold):
      * reverse DNS, the anvil's connection verdict, the greet pause */
     int greet_holds;
-    int greeted;         /* the 220 (or the refusal) was sent */
+    int greeted; /* the 220 (or the refusal) was sent */
 
     /* AUTH (auth.c) */
     char *sasl_method;   /* the mechanism of a successful AUTH, else NULL */
     char *sasl_username; /* the login (printable), else NULL */
     void *auth_state;    /* an exchange in progress (auth.c), else NULL */
+
+    /* the greet pause (greet.c) */
+    struct event *greet_timer; /* the pause runs, else NULL */
+    time_t greet_started;      /* when it began */
+    int greet_rejecting;       /* the client talked first: 554, nothing it sends is done */
 };
 
 /* session_reply - send one reply line (CRLF added); counts errors and may

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "loadavg.h"
 #include "netaddr.h"
 #include "service.h"
 
@@ -20,6 +21,7 @@ struct route;
 struct policy;
 struct dns_ctx;
 struct smtpd_policy_clients;
+struct table_list;
 
 struct smtpd_tls;
 struct smtpd_auth;
@@ -62,6 +64,14 @@ struct smtpd_config {
     const char *tls_problem; /* why tls is NULL although a certificate is set */
     /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */
     struct smtpd_auth *auth;
+
+    /* before the greeting (greet.c, load.c) and privacy (privacy.c, expn.c):
+     * helo_required and disable_vrfy above include needmailhelo and novrfy */
+    long long greet_pause_ms;   /* smtpd_greet_pause; 0 = off */
+    double refuse_load;         /* smtpd_refuse_load; 0 = off */
+    unsigned privacy;           /* smtpd_privacy_flags (lib/privacy.h) */
+    int disable_expn;           /* disable_expn_command or noexpn */
+    struct table_list *aliases; /* alias_maps for EXPN (the server's), or NULL */
 };
 
 /* one listener of a worker: its sockets share one config */
@@ -86,6 +96,9 @@ struct smtpd_server {
     size_t session_count;
     int paused;          /* listeners disabled (client limit, accept error) */
     struct event *retry; /* re-enables the listeners after an accept error */
+
+    struct loadavg_source load; /* load_average_file (load.c) */
+    struct table_list *aliases; /* alias_maps, opened as root (expn.c); NULL: none */
 };
 
 /* smtpd_config_load - fill cfg from one listener's view of the config

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "dns.h"
+#include "greet.h"
 #include "log.h"
 #include "policy_client.h"
 #include "session.h"
@@ -264,6 +265,8 @@ static void smtpd_policy_named(struct session *s)
         log_info("connect from %s", s->client);
     else
         log_info("connect from %s to listener %s", s->client, s->cfg->listener);
+    if (!s->cfg->tls_wrapper) /* SMTPS: the handshake comes first */
+        smtpd_greet_start(s);
     if (s->policy_cache == NULL)
         s->policy_cache = policy_cache_new();
     smtpd_policy_facts(s, &f);

@@ -15,9 +15,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "config.h"
+#include "privacy.h"
 #include "sendmail.h"
 #include "trace.h"
 #include "tern_build.h"
@@ -36,9 +38,34 @@ static int verify_special(const char *addr)
     return 1;
 }
 
+/* verify_permitted - restrictexpand: -bv for root and mail_owner only */
+static int verify_permitted(const struct config *cfg)
+{
+    unsigned flags = 0;
+    buf_t err = BUF_INIT;
+    struct passwd *owner;
+
+    if (privacy_flags_get(cfg, &flags, &err) < 0) {
+        fprintf(stderr, "sendmail: %s\n", buf_cstr(&err));
+        buf_free(&err);
+        return 0;
+    }
+    buf_free(&err);
+    if (!(flags & PRIVACY_RESTRICTEXPAND) || getuid() == 0)
+        return 1;
+    owner = getpwnam(config_str(cfg, "mail_owner"));
+    if (owner != NULL && owner->pw_uid == getuid())
+        return 1;
+    fprintf(stderr, "sendmail: Permission denied (real uid not trusted)\n");
+    return 0;
+}
+
 int sendmail_verify(const struct config *cfg, char *const *addrs, size_t count)
 {
     int rc = 0;
+
+    if (!verify_permitted(cfg))
+        return EX_NOPERM;
 
     for (size_t i = 0; i < count; i++) {
         int one;

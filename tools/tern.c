@@ -20,6 +20,7 @@
 #include "check_sasl.h"
 #include "check_tls.h"
 #include "config.h"
+#include "privacy.h"
 #include "log.h"
 #include "map.h"
 #include "netaddr.h"
@@ -322,6 +323,19 @@ static int tern_check_tables(const struct config *cfg)
     return problems;
 }
 
+/* tern_check_privacy - every smtpd_privacy_flags word is known */
+static int tern_check_privacy(const struct config *cfg)
+{
+    unsigned flags = 0;
+    buf_t err = BUF_INIT;
+    int bad = privacy_flags_get(cfg, &flags, &err) < 0;
+
+    if (bad)
+        printf("%s\n", buf_cstr(&err));
+    buf_free(&err);
+    return bad;
+}
+
 /* tern_check - every problem we can find, one per line */
 static int tern_check(void)
 {
@@ -361,6 +375,7 @@ static int tern_check(void)
     }
     buf_free(&path);
     problems += tern_check_tables(cfg);
+    problems += tern_check_privacy(cfg);
     problems += check_tls(cfg);
     problems += check_sasl(cfg);
     if (problems) {

@@ -459,6 +459,26 @@ static void test_data_split_input_gives_the_same_result(void **state)
     buf_free(&split);
 }
 
+/* test_unbracket_strips_one_pair_of_angle_brackets - VRFY and EXPN arguments */
+static void test_unbracket_strips_one_pair_of_angle_brackets(void **state)
+{
+    static const char *cases[][2] = {
+        {"<root@x.test>", "root@x.test"},
+        {"root", "root"},
+        {"<>", ""},
+        {"<<a>>", "<a>"},
+        {"<", "<"},
+        {"a>", "a>"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_t out = BUF_INIT;
+        proto_unbracket(cases[i][0], &out);
+        assert_string_equal(buf_cstr(&out), cases[i][1]);
+        buf_free(&out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_data_bare_newlines_become_crlf),
         cmocka_unit_test(test_data_smuggling_sequences_do_not_end),
         cmocka_unit_test(test_data_split_input_gives_the_same_result),
+        cmocka_unit_test(test_unbracket_strips_one_pair_of_angle_brackets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
