@@ -199,6 +199,12 @@ void policy_result_reset(struct policy_result *r)
     r->verdict = POLICY_DUNNO;
     buf_reset(&r->reply);
     buf_reset(&r->log);
+    r->discard = 0;
+    r->hold = 0;
+    buf_reset(&r->hold_reason);
+    buf_reset(&r->prepend);
+    buf_reset(&r->redirect);
+    buf_reset(&r->warnings);
     r->relay = 0;
 }
 
