@@ -669,10 +669,11 @@ done:
     return res;
 }
 
-/* policy_check_table - one check_*_access restriction over keys */
+/* policy_check_table - one check_*_access restriction over keys; *found
+ * (when found is non-NULL) is set when a key matched, whatever its value */
 static enum policy_verdict policy_check_table(struct policy_eval *e, const struct policy_item *it,
                                               enum policy_list_id list,
-                                              const struct policy_keys *keys)
+                                              const struct policy_keys *keys, int *found)
 {
     buf_t value = BUF_INIT, matched = BUF_INIT;
     enum table_result res;
@@ -681,6 +682,8 @@ static enum policy_verdict policy_check_table(struct policy_eval *e, const struc
     if (keys->count == 0)
         return POLICY_DUNNO;
     res = policy_table_find((struct table_list *)&it->table, keys, NULL, 0, &value, &matched);
+    if (found != NULL)
+        *found = res == TABLE_FOUND;
     if (res == TABLE_TEMPFAIL)
         v = policy_tempfail(e, it->name, it->arg);
     else if (res == TABLE_FOUND)
@@ -1056,36 +1059,45 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
             v = policy_set(e, POLICY_REJECT, it->name, "554 5.7.1 <%s>: Relay access denied",
                            f->recipient);
         break;
-    case PK_CHECK_CLIENT:
-        if (f->name && f->name_status == 0)
+    case PK_CHECK_CLIENT: {
+        /* the name, then the address, as two lookups (Postfix): a pattern
+         * table sees the full name and then the full address */
+        int found = 0;
+        if (f->name && f->name_status == 0) {
             policy_keys_domain(f->name, &keys);
-        policy_keys_ip(f->ip ? f->ip : "", &keys);
-        v = policy_check_table(e, it, list, &keys);
+            v = policy_check_table(e, it, list, &keys, &found);
+            policy_keys_free(&keys);
+        }
+        if (!found && v == POLICY_DUNNO) {
+            policy_keys_ip(f->ip ? f->ip : "", &keys);
+            v = policy_check_table(e, it, list, &keys, NULL);
+        }
         break;
+    }
     case PK_CHECK_REVERSE_CLIENT:
         if (f->reverse_name && strcmp(f->reverse_name, "unknown") != 0)
             policy_keys_domain(f->reverse_name, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_HELO:
         if (f->helo && *f->helo)
             policy_keys_domain(f->helo, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_SENDER:
         if (f->sender != NULL)
             policy_keys_address(*f->sender ? f->sender : "<>", e->p->delimiters, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_RECIPIENT:
         if (f->recipient != NULL)
             policy_keys_address(f->recipient, e->p->delimiters, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_CCERT:
         if (f->ccert_fingerprint && *f->ccert_fingerprint)
             policy_keys_domain(f->ccert_fingerprint, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_RBL_CLIENT:
     case PK_DNSWL_CLIENT:
