@@ -993,11 +993,11 @@ static enum policy_verdict policy_service(struct policy_eval *e, const struct po
     /* one answer per distinct request: the same RCPT asked twice is asked once */
     buf_printf(&key, "S:%s:%s", it->arg, buf_cstr(&req));
     st = policy_cache_get(e->c, buf_cstr(&key), &action);
-    if (st != 0 && st != -1) {
+    if (st != 0 && st != 1 && st != -1) {
         if (st != POLICY_CACHE_INFLIGHT)
             policy_cache_need(e->c, POLICY_NEED_SERVICE, buf_cstr(&key), it->arg, &req, 0);
         v = POLICY_WAIT;
-    } else if (st < 0) {
+    } else if (st != 0) { /* 1 (no answer) fails too: it is never asked again */
         log_warn("check_policy_service %s: %s", it->arg, action);
         policy_note(e, it->name, "%s: failed (%s)", it->arg, action);
         v = policy_set(e, POLICY_DEFER, it->name, "%s", e->p->service_default_action);
