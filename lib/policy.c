@@ -198,6 +198,12 @@ void policy_result_reset(struct policy_result *r)
     r->verdict = POLICY_DUNNO;
     buf_reset(&r->reply);
     buf_reset(&r->log);
+    r->discard = 0;
+    r->hold = 0;
+    buf_reset(&r->hold_reason);
+    buf_reset(&r->prepend);
+    buf_reset(&r->redirect);
+    buf_reset(&r->warnings);
     r->relay = 0;
 }
 
@@ -661,10 +667,11 @@ done:
     return res;
 }
 
-/* policy_check_table - one check_*_access restriction over keys */
+/* policy_check_table - one check_*_access restriction over keys; *found
+ * (when found is non-NULL) is set when a key matched, whatever its value */
 static enum policy_verdict policy_check_table(struct policy_eval *e, const struct policy_item *it,
                                               enum policy_list_id list,
-                                              const struct policy_keys *keys)
+                                              const struct policy_keys *keys, int *found)
 {
     buf_t value = BUF_INIT, matched = BUF_INIT;
     enum table_result res;
@@ -673,6 +680,8 @@ static enum policy_verdict policy_check_table(struct policy_eval *e, const struc
     if (keys->count == 0)
         return POLICY_DUNNO;
     res = policy_table_find((struct table_list *)&it->table, keys, NULL, 0, &value, &matched);
+    if (found != NULL)
+        *found = res == TABLE_FOUND;
     if (res == TABLE_TEMPFAIL)
         v = policy_tempfail(e, it->name, it->arg);
     else if (res == TABLE_FOUND)
@@ -979,11 +988,11 @@ static enum policy_verdict policy_service(struct policy_eval *e, const struct po
     /* one answer per distinct request: the same RCPT asked twice is asked once */
     buf_printf(&key, "S:%s:%s", it->arg, buf_cstr(&req));
     st = policy_cache_get(e->c, buf_cstr(&key), &action);
-    if (st != 0 && st != -1) {
+    if (st != 0 && st != 1 && st != -1) {
         if (st != POLICY_CACHE_INFLIGHT)
             policy_cache_need(e->c, POLICY_NEED_SERVICE, buf_cstr(&key), it->arg, &req, 0);
         v = POLICY_WAIT;
-    } else if (st < 0) {
+    } else if (st != 0) { /* 1 (no answer) fails too: it is never asked again */
         log_warn("check_policy_service %s: %s", it->arg, action);
         policy_note(e, it->name, "%s: failed (%s)", it->arg, action);
         v = policy_set(e, POLICY_DEFER, it->name, "%s", e->p->service_default_action);
@@ -1045,36 +1054,45 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
             v = policy_set(e, POLICY_REJECT, it->name, "554 5.7.1 <%s>: Relay access denied",
                            f->recipient);
         break;
-    case PK_CHECK_CLIENT:
-        if (f->name && f->name_status == 0)
+    case PK_CHECK_CLIENT: {
+        /* the name, then the address, as two lookups (Postfix): a pattern
+         * table sees the full name and then the full address */
+        int found = 0;
+        if (f->name && f->name_status == 0) {
             policy_keys_domain(f->name, &keys);
-        policy_keys_ip(f->ip ? f->ip : "", &keys);
-        v = policy_check_table(e, it, list, &keys);
+            v = policy_check_table(e, it, list, &keys, &found);
+            policy_keys_free(&keys);
+        }
+        if (!found && v == POLICY_DUNNO) {
+            policy_keys_ip(f->ip ? f->ip : "", &keys);
+            v = policy_check_table(e, it, list, &keys, NULL);
+        }
         break;
+    }
     case PK_CHECK_REVERSE_CLIENT:
         if (f->reverse_name && strcmp(f->reverse_name, "unknown") != 0)
             policy_keys_domain(f->reverse_name, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_HELO:
         if (f->helo && *f->helo)
             policy_keys_domain(f->helo, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_SENDER:
         if (f->sender != NULL)
             policy_keys_address(*f->sender ? f->sender : "<>", e->p->delimiters, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_RECIPIENT:
         if (f->recipient != NULL)
             policy_keys_address(f->recipient, e->p->delimiters, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_CHECK_CCERT:
         if (f->ccert_fingerprint && *f->ccert_fingerprint)
             policy_keys_domain(f->ccert_fingerprint, &keys);
-        v = policy_check_table(e, it, list, &keys);
+        v = policy_check_table(e, it, list, &keys, NULL);
         break;
     case PK_RBL_CLIENT:
     case PK_DNSWL_CLIENT:

@@ -148,6 +148,9 @@ struct policy_result {
 };
 
 void policy_result_init(struct policy_result *r);
+/* policy_result_reset - empty everything an evaluation fills (policy_check
+ * does it first: a stage run again after POLICY_WAIT starts over, so its
+ * headers, warnings and flags are not there twice) */
 void policy_result_reset(struct policy_result *r);
 void policy_result_free(struct policy_result *r);
 

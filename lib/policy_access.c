@@ -41,25 +41,42 @@ static int policy_word(const char *value, const char *word, int colon, const cha
     return 1;
 }
 
-/* policy_access_code - "NNN [x.y.z] text" */
+/* policy_dsn_length - the length of a "D.S.N" (class 4 or 5, then one to
+ * three digits twice) at p followed by a blank or the end, else 0 */
+static size_t policy_dsn_length(const char *p)
+{
+    const char *q = p + 2;
+
+    if ((p[0] != '4' && p[0] != '5') || p[1] != '.')
+        return 0;
+    for (int part = 0; part < 2; part++) {
+        size_t n = strspn(q, "0123456789");
+        if (n < 1 || n > 3 || (part == 0 && q[n] != '.'))
+            return 0;
+        q += n + (part == 0);
+    }
+    return *q == 0 || *q == ' ' || *q == '\t' ? (size_t)(q - p) : 0;
+}
+
+/* policy_access_code - "NNN [D.S.N] text": the DSN's class follows the
+ * code (Postfix's smtpd_check does the same) */
 static int policy_access_code(const char *value, struct policy_access_value *out)
 {
-    struct route_reply rp;
+    const char *p = value + 3;
+    size_t n;
 
     if (!(value[0] == '4' || value[0] == '5') || !isdigit((unsigned char)value[1]) ||
         !isdigit((unsigned char)value[2]) || (value[3] && value[3] != ' ' && value[3] != '\t'))
         return 0;
-    route_reply_init(&rp);
-    route_error_parse(value, 'e', &rp);
-    snprintf(out->code, sizeof(out->code), "%s", rp.code);
-    /* a bare "550 text" gets the action's default status code, not 5.0.0 */
-    if (strncmp(value + 3, " ", 1) == 0 && isdigit((unsigned char)value[4]) && value[5] == '.')
-        snprintf(out->dsn, sizeof(out->dsn), "%s", rp.dsn);
-    buf_set(&out->text, buf_cstr(&rp.text));
-    if (strcmp(buf_cstr(&out->text), "Address rejected") == 0 && strlen(value) <= 4)
-        buf_reset(&out->text);
+    snprintf(out->code, sizeof(out->code), "%.3s", value);
+    p += strspn(p, " \t");
+    if ((n = policy_dsn_length(p)) > 0) {
+        snprintf(out->dsn, sizeof(out->dsn), "%c%.*s", value[0], (int)n - 1, p + 1);
+        p += n;
+        p += strspn(p, " \t");
+    }
+    buf_set(&out->text, p);
     out->action = value[0] == '4' ? POLICY_ACT_DEFER : POLICY_ACT_REJECT;
-    route_reply_free(&rp);
     return 1;
 }
 
