@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "anvil_client.h"
 #include "auth.h"
 #include "cleanup_stream.h"
 #include "log.h"
@@ -220,6 +221,7 @@ static void session_free(struct session *s)
     struct smtpd_server *server = s->server;
 
     session_log_disconnect(s);
+    smtpd_anvil_session_end(s);
     message_discard(s);
     smtpd_auth_session_end(s);
     session_auth_forget(s);
@@ -232,6 +234,7 @@ static void session_free(struct session *s)
     buf_free(&s->line);
     buf_free(&s->content);
     buf_free(&s->data_reply);
+    buf_free(&s->refusal);
     free(s);
     smtpd_session_ended(server);
 }
@@ -413,6 +416,10 @@ void session_greet(struct session *s)
     buf_t date = BUF_INIT;
     buf_t text = BUF_INIT;
 
+    if (s->refusal.len > 0 && s->tls_active) {
+        session_refuse(s, buf_cstr(&s->refusal));
+        return;
+    }
     if (s->greet_holds > 0 || s->greeted || s->state == SESSION_CLOSING)
         return;
     s->greeted = 1;
@@ -440,6 +447,10 @@ void session_refuse(struct session *s, const char *reply)
 {
     if (s->state == SESSION_CLOSING)
         return;
+    if (s->cfg->tls_wrapper && !s->tls_active) { /* SMTPS: after the handshake */
+        buf_set(&s->refusal, reply);
+        return;
+    }
     s->greeted = 1;
     session_write_line(s, reply, strlen(reply));
     session_close_after_flush(s);
@@ -486,6 +497,7 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
         log_info("connect from unknown[%s]", s->ip);
     else
         log_info("connect from unknown[%s] to listener %s", s->ip, s->cfg->listener);
+    smtpd_anvil_session_start(s);
     if (s->cfg->tls_wrapper) {
         if (s->cfg->tls == NULL) {
             log_warn("SMTPS connection from unknown[%s] closed: TLS is not available (%s)", s->ip,

@@ -34,6 +34,17 @@ enum smtpd_relay_rule {
     SMTPD_RELAY_REJECT,
 };
 
+/* per-client limits counted by tern-anvil (anvil_client.c); 0: no limit */
+struct smtpd_client_limits {
+    long long connection_count;     /* smtpd_client_connection_count_limit */
+    long long connection_rate;      /* smtpd_client_connection_rate_limit */
+    long long message_rate;         /* smtpd_client_message_rate_limit */
+    long long recipient_rate;       /* smtpd_client_recipient_rate_limit */
+    long long auth_rate;            /* smtpd_client_auth_rate_limit */
+    struct netaddr_net *exceptions; /* smtpd_client_event_limit_exceptions */
+    size_t exception_count;
+};
+
 /* the parameters of tern.conf that smtpd uses, read once at start, one set
  * per listener (config_listener) */
 struct smtpd_config {
@@ -68,6 +79,7 @@ struct smtpd_config {
     const char *tls_problem; /* why tls is NULL although a certificate is set */
     /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */
     struct smtpd_auth *auth;
+    struct smtpd_client_limits client_limits;
 };
 
 /* one listener of a worker: its sockets share one config */
