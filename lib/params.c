@@ -169,6 +169,29 @@ const struct param_def param_table[] = {
     {"smtpd_auth_required", PARAM_BOOL, "no",
      "MAIL needs a successful AUTH first (530 5.7.0; sendmail's M=a)"},
 
+    /* smtpd connection and rate limits, counted by tern-anvil (docs/smtpd.md) */
+    {"smtpd_client_connection_count_limit", PARAM_INT, "50",
+     "concurrent sessions one client address may have, across all smtpd workers; more get "
+     "421 4.7.0 instead of the greeting (0: no limit; sendmail's ClientConn:)"},
+    {"smtpd_client_connection_rate_limit", PARAM_INT, "0",
+     "connections one client address may make per anvil_rate_time_unit; more get 421 4.7.0 "
+     "(0: no limit; sendmail's ClientRate:)"},
+    {"smtpd_client_message_rate_limit", PARAM_INT, "0",
+     "MAIL commands one client address may send per anvil_rate_time_unit; more get 450 4.7.1 "
+     "(0: no limit)"},
+    {"smtpd_client_recipient_rate_limit", PARAM_INT, "0",
+     "RCPT commands one client address may send per anvil_rate_time_unit; more get 450 4.7.1 "
+     "(0: no limit)"},
+    {"smtpd_client_auth_rate_limit", PARAM_INT, "0",
+     "AUTH commands one client address may send per anvil_rate_time_unit; more get 450 4.7.1 "
+     "(0: no limit)"},
+    {"smtpd_client_event_limit_exceptions", PARAM_LIST, "$mynetworks",
+     "client networks the smtpd_client_*_limit parameters never apply to"},
+    {"anvil_rate_time_unit", PARAM_TIME, "60s",
+     "the time unit of the smtpd_client_*_rate_limit parameters"},
+    {"anvil_status_update_time", PARAM_TIME, "600s",
+     "how often tern-anvil logs the largest counts and rates it saw, and for which client"},
+
     /* smtpd TLS (docs/tls.md) */
     {"smtpd_tls_cert_file", PARAM_STR, "",
      "server certificate (PEM; may hold the chain, and an RSA and an ECDSA pair)"},

@@ -29,6 +29,7 @@ struct master_sockets {
     int lmtp; /* private/lmtp, to tern-lmtp (tern-smtp by another name) */
     int local;
     int auth;        /* private/auth: SASL exchanges for smtpd, to tern-auth */
+    int anvil;       /* private/anvil: connection and rate counters for smtpd, to tern-anvil */
     int pickup;      /* public/pickup: maildrop triggers, to cleanup */
     int qmgr_public; /* public/qmgr: flush requests from users, to qmgr */
     int showq;       /* public/showq: queue listing */

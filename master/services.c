@@ -10,7 +10,8 @@
  * exit, so there is never more than one.  tern-lmtp is tern-smtp under a
  * second name (a symlink) that makes it speak LMTP.  tern-local is the one service that
  * keeps root (it delivers as each recipient); the rest drop to mail_owner.
- * tern-auth runs smtpd's SASL exchanges (private/auth).
+ * tern-auth runs smtpd's SASL exchanges (private/auth); tern-anvil counts
+ * connections and rates per client for every smtpd worker (private/anvil).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +258,7 @@ static void master_slots_build(const struct config *cfg)
     master_slot_add("tern-local", &socks->local, 1);
     master_slot_add("tern-showq", &socks->showq, 1);
     master_slot_add("tern-auth", &socks->auth, 1);
+    master_slot_add("tern-anvil", &socks->anvil, 1);
     for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++)
         master_slot_add("tern-smtpd", socks->smtpd, socks->smtpd_count);
 }

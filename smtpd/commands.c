@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "anvil_client.h"
 #include "attr.h"
 #include "auth.h"
 #include "greet.h"
@@ -402,6 +403,15 @@ void session_command(struct session *s, const char *line, size_t len)
         commands_unknown(s, line, len);
     else if (smtpd_tls_required(s) && !commands_before_tls(cmd))
         session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
-    else if (!smtpd_privacy_refuse(s, cmd))
+    else if (!smtpd_privacy_refuse(s, cmd) && !smtpd_anvil_command(s, cmd, line, len))
         commands_dispatch(s, cmd, arg);
+}
+
+/* session_command_run - a command that waited for tern-anvil */
+void session_command_run(struct session *s, const char *line, size_t len)
+{
+    const char *arg = "";
+    enum proto_cmd cmd = proto_cmd_parse(line, &arg);
+
+    commands_dispatch(s, cmd, arg);
 }

@@ -28,21 +28,44 @@ static const char *smtpd_config_hostname(const struct config *conf)
     return host;
 }
 
-/* smtpd_config_networks - parse mynetworks; a bad entry is fatal */
-static void smtpd_config_networks(struct smtpd_config *cfg, const struct config *conf)
+/* smtpd_config_networks - parse a list of networks (mynetworks); a bad
+ * entry is fatal */
+static void smtpd_config_networks(const struct config *conf, const char *name,
+                                  struct netaddr_net **nets, size_t *net_count)
 {
     size_t count = 0;
-    char *const *list = config_list(conf, "mynetworks", &count);
+    char *const *list = config_list(conf, name, &count);
 
-    cfg->mynetworks = xcalloc(count ? count : 1, sizeof(*cfg->mynetworks));
-    cfg->mynetworks_count = 0;
+    *nets = xcalloc(count ? count : 1, sizeof(**nets));
+    *net_count = 0;
     for (size_t i = 0; i < count; i++) {
-        if (netaddr_parse_net(list[i], &cfg->mynetworks[i]) < 0)
-            log_fatal("%s: mynetworks: bad network \"%s\" (expected e.g. 127.0.0.0/8 or "
+        if (netaddr_parse_net(list[i], &(*nets)[i]) < 0)
+            log_fatal("%s: %s: bad network \"%s\" (expected e.g. 127.0.0.0/8 or "
                       "[::1]/128)",
-                      config_origin(conf, "mynetworks"), list[i]);
-        cfg->mynetworks_count++;
+                      config_origin(conf, name), name, list[i]);
+        (*net_count)++;
     }
+}
+
+/* smtpd_config_client_limits - the smtpd_client_*_limit parameters */
+static void smtpd_config_client_limits(struct smtpd_client_limits *l, const struct config *conf)
+{
+    static const char *names[] = {
+        "smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
+        "smtpd_client_message_rate_limit",     "smtpd_client_recipient_rate_limit",
+        "smtpd_client_auth_rate_limit",
+    };
+    long long *values[] = {&l->connection_count, &l->connection_rate, &l->message_rate,
+                           &l->recipient_rate, &l->auth_rate};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *values[i] = config_int(conf, names[i]);
+        if (*values[i] < 0)
+            log_fatal("%s: %s = %lld: must not be negative (0: no limit)",
+                      config_origin(conf, names[i]), names[i], *values[i]);
+    }
+    smtpd_config_networks(conf, "smtpd_client_event_limit_exceptions", &l->exceptions,
+                          &l->exception_count);
 }
 
 /* smtpd_config_positive - an integer parameter that must be at least 1 */
@@ -93,7 +116,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     cfg->myhostname = smtpd_config_hostname(conf);
     cfg->myorigin = config_str(conf, "myorigin");
     cfg->route = route;
-    smtpd_config_networks(cfg, conf);
+    smtpd_config_networks(conf, "mynetworks", &cfg->mynetworks, &cfg->mynetworks_count);
     cfg->banner = config_str(conf, "smtpd_banner");
     cfg->client_limit =
         smtpd_config_positive(conf, "smtpd_client_limit", config_int(conf, "smtpd_client_limit"));
@@ -120,6 +143,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     smtpd_config_policy(cfg, conf);
     smtpd_config_greet(cfg, conf);
     smtpd_privacy_config(cfg, conf);
+    smtpd_config_client_limits(&cfg->client_limits, conf);
 }
 
 /* smtpd_config_free - release the network list */
@@ -130,4 +154,7 @@ void smtpd_config_free(struct smtpd_config *cfg)
     policy_close(cfg->policy);
     cfg->policy = NULL;
     cfg->mynetworks_count = 0;
+    free(cfg->client_limits.exceptions);
+    cfg->client_limits.exceptions = NULL;
+    cfg->client_limits.exception_count = 0;
 }

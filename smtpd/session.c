@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "anvil_client.h"
 #include "auth.h"
 #include "cleanup_stream.h"
 #include "greet.h"
@@ -228,6 +229,7 @@ static void session_free(struct session *s)
     session_log_disconnect(s);
     smtpd_policy_end(s);
     smtpd_greet_session_end(s);
+    smtpd_anvil_session_end(s);
     message_discard(s);
     smtpd_auth_session_end(s);
     session_auth_forget(s);
@@ -244,6 +246,7 @@ static void session_free(struct session *s)
     buf_free(&s->tx_hold_reason);
     buf_free(&s->tx_prepend);
     buf_free(&s->tx_redirect);
+    buf_free(&s->refusal);
     free(s);
     smtpd_session_ended(server);
 }
@@ -430,6 +433,10 @@ void session_greet(struct session *s)
     buf_t date = BUF_INIT;
     buf_t text = BUF_INIT;
 
+    if (s->refusal.len > 0 && s->tls_active) {
+        session_refuse(s, buf_cstr(&s->refusal));
+        return;
+    }
     if (s->greet_holds > 0 || s->greeted || s->state == SESSION_CLOSING)
         return;
     s->greeted = 1;
@@ -460,6 +467,10 @@ void session_refuse(struct session *s, const char *reply)
 {
     if (s->state == SESSION_CLOSING)
         return;
+    if (s->cfg->tls_wrapper && !s->tls_active) { /* SMTPS: after the handshake */
+        buf_set(&s->refusal, reply);
+        return;
+    }
     s->greeted = 1;
     session_write_line(s, reply, strlen(reply));
     session_close_after_flush(s);
@@ -503,6 +514,7 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
     if (s->bev == NULL)
         log_panic("bufferevent_socket_new failed");
     smtpd_policy_connect(s);
+    smtpd_anvil_session_start(s);
     if (s->cfg->tls_wrapper) {
         if (s->cfg->tls == NULL) {
             log_warn("SMTPS connection from %s closed: TLS is not available (%s)", s->client,

@@ -37,6 +37,8 @@ enum session_state {
     SESSION_AUTH_WAIT,    /* AUTH: waiting for tern-auth's answer; not reading */
     SESSION_POLICY,       /* a restriction waits for DNS, a policy service or a sleep
                              (smtpd_policy.c); not reading */
+    SESSION_ANVIL_WAIT,   /* MAIL, RCPT, AUTH: waiting for tern-anvil's count; not reading
+                             (anvil_client.c) */
     SESSION_CLOSING       /* last reply being flushed; then free */
 };
 
@@ -118,7 +120,11 @@ struct session {
     /* the greeting waits until every hold is released (session_greet_hold):
      * reverse DNS, the anvil's connection verdict, the greet pause */
     int greet_holds;
-    int greeted; /* the 220 (or the refusal) was sent */
+    int greeted;   /* the 220 (or the refusal) was sent */
+    buf_t refusal; /* SMTPS: session_refuse's reply, sent once TLS is up */
+
+    /* connection and rate limits (anvil_client.c), else NULL */
+    void *anvil_state;
 
     /* AUTH (auth.c) */
     char *sasl_method;   /* the mechanism of a successful AUTH, else NULL */
@@ -161,8 +167,8 @@ void session_greet(struct session *s);
 void session_greet_hold(struct session *s);
 void session_greet_release(struct session *s);
 /* session_refuse - the session must not go on: reply (a 421 or 554 line)
- * is sent instead of the greeting (or at once after it) and the session
- * closes */
+ * is sent instead of the greeting (or at once after it; SMTPS: once the
+ * handshake is done) and the session closes */
 void session_refuse(struct session *s, const char *reply);
 /* session_attach_bev - set callbacks, limits and timeouts on s->bev (a new
  * one after STARTTLS) and start reading and writing */
@@ -173,6 +179,9 @@ void session_auth_forget(struct session *s);
 
 /* commands.c: session_command - handle one command line (no CR/LF) */
 void session_command(struct session *s, const char *line, size_t len);
+/* session_command_run - run a command that session_command held back
+ * (already counted and checked; anvil_client.c) */
+void session_command_run(struct session *s, const char *line, size_t len);
 
 /* message.c */
 /* message_start - DATA accepted: connect to cleanup, send the envelope, 354 */

@@ -29,6 +29,17 @@ struct smtpd_auth;
 /* the TLS security level of a listener */
 enum smtpd_tls_level { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
 
+/* per-client limits counted by tern-anvil (anvil_client.c); 0: no limit */
+struct smtpd_client_limits {
+    long long connection_count;     /* smtpd_client_connection_count_limit */
+    long long connection_rate;      /* smtpd_client_connection_rate_limit */
+    long long message_rate;         /* smtpd_client_message_rate_limit */
+    long long recipient_rate;       /* smtpd_client_recipient_rate_limit */
+    long long auth_rate;            /* smtpd_client_auth_rate_limit */
+    struct netaddr_net *exceptions; /* smtpd_client_event_limit_exceptions */
+    size_t exception_count;
+};
+
 /* the parameters of tern.conf that smtpd uses, read once at start, one set
  * per listener (config_listener) */
 struct smtpd_config {
@@ -72,6 +83,7 @@ struct smtpd_config {
     unsigned privacy;           /* smtpd_privacy_flags (lib/privacy.h) */
     int disable_expn;           /* disable_expn_command or noexpn */
     struct table_list *aliases; /* alias_maps for EXPN (the server's), or NULL */
+    struct smtpd_client_limits client_limits;
 };
 
 /* one listener of a worker: its sockets share one config */
