@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ternlib import Dnsmasq, Sink, TernInstance, require_binary  # noqa: E402
+from policyutil import dead_dns, mpolicy_dns, policy_dns  # noqa: E402,F401 (relay-policy fixtures)
 
 KEEP = os.environ.get("TERN_IT_KEEP") == "1"
 
