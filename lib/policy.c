@@ -473,6 +473,26 @@ fail:
     return NULL;
 }
 
+int policy_check_listeners(const struct config *cfg, buf_t *err)
+{
+    int rc = 0;
+
+    for (const struct listener_def *l = listener_table; rc == 0 && l->name != NULL; l++) {
+        struct config *view;
+        struct policy *p;
+
+        if (*config_list(cfg, l->param, NULL) == NULL)
+            continue; /* the listener is off */
+        if ((view = config_listener(cfg, l->name, err)) == NULL)
+            return -1;
+        if ((p = policy_open(view, NULL, err)) == NULL)
+            rc = -1;
+        policy_close(p);
+        config_free(view);
+    }
+    return rc;
+}
+
 void policy_close(struct policy *p)
 {
     if (p == NULL)
@@ -492,6 +512,14 @@ void policy_close(struct policy *p)
     free(p->delimiters);
     free(p->myhostname);
     free(p);
+}
+
+/* policy_domain - the domain of an address, "" without one */
+static const char *policy_domain(const char *addr)
+{
+    const char *d = addr ? addr_domain(addr) : NULL;
+
+    return d ? d : "";
 }
 
 /* ---- verdicts */
@@ -634,7 +662,7 @@ static enum policy_verdict policy_apply_value(struct policy_eval *e, enum policy
         buf_set(&e->r->redirect, buf_cstr(&v.text));
         break;
     case POLICY_ACT_WARN:
-        buf_printf(&e->r->warnings, "warn: %s: %s\n", key, buf_cstr(&v.text));
+        buf_printf(&e->r->warnings, "warn\t%s: %s\n", key, buf_cstr(&v.text));
         break;
     case POLICY_ACT_DUNNO:
     case POLICY_ACT_FRIEND:
@@ -1023,7 +1051,8 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         v = policy_postfix_reply(e, list, POLICY_REJECT, it->name, "554", "5.7.1", "Access denied");
         break;
     case PK_DEFER:
-        v = policy_postfix_reply(e, list, POLICY_DEFER, it->name, "450", "4.7.1", "Access denied");
+        v = policy_postfix_reply(e, list, POLICY_DEFER, it->name, "450", "4.7.1",
+                                 "Try again later");
         break;
     case PK_DUNNO:
         break;
@@ -1104,14 +1133,14 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         break;
     case PK_RHSBL_SENDER:
         if (f->sender && *f->sender)
-            v = policy_dnsbl(e, it, addr_domain(f->sender), 0, "Sender address", f->sender);
+            v = policy_dnsbl(e, it, policy_domain(f->sender), 0, "Sender address", f->sender);
         break;
     case PK_RHSBL_HELO:
         v = policy_dnsbl(e, it, f->helo, 0, "Helo command", f->helo);
         break;
     case PK_RHSBL_RECIPIENT:
         if (f->recipient)
-            v = policy_dnsbl(e, it, addr_domain(f->recipient), 0, "Recipient address",
+            v = policy_dnsbl(e, it, policy_domain(f->recipient), 0, "Recipient address",
                              f->recipient);
         break;
     case PK_UNKNOWN_CLIENT:
@@ -1133,7 +1162,7 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         const char *a = sender ? f->sender : f->recipient;
         if (a == NULL || *a == 0 || !addr_is_qualified(a))
             break;
-        st = policy_domain_exists(e, addr_domain(a));
+        st = policy_domain_exists(e, policy_domain(a));
         if (st == POLICY_CACHE_INFLIGHT)
             v = POLICY_WAIT;
         else if (st != 0)
@@ -1144,12 +1173,12 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         break;
     }
     case PK_NON_FQDN_SENDER:
-        if (f->sender && *f->sender && !policy_fqdn(addr_domain(f->sender)))
+        if (f->sender && *f->sender && !policy_fqdn(policy_domain(f->sender)))
             v = policy_postfix_reply(e, PL_SENDER, POLICY_REJECT, it->name, "504", "5.5.2",
                                      "need fully-qualified address");
         break;
     case PK_NON_FQDN_RECIPIENT:
-        if (f->recipient && !policy_fqdn(addr_domain(f->recipient)))
+        if (f->recipient && !policy_fqdn(policy_domain(f->recipient)))
             v = policy_postfix_reply(e, PL_RECIPIENT, POLICY_REJECT, it->name, "504", "5.5.2",
                                      "need fully-qualified address");
         break;
@@ -1219,7 +1248,7 @@ static enum policy_verdict policy_run_list(struct policy_eval *e, enum policy_li
         if (v == POLICY_WAIT)
             return v;
         if (it->warn_only && (v == POLICY_REJECT || v == POLICY_DEFER)) {
-            buf_printf(&e->r->warnings, "reject_warning: %s\n", buf_cstr(&e->r->reply));
+            buf_printf(&e->r->warnings, "reject_warning\t%s\n", buf_cstr(&e->r->reply));
             policy_note(e, it->name, "would %s: %s (warn_if_reject)",
                         v == POLICY_REJECT ? "reject" : "defer", buf_cstr(&e->r->reply));
             buf_reset(&e->r->reply);
@@ -1419,7 +1448,7 @@ static int policy_access_relay(struct policy_eval *e, int *failed)
         relay = 1;
     policy_keys_free(&keys);
     if (!relay && found >= 0 && e->f->recipient) {
-        const char *domain = addr_domain(e->f->recipient);
+        const char *domain = policy_domain(e->f->recipient);
         policy_keys_address(e->f->recipient, e->p->delimiters, &keys);
         if (*domain)
             policy_keys_domain(domain, &keys);
@@ -1477,7 +1506,7 @@ static enum policy_verdict policy_sender_domain(struct policy_eval *e)
     if (e->p->accept_unresolvable || f->sender == NULL || *f->sender == 0 || f->in_mynetworks ||
         f->sasl_username != NULL || !addr_is_qualified(f->sender))
         return POLICY_DUNNO;
-    domain = addr_domain(f->sender);
+    domain = policy_domain(f->sender);
     e->list = PL_SENDER;
     st = policy_domain_exists(e, domain);
     if (st == POLICY_CACHE_INFLIGHT)
@@ -1492,7 +1521,7 @@ static enum policy_verdict policy_sender_domain(struct policy_eval *e)
     buf_reset(&e->r->reply);
     policy_set(e, POLICY_REJECT, "accept_unresolvable_domains",
                "553 5.1.8 %s... Domain of sender address %s does not exist",
-               e->stage == POLICY_MAIL ? (f->echo ? f->echo : "") : f->sender, f->sender);
+               f->sender_echo ? f->sender_echo : f->sender, f->sender);
     return POLICY_REJECT;
 }
 

@@ -72,6 +72,7 @@ struct policy_facts {
     const char *sender;          /* NULL before MAIL; "" the null sender */
     const char *recipient;       /* RCPT stage */
     const char *echo;            /* the path of the current MAIL or RCPT as the client wrote it */
+    const char *sender_echo;     /* the MAIL path as the client wrote it */
     const char *sasl_method;     /* NULL unless authenticated */
     const char *sasl_username;
     const char *sasl_sender;
@@ -142,7 +143,7 @@ struct policy_result {
     buf_t hold_reason;
     buf_t prepend;            /* PREPEND: header lines to add ("Name: value\n" each) */
     buf_t redirect;           /* REDIRECT: the one recipient the message goes to */
-    buf_t warnings;           /* WARN and warn_if_reject lines to log ("\n" separated) */
+    buf_t warnings;           /* lines "warn<TAB>text" and "reject_warning<TAB>reply" to log */
     int relay;                /* the relay stage found the client or the recipient may relay */
     long long greet_pause_ms; /* policy_greet_pause: -1 no access entry */
 };
@@ -159,6 +160,10 @@ void policy_result_free(struct policy_result *r);
  * restriction 'x'" (or a table that cannot be opened) */
 struct policy *policy_open(const struct config *cfg, struct route *route, buf_t *err);
 void policy_close(struct policy *p);
+/* policy_check_listeners - policy_open for every listener in use (master
+ * refuses to start or reload on a bad list); -1 with err naming the first
+ * problem */
+int policy_check_listeners(const struct config *cfg, buf_t *err);
 
 /* policy_prefetch - put every DNS list query the client lists can ask
  * (reject_rbl_client, permit_dnswl_client; at most smtpd_dnsbl_limit) into

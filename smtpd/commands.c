@@ -74,7 +74,7 @@ static void commands_helo_verdict(struct session *s, struct policy_result *r)
         s->seen_helo = 0;
         return;
     }
-    smtpd_policy_keep(s, r);
+    smtpd_policy_keep(s, r, "HELO", NULL);
     commands_helo_reply(s);
 }
 
@@ -116,7 +116,7 @@ static void commands_mail_verdict(struct session *s, struct policy_result *r)
         proto_mail_free(&s->mail);
         return;
     }
-    smtpd_policy_keep(s, r);
+    smtpd_policy_keep(s, r, "MAIL", NULL);
     s->have_mail = 1;
     session_reply(s, "250 2.1.0 %s... Sender ok", buf_cstr(&s->mail.echo));
 }
@@ -208,7 +208,7 @@ static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
         buf_printf(&reply, "%s %s %s", why.code, why.dsn, buf_cstr(&why.text));
         commands_rcpt_reject(s, buf_cstr(&reply));
     } else {
-        smtpd_policy_keep(s, r);
+        smtpd_policy_keep(s, r, "RCPT", buf_cstr(&s->rcpt.addr));
         commands_rcpt_accept(s);
     }
     route_reply_free(&why);
@@ -242,7 +242,7 @@ static void commands_data_verdict(struct session *s, struct policy_result *r)
         session_reply(s, "%s", buf_cstr(&r->reply));
         return;
     }
-    smtpd_policy_keep(s, r);
+    smtpd_policy_keep(s, r, "DATA", NULL);
     message_start(s);
 }
 

@@ -219,7 +219,7 @@ static void message_eod_verdict(struct session *s, struct policy_result *r)
         session_reply(s, "%s", buf_cstr(&r->reply));
         return;
     }
-    smtpd_policy_keep(s, r);
+    smtpd_policy_keep(s, r, "END-OF-MESSAGE", NULL);
     cleanup_stream_end(s->cleanup);
 }
 

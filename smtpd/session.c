@@ -124,12 +124,13 @@ void session_reply(struct session *s, const char *fmt, ...)
         session_too_many_errors(s);
 }
 
-/* session_log_reject - one line per refused MAIL/RCPT/message */
-void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to)
+void session_log_event(struct session *s, int kind_len, const char *kind, const char *stage,
+                       const char *text, const char *to)
 {
     buf_t line = BUF_INIT;
 
-    buf_printf(&line, "NOQUEUE: reject: %s from %s: %s; from=<", stage, s->client, reply);
+    buf_printf(&line, "NOQUEUE: %.*s: %s from %s: %s; from=<", kind_len, kind, stage, s->client,
+               text);
     proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &line);
     buf_puts(&line, ">");
     if (to != NULL) {
@@ -140,6 +141,12 @@ void session_log_reject(struct session *s, const char *stage, const char *reply,
     buf_printf(&line, " proto=%s helo=<%s>", session_protocol(s), buf_cstr(&s->helo));
     log_info("%s", buf_cstr(&line));
     buf_free(&line);
+}
+
+/* session_log_reject - one line per refused MAIL/RCPT/message */
+void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to)
+{
+    session_log_event(s, 6, "reject", stage, reply, to);
 }
 
 /* session_reset_transaction - back to "no MAIL yet" */
@@ -302,7 +309,11 @@ static int session_read_command(struct session *s, struct evbuffer *in)
     secret = s->state == SESSION_AUTH ||
              (s->line.len >= 4 && strncasecmp(s->line.data, "AUTH", 4) == 0 &&
               (s->line.len == 4 || s->line.data[4] == ' '));
-    s->pipelined = evbuffer_get_length(in) > 0;
+    /* improper pipelining (reject_unauth_pipelining): more commands behind
+     * this one before the client could know PIPELINING, or behind DATA */
+    if (evbuffer_get_length(in) > 0 && s->state == SESSION_CMD &&
+        (!s->esmtp || (s->line.len >= 4 && strncasecmp(s->line.data, "DATA", 4) == 0)))
+        s->pipelined = 1;
     if (s->state == SESSION_AUTH)
         smtpd_auth_input(s, s->line.data, s->line.len);
     else

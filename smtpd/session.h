@@ -65,8 +65,8 @@ struct session {
     struct smtpd_policy_wait *policy_waits;
     struct smtpd_policy_stage *policy_stage; /* the stage being evaluated */
     enum session_state policy_resume_state;  /* the state to go back to */
-    buf_t client_verdict; /* smtpd_delay_reject = no: the client's refusal */
-    int pipelined;        /* this command came before its reply was due */
+    buf_t client_verdict;                    /* smtpd_delay_reject = no: the client's refusal */
+    int pipelined; /* the client pipelined without PIPELINING, or behind DATA */
     /* the transaction's side effects (DISCARD, HOLD, PREPEND, REDIRECT) */
     int tx_discard;
     int tx_hold;
@@ -153,8 +153,12 @@ void session_resume_input(struct session *s);
 /* session_enable_input - read again without processing now (not while the
  * client's unread replies pile up) */
 void session_enable_input(struct session *s);
-/* session_log_reject - "NOQUEUE: reject: STAGE from unknown[ip]: reply; ..." */
+/* session_log_reject - "NOQUEUE: reject: STAGE from name[ip]: reply; ..." */
 void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to);
+/* session_log_event - the same line with another kind ("warn",
+ * "reject_warning": kind_len bytes of kind) */
+void session_log_event(struct session *s, int kind_len, const char *kind, const char *stage,
+                       const char *text, const char *to);
 /* session_protocol - "SMTP", or "ESMTP" after EHLO with RFC 3848's S (TLS)
  * and A (authenticated) suffixes */
 const char *session_protocol(const struct session *s);

@@ -43,10 +43,10 @@ void smtpd_policy_server_init(struct smtpd_server *server, const struct config *
     if (server->dns == NULL)
         log_fatal("%s: dns_servers: %s", config_origin(cfg, "dns_servers"), buf_cstr(&err));
     buf_free(&err);
-    server->policy_clients = smtpd_policy_clients_new(
-        server->svc.base, config_time(cfg, "smtpd_policy_service_timeout"),
-        config_time(cfg, "smtpd_policy_service_max_idle"),
-        config_time(cfg, "smtpd_policy_service_max_ttl"));
+    server->policy_clients =
+        smtpd_policy_clients_new(server->svc.base, config_time(cfg, "smtpd_policy_service_timeout"),
+                                 config_time(cfg, "smtpd_policy_service_max_idle"),
+                                 config_time(cfg, "smtpd_policy_service_max_ttl"));
 }
 
 void smtpd_policy_server_free(struct smtpd_server *server)
@@ -70,6 +70,7 @@ void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
     f->protocol = session_protocol(s);
     f->helo = s->seen_helo ? buf_cstr(&s->helo) : NULL;
     f->sender = s->have_mail || s->mail.echo.len ? buf_cstr(&s->mail.addr) : NULL;
+    f->sender_echo = f->sender ? buf_cstr(&s->mail.echo) : NULL;
     f->sasl_method = s->sasl_method;
     f->sasl_username = s->sasl_username;
     f->tls = s->tls_active;
@@ -250,7 +251,7 @@ static void smtpd_policy_client_verdict(struct session *s, struct policy_result 
         buf_set(&s->client_verdict, buf_cstr(&r->reply));
         smtpd_policy_log_reject(s, "CONNECT", r, NULL);
     }
-    smtpd_policy_keep(s, r);
+    smtpd_policy_keep(s, r, "CONNECT", NULL);
     session_greet_release(s);
 }
 
@@ -364,14 +365,20 @@ void smtpd_policy_log_reject(struct session *s, const char *stage, const struct 
     }
 }
 
-void smtpd_policy_keep(struct session *s, const struct policy_result *r)
+void smtpd_policy_keep(struct session *s, const struct policy_result *r, const char *stage,
+                       const char *to)
 {
     const char *p = buf_cstr(&r->warnings);
 
-    while (*p) {
+    while (*p) { /* "NOQUEUE: warn: RCPT from host[ip]: text; from=<> to=<> ..." */
         size_t n = strcspn(p, "\n");
-        log_info("%.*s from %s; from=<%s> proto=%s helo=<%s>", (int)n, p, s->client,
-                 buf_cstr(&s->mail.addr), session_protocol(s), buf_cstr(&s->helo));
+        const char *tab = memchr(p, '\t', n);
+        buf_t line = BUF_INIT;
+        if (tab != NULL) {
+            buf_printf(&line, "%.*s", (int)(n - (size_t)(tab + 1 - p)), tab + 1);
+            session_log_event(s, (int)(tab - p), p, stage, buf_cstr(&line), to);
+        }
+        buf_free(&line);
         p += n + (p[n] == '\n');
     }
     if (r->discard)

@@ -42,7 +42,9 @@ void smtpd_policy_end(struct session *s);
 void smtpd_policy_log_reject(struct session *s, const char *stage, const struct policy_result *r,
                              const char *to);
 /* smtpd_policy_keep - remember a verdict's side effects (DISCARD, HOLD,
- * PREPEND, REDIRECT) for the transaction and log its warnings */
-void smtpd_policy_keep(struct session *s, const struct policy_result *r);
+ * PREPEND, REDIRECT) for the transaction and log its warnings (stage
+ * "RCPT", ...; to: the recipient or NULL) */
+void smtpd_policy_keep(struct session *s, const struct policy_result *r, const char *stage,
+                       const char *to);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "auth_test.h"
+#include "check_policy.h"
 #include "check_sasl.h"
 #include "check_tls.h"
 #include "config.h"
@@ -378,6 +379,7 @@ static int tern_check(void)
     problems += tern_check_privacy(cfg);
     problems += check_tls(cfg);
     problems += check_sasl(cfg);
+    problems += check_policy(cfg);
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;

@@ -557,7 +557,7 @@ static void trace_client_check(struct trace *t, const struct trace_opts *o,
     struct policy_result r;
     struct policy_facts f;
     struct dns_client_name *cn = NULL;
-    buf_t err = BUF_INIT, echo = BUF_INIT;
+    buf_t err = BUF_INIT, echo = BUF_INIT, secho = BUF_INIT;
     size_t n;
     char *const *list = config_list(t->cfg, "mynetworks", &n);
     struct netaddr_net *nets = xcalloc(n + 1, sizeof(*nets));
@@ -618,6 +618,8 @@ static void trace_client_check(struct trace *t, const struct trace_opts *o,
             buf_reset(&echo);
             buf_printf(&echo, "<%s>", f.sender);
             f.echo = buf_cstr(&echo);
+            buf_set(&secho, buf_cstr(&echo));
+            f.sender_echo = buf_cstr(&secho);
         }
         if (stages[i].stage == POLICY_RCPT) {
             f.recipient = rcpt;
@@ -668,6 +670,7 @@ out:
     config_free(view);
     buf_free(&err);
     buf_free(&echo);
+    buf_free(&secho);
     free(nets);
 }
 

@@ -178,6 +178,8 @@ def policy_tern(res, dns=None, start: bool = True, access: Optional[str] = None,
     base = {
         "dns_servers": server,
         "smtpd_peername_lookup": "yes",
+        # tern's default (ternlib turns the check off for tests without DNS)
+        "accept_unresolvable_domains": "no",
         "dns_timeout": "1s",
         "mynetworks": "127.0.0.1/32",
         "mydestination": "tern.test, sysiphus.com",
