@@ -183,6 +183,10 @@ struct policy_eval {
     enum policy_stage stage;
     enum policy_list_id list;
     int access_client_relay; /* sendmail Connect:/untagged RELAY */
+    /* DEFER_IF_PERMIT / DEFER_IF_REJECT: the reply given if the evaluation
+     * ends in an accept / a reject ("" none) */
+    buf_t defer_if_permit;
+    buf_t defer_if_reject;
 };
 
 /* ---- results */
@@ -642,11 +646,29 @@ static enum policy_verdict policy_apply_value(struct policy_eval *e, enum policy
                                    v.dsn[0] ? v.dsn : "5.7.1", text);
         break;
     case POLICY_ACT_DEFER:
-    case POLICY_ACT_DEFER_IF_PERMIT:
-    case POLICY_ACT_DEFER_IF_REJECT:
         res = policy_postfix_reply(e, list, POLICY_DEFER, item, v.code[0] ? v.code : "450",
                                    v.dsn[0] ? v.dsn : "4.7.1", text);
         break;
+    case POLICY_ACT_DEFER_IF_PERMIT:
+    case POLICY_ACT_DEFER_IF_REJECT: {
+        /* Postfix: defer only if the evaluation would end in an accept
+         * (a reject); remember the reply and go on */
+        buf_t *keep =
+            v.action == POLICY_ACT_DEFER_IF_PERMIT ? &e->defer_if_permit : &e->defer_if_reject;
+        buf_t saved = BUF_INIT;
+        if (keep->len > 0)
+            break;
+        buf_set(&saved, buf_cstr(&e->r->reply));
+        policy_postfix_reply(e, list, POLICY_DEFER, item, "450", "4.7.1", text);
+        buf_set(keep, buf_cstr(&e->r->reply));
+        buf_set(&e->r->reply, buf_cstr(&saved));
+        buf_free(&saved);
+        e->r->verdict = POLICY_DUNNO;
+        policy_note(e, item, "%s pending: %s",
+                    v.action == POLICY_ACT_DEFER_IF_PERMIT ? "DEFER_IF_PERMIT" : "DEFER_IF_REJECT",
+                    buf_cstr(keep));
+        break;
+    }
     case POLICY_ACT_DISCARD:
         e->r->discard = 1;
         res = POLICY_PERMIT;
@@ -1521,7 +1543,10 @@ static enum policy_verdict policy_sender_domain(struct policy_eval *e)
     buf_reset(&e->r->reply);
     policy_set(e, POLICY_REJECT, "accept_unresolvable_domains",
                "553 5.1.8 %s... Domain of sender address %s does not exist",
-               f->sender_echo ? f->sender_echo : f->sender, f->sender);
+               f->sender_echo                       ? f->sender_echo
+               : e->stage == POLICY_MAIL && f->echo ? f->echo
+                                                    : f->sender,
+               f->sender);
     return POLICY_REJECT;
 }
 
@@ -1589,7 +1614,7 @@ enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,
                                  const struct policy_facts *f, struct policy_cache *c,
                                  struct policy_result *r)
 {
-    struct policy_eval e = {p, f, c, r, stage, PL_CLIENT, 0};
+    struct policy_eval e = {p, f, c, r, stage, PL_CLIENT, 0, BUF_INIT, BUF_INIT};
     enum policy_verdict v = POLICY_DUNNO;
 
     policy_result_reset(r);
@@ -1616,6 +1641,16 @@ enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,
         v = policy_stage_run(&e, PL_EOD);
         break;
     }
+    if (v == POLICY_REJECT && e.defer_if_reject.len > 0) {
+        buf_set(&r->reply, buf_cstr(&e.defer_if_reject));
+        v = POLICY_DEFER;
+    } else if ((v == POLICY_DUNNO || v == POLICY_PERMIT) && e.defer_if_permit.len > 0) {
+        buf_set(&r->reply, buf_cstr(&e.defer_if_permit));
+        buf_set(&r->log, "DEFER_IF_PERMIT");
+        v = POLICY_DEFER;
+    }
+    buf_free(&e.defer_if_permit);
+    buf_free(&e.defer_if_reject);
     if (v == POLICY_WAIT)
         buf_reset(&r->reply);
     r->verdict = v;
@@ -1625,7 +1660,7 @@ enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,
 int policy_prefetch(struct policy *p, const struct policy_facts *f, struct policy_cache *c)
 {
     struct policy_result r;
-    struct policy_eval e = {p, f, c, &r, POLICY_CONNECT, PL_CLIENT, 0};
+    struct policy_eval e = {p, f, c, &r, POLICY_CONNECT, PL_CLIENT, 0, BUF_INIT, BUF_INIT};
     long long asked = 0;
 
     policy_result_init(&r);

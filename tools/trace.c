@@ -563,6 +563,7 @@ static void trace_client_check(struct trace *t, const struct trace_opts *o,
     struct netaddr_net *nets = xcalloc(n + 1, sizeof(*nets));
     size_t count = 0;
     enum policy_verdict v = POLICY_DUNNO;
+    int discard = 0, hold = 0, redirect = 0;
 
     if (o->listener && strcmp(o->listener, "smtpd") != 0 &&
         (view = config_listener(t->cfg, o->listener, &err)) == NULL) {
@@ -628,6 +629,9 @@ static void trace_client_check(struct trace *t, const struct trace_opts *o,
             f.echo = buf_cstr(&echo);
         }
         v = trace_stage(t, p, stages[i].stage, &f, c, &r);
+        discard |= r.discard; /* the side effects of every stage count */
+        hold |= r.hold;
+        redirect |= r.redirect.len > 0;
         if (v == POLICY_REJECT || v == POLICY_DEFER || v == POLICY_WAIT) {
             trace_note(t, "smtpd", "%s%s%s -> %s", stages[i].name,
                        stages[i].stage == POLICY_RCPT ? " TO:" : "",
@@ -646,8 +650,8 @@ static void trace_client_check(struct trace *t, const struct trace_opts *o,
         route_set_trace(t->route, trace_route_event, t);
         if (st == ROUTE_OK)
             trace_note(t, "smtpd", "RCPT TO:<%s> -> 250 2.1.5 accepted%s%s%s", rcpt,
-                       r.discard ? " (DISCARD)" : "", r.hold ? " (HOLD)" : "",
-                       r.redirect.len ? " (REDIRECT)" : "");
+                       discard ? " (DISCARD)" : "", hold ? " (HOLD)" : "",
+                       redirect ? " (REDIRECT)" : "");
         else
             trace_note(t, "smtpd", "RCPT TO:<%s> -> %s %s %s", rcpt, why.code, why.dsn,
                        buf_cstr(&why.text));

@@ -691,6 +691,33 @@ static void test_client_access_name_before_address(void **state)
     fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
 }
 
+/* DEFER_IF_PERMIT defers only an evaluation that would accept;
+ * DEFER_IF_REJECT turns only a later reject into a deferral */
+static void test_defer_if_permit_and_if_reject(void **state)
+{
+    struct fx *f = *state;
+
+    fx_base(f);
+    fx_file(f, "senders",
+            "grey.test DEFER_IF_PERMIT Greylisted\nsoft.test DEFER_IF_REJECT maybe\n");
+    fx_file(f, "rcpts", "bad@tern.test REJECT no\n");
+    fx_set(f, "smtpd_sender_restrictions", "check_sender_access texthash:@D/senders");
+    fx_set(f, "smtpd_recipient_restrictions", "check_recipient_access texthash:@D/rcpts");
+    fx_open(f);
+    f->f.sender = "a@grey.test";
+    f->f.recipient = "hal@tern.test";
+    fx_expect(f, POLICY_RCPT, POLICY_DEFER,
+              "450 4.7.1 <a@grey.test>: Sender address rejected: Greylisted");
+    f->f.recipient = "bad@tern.test"; /* a later reject wins over DEFER_IF_PERMIT */
+    fx_expect(f, POLICY_RCPT, POLICY_REJECT,
+              "554 5.7.1 <bad@tern.test>: Recipient address rejected: no");
+    f->f.sender = "a@soft.test"; /* the reject becomes a deferral */
+    fx_expect(f, POLICY_RCPT, POLICY_DEFER,
+              "450 4.7.1 <a@soft.test>: Sender address rejected: maybe");
+    f->f.recipient = "hal@tern.test"; /* nothing rejects: accepted */
+    fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
+}
+
 static void test_access_values_in_postfix_lists(void **state)
 {
     struct fx *f = *state;
@@ -717,7 +744,7 @@ static void test_access_values_in_postfix_lists(void **state)
     assert_string_equal(buf_cstr(&f->r.redirect), "other@tern.test");
     f->f.sender = "a@warn.test";
     fx_expect(f, POLICY_RCPT, POLICY_REJECT, NULL);
-    assert_string_equal(buf_cstr(&f->r.warnings), "warn: warn.test: careful\n");
+    assert_string_equal(buf_cstr(&f->r.warnings), "warn\twarn.test: careful\n");
     f->f.sender = "a@code.test";
     fx_expect(f, POLICY_RCPT, POLICY_DEFER,
               "450 4.7.1 <a@code.test>: Sender address rejected: later please");
@@ -761,10 +788,10 @@ static void test_result_is_fresh_after_wait(void **state)
     fx_answer(f, POLICY_NEED_A, "5.0.0.127.bl.test", 1, "");
     fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
     assert_string_equal(buf_cstr(&f->r.prepend), "X-Seen: yes\n");
-    assert_string_equal(buf_cstr(&f->r.warnings), "warn: sender.test: careful\n");
+    assert_string_equal(buf_cstr(&f->r.warnings), "warn\tsender.test: careful\n");
     fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
     assert_string_equal(buf_cstr(&f->r.prepend), "X-Seen: yes\n");
-    assert_string_equal(buf_cstr(&f->r.warnings), "warn: sender.test: careful\n");
+    assert_string_equal(buf_cstr(&f->r.warnings), "warn\tsender.test: careful\n");
 }
 
 static void test_rbl_listed_asks_a_then_txt(void **state)
@@ -1195,7 +1222,7 @@ static void test_warn_if_reject_only_warns(void **state)
     fx_set(f, "smtpd_client_restrictions", "warn_if_reject, reject, reject_unauth_pipelining");
     fx_open(f);
     fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
-    assert_string_equal(buf_cstr(&f->r.warnings), "reject_warning: 554 5.7.1 <unknown[127.0.0.5]>: "
+    assert_string_equal(buf_cstr(&f->r.warnings), "reject_warning\t554 5.7.1 <unknown[127.0.0.5]>: "
                                                   "Client host rejected: Access denied\n");
     f->f.pipelined = 1; /* the next item is not a warning */
     fx_expect(f, POLICY_RCPT, POLICY_REJECT,
@@ -1374,6 +1401,7 @@ int main(void)
         FX(test_client_access_reject_at_connect_without_delay),
         FX(test_client_access_cidr_matches_a_named_client),
         FX(test_client_access_name_before_address),
+        FX(test_defer_if_permit_and_if_reject),
         FX(test_access_values_in_postfix_lists),
         FX(test_result_is_fresh_after_wait),
         FX(test_rbl_listed_asks_a_then_txt),
