@@ -139,6 +139,9 @@ const struct param_def param_table[] = {
     {"smtpd_data_restrictions", PARAM_LIST, "", "restrictions at DATA"},
     {"smtpd_end_of_data_restrictions", PARAM_LIST, "",
      "restrictions after the message content, before the final reply"},
+    {"promiscuous_relay", PARAM_BOOL, "no",
+     "every client may relay anywhere (sendmail's FEATURE(promiscuous_relay)); only for a "
+     "relay that no outsider can reach: tern check warns"},
     {"smtpd_delay_reject", PARAM_BOOL, "yes",
      "give client, HELO and sender verdicts at RCPT (sendmail's FEATURE(delay_checks))"},
     {"access_maps", PARAM_LIST, "",

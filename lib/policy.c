@@ -162,6 +162,7 @@ struct policy {
     enum policy_spam_mode spam_mode;
     int blocklist_recipients;
     int accept_unresolvable;
+    int promiscuous; /* promiscuous_relay */
     struct table_list rbl_reply;
     char **tempfail_zones;
     size_t tempfail_count;
@@ -446,6 +447,7 @@ struct policy *policy_open(const struct config *cfg, struct route *route, buf_t 
     p->delay_reject = config_bool(cfg, "smtpd_delay_reject");
     p->blocklist_recipients = config_bool(cfg, "access_blocklist_recipients");
     p->accept_unresolvable = config_bool(cfg, "accept_unresolvable_domains");
+    p->promiscuous = config_bool(cfg, "promiscuous_relay");
     p->default_rbl_reply = xstrdup(config_str(cfg, "default_rbl_reply"));
     p->service_default_action = xstrdup(config_str(cfg, "smtpd_policy_service_default_action"));
     p->delimiters = xstrdup(config_str(cfg, "recipient_delimiter"));
@@ -1590,6 +1592,10 @@ static enum policy_verdict policy_rcpt(struct policy_eval *e)
     relay = policy_access_relay(e, &failed);
     if (failed)
         return POLICY_DEFER;
+    if (!relay && e->p->promiscuous) {
+        policy_note(e, "promiscuous_relay", "every client may relay");
+        relay = 1;
+    }
     if (relay) {
         e->r->relay = 1;
     } else {

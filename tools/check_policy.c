@@ -30,7 +30,7 @@ static int check_policy_open_relay(const struct config *view)
 
 int check_policy(const struct config *cfg)
 {
-    int problems = 0;
+    int problems = 0, warned = 0;
     buf_t err = BUF_INIT;
     struct route *route = route_open(cfg, &err);
 
@@ -53,6 +53,11 @@ int check_policy(const struct config *cfg)
         if ((p = policy_open(view, route, &err)) == NULL) {
             printf("%s\n", buf_cstr(&err));
             problems++;
+        } else if (config_bool(view, "promiscuous_relay") && !warned++) {
+            printf("*** WARNING: FEATURE('promiscuous_relay') configures your system as open "
+                   "relay (promiscuous_relay = yes, %s). Do NOT use it on a server that is "
+                   "connected to the Internet!\n",
+                   config_origin(view, "promiscuous_relay"));
         } else if (check_policy_open_relay(view)) {
             printf("*** WARNING: listener %s: smtpd_relay_restrictions permits every client "
                    "(%s): this configures your system as an open relay. Do NOT use it on a "

@@ -466,3 +466,27 @@ def test_trace_explains_a_reject_and_an_accept(res):
     assert r.returncode == 0, r.stderr
     assert re.search(r"\baccept", out, re.I), out
     assert "rejected" not in out
+
+
+# ---------------------------------------------------------------- open relays (RELAY-08, SPAM-10)
+
+
+def test_promiscuous_relay_warns_and_relays(res):
+    p = policy_tern(res, start=False, promiscuous_relay="yes")
+    check = p.tern.tern("check")
+    assert "*** WARNING: FEATURE('promiscuous_relay') configures your system as open relay" in (
+        check.stdout
+    ), check.stdout
+    assert check.stdout.count("*** WARNING") == 1
+    p.tern.start()
+    assert rcpt_reply(p.tern, "joe@ok.test", "x@far.test") == RCPT_OK.format("x@far.test")
+
+
+def test_check_warns_about_a_relay_list_that_permits_everyone(res):
+    p = policy_tern(res, start=False, smtpd_relay_restrictions="permit_mynetworks, permit")
+    check = p.tern.tern("check")
+    assert check.returncode == 0, check.stdout
+    assert "smtpd_relay_restrictions permits every client" in check.stdout
+    assert "open relay" in check.stdout
+    p2 = policy_tern(res, start=False)
+    assert "WARNING" not in p2.tern.tern("check").stdout
