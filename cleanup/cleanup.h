@@ -96,6 +96,8 @@ int cleanup_msg_finish(struct cleanup_msg *m);
  * file removed).  main.c covers a batch with one syncfs instead. */
 int cleanup_msg_sync(struct cleanup_msg *m);
 /* cleanup_msg_publish - rename into incoming/ (the caller fsyncs the dir) */
+/* cleanup_msg_hold - publish the message into hold/ (smtpd's HOLD) */
+void cleanup_msg_hold(struct cleanup_msg *m, const char *reason);
 int cleanup_msg_publish(struct cleanup_msg *m);
 /* cleanup_msg_discard - remove the temp file and free everything */
 void cleanup_msg_discard(struct cleanup_msg *m);

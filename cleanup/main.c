@@ -201,6 +201,9 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
         return 0;
     }
     if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.end") == 0) {
+        const char *hold = attr_get(req, "hold", NULL);
+        if (c->state == CONN_DATA && hold != NULL && c->msg.hold.len == 0)
+            cleanup_msg_hold(&c->msg, hold);
         cleanup_queue_commit(c);
         return 0;
     }

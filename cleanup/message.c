@@ -350,10 +350,8 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     buf_set(&m->prepend, cleanup_get(req, "prepend"));
     if (cleanup_create_file(m, attr_get(req, "queue_id", NULL)) < 0)
         return -1;
-    if (m->hold.len > 0) { /* held: published into hold/, released by tern queue */
-        buf_reset(&m->final_path);
-        buf_printf(&m->final_path, "hold/%s", m->queue_id);
-    }
+    if (m->hold.len > 0)
+        cleanup_msg_hold(m, buf_cstr(&m->hold));
     qfile_writer_init(&m->w, m->fd);
     cleanup_write_envelope(m, req);
     if (cleanup_write_recipients(m, req) < 0) {
@@ -646,6 +644,13 @@ int cleanup_msg_sync(struct cleanup_msg *m)
         return -1;
     }
     return 0;
+}
+
+void cleanup_msg_hold(struct cleanup_msg *m, const char *reason)
+{
+    buf_set(&m->hold, *reason ? reason : "held by policy");
+    buf_reset(&m->final_path);
+    buf_printf(&m->final_path, "hold/%s", m->queue_id);
 }
 
 int cleanup_msg_publish(struct cleanup_msg *m)

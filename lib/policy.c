@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "config.h"
@@ -28,6 +29,7 @@ enum policy_kind {
     PK_PERMIT_SASL,
     PK_PERMIT_CLIENTCERTS,
     PK_PERMIT_AUTH_DESTINATION,
+    PK_PERMIT_MX_BACKUP,
     PK_REJECT_UNAUTH_DESTINATION,
     PK_DEFER_UNAUTH_DESTINATION,
     PK_CHECK_CLIENT,
@@ -39,6 +41,7 @@ enum policy_kind {
     PK_RBL_CLIENT,
     PK_DNSWL_CLIENT,
     PK_RHSBL_CLIENT,
+    PK_RHSBL_REVERSE_CLIENT,
     PK_RHSBL_SENDER,
     PK_RHSBL_HELO,
     PK_RHSBL_RECIPIENT,
@@ -73,6 +76,7 @@ static const struct {
     {"permit_sasl_authenticated", PK_PERMIT_SASL, 0},
     {"permit_tls_clientcerts", PK_PERMIT_CLIENTCERTS, 0},
     {"permit_auth_destination", PK_PERMIT_AUTH_DESTINATION, 0},
+    {"permit_mx_backup", PK_PERMIT_MX_BACKUP, 0},
     {"reject_unauth_destination", PK_REJECT_UNAUTH_DESTINATION, 0},
     {"defer_unauth_destination", PK_DEFER_UNAUTH_DESTINATION, 0},
     {"check_client_access", PK_CHECK_CLIENT, 1},
@@ -84,7 +88,7 @@ static const struct {
     {"reject_rbl_client", PK_RBL_CLIENT, 2},
     {"permit_dnswl_client", PK_DNSWL_CLIENT, 2},
     {"reject_rhsbl_client", PK_RHSBL_CLIENT, 2},
-    {"reject_rhsbl_reverse_client", PK_RHSBL_CLIENT, 2},
+    {"reject_rhsbl_reverse_client", PK_RHSBL_REVERSE_CLIENT, 2},
     {"reject_rhsbl_sender", PK_RHSBL_SENDER, 2},
     {"reject_rhsbl_helo", PK_RHSBL_HELO, 2},
     {"reject_rhsbl_recipient", PK_RHSBL_RECIPIENT, 2},
@@ -452,6 +456,13 @@ struct policy *policy_open(const struct config *cfg, struct route *route, buf_t 
     p->service_default_action = xstrdup(config_str(cfg, "smtpd_policy_service_default_action"));
     p->delimiters = xstrdup(config_str(cfg, "recipient_delimiter"));
     p->myhostname = xstrdup(config_str(cfg, "myhostname"));
+    if (*p->myhostname == 0) { /* as smtpd names itself */
+        char host[256] = "";
+        free(p->myhostname);
+        if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == 0)
+            snprintf(host, sizeof(host), "localhost");
+        p->myhostname = xstrdup(host);
+    }
     p->dnsbl_limit = config_int(cfg, "smtpd_dnsbl_limit");
     zones = config_list(cfg, "rbl_tempfail_zones", &n);
     p->tempfail_zones = xcalloc(n + 1, sizeof(char *));
@@ -832,8 +843,7 @@ static enum policy_verdict policy_rbl_reject(struct policy_eval *e, const struct
                                              const char *hit)
 {
     const char *txt = "";
-    buf_t tmpl = BUF_INIT, text = BUF_INIT, reply = BUF_INIT;
-    char *const *zkey;
+    buf_t tmpl = BUF_INIT, text = BUF_INIT, reply = BUF_INIT, safe_txt = BUF_INIT;
     int st = policy_dns_answer(e, POLICY_NEED_TXT, query, &txt);
     enum table_result res;
     const char *vars[40];
@@ -843,10 +853,14 @@ static enum policy_verdict policy_rbl_reject(struct policy_eval *e, const struct
         return POLICY_WAIT;
     if (st != 0)
         txt = "";
-    (void)zkey;
+    /* a TXT record is outside text: one printable line in the reply */
+    for (const char *q = txt; *q && safe_txt.len < 512; q++)
+        buf_putc(&safe_txt, (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x7f ? *q : '?');
+    txt = buf_cstr(&safe_txt);
     res = table_list_lookup(&e->p->rbl_reply, it->arg, &tmpl);
     if (res == TABLE_TEMPFAIL) {
         buf_free(&tmpl);
+        buf_free(&safe_txt);
         return policy_tempfail(e, it->name, "rbl_reply_maps");
     }
     if (res != TABLE_FOUND)
@@ -886,6 +900,7 @@ static enum policy_verdict policy_rbl_reject(struct policy_eval *e, const struct
     buf_free(&tmpl);
     buf_free(&text);
     buf_free(&reply);
+    buf_free(&safe_txt);
     return e->r->verdict;
 }
 
@@ -979,6 +994,42 @@ static int policy_domain_exists(struct policy_eval *e, const char *domain)
     return policy_dns_answer(e, POLICY_NEED_DOMAIN, domain, &v);
 }
 
+/* policy_mx_backup - permit_mx_backup (sendmail's relay_based_on_MX): the
+ * recipient domain's MX hosts include this host (myhostname, or a name in
+ * mydestination); 1 yes, 0 no, 2 wait */
+static int policy_mx_backup(struct policy_eval *e)
+{
+    const char *domain = policy_domain(e->f->recipient);
+    const char *answer, *p;
+    enum route_class cls;
+    buf_t host = BUF_INIT;
+    int st, found = 0;
+
+    if (*domain == 0 || domain[0] == '[')
+        return 0;
+    st = policy_dns_answer(e, POLICY_NEED_MX, domain, &answer);
+    if (st == POLICY_CACHE_INFLIGHT)
+        return 2;
+    if (st != 0)
+        return 0;
+    for (p = answer; *p && !found;) {
+        size_t n = strcspn(p, " ");
+        buf_reset(&host);
+        buf_append(&host, p, n);
+        found = strcasecmp(buf_cstr(&host), e->p->myhostname) == 0 ||
+                (e->p->route != NULL &&
+                 route_class_of(e->p->route, buf_cstr(&host), &cls) == ROUTE_OK &&
+                 cls == ROUTE_CLASS_LOCAL);
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    policy_note(e, "permit_mx_backup", "%s: MX %s%s", domain, *answer ? answer : "(none)",
+                found ? ": this host is an MX" : "");
+    buf_free(&host);
+    return found;
+}
+
 /* policy_authorized_destination - a recipient this host accepts from anyone */
 static int policy_authorized_destination(struct policy_eval *e, int *tempfail)
 {
@@ -1047,7 +1098,7 @@ static enum policy_verdict policy_service(struct policy_eval *e, const struct po
     } else if (st != 0) { /* 1 (no answer) fails too: it is never asked again */
         log_warn("check_policy_service %s: %s", it->arg, action);
         policy_note(e, it->name, "%s: failed (%s)", it->arg, action);
-        v = policy_set(e, POLICY_DEFER, it->name, "%s", e->p->service_default_action);
+        v = policy_apply_value(e, list, it->name, it->arg, e->p->service_default_action);
     } else {
         v = policy_apply_value(e, list, it->name, it->arg, action);
     }
@@ -1094,6 +1145,12 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         if (tempfail)
             v = policy_tempfail(e, it->name, "route");
         break;
+    case PK_PERMIT_MX_BACKUP:
+        if (f->recipient == NULL || policy_authorized_destination(e, &tempfail))
+            break;
+        st = policy_mx_backup(e);
+        v = st == 2 ? POLICY_WAIT : st ? POLICY_PERMIT : POLICY_DUNNO;
+        break;
     case PK_REJECT_UNAUTH_DESTINATION:
     case PK_DEFER_UNAUTH_DESTINATION:
         if (f->recipient == NULL || policy_authorized_destination(e, &tempfail))
@@ -1113,39 +1170,39 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         int found = 0;
         if (f->name && f->name_status == 0) {
             policy_keys_domain(f->name, &keys);
-            v = policy_check_table(e, it, list, &keys, &found);
+            v = policy_check_table(e, it, PL_CLIENT, &keys, &found);
             policy_keys_free(&keys);
         }
         if (!found && v == POLICY_DUNNO) {
             policy_keys_ip(f->ip ? f->ip : "", &keys);
-            v = policy_check_table(e, it, list, &keys, NULL);
+            v = policy_check_table(e, it, PL_CLIENT, &keys, NULL);
         }
         break;
     }
     case PK_CHECK_REVERSE_CLIENT:
         if (f->reverse_name && strcmp(f->reverse_name, "unknown") != 0)
             policy_keys_domain(f->reverse_name, &keys);
-        v = policy_check_table(e, it, list, &keys, NULL);
+        v = policy_check_table(e, it, PL_CLIENT, &keys, NULL);
         break;
     case PK_CHECK_HELO:
         if (f->helo && *f->helo)
             policy_keys_domain(f->helo, &keys);
-        v = policy_check_table(e, it, list, &keys, NULL);
+        v = policy_check_table(e, it, PL_HELO, &keys, NULL);
         break;
     case PK_CHECK_SENDER:
         if (f->sender != NULL)
             policy_keys_address(*f->sender ? f->sender : "<>", e->p->delimiters, &keys);
-        v = policy_check_table(e, it, list, &keys, NULL);
+        v = policy_check_table(e, it, PL_SENDER, &keys, NULL);
         break;
     case PK_CHECK_RECIPIENT:
         if (f->recipient != NULL)
             policy_keys_address(f->recipient, e->p->delimiters, &keys);
-        v = policy_check_table(e, it, list, &keys, NULL);
+        v = policy_check_table(e, it, PL_RECIPIENT, &keys, NULL);
         break;
     case PK_CHECK_CCERT:
         if (f->ccert_fingerprint && *f->ccert_fingerprint)
             policy_keys_domain(f->ccert_fingerprint, &keys);
-        v = policy_check_table(e, it, list, &keys, NULL);
+        v = policy_check_table(e, it, PL_CLIENT, &keys, NULL);
         break;
     case PK_RBL_CLIENT:
     case PK_DNSWL_CLIENT:
@@ -1154,6 +1211,10 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         break;
     case PK_RHSBL_CLIENT:
         v = policy_dnsbl(e, it, f->name_status == 0 ? f->name : NULL, 0, "Client host", f->name);
+        break;
+    case PK_RHSBL_REVERSE_CLIENT:
+        v = policy_dnsbl(e, it, f->reverse_status == 0 ? f->reverse_name : NULL, 0, "Client host",
+                         f->reverse_name);
         break;
     case PK_RHSBL_SENDER:
         if (f->sender && *f->sender)
@@ -1241,8 +1302,7 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         break;
     case PK_SLEEP: {
         const char *ignored;
-        buf_printf(&what, "Z:%d:%s:%lld:%s", (int)list, it->arg, f->rcpt_count,
-                   f->recipient ? f->recipient : "");
+        buf_printf(&what, "Z:%d:%s:%lld", (int)list, it->arg, f->command_seq);
         st = policy_cache_get(e->c, buf_cstr(&what), &ignored);
         if (st == POLICY_CACHE_INFLIGHT || (st != 0 && st != 1 && st != -1)) {
             policy_cache_need(e->c, POLICY_NEED_SLEEP, buf_cstr(&what), "", NULL, it->seconds);

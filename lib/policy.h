@@ -84,6 +84,7 @@ struct policy_facts {
     long long rcpt_count; /* recipients accepted so far */
     int in_mynetworks;
     int pipelined; /* the client sent this command before the reply it should have waited for */
+    long long command_seq; /* counts the session's commands: a sleep is slept once per command */
 };
 
 /* an outside fact the evaluation needs */
@@ -91,6 +92,7 @@ enum policy_need_kind {
     POLICY_NEED_A,       /* A records of key (a DNS list query: 5.0.0.127.bl.test) */
     POLICY_NEED_TXT,     /* TXT records of key */
     POLICY_NEED_DOMAIN,  /* does key exist as a mail domain (MX, A, AAAA) */
+    POLICY_NEED_MX,      /* the MX host names of key (permit_mx_backup) */
     POLICY_NEED_SERVICE, /* check_policy_service: key = the endpoint, request = attribute lines */
     POLICY_NEED_SLEEP,   /* sleep: key = "sleep:ID", seconds */
 };

@@ -77,11 +77,16 @@ static struct policy_cache_entry *policy_cache_add(struct policy_cache *c, const
 {
     struct policy_cache_entry *e;
 
-    if (c->count == POLICY_CACHE_MAX) {
-        free(c->v[0].key);
-        free(c->v[0].value);
-        memmove(c->v, c->v + 1, (c->count - 1) * sizeof(*c->v));
-        c->count--;
+    if (c->count >= POLICY_CACHE_MAX) { /* forget the oldest answer (never a question out) */
+        size_t i = 0;
+        while (i < c->count && c->v[i].status == POLICY_CACHE_INFLIGHT)
+            i++;
+        if (i < c->count) {
+            free(c->v[i].key);
+            free(c->v[i].value);
+            memmove(c->v + i, c->v + i + 1, (c->count - i - 1) * sizeof(*c->v));
+            c->count--;
+        }
     }
     if (c->count == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 16;

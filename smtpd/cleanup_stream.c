@@ -233,13 +233,15 @@ size_t cleanup_stream_pending(const struct cleanup_stream *cs)
 }
 
 /* cleanup_stream_end - the content is complete */
-void cleanup_stream_end(struct cleanup_stream *cs)
+void cleanup_stream_end(struct cleanup_stream *cs, const char *hold)
 {
     if (cs->finished || cs->ended)
         return;
     cs->ended = 1;
     buf_reset(&cs->out);
     attr_begin(&cs->out, "cleanup.end");
+    if (hold != NULL)
+        attr_add_str(&cs->out, "hold", hold);
     attr_end(&cs->out);
     bufferevent_write(cs->bev, cs->out.data, cs->out.len);
     cleanup_stream_set_timeouts(cs);

@@ -42,8 +42,10 @@ struct cleanup_stream *cleanup_stream_open(struct event_base *base, const buf_t 
 void cleanup_stream_data(struct cleanup_stream *cs, const char *data, size_t len);
 /* cleanup_stream_pending - bytes not yet written to cleanup */
 size_t cleanup_stream_pending(const struct cleanup_stream *cs);
-/* cleanup_stream_end - send cleanup.end; on_reply follows */
-void cleanup_stream_end(struct cleanup_stream *cs);
+/* cleanup_stream_end - send cleanup.end; on_reply follows.  hold non-NULL:
+ * the message goes to the hold queue for that reason (a HOLD decided at the
+ * end of the data) */
+void cleanup_stream_end(struct cleanup_stream *cs, const char *hold);
 /* cleanup_stream_close - drop the connection; a message that was not ended
  * is thrown away by cleanup */
 void cleanup_stream_close(struct cleanup_stream *cs);

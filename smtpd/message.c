@@ -95,6 +95,8 @@ static void message_on_reply(void *ctx, const char *reply, const char *queue_id)
         return;
     }
     buf_set(&text, reply);
+    if (s->state == SESSION_POLICY) /* an end-of-data stage is overtaken */
+        smtpd_policy_cancel(s);
     s->state = SESSION_CMD;
     session_reset_transaction(s);
     session_reply(s, "%s", buf_cstr(&text));
@@ -119,6 +121,7 @@ void message_start(struct session *s)
     struct cleanup_stream_callbacks cb = {message_on_reply, message_on_drained, s};
     buf_t submit = BUF_INIT;
 
+    smtpd_policy_merge(s);
     if (!s->tx_discard) {
         message_build_submit(s, &submit);
         s->cleanup =
@@ -215,12 +218,28 @@ static void message_eod_verdict(struct session *s, struct policy_result *r)
         message_drop_cleanup(s);
         smtpd_policy_log_reject(s, "END-OF-MESSAGE", r, NULL);
         s->state = SESSION_CMD;
+        session_enable_input(s);
         session_reset_transaction(s);
         session_reply(s, "%s", buf_cstr(&r->reply));
         return;
     }
     smtpd_policy_keep(s, r, "END-OF-MESSAGE", NULL);
-    cleanup_stream_end(s->cleanup);
+    if (r->prepend.len > 0 || r->redirect.len > 0)
+        log_warn("%s: PREPEND and REDIRECT cannot act after the message content "
+                 "(smtpd_end_of_data_restrictions): ignored",
+                 s->client);
+    if (r->discard) { /* DISCARD after the content: nothing is queued */
+        message_drop_cleanup(s);
+        log_info("discard: END-OF-MESSAGE from %s: message discarded by policy; from=<%s> "
+                 "proto=%s helo=<%s>",
+                 s->client, buf_cstr(&s->mail.addr), session_protocol(s), buf_cstr(&s->helo));
+        s->state = SESSION_CMD;
+        session_enable_input(s);
+        session_reset_transaction(s);
+        session_reply(s, "250 2.0.0 Ok: discarded");
+        return;
+    }
+    cleanup_stream_end(s->cleanup, r->hold ? buf_cstr(&r->hold_reason) : NULL);
 }
 
 /* message_end - "." seen: ask cleanup, or answer now */

@@ -524,8 +524,8 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
     s->bev = bufferevent_socket_new(s->server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL)
         log_panic("bufferevent_socket_new failed");
+    smtpd_anvil_session_start(s); /* holds the greeting first */
     smtpd_policy_connect(s);
-    smtpd_anvil_session_start(s);
     if (s->cfg->tls_wrapper) {
         if (s->cfg->tls == NULL) {
             log_warn("SMTPS connection from %s closed: TLS is not available (%s)", s->client,

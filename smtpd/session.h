@@ -67,6 +67,14 @@ struct session {
     enum session_state policy_resume_state;  /* the state to go back to */
     buf_t client_verdict;                    /* smtpd_delay_reject = no: the client's refusal */
     int pipelined; /* the client pipelined without PIPELINING, or behind DATA */
+    /* the side effects (DISCARD, HOLD, PREPEND, REDIRECT) of the client and
+     * HELO verdicts given at connect and HELO (smtpd_delay_reject = no):
+     * they apply to every transaction of the session */
+    int conn_discard;
+    int conn_hold;
+    buf_t conn_hold_reason;
+    buf_t conn_prepend;
+    buf_t conn_redirect;
     /* the transaction's side effects (DISCARD, HOLD, PREPEND, REDIRECT) */
     int tx_discard;
     int tx_hold;

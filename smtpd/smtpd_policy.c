@@ -15,6 +15,9 @@
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
+/* PREPEND header lines kept for one message (bytes) */
+#define SMTPD_POLICY_PREPEND_MAX (16 * 1024)
+
 /* one outside lookup in flight for a session */
 struct smtpd_policy_wait {
     struct session *s;
@@ -80,6 +83,8 @@ void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
     f->rcpt_count = s->rcpt_count;
     f->in_mynetworks = s->in_mynetworks;
     f->pipelined = s->pipelined;
+    for (int i = 0; i < PROTO_CMD_COUNT; i++)
+        f->command_seq += s->cmd_total[i];
 }
 
 /* ---- the stage being evaluated */
@@ -103,6 +108,10 @@ static int smtpd_policy_evaluate(struct session *s)
     if (st->stage == POLICY_EOD)
         f.size = s->data_size;
     v = policy_check(s->cfg->policy, st->stage, &f, s->policy_cache, &st->result);
+    if (v == POLICY_WAIT && s->state == SESSION_CLOSING) {
+        smtpd_policy_cancel(s);
+        return 1;
+    }
     if (v == POLICY_WAIT) {
         smtpd_policy_start_needs(s);
         if (!was_waiting) {
@@ -119,14 +128,21 @@ static int smtpd_policy_evaluate(struct session *s)
     done(s, &st->result);
     policy_result_free(&st->result);
     free(st);
-    if (was_waiting && s->state != SESSION_CLOSING && s->state != SESSION_POLICY)
+    if (was_waiting && (s->state == SESSION_CMD || s->state == SESSION_AUTH ||
+                        (s->state == SESSION_DATA && !s->flow_paused)))
         session_resume_input(s);
     return 1;
 }
 
 void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_done_fn done)
 {
-    struct smtpd_policy_stage *st = xcalloc(1, sizeof(*st));
+    struct smtpd_policy_stage *st;
+
+    if (s->state == SESSION_CLOSING)
+        return;                  /* nobody waits for the answer any more */
+    if (s->policy_stage != NULL) /* an end-of-data stage that cleanup overtook */
+        smtpd_policy_cancel(s);
+    st = xcalloc(1, sizeof(*st));
 
     if (s->policy_cache == NULL)
         s->policy_cache = policy_cache_new();
@@ -220,6 +236,9 @@ static void smtpd_policy_start_needs(struct session *s)
         case POLICY_NEED_DOMAIN:
             w->dns = dns_domain_check(s->server->dns, n->target, smtpd_policy_on_dns, w);
             break;
+        case POLICY_NEED_MX:
+            w->dns = dns_query(s->server->dns, n->target, DNS_QMX, smtpd_policy_on_dns, w);
+            break;
         case POLICY_NEED_SLEEP:
             tv.tv_sec = (time_t)n->seconds;
             w->timer = evtimer_new(s->server->svc.base, smtpd_policy_on_timer, w);
@@ -261,6 +280,8 @@ static void smtpd_policy_named(struct session *s)
 {
     struct policy_facts f;
 
+    if (s->state == SESSION_CLOSING) /* refused meanwhile (connection limits) */
+        return;
     smtpd_policy_set_client(s);
     if (strcmp(s->cfg->listener, "smtpd") == 0)
         log_info("connect from %s", s->client);
@@ -311,6 +332,17 @@ void smtpd_policy_connect(struct session *s)
     session_greet_hold(s);
     s->rdns =
         dns_client_name(s->server->dns, (const struct sockaddr *)&s->sa, smtpd_policy_on_name, s);
+}
+
+void smtpd_policy_cancel(struct session *s)
+{
+    if (s->policy_stage == NULL)
+        return;
+    if (s->state == SESSION_POLICY)
+        s->state = s->policy_resume_state;
+    policy_result_free(&s->policy_stage->result);
+    free(s->policy_stage);
+    s->policy_stage = NULL;
 }
 
 void smtpd_policy_end(struct session *s)
@@ -369,6 +401,8 @@ void smtpd_policy_keep(struct session *s, const struct policy_result *r, const c
                        const char *to)
 {
     const char *p = buf_cstr(&r->warnings);
+    int session_wide = strcmp(stage, "CONNECT") == 0 || strcmp(stage, "HELO") == 0;
+    buf_t *prepend = session_wide ? &s->conn_prepend : &s->tx_prepend;
 
     while (*p) { /* "NOQUEUE: warn: RCPT from host[ip]: text; from=<> to=<> ..." */
         size_t n = strcspn(p, "\n");
@@ -381,14 +415,44 @@ void smtpd_policy_keep(struct session *s, const struct policy_result *r, const c
         buf_free(&line);
         p += n + (p[n] == '\n');
     }
+
     if (r->discard)
-        s->tx_discard = 1;
+        *(session_wide ? &s->conn_discard : &s->tx_discard) = 1;
     if (r->hold) {
-        s->tx_hold = 1;
-        buf_set(&s->tx_hold_reason, buf_cstr(&r->hold_reason));
+        *(session_wide ? &s->conn_hold : &s->tx_hold) = 1;
+        buf_set(session_wide ? &s->conn_hold_reason : &s->tx_hold_reason,
+                buf_cstr(&r->hold_reason));
     }
-    if (r->prepend.len)
-        buf_append(&s->tx_prepend, r->prepend.data, r->prepend.len);
+    /* the delayed lists run again at every RCPT: each header line once */
+    for (const char *line = buf_cstr(&r->prepend); *line;) {
+        size_t n = strcspn(line, "\n");
+        buf_t one = BUF_INIT;
+        buf_printf(&one, "%.*s\n", (int)n, line);
+        if (strstr(buf_cstr(prepend), buf_cstr(&one)) == NULL &&
+            prepend->len + one.len <= SMTPD_POLICY_PREPEND_MAX)
+            buf_append(prepend, one.data, one.len);
+        buf_free(&one);
+        line += n + (line[n] == '\n');
+    }
     if (r->redirect.len)
-        buf_set(&s->tx_redirect, buf_cstr(&r->redirect));
+        buf_set(session_wide ? &s->conn_redirect : &s->tx_redirect, buf_cstr(&r->redirect));
+}
+
+void smtpd_policy_merge(struct session *s)
+{
+    if (s->conn_discard)
+        s->tx_discard = 1;
+    if (s->conn_hold && !s->tx_hold) {
+        s->tx_hold = 1;
+        buf_set(&s->tx_hold_reason, buf_cstr(&s->conn_hold_reason));
+    }
+    if (s->conn_prepend.len > 0) {
+        buf_t all = BUF_INIT;
+        buf_append(&all, s->conn_prepend.data, s->conn_prepend.len);
+        buf_append(&all, s->tx_prepend.data, s->tx_prepend.len);
+        buf_set(&s->tx_prepend, buf_cstr(&all));
+        buf_free(&all);
+    }
+    if (s->conn_redirect.len > 0 && s->tx_redirect.len == 0)
+        buf_set(&s->tx_redirect, buf_cstr(&s->conn_redirect));
 }

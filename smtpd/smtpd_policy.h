@@ -35,6 +35,12 @@ void smtpd_policy_connect(struct session *s);
 void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_done_fn done);
 /* smtpd_policy_facts - what the session knows, for lib/policy */
 void smtpd_policy_facts(const struct session *s, struct policy_facts *f);
+/* smtpd_policy_merge - at DATA: the session's connect and HELO side
+ * effects join the transaction's */
+void smtpd_policy_merge(struct session *s);
+/* smtpd_policy_cancel - forget the stage being evaluated (its continuation
+ * will not run; lookups in flight still fill the cache) */
+void smtpd_policy_cancel(struct session *s);
 /* smtpd_policy_end - cancel lookups and free the session's policy state */
 void smtpd_policy_end(struct session *s);
 /* smtpd_policy_log_reject - the NOQUEUE line, and sendmail's

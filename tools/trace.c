@@ -501,7 +501,10 @@ static void trace_policy_answer(struct trace *t, struct policy_cache *c)
             if (n->kind == POLICY_NEED_DOMAIN)
                 dns_domain_check(t->dns, n->target, trace_policy_on_dns, w);
             else
-                dns_query(t->dns, n->target, n->kind == POLICY_NEED_A ? DNS_QA : DNS_QTXT,
+                dns_query(t->dns, n->target,
+                          n->kind == POLICY_NEED_A    ? DNS_QA
+                          : n->kind == POLICY_NEED_MX ? DNS_QMX
+                                                      : DNS_QTXT,
                           trace_policy_on_dns, w);
         }
         policy_need_free(n);

@@ -159,6 +159,56 @@ def test_redirect_action(res):
     assert [m.rcpt_tos for m in got] == [["other@box.test"]]
 
 
+def test_prepend_once_for_many_recipients(res):
+    """The delayed lists run again at every RCPT: the header is added once."""
+    p = listed(res, "smtpd_client_restrictions", "check_client_access {}", "clients",
+               "127.0.0.5 PREPEND X-Client: flagged\n")
+    send_message(p.tern, "joe@good.test", [HAL, "abuse@tern.test", "other@tern.test"],
+                 make_message(headers={"X-T": "prepend3"}))
+    (msg,) = p.box.wait_for(b"X-T: prepend3")
+    assert msg.content.count(b"X-Client: flagged\r\n") == 1
+
+
+@pytest.mark.parametrize("action", ["HOLD", "DISCARD", "REJECT"])
+def test_end_of_data_hold_and_discard(res, action):
+    p = listed(res, "smtpd_end_of_data_restrictions", "check_sender_access {}", "senders",
+               f"held.test {action}\n")
+    with open_session(p.tern) as c:
+        assert c.cmd("MAIL FROM:<a@held.test>")[0].startswith("250 ")
+        assert c.cmd(f"RCPT TO:<{HAL}>")[0].startswith("250 ")
+        final = c.data(make_message(headers={"X-T": f"eod-{action}"}))
+        c.cmd("QUIT")
+    if action == "REJECT":
+        assert final == ["554 5.7.1 <a@held.test>: Sender address rejected: Access denied"]
+        p.tern.wait_log(r"NOQUEUE: reject: END-OF-MESSAGE from host\.dialup\.test")
+    elif action == "DISCARD":
+        assert final == ["250 2.0.0 Ok: discarded"]
+        p.tern.wait_log(r"discard: END-OF-MESSAGE from host\.dialup\.test\[127\.0\.0\.5\]")
+    else:
+        assert final[0].startswith("250 2.0.0 Ok: queued as "), final
+        qid = final[0].split()[-1]
+        wait_until(lambda: qid in held_ids(p.tern), 10, "the message in hold/")
+    time.sleep(2)
+    assert not p.box.matching(f"X-T: eod-{action}".encode())
+
+
+def test_connect_discard_without_delay_applies_to_each_message(res):
+    """smtpd_delay_reject = no: a DISCARD decided at connect is not lost
+    when HELO or RSET start a new transaction."""
+    p = policy_tern(res, access="Connect:127.0.0.5 DISCARD\n", smtpd_delay_reject="no")
+    with open_session(p.tern) as c:
+        for n in range(2):
+            assert c.cmd("MAIL FROM:<joe@good.test>")[0].startswith("250 ")
+            assert c.cmd(f"RCPT TO:<{HAL}>")[0].startswith("250 ")
+            assert c.data(make_message(headers={"X-T": f"conn-discard-{n}"})) == [
+                "250 2.0.0 Ok: discarded"
+            ]
+            c.cmd("RSET")
+        c.cmd("QUIT")
+    time.sleep(2)
+    assert not p.box.matching(b"X-T: conn-discard")
+
+
 def test_warn_action(res):
     p = listed(res, "smtpd_sender_restrictions", "check_sender_access {}", "senders",
                "warn.test WARN looks odd\n")

@@ -819,6 +819,42 @@ static void test_rbl_listed_asks_a_then_txt(void **state)
     assert_null(policy_cache_pending(f->c));
 }
 
+/* a TXT record cannot add reply lines: control bytes become '?' */
+static void test_rbl_txt_is_one_printable_line(void **state)
+{
+    struct fx *f = *state;
+
+    fx_base(f);
+    fx_set(f, "smtpd_client_restrictions", "reject_rbl_client bl.test");
+    fx_open(f);
+    fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
+    fx_answer(f, POLICY_NEED_A, "5.0.0.127.bl.test", 0, "127.0.0.2");
+    fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
+    fx_answer(f, POLICY_NEED_TXT, "5.0.0.127.bl.test", 0, "bad\r\n250 ok");
+    fx_expect(f, POLICY_RCPT, POLICY_REJECT,
+              "554 5.7.1 Service unavailable; Client host [127.0.0.5] blocked using bl.test; "
+              "bad??250 ok");
+}
+
+/* reject_rhsbl_reverse_client looks up the PTR name, verified or not */
+static void test_rhsbl_reverse_client_uses_the_ptr_name(void **state)
+{
+    struct fx *f = *state;
+
+    fx_base(f);
+    fx_set(f, "smtpd_client_restrictions", "reject_rhsbl_reverse_client rhs.test");
+    fx_open(f);
+    f->f.reverse_name = "liar.test";
+    f->f.reverse_status = 0;
+    f->f.name_status = 1; /* not forward-confirmed */
+    fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
+    fx_answer(f, POLICY_NEED_A, "liar.test.rhs.test", 0, "127.0.0.2");
+    fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
+    fx_answer(f, POLICY_NEED_TXT, "liar.test.rhs.test", 1, "");
+    fx_expect(f, POLICY_RCPT, POLICY_REJECT,
+              "554 5.7.1 Service unavailable; Client host [liar.test] blocked using rhs.test");
+}
+
 static void test_rbl_without_txt_and_with_reply_maps(void **state)
 {
     struct fx *f = *state;
@@ -1267,7 +1303,10 @@ static void test_policy_service_request_and_answers(void **state)
     n = policy_cache_pending(f->c);
     assert_non_null(strstr(buf_cstr(&n->request), "\nrecipient=ann@tern.test\n"));
     policy_cache_put(f->c, n->key, -1, "connection refused");
-    fx_expect(f, POLICY_RCPT, POLICY_DEFER, "451 4.3.5 Server configuration problem");
+    /* smtpd_policy_service_default_action acts like an answer (Postfix) */
+    fx_expect(f, POLICY_RCPT, POLICY_DEFER,
+              "451 4.3.5 <ann@tern.test>: Recipient address rejected: Server configuration "
+              "problem");
     f->f.recipient = "bob@tern.test";
     fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
     policy_cache_put(f->c, policy_cache_pending(f->c)->key, 0, "DUNNO");
@@ -1290,7 +1329,9 @@ static void test_policy_service_not_found_answer_fails(void **state)
     fx_open(f);
     fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
     policy_cache_put(f->c, policy_cache_pending(f->c)->key, 1, "");
-    fx_expect(f, POLICY_RCPT, POLICY_DEFER, "451 4.3.5 Server configuration problem");
+    fx_expect(f, POLICY_RCPT, POLICY_DEFER,
+              "451 4.3.5 <hal@tern.test>: Recipient address rejected: Server configuration "
+              "problem");
 }
 
 static void test_sleep_waits_once(void **state)
@@ -1402,6 +1443,8 @@ int main(void)
         FX(test_client_access_cidr_matches_a_named_client),
         FX(test_client_access_name_before_address),
         FX(test_defer_if_permit_and_if_reject),
+        FX(test_rbl_txt_is_one_printable_line),
+        FX(test_rhsbl_reverse_client_uses_the_ptr_name),
         FX(test_access_values_in_postfix_lists),
         FX(test_result_is_fresh_after_wait),
         FX(test_rbl_listed_asks_a_then_txt),
