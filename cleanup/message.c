@@ -346,12 +346,11 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     m->sasl_header = strcmp(cleanup_get(req, "sasl_header"), "yes") == 0;
     buf_set(&m->full_name, cleanup_get(req, "full_name"));
     buf_set(&m->sender_warning, cleanup_get(req, "sender_warning"));
-    buf_set(&m->hold, cleanup_get(req, "hold"));
     buf_set(&m->prepend, cleanup_get(req, "prepend"));
     if (cleanup_create_file(m, attr_get(req, "queue_id", NULL)) < 0)
         return -1;
-    if (m->hold.len > 0)
-        cleanup_msg_hold(m, buf_cstr(&m->hold));
+    if (*cleanup_get(req, "hold"))
+        cleanup_msg_hold(m, cleanup_get(req, "hold"));
     qfile_writer_init(&m->w, m->fd);
     cleanup_write_envelope(m, req);
     if (cleanup_write_recipients(m, req) < 0) {
