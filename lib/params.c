@@ -102,7 +102,13 @@ const struct param_def param_table[] = {
      "default); empty: none"},
     {"smtpd_banner", PARAM_STR, "$myhostname ESMTP tern", "text after 220 in the greeting"},
     {"smtpd_workers", PARAM_INT, "0", "smtpd worker processes (0: one per CPU)"},
-    {"smtpd_client_limit", PARAM_INT, "1000", "concurrent sessions per smtpd worker"},
+    {"smtpd_client_limit", PARAM_INT, "1000",
+     "concurrent sessions per smtpd worker; the host's cap is this x smtpd_workers, and "
+     "connections over it wait in the listen queue (sendmail's MaxDaemonChildren)"},
+    {"smtpd_connection_rate_throttle", PARAM_INT, "0",
+     "new connections accepted per second on each listener by all smtpd workers together; "
+     "the others wait in the listen queue, none is refused (0: no limit; sendmail's "
+     "ConnectionRateThrottle)"},
     {"smtpd_recipient_limit", PARAM_INT, "1000", "recipients per message; more get 452 4.5.3"},
     {"smtpd_hard_error_limit", PARAM_INT, "20", "errors per session before 421 and disconnect"},
     {"smtpd_timeout", PARAM_TIME, "300s", "idle time allowed while waiting for a command"},

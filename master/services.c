@@ -12,9 +12,13 @@
  * keeps root (it delivers as each recipient); the rest drop to mail_owner.
  * tern-auth runs smtpd's SASL exchanges (private/auth); tern-anvil counts
  * connections and rates per client for every smtpd worker (private/anvil).
+ * Each smtpd worker learns its place, TERN_SMTPD_WORKER="INDEX/COUNT" (0/2,
+ * 1/2), to take its share of smtpd_connection_rate_throttle; a restarted
+ * worker keeps its slot's index.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <signal.h>
@@ -45,6 +49,7 @@ struct slot {
     time_t started;
     long long backoff;
     int waiting_for_qmgr; /* start when the draining qmgr exits */
+    long long worker;     /* smtpd: this slot's index among smtpd_workers */
     struct event *restart_ev;
 };
 
@@ -66,6 +71,7 @@ static int stopping;
 static void (*stop_done)(void);
 static struct tls_ratchet ticket_chain; /* see master_ticket_advance */
 static long long ticket_period_len;     /* 0 before the chain starts */
+static long long smtpd_worker_count;    /* the smtpd slots of the current config */
 
 void master_services_init(struct event_base *b, const char *dir, int fg,
                           const struct master_sockets *s)
@@ -109,6 +115,15 @@ static void master_child_listener_names(void)
         buf_printf(&names, "%s%s", i ? " " : "", socks->smtpd_names[i]);
     setenv("TERN_LISTEN_NAMES", buf_cstr(&names), 1);
     buf_free(&names);
+}
+
+/* master_child_worker_index - TERN_SMTPD_WORKER: "INDEX/COUNT" */
+static void master_child_worker_index(const struct slot *s)
+{
+    char text[48];
+
+    snprintf(text, sizeof(text), "%lld/%lld", s->worker, smtpd_worker_count);
+    setenv("TERN_SMTPD_WORKER", text, 1);
 }
 
 /* master_ticket_advance - before an smtpd is forked: the ticket key chain
@@ -192,6 +207,7 @@ static void master_slot_spawn(struct slot *s)
         master_child_env(current_cfg, s->fd_count);
         if (is_smtpd) {
             master_child_listener_names();
+            master_child_worker_index(s);
             if (have_ticket_chain)
                 master_child_ticket_secret();
         }
@@ -213,8 +229,9 @@ static void master_slot_restart_cb(evutil_socket_t fd, short what, void *arg)
         master_slot_spawn(s);
 }
 
-/* master_slot_add - a new slot for program with these sockets */
-static void master_slot_add(const char *program, const int *fds, size_t fd_count)
+/* master_slot_add - a new slot for program with these sockets; NULL when
+ * the program is missing */
+static struct slot *master_slot_add(const char *program, const int *fds, size_t fd_count)
 {
     struct slot *s;
 
@@ -226,7 +243,7 @@ static void master_slot_add(const char *program, const int *fds, size_t fd_count
         log_warn("%s: %s; that service does not run (see daemon_directory)", path.data,
                  strerror(errno));
         buf_free(&path);
-        return;
+        return NULL;
     }
     buf_free(&path);
     s = &slots[slot_count++];
@@ -236,6 +253,7 @@ static void master_slot_add(const char *program, const int *fds, size_t fd_count
     s->fd_count = fd_count;
     s->backoff = config_time(current_cfg, "service_restart_delay");
     s->restart_ev = evtimer_new(base, master_slot_restart_cb, s);
+    return s;
 }
 
 /* master_slots_build - the slot list for cfg */
@@ -259,8 +277,12 @@ static void master_slots_build(const struct config *cfg)
     master_slot_add("tern-showq", &socks->showq, 1);
     master_slot_add("tern-auth", &socks->auth, 1);
     master_slot_add("tern-anvil", &socks->anvil, 1);
-    for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++)
-        master_slot_add("tern-smtpd", socks->smtpd, socks->smtpd_count);
+    smtpd_worker_count = workers;
+    for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++) {
+        struct slot *s = master_slot_add("tern-smtpd", socks->smtpd, socks->smtpd_count);
+        if (s != NULL)
+            s->worker = i;
+    }
 }
 
 void master_services_start(const struct config *cfg)

@@ -94,7 +94,8 @@ static void smtpd_config_policy(struct smtpd_config *cfg, const struct config *c
     cfg->peername_lookup = config_bool(conf, "smtpd_peername_lookup");
 }
 
-/* smtpd_config_greet - smtpd_greet_pause and smtpd_refuse_load (greet.c, load.c) */
+/* smtpd_config_greet - smtpd_greet_pause, smtpd_refuse_load and
+ * smtpd_connection_rate_throttle (greet.c, load.c, main.c) */
 static void smtpd_config_greet(struct smtpd_config *cfg, const struct config *conf)
 {
     const char *pause = config_str(conf, "smtpd_greet_pause");
@@ -106,6 +107,11 @@ static void smtpd_config_greet(struct smtpd_config *cfg, const struct config *co
     if (loadavg_limit_parse(load, &cfg->refuse_load) < 0)
         log_fatal("%s: smtpd_refuse_load = %s: expected a load average such as 12 or 12.5 (0: off)",
                   config_origin(conf, "smtpd_refuse_load"), load);
+    cfg->connection_rate_throttle = config_int(conf, "smtpd_connection_rate_throttle");
+    if (cfg->connection_rate_throttle < 0)
+        log_fatal("%s: smtpd_connection_rate_throttle = %lld: must not be negative (0: off)",
+                  config_origin(conf, "smtpd_connection_rate_throttle"),
+                  cfg->connection_rate_throttle);
 }
 
 /* smtpd_config_load - read every smtpd parameter */

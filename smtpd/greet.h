@@ -54,6 +54,9 @@ void smtpd_load_open(struct smtpd_server *server);
  * the 421 is written to fd (not for SMTPS) and 1 returned; the caller
  * closes fd.  0 otherwise */
 int smtpd_load_refuse(struct smtpd_listener *listener, int fd);
+/* smtpd_daemon_name - sendmail's name of the listener in log lines: MTA
+ * (smtpd, port 25), MSA (submission), else the listener's own name */
+const char *smtpd_daemon_name(const struct smtpd_config *cfg);
 
 /* expn.c */
 /* smtpd_expn_open - open alias_maps for EXPN (before the privilege drop),

@@ -23,8 +23,7 @@ void smtpd_load_open(struct smtpd_server *server)
     loadavg_open(&server->load, config_str(server->svc.cfg, "load_average_file"));
 }
 
-/* load_daemon_name - sendmail's daemon names: MTA for port 25, MSA */
-static const char *load_daemon_name(const struct smtpd_config *cfg)
+const char *smtpd_daemon_name(const struct smtpd_config *cfg)
 {
     if (strcmp(cfg->listener, "smtpd") == 0)
         return "MTA";
@@ -43,7 +42,7 @@ int smtpd_load_refuse(struct smtpd_listener *listener, int fd)
     if (cfg->refuse_load <= 0 || loadavg_read(&listener->server->load, &load) < 0 ||
         load <= cfg->refuse_load)
         return 0;
-    log_info("rejecting connections on daemon %s: load average: %g", load_daemon_name(cfg), load);
+    log_info("rejecting connections on daemon %s: load average: %g", smtpd_daemon_name(cfg), load);
     n = snprintf(reply, sizeof(reply), "421 4.3.2 %s Too busy, try again later\r\n",
                  cfg->myhostname);
     if (!cfg->tls_wrapper && n > 0 && (size_t)n < sizeof(reply) && write(fd, reply, (size_t)n) < 0)

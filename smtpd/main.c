@@ -4,11 +4,17 @@
  * master execs "tern-smtpd -c DIR" with the listening TCP sockets as fds 3..
  * (TERN_LISTEN_FDS); several workers share them.  Each accepted connection
  * becomes a session (session.c).  At most smtpd_client_limit sessions run at
- * once: the listeners are disabled while the worker is full.  SIGHUP drains:
- * the listeners close, live sessions finish, then the worker exits.
+ * once: the listeners are disabled while the worker is full, and the
+ * connections over it wait in the kernel's listen queue.  Under
+ * smtpd_connection_rate_throttle a listener's sockets also rest after each
+ * accept for as long as this worker's share of the rate says (throttle.h).
+ * SIGHUP drains: the listeners close, live sessions finish, then the worker
+ * exits.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -27,18 +33,92 @@
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
-/* smtpd_listeners_enable - accept again, or stop accepting */
-static void smtpd_listeners_enable(struct smtpd_server *server, int on)
+/* smtpd_listeners_update - accept on each socket unless the worker is full,
+ * rests after an accept error, or the socket's listener is throttled */
+static void smtpd_listeners_update(struct smtpd_server *server)
 {
+    int full = (long long)server->session_count >= server->client_limit;
+
     for (size_t i = 0; i < server->listener_count; i++) {
+        const struct smtpd_listener *listener = server->listener_conf[i];
+
         if (server->listeners[i] == NULL)
             continue;
-        if (on)
-            evconnlistener_enable(server->listeners[i]);
-        else
+        if (full || server->accept_failed || listener->throttled || listener->throttle.closed)
             evconnlistener_disable(server->listeners[i]);
+        else
+            evconnlistener_enable(server->listeners[i]);
     }
-    server->paused = !on;
+}
+
+/* smtpd_clock - seconds on CLOCK_MONOTONIC */
+static double smtpd_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* smtpd_throttle_arm - the listener's throttle timer, seconds from now */
+static void smtpd_throttle_arm(struct smtpd_listener *listener, double seconds)
+{
+    long long us = (long long)(seconds * 1e6);
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+
+    evtimer_add(listener->throttle_timer, &tv);
+}
+
+/* smtpd_throttle_accepted - one connection more on listener: under
+ * smtpd_connection_rate_throttle its sockets rest until the next may come */
+static void smtpd_throttle_accepted(struct smtpd_listener *listener)
+{
+    double wait = smtpd_throttle_take(&listener->throttle, smtpd_clock());
+
+    if (wait <= 0)
+        return;
+    listener->throttled = 1;
+    smtpd_throttle_arm(listener, wait);
+}
+
+/* smtpd_throttle_waiting - a connection waits in a listen queue of listener */
+static int smtpd_throttle_waiting(const struct smtpd_listener *listener)
+{
+    const struct smtpd_server *server = listener->server;
+    struct pollfd fds[SERVICE_MAX_LISTEN];
+    nfds_t n = 0;
+
+    for (size_t i = 0; i < server->listener_count; i++)
+        if (server->listeners[i] != NULL && server->listener_conf[i] == listener)
+            fds[n++] = (struct pollfd){evconnlistener_get_fd(server->listeners[i]), POLLIN, 0};
+    return n > 0 && poll(fds, n, 0) > 0;
+}
+
+/* smtpd_on_throttle_timer - a rest is over: accept again, and log (as
+ * sendmail) when connections had to wait; a rest's length later without a
+ * new rest, they no longer do */
+static void smtpd_on_throttle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd_listener *listener = arg;
+    const char *daemon = smtpd_daemon_name(&listener->cfg);
+
+    if (listener->server->svc.draining)
+        return;
+    if (!listener->throttled) {
+        if (listener->deferring)
+            log_info("accepting connections again for daemon %s", daemon);
+        listener->deferring = 0;
+        return;
+    }
+    listener->throttled = 0;
+    if (!listener->deferring && smtpd_throttle_waiting(listener)) {
+        log_info("deferring connections on daemon %s: %lld per second", daemon,
+                 listener->cfg.connection_rate_throttle);
+        listener->deferring = 1;
+    }
+    if (listener->deferring)
+        smtpd_throttle_arm(listener, listener->throttle.interval);
+    smtpd_listeners_update(listener->server);
 }
 
 /* smtpd_on_accept - a new client */
@@ -53,16 +133,17 @@ static void smtpd_on_accept(struct evconnlistener *evl, evutil_socket_t fd, stru
      * write anyway, and the TLS session ticket and the next reply must not
      * wait for the client's delayed ACK (40 ms per handshake, bench/README.md) */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    smtpd_throttle_accepted(listener);
     if (smtpd_load_refuse(listener, fd)) { /* smtpd_refuse_load: 421 already written */
         evutil_closesocket(fd);
+        smtpd_listeners_update(server);
         return;
     }
     server->session_count++;
-    if ((long long)server->session_count >= server->client_limit && !server->paused) {
+    if ((long long)server->session_count == server->client_limit)
         log_info("%zu sessions: smtpd_client_limit reached, not accepting for now",
                  server->session_count);
-        smtpd_listeners_enable(server, 0);
-    }
+    smtpd_listeners_update(server);
     session_start(listener, fd, sa, salen);
 }
 
@@ -71,8 +152,9 @@ static void smtpd_on_accept_retry(evutil_socket_t fd, short what, void *arg)
 {
     struct smtpd_server *server = arg;
 
-    if (!server->svc.draining && (long long)server->session_count < server->client_limit)
-        smtpd_listeners_enable(server, 1);
+    server->accept_failed = 0;
+    if (!server->svc.draining)
+        smtpd_listeners_update(server);
 }
 
 /* smtpd_on_accept_error - e.g. out of file descriptors: pause for a second
@@ -84,7 +166,8 @@ static void smtpd_on_accept_error(struct evconnlistener *evl, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
 
     log_warn("accept: %s; pausing for a second", evutil_socket_error_to_string(err));
-    smtpd_listeners_enable(server, 0);
+    server->accept_failed = 1;
+    smtpd_listeners_update(server);
     if (server->retry == NULL)
         server->retry = evtimer_new(server->svc.base, smtpd_on_accept_retry, server);
     evtimer_add(server->retry, &tv);
@@ -100,8 +183,7 @@ void smtpd_session_ended(struct smtpd_server *server)
             service_stop(&server->svc);
         return;
     }
-    if (server->paused && (long long)server->session_count < server->client_limit)
-        smtpd_listeners_enable(server, 1);
+    smtpd_listeners_update(server);
 }
 
 /* smtpd_listeners_free - close every listening socket */
@@ -166,6 +248,34 @@ static void smtpd_listeners_conf(struct smtpd_server *server)
     free(names);
 }
 
+/* smtpd_throttle_open - each listener's share of its
+ * smtpd_connection_rate_throttle, by this worker's place (TERN_SMTPD_WORKER) */
+static void smtpd_throttle_open(struct smtpd_server *server)
+{
+    const char *env = getenv("TERN_SMTPD_WORKER");
+
+    server->worker_index = 0;
+    server->worker_count = 1;
+    if (env != NULL &&
+        smtpd_throttle_worker_parse(env, &server->worker_index, &server->worker_count) < 0) {
+        log_warn("TERN_SMTPD_WORKER = %s: expected INDEX/COUNT; taking 0/1", env);
+        server->worker_index = 0;
+        server->worker_count = 1;
+    }
+    for (size_t i = 0; i < server->conf_count; i++) {
+        struct smtpd_listener *l = &server->conf[i];
+        long long rate = l->cfg.connection_rate_throttle;
+
+        smtpd_throttle_init(&l->throttle, rate, server->worker_index, server->worker_count);
+        if (rate > 0)
+            l->throttle_timer = evtimer_new(server->svc.base, smtpd_on_throttle_timer, l);
+        if (l->throttle.closed)
+            log_info("daemon %s: smtpd_connection_rate_throttle = %lld is below smtpd_workers "
+                     "= %lld: worker %lld does not accept there",
+                     smtpd_daemon_name(&l->cfg), rate, server->worker_count, server->worker_index);
+    }
+}
+
 /* smtpd_listeners_open - wrap the inherited sockets */
 static void smtpd_listeners_open(struct smtpd_server *server)
 {
@@ -184,6 +294,7 @@ static void smtpd_listeners_open(struct smtpd_server *server)
         evconnlistener_set_error_cb(l, smtpd_on_accept_error);
         server->listeners[server->listener_count++] = l;
     }
+    smtpd_listeners_update(server); /* a worker without a share stays shut */
 }
 
 /* smtpd_server_setup - everything that needs root: tables, keys, SASL */
@@ -205,6 +316,7 @@ static void smtpd_server_setup(struct smtpd_server *server)
     smtpd_tls_global_init(svc);
     smtpd_policy_server_init(server, svc->cfg);
     smtpd_listeners_conf(server);
+    smtpd_throttle_open(server);
     smtpd_auth_setup_end();
     smtpd_load_open(server);
     smtpd_expn_open(server);
@@ -214,6 +326,8 @@ static void smtpd_server_setup(struct smtpd_server *server)
 static void smtpd_server_free(struct smtpd_server *server)
 {
     for (size_t i = 0; i < server->conf_count; i++) {
+        if (server->conf[i].throttle_timer != NULL)
+            event_free(server->conf[i].throttle_timer);
         smtpd_auth_free(&server->conf[i].cfg);
         smtpd_tls_free(&server->conf[i].cfg);
         smtpd_config_free(&server->conf[i].cfg);

@@ -14,6 +14,7 @@
 #include "loadavg.h"
 #include "netaddr.h"
 #include "service.h"
+#include "throttle.h"
 
 struct evconnlistener;
 struct event;
@@ -60,8 +61,8 @@ struct smtpd_config {
     int disable_vrfy;
     long long size_limit; /* bytes; 0 = none */
     int forbid_bare_newline;
-    int auth_required;                    /* smtpd_auth_required */
-    int sasl_header;                      /* smtpd_sasl_authenticated_header */
+    int auth_required;         /* smtpd_auth_required */
+    int sasl_header;           /* smtpd_sasl_authenticated_header */
     struct policy *policy;     /* the restriction lists and access maps (lib/policy.h) */
     int peername_lookup;       /* smtpd_peername_lookup */
     int sender_login_mismatch; /* reject_sender_login_mismatch in smtpd_sender_restrictions:
@@ -78,35 +79,42 @@ struct smtpd_config {
 
     /* before the greeting (greet.c, load.c) and privacy (privacy.c, expn.c):
      * helo_required and disable_vrfy above include needmailhelo and novrfy */
-    long long greet_pause_ms;   /* smtpd_greet_pause; 0 = off */
-    double refuse_load;         /* smtpd_refuse_load; 0 = off */
-    unsigned privacy;           /* smtpd_privacy_flags (lib/privacy.h) */
-    int disable_expn;           /* disable_expn_command or noexpn */
-    struct table_list *aliases; /* alias_maps for EXPN (the server's), or NULL */
+    long long greet_pause_ms;           /* smtpd_greet_pause; 0 = off */
+    double refuse_load;                 /* smtpd_refuse_load; 0 = off */
+    long long connection_rate_throttle; /* smtpd_connection_rate_throttle; 0 = off */
+    unsigned privacy;                   /* smtpd_privacy_flags (lib/privacy.h) */
+    int disable_expn;                   /* disable_expn_command or noexpn */
+    struct table_list *aliases;         /* alias_maps for EXPN (the server's), or NULL */
     struct smtpd_client_limits client_limits;
 };
 
-/* one listener of a worker: its sockets share one config */
+/* one listener of a worker: its sockets share one config and one pace */
 struct smtpd_listener {
     struct smtpd_server *server;
     struct config *view; /* the config as this listener sees it (owns cfg's strings) */
     struct smtpd_config cfg;
+    struct smtpd_throttle throttle; /* this worker's share of connection_rate_throttle */
+    struct event *throttle_timer;   /* the end of a pause, then of a deferring spell */
+    int throttled;                  /* paused until the next accept may come */
+    int deferring;                  /* connections had to wait: logged, not yet over */
 };
 
 /* one worker process */
 struct smtpd_server {
     struct service svc;
-    struct route *route;           /* shared by every listener */
-    struct dns_ctx *dns;           /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
+    struct route *route; /* shared by every listener */
+    struct dns_ctx *dns; /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
     struct smtpd_policy_clients *policy_clients; /* check_policy_service connections */
-    long long client_limit;        /* smtpd_client_limit: sessions per worker */
-    struct smtpd_listener conf[3]; /* one per listener name in use */
+    long long client_limit;                      /* smtpd_client_limit: sessions per worker */
+    struct smtpd_listener conf[3];               /* one per listener name in use */
     size_t conf_count;
     struct evconnlistener *listeners[SERVICE_MAX_LISTEN];
     struct smtpd_listener *listener_conf[SERVICE_MAX_LISTEN];
     size_t listener_count;
     size_t session_count;
-    int paused;          /* listeners disabled (client limit, accept error) */
+    long long worker_index; /* TERN_SMTPD_WORKER: this worker among worker_count */
+    long long worker_count;
+    int accept_failed;   /* listeners paused for a second after an accept error */
     struct event *retry; /* re-enables the listeners after an accept error */
 
     struct loadavg_source load; /* load_average_file (load.c) */
