@@ -2,9 +2,12 @@
 """profile.py - where tern's time goes: perf (cpu-clock samples, call graphs)
 and strace -c (syscall counts) on tern's services during one scenario.
 
-    sudo TERN_BUILD=build-release /usr/bin/python3 bench/profile.py relay|drain|local [N] [--strace]
+    sudo TERN_BUILD=build-release /usr/bin/python3 bench/profile.py relay|drain|local|policy|policy-baseline [N] [--strace] [--sessions=S]
 
 relay: smtp-source -s 20 -m N into tern, relaying to smtp-sink;
+policy, policy-baseline: the same into bench.py's "relay with policy"
+instances (an outsider client, dnsmasq on loopback; policy: 5 DNS lists,
+the access map, sender and recipient checks; baseline: none of them);
 drain: N messages queued with the sink down, then sink up + flush;
 local: smtp-source -s 20 -m N to a Maildir user.
 Writes bench/results/profile-SCENARIO.txt (perf report by process and
@@ -23,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
 
-SERVICES = ("smtpd", "cleanup", "qmgr", "smtp", "local")
+SERVICES = ("smtpd", "cleanup", "qmgr", "smtp", "local", "anvil")
 
 
 def tracers_start(t, work: Path, use_strace: bool):
@@ -76,8 +79,10 @@ def report(work: Path, scenario: str, summary: str) -> str:
 
 
 def main() -> int:
-    argv = [a for a in sys.argv[1:] if a != "--strace"]
+    argv = [a for a in sys.argv[1:] if a != "--strace" and not a.startswith("--sessions=")]
     use_strace = "--strace" in sys.argv
+    sessions = int(next((a.split("=", 1)[1] for a in sys.argv[1:]
+                         if a.startswith("--sessions=")), "20"))
     scenario = argv[0] if argv else "relay"
     n = int(argv[1]) if len(argv) > 1 else 5000
     work = Path(tempfile.mkdtemp(prefix="tern-prof-", dir="/var/tmp"))
@@ -85,20 +90,30 @@ def main() -> int:
     bench.CLEANUPS.append(lambda: __import__("shutil").rmtree(work, ignore_errors=True))
     try:
         sink_port = bench.free_port()
-        t = bench.Tern(work, sink_port)
+        if scenario.startswith("policy"):
+            dns = bench.BenchDns(work).start()
+            files = (bench.write_policy_tables(work / "policy-tables")
+                     if scenario == "policy" else None)
+            t = bench.Tern(work, sink_port, name=f"tern {scenario}",
+                           extra=bench.tern_policy_params(dns, files))
+            if files:
+                bench.run([str(bench.TERN), "-c", str(t.t.etc), "map",
+                           f"hash:{files['access']}"], 60, check=True)
+        else:
+            t = bench.Tern(work, sink_port)
         user = bench.BenchUser(work) if scenario == "local" else None
         t.start()
         sink = None
         if scenario == "drain":
             bench.fill_queue(t, n, 600)
             sink = bench.SmtpSink(sink_port).start()
-        elif scenario == "relay":
+        elif scenario == "relay" or scenario.startswith("policy"):
             sink = bench.SmtpSink(sink_port).start()
         procs = tracers_start(t, work, use_strace)
         t0 = time.monotonic()
         try:
-            if scenario == "relay":
-                bench.smtp_source(t.port, 20, n, bench.RELAY_RCPT, 600)
+            if scenario == "relay" or scenario.startswith("policy"):
+                bench.smtp_source(t.port, sessions, n, bench.RELAY_RCPT, 600)
                 sink.wait_count(n, 600)
             elif scenario == "drain":
                 t.flush()
@@ -109,9 +124,10 @@ def main() -> int:
             elapsed = time.monotonic() - t0
         finally:
             tracers_stop(procs)
-        summary = f"{n} messages in {elapsed:.1f} s = {n / elapsed:.0f} msg/s under {'strace' if use_strace else 'perf'}"
+        summary = f"{sessions} sessions, {n} messages in {elapsed:.1f} s = {n / elapsed:.0f} msg/s under {'strace' if use_strace else 'perf'}"
         text = report(work, scenario, summary)
-        out = Path(__file__).resolve().parent / "results" / f"profile-{scenario}{'-strace' if use_strace else ''}.txt"
+        tag = f"-{sessions}" if sessions != 20 else ""
+        out = Path(__file__).resolve().parent / "results" / f"profile-{scenario}{tag}{'-strace' if use_strace else ''}.txt"
         out.write_text(text)
         print(text)
         return 0
