@@ -260,6 +260,19 @@ enum table_result table_list_lookup(struct table_list *l, const char *key, buf_t
 
 /* ---- lookup orders (DESIGN §6) */
 
+static unsigned long table_epoch;
+
+void table_refresh_next(void)
+{
+    if (++table_epoch == 0)
+        table_epoch = 1;
+}
+
+unsigned long table_refresh_epoch(void)
+{
+    return table_epoch;
+}
+
 int table_ip_shorten(char *text, int sep)
 {
     char *p = strrchr(text, sep);

@@ -87,6 +87,15 @@ void table_close(struct table *t);
 const char *table_name(const struct table *t);
 /* table_flags - TABLE_* flags in effect (lmdb types: as built) */
 int table_flags(const struct table *t);
+/* table_refresh_next - start a new refresh epoch.  By default an lmdb
+ * table stat()s its file before every lookup to notice a rebuild; once a
+ * process has called this (smtpd: at every new session and every MAIL), it
+ * checks once per epoch instead -- a rebuilt map is used from the next
+ * session or transaction on, without a stat() per key. */
+void table_refresh_next(void);
+/* table_refresh_epoch - the current epoch, 0 when the process never called
+ * table_refresh_next (check before every lookup) */
+unsigned long table_refresh_epoch(void);
 /* table_lookup - exact key; on TABLE_FOUND the value is copied into value
  * (value is left alone otherwise) */
 enum table_result table_lookup(struct table *t, const char *key, buf_t *value);

@@ -92,6 +92,7 @@ struct table_lmdb {
     MDB_dbi dbi;
     struct stat st;           /* of the file env has open */
     unsigned long generation; /* bumped at every reopen */
+    unsigned long checked;    /* the refresh epoch of the last good check (table.h) */
 };
 
 /* lmdb_init - type's file for name; -1 for a type that is not LMDB */
@@ -212,15 +213,21 @@ static int lmdb_refresh(struct table *t, struct table_lmdb *l)
     struct stat st;
     buf_t err = BUF_INIT;
     int flags, rc;
+    unsigned long epoch = table_refresh_epoch();
 
+    if (epoch != 0 && l->checked == epoch && l->env != NULL)
+        return 0; /* checked in this epoch already */
+    l->checked = 0;
     if (stat(l->path, &st) < 0) {
         if (errno == ENOENT && (t->flags & TABLE_OPTIONAL))
             return lmdb_absent(t, l);
         log_warn("%s: cannot stat %s: %s", t->spec, l->path, strerror(errno));
         return -1;
     }
-    if (lmdb_same_file(l, &st))
+    if (lmdb_same_file(l, &st)) {
+        l->checked = epoch;
         return 0;
+    }
     lmdb_close_env(l);
     if ((rc = lmdb_open_env(l, &flags, &err)) != 0) {
         if (rc == ENOENT && (t->flags & TABLE_OPTIONAL)) {
@@ -233,6 +240,7 @@ static int lmdb_refresh(struct table *t, struct table_lmdb *l)
     }
     t->flags = flags | (t->flags & ~LMDB_BUILD_FLAGS);
     l->generation++;
+    l->checked = epoch;
     log_debug("%s: reopened %s after a rebuild", t->spec, l->path);
     return 0;
 }

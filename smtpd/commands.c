@@ -16,6 +16,7 @@
 #include "log.h"
 #include "route.h"
 #include "session.h"
+#include "table.h"
 #include "tern_build.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
@@ -126,6 +127,7 @@ static void commands_mail(struct session *s, const char *arg)
 {
     buf_t reply = BUF_INIT;
 
+    table_refresh_next(); /* and from this transaction on */
     if (s->cfg->helo_required && !s->seen_helo) {
         session_reply(s, "503 5.0.0 Polite people say HELO first");
     } else if (s->have_mail) {

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "session.h"
+#include "table.h"
 #include "timeutil.h"
 #include "tern_build.h"
 #include "smtpd_policy.h"
@@ -524,6 +525,7 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
     s->bev = bufferevent_socket_new(s->server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL)
         log_panic("bufferevent_socket_new failed");
+    table_refresh_next(); /* a rebuilt map counts from this session on */
     smtpd_anvil_session_start(s); /* holds the greeting first */
     smtpd_policy_connect(s);
     if (s->cfg->tls_wrapper) {

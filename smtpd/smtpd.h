@@ -21,6 +21,7 @@ struct event;
 struct route;
 struct policy;
 struct dns_ctx;
+struct smtpd_dns_cache;
 struct smtpd_policy_clients;
 struct table_list;
 
@@ -104,6 +105,7 @@ struct smtpd_server {
     struct service svc;
     struct route *route; /* shared by every listener */
     struct dns_ctx *dns; /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
+    struct smtpd_dns_cache *dns_cache; /* the sessions' shared DNS answers (dns_cache.c) */
     struct smtpd_policy_clients *policy_clients; /* check_policy_service connections */
     long long client_limit;                      /* smtpd_client_limit: sessions per worker */
     struct smtpd_listener conf[3];               /* one per listener name in use */

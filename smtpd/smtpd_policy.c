@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "dns.h"
+#include "dns_cache.h"
 #include "greet.h"
 #include "log.h"
 #include "policy_client.h"
@@ -22,7 +23,7 @@
 struct smtpd_policy_wait {
     struct session *s;
     struct policy_need *need;
-    struct dns_pending *dns;
+    struct smtpd_dns_waiter *dns; /* a DNS question (dns_cache.h) */
     struct smtpd_policy_query *query;
     struct event *timer;
     struct smtpd_policy_wait *next;
@@ -46,6 +47,7 @@ void smtpd_policy_server_init(struct smtpd_server *server, const struct config *
     if (server->dns == NULL)
         log_fatal("%s: dns_servers: %s", config_origin(cfg, "dns_servers"), buf_cstr(&err));
     buf_free(&err);
+    server->dns_cache = smtpd_dns_cache_new(server->dns);
     server->policy_clients =
         smtpd_policy_clients_new(server->svc.base, config_time(cfg, "smtpd_policy_service_timeout"),
                                  config_time(cfg, "smtpd_policy_service_max_idle"),
@@ -54,6 +56,8 @@ void smtpd_policy_server_init(struct smtpd_server *server, const struct config *
 
 void smtpd_policy_server_free(struct smtpd_server *server)
 {
+    smtpd_dns_cache_free(server->dns_cache);
+    server->dns_cache = NULL;
     dns_free(server->dns);
     server->dns = NULL;
     smtpd_policy_clients_free(server->policy_clients);
@@ -89,7 +93,7 @@ void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
 
 /* ---- the stage being evaluated */
 
-static void smtpd_policy_start_needs(struct session *s);
+static int smtpd_policy_start_needs(struct session *s);
 
 /* smtpd_policy_evaluate - run the stage; 1 when it is decided (done called) */
 static int smtpd_policy_evaluate(struct session *s)
@@ -107,13 +111,15 @@ static int smtpd_policy_evaluate(struct session *s)
     }
     if (st->stage == POLICY_EOD)
         f.size = s->data_size;
-    v = policy_check(s->cfg->policy, st->stage, &f, s->policy_cache, &st->result);
+    /* again while the worker's DNS cache answers what the stage asks */
+    do
+        v = policy_check(s->cfg->policy, st->stage, &f, s->policy_cache, &st->result);
+    while (v == POLICY_WAIT && s->state != SESSION_CLOSING && smtpd_policy_start_needs(s) > 0);
     if (v == POLICY_WAIT && s->state == SESSION_CLOSING) {
         smtpd_policy_cancel(s);
         return 1;
     }
     if (v == POLICY_WAIT) {
-        smtpd_policy_start_needs(s);
         if (!was_waiting) {
             s->policy_resume_state = s->state;
             s->state = SESSION_POLICY;
@@ -175,24 +181,13 @@ static void smtpd_policy_wait_done(struct smtpd_policy_wait *w, int status, cons
         smtpd_policy_evaluate(s);
 }
 
-/* smtpd_policy_on_dns - a DNS list, TXT or domain answer */
-static void smtpd_policy_on_dns(struct dns_answer *ans, void *arg)
+/* smtpd_policy_on_dns - a DNS list, TXT, MX or domain answer */
+static void smtpd_policy_on_dns(void *ctx, int status, const char *value)
 {
-    struct smtpd_policy_wait *w = arg;
-    buf_t value = BUF_INIT;
-    int status = ans->status == DNS_OK ? 0 : ans->status == DNS_NOTFOUND ? 1 : -1;
+    struct smtpd_policy_wait *w = ctx;
 
     w->dns = NULL;
-    for (size_t i = 0; i < ans->count; i++) {
-        if (i)
-            buf_putc(&value, ' ');
-        buf_puts(&value, ans->v[i]);
-    }
-    if (status < 0)
-        buf_set(&value, ans->reason ? ans->reason : "DNS failure");
-    dns_answer_free(ans);
-    smtpd_policy_wait_done(w, status, buf_cstr(&value));
-    buf_free(&value);
+    smtpd_policy_wait_done(w, status, value);
 }
 
 /* smtpd_policy_on_timer - a sleep ended */
@@ -212,33 +207,42 @@ static void smtpd_policy_on_service(void *ctx, int status, const char *action)
     smtpd_policy_wait_done(w, status < 0 ? -1 : 0, action);
 }
 
-/* smtpd_policy_start_needs - start every pending request */
-static void smtpd_policy_start_needs(struct session *s)
+/* smtpd_policy_start_needs - start every pending request; returns how many
+ * were answered at once (from the worker's DNS cache) */
+static int smtpd_policy_start_needs(struct session *s)
 {
     struct policy_need *n = policy_cache_take(s->policy_cache);
+    int answered = 0;
 
     while (n != NULL) {
         struct policy_need *next = n->next;
-        struct smtpd_policy_wait *w = xcalloc(1, sizeof(*w));
+        struct smtpd_policy_wait *w;
         struct timeval tv = {0, 0};
+        int status;
+        const char *value;
+
+        n->next = NULL;
+        if (n->kind != POLICY_NEED_SERVICE && n->kind != POLICY_NEED_SLEEP) {
+            struct smtpd_dns_waiter *waiter = NULL;
+            w = xcalloc(1, sizeof(*w));
+            if (smtpd_dns_cache_ask(s->server->dns_cache, n->kind, n->key, n->target,
+                                    smtpd_policy_on_dns, w, &status, &value, &waiter)) {
+                policy_cache_put(s->policy_cache, n->key, status, value);
+                policy_need_free(n);
+                free(w);
+                answered++;
+                n = next;
+                continue;
+            }
+            w->dns = waiter;
+        } else {
+            w = xcalloc(1, sizeof(*w));
+        }
         w->s = s;
         w->need = n;
-        n->next = NULL;
         w->next = s->policy_waits;
         s->policy_waits = w;
         switch (n->kind) {
-        case POLICY_NEED_A:
-        case POLICY_NEED_TXT:
-            w->dns =
-                dns_query(s->server->dns, n->target, n->kind == POLICY_NEED_A ? DNS_QA : DNS_QTXT,
-                          smtpd_policy_on_dns, w);
-            break;
-        case POLICY_NEED_DOMAIN:
-            w->dns = dns_domain_check(s->server->dns, n->target, smtpd_policy_on_dns, w);
-            break;
-        case POLICY_NEED_MX:
-            w->dns = dns_query(s->server->dns, n->target, DNS_QMX, smtpd_policy_on_dns, w);
-            break;
         case POLICY_NEED_SLEEP:
             tv.tv_sec = (time_t)n->seconds;
             w->timer = evtimer_new(s->server->svc.base, smtpd_policy_on_timer, w);
@@ -248,9 +252,12 @@ static void smtpd_policy_start_needs(struct session *s)
             w->query = smtpd_policy_client_ask(s->server->policy_clients, n->target, &n->request,
                                                smtpd_policy_on_service, w);
             break;
+        default:
+            break;
         }
         n = next;
     }
+    return answered;
 }
 
 /* ---- the client's name */
@@ -352,7 +359,7 @@ void smtpd_policy_end(struct session *s)
     while (s->policy_waits != NULL) {
         struct smtpd_policy_wait *w = s->policy_waits;
         s->policy_waits = w->next;
-        dns_cancel(w->dns);
+        smtpd_dns_cache_forget(w->dns);
         smtpd_policy_client_cancel(w->query);
         if (w->timer != NULL)
             event_free(w->timer);
