@@ -718,6 +718,28 @@ static void test_defer_if_permit_and_if_reject(void **state)
     fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
 }
 
+/* permit_mx_backup (sendmail's relay_based_on_MX): a domain whose MX list
+ * names this host may be relayed to */
+static void test_permit_mx_backup(void **state)
+{
+    struct fx *f = *state;
+
+    fx_base(f);
+    fx_set(f, "smtpd_relay_restrictions",
+           "permit_mynetworks, permit_mx_backup, "
+           "reject_unauth_destination");
+    fx_open(f);
+    f->f.recipient = "u@backup.test";
+    fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
+    fx_answer(f, POLICY_NEED_MX, "backup.test", 0, "primary.example mx.tern.test");
+    fx_expect(f, POLICY_RCPT, POLICY_DUNNO, "");
+    assert_int_equal(f->r.relay, 1);
+    f->f.recipient = "u@elsewhere.test"; /* its MX hosts are not this host */
+    fx_expect(f, POLICY_RCPT, POLICY_WAIT, "");
+    fx_answer(f, POLICY_NEED_MX, "elsewhere.test", 0, "mx.elsewhere.test");
+    fx_expect(f, POLICY_RCPT, POLICY_REJECT, "554 5.7.1 <u@elsewhere.test>: Relay access denied");
+}
+
 static void test_access_values_in_postfix_lists(void **state)
 {
     struct fx *f = *state;
@@ -1443,6 +1465,7 @@ int main(void)
         FX(test_client_access_cidr_matches_a_named_client),
         FX(test_client_access_name_before_address),
         FX(test_defer_if_permit_and_if_reject),
+        FX(test_permit_mx_backup),
         FX(test_rbl_txt_is_one_printable_line),
         FX(test_rhsbl_reverse_client_uses_the_ptr_name),
         FX(test_access_values_in_postfix_lists),
