@@ -70,6 +70,7 @@ struct cleanup_msg {
     buf_t full_name;
     buf_t sender_warning; /* "" or the address set with -f by an untrusted user */
     buf_t hold;           /* smtpd's HOLD / QUARANTINE reason: the file goes to hold/ */
+    buf_t ident;          /* the client's identd user (smtpd_ident_lookup), or "" */
     buf_t prepend;        /* smtpd's PREPEND header lines ("Name: value\n" each) */
     int have_from;
     int rewrite_headers;       /* local_header_rewrite_clients allows it */

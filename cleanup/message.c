@@ -347,6 +347,7 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     buf_set(&m->full_name, cleanup_get(req, "full_name"));
     buf_set(&m->sender_warning, cleanup_get(req, "sender_warning"));
     buf_set(&m->prepend, cleanup_get(req, "prepend"));
+    buf_set(&m->ident, cleanup_get(req, "ident"));
     if (cleanup_create_file(m, attr_get(req, "queue_id", NULL)) < 0)
         return -1;
     if (*cleanup_get(req, "hold"))
@@ -400,7 +401,8 @@ static void cleanup_emit_received(struct cleanup_msg *m, buf_t *out)
     const char *name = m->client_name.len ? buf_cstr(&m->client_name) : "unknown";
 
     if (m->client_addr.len) {
-        buf_printf(out, "Received: from %s (%s [%s])\r\n", helo, name, buf_cstr(&m->client_addr));
+        buf_printf(out, "Received: from %s (%s%s%s%s [%s])\r\n", helo, m->ident.len ? "IDENT:" : "",
+                   buf_cstr(&m->ident), m->ident.len ? "@" : "", name, buf_cstr(&m->client_addr));
         if (m->tls.len)
             buf_printf(out, "\t(%s)\r\n", buf_cstr(&m->tls));
         if (m->sasl_header && m->sasl_username.len)
@@ -677,6 +679,7 @@ void cleanup_msg_free(struct cleanup_msg *m)
 {
     buf_free(&m->hold);
     buf_free(&m->prepend);
+    buf_free(&m->ident);
     buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers,     &m->message_id,
                      &m->sender,   &m->helo,       &m->client_name, &m->client_addr,
                      &m->protocol, &m->only_rcpt,  &m->code,        &m->dsn,

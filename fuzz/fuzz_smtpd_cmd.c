@@ -5,7 +5,8 @@
  * the client's bytes.  Promises checked (abort when broken): a reply is one
  * line "NNN text" with no CR/LF; echoes are printable; decoded content holds
  * only CRLF line ends; feeding the content in pieces gives the same result
- * as feeding it at once.
+ * as feeding it at once.  The command bytes are also an identd reply line
+ * (proto_ident_parse).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -106,6 +107,20 @@ static void fuzz_data(const char *in, size_t len)
     buf_free(&split);
 }
 
+/* fuzz_ident - the same bytes as an identd's reply line (RFC 1413): the
+ * user is printable, bounded, and has no '@' */
+static void fuzz_ident(const char *line)
+{
+    buf_t user = BUF_INIT;
+
+    if (proto_ident_parse(line, &user) == 0) {
+        fuzz_check_printable(&user);
+        if (user.len == 0 || user.len > PROTO_IDENT_USER_MAX || memchr(user.data, '@', user.len))
+            abort();
+    }
+    buf_free(&user);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text;
@@ -123,6 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size - 1] = '\0';
     text[strcspn(text, "\r\n")] = '\0';
     fuzz_command(text);
+    fuzz_ident(text);
     free(text);
     return 0;
 }

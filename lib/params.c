@@ -173,6 +173,11 @@ const struct param_def param_table[] = {
      "DNS list zones whose lookup failures give 451 4.7.1 (sendmail enhdnsbl's t flag); "
      "other zones pass the client and log"},
     {"smtpd_dnsbl_limit", PARAM_INT, "10", "DNS list queries started per connection ahead of need"},
+    {"smtpd_ident_lookup", PARAM_BOOL, "no",
+     "ask the client's identd (RFC 1413) before the greeting; the user shows in the HELO "
+     "reply and Received: (sendmail's TO_IDENT)"},
+    {"smtpd_ident_timeout", PARAM_TIME, "5s",
+     "time the greeting waits for the client's identd at most"},
     {"smtpd_peername_lookup", PARAM_BOOL, "yes",
      "look up the client's name (PTR, confirmed by A/AAAA) before the greeting"},
     {"smtpd_auth_required", PARAM_BOOL, "no",

@@ -355,8 +355,8 @@ static void smtpd_anvil_command_verdict(struct session *s, enum smtpd_anvil_kind
     }
     s->state = SESSION_CMD;
     if (limit > 0 && rate > limit) {
-        log_warn("%s: %lld from %s for service %s", smtpd_anvil_kinds[kind].what, rate,
-                 s->client, smtpd_anvil_service(s));
+        log_warn("%s: %lld from %s for service %s", smtpd_anvil_kinds[kind].what, rate, s->client,
+                 smtpd_anvil_service(s));
         session_reply(s, smtpd_anvil_kinds[kind].reply, s->ip);
     } else {
         session_command_run(s, a->line.data, a->line.len);

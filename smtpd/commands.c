@@ -27,6 +27,8 @@
 /* commands_hello_name - "name [ip]" of the HELO reply: the verified name */
 static void commands_hello_name(const struct session *s, buf_t *out)
 {
+    if (s->ident_user != NULL) /* SMTP-25: what the client's identd said */
+        buf_printf(out, "IDENT:%s@", s->ident_user);
     if (s->client_name != NULL && s->name_status == 0)
         buf_printf(out, "%s [%s]", s->client_name, s->ip);
     else

@@ -92,6 +92,8 @@ static void smtpd_config_policy(struct smtpd_config *cfg, const struct config *c
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
     cfg->peername_lookup = config_bool(conf, "smtpd_peername_lookup");
+    cfg->ident_lookup = config_bool(conf, "smtpd_ident_lookup");
+    cfg->ident_timeout = config_time(conf, "smtpd_ident_timeout");
 }
 
 /* smtpd_config_greet - smtpd_greet_pause, smtpd_refuse_load and

@@ -31,6 +31,8 @@ static void message_build_submit(const struct session *s, buf_t *out)
     attr_add_str(out, "sender", buf_cstr(&m->addr));
     attr_add_str(out, "client_name", s->client_name ? s->client_name : "unknown");
     attr_add_str(out, "client_addr", s->ip);
+    if (s->ident_user != NULL)
+        attr_add_str(out, "ident", s->ident_user);
     attr_add_str(out, "helo", buf_cstr(&s->helo));
     attr_add_str(out, "protocol", session_protocol(s));
     attr_add_str(out, "listener", s->cfg->listener);

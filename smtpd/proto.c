@@ -686,3 +686,34 @@ size_t proto_data_decode(struct proto_data_decoder *d, const char *in, size_t le
     }
     return len;
 }
+
+int proto_ident_parse(const char *line, buf_t *user)
+{
+    const char *p = strchr(line, ':');
+    const char *q, *u;
+
+    if (p == NULL)
+        return -1;
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncmp(p, "USERID", 6) != 0)
+        return -1;
+    if ((q = strchr(p + 6, ':')) == NULL || (u = strchr(q + 1, ':')) == NULL)
+        return -1;
+    u++;
+    while (*u == ' ' || *u == '\t')
+        u++;
+    buf_reset(user);
+    for (; *u && *u != '\r' && *u != '\n' && user->len < PROTO_IDENT_USER_MAX; u++) {
+        unsigned char c = (unsigned char)*u;
+        /* no blanks, no '@', nothing a header or log line would misread */
+        buf_putc(user,
+                 c > 0x20 && c < 0x7f && c != '@' && c != '(' && c != ')' && c != '[' ? c : '_');
+    }
+    while (user->len > 0 && user->data[user->len - 1] == '_')
+        user->len--;
+    buf_putc(user, 0);
+    user->len--;
+    return user->len > 0 ? 0 : -1;
+}

@@ -141,4 +141,12 @@ void proto_data_init(struct proto_data_decoder *d);
 size_t proto_data_decode(struct proto_data_decoder *d, const char *in, size_t len, buf_t *out,
                          int *done);
 
+/* longest identd user kept */
+#define PROTO_IDENT_USER_MAX 64
+/* proto_ident_parse - an RFC 1413 reply line ("6193, 23 : USERID : UNIX :
+ * stjohns"): the user into user, printable, without blanks, '@', '(', ')'
+ * or '[' (each becomes '_'), at most PROTO_IDENT_USER_MAX bytes; -1 for an
+ * ERROR reply or garbage */
+int proto_ident_parse(const char *line, buf_t *user);
+
 #endif

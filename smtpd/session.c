@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "cleanup_stream.h"
 #include "greet.h"
+#include "ident.h"
 #include "log.h"
 #include "netaddr.h"
 #include "session.h"
@@ -236,6 +237,7 @@ static void session_free(struct session *s)
 
     session_log_disconnect(s);
     smtpd_policy_end(s);
+    smtpd_ident_end(s);
     smtpd_greet_session_end(s);
     smtpd_anvil_session_end(s);
     message_discard(s);
@@ -525,9 +527,11 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
     s->bev = bufferevent_socket_new(s->server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL)
         log_panic("bufferevent_socket_new failed");
-    table_refresh_next(); /* a rebuilt map counts from this session on */
+    table_refresh_next();         /* a rebuilt map counts from this session on */
     smtpd_anvil_session_start(s); /* holds the greeting first */
     smtpd_policy_connect(s);
+    if (s->cfg->ident_lookup && s->state != SESSION_CLOSING)
+        smtpd_ident_start(s, s->cfg->ident_timeout);
     if (s->cfg->tls_wrapper) {
         if (s->cfg->tls == NULL) {
             log_warn("SMTPS connection from %s closed: TLS is not available (%s)", s->client,

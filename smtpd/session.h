@@ -61,6 +61,8 @@ struct session {
     int name_status;    /* 0 confirmed, 1 none, -1 DNS failed */
     int reverse_status; /* of the PTR alone */
     struct dns_pending *rdns;
+    struct bufferevent *ident_bev; /* the identd lookup in progress (ident.c) */
+    char *ident_user;              /* what the client's identd said, or NULL */
     struct policy_cache *policy_cache;
     struct smtpd_policy_wait *policy_waits;
     struct smtpd_policy_stage *policy_stage; /* the stage being evaluated */

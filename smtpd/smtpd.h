@@ -66,6 +66,8 @@ struct smtpd_config {
     int sasl_header;           /* smtpd_sasl_authenticated_header */
     struct policy *policy;     /* the restriction lists and access maps (lib/policy.h) */
     int peername_lookup;       /* smtpd_peername_lookup */
+    int ident_lookup;          /* smtpd_ident_lookup */
+    long long ident_timeout;   /* smtpd_ident_timeout, seconds */
     int sender_login_mismatch; /* reject_sender_login_mismatch in smtpd_sender_restrictions:
                                   checked at MAIL (auth.c) */
     /* TLS (tls.c): NULL ctx when this listener has none */

@@ -399,7 +399,8 @@ void smtpd_tls_handshake_done(struct session *s)
                  strcmp(verify, "OK") == 0     ? "Trusted"
                  : strcmp(verify, "FAIL") == 0 ? "Untrusted"
                                                : "Anonymous",
-                 s->client, version, name, bits, alg_bits, SSL_session_reused(ssl) ? ", resumed" : "");
+                 s->client, version, name, bits, alg_bits,
+                 SSL_session_reused(ssl) ? ", resumed" : "");
         log_info("STARTTLS=server, relay=%s, version=%s, verify=%s, cipher=%s, "
                  "bits=%d/%d",
                  s->client, version, verify, name, bits, alg_bits);

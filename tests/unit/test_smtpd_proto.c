@@ -479,6 +479,29 @@ static void test_unbracket_strips_one_pair_of_angle_brackets(void **state)
     }
 }
 
+/* proto_ident_parse - RFC 1413 replies */
+static void test_ident_reply(void **state)
+{
+    buf_t user = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(proto_ident_parse("6193, 23 : USERID : UNIX : stjohns", &user), 0);
+    assert_string_equal(buf_cstr(&user), "stjohns");
+    assert_int_equal(proto_ident_parse("6193,23:USERID:OTHER,UTF-8:a b@c(d)", &user), 0);
+    assert_string_equal(buf_cstr(&user), "a_b_c_d");
+    assert_int_equal(proto_ident_parse("6193, 23 : ERROR : NO-USER", &user), -1);
+    assert_int_equal(proto_ident_parse("garbage", &user), -1);
+    assert_int_equal(proto_ident_parse("1, 2 : USERID : UNIX :   ", &user), -1);
+    assert_int_equal(
+        proto_ident_parse(
+            "1, 2 : USERID : UNIX : "
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            &user),
+        0);
+    assert_int_equal(user.len, PROTO_IDENT_USER_MAX);
+    buf_free(&user);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_data_smuggling_sequences_do_not_end),
         cmocka_unit_test(test_data_split_input_gives_the_same_result),
         cmocka_unit_test(test_unbracket_strips_one_pair_of_angle_brackets),
+        cmocka_unit_test(test_ident_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
