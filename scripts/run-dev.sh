@@ -31,6 +31,9 @@ alias_maps = texthash:$RUN/etc/aliases
 mail_spool_directory = $RUN/mail
 queue_run_delay = 10s
 minimal_backoff_time = 10s
+# self-contained: local clients only, so no reverse DNS before the greeting
+# (a machine without a working resolver would wait dns_timeout per connection)
+smtpd_peername_lookup = no
 CONF
 fi
 # a self-signed certificate for STARTTLS and SMTPS (key readable by root only)
