@@ -146,5 +146,4 @@ void dns_cancel(struct dns_pending *p);
 /* dns_status_name - "ok", "notfound", "tempfail" */
 const char *dns_status_name(enum dns_status status);
 
-
 #endif

@@ -105,8 +105,8 @@ struct smtpd_listener {
 /* one worker process */
 struct smtpd_server {
     struct service svc;
-    struct route *route; /* shared by every listener */
-    struct dns_ctx *dns; /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
+    struct route *route;               /* shared by every listener */
+    struct dns_ctx *dns;               /* reverse DNS, DNS lists, domains (smtpd_policy.c) */
     struct smtpd_dns_cache *dns_cache; /* the sessions' shared DNS answers (dns_cache.c) */
     struct smtpd_policy_clients *policy_clients; /* check_policy_service connections */
     long long client_limit;                      /* smtpd_client_limit: sessions per worker */
