@@ -785,6 +785,34 @@ def _user_name() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+class SilentServer:
+    """A TCP server on addr:port (0: a free port) that accepts connections
+    and never says a word: a peer that hangs (identd, policy service).
+    .port, .conns; stop() closes everything."""
+
+    def __init__(self, addr: str = "127.0.0.1", port: int = 0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: List[socket.socket] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def stop(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
 # ---------------------------------------------------------------- dnsmasq
 
 

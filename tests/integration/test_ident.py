@@ -2,28 +2,18 @@
 greeting waits at most smtpd_ident_timeout, and the user shows in the HELO
 reply and the Received: header."""
 
-import socket
-import threading
 import time
 
-import pytest
-
-from ternlib import SmtpConn, make_message
+from ternlib import SilentServer, SmtpConn, make_message
 
 
-class FakeIdentd:
-    """Port 113 of one loopback address: answers USERID user, or (user
-    None) accepts and never answers."""
+class FakeIdentd(SilentServer):
+    """Port 113 of one loopback address, answering USERID user."""
 
-    def __init__(self, addr: str, user=None):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((addr, 113))
-        self.sock.listen(8)
+    def __init__(self, addr: str, user: str):
         self.user = user
         self.queries = []
-        self.conns = []
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__(addr, 113)
 
     def _run(self):
         while True:
@@ -32,16 +22,9 @@ class FakeIdentd:
             except OSError:
                 return
             self.conns.append(c)
-            if self.user is None:
-                continue
             q = c.recv(1000).decode().strip()
             self.queries.append(q)
             c.sendall(f"{q} : USERID : UNIX : {self.user}\r\n".encode())
-            c.close()
-
-    def stop(self):
-        self.sock.close()
-        for c in self.conns:
             c.close()
 
 
@@ -80,7 +63,7 @@ def test_ident_user_in_helo_reply_and_received_header(res):
 
 
 def test_silent_identd_delays_the_greeting_by_the_timeout_only(res):
-    identd = FakeIdentd("127.0.0.6", user=None)  # accepts, never answers
+    identd = SilentServer("127.0.0.6", 113)  # accepts, never answers
     res.others.append(identd)
     t = res.tern(smtpd_ident_lookup="yes", smtpd_ident_timeout="2s")
     c, g, took = greet(t, "127.0.0.6")

@@ -2,16 +2,14 @@
 policy server) as a real peer, a server that is down, and a server that
 hangs -- which must stall only its own session (docs/policy.md)."""
 
-import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from policyutil import INSIDE, envelope, open_session, policy_tern
-from ternlib import free_port, make_message, start_postgrey, terminate
+from ternlib import SilentServer, free_port, make_message, start_postgrey, terminate
 
 HAL = "hal@tern.test"
 GREYLISTED = "450 4.7.1 <hal@tern.test>: Recipient address rejected: Greylisted, see "
@@ -24,31 +22,6 @@ def postgrey(it_base):
     proc, port = start_postgrey(tmp, delay=2)
     yield f"inet:127.0.0.1:{port}"
     terminate(proc)
-
-
-class HungPolicyServer:
-    """Accepts connections, reads requests, never answers."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-
-    def stop(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def test_postgrey_greylists_then_accepts_the_retry(res, postgrey):
@@ -76,7 +49,7 @@ def test_policy_server_down_is_a_temporary_failure(res):
 
 
 def test_hung_policy_server_stalls_nobody_else(res):
-    hung = HungPolicyServer()
+    hung = SilentServer()  # reads requests, never answers
     res.others.append(hung)
     p = policy_tern(res, smtpd_recipient_restrictions="permit_mynetworks, check_policy_service "
                     f"inet:127.0.0.1:{hung.port}", smtpd_policy_service_timeout="6s")

@@ -569,7 +569,7 @@ static void test_reply_parser(void **state)
 {
     buf_t action = BUF_INIT;
     size_t used = 0;
-    char many[512] = "";
+    buf_t many = BUF_INIT;
     int i;
 
     (void)state;
@@ -589,10 +589,11 @@ static void test_reply_parser(void **state)
     assert_int_equal(parse("no equals sign\n\n", &used, &action), -1);
     assert_int_equal(parse("=x\n\n", &used, &action), -1);
     for (i = 0; i < SMTPD_POLICY_REPLY_LINES; i++)
-        strcat(many, "x=1\n");
-    assert_int_equal(parse(many, &used, &action), 0);
-    strcat(many, "action=OK\n\n");
-    assert_int_equal(parse(many, &used, &action), -1);
+        buf_puts(&many, "x=1\n");
+    assert_int_equal(parse(buf_cstr(&many), &used, &action), 0);
+    buf_puts(&many, "action=OK\n\n");
+    assert_int_equal(parse(buf_cstr(&many), &used, &action), -1);
+    buf_free(&many);
     buf_free(&action);
 }
 
