@@ -394,7 +394,9 @@ static int smtp_sasl_conn_new(struct smtp_sasl *sasl, struct smtp_sasl_client *c
                               const char *server_host, int tls, unsigned tls_ssf, buf_t *err)
 {
     sasl_security_properties_t props;
-    sasl_ssf_t ssf = tls_ssf;
+    /* Cyrus waives noplaintext when the external SSF is above 1; the
+     * _tls_ options would then not mean what they say */
+    sasl_ssf_t ssf = (sasl->tls_flags & SASL_SEC_NOPLAINTEXT) && tls_ssf > 1 ? 1 : tls_ssf;
     int rc = sasl_client_new("smtp", server_host, NULL, NULL, c->callbacks, 0, &c->conn);
 
     memset(&props, 0, sizeof(props));

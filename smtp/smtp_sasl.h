@@ -15,9 +15,10 @@
  * smtp_sasl_mechanism_filter, are handed to Cyrus, which picks the
  * strongest that meets smtp_sasl_security_options (without TLS) or
  * smtp_sasl_tls_security_options (with TLS; the cipher's bits are the
- * external SSF).  No SASL security layer is negotiated (max_ssf 0): TLS is
- * the one.  Cyrus never prompts: the user name and the password are given
- * by callbacks, the realm is the first the server proposes.
+ * external SSF, but 1 when those options say noplaintext, since Cyrus
+ * waives noplaintext above 1 and Postfix users expect PLAIN refused then).
+ * No SASL security layer is negotiated (max_ssf 0): TLS is the one.  Cyrus never prompts: the user
+ * name and the password are given by callbacks, the realm is the first the server proposes.
  *
  * Secrets: the password never appears in a log line or in err.  The
  * module's own copies are wiped (explicit_bzero) when the exchange ends;
