@@ -14,6 +14,7 @@
  * the idle connections, finish what is in flight, exit.  The accept / read one request /
  * answer loop is lib/delivery_server.c; this file starts the sessions.
  */
+#include <event2/event.h>
 #include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@
 #include "self.h"
 #include "service.h"
 #include "smtp.h"
+#include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "tlsrpt.h"
 
 struct smtp_server {
     struct service svc;
@@ -37,7 +40,41 @@ struct smtp_server {
     struct delivery_server *delivery;
     void (*delivery_drain)(void *ctx); /* delivery_server's SIGHUP handler */
     void *delivery_ctx;
+    struct event *tlsrpt_timer; /* writes the TLS-RPT counts every minute */
 };
+
+#define SMTP_TLSRPT_FLUSH_SECONDS 60
+
+/* smtp_tlsrpt_flush_event - the counts of the last minute to the store */
+static void smtp_tlsrpt_flush_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_server *srv = arg;
+    buf_t err = BUF_INIT;
+
+    if (tlsrpt_flush(srv->env.tlsrpt, &err) < 0)
+        log_warn("TLS-RPT counts not written: %s", buf_cstr(&err));
+    buf_free(&err);
+}
+
+/* smtp_tlsrpt_configure - the TLS-RPT store in data_directory, before the
+ * drop; without it tern-smtp delivers and counts nothing */
+static void smtp_tlsrpt_configure(struct smtp_server *srv)
+{
+    struct timeval tv = {SMTP_TLSRPT_FLUSH_SECONDS, 0};
+    buf_t err = BUF_INIT;
+
+    srv->env.tlsrpt = tlsrpt_open(config_str(srv->svc.cfg, "data_directory"), &err);
+    if (srv->env.tlsrpt == NULL) {
+        log_warn("TLS-RPT counts are off: %s", buf_cstr(&err));
+        buf_free(&err);
+        return;
+    }
+    srv->tlsrpt_timer = event_new(srv->svc.base, -1, EV_PERSIST, smtp_tlsrpt_flush_event, srv);
+    if (srv->tlsrpt_timer == NULL)
+        log_panic("event_new failed");
+    event_add(srv->tlsrpt_timer, &tv);
+    buf_free(&err);
+}
 
 /* smtp_on_result - the session decided every recipient: answer qmgr */
 static void smtp_on_result(struct delivery_request *req, void *arg)
@@ -189,6 +226,11 @@ static void smtp_server_configure(struct smtp_server *srv)
     smtp_cache_configure(srv);
     if (!srv->env.lmtp && smtp_tls_open(cfg, &srv->env.tls, &err) < 0)
         log_fatal("%s", buf_cstr(&err));
+    if (!srv->env.lmtp && smtp_sasl_open(cfg, &srv->env.sasl, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    srv->env.sasl_by_sender = config_bool(cfg, "smtp_sender_dependent_authentication");
+    if (srv->env.tls) /* best effort: TLS-RPT counts are no reason not to deliver */
+        smtp_tlsrpt_configure(srv);
     if (!srv->env.lmtp) { /* LMTP goes where it is told: no MX, no loop to find */
         smtp_self_configure(srv);
         smtp_generic_configure(srv);
@@ -225,6 +267,10 @@ int main(int argc, char **argv)
     dns_free(srv.env.dns);
     route_close(srv.env.generic);
     smtp_tls_close(srv.env.tls);
+    smtp_sasl_close(srv.env.sasl);
+    if (srv.tlsrpt_timer)
+        event_free(srv.tlsrpt_timer);
+    tlsrpt_close(srv.env.tlsrpt);
     smtp_self_free(&srv.self);
     return status;
 }

@@ -47,7 +47,9 @@
 #include "safefile.h"
 #include "self.h"
 #include "smtp.h"
+#include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "tlsrpt.h"
 #include "timeutil.h"
 
 #define SESSION_CHUNK 65536
@@ -63,6 +65,7 @@ enum session_state {
     S_HELO,
     S_STARTTLS, /* waiting for the reply to STARTTLS */
     S_TLS,      /* the handshake */
+    S_AUTH,     /* SMTP AUTH: waiting for 334 or the final reply */
     S_TRANSACTION,
     S_CONTENT,
     S_DOT,
@@ -102,8 +105,12 @@ struct smtp_session {
     enum smtp_tls_level level;     /* for the current connection */
     int tls_active;
     int tls_verified;
-    int tls_fallback;  /* this address again, without STARTTLS (level may) */
-    char tls_note[64]; /* "TLSv1.3/verified", "no" */
+    int tls_fallback;        /* this address again, without STARTTLS (level may) */
+    char tls_note[64];       /* "TLSv1.3/verified", "no" */
+    const char *policy_type; /* for TLS-RPT: "tlsa", "sts", "no-policy-found" */
+    /* AUTH */
+    struct smtp_sasl_client *sasl;
+    int authenticated;
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
@@ -144,6 +151,7 @@ static void session_free(struct smtp_session *s)
     buf_free(&s->key);
     buf_free(&s->last_reason);
     dns_result_free(s->hosts);
+    smtp_sasl_client_free(s->sasl);
     free(s->chunk);
     event_free(s->timer);
     free(s);
@@ -342,6 +350,7 @@ static void session_conversation_failed(struct smtp_session *s, const char *dsn,
     case S_HELO:
     case S_STARTTLS:
     case S_TLS:
+    case S_AUTH:
         session_host_failed(s, DELIVERY_DEFER, dsn, reason);
         return;
     case S_TRANSACTION:
@@ -406,6 +415,16 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
         buf_puts(out, " ENVID=");
         xtext_encode(req->envid, out);
     }
+    if (s->authenticated) { /* RFC 4954 5: only to a server we authenticated to */
+        const char *mailbox = req->auth_mailbox ? req->auth_mailbox : "";
+        buf_puts(out, " AUTH=");
+        if (mailbox[0] == 0 || strcmp(mailbox, "<>") == 0)
+            buf_puts(out, "<>");
+        else
+            xtext_encode(mailbox, out);
+    }
+    if (req->requiretls)
+        buf_puts(out, " REQUIRETLS");
     buf_puts(out, "\r\n");
 }
 
@@ -465,6 +484,7 @@ static int session_cache_conn(struct smtp_session *s)
     conn.ehlo = s->ehlo;
     conn.uses = s->uses;
     conn.tls = s->tls_active;
+    conn.authenticated = s->authenticated;
     conn.verified = s->tls_verified;
     snprintf(conn.tls_note, sizeof(conn.tls_note), "%s", s->tls_note);
     if (smtp_cache_put(s->env->cache, buf_cstr(&s->key), &conn) < 0)
@@ -753,6 +773,14 @@ static void session_on_greeting(struct smtp_session *s)
     session_send_hello(s, s->env->lmtp ? "LHLO" : "EHLO");
 }
 
+/* session_tlsrpt - count this connection's TLS outcome (RFC 8460) */
+static void session_tlsrpt(struct smtp_session *s, const char *result)
+{
+    if (s->env->tlsrpt && s->level != SMTP_TLS_NONE)
+        tlsrpt_count(s->env->tlsrpt, s->hop.host, s->policy_type, result,
+                     s->host_name ? s->host_name : "");
+}
+
 /* session_tls_required - the level of this connection demands TLS */
 static int session_tls_required(const struct smtp_session *s)
 {
@@ -765,10 +793,126 @@ static int session_tls_verify_required(const struct smtp_session *s)
     return s->level >= SMTP_TLS_DANE;
 }
 
+/* session_auth_failed - AUTH did not work out: this address is out, the
+ * mail deferred (never bounced: RFC 4954 gives 535 for a bad password,
+ * which is ours to fix) */
+static void session_auth_failed(struct smtp_session *s, const char *why)
+{
+    buf_t reason = BUF_INIT;
+    char dsn[16];
+
+    if (why) {
+        buf_printf(&reason, "SASL authentication failed; cannot authenticate to server %s: %s",
+                   buf_cstr(&s->peer), why);
+        snprintf(dsn, sizeof(dsn), "4.7.0");
+    } else {
+        buf_printf(&reason, "SASL authentication failed; server %s said: %s", buf_cstr(&s->peer),
+                   buf_cstr(&s->reply.text));
+        smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+        dsn[0] = '4';
+    }
+    smtp_sasl_client_free(s->sasl);
+    s->sasl = NULL;
+    session_host_failed(s, DELIVERY_DEFER, dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_auth_start - AUTH with the credentials for this server, if any:
+ * 1 when the exchange started (or failed), 0 when there is nothing to do */
+static int session_auth_start(struct smtp_session *s)
+{
+    buf_t hostport = BUF_INIT, user = BUF_INIT, pass = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+    const char *keys[5];
+    SSL *ssl = s->tls_active ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    int rc;
+
+    buf_printf(&hostport, "[%s]:%d", s->hop.host, s->port);
+    keys[0] = s->req->nexthop;
+    keys[1] = s->hop.host;
+    keys[2] = buf_cstr(&hostport);
+    keys[3] = s->host_name;
+    keys[4] = NULL;
+    rc = smtp_sasl_credentials(s->env->sasl, s->req->sender, keys, &user, &pass, &err);
+    if (rc > 0)
+        s->sasl = smtp_sasl_client_start(s->env->sasl, s->host_name, s->ehlo.auth, s->tls_active,
+                                         ssl ? smtp_tls_ssf(ssl) : 0, buf_cstr(&user),
+                                         buf_cstr(&pass), &out, &err);
+    buf_wipe(&user);
+    buf_wipe(&pass);
+    if (rc < 0 || (rc > 0 && s->sasl == NULL)) {
+        session_auth_failed(s, buf_cstr(&err));
+    } else if (rc > 0) {
+        s->state = S_AUTH;
+        session_send(s, &out);
+        session_arm(s, s->env->command_timeout, "performing SASL authentication");
+    }
+    buf_wipe(&out);
+    buf_free(&user);
+    buf_free(&pass);
+    buf_free(&out);
+    buf_free(&err);
+    buf_free(&hostport);
+    return rc != 0;
+}
+
+/* session_on_auth - 334: the next step; 2xx: in; else: out */
+static void session_on_auth(struct smtp_session *s)
+{
+    buf_t out = BUF_INIT, err = BUF_INIT;
+    const char *text = buf_cstr(&s->reply.text);
+
+    if (s->reply.code == 334) {
+        if (smtp_sasl_client_step(s->sasl, s->reply.text.len > 4 ? text + 4 : "", &out, &err) < 0) {
+            session_auth_failed(s, buf_cstr(&err));
+        } else {
+            session_send(s, &out);
+            session_arm(s, s->env->command_timeout, "performing SASL authentication");
+        }
+    } else if (s->reply.code >= 200 && s->reply.code < 300) {
+        log_info("%s: authenticated to %s with %s", s->req->queue_id, buf_cstr(&s->relay),
+                 smtp_sasl_client_mech(s->sasl));
+        smtp_sasl_client_free(s->sasl);
+        s->sasl = NULL;
+        s->authenticated = 1;
+        session_begin_transaction(s);
+    } else {
+        session_auth_failed(s, NULL);
+    }
+    buf_wipe(&out);
+    buf_free(&out);
+    buf_free(&err);
+}
+
+/* session_requiretls_refused - RFC 8689 4.2.1: a REQUIRETLS message goes
+ * only to a server that offers REQUIRETLS, over verified TLS: else this
+ * address fails, and the message bounces with 5.7.30 when none is left */
+static int session_requiretls_refused(struct smtp_session *s)
+{
+    buf_t reason = BUF_INIT;
+
+    if (!s->req->requiretls || s->env->lmtp)
+        return 0;
+    if (!s->tls_verified)
+        buf_printf(&reason, "REQUIRETLS: no verified TLS connection to host %s",
+                   buf_cstr(&s->peer));
+    else if (!s->ehlo.requiretls)
+        buf_printf(&reason, "REQUIRETLS support required, but not offered by host %s",
+                   buf_cstr(&s->peer));
+    else
+        return 0;
+    session_host_failed(s, DELIVERY_BOUNCE, "5.7.30", buf_cstr(&reason));
+    buf_free(&reason);
+    return 1;
+}
+
 /* session_after_hello - the server is known (and under TLS if it will
- * be): on to the transaction */
+ * be): AUTH if we have credentials for it, then the transaction */
 static void session_after_hello(struct smtp_session *s)
 {
+    if (session_requiretls_refused(s))
+        return;
+    if (s->env->sasl && !s->authenticated && s->ehlo.auth[0] && session_auth_start(s))
+        return;
     session_begin_transaction(s);
 }
 
@@ -787,9 +931,12 @@ static void session_tls_not_offered(struct smtp_session *s, const char *how)
     buf_t reason = BUF_INIT;
 
     if (!session_tls_required(s)) {
+        if (s->ehlo.starttls == 0)
+            session_tlsrpt(s, "starttls-not-supported");
         session_after_hello(s);
         return;
     }
+    session_tlsrpt(s, "starttls-not-supported");
     buf_printf(&reason, "TLS is required, but %s host %s", how, buf_cstr(&s->peer));
     session_host_failed(s, DELIVERY_DEFER, "4.7.4", buf_cstr(&reason));
     buf_free(&reason);
@@ -912,10 +1059,16 @@ static void session_tls_done(struct smtp_session *s)
     snprintf(s->tls_note, sizeof(s->tls_note), "%s/%s", SSL_get_version(ssl),
              smtp_tls_trust_name(trust, 1));
     if (session_tls_verify_required(s) && !s->tls_verified) {
+        session_tlsrpt(s, trust == SMTP_TLS_TRUSTED ? "certificate-host-mismatch"
+                          : smtp_tls_expired(ssl)   ? "certificate-expired"
+                          : s->level == SMTP_TLS_DANE || s->level == SMTP_TLS_DANE_ONLY
+                              ? "validation-failure"
+                              : "certificate-not-trusted");
         buf_printf(&reason, "certificate verification failed for %s: %s", buf_cstr(&s->relay),
                    buf_cstr(&why));
         session_host_failed(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&reason));
     } else {
+        session_tlsrpt(s, "success");
         memset(&s->ehlo, 0, sizeof(s->ehlo));
         s->state = S_EHLO;
         session_send_hello(s, "EHLO");
@@ -945,6 +1098,7 @@ static void session_tls_failed(struct smtp_session *s, short what)
     buf_t why = BUF_INIT, reason = BUF_INIT;
 
     session_tls_error(s, what, &why);
+    session_tlsrpt(s, "validation-failure");
     if (!session_tls_required(s) && !s->tls_fallback) {
         log_info("%s: TLS handshake with %s failed (%s); trying again without TLS",
                  s->req->queue_id, buf_cstr(&s->relay), buf_cstr(&why));
@@ -976,6 +1130,9 @@ static void session_on_reply(struct smtp_session *s)
         break;
     case S_STARTTLS:
         session_on_starttls(s);
+        break;
+    case S_AUTH:
+        session_on_auth(s);
         break;
     case S_TRANSACTION:
         session_on_transaction_reply(s);
@@ -1178,6 +1335,7 @@ static void session_connected(struct smtp_session *s)
     s->reused = 0;
     s->tls_active = 0;
     s->tls_verified = 0;
+    s->authenticated = 0;
     snprintf(s->tls_note, sizeof(s->tls_note), "no");
     s->state = S_GREETING;
     session_arm(s, s->env->helo_timeout, "receiving the initial server greeting");
@@ -1242,6 +1400,7 @@ static void session_connect(struct smtp_session *s, const struct dns_host *h)
     session_peer_name(s, h);
     s->host_name = h->hostname;
     s->level = s->policy.level;
+    s->policy_type = "no-policy-found";
     s->state = S_CONNECT;
     s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
@@ -1408,6 +1567,7 @@ static void session_take_conn(struct smtp_session *s, const struct smtp_conn *co
     s->uses = conn->uses;
     s->reused = 1;
     s->tls_active = conn->tls;
+    s->authenticated = conn->authenticated;
     s->tls_verified = conn->verified;
     snprintf(s->tls_note, sizeof(s->tls_note), "%s", conn->tls_note);
     smtp_reply_reset(&s->reply);
@@ -1466,6 +1626,10 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
         return;
     }
     buf_printf(&s->key, "%s|%s|%d", env->lmtp ? "lmtp" : "smtp", req->nexthop, s->port);
+    if (req->requiretls) /* only connections that passed its checks */
+        buf_puts(&s->key, "|requiretls");
+    if (env->sasl && env->sasl_by_sender) /* authenticated as this sender */
+        buf_printf(&s->key, "|%s", req->sender);
     s->state = S_REUSE;
     evtimer_add(s->timer, &now); /* a cached connection, or the lookup, from the loop */
 }

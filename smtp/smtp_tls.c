@@ -582,6 +582,15 @@ enum smtp_tls_trust smtp_tls_result(SSL *ssl, buf_t *why)
     return names ? SMTP_TLS_VERIFIED : SMTP_TLS_TRUSTED;
 }
 
+/* smtp_tls_expired - see smtp_tls.h */
+int smtp_tls_expired(SSL *ssl)
+{
+    struct smtp_tls_conn *c = SSL_get_ex_data(ssl, smtp_tls_conn_index);
+    long err = SSL_session_reused(ssl) || c == NULL ? SSL_get_verify_result(ssl) : c->first_err;
+
+    return err == X509_V_ERR_CERT_HAS_EXPIRED;
+}
+
 /* smtp_tls_trust_name - see smtp_tls.h */
 const char *smtp_tls_trust_name(enum smtp_tls_trust trust, int lower)
 {

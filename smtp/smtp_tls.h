@@ -89,6 +89,8 @@ SSL *smtp_tls_ssl_new(struct smtp_tls *t, const struct smtp_tls_peer *peer, buf_
 /* smtp_tls_result - after the handshake: the trust earned, and in why
  * (when not verified) OpenSSL's reason */
 enum smtp_tls_trust smtp_tls_result(SSL *ssl, buf_t *why);
+/* smtp_tls_expired - the certificate failed because it has expired */
+int smtp_tls_expired(SSL *ssl);
 /* smtp_tls_trust_name - "Verified" ... ; lower case with lower = 1 */
 const char *smtp_tls_trust_name(enum smtp_tls_trust trust, int lower);
 /* smtp_tls_log_handshake - the "Verified TLS connection established to
