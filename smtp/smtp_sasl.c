@@ -39,32 +39,19 @@ struct smtp_sasl_client {
 
 static int smtp_sasl_users;         /* smtp_sasl_open without close */
 static char *smtp_sasl_config_path; /* cyrus_sasl_config_path, NULL: Cyrus' default */
-static sasl_callback_t smtp_sasl_global_callbacks[3];
-
-/* smtp_sasl_getconfpath - where Cyrus looks for its configuration */
-static int smtp_sasl_getconfpath(void *context, const char **path)
-{
-    *path = context;
-    return SASL_OK;
-}
+static sasl_callback_t smtp_sasl_global_callbacks[AUTH_SASL_COMMON_CALLBACKS];
 
 /* smtp_sasl_init - sasl_client_init once per process; -1 with err */
 static int smtp_sasl_init(const struct config *cfg, buf_t *err)
 {
     const char *path = config_str(cfg, "cyrus_sasl_config_path");
-    size_t n = 0;
     int rc;
 
     if (smtp_sasl_users++ > 0)
         return 0;
-    smtp_sasl_global_callbacks[n++] =
-        (sasl_callback_t){SASL_CB_LOG, SMTP_SASL_CB(auth_sasl_log), NULL};
-    if (path[0] != '\0') {
+    if (path[0] != '\0')
         smtp_sasl_config_path = xstrdup(path);
-        smtp_sasl_global_callbacks[n++] = (sasl_callback_t){
-            SASL_CB_GETCONFPATH, SMTP_SASL_CB(smtp_sasl_getconfpath), smtp_sasl_config_path};
-    }
-    smtp_sasl_global_callbacks[n] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
+    auth_sasl_common_callbacks(smtp_sasl_global_callbacks, smtp_sasl_config_path);
     rc = sasl_client_init(smtp_sasl_global_callbacks);
     if (rc != SASL_OK) {
         buf_printf(err, "Cyrus SASL client initialisation failed: %s",
