@@ -327,18 +327,20 @@ static int smtp_sasl_is_mech(const char *s, size_t len)
  * case, separated by spaces */
 static void smtp_sasl_filtered(const struct smtp_sasl *sasl, const char *server_mechs, buf_t *out)
 {
-    buf_t word = BUF_INIT;
-    const char *p = server_mechs;
+    buf_t word = BUF_INIT; /* " MECH ", as in sasl->filter */
+    const char *p = server_mechs + strspn(server_mechs, " \t");
 
     while (*p != '\0') {
         size_t len = strcspn(p, " \t");
-        buf_reset(&word);
-        buf_putc(&word, ' ');
+        buf_set(&word, " ");
         smtp_sasl_upper(p, len, &word);
         buf_putc(&word, ' ');
         if (smtp_sasl_is_mech(p, len) &&
-            (sasl->filter == NULL || strstr(sasl->filter, buf_cstr(&word)) != NULL))
-            buf_append(out, word.data + (out->len == 0), word.len - 1 - (out->len == 0));
+            (sasl->filter == NULL || strstr(sasl->filter, buf_cstr(&word)) != NULL)) {
+            if (out->len > 0)
+                buf_putc(out, ' ');
+            buf_append(out, word.data + 1, len);
+        }
         p += len;
         p += strspn(p, " \t");
     }
