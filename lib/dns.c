@@ -8,6 +8,7 @@
  * delivery) and adds its own state after it.
  */
 #include <ares.h>
+#include <ares_dns.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <ctype.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "buf.h"
 #include "dns.h"
@@ -26,6 +28,7 @@
 #define DNS_MAX_NAME 253
 #define DNS_MAX_MX_RECORDS 100 /* read at most this many before sorting */
 #define DNS_TRIES 2
+#define DNS_HEADER_AD 0x20 /* "authentic data": in the 4th header byte (RFC 4035 3.2.3) */
 
 /* one socket c-ares wants watched */
 struct dns_watch {
@@ -88,8 +91,9 @@ struct dns_pending {
 /* the argument of one ares query */
 struct dns_sent {
     struct dns_pending *p;
-    size_t index; /* the host or name of the lookup it is for */
-    int type;     /* ns_t_* */
+    size_t index;       /* the host or name of the lookup it is for */
+    int type;           /* ns_t_* */
+    ares_callback done; /* gets the answer as ares_query would hand it */
 };
 
 /* dns_resolve_nexthop */
@@ -354,19 +358,64 @@ static void dns_pending_finish(struct dns_pending *p)
     evtimer_add(p->deliver, &zero);
 }
 
-/* dns_pending_query - send one ares query for p; callback gets a struct
+/* dns_rcode_status - the ares status ares_query would give an answer that
+ * ares_send accepted (SERVFAIL, NOTIMP and REFUSED already failed there) */
+static int dns_rcode_status(const unsigned char *abuf, int alen)
+{
+    if (alen < HFIXEDSZ)
+        return ARES_EBADRESP;
+    switch (abuf[3] & 0x0f) {
+    case ns_r_noerror:
+        return (abuf[6] | abuf[7]) != 0 ? ARES_SUCCESS : ARES_ENODATA;
+    case ns_r_nxdomain:
+        return ARES_ENOTFOUND;
+    case ns_r_formerr:
+        return ARES_EFORMERR;
+    default:
+        return ARES_ESERVFAIL;
+    }
+}
+
+/* dns_sent_callback - ares_send's answer: map the rcode as ares_query does,
+ * hand it on */
+static void dns_sent_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_sent *q = arg;
+
+    if (status == ARES_SUCCESS)
+        status = dns_rcode_status(abuf, alen);
+    q->done(arg, status, timeouts, abuf, alen);
+}
+
+/* dns_pending_query - send one ares query for p with the AD bit set (RFC
+ * 6840 5.7: a validating resolver then says whether it validated the answer;
+ * ares_query cannot set it, nor EDNS DO per query); callback gets a struct
  * dns_sent to free */
 static void dns_pending_query(struct dns_pending *p, const char *name, int type, size_t index,
                               ares_callback callback)
 {
     struct dns_sent *q = xcalloc(1, sizeof(*q));
     struct dns_ctx *ctx = p->ctx;
+    unsigned char *qbuf = NULL;
+    unsigned short id;
+    int qlen = 0, rc;
 
     q->p = p;
     q->index = index;
     q->type = type;
+    q->done = callback;
     p->queries++;
-    ares_query(ctx->channel, name, ns_c_in, type, callback, q);
+    /* ares_send (1.18) sends the id it is given: a random one, as ares_query's */
+    rc = getrandom(&id, sizeof(id), 0) == (ssize_t)sizeof(id) ? ARES_SUCCESS : ARES_ENOMEM;
+    if (rc == ARES_SUCCESS)
+        rc = ares_create_query(name, ns_c_in, type, id, 1, &qbuf, &qlen, 0);
+    if (rc != ARES_SUCCESS) {
+        callback(q, rc, 0, NULL, 0);
+        return;
+    }
+    qbuf[3] |= DNS_HEADER_AD;
+    ares_send(ctx->channel, qbuf, qlen, dns_sent_callback, q);
+    ares_free_string(qbuf);
     dns_timer_update(ctx);
 }
 
@@ -938,6 +987,73 @@ static int dns_answer_parse_mx(struct dns_answer *ans, unsigned char *abuf, int 
     return rc;
 }
 
+/* dns_skip_name - the offset after the (compressed) name at off in abuf, -1
+ * when it is malformed */
+static int dns_skip_name(const unsigned char *abuf, int alen, int off)
+{
+    char *name = NULL;
+    long len = 0;
+
+    if (off >= alen || ares_expand_name(abuf + off, abuf, alen, &name, &len) != ARES_SUCCESS)
+        return -1;
+    ares_free_string(name);
+    return off + (int)len;
+}
+
+/* dns_tlsa_text - one TLSA RDATA (usage, selector, matching type, data) as
+ * "u s m hex" */
+static void dns_tlsa_text(buf_t *out, const unsigned char *rdata, int rdlen)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    buf_printf(out, "%u %u %u ", rdata[0], rdata[1], rdata[2]);
+    for (int i = 3; i < rdlen; i++) {
+        buf_putc(out, hex[rdata[i] >> 4]);
+        buf_putc(out, hex[rdata[i] & 15]);
+    }
+}
+
+/* dns_tlsa_record - the resource record at off in abuf: its text into ans
+ * when it is a TLSA record; the offset after it, or -1 when it is malformed
+ * (truncated, or TLSA RDATA shorter than 4 octets) */
+static int dns_tlsa_record(struct dns_answer *ans, const unsigned char *abuf, int alen, int off)
+{
+    buf_t text = BUF_INIT;
+    int type, rdlen;
+
+    off = dns_skip_name(abuf, alen, off);
+    if (off < 0 || off + RRFIXEDSZ > alen)
+        return -1;
+    type = DNS_RR_TYPE(abuf + off);
+    rdlen = DNS_RR_LEN(abuf + off);
+    off += RRFIXEDSZ;
+    if (off + rdlen > alen || (type == ns_t_tlsa && rdlen < 4))
+        return -1;
+    if (type == ns_t_tlsa) {
+        dns_tlsa_text(&text, abuf + off, rdlen);
+        dns_answer_add(ans, buf_cstr(&text));
+        buf_free(&text);
+    }
+    return off + rdlen;
+}
+
+/* dns_answer_parse_tlsa - the TLSA records of the answer section of abuf
+ * (c-ares 1.18 has no TLSA parser); other types (a CNAME) are skipped */
+static int dns_answer_parse_tlsa(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    int off = HFIXEDSZ;
+
+    if (alen < HFIXEDSZ)
+        return ARES_EBADRESP;
+    for (int i = 0; i < DNS_HEADER_QDCOUNT(abuf) && off >= 0; i++) {
+        off = dns_skip_name(abuf, alen, off);
+        off = off < 0 ? -1 : off + QFIXEDSZ;
+    }
+    for (int i = 0; i < DNS_HEADER_ANCOUNT(abuf) && off >= 0; i++)
+        off = dns_tlsa_record(ans, abuf, alen, off);
+    return off < 0 ? ARES_EBADRESP : ARES_SUCCESS;
+}
+
 /* how each enum dns_qtype is asked and read */
 static const struct dns_qtype_info {
     int ns_type;
@@ -949,6 +1065,7 @@ static const struct dns_qtype_info {
     [DNS_QTXT] = {ns_t_txt, "TXT", dns_answer_parse_txt},
     [DNS_QPTR] = {ns_t_ptr, "PTR", dns_answer_parse_ptr},
     [DNS_QMX] = {ns_t_mx, "MX", dns_answer_parse_mx},
+    [DNS_QTLSA] = {ns_t_tlsa, "TLSA", dns_answer_parse_tlsa},
 };
 
 /* dns_answer_read - the answer to a query of type for name; *status is the
@@ -958,8 +1075,10 @@ static struct dns_answer *dns_answer_read(const char *name, enum dns_qtype type,
 {
     struct dns_answer *ans = dns_answer_new();
 
-    if (*status == ARES_SUCCESS)
+    if (*status == ARES_SUCCESS) {
         *status = dns_qtypes[type].parse(ans, abuf, alen);
+        ans->secure = alen >= HFIXEDSZ && (abuf[3] & DNS_HEADER_AD) != 0;
+    }
     if (*status == ARES_SUCCESS && ans->count == 0)
         *status = ARES_ENODATA;
     dns_answer_conclude(ans, name, dns_qtypes[type].name, *status);
@@ -1046,7 +1165,8 @@ struct dns_pending *dns_query(struct dns_ctx *ctx, const char *name, enum dns_qt
                               dns_answer_cb cb, void *arg)
 {
     /* types[t] == t: a list of one type for each type */
-    static const enum dns_qtype types[] = {DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX};
+    static const enum dns_qtype types[] = {DNS_QA,   DNS_QAAAA, DNS_QTXT,
+                                           DNS_QPTR, DNS_QMX,   DNS_QTLSA};
 
     if ((unsigned)type >= sizeof(types) / sizeof(types[0]))
         log_panic("dns_query: bad type %d", (int)type);

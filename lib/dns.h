@@ -34,6 +34,13 @@
  * DNS_MAX_PTR_NAMES PTR names (valid host names only: letters, digits, '-',
  * '_', '.').
  *
+ * DNSSEC: tern does not validate.  Every query carries the AD bit (RFC 6840
+ * 5.7: "tell me whether you validated this"; c-ares 1.18 cannot set EDNS DO
+ * per query, so the query is built with ares_create_query, AD set in the
+ * header, and sent with ares_send), and dns_query / dns_domain_check report
+ * the AD bit of the answer in dns_answer.secure.  A validating resolver
+ * (unbound) answers a bogus name with SERVFAIL: DNS_TEMPFAIL.
+ *
  * Every callback runs later from the event loop (never from inside the call
  * that started the lookup), exactly once unless the lookup is cancelled, and
  * owns its result: dns_result_free, dns_answer_free or dns_client_name_free.
@@ -94,7 +101,7 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
 /* dns_result_free - release a result handed to a callback */
 void dns_result_free(struct dns_result *res);
 
-enum dns_qtype { DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX };
+enum dns_qtype { DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX, DNS_QTLSA };
 
 /* the answer of dns_query / dns_domain_check */
 struct dns_answer {
@@ -103,8 +110,13 @@ struct dns_answer {
     char *reason;           /* human-readable, "" for DNS_OK */
     char **v; /* A/AAAA: addresses as text ("127.0.0.2"); TXT: one string per record (its
                  character-strings concatenated); PTR: names (no trailing dot); MX: host names
-                 by preference (stable), a null MX as "."; NULL-terminated */
+                 by preference (stable), a null MX as "."; TLSA: "usage selector mtype hex"
+                 ("3 1 1 e3b0..."), hex lower-case; NULL-terminated */
     size_t count;
+    int secure; /* 1 only when the resolver set the AD bit on this answer (it validated the
+                   records with DNSSEC); 0 otherwise, whatever the status.  Meaningful only
+                   when the dns_servers are a validating resolver reached over a trusted path
+                   (loopback): see docs/dnssec.md */
 };
 
 /* forward-confirmed reverse DNS of a client */
