@@ -44,6 +44,7 @@ struct dns_ctx {
     struct dns_watch *watches;
     struct dns_pending *lookups; /* every undelivered lookup, for dns_free */
     int destroying;
+    unsigned char ids_in_use[65536 / 8]; /* query ids of outstanding ares_send queries */
 };
 
 /* one host whose addresses are being looked up */
@@ -56,6 +57,8 @@ struct dns_mxhost {
     size_t v6_count;
     int a_status; /* ares status of the A query, -1 while pending */
     int aaaa_status;
+    int a_secure; /* the A answer had the AD bit */
+    int aaaa_secure;
 };
 
 /* what a lookup hands to its caller */
@@ -94,6 +97,7 @@ struct dns_sent {
     size_t index;       /* the host or name of the lookup it is for */
     int type;           /* ns_t_* */
     ares_callback done; /* gets the answer as ares_query would hand it */
+    unsigned short id;  /* the query id, marked in ctx->ids_in_use while sent */
 };
 
 /* dns_resolve_nexthop */
@@ -103,6 +107,8 @@ struct dns_lookup {
     int port;
     struct dns_mxhost mx[DNS_MAX_MX];
     size_t mx_count;
+    int name_is_host; /* no MX (NODATA, or a [bracketed] hop): the name stands for itself */
+    int mx_secure;    /* the MX answer had the AD bit; 1 without an MX query */
 };
 
 /* dns_query and dns_domain_check: the types are asked in turn while the
@@ -358,6 +364,13 @@ static void dns_pending_finish(struct dns_pending *p)
     evtimer_add(p->deliver, &zero);
 }
 
+/* dns_header_ad - 1 when the answer abuf has the AD bit (the resolver
+ * validated it); 0 for no answer */
+static int dns_header_ad(const unsigned char *abuf, int alen)
+{
+    return abuf != NULL && alen >= HFIXEDSZ && (abuf[3] & DNS_HEADER_AD) != 0;
+}
+
 /* dns_rcode_status - the ares status ares_query would give an answer that
  * ares_send accepted (SERVFAIL, NOTIMP and REFUSED already failed there) */
 static int dns_rcode_status(const unsigned char *abuf, int alen)
@@ -376,12 +389,36 @@ static int dns_rcode_status(const unsigned char *abuf, int alen)
     }
 }
 
+/* dns_query_id - a random query id that no outstanding query of ctx has,
+ * marked in use: ares_send (1.18) sends the id it is given and matches an
+ * answer to the first query with its id, so two queries sharing one would
+ * cost one of them a timeout.  ARES_ENOMEM when getrandom fails. */
+static int dns_query_id(struct dns_ctx *ctx, unsigned short *id)
+{
+    for (int i = 0; i < 32; i++) {
+        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id))
+            return ARES_ENOMEM;
+        if ((ctx->ids_in_use[*id / 8] & (1u << (*id % 8))) == 0) {
+            ctx->ids_in_use[*id / 8] |= (unsigned char)(1u << (*id % 8));
+            return ARES_SUCCESS;
+        }
+    }
+    return ARES_ENOMEM; /* thousands outstanding: not a state tern gets into */
+}
+
+/* dns_query_id_release - the query with id is done */
+static void dns_query_id_release(struct dns_ctx *ctx, unsigned short id)
+{
+    ctx->ids_in_use[id / 8] &= (unsigned char)~(1u << (id % 8));
+}
+
 /* dns_sent_callback - ares_send's answer: map the rcode as ares_query does,
  * hand it on */
 static void dns_sent_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     struct dns_sent *q = arg;
 
+    dns_query_id_release(q->p->ctx, q->id);
     if (status == ARES_SUCCESS)
         status = dns_rcode_status(abuf, alen);
     q->done(arg, status, timeouts, abuf, alen);
@@ -397,7 +434,6 @@ static void dns_pending_query(struct dns_pending *p, const char *name, int type,
     struct dns_sent *q = xcalloc(1, sizeof(*q));
     struct dns_ctx *ctx = p->ctx;
     unsigned char *qbuf = NULL;
-    unsigned short id;
     int qlen = 0, rc;
 
     q->p = p;
@@ -405,11 +441,14 @@ static void dns_pending_query(struct dns_pending *p, const char *name, int type,
     q->type = type;
     q->done = callback;
     p->queries++;
-    /* ares_send (1.18) sends the id it is given: a random one, as ares_query's */
-    rc = getrandom(&id, sizeof(id), 0) == (ssize_t)sizeof(id) ? ARES_SUCCESS : ARES_ENOMEM;
-    if (rc == ARES_SUCCESS)
-        rc = ares_create_query(name, ns_c_in, type, id, 1, &qbuf, &qlen, 0);
+    rc = dns_query_id(ctx, &q->id);
     if (rc != ARES_SUCCESS) {
+        callback(q, rc, 0, NULL, 0);
+        return;
+    }
+    rc = ares_create_query(name, ns_c_in, type, q->id, 1, &qbuf, &qlen, 0);
+    if (rc != ARES_SUCCESS) {
+        dns_query_id_release(ctx, q->id);
         callback(q, rc, 0, NULL, 0);
         return;
     }
@@ -491,8 +530,8 @@ static struct dns_result *dns_result_new(enum dns_status status, const char *rea
 }
 
 /* dns_result_add - append one address for host (bounded by DNS_MAX_ADDRS) */
-static void dns_result_add(struct dns_result *res, const char *host, int pref, int family,
-                           const void *addr, int port)
+static void dns_result_add(struct dns_result *res, const char *host, int pref, int secure,
+                           int family, const void *addr, int port)
 {
     struct dns_host *h;
 
@@ -501,6 +540,7 @@ static void dns_result_add(struct dns_result *res, const char *host, int pref, i
     h = &res->hosts[res->count++];
     h->hostname = xstrdup(host);
     h->preference = pref;
+    h->secure = secure;
     memset(&h->addr, 0, sizeof(h->addr));
     if (family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr;
@@ -597,6 +637,15 @@ static int dns_addr_worst(const struct dns_mxhost *h, const char **type)
     return h->a_status == ARES_SUCCESS ? ARES_ENODATA : h->a_status;
 }
 
+/* dns_result_all_secure - 1 when every address of res came with the AD bit */
+static int dns_result_all_secure(const struct dns_result *res)
+{
+    for (size_t i = 0; i < res->count; i++)
+        if (!res->hosts[i].secure)
+            return 0;
+    return 1;
+}
+
 /* dns_lookup_assemble - all address queries done: build the result */
 static void dns_lookup_assemble(struct dns_lookup *lk)
 {
@@ -610,9 +659,10 @@ static void dns_lookup_assemble(struct dns_lookup *lk)
     for (size_t i = 0; i < lk->mx_count; i++) {
         struct dns_mxhost *h = &lk->mx[i];
         for (size_t j = 0; j < h->v4_count; j++)
-            dns_result_add(res, h->host, h->preference, AF_INET, &h->v4[j], lk->port);
+            dns_result_add(res, h->host, h->preference, h->a_secure, AF_INET, &h->v4[j], lk->port);
         for (size_t j = 0; j < h->v6_count; j++)
-            dns_result_add(res, h->host, h->preference, AF_INET6, &h->v6[j], lk->port);
+            dns_result_add(res, h->host, h->preference, h->aaaa_secure, AF_INET6, &h->v6[j],
+                           lk->port);
         if (h->v4_count + h->v6_count > 0)
             continue;
         st = dns_addr_worst(h, &type);
@@ -623,6 +673,7 @@ static void dns_lookup_assemble(struct dns_lookup *lk)
         }
     }
     if (res->count > 0) {
+        res->mx_secure = lk->mx_secure && (!lk->name_is_host || dns_result_all_secure(res));
         dns_lookup_finish(lk, res);
         return;
     }
@@ -676,10 +727,13 @@ static void dns_addr_callback(void *arg, int status, int timeouts, unsigned char
     free(q);
     if (status == ARES_SUCCESS)
         status = (type == ns_t_a) ? dns_parse_a(h, abuf, alen) : dns_parse_aaaa(h, abuf, alen);
-    if (type == ns_t_a)
+    if (type == ns_t_a) {
         h->a_status = status;
-    else
+        h->a_secure = dns_header_ad(abuf, alen);
+    } else {
         h->aaaa_status = status;
+        h->aaaa_secure = dns_header_ad(abuf, alen);
+    }
     dns_lookup_done(lk);
 }
 
@@ -778,9 +832,11 @@ static void dns_mx_callback(void *arg, int status, int timeouts, unsigned char *
     free(arg);
     if (!dns_pending_settle(&lk->p))
         return;
+    lk->mx_secure = dns_header_ad(abuf, alen); /* a secure NODATA too (RFC 7672 2.2.1) */
     if (status == ARES_SUCCESS)
         status = ares_parse_mx_reply(abuf, alen, &list);
     if (status == ARES_ENODATA) {
+        lk->name_is_host = 1;
         dns_add_host(lk, lk->name, 0);
         dns_lookup_query_hosts(lk);
         return;
@@ -810,10 +866,10 @@ static int dns_ip_literal(struct dns_lookup *lk)
 
     if (inet_pton(AF_INET, lk->name, &v4) == 1) {
         res = dns_result_new(DNS_OK, "");
-        dns_result_add(res, lk->name, 0, AF_INET, &v4, lk->port);
+        dns_result_add(res, lk->name, 0, 0, AF_INET, &v4, lk->port);
     } else if (inet_pton(AF_INET6, lk->name, &v6) == 1) {
         res = dns_result_new(DNS_OK, "");
-        dns_result_add(res, lk->name, 0, AF_INET6, &v6, lk->port);
+        dns_result_add(res, lk->name, 0, 0, AF_INET6, &v6, lk->port);
     } else {
         return 0;
     }
@@ -853,6 +909,8 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
         return;
     }
     if (!use_mx) {
+        lk->name_is_host = 1;
+        lk->mx_secure = 1; /* no MX asked: the addresses alone decide */
         dns_add_host(lk, name, 0);
         dns_lookup_query_hosts(lk);
         return;
@@ -1015,7 +1073,10 @@ static void dns_tlsa_text(buf_t *out, const unsigned char *rdata, int rdlen)
 
 /* dns_tlsa_record - the resource record at off in abuf: its text into ans
  * when it is a TLSA record; the offset after it, or -1 when it is malformed
- * (truncated, or TLSA RDATA shorter than 4 octets) */
+ * (truncated, or TLSA RDATA shorter than the 3 octets of usage, selector and
+ * matching type).  A record without data is passed on ("3 1 1 "): a malformed
+ * TLSA record is unusable (RFC 7672 2.2), which lib/dane decides, not a
+ * failure of the whole answer. */
 static int dns_tlsa_record(struct dns_answer *ans, const unsigned char *abuf, int alen, int off)
 {
     buf_t text = BUF_INIT;
@@ -1027,7 +1088,7 @@ static int dns_tlsa_record(struct dns_answer *ans, const unsigned char *abuf, in
     type = DNS_RR_TYPE(abuf + off);
     rdlen = DNS_RR_LEN(abuf + off);
     off += RRFIXEDSZ;
-    if (off + rdlen > alen || (type == ns_t_tlsa && rdlen < 4))
+    if (off + rdlen > alen || (type == ns_t_tlsa && rdlen < 3))
         return -1;
     if (type == ns_t_tlsa) {
         dns_tlsa_text(&text, abuf + off, rdlen);
@@ -1075,10 +1136,9 @@ static struct dns_answer *dns_answer_read(const char *name, enum dns_qtype type,
 {
     struct dns_answer *ans = dns_answer_new();
 
-    if (*status == ARES_SUCCESS) {
+    if (*status == ARES_SUCCESS)
         *status = dns_qtypes[type].parse(ans, abuf, alen);
-        ans->secure = alen >= HFIXEDSZ && (abuf[3] & DNS_HEADER_AD) != 0;
-    }
+    ans->secure = *status == ARES_SUCCESS && dns_header_ad(abuf, alen);
     if (*status == ARES_SUCCESS && ans->count == 0)
         *status = ARES_ENODATA;
     dns_answer_conclude(ans, name, dns_qtypes[type].name, *status);

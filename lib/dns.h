@@ -37,9 +37,13 @@
  * DNSSEC: tern does not validate.  Every query carries the AD bit (RFC 6840
  * 5.7: "tell me whether you validated this"; c-ares 1.18 cannot set EDNS DO
  * per query, so the query is built with ares_create_query, AD set in the
- * header, and sent with ares_send), and dns_query / dns_domain_check report
- * the AD bit of the answer in dns_answer.secure.  A validating resolver
- * (unbound) answers a bogus name with SERVFAIL: DNS_TEMPFAIL.
+ * header, and sent with ares_send, with a random id no other outstanding
+ * query has), and dns_query / dns_domain_check report the AD bit of the
+ * answer in dns_answer.secure; dns_resolve_nexthop reports it for the MX
+ * answer (dns_result.mx_secure) and for each address (dns_host.secure), what
+ * DANE (RFC 7672 2.2) needs.  A validating resolver (unbound) answers a bogus
+ * name with SERVFAIL: DNS_TEMPFAIL.  The AD bit is only as trustworthy as
+ * the path to the resolver (docs/dnssec.md): use one on loopback.
  *
  * Every callback runs later from the event loop (never from inside the call
  * that started the lookup), exactly once unless the lookup is cancelled, and
@@ -76,6 +80,8 @@ struct dns_host {
     int preference;               /* MX preference, 0 without MX */
     struct sockaddr_storage addr; /* with the port filled in */
     socklen_t addrlen;
+    int secure; /* the A (or AAAA, for an IPv6 address) answer that gave addr had the AD bit:
+                   DANE may look up TLSA for hostname (RFC 7672 2.2.2); 0 for an IP literal */
 };
 
 struct dns_result {
@@ -84,6 +90,10 @@ struct dns_result {
     struct dns_host *hosts;
     size_t count;
     int best_preference; /* of the best MX, with or without addresses; 0 without MX */
+    int mx_secure;       /* the MX answer had the AD bit (RFC 7672 2.2); for a name without MX its
+                            NODATA answer had it and so did every address of the name; for a
+                            [bracketed] hop every address had it; 0 for an IP literal.  Set only
+                            with DNS_OK */
 };
 
 typedef void (*dns_result_cb)(struct dns_result *res, void *arg);

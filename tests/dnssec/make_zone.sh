@@ -7,7 +7,9 @@
 #
 # The zones (made fresh each time, keys from ldns-keygen, ECDSAP256SHA256):
 #   dane.test   signed (ldns-signzone): mx.dane.test A 127.0.0.1, dane.test MX 10
-#               mx.dane.test, _25._tcp.mx.dane.test TLSA 3 1 1 <TLSA_HEX below>
+#               mx.dane.test, _25._tcp.mx.dane.test TLSA 3 1 1 <TLSA_HEX below>,
+#               nomx.dane.test A 127.0.0.1 (no MX), other.dane.test MX 10
+#               mx.plain.test (a signed MX to an unsigned host)
 #   bogus.test  signed with a validity window that ended in 2020: every answer
 #               is bogus, unbound answers SERVFAIL
 #   plain.test  unsigned (no trust anchor covers it): insecure, no AD bit
@@ -59,6 +61,8 @@ zone_body() {
 ns      IN A   127.0.0.1
 mx      IN A   127.0.0.1
 @       IN MX  10 mx.$z.
+nomx    IN A   127.0.0.1
+other   IN MX  10 mx.plain.test.
 _25._tcp.mx IN TLSA 3 1 1 $TLSA_HEX
 ZONE
 }

@@ -158,19 +158,132 @@ static void test_tlsa_from_dnsmasq_as_text(void **state)
     dns_answer_free(ans);
 }
 
-static void test_tlsa_shorter_than_four_octets_is_tempfail(void **state)
+static void test_tlsa_without_data_is_passed_on_for_dane_to_refuse(void **state)
+{
+    expect(dnsmasq.port, "_25._tcp.empty.test", DNS_QTLSA, DNS_OK, "3 1 1 ", 0);
+}
+
+static void test_tlsa_shorter_than_three_octets_is_tempfail(void **state)
 {
     expect(dnsmasq.port, "_25._tcp.short.test", DNS_QTLSA, DNS_TEMPFAIL, NULL, 0);
+}
+
+/* one dns_resolve_nexthop run to completion */
+struct nexthop_run {
+    struct event_base *base;
+    struct dns_result *res;
+};
+
+static void on_nexthop(struct dns_result *res, void *arg)
+{
+    struct nexthop_run *r = arg;
+
+    r->res = res;
+    event_base_loopbreak(r->base);
+}
+
+/* resolve - dns_resolve_nexthop of name through the validating resolver */
+static struct dns_result *resolve(const char *name, int use_mx)
+{
+    char server[64];
+    char *servers[2] = {server, NULL};
+    buf_t err = BUF_INIT;
+    struct nexthop_run r = {event_base_new(), NULL};
+    struct dns_ctx *ctx;
+
+    snprintf(server, sizeof(server), "127.0.0.1:%d", dnssec.resolver_port);
+    ctx = dns_create(r.base, servers, 2, &err);
+    assert_non_null(ctx);
+    dns_resolve_nexthop(ctx, name, use_mx, 25, on_nexthop, &r);
+    event_base_dispatch(r.base);
+    dns_free(ctx);
+    event_base_free(r.base);
+    buf_free(&err);
+    assert_non_null(r.res);
+    return r.res;
+}
+
+/* expect_nexthop - resolve name: DNS_OK, one host named host (127.0.0.1),
+ * and the two DNSSEC flags */
+static void expect_nexthop(const char *name, int use_mx, const char *host, int mx_secure,
+                           int host_secure)
+{
+    struct dns_result *res = resolve(name, use_mx);
+
+    assert_int_equal(res->status, DNS_OK);
+    assert_int_equal(res->count, 1);
+    assert_string_equal(res->hosts[0].hostname, host);
+    assert_int_equal(res->mx_secure, mx_secure);
+    assert_int_equal(res->hosts[0].secure, host_secure);
+    dns_result_free(res);
+}
+
+static void test_nexthop_signed_mx_and_address_are_secure(void **state)
+{
+    expect_nexthop("dane.test", 1, "mx.dane.test", 1, 1);
+}
+
+static void test_nexthop_signed_mx_to_unsigned_host_is_secure_mx_only(void **state)
+{
+    expect_nexthop("other.dane.test", 1, "mx.plain.test", 1, 0);
+}
+
+static void test_nexthop_signed_name_without_mx_is_secure(void **state)
+{
+    expect_nexthop("nomx.dane.test", 1, "nomx.dane.test", 1, 1);
+}
+
+static void test_nexthop_bracketed_signed_host_is_secure(void **state)
+{
+    expect_nexthop("mx.dane.test", 0, "mx.dane.test", 1, 1);
+}
+
+static void test_nexthop_unsigned_zone_is_not_secure(void **state)
+{
+    expect_nexthop("plain.test", 1, "mx.plain.test", 0, 0);
+}
+
+static void test_nexthop_bracketed_unsigned_host_is_not_secure(void **state)
+{
+    expect_nexthop("mx.plain.test", 0, "mx.plain.test", 0, 0);
+}
+
+static void test_nexthop_ip_literal_is_not_secure(void **state)
+{
+    struct dns_result *res = resolve("127.0.0.1", 1);
+
+    assert_int_equal(res->status, DNS_OK);
+    assert_int_equal(res->count, 1);
+    assert_int_equal(res->mx_secure, 0);
+    assert_int_equal(res->hosts[0].secure, 0);
+    dns_result_free(res);
+}
+
+static void test_nexthop_bogus_zone_is_tempfail(void **state)
+{
+    struct dns_result *res = resolve("bogus.test", 1);
+
+    assert_int_equal(res->status, DNS_TEMPFAIL);
+    assert_int_equal(res->count, 0);
+    assert_int_equal(res->mx_secure, 0);
+    dns_result_free(res);
+}
+
+static void test_nexthop_bracketed_bogus_host_is_tempfail(void **state)
+{
+    struct dns_result *res = resolve("mx.bogus.test", 0);
+
+    assert_int_equal(res->status, DNS_TEMPFAIL);
+    assert_int_equal(res->count, 0);
+    dns_result_free(res);
 }
 
 int main(void)
 {
     static const char *const records[] = {
-        "--host-record=mx.dane.test,127.0.0.1",
-        "--dns-rr=_25._tcp.two.test,52,020001:00ff",
-        "--dns-rr=_25._tcp.two.test,52,0301020a0b",
-        "--dns-rr=_25._tcp.short.test,52,030101",
-        NULL,
+        "--host-record=mx.dane.test,127.0.0.1",     "--dns-rr=_25._tcp.two.test,52,020001:00ff",
+        "--dns-rr=_25._tcp.two.test,52,0301020a0b", "--dns-rr=_25._tcp.empty.test,52,030101",
+        "--dns-rr=_25._tcp.short.test,52,0301",     NULL,
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_a_via_validating_resolver_is_secure),
@@ -186,7 +299,17 @@ int main(void)
         cmocka_unit_test(test_authoritative_tlsa_is_not_secure),
         cmocka_unit_test(test_dnsmasq_is_not_secure),
         cmocka_unit_test(test_tlsa_from_dnsmasq_as_text),
-        cmocka_unit_test(test_tlsa_shorter_than_four_octets_is_tempfail),
+        cmocka_unit_test(test_tlsa_without_data_is_passed_on_for_dane_to_refuse),
+        cmocka_unit_test(test_tlsa_shorter_than_three_octets_is_tempfail),
+        cmocka_unit_test(test_nexthop_signed_mx_and_address_are_secure),
+        cmocka_unit_test(test_nexthop_signed_mx_to_unsigned_host_is_secure_mx_only),
+        cmocka_unit_test(test_nexthop_signed_name_without_mx_is_secure),
+        cmocka_unit_test(test_nexthop_bracketed_signed_host_is_secure),
+        cmocka_unit_test(test_nexthop_unsigned_zone_is_not_secure),
+        cmocka_unit_test(test_nexthop_bracketed_unsigned_host_is_not_secure),
+        cmocka_unit_test(test_nexthop_ip_literal_is_not_secure),
+        cmocka_unit_test(test_nexthop_bogus_zone_is_tempfail),
+        cmocka_unit_test(test_nexthop_bracketed_bogus_host_is_tempfail),
     };
     int failed;
 
