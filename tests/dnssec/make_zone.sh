@@ -2,10 +2,21 @@
 # make_zone.sh - the DNSSEC test fixture: signed, broken and unsigned zones
 # served by nsd (authoritative) behind a validating unbound.
 #
-#   make_zone.sh DIR AUTH_PORT RESOLVER_PORT   write zones, keys and configs into DIR
-#   make_zone.sh --wait AUTH_PORT RESOLVER_PORT  wait (10 s) until both answer
+#   make_zone.sh DIR AUTH_PORT RESOLVER_PORT
+#       the fixed zones below, keys and configs into DIR (lib/dns unit tests,
+#       ternlib.start_dnssec)
+#   make_zone.sh --sign DIR ZONE [ldns-signzone options...]
+#       sign DIR/ZONE.zone with fresh keys: DIR/ZONE.signed, DIR/ZONE.ds
+#   make_zone.sh --servers DIR AUTH_PORT RESOLVER_PORT ZONE...
+#       nsd.conf serving DIR/ZONE.signed for each ZONE, unbound.conf stubbing
+#       them to nsd with every DIR/ZONE.ds present as a trust anchor
+#   make_zone.sh --wait AUTH_PORT RESOLVER_PORT [ZONE [FLAG]]
+#       wait (10 s) until nsd answers ZONE SOA (aa) and unbound answers it with
+#       header flag FLAG (default: dane.test, ad)
+# (--sign and --servers are what tests/integration/daneutil.py builds its
+# zones from.)
 #
-# The zones (made fresh each time, keys from ldns-keygen, ECDSAP256SHA256):
+# The fixed zones (made fresh each time, keys from ldns-keygen, ECDSAP256SHA256):
 #   dane.test   signed (ldns-signzone): mx.dane.test A 127.0.0.1, dane.test MX 10
 #               mx.dane.test, _25._tcp.mx.dane.test TLSA 3 1 1 <TLSA_HEX below>,
 #               nomx.dane.test A 127.0.0.1 (no MX), other.dane.test MX 10
@@ -13,9 +24,10 @@
 #   bogus.test  signed with a validity window that ended in 2020: every answer
 #               is bogus, unbound answers SERVFAIL
 #   plain.test  unsigned (no trust anchor covers it): insecure, no AD bit
-# nsd serves the three on 127.0.0.1@AUTH_PORT (it never sets AD); unbound on
+# nsd serves the zones on 127.0.0.1@AUTH_PORT (it never sets AD); unbound on
 # 127.0.0.1@RESOLVER_PORT stubs them to nsd and validates with the DS records
-# of dane.test and bogus.test as trust anchors (val-permissive-mode: no).
+# of the signed zones as trust anchors (val-permissive-mode: no); any other
+# name is REFUSED at once (no query leaves the host).
 # Start the servers in the foreground:
 #   nsd -d -c DIR/nsd.conf
 #   unbound -d -c DIR/unbound.conf
@@ -26,6 +38,11 @@ set -eu
 # sha256 of the empty string: a fixed value the unit tests compare with
 TLSA_HEX=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
+usage() {
+    sed -n '4,15p' "$0" | sed 's/^# //' >&2
+    exit 2
+}
+
 # probe - 0 when a drill answer on port has all the given header flags
 probe() {
     port=$1 name=$2 type=$3 flag=$4
@@ -33,24 +50,19 @@ probe() {
         grep -q "^;; flags:.* $flag[ ;].*ANSWER: [1-9]"
 }
 
-if [ "${1:-}" = "--wait" ]; then
+# wait_servers AUTH_PORT RESOLVER_PORT ZONE FLAG
+wait_servers() {
     for _ in $(seq 100); do
-        if probe "$2" mx.dane.test A aa && probe "$3" mx.dane.test A ad; then
+        if probe "$1" "$3" SOA aa && probe "$2" "$3" SOA "$4"; then
             exit 0
         fi
         sleep 0.1
     done
-    echo "make_zone: nsd on $2 / unbound on $3 not answering" >&2
+    echo "make_zone: nsd on $1 / unbound on $2 not answering $3 SOA with $4" >&2
     exit 1
-fi
+}
 
-[ $# -eq 3 ] || { echo "usage: $0 DIR AUTH_PORT RESOLVER_PORT | --wait AUTH_PORT RESOLVER_PORT" >&2; exit 2; }
-DIR=$1 AUTH_PORT=$2 RESOLVER_PORT=$3
-mkdir -p "$DIR"
-DIR=$(cd "$DIR" && pwd)
-cd "$DIR"
-
-# zone_body ZONE - SOA, NS and the records of ZONE
+# zone_body ZONE - SOA, NS and the records of a fixed ZONE
 zone_body() {
     z=$1
     cat <<ZONE
@@ -67,71 +79,121 @@ _25._tcp.mx IN TLSA 3 1 1 $TLSA_HEX
 ZONE
 }
 
-# sign ZONE [ldns-signzone options] - keys, ZONE.signed, ZONE.ds
+# sign DIR ZONE [ldns-signzone options] - keys, ZONE.signed, ZONE.ds
 sign() {
-    z=$1
-    shift
-    zsk=$(ldns-keygen -a ECDSAP256SHA256 "$z")
-    ksk=$(ldns-keygen -a ECDSAP256SHA256 -k "$z")
-    ldns-signzone "$@" -f "$z.signed" "$z.zone" "$zsk" "$ksk"
-    cp "$ksk.ds" "$z.ds"
-    rm -f "$zsk.ds"
+    (
+        cd "$1"
+        z=$2
+        shift 2
+        zsk=$(ldns-keygen -a ECDSAP256SHA256 "$z")
+        ksk=$(ldns-keygen -a ECDSAP256SHA256 -k "$z")
+        ldns-signzone "$@" -f "$z.signed" "$z.zone" "$zsk" "$ksk"
+        cp "$ksk.ds" "$z.ds"
+        rm -f "$zsk.ds"
+    )
 }
 
-for z in dane.test bogus.test plain.test; do
-    zone_body "$z" >"$z.zone"
-done
-sign dane.test
-sign bogus.test -i 20190101000000 -e 20200101000000
-cp plain.test.zone plain.test.signed
-cat dane.test.ds bogus.test.ds >anchors.ds
-
-cat >nsd.conf <<CONF
+# nsd_conf DIR AUTH_PORT ZONE...
+nsd_conf() {
+    d=$1 port=$2
+    shift 2
+    cat <<CONF
 server:
-    ip-address: 127.0.0.1@$AUTH_PORT
-    port: $AUTH_PORT
+    ip-address: 127.0.0.1@$port
+    port: $port
     server-count: 1
     username: ""
     chroot: ""
-    zonesdir: "$DIR"
+    zonesdir: "$d"
     database: ""
-    zonelistfile: "$DIR/nsd.zonelist"
-    xfrdfile: "$DIR/nsd.xfrd"
-    xfrdir: "$DIR"
-    pidfile: "$DIR/nsd.pid"
-    logfile: "$DIR/nsd.log"
+    zonelistfile: "$d/nsd.zonelist"
+    xfrdfile: "$d/nsd.xfrd"
+    xfrdir: "$d"
+    pidfile: "$d/nsd.pid"
+    logfile: "$d/nsd.log"
     verbosity: 1
 remote-control:
     control-enable: no
 CONF
-for z in dane.test bogus.test plain.test; do
-    printf 'zone:\n    name: "%s"\n    zonefile: "%s/%s.signed"\n' "$z" "$DIR" "$z" >>nsd.conf
-done
+    for z in "$@"; do
+        printf 'zone:\n    name: "%s"\n    zonefile: "%s/%s.signed"\n' "$z" "$d" "$z"
+    done
+}
 
-cat >unbound.conf <<CONF
+# unbound_conf DIR AUTH_PORT RESOLVER_PORT ZONE...
+unbound_conf() {
+    d=$1 auth=$2 port=$3
+    shift 3
+    cat <<CONF
 server:
     interface: 127.0.0.1
-    port: $RESOLVER_PORT
+    port: $port
     do-ip6: no
     do-daemonize: no
     username: ""
     chroot: ""
-    directory: "$DIR"
-    pidfile: "$DIR/unbound.pid"
+    directory: "$d"
+    pidfile: "$d/unbound.pid"
     use-syslog: no
-    logfile: "$DIR/unbound.log"
+    logfile: "$d/unbound.log"
     verbosity: 1
     val-log-level: 2
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
     module-config: "validator iterator"
     val-permissive-mode: no
-    trust-anchor-file: "$DIR/anchors.ds"
-    local-zone: "test." nodefault
+    trust-anchor-file: "$d/anchors.ds"
     qname-minimisation: no
-remote-control:
-    control-enable: no
+    local-zone: "." refuse
+    local-zone: "test." nodefault
 CONF
+    for z in "$@"; do
+        printf '    local-zone: "%s." transparent\n' "$z"
+    done
+    printf 'remote-control:\n    control-enable: no\n'
+    for z in "$@"; do
+        printf 'stub-zone:\n    name: "%s"\n    stub-addr: 127.0.0.1@%s\n' "$z" "$auth"
+    done
+}
+
+# servers DIR AUTH_PORT RESOLVER_PORT ZONE... - both configs and anchors.ds
+servers() {
+    d=$1 auth=$2 resolver=$3
+    shift 3
+    : >"$d/anchors.ds"
+    for z in "$@"; do
+        if [ -f "$d/$z.ds" ]; then cat "$d/$z.ds" >>"$d/anchors.ds"; fi
+    done
+    nsd_conf "$d" "$auth" "$@" >"$d/nsd.conf"
+    unbound_conf "$d" "$auth" "$resolver" "$@" >"$d/unbound.conf"
+}
+
+case "${1:-}" in
+--wait)
+    [ $# -ge 3 ] || usage
+    wait_servers "$2" "$3" "${4:-dane.test}" "${5:-ad}"
+    ;;
+--sign)
+    [ $# -ge 3 ] || usage
+    shift
+    sign "$@"
+    exit 0
+    ;;
+--servers)
+    [ $# -ge 5 ] || usage
+    shift
+    servers "$@"
+    exit 0
+    ;;
+esac
+
+[ $# -eq 3 ] || usage
+mkdir -p "$1"
+DIR=$(cd "$1" && pwd)
 for z in dane.test bogus.test plain.test; do
-    printf 'stub-zone:\n    name: "%s"\n    stub-addr: 127.0.0.1@%s\n' "$z" "$AUTH_PORT" >>unbound.conf
+    zone_body "$z" >"$DIR/$z.zone"
 done
+sign "$DIR" dane.test
+sign "$DIR" bogus.test -i 20190101000000 -e 20200101000000
+cp "$DIR/plain.test.zone" "$DIR/plain.test.signed"
+servers "$DIR" "$2" "$3" dane.test bogus.test plain.test
