@@ -124,8 +124,8 @@ struct dns_answer {
                  ("3 1 1 e3b0..."), hex lower-case; NULL-terminated */
     size_t count;
     int secure; /* 1 only when the resolver set the AD bit on this answer (it validated the
-                   records with DNSSEC); 0 otherwise, whatever the status.  Meaningful only
-                   when the dns_servers are a validating resolver reached over a trusted path
+                   records with DNSSEC); 0 otherwise and for every status but DNS_OK.  Meaningful
+                   only when the dns_servers are a validating resolver reached over a trusted path
                    (loopback): see docs/dnssec.md */
 };
 

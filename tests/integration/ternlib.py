@@ -878,58 +878,8 @@ class Dnsmasq:
 
 
 # ---------------------------------------------------------------- DNSSEC
-
-DNSSEC_MAKE_ZONE = REPO / "tests" / "dnssec" / "make_zone.sh"
-DNSSEC_TLSA = "3 1 1 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-def start_dnssec(tmpdir: Path) -> Tuple[int, Dict[str, str], Callable[[], None]]:
-    """A validating resolver for DANE tests: tests/dnssec/make_zone.sh writes a
-    signed zone dane.test, a zone with expired signatures bogus.test and an
-    unsigned zone plain.test into tmpdir/dnssec; nsd serves them on one free
-    127.0.0.1 port, unbound validates them on another (trust anchors: the DS
-    records of dane.test and bogus.test, val-permissive-mode: no).
-
-    Returns (resolver_port, names, stop): names maps a role to a name
-    ("secure_mx": mx.dane.test, A 127.0.0.1 with AD; "secure_domain":
-    dane.test, MX 10 mx.dane.test; "tlsa": _25._tcp.mx.dane.test; "tlsa_rdata":
-    its TLSA record as lib/dns prints it; "bogus_mx": SERVFAIL; "insecure_mx":
-    mx.plain.test, no AD; "auth_port": nsd's port, as text).  Raises (the test
-    fails, never skips) when the servers do not start."""
-    d = tmpdir / "dnssec"
-    auth_port, resolver_port = free_port(), free_port()
-    while resolver_port == auth_port:
-        resolver_port = free_port()
-    subprocess.run([str(DNSSEC_MAKE_ZONE), str(d), str(auth_port), str(resolver_port)],
-                   check=True, stdout=subprocess.DEVNULL)
-    log = open(d / "servers.log", "ab")
-    procs = [
-        subprocess.Popen(["nsd", "-d", "-c", str(d / "nsd.conf")], stdout=log, stderr=log,
-                         stdin=subprocess.DEVNULL),
-        subprocess.Popen(["unbound", "-d", "-c", str(d / "unbound.conf")], stdout=log,
-                         stderr=log, stdin=subprocess.DEVNULL),
-    ]
-
-    def stop() -> None:
-        for proc in procs:
-            terminate(proc)
-        log.close()
-
-    ready = subprocess.run([str(DNSSEC_MAKE_ZONE), "--wait", str(auth_port), str(resolver_port)],
-                           stderr=subprocess.PIPE, text=True)
-    if ready.returncode != 0:
-        stop()
-        raise AssertionError(f"DNSSEC fixture: {ready.stderr} (logs in {d})")
-    names = {
-        "secure_mx": "mx.dane.test",
-        "secure_domain": "dane.test",
-        "tlsa": "_25._tcp.mx.dane.test",
-        "tlsa_rdata": DNSSEC_TLSA,
-        "bogus_mx": "mx.bogus.test",
-        "insecure_mx": "mx.plain.test",
-        "auth_port": str(auth_port),
-    }
-    return resolver_port, names, stop
+# signed, bogus and unsigned zones behind a validating unbound: daneutil.py
+# (start_dane_dns)
 
 
 # ---------------------------------------------------------------- postgrey
