@@ -28,6 +28,7 @@
 #include "self.h"
 #include "service.h"
 #include "smtp.h"
+#include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
 #include "tlsrpt.h"
@@ -201,6 +202,25 @@ static void smtp_generic_configure(struct smtp_server *srv)
     buf_free(&err);
 }
 
+/* smtp_dns_configure - smtp_dns_support_level, and MTA-STS */
+static void smtp_dns_configure(struct smtp_server *srv)
+{
+    const struct config *cfg = srv->svc.cfg;
+    const char *level = config_str(cfg, "smtp_dns_support_level");
+    buf_t err = BUF_INIT;
+
+    if (strcmp(level, "dnssec") == 0)
+        srv->env.dnssec = 1;
+    else if (strcmp(level, "enabled") != 0 && strcmp(level, "") != 0)
+        log_fatal("smtp_dns_support_level = %s: not one of enabled, dnssec", level);
+    if (srv->env.lmtp)
+        return;
+    srv->env.mtasts = smtp_mtasts_create(srv->svc.base, srv->env.dns, cfg, &err);
+    if (srv->env.mtasts == NULL && err.len > 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+}
+
 /* smtp_server_configure - settings and the resolver (before the drop) */
 static void smtp_server_configure(struct smtp_server *srv)
 {
@@ -229,6 +249,7 @@ static void smtp_server_configure(struct smtp_server *srv)
     if (!srv->env.lmtp && smtp_sasl_open(cfg, &srv->env.sasl, &err) < 0)
         log_fatal("%s", buf_cstr(&err));
     srv->env.sasl_by_sender = config_bool(cfg, "smtp_sender_dependent_authentication");
+    smtp_dns_configure(srv);
     if (srv->env.tls) /* best effort: TLS-RPT counts are no reason not to deliver */
         smtp_tlsrpt_configure(srv);
     if (!srv->env.lmtp) { /* LMTP goes where it is told: no MX, no loop to find */
@@ -264,6 +285,7 @@ int main(int argc, char **argv)
     status = service_run(&srv.svc);
     smtp_cache_free(srv.env.cache); /* QUIT what is still idle */
     delivery_server_free(srv.delivery);
+    smtp_mtasts_free(srv.env.mtasts); /* it has DNS queries of its own */
     dns_free(srv.env.dns);
     route_close(srv.env.generic);
     smtp_tls_close(srv.env.tls);

@@ -40,6 +40,7 @@
 
 #include "dns.h"
 #include "addr.h"
+#include "dane.h"
 #include "log.h"
 #include "netaddr.h"
 #include "reply.h"
@@ -47,6 +48,7 @@
 #include "safefile.h"
 #include "self.h"
 #include "smtp.h"
+#include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
 #include "tlsrpt.h"
@@ -58,7 +60,9 @@
 
 enum session_state {
     S_REUSE,
+    S_STS, /* waiting for the MTA-STS policy of the next hop's domain */
     S_RESOLVE,
+    S_TLSA, /* waiting for the TLSA records of the next address's host */
     S_CONNECT,
     S_GREETING,
     S_EHLO,
@@ -102,7 +106,14 @@ struct smtp_session {
     int reused;     /* the connection came from the cache */
     /* TLS */
     struct smtp_tls_policy policy; /* of the next hop */
-    enum smtp_tls_level level;     /* for the current connection */
+    struct smtp_tls_policy cur;    /* for the current connection (DANE, MTA-STS applied) */
+    enum smtp_tls_level level;     /* cur.level */
+    struct dane_tlsa *tlsa;        /* the usable TLSA records of the current host */
+    size_t tlsa_count;
+    struct dns_pending *tlsa_query;
+    struct smtp_mtasts_pending *sts_query;
+    struct mtasts_policy sts; /* the domain's MTA-STS policy (mode NONE: none) */
+    int sts_testing;          /* cur follows a policy in testing mode: report, don't enforce */
     int tls_active;
     int tls_verified;
     int tls_fallback;        /* this address again, without STARTTLS (level may) */
@@ -135,6 +146,7 @@ static void session_quit(struct smtp_session *s);
 static void session_resolve(struct smtp_session *s);
 static void session_reuse_or_resolve(struct smtp_session *s);
 static void session_connect(struct smtp_session *s, const struct dns_host *h);
+static void session_prepare_host(struct smtp_session *s, const struct dns_host *h);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -152,6 +164,8 @@ static void session_free(struct smtp_session *s)
     buf_free(&s->last_reason);
     dns_result_free(s->hosts);
     smtp_sasl_client_free(s->sasl);
+    dane_tlsa_free(s->tlsa, s->tlsa_count);
+    mtasts_policy_free(&s->sts);
     free(s->chunk);
     event_free(s->timer);
     free(s);
@@ -223,6 +237,14 @@ static void session_report(struct smtp_session *s)
 static void session_disconnect(struct smtp_session *s)
 {
     s->gen++;
+    if (s->tlsa_query) {
+        dns_cancel(s->tlsa_query);
+        s->tlsa_query = NULL;
+    }
+    if (s->sts_query) {
+        smtp_mtasts_cancel(s->sts_query);
+        s->sts_query = NULL;
+    }
     if (s->connect_ev) {
         event_free(s->connect_ev);
         s->connect_ev = NULL;
@@ -983,7 +1005,9 @@ static void session_conn_event(struct bufferevent *bev, short what, void *arg);
 static void session_tls_peer(struct smtp_session *s, struct smtp_tls_peer *peer)
 {
     memset(peer, 0, sizeof(*peer));
-    peer->policy = &s->policy;
+    peer->policy = &s->cur;
+    peer->tlsa = s->tlsa;
+    peer->tlsa_count = s->tlsa_count;
     peer->hostname = s->host_name;
     peer->nexthop = s->hop.host;
     peer->relay = buf_cstr(&s->relay);
@@ -1068,7 +1092,13 @@ static void session_tls_done(struct smtp_session *s)
                    buf_cstr(&why));
         session_host_failed(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&reason));
     } else {
-        session_tlsrpt(s, "success");
+        if (s->sts_testing && !s->tls_verified)
+            log_info("%s: MTA-STS policy of %s (testing): the certificate of %s would not pass: %s",
+                     s->req->queue_id, s->hop.host, buf_cstr(&s->relay), buf_cstr(&why));
+        session_tlsrpt(s, s->sts_testing && !s->tls_verified
+                              ? (trust == SMTP_TLS_TRUSTED ? "certificate-host-mismatch"
+                                                           : "certificate-not-trusted")
+                              : "success");
         memset(&s->ehlo, 0, sizeof(s->ehlo));
         s->state = S_EHLO;
         session_send_hello(s, "EHLO");
@@ -1399,8 +1429,6 @@ static void session_connect(struct smtp_session *s, const struct dns_host *h)
 
     session_peer_name(s, h);
     s->host_name = h->hostname;
-    s->level = s->policy.level;
-    s->policy_type = "no-policy-found";
     s->state = S_CONNECT;
     s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
@@ -1433,6 +1461,158 @@ static int session_port_of(const struct dns_host *h)
     return 0;
 }
 
+/* session_set_level - the level of the connection about to be made */
+static void session_set_level(struct smtp_session *s, enum smtp_tls_level level)
+{
+    s->cur.level = level;
+    s->level = level;
+}
+
+/* session_host_refused - this address cannot be used under the policy */
+static void session_host_refused(struct smtp_session *s, const struct dns_host *h, const char *dsn,
+                                 const char *why)
+{
+    buf_t reason = BUF_INIT;
+
+    session_peer_name(s, h);
+    buf_printf(&reason, "%s: %s", buf_cstr(&s->peer), why);
+    session_host_failed(s, DELIVERY_DEFER, dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_apply_sts - RFC 8461 4.1/4.2: under a policy in enforce mode
+ * only an MX host the policy names, over TLS verified for that name; in
+ * testing mode the same is checked and reported only.  0 go on, -1 the
+ * host is out.  DANE, where it has records, comes first (RFC 8461 2). */
+static int session_apply_sts(struct smtp_session *s, const struct dns_host *h)
+{
+    int match;
+
+    if (s->sts.mode == MTASTS_MODE_NONE || s->tlsa_count > 0 || s->cur.from_map)
+        return 0;
+    match = mtasts_mx_match(&s->sts, h->hostname);
+    s->policy_type = "sts";
+    if (s->sts.mode == MTASTS_MODE_TESTING) {
+        if (!match)
+            log_info("%s: MTA-STS policy of %s (testing): MX host %s is not in the policy",
+                     s->req->queue_id, s->hop.host, h->hostname);
+        s->sts_testing = 1;
+        s->cur.check_names = 1;
+        snprintf(s->cur.match, sizeof(s->cur.match), "hostname");
+        return 0;
+    }
+    if (!match) {
+        buf_t why = BUF_INIT;
+        buf_printf(&why, "MX host %s is not in the MTA-STS policy of %s", h->hostname, s->hop.host);
+        if (s->env->tlsrpt)
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "sts", "validation-failure", h->hostname);
+        session_host_refused(s, h, "4.7.5", buf_cstr(&why));
+        buf_free(&why);
+        return -1;
+    }
+    if (s->level < SMTP_TLS_VERIFY) {
+        session_set_level(s, SMTP_TLS_VERIFY);
+        snprintf(s->cur.match, sizeof(s->cur.match), "hostname");
+    }
+    return 0;
+}
+
+/* session_dane_fallback - no usable TLSA: dane becomes may, dane-only
+ * fails this host (why says what was missing); 0 go on, -1 out */
+static int session_dane_fallback(struct smtp_session *s, const struct dns_host *h, const char *why)
+{
+    if (s->level == SMTP_TLS_DANE_ONLY) {
+        buf_t reason = BUF_INIT;
+        buf_printf(&reason, "no usable DANE TLSA records: %s", why);
+        session_host_refused(s, h, "4.7.5", buf_cstr(&reason));
+        buf_free(&reason);
+        return -1;
+    }
+    session_set_level(s, SMTP_TLS_MAY);
+    return 0;
+}
+
+/* session_host_ready - the policy of this address is complete: connect */
+static void session_host_ready(struct smtp_session *s, const struct dns_host *h)
+{
+    if (session_apply_sts(s, h) < 0)
+        return;
+    session_connect(s, h);
+}
+
+/* session_tlsa_answer - the TLSA records of the host (RFC 7672 2.2) */
+static void session_tlsa_answer(struct dns_answer *ans, void *arg)
+{
+    struct smtp_session *s = arg;
+    const struct dns_host *h = &s->hosts->hosts[s->host_next - 1];
+    buf_t why = BUF_INIT;
+    size_t unusable;
+    int rc = 0;
+
+    session_enter(s);
+    s->tlsa_query = NULL;
+    if (ans->status == DNS_TEMPFAIL) { /* bogus, or no answer: this host cannot be used */
+        buf_printf(&why, "TLSA lookup error for %s: %s", h->hostname, ans->reason);
+        if (s->env->tlsrpt)
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "tlsa", "dnssec-invalid", h->hostname);
+        session_host_refused(s, h, "4.7.5", buf_cstr(&why));
+        rc = -1;
+    } else if (ans->status != DNS_OK || !ans->secure) {
+        buf_printf(&why, "%s TLSA records for %s", ans->status == DNS_OK ? "insecure" : "no",
+                   h->hostname);
+        rc = session_dane_fallback(s, h, buf_cstr(&why));
+    } else {
+        unusable = dane_tlsa_set(ans->v, &s->tlsa, &s->tlsa_count);
+        s->policy_type = "tlsa";
+        if (s->tlsa_count == 0) { /* RFC 7672 2.2: records, none usable: TLS, unauthenticated */
+            log_info("%s: %zu TLSA records of %s are unusable; TLS without authentication",
+                     s->req->queue_id, unusable, h->hostname);
+            session_set_level(s, SMTP_TLS_ENCRYPT);
+        }
+    }
+    dns_answer_free(ans);
+    buf_free(&why);
+    if (rc == 0 && !s->dead)
+        session_host_ready(s, h);
+    session_leave(s);
+}
+
+/* session_prepare_host - the TLS policy of the address h: DANE's TLSA
+ * lookup when the level asks for it and DNSSEC vouches for the MX and the
+ * address, MTA-STS, then connect */
+static void session_prepare_host(struct smtp_session *s, const struct dns_host *h)
+{
+    buf_t name = BUF_INIT;
+
+    s->cur = s->policy;
+    s->level = s->policy.level;
+    s->policy_type = "no-policy-found";
+    s->sts_testing = 0;
+    dane_tlsa_free(s->tlsa, s->tlsa_count);
+    s->tlsa = NULL;
+    s->tlsa_count = 0;
+    if (s->req->tls_required_no && (s->level == SMTP_TLS_DANE || s->level == SMTP_TLS_DANE_ONLY))
+        session_set_level(s, SMTP_TLS_MAY); /* RFC 8689 5: the sender waived DANE */
+    if (s->level != SMTP_TLS_DANE && s->level != SMTP_TLS_DANE_ONLY) {
+        session_host_ready(s, h);
+        return;
+    }
+    if (!s->env->dnssec) {
+        if (session_dane_fallback(s, h, "smtp_dns_support_level is not dnssec") == 0)
+            session_host_ready(s, h);
+        return;
+    }
+    if ((s->hop.use_mx && !s->hosts->mx_secure) || !h->secure) {
+        if (session_dane_fallback(s, h, "the MX or address records are not DNSSEC-signed") == 0)
+            session_host_ready(s, h);
+        return;
+    }
+    dane_tlsa_name(h->hostname, s->port, &name);
+    s->state = S_TLSA;
+    s->tlsa_query = dns_query(s->env->dns, buf_cstr(&name), DNS_QTLSA, session_tlsa_answer, s);
+    buf_free(&name);
+}
+
 /* session_try_next - the next address, or give up with the last error */
 static void session_try_next(struct smtp_session *s)
 {
@@ -1446,7 +1626,7 @@ static void session_try_next(struct smtp_session *s)
     h = &s->hosts->hosts[s->host_next++];
     s->port = session_port_of(h);
     s->tls_fallback = 0;
-    session_connect(s, h);
+    session_prepare_host(s, h);
 }
 
 /* session_open_queue_file - the content comes from here; 0 ok */
@@ -1573,6 +1753,43 @@ static void session_take_conn(struct smtp_session *s, const struct smtp_conn *co
     smtp_reply_reset(&s->reply);
 }
 
+/* session_sts_answer - the MTA-STS policy of the domain (or none) */
+static void session_sts_answer(const struct mtasts_policy *policy, const char *fetch_error,
+                               void *arg)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    s->sts_query = NULL;
+    if (policy)
+        mtasts_policy_copy(&s->sts, policy);
+    if (fetch_error[0]) {
+        char result[64];
+        size_t n = strcspn(fetch_error, ":");
+        snprintf(result, sizeof(result), "%.*s", (int)(n < sizeof(result) ? n : 0), fetch_error);
+        log_info("%s: MTA-STS policy of %s not available (%s); delivering as without one",
+                 s->req->queue_id, s->hop.host, fetch_error);
+        if (s->env->tlsrpt && result[0])
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "sts", result, "");
+    }
+    session_resolve(s);
+    session_leave(s);
+}
+
+/* session_sts_or_resolve - with MTA-STS on, a domain next hop (not
+ * [bracketed], no smtp_tls_policy_maps entry) is asked for its policy
+ * before the MX lookup */
+static void session_sts_or_resolve(struct smtp_session *s)
+{
+    if (s->env->mtasts == NULL || !s->hop.use_mx || s->policy.from_map || s->req->tls_required_no ||
+        s->policy.level == SMTP_TLS_NONE) {
+        session_resolve(s);
+        return;
+    }
+    s->state = S_STS;
+    s->sts_query = smtp_mtasts_lookup(s->env->mtasts, s->hop.host, session_sts_answer, s);
+}
+
 /* session_reuse_or_resolve - from the loop: a cached connection to the
  * next hop, else the usual way */
 static void session_reuse_or_resolve(struct smtp_session *s)
@@ -1580,7 +1797,7 @@ static void session_reuse_or_resolve(struct smtp_session *s)
     struct smtp_conn conn;
 
     if (s->env->cache == NULL || smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
-        session_resolve(s);
+        session_sts_or_resolve(s);
         return;
     }
     session_take_conn(s, &conn);

@@ -22,6 +22,7 @@ struct smtp_self;
 struct smtp_tls;
 struct smtp_sasl;
 struct tlsrpt;
+struct smtp_mtasts;
 
 #define SMTP_PEER_MAX 320 /* "host[addr]" */
 
@@ -43,6 +44,8 @@ struct smtp_env {
     struct smtp_sasl *sasl;       /* smtp_sasl.h; NULL: no AUTH (and always for LMTP) */
     int sasl_by_sender;           /* smtp_sender_dependent_authentication */
     struct tlsrpt *tlsrpt;        /* TLS-RPT counters (lib/tlsrpt.h); NULL: none */
+    struct smtp_mtasts *mtasts;   /* smtp_mtasts.h; NULL: smtp_mta_sts = no */
+    int dnssec;                   /* smtp_dns_support_level = dnssec: the AD bit counts */
 };
 
 /* cache.c: idle SMTP connections between two deliveries to one next hop

@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "dane.h"
 
 struct config;
 struct smtp_tls;
@@ -40,6 +41,8 @@ enum smtp_tls_level {
 struct smtp_tls_policy {
     enum smtp_tls_level level;
     int from_map;                        /* smtp_tls_policy_maps said so */
+    int check_names;                     /* verify the names below whatever the level (to
+                                            report: MTA-STS testing mode) */
     char match[SMTP_TLS_MATCH_MAX];      /* "hostname:nexthop:.example.com", "" = the default */
     char protocols[SMTP_TLS_OPTION_MAX]; /* "" = smtp_tls_protocols */
     char ciphers[SMTP_TLS_OPTION_MAX];   /* "" = smtp_tls_ciphers */
@@ -59,11 +62,9 @@ struct smtp_tls_peer {
     const char *hostname; /* the server's name: the MX host, or the next hop's host */
     const char *nexthop;  /* the next hop's domain or host, for "nexthop" matches */
     const char *relay;    /* "host[addr]:port": the session cache key starts with it */
-    /* DANE: usable TLSA records as OpenSSL takes them (count 0: no DANE) */
+    /* DANE: the usable TLSA records (count 0: no DANE) */
+    const struct dane_tlsa *tlsa;
     size_t tlsa_count;
-    const unsigned char *tlsa_usage, *tlsa_selector, *tlsa_mtype;
-    const unsigned char *const *tlsa_data;
-    const size_t *tlsa_len;
 };
 
 /* smtp_tls_open - the client context from cfg; *out NULL when TLS can
