@@ -62,6 +62,16 @@ class PolicyHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """No tracebacks for clients that hang up mid-handshake (curl's timeout)."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
 def _context(cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -82,9 +92,7 @@ def serve(argv: List[str]) -> None:
 
     ctx.sni_callback = sni
     PolicyHandler.docroot = docroot
-    http.server.ThreadingHTTPServer.allow_reuse_address = True
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), PolicyHandler)
-    httpd.daemon_threads = True
+    httpd = QuietServer(("127.0.0.1", port), PolicyHandler)
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     print("ready", flush=True)
     httpd.serve_forever()

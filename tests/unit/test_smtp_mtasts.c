@@ -33,10 +33,13 @@
 /* every domain the server knows: a policy for each, and mta-sts.D in the
  * server's certificate (untrusted.test gets one from another CA,
  * wrongname.test none) */
-static const char *const domains[] = {
-    "good.test",     "cached.test", "change.test", "untrusted.test", "wrongname.test",
-    "notfound.test", "html.test",   "big.test",    "slow.test",      "share.test",
-    "persist.test",  "cancel.test", NULL};
+static const char *const domains[] = {"good.test",      "cached.test",
+                                      "change.test",    "untrusted.test",
+                                      "wrongname.test", "notfound.test",
+                                      "html.test",      "big.test",
+                                      "slow.test",      "share.test",
+                                      "persist.test",   "cancel.test",
+                                      "refresh.test",   NULL};
 
 static char tmp[64];               /* the test's directory */
 static struct dnsmasq_fixture fx;  /* id=1 for every domain */
@@ -420,44 +423,31 @@ static void test_txt_id_change_refetches(void **state)
     assert_int_equal(fetches("change.test"), 2);
 }
 
-static void test_untrusted_ca_is_webpki_error(void **state)
+/* a fetch that must fail: the domain, and what the answer's error says */
+struct failing_fetch {
+    const char *domain;
+    const char *type; /* the RFC 8460 result type it starts with */
+    const char *what; /* a part of the reason */
+};
+
+static const struct failing_fetch untrusted_ca = {"untrusted.test",
+                                                  "sts-webpki-invalid: ", "certificate"};
+static const struct failing_fetch wrong_name = {"wrongname.test",
+                                                "sts-webpki-invalid: ", "mta-sts.wrongname.test"};
+static const struct failing_fetch not_found = {"notfound.test",
+                                               "sts-policy-fetch-error: ", "HTTP status 404"};
+static const struct failing_fetch html = {"html.test", "sts-policy-invalid: ", "text/html"};
+static const struct failing_fetch oversize = {"big.test",
+                                              "sts-policy-invalid: ", "larger than 65536"};
+
+/* test_fetch_failure - *state: a struct failing_fetch; no policy, that error */
+static void test_fetch_failure(void **state)
 {
+    const struct failing_fetch *c = *state;
     struct answer a;
 
-    one_lookup("untrusted.test", "10s", &a);
-    assert_fetch_error(&a, "sts-webpki-invalid: ", "certificate");
-}
-
-static void test_wrong_certificate_name_is_webpki_error(void **state)
-{
-    struct answer a;
-
-    one_lookup("wrongname.test", "10s", &a);
-    assert_fetch_error(&a, "sts-webpki-invalid: ", "mta-sts.wrongname.test");
-}
-
-static void test_non_200_is_fetch_error(void **state)
-{
-    struct answer a;
-
-    one_lookup("notfound.test", "10s", &a);
-    assert_fetch_error(&a, "sts-policy-fetch-error: ", "HTTP status 404");
-}
-
-static void test_wrong_content_type_is_invalid(void **state)
-{
-    struct answer a;
-
-    one_lookup("html.test", "10s", &a);
-    assert_fetch_error(&a, "sts-policy-invalid: ", "text/html");
-}
-
-static void test_oversize_body_is_invalid(void **state)
-{
-    struct answer a;
-
-    one_lookup("big.test", "10s", &a);
-    assert_fetch_error(&a, "sts-policy-invalid: ", "larger than 65536");
+    one_lookup(c->domain, "10s", &a);
+    assert_fetch_error(&a, c->type, c->what);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -549,6 +539,29 @@ static void test_cache_survives_destroy_and_recreate(void **state)
         assert_int_equal(st.st_uid, pw->pw_uid);
 }
 
+static void test_old_cached_policy_answers_and_is_refreshed(void **state)
+{
+    struct timeval settle = {2, 0};
+    struct fixture f;
+    struct answer a, b;
+
+    write_text("www/refresh.test",
+               "version: STSv1\nmode: testing\nmx: mx.refresh.test\nmax_age: 4\n");
+    fixture_open(&f, fx.port, "refresh", "10s");
+    lookup(&f, "refresh.test", &a);
+    assert_int_equal(a.mode, MTASTS_MODE_TESTING);
+    sleep(3); /* the last quarter of max_age */
+    lookup(&f, "refresh.test", &a);
+    assert_true(a.has_policy);
+    assert_int_equal(fetches("refresh.test"), 1); /* answered before the refresh */
+    lookup(&f, "refresh.test", &b);               /* during the refresh: the cache */
+    assert_true(b.has_policy);
+    event_base_loopexit(f.base, &settle);
+    event_base_dispatch(f.base);
+    assert_int_equal(fetches("refresh.test"), 2);
+    fixture_close(&f);
+}
+
 static void test_disabled_is_null_without_error(void **state)
 {
     struct config *cfg = config_new_defaults("/nonexistent");
@@ -565,16 +578,19 @@ int main(void)
         cmocka_unit_test(test_policy_fetched_parsed_and_answered),
         cmocka_unit_test(test_cached_policy_answers_with_the_server_stopped),
         cmocka_unit_test(test_txt_id_change_refetches),
-        cmocka_unit_test(test_untrusted_ca_is_webpki_error),
-        cmocka_unit_test(test_wrong_certificate_name_is_webpki_error),
-        cmocka_unit_test(test_non_200_is_fetch_error),
-        cmocka_unit_test(test_wrong_content_type_is_invalid),
-        cmocka_unit_test(test_oversize_body_is_invalid),
+        {"test_untrusted_ca_is_webpki_error", test_fetch_failure, NULL, NULL,
+         (void *)&untrusted_ca},
+        {"test_wrong_certificate_name_is_webpki_error", test_fetch_failure, NULL, NULL,
+         (void *)&wrong_name},
+        {"test_non_200_is_fetch_error", test_fetch_failure, NULL, NULL, (void *)&not_found},
+        {"test_wrong_content_type_is_invalid", test_fetch_failure, NULL, NULL, (void *)&html},
+        {"test_oversize_body_is_invalid", test_fetch_failure, NULL, NULL, (void *)&oversize},
         cmocka_unit_test(test_slow_server_times_out_without_blocking_the_loop),
         cmocka_unit_test(test_no_txt_record_is_no_policy_without_error),
         cmocka_unit_test(test_concurrent_lookups_share_one_fetch),
         cmocka_unit_test(test_cancelled_lookup_is_not_answered),
         cmocka_unit_test(test_cache_survives_destroy_and_recreate),
+        cmocka_unit_test(test_old_cached_policy_answers_and_is_refreshed),
         cmocka_unit_test(test_disabled_is_null_without_error),
     };
 
