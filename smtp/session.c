@@ -147,6 +147,7 @@ static void session_resolve(struct smtp_session *s);
 static void session_reuse_or_resolve(struct smtp_session *s);
 static void session_connect(struct smtp_session *s, const struct dns_host *h);
 static void session_prepare_host(struct smtp_session *s, const struct dns_host *h);
+static void session_sts_or_resolve(struct smtp_session *s);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -356,7 +357,7 @@ static int session_reuse_failed(struct smtp_session *s, const char *reason)
     s->reused = 0;
     s->uses = 0;
     buf_set(&s->relay, "none");
-    session_resolve(s);
+    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
     return 1;
 }
 
