@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "smtp.h"
+#include "smtp_tls.h"
 
 #define CACHE_QUIT_WAIT 5 /* seconds for the 221 after QUIT */
 
@@ -55,6 +56,8 @@ static void cache_unlink(struct cache_entry *e)
 /* cache_entry_free - unlink e, close its connection, release it */
 static void cache_entry_free(struct cache_entry *e)
 {
+    if (e->conn.tls) /* it ended a transaction cleanly: its session stays resumable */
+        smtp_tls_bev_done(e->conn.bev);
     cache_unlink(e);
     event_free(e->timer);
     if (e->conn.bev)
