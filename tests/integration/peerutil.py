@@ -18,18 +18,23 @@ contexts; everything listens on loopback only.
 
 import asyncio
 import hashlib
+import os
+import re
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
 from ternlib import Sink, SinkMessage, _SinkHandler, wait_until
-from tlsutil import SERVER_CN, openssl
+from tlsutil import SERVER_CN, make_pki, openssl
 
 # ---------------------------------------------------------------- certificates
 
@@ -488,3 +493,98 @@ class RawStarttlsPeer:
             with self.lock:
                 return [m for m in self.messages if needle in m.content]
         return wait_until(found, timeout, f"a message containing {needle!r} at {self.hostport}")
+
+
+# ---------------------------------------------------------------- shared by the suites
+
+TEST_DOMAIN_RECORDS = [
+    # authoritative for .test (no upstream): unknown names are NXDOMAIN
+    "--local=/test/",
+    "--host-record=mx.example.test,127.0.0.1",
+    "--host-record=other.example.test,127.0.0.1",
+    "--mx-host=example.test,mx.example.test,10",
+]
+
+HANDSHAKE = re.compile(
+    r"^.*\b(Verified|Trusted|Untrusted|Anonymous) TLS connection established to "
+    r"(\S+)\[([^\]]+)\]:(\d+): (TLSv1\.[0-3]) with cipher (\S+) \((\d+)/(\d+) bits\)(.*)$",
+    re.M,
+)
+
+
+@pytest.fixture(scope="module")
+def tls_pki(it_base):
+    """tlsutil.make_pki plus selfsigned.pem/.key (CN and SAN mx.example.test)."""
+    d = Path(tempfile.mkdtemp(prefix="pki-", dir=str(it_base)))
+    pki = make_pki(d)
+    make_self_signed(pki.dir, "selfsigned")
+    yield pki
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tls_dns(mres):
+    """dnsmasq: mx.example.test and other.example.test are 127.0.0.1."""
+    return mres.dnsmasq(TEST_DOMAIN_RECORDS, probe="example.test")
+
+
+def start_peer(res, peer):
+    """Start a TlsPeer or ternlib sink and stop it with res's resources."""
+    res.sinks.append(peer)
+    return peer.start()
+
+
+def raw_peer(res, *args, **kw) -> RawStarttlsPeer:
+    """A RawStarttlsPeer stopped with res's resources."""
+    peer = RawStarttlsPeer(*args, **kw)
+    res.others.append(peer)
+    return peer
+
+
+def delivery_line(t, qid: str, status: str = "sent", timeout: float = 30.0) -> str:
+    """The first per-recipient line of qid with status (sent, deferred...)."""
+    return t.wait_log(rf"^.*{re.escape(qid)}: to=<[^>\n]*>, [^\n]*status={status} [^\n]*$",
+                      timeout).group(0)
+
+
+def tls_field(line: str) -> str:
+    """The tls= value of a delivery line (TLSv1.3/verified, no...)."""
+    m = re.search(r", tls=([^,\s]+),", line)
+    assert m, f"no tls= field in {line!r}"
+    return m.group(1)
+
+
+def dsn_field(line: str) -> str:
+    m = re.search(r", dsn=(\d\.\d+\.\d+),", line)
+    assert m, f"no dsn= field in {line!r}"
+    return m.group(1)
+
+
+def handshakes(t, port: Optional[int] = None) -> List[re.Match]:
+    """tern's handshake log lines (to port when given)."""
+    return [m for m in HANDSHAKE.finditer(t.log()) if port is None or int(m.group(4)) == port]
+
+
+class _Tree:
+    """A directory removed with a test's other resources."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def stop(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def table_dir(res) -> Path:
+    """A fresh directory mail_owner can read, removed with res's resources."""
+    d = Path(tempfile.mkdtemp(prefix="tables-", dir=str(res.base)))
+    os.chmod(d, 0o755)
+    res.others.append(_Tree(d))
+    return d
+
+
+def write_table(path: Path, lines: List[str]) -> str:
+    """A texthash table readable by mail_owner; returns "texthash:PATH"."""
+    path.write_text("".join(l + "\n" for l in lines))
+    os.chmod(path, 0o644)
+    return f"texthash:{path}"
