@@ -73,6 +73,8 @@ struct cleanup_msg {
     buf_t ident;          /* the client's identd user (smtpd_ident_lookup), or "" */
     buf_t prepend;        /* smtpd's PREPEND header lines ("Name: value\n" each) */
     int have_from;
+    int requiretls;            /* MAIL ... REQUIRETLS (RFC 8689): TLS-Required: is ignored */
+    int tls_required_no;       /* a "TLS-Required: No" header field (RFC 8689 section 3) */
     int rewrite_headers;       /* local_header_rewrite_clients allows it */
     size_t rcpt_count;         /* R records written */
     size_t input_rcpts;        /* recipients the client gave */

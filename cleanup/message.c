@@ -108,6 +108,20 @@ static void cleanup_qualify(const struct cleanup_settings *set, const char *addr
     addr_qualify(out, set->myorigin);
 }
 
+/* cleanup_auth_mailbox_ok - "<>" or an address that can go into AUTH= on
+ * the way out (lib/delivery refuses anything else) */
+static int cleanup_auth_mailbox_ok(const char *v)
+{
+    if (strcmp(v, "<>") == 0)
+        return 1;
+    if (*v == '\0' || strlen(v) > ADDR_MAX_LENGTH || strpbrk(v, "<>") != NULL)
+        return 0;
+    for (; *v; v++)
+        if ((unsigned char)*v <= ' ' || (unsigned char)*v == 127)
+            return 0;
+    return 1;
+}
+
 /* cleanup_write_envelope - V T S A records */
 static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg *req)
 {
@@ -129,6 +143,10 @@ static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg 
         if (v && *v)
             qfile_put_attr(&m->w, copied[i], v);
     }
+    if (m->requiretls)
+        qfile_put_attr(&m->w, "requiretls", "yes");
+    if (cleanup_auth_mailbox_ok(cleanup_get(req, "auth_mailbox")))
+        qfile_put_attr(&m->w, "auth_mailbox", cleanup_get(req, "auth_mailbox"));
 }
 
 /* the recipients written so far, for dropping duplicates: an open-addressed
@@ -344,6 +362,7 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     buf_set(&m->sasl_method, cleanup_get(req, "sasl_method"));
     buf_set(&m->sasl_username, cleanup_get(req, "sasl_username"));
     m->sasl_header = strcmp(cleanup_get(req, "sasl_header"), "yes") == 0;
+    m->requiretls = strcmp(cleanup_get(req, "requiretls"), "yes") == 0;
     buf_set(&m->full_name, cleanup_get(req, "full_name"));
     buf_set(&m->sender_warning, cleanup_get(req, "sender_warning"));
     buf_set(&m->prepend, cleanup_get(req, "prepend"));
@@ -381,6 +400,22 @@ static int cleanup_is_header_line(const char *line, size_t len)
     return i > 0 && i < len;
 }
 
+/* cleanup_header_value_is - is the value of the header line (its first
+ * line, white space around it ignored) word, in any case? */
+static int cleanup_header_value_is(const char *line, size_t len, const char *word)
+{
+    const char *colon = memchr(line, ':', len);
+    const char *v = colon + 1;
+    const char *end = line + len;
+    size_t n = strlen(word);
+
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return (size_t)(end - v) == n && strncasecmp(v, word, n) == 0;
+}
+
 /* cleanup_note_header - remember what the header section already has */
 static void cleanup_note_header(struct cleanup_msg *m, const char *line, size_t len)
 {
@@ -392,6 +427,8 @@ static void cleanup_note_header(struct cleanup_msg *m, const char *line, size_t 
         m->have_date = 1;
     else if (cleanup_header_is(line, len, "From"))
         m->have_from = 1;
+    else if (cleanup_header_is(line, len, "TLS-Required"))
+        m->tls_required_no |= cleanup_header_value_is(line, len, "No");
 }
 
 /* cleanup_emit_received - our Received: header, first in the message */
@@ -578,6 +615,7 @@ static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
 
     m->received_count = 0;
     m->have_message_id = m->have_date = m->have_from = 0;
+    m->tls_required_no = 0;
     while (pos < m->headers.len) {
         const char *line = m->headers.data + pos;
         const char *nl = memchr(line, '\n', m->headers.len - pos);
@@ -622,11 +660,29 @@ void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len)
                          "Error: message header size exceeds limit");
 }
 
+/* cleanup_write_header_attrs - the 'A' records learnt from the header
+ * section, after the content (lib/qfile.h): RFC 8689 section 4.1 ignores
+ * TLS-Required: when the MAIL had REQUIRETLS */
+static void cleanup_write_header_attrs(struct cleanup_msg *m)
+{
+    if (m->tls_required_no && !m->requiretls)
+        qfile_put_attr(&m->w, "tls_required_no", "yes");
+}
+
+/* cleanup_write_end - the content's length, the late 'A' records, 'X' */
+static int cleanup_write_end(struct cleanup_msg *m)
+{
+    if (qfile_content_end(&m->w) < 0)
+        return -1;
+    cleanup_write_header_attrs(m);
+    return qfile_finish(&m->w);
+}
+
 int cleanup_msg_finish(struct cleanup_msg *m)
 {
     if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS)
         cleanup_scan_headers(m, 1);
-    if (m->status == CLEANUP_OK && (qfile_content_end(&m->w) < 0 || qfile_finish(&m->w) < 0))
+    if (m->status == CLEANUP_OK && cleanup_write_end(m) < 0)
         cleanup_fail_errno(m, m->w.failed_errno ? m->w.failed_errno : errno);
     if (m->status != CLEANUP_OK) {
         cleanup_msg_discard(m);

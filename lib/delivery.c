@@ -34,6 +34,7 @@ void delivery_request_free(struct delivery_request *req)
     free(req->nexthop);
     free(req->envid);
     free(req->ret);
+    free(req->auth_mailbox);
     delivery_request_init(req);
 }
 
@@ -109,6 +110,29 @@ static int delivery_request_numbers(const struct attr_msg *m, struct delivery_re
     return 0;
 }
 
+/* delivery_flag - an optional "yes" attribute */
+static int delivery_flag(const struct attr_msg *m, const char *name)
+{
+    const char *v = attr_get(m, name, NULL);
+    return v != NULL && strcmp(v, "yes") == 0;
+}
+
+/* delivery_request_tls - requiretls, tls_required_no, auth_mailbox (all
+ * optional: a request from an older qmgr has none) */
+static int delivery_request_tls(const struct attr_msg *m, struct delivery_request *req, buf_t *err)
+{
+    size_t len = 0;
+    const char *v = attr_get(m, "auth_mailbox", &len);
+
+    req->requiretls = delivery_flag(m, "requiretls");
+    req->tls_required_no = !req->requiretls && delivery_flag(m, "tls_required_no");
+    if (v != NULL && len == 2 && memcmp(v, "<>", 2) == 0) {
+        req->auth_mailbox = xstrdup("<>");
+        return 0;
+    }
+    return delivery_get_str(m, "auth_mailbox", 0, 0, &req->auth_mailbox, err);
+}
+
 /* delivery_request_envelope - the per-message attributes */
 static int delivery_request_envelope(const struct attr_msg *m, struct delivery_request *req,
                                      buf_t *err)
@@ -140,7 +164,7 @@ static int delivery_request_envelope(const struct attr_msg *m, struct delivery_r
     }
     v = attr_get(m, "body", &len);
     req->body_8bit = v != NULL && strcmp(v, "8BITMIME") == 0;
-    return 0;
+    return delivery_request_tls(m, req, err);
 }
 
 /* delivery_rcpt_new - start the next recipient at an "index" attribute */

@@ -4,8 +4,9 @@
  *
  * qmgr connects once per delivery request and sends one TRANSPORT.deliver
  * message (TRANSPORT is "smtp" or "local"): queue_id, path, content_offset,
- * content_length, sender, nexthop, arrival, size, envid, ret, body, then per
- * recipient a group index, rcpt, notify, orcpt.  The agent answers once with
+ * content_length, sender, nexthop, arrival, size, envid, ret, body and the
+ * optional requiretls, tls_required_no ("yes" when set) and auth_mailbox,
+ * then per recipient a group index, rcpt, notify, orcpt.  The agent answers once with
  * TRANSPORT.result: per recipient index, status (sent | defer | bounce), dsn,
  * reason and optionally dsn_passed=yes, then the connection is closed.
  *
@@ -71,7 +72,13 @@ struct delivery_request {
     char *ret;     /* "", FULL or HDRS */
     long long arrival;
     long long size;
-    int body_8bit; /* body=8BITMIME */
+    int body_8bit;       /* body=8BITMIME */
+    int requiretls;      /* requiretls=yes: MAIL had REQUIRETLS (RFC 8689): deliver only
+                            over verified TLS to a next hop that offers REQUIRETLS */
+    int tls_required_no; /* tls_required_no=yes: a "TLS-Required: No" header and no
+                            REQUIRETLS: TLS policy (DANE, MTA-STS) failures are ignored */
+    char *auth_mailbox;  /* the AUTH= mailbox to pass on (RFC 4954 section 5): an
+                            address, "<>", or "" when none is known */
     struct delivery_rcpt *rcpts;
     size_t rcpt_count;
 };

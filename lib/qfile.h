@@ -9,7 +9,11 @@
  *   'S' sender address                (empty = null sender <>)
  *   'A' "name=value"                  envelope attributes, any number:
  *                                     client_name, client_addr, helo, proto,
- *                                     auth, envid, ret, size, msgid, queue_id
+ *                                     auth, envid, ret, size, msgid, queue_id,
+ *                                     requiretls ("yes": MAIL had REQUIRETLS,
+ *                                     RFC 8689), auth_mailbox (the AUTH=
+ *                                     mailbox to pass on, RFC 4954 section 5:
+ *                                     an address or "<>"; absent: none known)
  *   'R' recipient, one per recipient: the first byte is the status
  *       (QFILE_RCPT_*: . W S N F B), updated in place with
  *       qfile_set_rcpt_status; then "final\0original\0notify\0orcpt",
@@ -17,6 +21,9 @@
  *       error: entry of virtual_alias_maps) "\0D.S.N text"
  *   'M' message content: headers, empty line, body, exactly as it goes on
  *       the wire (CRLF line ends, no dot-stuffing)
+ *   'A' after 'M': attributes that cleanup learns from the header section,
+ *       written once the content is known: tls_required_no ("yes": a
+ *       "TLS-Required: No" header field and no REQUIRETLS, RFC 8689)
  *   'X' ""                           end record: a file without it is
  *                                     incomplete and is never delivered
  *

@@ -410,6 +410,20 @@ static const char *dest_nexthop(const struct qmgr_dest *d)
     return colon ? colon + 1 : d->nexthop;
 }
 
+/* request_encode_tls - REQUIRETLS, TLS-Required: No and the AUTH= mailbox
+ * from the queue file (absent in older files: nothing is sent) */
+static void request_encode_tls(const struct qmgr_message *m, buf_t *out)
+{
+    const char *mailbox = request_attr_msg(m, "auth_mailbox");
+
+    if (strcmp(request_attr_msg(m, "requiretls"), "yes") == 0)
+        attr_add_str(out, "requiretls", "yes");
+    else if (strcmp(request_attr_msg(m, "tls_required_no"), "yes") == 0)
+        attr_add_str(out, "tls_required_no", "yes");
+    if (*mailbox)
+        attr_add_str(out, "auth_mailbox", mailbox);
+}
+
 /* request_encode - the TRANSPORT.deliver message for r */
 static void request_encode(const struct qmgr_request *r, buf_t *out)
 {
@@ -438,6 +452,7 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
     attr_add_str(out, "ret", request_attr_msg(m, "ret"));
     if (strcmp(request_attr_msg(m, "body"), "8BITMIME") == 0)
         attr_add_str(out, "body", "8BITMIME");
+    request_encode_tls(m, out);
     for (k = 0; k < r->count; k++) {
         const struct qfile_rcpt *rc = &m->qf.rcpts[r->index[k]];
 

@@ -35,6 +35,33 @@ static void commands_hello_name(const struct session *s, buf_t *out)
         buf_printf(out, "[%s]", s->ip);
 }
 
+/* commands_requiretls_offered - REQUIRETLS (RFC 8689) is listed in EHLO only
+ * on a TLS session: a client must not ask for it over a cleartext hop */
+static int commands_requiretls_offered(const struct session *s)
+{
+    return s->cfg->requiretls && s->tls_active;
+}
+
+/* commands_mail_requiretls - may this MAIL carry REQUIRETLS?  0 yes (or it
+ * has none); -1 with the reply.  RFC 8689 section 2 lets a client give the
+ * option only on a session that itself uses TLS and leaves the server's
+ * refusal open; without TLS we answer as RFC 3207 does for a command that
+ * needs TLS first (530) with RFC 5248's X.7.10 "Encryption Needed".  With
+ * smtpd_requiretls = no the extension does not exist here: the parameter is
+ * unknown (555 5.5.4, RFC 5321 section 4.1.1.11). */
+static int commands_mail_requiretls(const struct session *s, buf_t *reply)
+{
+    if (!s->mail.requiretls)
+        return 0;
+    if (!s->cfg->requiretls)
+        buf_set(reply, "555 5.5.4 REQUIRETLS parameter unrecognized");
+    else if (!s->tls_active)
+        buf_set(reply, "530 5.7.10 REQUIRETLS needs a TLS session");
+    else
+        return 0;
+    return -1;
+}
+
 /* commands_helo_reply - the 250 reply and the EHLO extensions */
 static void commands_helo_reply(struct session *s)
 {
@@ -61,6 +88,8 @@ static void commands_helo_reply(struct session *s)
         session_reply(s, "250-EXPN");
     if (smtpd_tls_offer(s))
         session_reply(s, "250-STARTTLS");
+    if (commands_requiretls_offered(s))
+        session_reply(s, "250-REQUIRETLS");
     buf_t auth = BUF_INIT;
     if (smtpd_auth_ehlo(s, &auth))
         session_reply(s, "250-%s", buf_cstr(&auth));
@@ -141,6 +170,9 @@ static void commands_mail(struct session *s, const char *arg)
             commands_mail_reject(s, buf_cstr(&reply));
         else
             session_reply(s, "%s", buf_cstr(&reply));
+        proto_mail_free(&s->mail);
+    } else if (commands_mail_requiretls(s, &reply) < 0) {
+        session_reply(s, "%s", buf_cstr(&reply));
         proto_mail_free(&s->mail);
     } else if (s->mail.addr.len > 0 && !addr_is_qualified(buf_cstr(&s->mail.addr)) &&
                !s->in_mynetworks) {

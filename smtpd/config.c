@@ -148,6 +148,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     cfg->forbid_bare_newline = config_bool(conf, "smtpd_forbid_bare_newline");
     cfg->auth_required = config_bool(conf, "smtpd_auth_required");
     cfg->sasl_header = config_bool(conf, "smtpd_sasl_authenticated_header");
+    cfg->requiretls = config_bool(conf, "smtpd_requiretls");
     smtpd_config_policy(cfg, conf);
     smtpd_config_greet(cfg, conf);
     smtpd_privacy_config(cfg, conf);

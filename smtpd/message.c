@@ -22,6 +22,23 @@
 /* above this much unwritten output to cleanup, stop reading the client */
 #define MESSAGE_HIGH_WATER (256 * 1024)
 
+/* message_auth_mailbox - the AUTH= mailbox the message carries on (RFC 4954
+ * section 5): from an authenticated client the AUTH= it gave, else its
+ * sender; from anyone else (and for a value that is no mailbox) "<>" */
+static const char *message_auth_mailbox(const struct session *s)
+{
+    const struct proto_mail *m = &s->mail;
+    const char *given = buf_cstr(&m->auth);
+
+    if (s->sasl_username == NULL)
+        return "<>";
+    if (m->auth.len == 0)
+        return m->addr.len > 0 ? buf_cstr(&m->addr) : "<>";
+    if (strpbrk(given, "<>") != NULL) /* "<>" itself, or not an address */
+        return "<>";
+    return given;
+}
+
 /* message_build_submit - the cleanup.submit request */
 static void message_build_submit(const struct session *s, buf_t *out)
 {
@@ -46,6 +63,9 @@ static void message_build_submit(const struct session *s, buf_t *out)
         if (m->auth.len > 0) /* AUTH= counts only from an authenticated client */
             attr_add_str(out, "auth", buf_cstr(&m->auth));
     }
+    attr_add_str(out, "auth_mailbox", message_auth_mailbox(s));
+    if (m->requiretls)
+        attr_add_str(out, "requiretls", "yes");
     if (m->envid.len > 0)
         attr_add_str(out, "envid", buf_cstr(&m->envid));
     if (m->ret[0] != '\0')

@@ -106,6 +106,7 @@ void proto_mail_init(struct proto_mail *m)
     m->size = -1;
     m->body = "";
     m->ret = "";
+    m->requiretls = 0;
 }
 
 /* proto_mail_free - release */
@@ -307,6 +308,12 @@ static int proto_mail_param(const char *name, size_t nlen, const char *value, si
             buf_set(&m->auth, "<>");
         else if (proto_xtext_decode(value, vlen, ADDR_MAX_LENGTH, &m->auth) < 0)
             return proto_reply_param(reply, name, nlen);
+    } else if (proto_param_is(name, nlen, "REQUIRETLS")) {
+        if (value != NULL) /* RFC 8689 section 2: a keyword without a value */
+            return proto_reply_param(reply, name, nlen);
+        if (m->requiretls)
+            return proto_reply_set(reply, "501 5.5.4 Duplicate REQUIRETLS parameter");
+        m->requiretls = 1;
     } else {
         return proto_reply_unknown_param(reply, name, nlen);
     }

@@ -3,7 +3,7 @@
  *
  * One command line (CR/LF already removed) is split into a verb and its
  * argument; MAIL FROM: and RCPT TO: arguments are parsed with their ESMTP
- * parameters (SIZE, BODY, RET, ENVID, AUTH; NOTIFY, ORCPT); the AUTH
+ * parameters (SIZE, BODY, RET, ENVID, AUTH, REQUIRETLS; NOTIFY, ORCPT); the AUTH
  * command's argument and the client's base64 responses of an AUTH exchange
  * (RFC 4954) are decoded here too.  On a syntax or
  * parameter error the parsers write the complete SMTP reply line (without
@@ -53,6 +53,8 @@ struct proto_mail {
     const char *ret;  /* "FULL", "HDRS" or "" */
     buf_t envid;      /* ENVID= decoded from xtext; "" when not given */
     buf_t auth;       /* AUTH= decoded from xtext, "<>" as such; "" when not given */
+    int requiretls;   /* REQUIRETLS (RFC 8689) was given; whether it may be is the session's
+                         business (TLS, smtpd_requiretls: commands.c) */
 };
 
 /* what RCPT TO: carried */

@@ -75,6 +75,7 @@ struct smtpd_config {
     int tls_wrapper;         /* SMTPS */
     int tls_received_header; /* smtpd_tls_received_header */
     long long tls_loglevel;  /* smtpd_tls_loglevel */
+    int requiretls;          /* smtpd_requiretls: REQUIRETLS (RFC 8689) under TLS */
     struct smtpd_tls *tls;   /* the SSL_CTX and what it needs; NULL: no TLS */
     const char *tls_problem; /* why tls is NULL although a certificate is set */
     /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */

@@ -39,6 +39,8 @@ static const struct kv good_envelope[] = {
     {"envid", "ENV1"},
     {"ret", "HDRS"},
     {"body", "8BITMIME"},
+    {"requiretls", "yes"},
+    {"auth_mailbox", "alice@example.org"},
 };
 
 static const struct kv good_rcpts[] = {
@@ -141,6 +143,9 @@ static void test_parse_good(void **state)
     assert_string_equal(req.envid, "ENV1");
     assert_string_equal(req.ret, "HDRS");
     assert_int_equal(req.body_8bit, 1);
+    assert_int_equal(req.requiretls, 1);
+    assert_int_equal(req.tls_required_no, 0);
+    assert_string_equal(req.auth_mailbox, "alice@example.org");
     assert_int_equal(req.rcpt_count, 2);
     assert_int_equal(req.rcpts[0].index, 0);
     assert_string_equal(req.rcpts[0].address, "bob@example.com");
@@ -179,6 +184,73 @@ static void test_parse_optional(void **state)
     assert_string_equal(req.nexthop, "");
     delivery_request_free(&req);
     attr_msg_free(&m);
+    buf_free(&err);
+}
+
+/* test_parse_tls_attributes_default_off - a request from an older qmgr
+ * (no requiretls, tls_required_no, auth_mailbox) asks for nothing */
+static void test_parse_tls_attributes_default_off(void **state)
+{
+    struct attr_msg m;
+    struct delivery_request req;
+    buf_t err = BUF_INIT;
+
+    (void)state;
+    build(&m, "smtp.deliver", "auth_mailbox", NULL);
+    delivery_request_init(&req);
+    assert_int_equal(delivery_request_parse(&m, "smtp", &req, &err), 0);
+    assert_int_equal(req.requiretls, 1);
+    assert_string_equal(req.auth_mailbox, "");
+    delivery_request_free(&req);
+    assert_null(req.auth_mailbox);
+    attr_msg_free(&m);
+    for (int i = 0; i < 2; i++) { /* left out, or not "yes" */
+        build(&m, "smtp.deliver", "requiretls", i == 0 ? NULL : "no");
+        delivery_request_init(&req);
+        assert_int_equal(delivery_request_parse(&m, "smtp", &req, &err), 0);
+        assert_int_equal(req.requiretls, 0);
+        assert_int_equal(req.tls_required_no, 0);
+        delivery_request_free(&req);
+        attr_msg_free(&m);
+    }
+    buf_free(&err);
+}
+
+/* test_parse_tls_required_no - kept only without REQUIRETLS (RFC 8689
+ * section 4.1: the header is ignored when REQUIRETLS was given) */
+static void test_parse_tls_required_no(void **state)
+{
+    struct attr_msg m;
+    struct delivery_request req;
+    buf_t err = BUF_INIT;
+    buf_t out = BUF_INIT;
+    size_t used = 0;
+
+    (void)state;
+    for (int with_requiretls = 0; with_requiretls < 2; with_requiretls++) {
+        buf_reset(&out);
+        attr_begin(&out, "smtp.deliver");
+        for (size_t i = 0; i < 10; i++) /* up to body: the required part */
+            attr_add_str(&out, good_envelope[i].name, good_envelope[i].value);
+        attr_add_str(&out, "tls_required_no", "yes");
+        if (with_requiretls)
+            attr_add_str(&out, "requiretls", "yes");
+        attr_add_str(&out, "auth_mailbox", "<>");
+        attr_add_str(&out, "index", "0");
+        attr_add_str(&out, "rcpt", "bob@example.com");
+        attr_end(&out);
+        attr_msg_init(&m);
+        used = 0;
+        assert_int_equal(attr_decode(out.data, out.len, &used, &m), 1);
+        delivery_request_init(&req);
+        assert_int_equal(delivery_request_parse(&m, "smtp", &req, &err), 0);
+        assert_int_equal(req.requiretls, with_requiretls);
+        assert_int_equal(req.tls_required_no, !with_requiretls);
+        assert_string_equal(req.auth_mailbox, "<>");
+        delivery_request_free(&req);
+        attr_msg_free(&m);
+    }
+    buf_free(&out);
     buf_free(&err);
 }
 
@@ -249,6 +321,8 @@ static void test_parse_bad_text(void **state)
     parse_fails("sender", "a\tb@x", "bad sender");
     parse_fails("sender", "a\177b@x", "bad sender");
     parse_fails("sender", "<a@x>", "bad sender");
+    parse_fails("auth_mailbox", "<a@x>", "bad auth_mailbox");
+    parse_fails("auth_mailbox", "a\r\nRSET@x", "bad auth_mailbox");
     parse_fails("nexthop", "ex ample", "bad nexthop");
     parse_fails("nexthop", "ex\nample", "bad nexthop");
     parse_fails("envid", "a b", "bad envid");
@@ -407,11 +481,18 @@ static void test_result_encode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),        cmocka_unit_test(test_parse_optional),
-        cmocka_unit_test(test_parse_wrong_proto), cmocka_unit_test(test_parse_missing),
-        cmocka_unit_test(test_parse_bad_numbers), cmocka_unit_test(test_parse_bad_text),
-        cmocka_unit_test(test_parse_bad_groups),  cmocka_unit_test(test_parse_too_many),
-        cmocka_unit_test(test_rcpt_set),          cmocka_unit_test(test_result_encode),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_optional),
+        cmocka_unit_test(test_parse_tls_attributes_default_off),
+        cmocka_unit_test(test_parse_tls_required_no),
+        cmocka_unit_test(test_parse_wrong_proto),
+        cmocka_unit_test(test_parse_missing),
+        cmocka_unit_test(test_parse_bad_numbers),
+        cmocka_unit_test(test_parse_bad_text),
+        cmocka_unit_test(test_parse_bad_groups),
+        cmocka_unit_test(test_parse_too_many),
+        cmocka_unit_test(test_rcpt_set),
+        cmocka_unit_test(test_result_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

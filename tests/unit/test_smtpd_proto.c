@@ -176,6 +176,29 @@ static void test_mail_auth_parameter_is_kept_decoded(void **state)
     buf_free(&reply);
 }
 
+static void test_mail_requiretls_is_a_flag(void **state)
+{
+    struct proto_mail m;
+    buf_t reply = BUF_INIT;
+
+    proto_mail_init(&m);
+    assert_int_equal(proto_mail_parse("FROM:<a@b.test> requiretls BODY=8BITMIME", 1000, &m, &reply),
+                     0);
+    assert_int_equal(m.requiretls, 1);
+    assert_int_equal(proto_mail_parse("FROM:<a@b.test>", 1000, &m, &reply), 0);
+    assert_int_equal(m.requiretls, 0);
+    proto_mail_free(&m);
+    buf_free(&reply);
+}
+
+static void test_mail_requiretls_twice_or_with_a_value_is_501(void **state)
+{
+    expect_mail_reply("FROM:<a@b> REQUIRETLS REQUIRETLS",
+                      "501 5.5.4 Duplicate REQUIRETLS parameter");
+    expect_mail_reply("FROM:<a@b> REQUIRETLS=yes",
+                      "501 5.5.4 Syntax error in parameter REQUIRETLS");
+}
+
 static void test_mail_size_over_limit_is_552(void **state)
 {
     expect_mail_reply("FROM:<a@b> SIZE=1001",
@@ -510,6 +533,8 @@ int main(void)
         cmocka_unit_test(test_mail_echoes_the_path_as_written),
         cmocka_unit_test(test_mail_syntax_errors),
         cmocka_unit_test(test_mail_parameters_are_parsed),
+        cmocka_unit_test(test_mail_requiretls_is_a_flag),
+        cmocka_unit_test(test_mail_requiretls_twice_or_with_a_value_is_501),
         cmocka_unit_test(test_mail_size_over_limit_is_552),
         cmocka_unit_test(test_mail_size_without_limit_is_accepted),
         cmocka_unit_test(test_mail_bad_parameter_values),
