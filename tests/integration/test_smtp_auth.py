@@ -84,7 +84,7 @@ def instance_logs(t):
 
 
 def test_auth_plain_to_a_smart_host_with_credentials_from_the_map(res, tls_pki, tls_dns):
-    peer = auth_peer(res, tls_pki, require_auth=True)
+    peer = auth_peer(res, tls_pki, require_auth=True, mechanisms=("PLAIN",))
     t = sasl_client(res, tls_pki, tls_dns, peer.hostport)
     qid = send(t, "auth-plain")
     (msg,) = peer.wait_for(b"Subject: auth-plain")
@@ -115,8 +115,9 @@ def test_auth_login(res, tls_pki, tls_dns, mech_filter, offered):
 @pytest.mark.parametrize("options, expect_auth", [("", False), ("noanonymous", True)],
                          ids=["default-noplaintext", "plaintext-allowed"])
 def test_plaintext_mechanisms_without_tls(res, tls_pki, tls_dns, options, expect_auth):
-    # the peer has no STARTTLS and offers PLAIN and LOGIN in the clear
-    peer = start_peer(res, TlsPeer(users={"alice": ALICE_PW}, auth_require_tls=False))
+    # the peer has no STARTTLS and offers PLAIN in the clear
+    peer = start_peer(res, TlsPeer(users={"alice": ALICE_PW}, auth_require_tls=False,
+                                   mechanisms=("PLAIN",)))
     params = {"smtp_sasl_security_options": options} if options else {}
     t = sasl_client(res, tls_pki, tls_dns, peer.hostport, **params)
     qid = send(t, "auth-cleartext")
@@ -171,7 +172,7 @@ def test_535_defers_and_the_retry_succeeds_after_the_password_is_fixed(res, tls_
     qid = send(t, "auth-535", to="u@smart.test")
     line = delivery_line(t, qid, "deferred")
     assert "SASL authentication failed; server 127.0.0.1[127.0.0.1] said: 535" in line, line
-    assert ("PLAIN", "alice", False) in peer.auth_attempts
+    assert peer.auth_attempts and all(a[1:] == ("alice", False) for a in peer.auth_attempts)
     assert peer.snapshot() == []
     # the delay notice says why, without the password
     wait_until(lambda: notices(sink), 30, "the delay notice")
@@ -217,7 +218,7 @@ def sasl_tern(res, tls_pki):
     only (127.0.0.1 is outside mynetworks) to a sink."""
     sasl = make_sasl_dir(table_dir(res) / "sasl",
                          ["pwcheck_method: auxprop", "auxprop_plugin: sasldb",
-                          "mech_list: PLAIN LOGIN"],
+                          "mech_list: PLAIN"],
                          [("alice", ALICE_PW)], realm="mx.example.test")
     sink = res.sink()
     hop = res.tern(name="hop", myhostname="mx.example.test", mydestination="mx.example.test",
