@@ -16,7 +16,6 @@ make_self_signed() and server_context() make the certificates and server
 contexts; everything listens on loopback only.
 """
 
-import asyncio
 import hashlib
 import os
 import re
@@ -30,10 +29,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
-from ternlib import Sink, SinkMessage, _SinkHandler, wait_until
+from ternlib import SilentServer, Sink, SinkMessage, _SinkHandler, wait_until
 from tlsutil import SERVER_CN, make_pki, openssl
 
 # ---------------------------------------------------------------- certificates
@@ -232,32 +230,21 @@ class TlsPeer(Sink):
         self.auth_attempts: List[Tuple[str, str, bool]] = []
         self.sni_names: List[Optional[str]] = []
 
-    def start(self) -> "TlsPeer":
-        assert self._controller is None, "peer already running"
+    def _handler(self):
+        return _TlsPeerHandler(self)
+
+    def _smtp_class(self):
+        return _PeerSMTP
+
+    def _smtp_kwargs(self) -> Dict:
         kwargs = dict(
-            hostname=self.host,
-            port=self.port,
-            ready_timeout=10.0,
-            decode_data=False,
-            enable_SMTPUTF8=False,
-            data_size_limit=64 * 1024 * 1024,
-            server_hostname="peer.test",
             auth_require_tls=self.auth_require_tls,
             auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in self.mechanisms],
             authenticator=self._authenticate,
-            loop=asyncio.new_event_loop(),
         )
         if self.tls_context is not None:
             kwargs["tls_context"] = self.tls_context
-
-        class _Ctl(Controller):
-            def factory(self):
-                return _PeerSMTP(self.handler, **self.SMTP_kwargs)
-
-        ctl = _Ctl(_TlsPeerHandler(self), **kwargs)
-        ctl.start()
-        self._controller = ctl
-        return self
+        return kwargs
 
     # recording
     def _sni(self, sslobj, name, ctx):
@@ -348,15 +335,16 @@ class RawMessage:
     tls: bool
 
 
-class RawStarttlsPeer:
-    """A lockstep SMTP server on 127.0.0.1:port (threads, raw sockets).
+class RawStarttlsPeer(SilentServer):
+    """A lockstep SMTP server on 127.0.0.1:port (a thread per connection).
 
     ctx          the server TLS context used after STARTTLS
     inject       bytes sent right after "220 2.0.0 Ready" in the same send
                  (response injection, e.g. b"250-evil\\r\\n250 injected\\r\\n")
     broken       the first `broken` connections get garbage instead of a
                  ServerHello after the 220, then the connection is closed
-    The final DATA reply is FINAL_REPLY.  Recorded: conns (RawConn), messages.
+    The final DATA reply is FINAL_REPLY.  Recorded: sessions (RawConn, one
+    per connection), messages.
     """
 
     FINAL_REPLY = "250 2.0.0 Ok: raw-queued"
@@ -367,41 +355,21 @@ class RawStarttlsPeer:
         self.inject = inject
         self.broken = broken
         self.offer_starttls = offer_starttls
-        self.conns: List[RawConn] = []
+        self.sessions: List[RawConn] = []
         self.messages: List[RawMessage] = []
         self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
         self.host = "127.0.0.1"
-        self.port = self.sock.getsockname()[1]
-        self._open: List[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(self.host)
 
     @property
     def hostport(self) -> str:
         return f"[{self.host}]:{self.port}"
 
-    def stop(self) -> None:
-        self.sock.close()
-        for c in list(self._open):
-            try:
-                c.close()
-            except OSError:
-                pass
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                rec = RawConn(index=len(self.conns))
-                self.conns.append(rec)
-                self._open.append(conn)
-            threading.Thread(target=self._session_guarded, args=(conn, rec), daemon=True).start()
+    def _accepted(self, conn: socket.socket) -> None:
+        with self.lock:
+            rec = RawConn(index=len(self.sessions))
+            self.sessions.append(rec)
+        threading.Thread(target=self._session_guarded, args=(conn, rec), daemon=True).start()
 
     def _session_guarded(self, conn: socket.socket, rec: RawConn) -> None:
         conn.settimeout(30)

@@ -162,7 +162,7 @@ def test_raw_peer_injects_in_the_same_send_and_delivers_after_tls(pki):
             s.sendmail("a@example.test", ["b@example.test"], b"Subject: raw\r\n\r\n.dot\r\n")
         (msg,) = peer.wait_for(b"Subject: raw")
         assert msg.tls and msg.content.endswith(b"\r\n.dot\r\n")
-        conn = peer.conns[-1]
+        conn = peer.sessions[-1]
         assert conn.after_tls() == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
         assert conn.early_bytes == b""
     finally:
@@ -182,7 +182,7 @@ def test_raw_peer_breaks_the_first_handshake_only(pki):
             s.sendmail("a@example.test", ["b@example.test"], b"Subject: second\r\n\r\nx\r\n")
         (msg,) = peer.wait_for(b"Subject: second")
         assert not msg.tls
-        assert "<BROKEN>" in peer.conns[0].commands
-        assert not any(c.upper().startswith("STARTTLS") for c in peer.conns[1].commands)
+        assert "<BROKEN>" in peer.sessions[0].commands
+        assert not any(c.upper().startswith("STARTTLS") for c in peer.sessions[1].commands)
     finally:
         peer.stop()
