@@ -29,7 +29,7 @@
 static char *auth_sasl_config_path; /* cyrus_sasl_config_path, NULL: Cyrus' default */
 static char *auth_sasl_sasldb;      /* the sasldb file the config uses, NULL: none */
 static char auth_sasl_log_client[80];
-static sasl_callback_t auth_sasl_callbacks[4];
+static sasl_callback_t auth_sasl_callbacks[1 + AUTH_SASL_COMMON_CALLBACKS];
 static int auth_sasl_active;
 
 /* auth_sasl_printable - len bytes of s, non-printable bytes as '?', at most max */
@@ -41,7 +41,9 @@ static void auth_sasl_printable(const char *s, size_t len, size_t max, buf_t *ou
     }
 }
 
-int auth_sasl_log(void *context, int level, const char *message)
+/* auth_sasl_log - Cyrus' messages into tern's log; the trace and password
+ * levels never */
+static int auth_sasl_log(void *context, int level, const char *message)
 {
     buf_t text = BUF_INIT;
 
@@ -162,23 +164,29 @@ static void auth_sasl_find_sasldb(const struct config *cfg)
     buf_free(&db);
 }
 
+void auth_sasl_common_callbacks(sasl_callback_t *cb, char *config_path)
+{
+    size_t n = 0;
+
+    cb[n++] = (sasl_callback_t){SASL_CB_LOG, AUTH_SASL_CB(auth_sasl_log), NULL};
+    if (config_path != NULL)
+        cb[n++] = (sasl_callback_t){SASL_CB_GETCONFPATH, AUTH_SASL_CB(auth_sasl_getconfpath),
+                                    config_path};
+    cb[n] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
+}
+
 int auth_sasl_init(const struct config *cfg, buf_t *err)
 {
     const char *path = config_str(cfg, "cyrus_sasl_config_path");
-    size_t n = 0;
     int rc;
 
     if (auth_sasl_active)
         return 0;
-    auth_sasl_callbacks[n++] = (sasl_callback_t){SASL_CB_LOG, AUTH_SASL_CB(auth_sasl_log), NULL};
-    auth_sasl_callbacks[n++] =
-        (sasl_callback_t){SASL_CB_PROXY_POLICY, AUTH_SASL_CB(auth_sasl_proxy_policy), NULL};
-    if (path[0] != '\0') {
+    if (path[0] != '\0')
         auth_sasl_config_path = xstrdup(path);
-        auth_sasl_callbacks[n++] = (sasl_callback_t){
-            SASL_CB_GETCONFPATH, AUTH_SASL_CB(auth_sasl_getconfpath), auth_sasl_config_path};
-    }
-    auth_sasl_callbacks[n] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
+    auth_sasl_callbacks[0] =
+        (sasl_callback_t){SASL_CB_PROXY_POLICY, AUTH_SASL_CB(auth_sasl_proxy_policy), NULL};
+    auth_sasl_common_callbacks(auth_sasl_callbacks + 1, auth_sasl_config_path);
     rc = sasl_server_init(auth_sasl_callbacks, config_str(cfg, "smtpd_sasl_path"));
     if (rc != SASL_OK) {
         buf_printf(err, "Cyrus SASL initialisation for \"%s\" failed: %s",

@@ -102,8 +102,13 @@ int auth_sasl_sasldb_check(const struct config *cfg, buf_t *warnings);
  * and the unknown word */
 int auth_sasl_security_flags(const struct config *view, const char *param, unsigned *out,
                              buf_t *err);
-/* auth_sasl_log - a SASL_CB_LOG callback: Cyrus' messages into tern's log,
- * printable and bounded; the trace and password levels never */
-int auth_sasl_log(void *context, int level, const char *message);
+/* the entries auth_sasl_common_callbacks may fill, SASL_CB_LIST_END included */
+#define AUTH_SASL_COMMON_CALLBACKS 3
+/* auth_sasl_common_callbacks - the global callbacks both sides give Cyrus,
+ * into cb: Cyrus' messages into tern's log (printable, bounded; the trace
+ * and password levels never) and, when config_path is not NULL, where
+ * Cyrus looks for its config (cyrus_sasl_config_path; the string must
+ * outlive Cyrus' use); then SASL_CB_LIST_END */
+void auth_sasl_common_callbacks(sasl_callback_t *cb, char *config_path);
 
 #endif

@@ -8,6 +8,7 @@
  * delivery) and adds its own state after it.
  */
 #include <ares.h>
+#include <ares_dns.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <ctype.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "buf.h"
 #include "dns.h"
@@ -26,6 +28,7 @@
 #define DNS_MAX_NAME 253
 #define DNS_MAX_MX_RECORDS 100 /* read at most this many before sorting */
 #define DNS_TRIES 2
+#define DNS_HEADER_AD 0x20 /* "authentic data": in the 4th header byte (RFC 4035 3.2.3) */
 
 /* one socket c-ares wants watched */
 struct dns_watch {
@@ -41,6 +44,7 @@ struct dns_ctx {
     struct dns_watch *watches;
     struct dns_pending *lookups; /* every undelivered lookup, for dns_free */
     int destroying;
+    unsigned char ids_in_use[65536 / 8]; /* query ids of outstanding ares_send queries */
 };
 
 /* one host whose addresses are being looked up */
@@ -53,6 +57,8 @@ struct dns_mxhost {
     size_t v6_count;
     int a_status; /* ares status of the A query, -1 while pending */
     int aaaa_status;
+    int a_secure; /* the A answer had the AD bit */
+    int aaaa_secure;
 };
 
 /* what a lookup hands to its caller */
@@ -88,8 +94,10 @@ struct dns_pending {
 /* the argument of one ares query */
 struct dns_sent {
     struct dns_pending *p;
-    size_t index; /* the host or name of the lookup it is for */
-    int type;     /* ns_t_* */
+    size_t index;       /* the host or name of the lookup it is for */
+    int type;           /* ns_t_* */
+    ares_callback done; /* gets the answer as ares_query would hand it */
+    unsigned short id;  /* the query id, marked in ctx->ids_in_use while sent */
 };
 
 /* dns_resolve_nexthop */
@@ -99,6 +107,8 @@ struct dns_lookup {
     int port;
     struct dns_mxhost mx[DNS_MAX_MX];
     size_t mx_count;
+    int name_is_host; /* no MX (NODATA, or a [bracketed] hop): the name stands for itself */
+    int mx_secure;    /* the MX answer had the AD bit; 1 without an MX query */
 };
 
 /* dns_query and dns_domain_check: the types are asked in turn while the
@@ -354,19 +364,97 @@ static void dns_pending_finish(struct dns_pending *p)
     evtimer_add(p->deliver, &zero);
 }
 
-/* dns_pending_query - send one ares query for p; callback gets a struct
+/* dns_header_ad - 1 when the answer abuf has the AD bit (the resolver
+ * validated it); 0 for no answer */
+static int dns_header_ad(const unsigned char *abuf, int alen)
+{
+    return abuf != NULL && alen >= HFIXEDSZ && (abuf[3] & DNS_HEADER_AD) != 0;
+}
+
+/* dns_rcode_status - the ares status ares_query would give an answer that
+ * ares_send accepted (SERVFAIL, NOTIMP and REFUSED already failed there) */
+static int dns_rcode_status(const unsigned char *abuf, int alen)
+{
+    if (alen < HFIXEDSZ)
+        return ARES_EBADRESP;
+    switch (abuf[3] & 0x0f) {
+    case ns_r_noerror:
+        return (abuf[6] | abuf[7]) != 0 ? ARES_SUCCESS : ARES_ENODATA;
+    case ns_r_nxdomain:
+        return ARES_ENOTFOUND;
+    case ns_r_formerr:
+        return ARES_EFORMERR;
+    default:
+        return ARES_ESERVFAIL;
+    }
+}
+
+/* dns_query_id - a random query id that no outstanding query of ctx has,
+ * marked in use: ares_send (1.18) sends the id it is given and matches an
+ * answer to the first query with its id, so two queries sharing one would
+ * cost one of them a timeout.  ARES_ENOMEM when getrandom fails. */
+static int dns_query_id(struct dns_ctx *ctx, unsigned short *id)
+{
+    for (int i = 0; i < 32; i++) {
+        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id))
+            return ARES_ENOMEM;
+        if ((ctx->ids_in_use[*id / 8] & (1u << (*id % 8))) == 0) {
+            ctx->ids_in_use[*id / 8] |= (unsigned char)(1u << (*id % 8));
+            return ARES_SUCCESS;
+        }
+    }
+    return ARES_ENOMEM; /* thousands outstanding: not a state tern gets into */
+}
+
+/* dns_query_id_release - the query with id is done */
+static void dns_query_id_release(struct dns_ctx *ctx, unsigned short id)
+{
+    ctx->ids_in_use[id / 8] &= (unsigned char)~(1u << (id % 8));
+}
+
+/* dns_sent_callback - ares_send's answer: map the rcode as ares_query does,
+ * hand it on */
+static void dns_sent_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_sent *q = arg;
+
+    dns_query_id_release(q->p->ctx, q->id);
+    if (status == ARES_SUCCESS)
+        status = dns_rcode_status(abuf, alen);
+    q->done(arg, status, timeouts, abuf, alen);
+}
+
+/* dns_pending_query - send one ares query for p with the AD bit set (RFC
+ * 6840 5.7: a validating resolver then says whether it validated the answer;
+ * ares_query cannot set it, nor EDNS DO per query); callback gets a struct
  * dns_sent to free */
 static void dns_pending_query(struct dns_pending *p, const char *name, int type, size_t index,
                               ares_callback callback)
 {
     struct dns_sent *q = xcalloc(1, sizeof(*q));
     struct dns_ctx *ctx = p->ctx;
+    unsigned char *qbuf = NULL;
+    int qlen = 0, rc;
 
     q->p = p;
     q->index = index;
     q->type = type;
+    q->done = callback;
     p->queries++;
-    ares_query(ctx->channel, name, ns_c_in, type, callback, q);
+    rc = dns_query_id(ctx, &q->id);
+    if (rc != ARES_SUCCESS) {
+        callback(q, rc, 0, NULL, 0);
+        return;
+    }
+    rc = ares_create_query(name, ns_c_in, type, q->id, 1, &qbuf, &qlen, 0);
+    if (rc != ARES_SUCCESS) {
+        dns_query_id_release(ctx, q->id);
+        callback(q, rc, 0, NULL, 0);
+        return;
+    }
+    qbuf[3] |= DNS_HEADER_AD;
+    ares_send(ctx->channel, qbuf, qlen, dns_sent_callback, q);
+    ares_free_string(qbuf);
     dns_timer_update(ctx);
 }
 
@@ -442,8 +530,8 @@ static struct dns_result *dns_result_new(enum dns_status status, const char *rea
 }
 
 /* dns_result_add - append one address for host (bounded by DNS_MAX_ADDRS) */
-static void dns_result_add(struct dns_result *res, const char *host, int pref, int family,
-                           const void *addr, int port)
+static void dns_result_add(struct dns_result *res, const char *host, int pref, int secure,
+                           int family, const void *addr, int port)
 {
     struct dns_host *h;
 
@@ -452,6 +540,7 @@ static void dns_result_add(struct dns_result *res, const char *host, int pref, i
     h = &res->hosts[res->count++];
     h->hostname = xstrdup(host);
     h->preference = pref;
+    h->secure = secure;
     memset(&h->addr, 0, sizeof(h->addr));
     if (family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr;
@@ -548,6 +637,15 @@ static int dns_addr_worst(const struct dns_mxhost *h, const char **type)
     return h->a_status == ARES_SUCCESS ? ARES_ENODATA : h->a_status;
 }
 
+/* dns_result_all_secure - 1 when every address of res came with the AD bit */
+static int dns_result_all_secure(const struct dns_result *res)
+{
+    for (size_t i = 0; i < res->count; i++)
+        if (!res->hosts[i].secure)
+            return 0;
+    return 1;
+}
+
 /* dns_lookup_assemble - all address queries done: build the result */
 static void dns_lookup_assemble(struct dns_lookup *lk)
 {
@@ -561,9 +659,10 @@ static void dns_lookup_assemble(struct dns_lookup *lk)
     for (size_t i = 0; i < lk->mx_count; i++) {
         struct dns_mxhost *h = &lk->mx[i];
         for (size_t j = 0; j < h->v4_count; j++)
-            dns_result_add(res, h->host, h->preference, AF_INET, &h->v4[j], lk->port);
+            dns_result_add(res, h->host, h->preference, h->a_secure, AF_INET, &h->v4[j], lk->port);
         for (size_t j = 0; j < h->v6_count; j++)
-            dns_result_add(res, h->host, h->preference, AF_INET6, &h->v6[j], lk->port);
+            dns_result_add(res, h->host, h->preference, h->aaaa_secure, AF_INET6, &h->v6[j],
+                           lk->port);
         if (h->v4_count + h->v6_count > 0)
             continue;
         st = dns_addr_worst(h, &type);
@@ -574,6 +673,7 @@ static void dns_lookup_assemble(struct dns_lookup *lk)
         }
     }
     if (res->count > 0) {
+        res->mx_secure = lk->mx_secure && (!lk->name_is_host || dns_result_all_secure(res));
         dns_lookup_finish(lk, res);
         return;
     }
@@ -627,10 +727,13 @@ static void dns_addr_callback(void *arg, int status, int timeouts, unsigned char
     free(q);
     if (status == ARES_SUCCESS)
         status = (type == ns_t_a) ? dns_parse_a(h, abuf, alen) : dns_parse_aaaa(h, abuf, alen);
-    if (type == ns_t_a)
+    if (type == ns_t_a) {
         h->a_status = status;
-    else
+        h->a_secure = dns_header_ad(abuf, alen);
+    } else {
         h->aaaa_status = status;
+        h->aaaa_secure = dns_header_ad(abuf, alen);
+    }
     dns_lookup_done(lk);
 }
 
@@ -729,9 +832,11 @@ static void dns_mx_callback(void *arg, int status, int timeouts, unsigned char *
     free(arg);
     if (!dns_pending_settle(&lk->p))
         return;
+    lk->mx_secure = dns_header_ad(abuf, alen); /* a secure NODATA too (RFC 7672 2.2.1) */
     if (status == ARES_SUCCESS)
         status = ares_parse_mx_reply(abuf, alen, &list);
     if (status == ARES_ENODATA) {
+        lk->name_is_host = 1;
         dns_add_host(lk, lk->name, 0);
         dns_lookup_query_hosts(lk);
         return;
@@ -761,10 +866,10 @@ static int dns_ip_literal(struct dns_lookup *lk)
 
     if (inet_pton(AF_INET, lk->name, &v4) == 1) {
         res = dns_result_new(DNS_OK, "");
-        dns_result_add(res, lk->name, 0, AF_INET, &v4, lk->port);
+        dns_result_add(res, lk->name, 0, 0, AF_INET, &v4, lk->port);
     } else if (inet_pton(AF_INET6, lk->name, &v6) == 1) {
         res = dns_result_new(DNS_OK, "");
-        dns_result_add(res, lk->name, 0, AF_INET6, &v6, lk->port);
+        dns_result_add(res, lk->name, 0, 0, AF_INET6, &v6, lk->port);
     } else {
         return 0;
     }
@@ -804,6 +909,8 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
         return;
     }
     if (!use_mx) {
+        lk->name_is_host = 1;
+        lk->mx_secure = 1; /* no MX asked: the addresses alone decide */
         dns_add_host(lk, name, 0);
         dns_lookup_query_hosts(lk);
         return;
@@ -938,6 +1045,76 @@ static int dns_answer_parse_mx(struct dns_answer *ans, unsigned char *abuf, int 
     return rc;
 }
 
+/* dns_skip_name - the offset after the (compressed) name at off in abuf, -1
+ * when it is malformed */
+static int dns_skip_name(const unsigned char *abuf, int alen, int off)
+{
+    char *name = NULL;
+    long len = 0;
+
+    if (off >= alen || ares_expand_name(abuf + off, abuf, alen, &name, &len) != ARES_SUCCESS)
+        return -1;
+    ares_free_string(name);
+    return off + (int)len;
+}
+
+/* dns_tlsa_text - one TLSA RDATA (usage, selector, matching type, data) as
+ * "u s m hex" */
+static void dns_tlsa_text(buf_t *out, const unsigned char *rdata, int rdlen)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    buf_printf(out, "%u %u %u ", rdata[0], rdata[1], rdata[2]);
+    for (int i = 3; i < rdlen; i++) {
+        buf_putc(out, hex[rdata[i] >> 4]);
+        buf_putc(out, hex[rdata[i] & 15]);
+    }
+}
+
+/* dns_tlsa_record - the resource record at off in abuf: its text into ans
+ * when it is a TLSA record; the offset after it, or -1 when it is malformed
+ * (truncated, or TLSA RDATA shorter than the 3 octets of usage, selector and
+ * matching type).  A record without data is passed on ("3 1 1 "): a malformed
+ * TLSA record is unusable (RFC 7672 2.2), which lib/dane decides, not a
+ * failure of the whole answer. */
+static int dns_tlsa_record(struct dns_answer *ans, const unsigned char *abuf, int alen, int off)
+{
+    buf_t text = BUF_INIT;
+    int type, rdlen;
+
+    off = dns_skip_name(abuf, alen, off);
+    if (off < 0 || off + RRFIXEDSZ > alen)
+        return -1;
+    type = DNS_RR_TYPE(abuf + off);
+    rdlen = DNS_RR_LEN(abuf + off);
+    off += RRFIXEDSZ;
+    if (off + rdlen > alen || (type == ns_t_tlsa && rdlen < 3))
+        return -1;
+    if (type == ns_t_tlsa) {
+        dns_tlsa_text(&text, abuf + off, rdlen);
+        dns_answer_add(ans, buf_cstr(&text));
+        buf_free(&text);
+    }
+    return off + rdlen;
+}
+
+/* dns_answer_parse_tlsa - the TLSA records of the answer section of abuf
+ * (c-ares 1.18 has no TLSA parser); other types (a CNAME) are skipped */
+static int dns_answer_parse_tlsa(struct dns_answer *ans, unsigned char *abuf, int alen)
+{
+    int off = HFIXEDSZ;
+
+    if (alen < HFIXEDSZ)
+        return ARES_EBADRESP;
+    for (int i = 0; i < DNS_HEADER_QDCOUNT(abuf) && off >= 0; i++) {
+        off = dns_skip_name(abuf, alen, off);
+        off = off < 0 ? -1 : off + QFIXEDSZ;
+    }
+    for (int i = 0; i < DNS_HEADER_ANCOUNT(abuf) && off >= 0; i++)
+        off = dns_tlsa_record(ans, abuf, alen, off);
+    return off < 0 ? ARES_EBADRESP : ARES_SUCCESS;
+}
+
 /* how each enum dns_qtype is asked and read */
 static const struct dns_qtype_info {
     int ns_type;
@@ -949,6 +1126,7 @@ static const struct dns_qtype_info {
     [DNS_QTXT] = {ns_t_txt, "TXT", dns_answer_parse_txt},
     [DNS_QPTR] = {ns_t_ptr, "PTR", dns_answer_parse_ptr},
     [DNS_QMX] = {ns_t_mx, "MX", dns_answer_parse_mx},
+    [DNS_QTLSA] = {ns_t_tlsa, "TLSA", dns_answer_parse_tlsa},
 };
 
 /* dns_answer_read - the answer to a query of type for name; *status is the
@@ -960,6 +1138,7 @@ static struct dns_answer *dns_answer_read(const char *name, enum dns_qtype type,
 
     if (*status == ARES_SUCCESS)
         *status = dns_qtypes[type].parse(ans, abuf, alen);
+    ans->secure = *status == ARES_SUCCESS && dns_header_ad(abuf, alen);
     if (*status == ARES_SUCCESS && ans->count == 0)
         *status = ARES_ENODATA;
     dns_answer_conclude(ans, name, dns_qtypes[type].name, *status);
@@ -1046,7 +1225,8 @@ struct dns_pending *dns_query(struct dns_ctx *ctx, const char *name, enum dns_qt
                               dns_answer_cb cb, void *arg)
 {
     /* types[t] == t: a list of one type for each type */
-    static const enum dns_qtype types[] = {DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX};
+    static const enum dns_qtype types[] = {DNS_QA,   DNS_QAAAA, DNS_QTXT,
+                                           DNS_QPTR, DNS_QMX,   DNS_QTLSA};
 
     if ((unsigned)type >= sizeof(types) / sizeof(types[0]))
         log_panic("dns_query: bad type %d", (int)type);

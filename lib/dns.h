@@ -34,6 +34,17 @@
  * DNS_MAX_PTR_NAMES PTR names (valid host names only: letters, digits, '-',
  * '_', '.').
  *
+ * DNSSEC: tern does not validate.  Every query carries the AD bit (RFC 6840
+ * 5.7: "tell me whether you validated this"; c-ares 1.18 cannot set EDNS DO
+ * per query, so the query is built with ares_create_query, AD set in the
+ * header, and sent with ares_send, with a random id no other outstanding
+ * query has), and dns_query / dns_domain_check report the AD bit of the
+ * answer in dns_answer.secure; dns_resolve_nexthop reports it for the MX
+ * answer (dns_result.mx_secure) and for each address (dns_host.secure), what
+ * DANE (RFC 7672 2.2) needs.  A validating resolver (unbound) answers a bogus
+ * name with SERVFAIL: DNS_TEMPFAIL.  The AD bit is only as trustworthy as
+ * the path to the resolver (docs/dnssec.md): use one on loopback.
+ *
  * Every callback runs later from the event loop (never from inside the call
  * that started the lookup), exactly once unless the lookup is cancelled, and
  * owns its result: dns_result_free, dns_answer_free or dns_client_name_free.
@@ -69,6 +80,8 @@ struct dns_host {
     int preference;               /* MX preference, 0 without MX */
     struct sockaddr_storage addr; /* with the port filled in */
     socklen_t addrlen;
+    int secure; /* the A (or AAAA, for an IPv6 address) answer that gave addr had the AD bit:
+                   DANE may look up TLSA for hostname (RFC 7672 2.2.2); 0 for an IP literal */
 };
 
 struct dns_result {
@@ -77,6 +90,10 @@ struct dns_result {
     struct dns_host *hosts;
     size_t count;
     int best_preference; /* of the best MX, with or without addresses; 0 without MX */
+    int mx_secure;       /* the MX answer had the AD bit (RFC 7672 2.2); for a name without MX its
+                            NODATA answer had it and so did every address of the name; for a
+                            [bracketed] hop every address had it; 0 for an IP literal.  Set only
+                            with DNS_OK */
 };
 
 typedef void (*dns_result_cb)(struct dns_result *res, void *arg);
@@ -94,7 +111,7 @@ void dns_resolve_nexthop(struct dns_ctx *ctx, const char *name, int use_mx, int 
 /* dns_result_free - release a result handed to a callback */
 void dns_result_free(struct dns_result *res);
 
-enum dns_qtype { DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX };
+enum dns_qtype { DNS_QA, DNS_QAAAA, DNS_QTXT, DNS_QPTR, DNS_QMX, DNS_QTLSA };
 
 /* the answer of dns_query / dns_domain_check */
 struct dns_answer {
@@ -103,8 +120,13 @@ struct dns_answer {
     char *reason;           /* human-readable, "" for DNS_OK */
     char **v; /* A/AAAA: addresses as text ("127.0.0.2"); TXT: one string per record (its
                  character-strings concatenated); PTR: names (no trailing dot); MX: host names
-                 by preference (stable), a null MX as "."; NULL-terminated */
+                 by preference (stable), a null MX as "."; TLSA: "usage selector mtype hex"
+                 ("3 1 1 e3b0..."), hex lower-case; NULL-terminated */
     size_t count;
+    int secure; /* 1 only when the resolver set the AD bit on this answer (it validated the
+                   records with DNSSEC); 0 otherwise and for every status but DNS_OK.  Meaningful
+                   only when the dns_servers are a validating resolver reached over a trusted path
+                   (loopback): see docs/dnssec.md */
 };
 
 /* forward-confirmed reverse DNS of a client */

@@ -309,6 +309,17 @@ int mtasts_policy_parse(const char *text, size_t len, struct mtasts_policy *p, b
     return rc;
 }
 
+/* mtasts_policy_copy - see mtasts.h */
+void mtasts_policy_copy(struct mtasts_policy *dst, const struct mtasts_policy *src)
+{
+    dst->mode = src->mode;
+    dst->max_age = src->max_age;
+    dst->mx_count = src->mx_count;
+    dst->mx = xcalloc(src->mx_count + 1, sizeof(*dst->mx));
+    for (size_t i = 0; i < src->mx_count; i++)
+        dst->mx[i] = xstrdup(src->mx[i]);
+}
+
 void mtasts_policy_free(struct mtasts_policy *p)
 {
     for (size_t i = 0; i < p->mx_count; i++)

@@ -75,6 +75,8 @@ int mtasts_policy_parse(const char *text, size_t len, struct mtasts_policy *p, b
 
 /* mtasts_policy_free - release the mx list and empty p */
 void mtasts_policy_free(struct mtasts_policy *p);
+/* mtasts_policy_copy - dst (not initialized) becomes a copy of src */
+void mtasts_policy_copy(struct mtasts_policy *dst, const struct mtasts_policy *src);
 
 /* mtasts_mx_match - 1 when mx_host matches one of p's mx patterns (RFC 8461
  * 4.1: case-insensitive, a trailing dot ignored, "*.example.com" stands for

@@ -175,7 +175,7 @@ struct tlsrpt *tlsrpt_open(const char *data_directory, buf_t *err)
     struct tlsrpt *t = NULL;
     MDB_env *env = NULL;
 
-    if (stat(data_directory, &owner) < 0) {
+    if ((mkdir(data_directory, 0700) < 0 && errno != EEXIST) || stat(data_directory, &owner) < 0) {
         buf_printf(err, "cannot open %s: %s", data_directory, strerror(errno));
         return NULL;
     }

@@ -55,8 +55,8 @@ struct tlsrpt_entry {
  * result, mx); return 0 to go on, anything else stops the walk */
 typedef int (*tlsrpt_walk_fn)(const struct tlsrpt_entry *e, void *ctx);
 
-/* tlsrpt_open - open (and create as needed) data_directory/tlsrpt/; NULL
- * with err */
+/* tlsrpt_open - open data_directory/tlsrpt/, creating it (and a missing
+ * data_directory, mode 0700) as needed; NULL with err */
 struct tlsrpt *tlsrpt_open(const char *data_directory, buf_t *err);
 /* tlsrpt_count - one more session outcome for policy_domain, counted in
  * memory for today (UTC); policy_type "sts", "tlsa" or "no-policy-found";

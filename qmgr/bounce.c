@@ -512,7 +512,9 @@ int qmgr_bounce_compose(struct qmgr *qm, const struct qmgr_message *m, enum qmgr
 {
     static const char *const auto_what[] = {"failure", "success", "delay"};
     int plain = qm->bounce_plain;
-    int full = !qm->no_body_return && want_full(m, kind, plain); /* nobodyreturn */
+    /* nobodyreturn; a REQUIRETLS message's body never goes back in a
+     * notice (RFC 8689 5: the way back may not be as safe) */
+    int full = !qm->no_body_return && !qmgr_message_requiretls(m) && want_full(m, kind, plain);
     buf_t original = BUF_INIT;
     const char *subject = plain ? plain_subject[kind] : qm->templates[kind].subject;
 

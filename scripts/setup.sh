@@ -8,9 +8,42 @@ BUILD=${1:-build}
 
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libevent-dev libc-ares-dev libssl-dev libsasl2-dev libsasl2-modules libsasl2-modules-db
-  sasl2-bin liblmdb-dev libcmocka-dev python3-pytest python3-aiosmtpd swaks openssl
+  sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-aiosmtpd swaks openssl
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
-  bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey"
+  bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
+  ldnsutils nsd unbound"
+
+# the DNS servers the tests start themselves on free loopback ports: installed
+# here, they must not run as system services (port 53 would collide with a
+# local resolver or the dnsmasq of the tests)
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf"
+
+# install_quietly PACKAGE... - apt-get install with no service started
+# (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the
+# test-only services disabled when systemd runs them (a unit enabled now would
+# start at the next boot).  Only packages installed by this run are touched: an
+# unbound the user already runs as the validating resolver stays as it is.
+install_quietly() {
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        trap 'rm -f "$policy"' EXIT INT TERM
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+    fi
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    if [ -n "$policy" ]; then
+        rm -f "$policy"
+        trap - EXIT INT TERM
+    fi
+    if [ -d /run/systemd/system ]; then
+        for svc in $TEST_ONLY_SERVICES; do
+            case " $* " in
+            *" ${svc%-resolvconf} "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;;
+            esac
+        done
+    fi
+}
 
 missing=""
 for p in $PACKAGES; do
@@ -23,7 +56,7 @@ if [ -n "$missing" ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || true
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    install_quietly $missing
 fi
 
 # the unprivileged service user and the maildrop group (DESIGN §3)

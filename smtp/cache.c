@@ -179,7 +179,7 @@ static void cache_entry_flush(struct cache_entry *e)
 {
     struct evbuffer *out = bufferevent_get_output(e->conn.bev);
 
-    if (evbuffer_get_length(out) == 0)
+    if (evbuffer_get_length(out) == 0 || e->conn.tls) /* TLS: plain bytes would be garbage */
         return;
     evbuffer_unfreeze(out, 1); /* the bufferevent keeps its start frozen */
     evbuffer_write(out, bufferevent_getfd(e->conn.bev));

@@ -14,6 +14,7 @@
  * the idle connections, finish what is in flight, exit.  The accept / read one request /
  * answer loop is lib/delivery_server.c; this file starts the sessions.
  */
+#include <event2/event.h>
 #include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,10 @@
 #include "self.h"
 #include "service.h"
 #include "smtp.h"
+#include "smtp_mtasts.h"
+#include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "tlsrpt.h"
 
 struct smtp_server {
     struct service svc;
@@ -37,7 +41,41 @@ struct smtp_server {
     struct delivery_server *delivery;
     void (*delivery_drain)(void *ctx); /* delivery_server's SIGHUP handler */
     void *delivery_ctx;
+    struct event *tlsrpt_timer; /* writes the TLS-RPT counts every minute */
 };
+
+#define SMTP_TLSRPT_FLUSH_SECONDS 60
+
+/* smtp_tlsrpt_flush_event - the counts of the last minute to the store */
+static void smtp_tlsrpt_flush_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_server *srv = arg;
+    buf_t err = BUF_INIT;
+
+    if (tlsrpt_flush(srv->env.tlsrpt, &err) < 0)
+        log_warn("TLS-RPT counts not written: %s", buf_cstr(&err));
+    buf_free(&err);
+}
+
+/* smtp_tlsrpt_configure - the TLS-RPT store in data_directory, before the
+ * drop; without it tern-smtp delivers and counts nothing */
+static void smtp_tlsrpt_configure(struct smtp_server *srv)
+{
+    struct timeval tv = {SMTP_TLSRPT_FLUSH_SECONDS, 0};
+    buf_t err = BUF_INIT;
+
+    srv->env.tlsrpt = tlsrpt_open(config_str(srv->svc.cfg, "data_directory"), &err);
+    if (srv->env.tlsrpt == NULL) {
+        log_warn("TLS-RPT counts are off: %s", buf_cstr(&err));
+        buf_free(&err);
+        return;
+    }
+    srv->tlsrpt_timer = event_new(srv->svc.base, -1, EV_PERSIST, smtp_tlsrpt_flush_event, srv);
+    if (srv->tlsrpt_timer == NULL)
+        log_panic("event_new failed");
+    event_add(srv->tlsrpt_timer, &tv);
+    buf_free(&err);
+}
 
 /* smtp_on_result - the session decided every recipient: answer qmgr */
 static void smtp_on_result(struct delivery_request *req, void *arg)
@@ -164,6 +202,45 @@ static void smtp_generic_configure(struct smtp_server *srv)
     buf_free(&err);
 }
 
+/* smtp_dnssec_resolver_check - the AD bit is only worth what the path to
+ * the resolver is: say so when dns_servers is not on this host */
+static void smtp_dnssec_resolver_check(const struct config *cfg)
+{
+    size_t n;
+    char *const *servers = config_list(cfg, "dns_servers", &n);
+
+    if (n == 0)
+        log_warn("smtp_dns_support_level = dnssec with dns_servers empty: the AD bit of "
+                 "whatever /etc/resolv.conf names is trusted; point dns_servers at a validating "
+                 "resolver on this host (docs/dnssec.md)");
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(servers[i], "127.", 4) != 0 && strncmp(servers[i], "[::1]", 5) != 0 &&
+            strcmp(servers[i], "::1") != 0)
+            log_warn("smtp_dns_support_level = dnssec: dns_servers %s is not on this host; "
+                     "its AD bit can be forged on the way (docs/dnssec.md)",
+                     servers[i]);
+}
+
+/* smtp_dns_configure - smtp_dns_support_level, and MTA-STS */
+static void smtp_dns_configure(struct smtp_server *srv)
+{
+    const struct config *cfg = srv->svc.cfg;
+    const char *level = config_str(cfg, "smtp_dns_support_level");
+    buf_t err = BUF_INIT;
+
+    if (strcmp(level, "dnssec") == 0) {
+        srv->env.dnssec = 1;
+        smtp_dnssec_resolver_check(cfg);
+    } else if (strcmp(level, "enabled") != 0 && strcmp(level, "") != 0)
+        log_fatal("smtp_dns_support_level = %s: not one of enabled, dnssec", level);
+    if (srv->env.lmtp)
+        return;
+    srv->env.mtasts = smtp_mtasts_create(srv->svc.base, srv->env.dns, cfg, &err);
+    if (srv->env.mtasts == NULL && err.len > 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+}
+
 /* smtp_server_configure - settings and the resolver (before the drop) */
 static void smtp_server_configure(struct smtp_server *srv)
 {
@@ -189,6 +266,12 @@ static void smtp_server_configure(struct smtp_server *srv)
     smtp_cache_configure(srv);
     if (!srv->env.lmtp && smtp_tls_open(cfg, &srv->env.tls, &err) < 0)
         log_fatal("%s", buf_cstr(&err));
+    if (!srv->env.lmtp && smtp_sasl_open(cfg, &srv->env.sasl, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    srv->env.sasl_by_sender = config_bool(cfg, "smtp_sender_dependent_authentication");
+    smtp_dns_configure(srv);
+    if (srv->env.tls) /* best effort: TLS-RPT counts are no reason not to deliver */
+        smtp_tlsrpt_configure(srv);
     if (!srv->env.lmtp) { /* LMTP goes where it is told: no MX, no loop to find */
         smtp_self_configure(srv);
         smtp_generic_configure(srv);
@@ -222,9 +305,14 @@ int main(int argc, char **argv)
     status = service_run(&srv.svc);
     smtp_cache_free(srv.env.cache); /* QUIT what is still idle */
     delivery_server_free(srv.delivery);
+    smtp_mtasts_free(srv.env.mtasts); /* it has DNS queries of its own */
     dns_free(srv.env.dns);
     route_close(srv.env.generic);
     smtp_tls_close(srv.env.tls);
+    smtp_sasl_close(srv.env.sasl);
+    if (srv.tlsrpt_timer)
+        event_free(srv.tlsrpt_timer);
+    tlsrpt_close(srv.env.tlsrpt);
     smtp_self_free(&srv.self);
     return status;
 }

@@ -40,6 +40,7 @@
 
 #include "dns.h"
 #include "addr.h"
+#include "dane.h"
 #include "log.h"
 #include "netaddr.h"
 #include "reply.h"
@@ -47,7 +48,10 @@
 #include "safefile.h"
 #include "self.h"
 #include "smtp.h"
+#include "smtp_mtasts.h"
+#include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "tlsrpt.h"
 #include "timeutil.h"
 
 #define SESSION_CHUNK 65536
@@ -56,13 +60,16 @@
 
 enum session_state {
     S_REUSE,
+    S_STS, /* waiting for the MTA-STS policy of the next hop's domain */
     S_RESOLVE,
+    S_TLSA, /* waiting for the TLSA records of the next address's host */
     S_CONNECT,
     S_GREETING,
     S_EHLO,
     S_HELO,
     S_STARTTLS, /* waiting for the reply to STARTTLS */
     S_TLS,      /* the handshake */
+    S_AUTH,     /* SMTP AUTH: waiting for 334 or the final reply */
     S_TRANSACTION,
     S_CONTENT,
     S_DOT,
@@ -99,11 +106,22 @@ struct smtp_session {
     int reused;     /* the connection came from the cache */
     /* TLS */
     struct smtp_tls_policy policy; /* of the next hop */
-    enum smtp_tls_level level;     /* for the current connection */
+    struct smtp_tls_policy cur;    /* for the current connection (DANE, MTA-STS applied) */
+    enum smtp_tls_level level;     /* cur.level */
+    struct dane_tlsa *tlsa;        /* the usable TLSA records of the current host */
+    size_t tlsa_count;
+    struct dns_pending *tlsa_query;
+    struct smtp_mtasts_pending *sts_query;
+    struct mtasts_policy sts; /* the domain's MTA-STS policy (mode NONE: none) */
+    int sts_testing;          /* cur follows a policy in testing mode: report, don't enforce */
     int tls_active;
     int tls_verified;
-    int tls_fallback;  /* this address again, without STARTTLS (level may) */
-    char tls_note[64]; /* "TLSv1.3/verified", "no" */
+    int tls_fallback;        /* this address again, without STARTTLS (level may) */
+    char tls_note[64];       /* "TLSv1.3/verified", "no" */
+    const char *policy_type; /* for TLS-RPT: "tlsa", "sts", "no-policy-found" */
+    /* AUTH */
+    struct smtp_sasl_client *sasl;
+    int authenticated;
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
@@ -128,6 +146,8 @@ static void session_quit(struct smtp_session *s);
 static void session_resolve(struct smtp_session *s);
 static void session_reuse_or_resolve(struct smtp_session *s);
 static void session_connect(struct smtp_session *s, const struct dns_host *h);
+static void session_prepare_host(struct smtp_session *s, const struct dns_host *h);
+static void session_sts_or_resolve(struct smtp_session *s);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -144,6 +164,9 @@ static void session_free(struct smtp_session *s)
     buf_free(&s->key);
     buf_free(&s->last_reason);
     dns_result_free(s->hosts);
+    smtp_sasl_client_free(s->sasl);
+    dane_tlsa_free(s->tlsa, s->tlsa_count);
+    mtasts_policy_free(&s->sts);
     free(s->chunk);
     event_free(s->timer);
     free(s);
@@ -215,6 +238,14 @@ static void session_report(struct smtp_session *s)
 static void session_disconnect(struct smtp_session *s)
 {
     s->gen++;
+    if (s->tlsa_query) {
+        dns_cancel(s->tlsa_query);
+        s->tlsa_query = NULL;
+    }
+    if (s->sts_query) {
+        smtp_mtasts_cancel(s->sts_query);
+        s->sts_query = NULL;
+    }
     if (s->connect_ev) {
         event_free(s->connect_ev);
         s->connect_ev = NULL;
@@ -326,7 +357,7 @@ static int session_reuse_failed(struct smtp_session *s, const char *reason)
     s->reused = 0;
     s->uses = 0;
     buf_set(&s->relay, "none");
-    session_resolve(s);
+    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
     return 1;
 }
 
@@ -342,6 +373,7 @@ static void session_conversation_failed(struct smtp_session *s, const char *dsn,
     case S_HELO:
     case S_STARTTLS:
     case S_TLS:
+    case S_AUTH:
         session_host_failed(s, DELIVERY_DEFER, dsn, reason);
         return;
     case S_TRANSACTION:
@@ -406,6 +438,16 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
         buf_puts(out, " ENVID=");
         xtext_encode(req->envid, out);
     }
+    if (s->authenticated) { /* RFC 4954 5: only to a server we authenticated to */
+        const char *mailbox = req->auth_mailbox ? req->auth_mailbox : "";
+        buf_puts(out, " AUTH=");
+        if (mailbox[0] == 0 || strcmp(mailbox, "<>") == 0)
+            buf_puts(out, "<>");
+        else
+            xtext_encode(mailbox, out);
+    }
+    if (req->requiretls)
+        buf_puts(out, " REQUIRETLS");
     buf_puts(out, "\r\n");
 }
 
@@ -465,6 +507,7 @@ static int session_cache_conn(struct smtp_session *s)
     conn.ehlo = s->ehlo;
     conn.uses = s->uses;
     conn.tls = s->tls_active;
+    conn.authenticated = s->authenticated;
     conn.verified = s->tls_verified;
     snprintf(conn.tls_note, sizeof(conn.tls_note), "%s", s->tls_note);
     if (smtp_cache_put(s->env->cache, buf_cstr(&s->key), &conn) < 0)
@@ -753,6 +796,14 @@ static void session_on_greeting(struct smtp_session *s)
     session_send_hello(s, s->env->lmtp ? "LHLO" : "EHLO");
 }
 
+/* session_tlsrpt - count this connection's TLS outcome (RFC 8460) */
+static void session_tlsrpt(struct smtp_session *s, const char *result)
+{
+    if (s->env->tlsrpt && s->level != SMTP_TLS_NONE)
+        tlsrpt_count(s->env->tlsrpt, s->hop.host, s->policy_type, result,
+                     s->host_name ? s->host_name : "");
+}
+
 /* session_tls_required - the level of this connection demands TLS */
 static int session_tls_required(const struct smtp_session *s)
 {
@@ -765,10 +816,126 @@ static int session_tls_verify_required(const struct smtp_session *s)
     return s->level >= SMTP_TLS_DANE;
 }
 
+/* session_auth_failed - AUTH did not work out: this address is out, the
+ * mail deferred (never bounced: RFC 4954 gives 535 for a bad password,
+ * which is ours to fix) */
+static void session_auth_failed(struct smtp_session *s, const char *why)
+{
+    buf_t reason = BUF_INIT;
+    char dsn[16];
+
+    if (why) {
+        buf_printf(&reason, "SASL authentication failed; cannot authenticate to server %s: %s",
+                   buf_cstr(&s->peer), why);
+        snprintf(dsn, sizeof(dsn), "4.7.0");
+    } else {
+        buf_printf(&reason, "SASL authentication failed; server %s said: %s", buf_cstr(&s->peer),
+                   buf_cstr(&s->reply.text));
+        smtp_reply_dsn(&s->reply, dsn, sizeof(dsn));
+        dsn[0] = '4';
+    }
+    smtp_sasl_client_free(s->sasl);
+    s->sasl = NULL;
+    session_host_failed(s, DELIVERY_DEFER, dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_auth_start - AUTH with the credentials for this server, if any:
+ * 1 when the exchange started (or failed), 0 when there is nothing to do */
+static int session_auth_start(struct smtp_session *s)
+{
+    buf_t hostport = BUF_INIT, user = BUF_INIT, pass = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+    const char *keys[5];
+    SSL *ssl = s->tls_active ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    int rc;
+
+    buf_printf(&hostport, "[%s]:%d", s->hop.host, s->port);
+    keys[0] = s->req->nexthop;
+    keys[1] = s->hop.host;
+    keys[2] = buf_cstr(&hostport);
+    keys[3] = s->host_name;
+    keys[4] = NULL;
+    rc = smtp_sasl_credentials(s->env->sasl, s->req->sender, keys, &user, &pass, &err);
+    if (rc > 0)
+        s->sasl = smtp_sasl_client_start(s->env->sasl, s->host_name, s->ehlo.auth, s->tls_active,
+                                         ssl ? smtp_tls_ssf(ssl) : 0, buf_cstr(&user),
+                                         buf_cstr(&pass), &out, &err);
+    buf_wipe(&user);
+    buf_wipe(&pass);
+    if (rc < 0 || (rc > 0 && s->sasl == NULL)) {
+        session_auth_failed(s, buf_cstr(&err));
+    } else if (rc > 0) {
+        s->state = S_AUTH;
+        session_send(s, &out);
+        session_arm(s, s->env->command_timeout, "performing SASL authentication");
+    }
+    buf_wipe(&out);
+    buf_free(&user);
+    buf_free(&pass);
+    buf_free(&out);
+    buf_free(&err);
+    buf_free(&hostport);
+    return rc != 0;
+}
+
+/* session_on_auth - 334: the next step; 2xx: in; else: out */
+static void session_on_auth(struct smtp_session *s)
+{
+    buf_t out = BUF_INIT, err = BUF_INIT;
+    const char *text = buf_cstr(&s->reply.text);
+
+    if (s->reply.code == 334) {
+        if (smtp_sasl_client_step(s->sasl, s->reply.text.len > 4 ? text + 4 : "", &out, &err) < 0) {
+            session_auth_failed(s, buf_cstr(&err));
+        } else {
+            session_send(s, &out);
+            session_arm(s, s->env->command_timeout, "performing SASL authentication");
+        }
+    } else if (s->reply.code >= 200 && s->reply.code < 300) {
+        log_info("%s: authenticated to %s with %s", s->req->queue_id, buf_cstr(&s->relay),
+                 smtp_sasl_client_mech(s->sasl));
+        smtp_sasl_client_free(s->sasl);
+        s->sasl = NULL;
+        s->authenticated = 1;
+        session_begin_transaction(s);
+    } else {
+        session_auth_failed(s, NULL);
+    }
+    buf_wipe(&out);
+    buf_free(&out);
+    buf_free(&err);
+}
+
+/* session_requiretls_refused - RFC 8689 4.2.1: a REQUIRETLS message goes
+ * only to a server that offers REQUIRETLS, over verified TLS: else this
+ * address fails, and the message bounces with 5.7.30 when none is left */
+static int session_requiretls_refused(struct smtp_session *s)
+{
+    buf_t reason = BUF_INIT;
+
+    if (!s->req->requiretls || s->env->lmtp)
+        return 0;
+    if (!s->tls_verified)
+        buf_printf(&reason, "REQUIRETLS: no verified TLS connection to host %s",
+                   buf_cstr(&s->peer));
+    else if (!s->ehlo.requiretls)
+        buf_printf(&reason, "REQUIRETLS support required, but not offered by host %s",
+                   buf_cstr(&s->peer));
+    else
+        return 0;
+    session_host_failed(s, DELIVERY_BOUNCE, "5.7.30", buf_cstr(&reason));
+    buf_free(&reason);
+    return 1;
+}
+
 /* session_after_hello - the server is known (and under TLS if it will
- * be): on to the transaction */
+ * be): AUTH if we have credentials for it, then the transaction */
 static void session_after_hello(struct smtp_session *s)
 {
+    if (session_requiretls_refused(s))
+        return;
+    if (s->env->sasl && !s->authenticated && s->ehlo.auth[0] && session_auth_start(s))
+        return;
     session_begin_transaction(s);
 }
 
@@ -787,9 +954,12 @@ static void session_tls_not_offered(struct smtp_session *s, const char *how)
     buf_t reason = BUF_INIT;
 
     if (!session_tls_required(s)) {
+        if (s->ehlo.starttls == 0)
+            session_tlsrpt(s, "starttls-not-supported");
         session_after_hello(s);
         return;
     }
+    session_tlsrpt(s, "starttls-not-supported");
     buf_printf(&reason, "TLS is required, but %s host %s", how, buf_cstr(&s->peer));
     session_host_failed(s, DELIVERY_DEFER, "4.7.4", buf_cstr(&reason));
     buf_free(&reason);
@@ -836,7 +1006,9 @@ static void session_conn_event(struct bufferevent *bev, short what, void *arg);
 static void session_tls_peer(struct smtp_session *s, struct smtp_tls_peer *peer)
 {
     memset(peer, 0, sizeof(*peer));
-    peer->policy = &s->policy;
+    peer->policy = &s->cur;
+    peer->tlsa = s->tlsa;
+    peer->tlsa_count = s->tlsa_count;
     peer->hostname = s->host_name;
     peer->nexthop = s->hop.host;
     peer->relay = buf_cstr(&s->relay);
@@ -912,10 +1084,22 @@ static void session_tls_done(struct smtp_session *s)
     snprintf(s->tls_note, sizeof(s->tls_note), "%s/%s", SSL_get_version(ssl),
              smtp_tls_trust_name(trust, 1));
     if (session_tls_verify_required(s) && !s->tls_verified) {
+        session_tlsrpt(s, trust == SMTP_TLS_TRUSTED ? "certificate-host-mismatch"
+                          : smtp_tls_expired(ssl)   ? "certificate-expired"
+                          : s->level == SMTP_TLS_DANE || s->level == SMTP_TLS_DANE_ONLY
+                              ? "validation-failure"
+                              : "certificate-not-trusted");
         buf_printf(&reason, "certificate verification failed for %s: %s", buf_cstr(&s->relay),
                    buf_cstr(&why));
         session_host_failed(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&reason));
     } else {
+        if (s->sts_testing && !s->tls_verified)
+            log_info("%s: MTA-STS policy of %s (testing): the certificate of %s would not pass: %s",
+                     s->req->queue_id, s->hop.host, buf_cstr(&s->relay), buf_cstr(&why));
+        session_tlsrpt(s, s->sts_testing && !s->tls_verified
+                              ? (trust == SMTP_TLS_TRUSTED ? "certificate-host-mismatch"
+                                                           : "certificate-not-trusted")
+                              : "success");
         memset(&s->ehlo, 0, sizeof(s->ehlo));
         s->state = S_EHLO;
         session_send_hello(s, "EHLO");
@@ -945,6 +1129,7 @@ static void session_tls_failed(struct smtp_session *s, short what)
     buf_t why = BUF_INIT, reason = BUF_INIT;
 
     session_tls_error(s, what, &why);
+    session_tlsrpt(s, "validation-failure");
     if (!session_tls_required(s) && !s->tls_fallback) {
         log_info("%s: TLS handshake with %s failed (%s); trying again without TLS",
                  s->req->queue_id, buf_cstr(&s->relay), buf_cstr(&why));
@@ -976,6 +1161,9 @@ static void session_on_reply(struct smtp_session *s)
         break;
     case S_STARTTLS:
         session_on_starttls(s);
+        break;
+    case S_AUTH:
+        session_on_auth(s);
         break;
     case S_TRANSACTION:
         session_on_transaction_reply(s);
@@ -1178,6 +1366,7 @@ static void session_connected(struct smtp_session *s)
     s->reused = 0;
     s->tls_active = 0;
     s->tls_verified = 0;
+    s->authenticated = 0;
     snprintf(s->tls_note, sizeof(s->tls_note), "no");
     s->state = S_GREETING;
     session_arm(s, s->env->helo_timeout, "receiving the initial server greeting");
@@ -1241,7 +1430,6 @@ static void session_connect(struct smtp_session *s, const struct dns_host *h)
 
     session_peer_name(s, h);
     s->host_name = h->hostname;
-    s->level = s->policy.level;
     s->state = S_CONNECT;
     s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
@@ -1274,6 +1462,158 @@ static int session_port_of(const struct dns_host *h)
     return 0;
 }
 
+/* session_set_level - the level of the connection about to be made */
+static void session_set_level(struct smtp_session *s, enum smtp_tls_level level)
+{
+    s->cur.level = level;
+    s->level = level;
+}
+
+/* session_host_refused - this address cannot be used under the policy */
+static void session_host_refused(struct smtp_session *s, const struct dns_host *h, const char *dsn,
+                                 const char *why)
+{
+    buf_t reason = BUF_INIT;
+
+    session_peer_name(s, h);
+    buf_printf(&reason, "%s: %s", buf_cstr(&s->peer), why);
+    session_host_failed(s, DELIVERY_DEFER, dsn, buf_cstr(&reason));
+    buf_free(&reason);
+}
+
+/* session_apply_sts - RFC 8461 4.1/4.2: under a policy in enforce mode
+ * only an MX host the policy names, over TLS verified for that name; in
+ * testing mode the same is checked and reported only.  0 go on, -1 the
+ * host is out.  DANE, where it has records, comes first (RFC 8461 2). */
+static int session_apply_sts(struct smtp_session *s, const struct dns_host *h)
+{
+    int match;
+
+    if (s->sts.mode == MTASTS_MODE_NONE || s->tlsa_count > 0 || s->cur.from_map)
+        return 0;
+    match = mtasts_mx_match(&s->sts, h->hostname);
+    s->policy_type = "sts";
+    if (s->sts.mode == MTASTS_MODE_TESTING) {
+        if (!match)
+            log_info("%s: MTA-STS policy of %s (testing): MX host %s is not in the policy",
+                     s->req->queue_id, s->hop.host, h->hostname);
+        s->sts_testing = 1;
+        s->cur.check_names = 1;
+        snprintf(s->cur.match, sizeof(s->cur.match), "hostname");
+        return 0;
+    }
+    if (!match) {
+        buf_t why = BUF_INIT;
+        buf_printf(&why, "MX host %s is not in the MTA-STS policy of %s", h->hostname, s->hop.host);
+        if (s->env->tlsrpt)
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "sts", "validation-failure", h->hostname);
+        session_host_refused(s, h, "4.7.5", buf_cstr(&why));
+        buf_free(&why);
+        return -1;
+    }
+    if (s->level < SMTP_TLS_VERIFY) {
+        session_set_level(s, SMTP_TLS_VERIFY);
+        snprintf(s->cur.match, sizeof(s->cur.match), "hostname");
+    }
+    return 0;
+}
+
+/* session_dane_fallback - no usable TLSA: dane becomes may, dane-only
+ * fails this host (why says what was missing); 0 go on, -1 out */
+static int session_dane_fallback(struct smtp_session *s, const struct dns_host *h, const char *why)
+{
+    if (s->level == SMTP_TLS_DANE_ONLY) {
+        buf_t reason = BUF_INIT;
+        buf_printf(&reason, "no usable DANE TLSA records: %s", why);
+        session_host_refused(s, h, "4.7.5", buf_cstr(&reason));
+        buf_free(&reason);
+        return -1;
+    }
+    session_set_level(s, SMTP_TLS_MAY);
+    return 0;
+}
+
+/* session_host_ready - the policy of this address is complete: connect */
+static void session_host_ready(struct smtp_session *s, const struct dns_host *h)
+{
+    if (session_apply_sts(s, h) < 0)
+        return;
+    session_connect(s, h);
+}
+
+/* session_tlsa_answer - the TLSA records of the host (RFC 7672 2.2) */
+static void session_tlsa_answer(struct dns_answer *ans, void *arg)
+{
+    struct smtp_session *s = arg;
+    const struct dns_host *h = &s->hosts->hosts[s->host_next - 1];
+    buf_t why = BUF_INIT;
+    size_t unusable;
+    int rc = 0;
+
+    session_enter(s);
+    s->tlsa_query = NULL;
+    if (ans->status == DNS_TEMPFAIL) { /* bogus, or no answer: this host cannot be used */
+        buf_printf(&why, "TLSA lookup error for %s: %s", h->hostname, ans->reason);
+        if (s->env->tlsrpt)
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "tlsa", "dnssec-invalid", h->hostname);
+        session_host_refused(s, h, "4.7.5", buf_cstr(&why));
+        rc = -1;
+    } else if (ans->status != DNS_OK || !ans->secure) {
+        buf_printf(&why, "%s TLSA records for %s", ans->status == DNS_OK ? "insecure" : "no",
+                   h->hostname);
+        rc = session_dane_fallback(s, h, buf_cstr(&why));
+    } else {
+        unusable = dane_tlsa_set(ans->v, &s->tlsa, &s->tlsa_count);
+        s->policy_type = "tlsa";
+        if (s->tlsa_count == 0) { /* RFC 7672 2.2: records, none usable: TLS, unauthenticated */
+            log_info("%s: %zu TLSA records of %s are unusable; TLS without authentication",
+                     s->req->queue_id, unusable, h->hostname);
+            session_set_level(s, SMTP_TLS_ENCRYPT);
+        }
+    }
+    dns_answer_free(ans);
+    buf_free(&why);
+    if (rc == 0 && !s->dead)
+        session_host_ready(s, h);
+    session_leave(s);
+}
+
+/* session_prepare_host - the TLS policy of the address h: DANE's TLSA
+ * lookup when the level asks for it and DNSSEC vouches for the MX and the
+ * address, MTA-STS, then connect */
+static void session_prepare_host(struct smtp_session *s, const struct dns_host *h)
+{
+    buf_t name = BUF_INIT;
+
+    s->cur = s->policy;
+    s->level = s->policy.level;
+    s->policy_type = "no-policy-found";
+    s->sts_testing = 0;
+    dane_tlsa_free(s->tlsa, s->tlsa_count);
+    s->tlsa = NULL;
+    s->tlsa_count = 0;
+    if (s->req->tls_required_no && (s->level == SMTP_TLS_DANE || s->level == SMTP_TLS_DANE_ONLY))
+        session_set_level(s, SMTP_TLS_MAY); /* RFC 8689 5: the sender waived DANE */
+    if (s->level != SMTP_TLS_DANE && s->level != SMTP_TLS_DANE_ONLY) {
+        session_host_ready(s, h);
+        return;
+    }
+    if (!s->env->dnssec) {
+        if (session_dane_fallback(s, h, "smtp_dns_support_level is not dnssec") == 0)
+            session_host_ready(s, h);
+        return;
+    }
+    if ((s->hop.use_mx && !s->hosts->mx_secure) || !h->secure) {
+        if (session_dane_fallback(s, h, "the MX or address records are not DNSSEC-signed") == 0)
+            session_host_ready(s, h);
+        return;
+    }
+    dane_tlsa_name(h->hostname, s->port, &name);
+    s->state = S_TLSA;
+    s->tlsa_query = dns_query(s->env->dns, buf_cstr(&name), DNS_QTLSA, session_tlsa_answer, s);
+    buf_free(&name);
+}
+
 /* session_try_next - the next address, or give up with the last error */
 static void session_try_next(struct smtp_session *s)
 {
@@ -1287,7 +1627,7 @@ static void session_try_next(struct smtp_session *s)
     h = &s->hosts->hosts[s->host_next++];
     s->port = session_port_of(h);
     s->tls_fallback = 0;
-    session_connect(s, h);
+    session_prepare_host(s, h);
 }
 
 /* session_open_queue_file - the content comes from here; 0 ok */
@@ -1408,9 +1748,47 @@ static void session_take_conn(struct smtp_session *s, const struct smtp_conn *co
     s->uses = conn->uses;
     s->reused = 1;
     s->tls_active = conn->tls;
+    s->authenticated = conn->authenticated;
     s->tls_verified = conn->verified;
     snprintf(s->tls_note, sizeof(s->tls_note), "%s", conn->tls_note);
     smtp_reply_reset(&s->reply);
+}
+
+/* session_sts_answer - the MTA-STS policy of the domain (or none) */
+static void session_sts_answer(const struct mtasts_policy *policy, const char *fetch_error,
+                               void *arg)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    s->sts_query = NULL;
+    if (policy)
+        mtasts_policy_copy(&s->sts, policy);
+    if (fetch_error[0]) {
+        char result[64];
+        size_t n = strcspn(fetch_error, ":");
+        snprintf(result, sizeof(result), "%.*s", (int)(n < sizeof(result) ? n : 0), fetch_error);
+        log_info("%s: MTA-STS policy of %s not available (%s); delivering as without one",
+                 s->req->queue_id, s->hop.host, fetch_error);
+        if (s->env->tlsrpt && result[0])
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "sts", result, "");
+    }
+    session_resolve(s);
+    session_leave(s);
+}
+
+/* session_sts_or_resolve - with MTA-STS on, a domain next hop (not
+ * [bracketed], no smtp_tls_policy_maps entry) is asked for its policy
+ * before the MX lookup */
+static void session_sts_or_resolve(struct smtp_session *s)
+{
+    if (s->env->mtasts == NULL || !s->hop.use_mx || s->policy.from_map || s->req->tls_required_no ||
+        s->policy.level == SMTP_TLS_NONE) {
+        session_resolve(s);
+        return;
+    }
+    s->state = S_STS;
+    s->sts_query = smtp_mtasts_lookup(s->env->mtasts, s->hop.host, session_sts_answer, s);
 }
 
 /* session_reuse_or_resolve - from the loop: a cached connection to the
@@ -1420,7 +1798,7 @@ static void session_reuse_or_resolve(struct smtp_session *s)
     struct smtp_conn conn;
 
     if (s->env->cache == NULL || smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
-        session_resolve(s);
+        session_sts_or_resolve(s);
         return;
     }
     session_take_conn(s, &conn);
@@ -1466,6 +1844,10 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
         return;
     }
     buf_printf(&s->key, "%s|%s|%d", env->lmtp ? "lmtp" : "smtp", req->nexthop, s->port);
+    if (req->requiretls) /* only connections that passed its checks */
+        buf_puts(&s->key, "|requiretls");
+    if (env->sasl && env->sasl_by_sender) /* authenticated as this sender */
+        buf_printf(&s->key, "|%s", req->sender);
     s->state = S_REUSE;
     evtimer_add(s->timer, &now); /* a cached connection, or the lookup, from the loop */
 }

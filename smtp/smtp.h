@@ -20,6 +20,9 @@ struct smtp_cache;
 struct route;
 struct smtp_self;
 struct smtp_tls;
+struct smtp_sasl;
+struct tlsrpt;
+struct smtp_mtasts;
 
 #define SMTP_PEER_MAX 320 /* "host[addr]" */
 
@@ -38,6 +41,11 @@ struct smtp_env {
     struct smtp_cache *cache;     /* idle connections; NULL: caching off */
     struct route *generic;        /* smtp_generic_maps (generic.c); NULL: none */
     struct smtp_tls *tls;         /* smtp_tls.h; NULL: TLS never (and always for LMTP) */
+    struct smtp_sasl *sasl;       /* smtp_sasl.h; NULL: no AUTH (and always for LMTP) */
+    int sasl_by_sender;           /* smtp_sender_dependent_authentication */
+    struct tlsrpt *tlsrpt;        /* TLS-RPT counters (lib/tlsrpt.h); NULL: none */
+    struct smtp_mtasts *mtasts;   /* smtp_mtasts.h; NULL: smtp_mta_sts = no */
+    int dnssec;                   /* smtp_dns_support_level = dnssec: the AD bit counts */
 };
 
 /* cache.c: idle SMTP connections between two deliveries to one next hop
@@ -55,6 +63,7 @@ struct smtp_conn {
     long long uses;        /* transactions done on it */
     int tls;               /* under TLS (bev is an OpenSSL bufferevent) */
     int verified;          /* ... and the server's certificate was verified */
+    int authenticated;     /* SMTP AUTH succeeded on it */
     char tls_note[64];     /* "TLSv1.3/verified" or "no", for the delivery lines */
 };
 struct smtp_cache_limits {

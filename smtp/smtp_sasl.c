@@ -39,32 +39,19 @@ struct smtp_sasl_client {
 
 static int smtp_sasl_users;         /* smtp_sasl_open without close */
 static char *smtp_sasl_config_path; /* cyrus_sasl_config_path, NULL: Cyrus' default */
-static sasl_callback_t smtp_sasl_global_callbacks[3];
-
-/* smtp_sasl_getconfpath - where Cyrus looks for its configuration */
-static int smtp_sasl_getconfpath(void *context, const char **path)
-{
-    *path = context;
-    return SASL_OK;
-}
+static sasl_callback_t smtp_sasl_global_callbacks[AUTH_SASL_COMMON_CALLBACKS];
 
 /* smtp_sasl_init - sasl_client_init once per process; -1 with err */
 static int smtp_sasl_init(const struct config *cfg, buf_t *err)
 {
     const char *path = config_str(cfg, "cyrus_sasl_config_path");
-    size_t n = 0;
     int rc;
 
     if (smtp_sasl_users++ > 0)
         return 0;
-    smtp_sasl_global_callbacks[n++] =
-        (sasl_callback_t){SASL_CB_LOG, SMTP_SASL_CB(auth_sasl_log), NULL};
-    if (path[0] != '\0') {
+    if (path[0] != '\0')
         smtp_sasl_config_path = xstrdup(path);
-        smtp_sasl_global_callbacks[n++] = (sasl_callback_t){
-            SASL_CB_GETCONFPATH, SMTP_SASL_CB(smtp_sasl_getconfpath), smtp_sasl_config_path};
-    }
-    smtp_sasl_global_callbacks[n] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
+    auth_sasl_common_callbacks(smtp_sasl_global_callbacks, smtp_sasl_config_path);
     rc = sasl_client_init(smtp_sasl_global_callbacks);
     if (rc != SASL_OK) {
         buf_printf(err, "Cyrus SASL client initialisation failed: %s",
@@ -340,18 +327,20 @@ static int smtp_sasl_is_mech(const char *s, size_t len)
  * case, separated by spaces */
 static void smtp_sasl_filtered(const struct smtp_sasl *sasl, const char *server_mechs, buf_t *out)
 {
-    buf_t word = BUF_INIT;
-    const char *p = server_mechs;
+    buf_t word = BUF_INIT; /* " MECH ", as in sasl->filter */
+    const char *p = server_mechs + strspn(server_mechs, " \t");
 
     while (*p != '\0') {
         size_t len = strcspn(p, " \t");
-        buf_reset(&word);
-        buf_putc(&word, ' ');
+        buf_set(&word, " ");
         smtp_sasl_upper(p, len, &word);
         buf_putc(&word, ' ');
         if (smtp_sasl_is_mech(p, len) &&
-            (sasl->filter == NULL || strstr(sasl->filter, buf_cstr(&word)) != NULL))
-            buf_append(out, word.data + (out->len == 0), word.len - 1 - (out->len == 0));
+            (sasl->filter == NULL || strstr(sasl->filter, buf_cstr(&word)) != NULL)) {
+            if (out->len > 0)
+                buf_putc(out, ' ');
+            buf_append(out, word.data + 1, len);
+        }
         p += len;
         p += strspn(p, " \t");
     }

@@ -448,13 +448,14 @@ static void smtp_tls_cache_key(const struct smtp_tls_peer *peer, const char *sni
     unsigned long h = 5381;
 
     for (size_t i = 0; i < peer->tlsa_count; i++) {
-        h = h * 33 + peer->tlsa_usage[i] * 7 + peer->tlsa_selector[i] * 3 + peer->tlsa_mtype[i];
-        for (size_t k = 0; k < peer->tlsa_len[i]; k++)
-            h = h * 33 + peer->tlsa_data[i][k];
+        const struct dane_tlsa *r = &peer->tlsa[i];
+        h = h * 33 + r->usage * 7u + r->selector * 3u + r->mtype;
+        for (size_t k = 0; k < r->len; k++)
+            h = h * 33 + r->data[k];
     }
-    buf_printf(out, "%s|%s|%s|%s|%s|%s|%zu:%lx", peer->relay, sni ? sni : "",
-               smtp_tls_level_name(p->level), p->match, p->protocols, p->ciphers, peer->tlsa_count,
-               h);
+    buf_printf(out, "%s|%s|%s%s|%s|%s|%s|%zu:%lx", peer->relay, sni ? sni : "",
+               smtp_tls_level_name(p->level), p->check_names ? "+names" : "", p->match,
+               p->protocols, p->ciphers, peer->tlsa_count, h);
 }
 
 /* smtp_tls_ssl_options - the policy's own protocols and ciphers; -1 with err */
@@ -491,10 +492,11 @@ static int smtp_tls_ssl_dane(SSL *ssl, const struct smtp_tls_peer *peer, buf_t *
     SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
     if (peer->nexthop[0] && strcasecmp(peer->nexthop, peer->hostname) != 0)
         SSL_add1_host(ssl, peer->nexthop);
-    for (size_t i = 0; i < peer->tlsa_count; i++)
-        if (SSL_dane_tlsa_add(ssl, peer->tlsa_usage[i], peer->tlsa_selector[i], peer->tlsa_mtype[i],
-                              peer->tlsa_data[i], peer->tlsa_len[i]) > 0)
+    for (size_t i = 0; i < peer->tlsa_count; i++) {
+        const struct dane_tlsa *r = &peer->tlsa[i];
+        if (SSL_dane_tlsa_add(ssl, r->usage, r->selector, r->mtype, r->data, r->len) > 0)
             added++;
+    }
     if (added == 0) {
         buf_puts(err, "no TLSA record could be used");
         return -1;
@@ -530,7 +532,7 @@ SSL *smtp_tls_ssl_new(struct smtp_tls *t, const struct smtp_tls_peer *peer, buf_
         }
         c->dane = 1;
         c->names = 1;
-    } else if (p->level == SMTP_TLS_VERIFY || p->level == SMTP_TLS_SECURE) {
+    } else if (p->level == SMTP_TLS_VERIFY || p->level == SMTP_TLS_SECURE || p->check_names) {
         const char *match = p->match[0]                   ? p->match
                             : p->level == SMTP_TLS_VERIFY ? t->verify_match
                                                           : t->secure_match;
@@ -580,6 +582,15 @@ enum smtp_tls_trust smtp_tls_result(SSL *ssl, buf_t *why)
     if (!names)
         buf_puts(why, "no name was asked for");
     return names ? SMTP_TLS_VERIFIED : SMTP_TLS_TRUSTED;
+}
+
+/* smtp_tls_expired - see smtp_tls.h */
+int smtp_tls_expired(SSL *ssl)
+{
+    struct smtp_tls_conn *c = SSL_get_ex_data(ssl, smtp_tls_conn_index);
+    long err = SSL_session_reused(ssl) || c == NULL ? SSL_get_verify_result(ssl) : c->first_err;
+
+    return err == X509_V_ERR_CERT_HAS_EXPIRED;
 }
 
 /* smtp_tls_trust_name - see smtp_tls.h */

@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "dane.h"
 
 struct config;
 struct smtp_tls;
@@ -40,6 +41,8 @@ enum smtp_tls_level {
 struct smtp_tls_policy {
     enum smtp_tls_level level;
     int from_map;                        /* smtp_tls_policy_maps said so */
+    int check_names;                     /* verify the names below whatever the level (to
+                                            report: MTA-STS testing mode) */
     char match[SMTP_TLS_MATCH_MAX];      /* "hostname:nexthop:.example.com", "" = the default */
     char protocols[SMTP_TLS_OPTION_MAX]; /* "" = smtp_tls_protocols */
     char ciphers[SMTP_TLS_OPTION_MAX];   /* "" = smtp_tls_ciphers */
@@ -59,11 +62,9 @@ struct smtp_tls_peer {
     const char *hostname; /* the server's name: the MX host, or the next hop's host */
     const char *nexthop;  /* the next hop's domain or host, for "nexthop" matches */
     const char *relay;    /* "host[addr]:port": the session cache key starts with it */
-    /* DANE: usable TLSA records as OpenSSL takes them (count 0: no DANE) */
+    /* DANE: the usable TLSA records (count 0: no DANE) */
+    const struct dane_tlsa *tlsa;
     size_t tlsa_count;
-    const unsigned char *tlsa_usage, *tlsa_selector, *tlsa_mtype;
-    const unsigned char *const *tlsa_data;
-    const size_t *tlsa_len;
 };
 
 /* smtp_tls_open - the client context from cfg; *out NULL when TLS can
@@ -89,6 +90,8 @@ SSL *smtp_tls_ssl_new(struct smtp_tls *t, const struct smtp_tls_peer *peer, buf_
 /* smtp_tls_result - after the handshake: the trust earned, and in why
  * (when not verified) OpenSSL's reason */
 enum smtp_tls_trust smtp_tls_result(SSL *ssl, buf_t *why);
+/* smtp_tls_expired - the certificate failed because it has expired */
+int smtp_tls_expired(SSL *ssl);
 /* smtp_tls_trust_name - "Verified" ... ; lower case with lower = 1 */
 const char *smtp_tls_trust_name(enum smtp_tls_trust trust, int lower);
 /* smtp_tls_log_handshake - the "Verified TLS connection established to

@@ -3,6 +3,7 @@
  *
  *   tern [-c DIR] start [-f] | stop | reload | status | check
  *   tern [-c DIR] conf [-n | -d | -x] [name ...]
+ *   tern [-c DIR] tlsrpt [-d DAYS] [DOMAIN]
  *
  * start execs tern-master (in the foreground with -f); stop, reload and
  * status signal the master named in queue_directory/pid/master.pid.
@@ -32,6 +33,7 @@
 #include "service.h"
 #include "table.h"
 #include "tern_build.h"
+#include "tlsrpt_report.h"
 
 #define TERN_STOP_WAIT 30
 
@@ -58,6 +60,9 @@ static void tern_usage(FILE *fp)
             "                     explain every decision for each address (docs/routing.md)\n"
             "  auth-test [-l LISTENER] USER\n"
             "                     check USER's password (standard input) as tern-auth would\n"
+            "  tlsrpt [-d DAYS] [DOMAIN]\n"
+            "                     TLS-RPT session counts per day and policy domain\n"
+            "                     (docs/tlsrpt.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -290,6 +295,8 @@ static int tern_check_tables(const struct config *cfg)
                                    "sender_canonical_maps",
                                    "recipient_canonical_maps",
                                    "smtp_generic_maps",
+                                   "smtp_tls_policy_maps",
+                                   "smtp_sasl_password_maps",
                                    NULL};
     int problems = 0;
     buf_t why = BUF_INIT;
@@ -451,6 +458,8 @@ static int tern_dispatch(int argc, char **argv)
         return tern_trace_main(argc, argv, tern_load());
     if (strcmp(cmd, "auth-test") == 0)
         return tern_auth_test_main(argc, argv, tern_load());
+    if (strcmp(cmd, "tlsrpt") == 0)
+        return tern_tlsrpt_main(argc, argv, tern_load());
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;

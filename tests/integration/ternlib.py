@@ -891,6 +891,11 @@ class Dnsmasq:
         self.proc = None
 
 
+# ---------------------------------------------------------------- DNSSEC
+# signed, bogus and unsigned zones behind a validating unbound: daneutil.py
+# (start_dane_dns)
+
+
 # ---------------------------------------------------------------- postgrey
 
 POSTGREY = "/usr/sbin/postgrey"

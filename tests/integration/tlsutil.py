@@ -14,6 +14,10 @@ make_pki(dir) writes (all PEM):
                              certificate (openssl genrsa 1024, req -new,
                              x509 -req -days 1825 -signkey)
 Every key file is mode 0600.
+
+issue_server_cert(pki, name, hostnames) adds name.pem / name.key: a server
+certificate for any host names (subjectAltName DNS:...), signed by the test
+CA or the rogue one.
 """
 
 import os
@@ -125,6 +129,25 @@ def _signed(pki: Path, name: str, cn: str, ext: str, kind: str = "rsa2048", ca: 
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-days", "30", "-sha256", "-extfile", "ca.cnf",
             "-extensions", ext, "-out", f"{name}.pem", cwd=pki)
+
+
+def issue_server_cert(pki: Pki, name: str, hostnames: List[str], ca: str = "ca") -> Tuple[Path, Path]:
+    """pki/name.pem and name.key: RSA 2048, CN=hostnames[0], subjectAltName
+    DNS: each of hostnames, signed by ca ("ca", or "rogueca" that nobody
+    trusts); returns (cert, key)."""
+    d = pki.dir
+    san = ", ".join(f"DNS:{h}" for h in hostnames)
+    (d / f"{name}.ext").write_text(
+        "[ ext ]\nbasicConstraints = CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        f"extendedKeyUsage = serverAuth\nsubjectAltName = {san}\n")
+    _key(d, name, "rsa2048")
+    openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN={hostnames[0]}",
+            "-out", f"{name}.csr", "-config", "ca.cnf", cwd=d)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "30", "-sha256", "-extfile", f"{name}.ext",
+            "-extensions", "ext", "-out", f"{name}.pem", cwd=d)
+    return d / f"{name}.pem", d / f"{name}.key"
 
 
 def make_pki(d: Path) -> Pki:

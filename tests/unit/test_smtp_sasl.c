@@ -129,18 +129,31 @@ static struct config *client_config(const char *const *settings)
     return cfg;
 }
 
-/* client_open - smtp_sasl_open on client_config(settings); cfg kept in *cfgp */
-static struct smtp_sasl *client_open(const char *const *settings, struct config **cfgp)
-{
-    struct smtp_sasl *sasl = NULL;
-    buf_t err = BUF_INIT;
+/* one client under test: its config, its settings and the outcome of the
+ * last authenticate() */
+struct client {
+    struct config *cfg;
+    struct smtp_sasl *sasl;
+    buf_t chosen; /* the mechanism */
+    buf_t err;    /* why it could not start */
+};
 
-    *cfgp = client_config(settings);
-    if (smtp_sasl_open(*cfgp, &sasl, &err) != 0)
-        fail_msg("smtp_sasl_open: %s", buf_cstr(&err));
-    assert_non_null(sasl);
-    buf_free(&err);
-    return sasl;
+/* client_open - smtp_sasl_open on client_config(settings) */
+static void client_open(struct client *t, const char *const *settings)
+{
+    memset(t, 0, sizeof(*t));
+    t->cfg = client_config(settings);
+    if (smtp_sasl_open(t->cfg, &t->sasl, &t->err) != 0)
+        fail_msg("smtp_sasl_open: %s", buf_cstr(&t->err));
+    assert_non_null(t->sasl);
+}
+
+static void client_close(struct client *t)
+{
+    smtp_sasl_close(t->sasl);
+    config_free(t->cfg);
+    buf_free(&t->chosen);
+    buf_free(&t->err);
 }
 
 /* b64_decode - text (base64, "=" or "" for empty) into out; -1 if bad */
@@ -236,30 +249,35 @@ static int exchange(struct smtp_sasl_client *c, buf_t *line, unsigned tls_ssf)
     return rc;
 }
 
-/* authenticate - start a client for server_mechs and run the exchange;
- * the server's result, or -100 when the client could not start (its err in
- * *errp when errp is non-NULL); the chosen mechanism into mech */
-static int authenticate(struct smtp_sasl *sasl, const char *server_mechs, unsigned tls_ssf,
-                        const char *user, const char *pass, buf_t *mech, buf_t *errp)
+/* authenticate - start a client of t for server_mechs and run the
+ * exchange: the server's result (t->chosen: the mechanism), or -100 when
+ * the client could not start (t->err: why, never with the password) */
+static int authenticate(struct client *t, const char *server_mechs, unsigned tls_ssf,
+                        const char *user, const char *pass)
 {
     buf_t line = BUF_INIT;
-    buf_t err = BUF_INIT;
-    struct smtp_sasl_client *c = smtp_sasl_client_start(
-        sasl, SERVER_HOST, server_mechs, tls_ssf > 0, tls_ssf, user, pass, &line, &err);
+    struct smtp_sasl_client *c;
     int rc = -100;
 
-    assert_null(strstr(buf_cstr(&err), pass));
+    buf_reset(&t->chosen);
+    buf_reset(&t->err);
+    c = smtp_sasl_client_start(t->sasl, SERVER_HOST, server_mechs, tls_ssf > 0, tls_ssf, user, pass,
+                               &line, &t->err);
+    assert_null(strstr(buf_cstr(&t->err), pass));
     if (c != NULL) {
-        buf_set(mech, smtp_sasl_client_mech(c));
+        buf_set(&t->chosen, smtp_sasl_client_mech(c));
         rc = exchange(c, &line, tls_ssf);
         smtp_sasl_client_free(c);
-    } else if (errp != NULL) {
-        buf_set(errp, buf_cstr(&err));
     }
     buf_wipe(&line);
     buf_free(&line);
-    buf_free(&err);
     return rc;
+}
+
+/* authenticate_alice - alice with her password */
+static int authenticate_alice(struct client *t, const char *server_mechs, unsigned tls_ssf)
+{
+    return authenticate(t, server_mechs, tls_ssf, "alice", ALICE_PASS);
 }
 
 /* assert_mech_works - with the filter set to mech and no noplaintext,
@@ -268,20 +286,15 @@ static void assert_mech_works(const char *mech)
 {
     char filter[64];
     const char *settings[] = {"smtp_sasl_security_options=noanonymous", filter, NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl;
-    buf_t chosen = BUF_INIT;
+    struct client t;
 
     snprintf(filter, sizeof(filter), "smtp_sasl_mechanism_filter=%s", mech);
-    sasl = client_open(settings, &cfg);
-    assert_int_equal(authenticate(sasl, ALL_MECHS, 0, "alice", ALICE_PASS, &chosen, NULL), SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), mech);
-    assert_int_not_equal(authenticate(sasl, ALL_MECHS, 0, "alice", "wrong-password", &chosen, NULL),
-                         SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), mech);
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
+    client_open(&t, settings);
+    assert_int_equal(authenticate_alice(&t, ALL_MECHS, 0), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), mech);
+    assert_int_not_equal(authenticate(&t, ALL_MECHS, 0, "alice", "wrong-password"), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), mech);
+    client_close(&t);
 }
 
 static void test_smtp_sasl_plain_accepted_and_wrong_password_refused(void **state)
@@ -304,27 +317,32 @@ static void test_smtp_sasl_digest_md5_accepted_and_wrong_password_refused(void *
     assert_mech_works("DIGEST-MD5");
 }
 
-static void test_smtp_sasl_plain_line_carries_initial_response(void **state)
+/* first_line - the AUTH line a client of t starts with for server_mechs */
+static void first_line(struct client *t, const char *server_mechs, int tls, const char *mech,
+                       buf_t *line)
 {
-    const char *settings[] = {"smtp_sasl_mechanism_filter=plain", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(settings, &cfg);
-    buf_t line = BUF_INIT, err = BUF_INIT, ir = BUF_INIT;
-    struct smtp_sasl_client *c = smtp_sasl_client_start(sasl, SERVER_HOST, "plain", 1, 256, "alice",
-                                                        ALICE_PASS, &line, &err);
-    static const char expect[] = "alice\0alice\0" ALICE_PASS;
+    struct smtp_sasl_client *c = smtp_sasl_client_start(
+        t->sasl, SERVER_HOST, server_mechs, tls, tls ? 256 : 0, "alice", ALICE_PASS, line, &t->err);
 
     assert_non_null(c);
-    assert_string_equal(smtp_sasl_client_mech(c), "PLAIN");
+    assert_string_equal(smtp_sasl_client_mech(c), mech);
+    smtp_sasl_client_free(c);
+}
+
+static void test_smtp_sasl_plain_line_carries_initial_response(void **state)
+{
+    static const char expect[] = "alice\0alice\0" ALICE_PASS;
+    struct client t;
+    buf_t line = BUF_INIT, ir = BUF_INIT;
+
+    client_open(&t, NULL);
+    first_line(&t, "plain", 1, "PLAIN", &line);
     assert_memory_equal(line.data, "AUTH PLAIN ", 11);
     assert_int_equal(b64_decode(line.data + 11, line_body(&line) - 11, &ir), 0);
     assert_int_equal(ir.len, sizeof(expect) - 1);
     assert_memory_equal(ir.data, expect, sizeof(expect) - 1);
-    smtp_sasl_client_free(c);
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    client_close(&t);
     buf_free(&line);
-    buf_free(&err);
     buf_free(&ir);
 }
 
@@ -332,186 +350,140 @@ static void test_smtp_sasl_login_and_cram_md5_lines_have_no_initial_response(voi
 {
     const char *settings[] = {"smtp_sasl_security_options=noanonymous", NULL};
     const char *mechs[] = {"LOGIN", "CRAM-MD5", "DIGEST-MD5"};
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(settings, &cfg);
-    buf_t line = BUF_INIT, err = BUF_INIT, expect = BUF_INIT;
+    struct client t;
+    buf_t line = BUF_INIT, expect = BUF_INIT;
 
+    client_open(&t, settings);
     for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
-        struct smtp_sasl_client *c = smtp_sasl_client_start(sasl, SERVER_HOST, mechs[i], 0, 0,
-                                                            "alice", ALICE_PASS, &line, &err);
-        assert_non_null(c);
+        first_line(&t, mechs[i], 0, mechs[i], &line);
         buf_reset(&expect);
         buf_printf(&expect, "AUTH %s\r\n", mechs[i]);
         assert_string_equal(buf_cstr(&line), buf_cstr(&expect));
-        smtp_sasl_client_free(c);
     }
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    client_close(&t);
     buf_free(&line);
-    buf_free(&err);
     buf_free(&expect);
 }
 
 static void test_smtp_sasl_noplaintext_without_tls_leaves_cram_or_digest(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(NULL, &cfg); /* default options */
-    buf_t chosen = BUF_INIT;
+    struct client t;
 
-    assert_int_equal(authenticate(sasl, "plain LOGIN Cram-MD5 digest-md5", 0, "alice", ALICE_PASS,
-                                  &chosen, NULL),
-                     SASL_OK);
-    assert_true(strcmp(buf_cstr(&chosen), "CRAM-MD5") == 0 ||
-                strcmp(buf_cstr(&chosen), "DIGEST-MD5") == 0);
-    assert_int_equal(
-        authenticate(sasl, "PLAIN LOGIN CRAM-MD5", 0, "alice", ALICE_PASS, &chosen, NULL), SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), "CRAM-MD5");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
+    client_open(&t, NULL); /* default options */
+    assert_int_equal(authenticate_alice(&t, "plain LOGIN Cram-MD5 digest-md5", 0), SASL_OK);
+    assert_true(strcmp(buf_cstr(&t.chosen), "CRAM-MD5") == 0 ||
+                strcmp(buf_cstr(&t.chosen), "DIGEST-MD5") == 0);
+    assert_int_equal(authenticate_alice(&t, "PLAIN LOGIN CRAM-MD5", 0), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), "CRAM-MD5");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_noplaintext_without_tls_refuses_plain_only_server(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(NULL, &cfg);
-    buf_t chosen = BUF_INIT, err = BUF_INIT;
+    struct client t;
 
-    assert_int_equal(authenticate(sasl, "PLAIN LOGIN", 0, "alice", ALICE_PASS, &chosen, &err),
-                     -100);
-    assert_non_null(strstr(buf_cstr(&err), "PLAIN LOGIN"));
-    assert_non_null(strstr(buf_cstr(&err), "smtp_sasl_security_options"));
-    assert_null(strstr(buf_cstr(&err), ALICE_PASS));
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
-    buf_free(&err);
+    client_open(&t, NULL);
+    assert_int_equal(authenticate_alice(&t, "PLAIN LOGIN", 0), -100);
+    assert_non_null(strstr(buf_cstr(&t.err), "PLAIN LOGIN"));
+    assert_non_null(strstr(buf_cstr(&t.err), "smtp_sasl_security_options"));
+    client_close(&t);
 }
 
 static void test_smtp_sasl_tls_options_allow_plain_under_tls(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(NULL, &cfg);
-    buf_t chosen = BUF_INIT;
+    struct client t;
 
-    assert_int_equal(authenticate(sasl, "plain", 256, "alice", ALICE_PASS, &chosen, NULL), SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), "PLAIN");
-    assert_int_equal(authenticate(sasl, "PLAIN LOGIN", 256, "alice", ALICE_PASS, &chosen, NULL),
-                     SASL_OK);
-    assert_true(strcmp(buf_cstr(&chosen), "PLAIN") == 0 || strcmp(buf_cstr(&chosen), "LOGIN") == 0);
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
+    client_open(&t, NULL);
+    assert_int_equal(authenticate_alice(&t, "plain", 256), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), "PLAIN");
+    assert_int_equal(authenticate_alice(&t, "PLAIN LOGIN", 256), SASL_OK);
+    assert_true(strcmp(buf_cstr(&t.chosen), "PLAIN") == 0 ||
+                strcmp(buf_cstr(&t.chosen), "LOGIN") == 0);
+    client_close(&t);
 }
 
 static void test_smtp_sasl_tls_noplaintext_refuses_plain_under_tls(void **state)
 {
     const char *settings[] = {"smtp_sasl_tls_security_options=noanonymous noplaintext", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(settings, &cfg);
-    buf_t chosen = BUF_INIT, err = BUF_INIT;
+    struct client t;
 
-    assert_int_equal(authenticate(sasl, "PLAIN LOGIN", 256, "alice", ALICE_PASS, &chosen, &err),
-                     -100);
-    assert_non_null(strstr(buf_cstr(&err), "smtp_sasl_tls_security_options"));
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
-    buf_free(&err);
+    client_open(&t, settings);
+    assert_int_equal(authenticate_alice(&t, "PLAIN LOGIN", 256), -100);
+    assert_non_null(strstr(buf_cstr(&t.err), "smtp_sasl_tls_security_options"));
+    assert_int_equal(authenticate_alice(&t, "PLAIN LOGIN CRAM-MD5", 256), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), "CRAM-MD5");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_filter_chooses_among_offered(void **state)
 {
     const char *settings[] = {"smtp_sasl_mechanism_filter=login, digest-md5", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(settings, &cfg);
-    buf_t chosen = BUF_INIT;
+    struct client t;
 
-    assert_int_equal(
-        authenticate(sasl, "PLAIN LOGIN CRAM-MD5", 256, "alice", ALICE_PASS, &chosen, NULL),
-        SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), "LOGIN");
-    assert_int_equal(authenticate(sasl, ALL_MECHS, 0, "alice", ALICE_PASS, &chosen, NULL), SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), "DIGEST-MD5");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
+    client_open(&t, settings);
+    assert_int_equal(authenticate_alice(&t, "PLAIN LOGIN CRAM-MD5", 256), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), "LOGIN");
+    assert_int_equal(authenticate_alice(&t, ALL_MECHS, 0), SASL_OK);
+    assert_string_equal(buf_cstr(&t.chosen), "DIGEST-MD5");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_filter_leaving_none_is_an_error(void **state)
 {
     const char *settings[] = {"smtp_sasl_mechanism_filter=plain, login", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(settings, &cfg);
-    buf_t chosen = BUF_INIT, err = BUF_INIT;
+    struct client t;
 
+    client_open(&t, settings);
     /* the filter passes PLAIN and LOGIN, noplaintext takes them */
-    assert_int_equal(authenticate(sasl, ALL_MECHS, 0, "alice", ALICE_PASS, &chosen, &err), -100);
-    assert_non_null(strstr(buf_cstr(&err), ALL_MECHS));
-    assert_non_null(strstr(buf_cstr(&err), "smtp_sasl_mechanism_filter (PLAIN LOGIN)"));
+    assert_int_equal(authenticate_alice(&t, ALL_MECHS, 0), -100);
+    assert_non_null(strstr(buf_cstr(&t.err), ALL_MECHS));
+    assert_non_null(strstr(buf_cstr(&t.err), "smtp_sasl_mechanism_filter (PLAIN LOGIN)"));
     /* the filter passes nothing the server offers */
-    buf_reset(&err);
-    assert_int_equal(authenticate(sasl, "CRAM-MD5", 256, "alice", ALICE_PASS, &chosen, &err), -100);
-    assert_non_null(strstr(buf_cstr(&err), "smtp_sasl_mechanism_filter (PLAIN LOGIN)"));
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
-    buf_free(&err);
+    assert_int_equal(authenticate_alice(&t, "CRAM-MD5", 256), -100);
+    assert_non_null(strstr(buf_cstr(&t.err), "smtp_sasl_mechanism_filter (PLAIN LOGIN)"));
+    client_close(&t);
 }
 
 static void test_smtp_sasl_junk_words_in_auth_line_ignored(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(NULL, &cfg);
-    buf_t chosen = BUF_INIT, err = BUF_INIT;
+    struct client t;
 
-    assert_int_equal(authenticate(sasl, " PLAIN\001  CRAM-MD5\tA-NAME-LONGER-THAN-TWENTY ", 0,
-                                  "alice", ALICE_PASS, &chosen, NULL),
+    client_open(&t, NULL);
+    assert_int_equal(authenticate_alice(&t, " PLAIN\001  CRAM-MD5\tA-NAME-LONGER-THAN-TWENTY ", 0),
                      SASL_OK);
-    assert_string_equal(buf_cstr(&chosen), "CRAM-MD5");
-    assert_int_equal(authenticate(sasl, "\001\002", 0, "alice", ALICE_PASS, &chosen, &err), -100);
-    assert_null(strchr(buf_cstr(&err), '\001'));
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&chosen);
-    buf_free(&err);
+    assert_string_equal(buf_cstr(&t.chosen), "CRAM-MD5");
+    assert_int_equal(authenticate_alice(&t, "\001\002", 0), -100);
+    assert_null(strchr(buf_cstr(&t.err), '\001'));
+    client_close(&t);
 }
 
-/* start_digest - a DIGEST-MD5 client for alice (no server yet) */
-static struct smtp_sasl_client *start_digest(struct smtp_sasl *sasl, buf_t *line)
+/* assert_step_fails - a DIGEST-MD5 client of t fails on challenge with an
+ * err that holds want and not the password */
+static void assert_step_fails(struct client *t, const char *challenge, const char *want)
 {
-    buf_t err = BUF_INIT;
-    struct smtp_sasl_client *c = smtp_sasl_client_start(sasl, SERVER_HOST, "DIGEST-MD5", 0, 0,
-                                                        "alice", ALICE_PASS, line, &err);
+    buf_t line = BUF_INIT;
+    struct smtp_sasl_client *c = smtp_sasl_client_start(t->sasl, SERVER_HOST, "DIGEST-MD5", 0, 0,
+                                                        "alice", ALICE_PASS, &line, &t->err);
 
     assert_non_null(c);
-    buf_free(&err);
-    return c;
+    buf_reset(&t->err);
+    assert_int_equal(smtp_sasl_client_step(c, challenge, &line, &t->err), -1);
+    assert_non_null(strstr(buf_cstr(&t->err), want));
+    assert_null(strstr(buf_cstr(&t->err), ALICE_PASS));
+    smtp_sasl_client_free(c);
+    buf_free(&line);
 }
 
 static void test_smtp_sasl_bad_challenges_fail_without_password(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = client_open(NULL, &cfg);
-    buf_t line = BUF_INIT, err = BUF_INIT, junk = BUF_INIT;
-    struct smtp_sasl_client *c = start_digest(sasl, &line);
+    struct client t;
+    buf_t junk = BUF_INIT;
 
-    assert_int_equal(smtp_sasl_client_step(c, "!!not base64!!", &line, &err), -1);
-    assert_non_null(strstr(buf_cstr(&err), "not base64"));
-    assert_null(strstr(buf_cstr(&err), ALICE_PASS));
-    smtp_sasl_client_free(c);
-
-    c = start_digest(sasl, &line);
-    buf_reset(&err);
+    client_open(&t, NULL);
+    assert_step_fails(&t, "!!not base64!!", "not base64");
     b64_encode("no digest challenge", 19, &junk);
-    assert_int_equal(smtp_sasl_client_step(c, buf_cstr(&junk), &line, &err), -1);
-    assert_non_null(strstr(buf_cstr(&err), "DIGEST-MD5"));
-    assert_null(strstr(buf_cstr(&err), ALICE_PASS));
-    smtp_sasl_client_free(c);
-    smtp_sasl_close(sasl);
-    config_free(cfg);
-    buf_free(&line);
-    buf_free(&err);
+    assert_step_fails(&t, buf_cstr(&junk), "DIGEST-MD5");
+    client_close(&t);
     buf_free(&junk);
 }
 
@@ -577,143 +549,129 @@ static const char password_table[] = "[smtp.example.com]:587  relay:pw587\n"
                                      "nocolon.example.com     justauser\n";
 
 /* assert_credentials - the lookup for sender and keys gives user:pass */
-static void assert_credentials(struct smtp_sasl *sasl, const char *sender, const char *const *keys,
+static void assert_credentials(struct client *t, const char *sender, const char *const *keys,
                                const char *user, const char *pass)
 {
-    buf_t u = BUF_INIT, p = BUF_INIT, err = BUF_INIT;
+    buf_t u = BUF_INIT, p = BUF_INIT;
 
-    assert_int_equal(smtp_sasl_credentials(sasl, sender, keys, &u, &p, &err), 1);
+    assert_int_equal(smtp_sasl_credentials(t->sasl, sender, keys, &u, &p, &t->err), 1);
     assert_string_equal(buf_cstr(&u), user);
     assert_string_equal(buf_cstr(&p), pass);
     buf_free(&u);
     buf_free(&p);
-    buf_free(&err);
 }
 
 /* open_with_table - password_table as texthash:, settings added */
-static struct smtp_sasl *open_with_table(const char *const *settings, struct config **cfgp)
+static void open_with_table(struct client *t, const char *const *settings)
 {
     write_file("sasl_passwd", password_table);
-    return client_open(settings, cfgp);
+    client_open(t, settings);
 }
+
+static const char *const sender_dependent[] = {"smtp_sender_dependent_authentication=yes", NULL};
 
 static void test_smtp_sasl_credentials_follow_key_order(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = open_with_table(NULL, &cfg);
+    struct client t;
     const char *const submission[] = {"[smtp.example.com]:587", "smtp.example.com", NULL};
     const char *const other_port[] = {"[smtp.example.com]:2525", "smtp.example.com", NULL};
     const char *const mx[] = {"example.net", "mx1.example.net", "[mx1.example.net]:25",
                               "mx1.example.net", NULL};
     const char *const bracket[] = {"example.com", "mx.example.com", "[mx.example.com]:25", NULL};
 
-    assert_credentials(sasl, "alice@example.org", submission, "relay", "pw587");
-    assert_credentials(sasl, NULL, other_port, "host", "pwhost");
-    assert_credentials(sasl, "", mx, "mxhost", "pwmx");
-    assert_credentials(sasl, "bob@example.com", bracket, "bracket", "pwbracket");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    open_with_table(&t, NULL);
+    assert_credentials(&t, "alice@example.org", submission, "relay", "pw587");
+    assert_credentials(&t, NULL, other_port, "host", "pwhost");
+    assert_credentials(&t, "", mx, "mxhost", "pwmx");
+    assert_credentials(&t, "bob@example.com", bracket, "bracket", "pwbracket");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_credentials_sender_dependent_first(void **state)
 {
-    const char *settings[] = {"smtp_sender_dependent_authentication=yes", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl = open_with_table(settings, &cfg);
+    struct client t;
     const char *const keys[] = {"[smtp.example.com]:587", "smtp.example.com", NULL};
 
-    assert_credentials(sasl, "alice@example.org", keys, "sender", CAROL_PASS);
-    assert_credentials(sasl, "Alice@Example.ORG", keys, "sender", CAROL_PASS);
-    assert_credentials(sasl, "bob@example.org", keys, "senderdomain", "pwdomain");
-    assert_credentials(sasl, "bob@example.com", keys, "relay", "pw587");
-    assert_credentials(sasl, "", keys, "relay", "pw587");
-    assert_credentials(sasl, NULL, keys, "relay", "pw587");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    open_with_table(&t, sender_dependent);
+    assert_credentials(&t, "alice@example.org", keys, "sender", CAROL_PASS);
+    assert_credentials(&t, "Alice@Example.ORG", keys, "sender", CAROL_PASS);
+    assert_credentials(&t, "bob@example.org", keys, "senderdomain", "pwdomain");
+    assert_credentials(&t, "bob@example.com", keys, "relay", "pw587");
+    assert_credentials(&t, "", keys, "relay", "pw587");
+    assert_credentials(&t, NULL, keys, "relay", "pw587");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_credentials_value_split_at_first_colon(void **state)
 {
-    const char *settings[] = {"smtp_sender_dependent_authentication=yes", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl = open_with_table(settings, &cfg);
+    struct client t;
     const char *const none[] = {NULL};
     const char *const nocolon[] = {"nocolon.example.com", NULL};
 
-    assert_credentials(sasl, "alice@example.org", none, "sender", CAROL_PASS);
-    assert_credentials(sasl, NULL, nocolon, "justauser", "");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    open_with_table(&t, sender_dependent);
+    assert_credentials(&t, "alice@example.org", none, "sender", CAROL_PASS);
+    assert_credentials(&t, NULL, nocolon, "justauser", "");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_credentials_with_colons_authenticate(void **state)
 {
-    const char *settings[] = {"smtp_sender_dependent_authentication=yes", NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl;
+    struct client t;
     const char *const none[] = {NULL};
-    buf_t user = BUF_INIT, pass = BUF_INIT, err = BUF_INIT, chosen = BUF_INIT;
+    buf_t user = BUF_INIT, pass = BUF_INIT;
 
     write_file("sasl_passwd", "alice@example.org carol:" CAROL_PASS "\n");
-    sasl = client_open(settings, &cfg);
-    assert_int_equal(smtp_sasl_credentials(sasl, "alice@example.org", none, &user, &pass, &err), 1);
-    assert_int_equal(
-        authenticate(sasl, ALL_MECHS, 0, buf_cstr(&user), buf_cstr(&pass), &chosen, NULL), SASL_OK);
-    assert_int_equal(
-        authenticate(sasl, "PLAIN", 256, buf_cstr(&user), buf_cstr(&pass), &chosen, NULL), SASL_OK);
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    client_open(&t, sender_dependent);
+    assert_int_equal(smtp_sasl_credentials(t.sasl, "alice@example.org", none, &user, &pass, &t.err),
+                     1);
+    assert_int_equal(authenticate(&t, ALL_MECHS, 0, buf_cstr(&user), buf_cstr(&pass)), SASL_OK);
+    assert_int_equal(authenticate(&t, "PLAIN", 256, buf_cstr(&user), buf_cstr(&pass)), SASL_OK);
+    client_close(&t);
     buf_free(&user);
     buf_wipe(&pass);
     buf_free(&pass);
-    buf_free(&err);
-    buf_free(&chosen);
 }
 
 static void test_smtp_sasl_credentials_not_found_empties_user_and_pass(void **state)
 {
-    struct config *cfg;
-    struct smtp_sasl *sasl = open_with_table(NULL, &cfg);
+    struct client t;
     const char *const keys[] = {"[other.example]:587", "", "other.example", NULL};
-    buf_t user = BUF_INIT, pass = BUF_INIT, err = BUF_INIT;
+    buf_t user = BUF_INIT, pass = BUF_INIT;
 
+    open_with_table(&t, NULL);
     buf_set(&user, "stale");
     buf_set(&pass, "stale");
-    assert_int_equal(smtp_sasl_credentials(sasl, "alice@example.org", keys, &user, &pass, &err), 0);
+    assert_int_equal(smtp_sasl_credentials(t.sasl, "alice@example.org", keys, &user, &pass, &t.err),
+                     0);
     assert_string_equal(buf_cstr(&user), "");
     assert_string_equal(buf_cstr(&pass), "");
-    assert_string_equal(buf_cstr(&err), "");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    assert_string_equal(buf_cstr(&t.err), "");
+    client_close(&t);
     buf_free(&user);
     buf_free(&pass);
-    buf_free(&err);
 }
 
 static void test_smtp_sasl_credentials_every_table_before_next_key(void **state)
 {
     char maps[200];
     const char *settings[] = {maps, NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl;
+    struct client t;
     const char *const keys[] = {"[smtp.example.com]:587", "smtp.example.com", NULL};
 
     write_file("first", "smtp.example.com first:pw1\n");
     write_file("second", "[smtp.example.com]:587 second:pw2\n");
     snprintf(maps, sizeof(maps), "smtp_sasl_password_maps=texthash:%s/first, texthash:%s/second",
              test_dir, test_dir);
-    sasl = client_open(settings, &cfg);
-    assert_credentials(sasl, NULL, keys, "second", "pw2");
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    client_open(&t, settings);
+    assert_credentials(&t, NULL, keys, "second", "pw2");
+    client_close(&t);
 }
 
 static void test_smtp_sasl_credentials_hash_table_and_failed_lookup(void **state)
 {
     char maps[200], db[200];
     const char *settings[] = {maps, NULL};
-    struct config *cfg;
-    struct smtp_sasl *sasl;
+    struct client t;
     const char *const keys[] = {"[SMTP.Example.COM]:587", NULL};
     buf_t path = BUF_INIT, user = BUF_INIT, pass = BUF_INIT, err = BUF_INIT;
 
@@ -721,15 +679,14 @@ static void test_smtp_sasl_credentials_hash_table_and_failed_lookup(void **state
     buf_printf(&path, "%s/hashed", test_dir);
     assert_int_equal(table_build("hash", buf_cstr(&path), 0, NULL, &err), 0);
     snprintf(maps, sizeof(maps), "smtp_sasl_password_maps=hash:%s", buf_cstr(&path));
-    sasl = client_open(settings, &cfg);
-    assert_credentials(sasl, NULL, keys, "relay", "pw587");
+    client_open(&t, settings);
+    assert_credentials(&t, NULL, keys, "relay", "pw587");
     snprintf(db, sizeof(db), "%s.db", buf_cstr(&path));
     assert_int_equal(unlink(db), 0);
-    assert_int_equal(smtp_sasl_credentials(sasl, NULL, keys, &user, &pass, &err), -1);
+    assert_int_equal(smtp_sasl_credentials(t.sasl, NULL, keys, &user, &pass, &err), -1);
     assert_non_null(strstr(buf_cstr(&err), buf_cstr(&path)));
     assert_null(strstr(buf_cstr(&err), "pw587"));
-    smtp_sasl_close(sasl);
-    config_free(cfg);
+    client_close(&t);
     buf_free(&path);
     buf_free(&user);
     buf_free(&pass);
