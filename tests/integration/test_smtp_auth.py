@@ -14,6 +14,8 @@ tlsutil.make_pki; mx.example.test resolves through a dnsmasq to 127.0.0.1.
 import base64
 import email
 import email.policy
+import smtplib
+import ssl
 import pytest
 
 from peerutil import (TlsPeer, delivery_line, handshakes, start_peer, table_dir, tls_dns,
@@ -91,8 +93,9 @@ def test_auth_plain_to_a_smart_host_with_credentials_from_the_map(res, tls_pki, 
     assert msg.login == "alice"
     assert msg.tls is not None, "AUTH PLAIN went before STARTTLS"
     assert peer.auth_attempts == [("PLAIN", "alice", True)]
-    # RFC 4954 5: AUTH=<sender> on MAIL after a successful AUTH
-    assert msg.mail_param("AUTH") == f"<{SENDER}>", msg.mail_arg
+    # RFC 4954 5: AUTH= on MAIL after a successful AUTH; the submission was
+    # not authenticated, so the submitter is unknown: <> (docs/smtpd.md)
+    assert msg.mail_param("AUTH") == "<>", msg.mail_arg
     line = delivery_line(t, qid)
     assert tls_field(line).startswith("TLSv1.3/"), line
     assert_no_secret(instance_logs(t), ALICE_PW)
@@ -107,7 +110,7 @@ def test_auth_login(res, tls_pki, tls_dns, mech_filter, offered):
     qid = send(t, "auth-login")
     (msg,) = peer.wait_for(b"Subject: auth-login")
     assert peer.auth_attempts == [("LOGIN", "alice", True)]
-    assert msg.login == "alice" and msg.mail_param("AUTH") == f"<{SENDER}>"
+    assert msg.login == "alice" and msg.mail_param("AUTH") == "<>", msg.mail_arg
     delivery_line(t, qid)
     assert_no_secret(instance_logs(t), ALICE_PW)
 
@@ -126,7 +129,7 @@ def test_plaintext_mechanisms_without_tls(res, tls_pki, tls_dns, options, expect
     assert tls_field(delivery_line(t, qid)) == "no"
     if expect_auth:
         assert peer.auth_attempts == [("PLAIN", "alice", True)]
-        assert msg.mail_param("AUTH") == f"<{SENDER}>"
+        assert msg.mail_param("AUTH") == "<>", msg.mail_arg
     else:
         assert peer.auth_attempts == [], "a plaintext mechanism was used without TLS"
         assert msg.login is None
@@ -141,6 +144,31 @@ def test_no_auth_param_when_auth_is_off(res, tls_pki, tls_dns):
     assert peer.auth_attempts == [] and msg.login is None
     assert msg.mail_param("AUTH") is None, msg.mail_arg
     delivery_line(t, qid)
+
+
+def test_auth_param_names_the_authenticated_submitter(res, tls_pki, tls_dns):
+    # alice submits to tern with AUTH; tern relays with AUTH=<her sender>
+    peer = auth_peer(res, tls_pki, require_auth=True, mechanisms=("PLAIN",))
+    sasl = make_sasl_dir(table_dir(res) / "sasl",
+                         ["pwcheck_method: auxprop", "auxprop_plugin: sasldb", "mech_list: PLAIN"],
+                         [("alice", ALICE_PW)], realm="tern.test")
+    t = sasl_client(res, tls_pki, tls_dns, peer.hostport, mynetworks="127.0.0.9/32",
+                    smtpd_sasl_auth_enable="yes", cyrus_sasl_config_path=str(sasl),
+                    smtpd_tls_cert_file=tls_pki.path("server.pem"),
+                    smtpd_tls_key_file=tls_pki.path("server.key"))
+    ctx = ssl.create_default_context(cafile=str(tls_pki.path("ca.pem")))
+    ctx.check_hostname = False
+    with smtplib.SMTP(t.host, t.port, timeout=10) as s:
+        s.starttls(context=ctx)
+        s.login("alice", ALICE_PW)
+        s.sendmail("alice@example.test", ["far@remote.test"],
+                   make_message(subject="auth-submitter", sender="alice@example.test",
+                                to="far@remote.test"))
+    (msg,) = peer.wait_for(b"Subject: auth-submitter")
+    assert msg.login == "alice"
+    # RFC 4954 5: AUTH=xtext of the mailbox, no angle brackets
+    assert msg.mail_param("AUTH") == "alice@example.test", msg.mail_arg
+    assert_no_secret(instance_logs(t), ALICE_PW)
 
 
 # ---------------------------------------------------------------- 535
