@@ -41,9 +41,7 @@ static void auth_sasl_printable(const char *s, size_t len, size_t max, buf_t *ou
     }
 }
 
-/* auth_sasl_log - Cyrus' messages into tern's log; the trace and password
- * levels never */
-static int auth_sasl_log(void *context, int level, const char *message)
+int auth_sasl_log(void *context, int level, const char *message)
 {
     buf_t text = BUF_INIT;
 
@@ -203,8 +201,8 @@ void auth_sasl_done(void)
     auth_sasl_config_path = auth_sasl_sasldb = NULL;
 }
 
-/* auth_sasl_flags - a security options list as SASL_SEC_* flags */
-static int auth_sasl_flags(const struct config *view, const char *param, unsigned *out, buf_t *err)
+int auth_sasl_security_flags(const struct config *view, const char *param, unsigned *out,
+                             buf_t *err)
 {
     static const struct {
         const char *name;
@@ -240,8 +238,8 @@ int auth_sasl_settings_load(struct auth_sasl_settings *st, const struct config *
     const char *realm = config_str(view, "smtpd_sasl_local_domain");
 
     memset(st, 0, sizeof(*st));
-    if (auth_sasl_flags(view, "smtpd_sasl_security_options", &st->plain_flags, err) < 0 ||
-        auth_sasl_flags(view, "smtpd_sasl_tls_security_options", &st->tls_flags, err) < 0)
+    if (auth_sasl_security_flags(view, "smtpd_sasl_security_options", &st->plain_flags, err) < 0 ||
+        auth_sasl_security_flags(view, "smtpd_sasl_tls_security_options", &st->tls_flags, err) < 0)
         return -1;
     if (config_bool(view, "smtpd_tls_auth_only"))
         st->plain_flags |= SASL_SEC_NOPLAINTEXT;

@@ -94,4 +94,16 @@ int auth_sasl_username(sasl_conn_t *conn, buf_t *out);
  * nothing is */
 int auth_sasl_sasldb_check(const struct config *cfg, buf_t *warnings);
 
+/* Shared with the SMTP client's SASL (smtp/smtp_sasl.c), so that both sides
+ * read security options and pass Cyrus' messages on alike. */
+/* auth_sasl_security_flags - the security options list param of view
+ * (noanonymous, noplaintext, noactive, nodictionary, mutual_auth,
+ * forward_secrecy) as SASL_SEC_* flags; -1 with err naming the parameter
+ * and the unknown word */
+int auth_sasl_security_flags(const struct config *view, const char *param, unsigned *out,
+                             buf_t *err);
+/* auth_sasl_log - a SASL_CB_LOG callback: Cyrus' messages into tern's log,
+ * printable and bounded; the trace and password levels never */
+int auth_sasl_log(void *context, int level, const char *message);
+
 #endif

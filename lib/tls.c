@@ -57,10 +57,8 @@ static int tls_version_number(const char *name)
     return 0;
 }
 
-/* tls_set_protocols - ">=TLSv1.2", "<=TLSv1.3", or Postfix's list
- * "!SSLv2, !SSLv3, !TLSv1, TLSv1.2"; sets the context's minimum and maximum.
- * SSLv2 is accepted in lists and never offered.  -1 with why on error. */
-int tls_set_protocols(SSL_CTX *ctx, const char *spec, buf_t *why)
+/* tls_protocol_range - see tls.h */
+int tls_protocol_range(const char *spec, int *min_out, int *max_out, buf_t *why)
 {
     static const int all[] = {SSL3_VERSION, TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION,
                               TLS1_3_VERSION};
@@ -115,6 +113,18 @@ int tls_set_protocols(SSL_CTX *ctx, const char *spec, buf_t *why)
         buf_printf(why, "\"%s\" leaves no protocol version", spec);
         return -1;
     }
+    *min_out = min;
+    *max_out = max;
+    return 0;
+}
+
+/* tls_set_protocols - see tls.h */
+int tls_set_protocols(SSL_CTX *ctx, const char *spec, buf_t *why)
+{
+    int min = 0, max = 0;
+
+    if (tls_protocol_range(spec, &min, &max, why) < 0)
+        return -1;
     SSL_CTX_set_min_proto_version(ctx, min);
     SSL_CTX_set_max_proto_version(ctx, max);
     return 0;
@@ -517,4 +527,15 @@ int tls_ticket_ring_find(const struct tls_ticket_ring *ring, const unsigned char
 void tls_ticket_ring_clear(struct tls_ticket_ring *ring)
 {
     OPENSSL_cleanse(ring, sizeof(*ring));
+}
+
+/* tls_describe - see tls.h */
+void tls_describe(SSL *ssl, buf_t *out)
+{
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+    int alg_bits = 0;
+    int bits = SSL_CIPHER_get_bits(cipher, &alg_bits);
+
+    buf_printf(out, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
+               SSL_CIPHER_get_name(cipher), bits, alg_bits);
 }

@@ -16,6 +16,9 @@ void tls_errors(buf_t *out);
  * "!SSLv2, !SSLv3, !TLSv1, TLSv1.2": the context's minimum and maximum
  * version.  SSLv2 is accepted in lists and never offered.  -1 with why. */
 int tls_set_protocols(SSL_CTX *ctx, const char *spec, buf_t *why);
+/* tls_protocol_range - the same spec as the lowest and highest version
+ * (OpenSSL's TLS1_2_VERSION ...) for SSL_set_min/max_proto_version; -1 with why */
+int tls_protocol_range(const char *spec, int *min, int *max, buf_t *why);
 /* tls_key_mode_check - a private key readable by group or others is refused
  * (param names the setting in the message, which says how to fix it) */
 int tls_key_mode_check(const char *param, const char *path, buf_t *why);
@@ -36,6 +39,9 @@ int tls_set_ciphers(SSL_CTX *ctx, const char *ciphers, char *const *exclude, buf
  * names the parameters in messages; -1 with why */
 int tls_load_trust(SSL_CTX *ctx, const char *prefix, const char *cafile, const char *capath,
                    const char *crl, buf_t *why);
+/* tls_describe - "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
+ * of an established connection, appended to out */
+void tls_describe(SSL *ssl, buf_t *out);
 /* tls_fingerprint - "AB:CD:..." SHA-256 of the DER certificate; 0 ok */
 int tls_fingerprint(X509 *cert, buf_t *out);
 

@@ -27,6 +27,7 @@
 #include "self.h"
 #include "service.h"
 #include "smtp.h"
+#include "smtp_tls.h"
 
 struct smtp_server {
     struct service svc;
@@ -186,6 +187,8 @@ static void smtp_server_configure(struct smtp_server *srv)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
     smtp_cache_configure(srv);
+    if (!srv->env.lmtp && smtp_tls_open(cfg, &srv->env.tls, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
     if (!srv->env.lmtp) { /* LMTP goes where it is told: no MX, no loop to find */
         smtp_self_configure(srv);
         smtp_generic_configure(srv);
@@ -221,6 +224,7 @@ int main(int argc, char **argv)
     delivery_server_free(srv.delivery);
     dns_free(srv.env.dns);
     route_close(srv.env.generic);
+    smtp_tls_close(srv.env.tls);
     smtp_self_free(&srv.self);
     return status;
 }

@@ -130,6 +130,34 @@ void smtp_reply_dsn(const struct smtp_reply *r, char *out, size_t outlen)
     snprintf(out, outlen, "%d.0.0", code_class >= 2 && code_class <= 5 ? code_class : 4);
 }
 
+/* smtp_ehlo_auth - add the mechanism names after "AUTH" (or the old
+ * "AUTH=") to e->auth, upper case, once each, bounded */
+static void smtp_ehlo_auth(const char *p, size_t len, struct smtp_ehlo *e)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t start, n, have = strlen(e->auth);
+        while (i < len && (p[i] == ' ' || p[i] == '='))
+            i++;
+        start = i;
+        while (i < len && p[i] != ' ')
+            i++;
+        n = i - start;
+        if (n == 0 || have + n + 2 > sizeof(e->auth))
+            continue;
+        char word[SMTP_EHLO_AUTH_MAX];
+        for (size_t k = 0; k < n; k++)
+            word[k] = (char)toupper((unsigned char)p[start + k]);
+        word[n] = 0;
+        if (smtp_ehlo_has_auth(e, word))
+            continue;
+        if (have > 0)
+            e->auth[have++] = ' ';
+        memcpy(e->auth + have, word, n + 1);
+    }
+}
+
 /* smtp_ehlo_keyword - handle one EHLO line "KEYWORD [params]" */
 static void smtp_ehlo_keyword(const char *line, size_t len, struct smtp_ehlo *e)
 {
@@ -143,6 +171,12 @@ static void smtp_ehlo_keyword(const char *line, size_t len, struct smtp_ehlo *e)
         e->eightbitmime = 1;
     } else if (kw == 3 && strncasecmp(line, "DSN", 3) == 0) {
         e->dsn = 1;
+    } else if (kw == 8 && strncasecmp(line, "STARTTLS", 8) == 0) {
+        e->starttls = 1;
+    } else if (kw == 10 && strncasecmp(line, "REQUIRETLS", 10) == 0) {
+        e->requiretls = 1;
+    } else if ((kw == 4 || (kw > 5 && line[4] == '=')) && strncasecmp(line, "AUTH", 4) == 0) {
+        smtp_ehlo_auth(line + 4, len - 4, e); /* "AUTH=" is what old Microsoft servers send */
     } else if (kw == 4 && strncasecmp(line, "SIZE", 4) == 0) {
         long long v = 0;
         size_t i = kw + 1;
@@ -151,6 +185,20 @@ static void smtp_ehlo_keyword(const char *line, size_t len, struct smtp_ehlo *e)
             v = v * 10 + (line[i++] - '0');
         e->size_limit = v;
     }
+}
+
+/* smtp_ehlo_has_auth - see reply.h */
+int smtp_ehlo_has_auth(const struct smtp_ehlo *e, const char *mech)
+{
+    size_t n = strlen(mech);
+    const char *p = e->auth;
+
+    while (n > 0 && (p = strstr(p, mech)) != NULL) {
+        if ((p == e->auth || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
+            return 1;
+        p += n;
+    }
+    return 0;
 }
 
 /* smtp_ehlo_parse - see reply.h; the first line is the server's name */

@@ -13,6 +13,7 @@
 #define SMTP_REPLY_MAX_LINE 4096
 #define SMTP_REPLY_MAX_LINES 100
 #define SMTP_REPLY_MAX_TEXT 2048 /* of the one-line text kept for reasons */
+#define SMTP_EHLO_AUTH_MAX 256   /* bytes kept of the AUTH mechanism list */
 
 struct smtp_reply {
     int code;         /* set when the reply is complete */
@@ -29,6 +30,9 @@ struct smtp_ehlo {
     long long size_limit; /* 0 = none announced */
     int eightbitmime;
     int dsn;
+    int starttls;
+    int requiretls;
+    char auth[SMTP_EHLO_AUTH_MAX]; /* the AUTH mechanisms, space separated, upper case; "" none */
 };
 
 void smtp_reply_init(struct smtp_reply *r);
@@ -43,5 +47,7 @@ int smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
 void smtp_reply_dsn(const struct smtp_reply *r, char *out, size_t outlen);
 /* smtp_ehlo_parse - the extensions tern cares about, from a complete EHLO reply */
 void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *e);
+/* smtp_ehlo_has_auth - 1 when the server offered the mechanism (upper case) */
+int smtp_ehlo_has_auth(const struct smtp_ehlo *e, const char *mech);
 
 #endif

@@ -27,8 +27,10 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,7 @@
 #include "safefile.h"
 #include "self.h"
 #include "smtp.h"
+#include "smtp_tls.h"
 #include "timeutil.h"
 
 #define SESSION_CHUNK 65536
@@ -58,6 +61,8 @@ enum session_state {
     S_GREETING,
     S_EHLO,
     S_HELO,
+    S_STARTTLS, /* waiting for the reply to STARTTLS */
+    S_TLS,      /* the handshake */
     S_TRANSACTION,
     S_CONTENT,
     S_DOT,
@@ -79,8 +84,9 @@ struct smtp_session {
     buf_t key; /* of the connection cache: "smtp|nexthop|port" or "lmtp|..." */
     struct dns_result *hosts;
     size_t host_next;
-    buf_t peer;  /* "host[addr]" */
-    buf_t relay; /* "host[addr]:port" of the last connection, or "none" */
+    buf_t peer;            /* "host[addr]" */
+    const char *host_name; /* of the current connection: the MX host, or the next hop's */
+    buf_t relay;           /* "host[addr]:port" of the last connection, or "none" */
     /* connection */
     int fd;
     struct event *connect_ev;
@@ -91,6 +97,13 @@ struct smtp_session {
     struct smtp_ehlo ehlo;
     long long uses; /* transactions on this connection, this one included */
     int reused;     /* the connection came from the cache */
+    /* TLS */
+    struct smtp_tls_policy policy; /* of the next hop */
+    enum smtp_tls_level level;     /* for the current connection */
+    int tls_active;
+    int tls_verified;
+    int tls_fallback;  /* this address again, without STARTTLS (level may) */
+    char tls_note[64]; /* "TLSv1.3/verified", "no" */
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
@@ -114,6 +127,7 @@ static void session_close(struct smtp_session *s);
 static void session_quit(struct smtp_session *s);
 static void session_resolve(struct smtp_session *s);
 static void session_reuse_or_resolve(struct smtp_session *s);
+static void session_connect(struct smtp_session *s, const struct dns_host *h);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -163,6 +177,8 @@ static void session_log_rcpt(struct smtp_session *s, const struct delivery_rcpt 
     time_format_delay(time_now_double() - (double)s->req->arrival, &delay);
     if (s->uses > 1)
         buf_printf(&use, ", conn_use=%lld", s->uses);
+    if (!s->env->lmtp && strcmp(buf_cstr(&s->relay), "none") != 0)
+        buf_printf(&use, ", tls=%s", s->tls_note);
     log_info("%s: to=<%s>, relay=%s%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
              r->address, buf_cstr(&s->relay), buf_cstr(&use), buf_cstr(&delay), r->result.dsn,
              words[r->result.status], buf_cstr(&r->result.reason));
@@ -324,6 +340,8 @@ static void session_conversation_failed(struct smtp_session *s, const char *dsn,
     case S_GREETING:
     case S_EHLO:
     case S_HELO:
+    case S_STARTTLS:
+    case S_TLS:
         session_host_failed(s, DELIVERY_DEFER, dsn, reason);
         return;
     case S_TRANSACTION:
@@ -446,6 +464,9 @@ static int session_cache_conn(struct smtp_session *s)
     conn.port = s->port;
     conn.ehlo = s->ehlo;
     conn.uses = s->uses;
+    conn.tls = s->tls_active;
+    conn.verified = s->tls_verified;
+    snprintf(conn.tls_note, sizeof(conn.tls_note), "%s", s->tls_note);
     if (smtp_cache_put(s->env->cache, buf_cstr(&s->key), &conn) < 0)
         return -1;
     s->bev = NULL; /* the cache owns it (and the fd) now */
@@ -732,12 +753,59 @@ static void session_on_greeting(struct smtp_session *s)
     session_send_hello(s, s->env->lmtp ? "LHLO" : "EHLO");
 }
 
+/* session_tls_required - the level of this connection demands TLS */
+static int session_tls_required(const struct smtp_session *s)
+{
+    return s->level >= SMTP_TLS_ENCRYPT;
+}
+
+/* session_tls_verify_required - ... and a verified server certificate */
+static int session_tls_verify_required(const struct smtp_session *s)
+{
+    return s->level >= SMTP_TLS_DANE;
+}
+
+/* session_after_hello - the server is known (and under TLS if it will
+ * be): on to the transaction */
+static void session_after_hello(struct smtp_session *s)
+{
+    session_begin_transaction(s);
+}
+
+/* session_send_starttls - ask for TLS (never pipelined: RFC 3207 4.2) */
+static void session_send_starttls(struct smtp_session *s)
+{
+    s->state = S_STARTTLS;
+    session_send_text(s, "STARTTLS\r\n");
+    session_arm(s, s->env->helo_timeout, "sending STARTTLS");
+}
+
+/* session_tls_not_offered - the server said no STARTTLS: fine at level
+ * may, else this address cannot take the mail */
+static void session_tls_not_offered(struct smtp_session *s, const char *how)
+{
+    buf_t reason = BUF_INIT;
+
+    if (!session_tls_required(s)) {
+        session_after_hello(s);
+        return;
+    }
+    buf_printf(&reason, "TLS is required, but %s host %s", how, buf_cstr(&s->peer));
+    session_host_failed(s, DELIVERY_DEFER, "4.7.4", buf_cstr(&reason));
+    buf_free(&reason);
+}
+
 /* session_on_ehlo - learn the extensions; 5xx: try HELO (not in LMTP) */
 static void session_on_ehlo(struct smtp_session *s)
 {
     if (s->reply.code >= 200 && s->reply.code < 300) {
         smtp_ehlo_parse(&s->reply, &s->ehlo);
-        session_begin_transaction(s);
+        if (s->tls_active || s->level == SMTP_TLS_NONE || s->tls_fallback)
+            session_after_hello(s);
+        else if (s->ehlo.starttls)
+            session_send_starttls(s);
+        else
+            session_tls_not_offered(s, "was not offered by");
     } else if (s->reply.code >= 500 && !s->env->lmtp) {
         s->state = S_HELO;
         session_send_hello(s, "HELO");
@@ -754,7 +822,143 @@ static void session_on_helo(struct smtp_session *s)
         return;
     }
     memset(&s->ehlo, 0, sizeof(s->ehlo));
-    session_begin_transaction(s);
+    if (s->level == SMTP_TLS_NONE || s->tls_fallback)
+        session_after_hello(s);
+    else
+        session_tls_not_offered(s, "was not offered by"); /* HELO: no extensions */
+}
+
+static void session_read_event(struct bufferevent *bev, void *arg);
+static void session_write_event(struct bufferevent *bev, void *arg);
+static void session_conn_event(struct bufferevent *bev, short what, void *arg);
+
+/* session_tls_peer - what the handshake with the current server needs */
+static void session_tls_peer(struct smtp_session *s, struct smtp_tls_peer *peer)
+{
+    memset(peer, 0, sizeof(*peer));
+    peer->policy = &s->policy;
+    peer->hostname = s->host_name;
+    peer->nexthop = s->hop.host;
+    peer->relay = buf_cstr(&s->relay);
+}
+
+/* session_start_tls - 220 to STARTTLS: the handshake, on a new
+ * bufferevent over the same socket */
+static void session_start_tls(struct smtp_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct smtp_tls_peer peer;
+    buf_t err = BUF_INIT, reason = BUF_INIT;
+    SSL *ssl;
+    int fd;
+
+    if (evbuffer_get_length(in) > 0) { /* RFC 3207 6: bytes before the handshake are an attack */
+        log_info("%s: %s sent %zu bytes after its reply to STARTTLS; discarded", s->req->queue_id,
+                 buf_cstr(&s->peer), evbuffer_get_length(in));
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+    session_tls_peer(s, &peer);
+    ssl = smtp_tls_ssl_new(s->env->tls, &peer, &err);
+    fd = ssl ? dup(bufferevent_getfd(s->bev)) : -1;
+    if (fd < 0) {
+        buf_printf(&reason, "cannot start TLS with %s: %s", buf_cstr(&s->peer),
+                   ssl ? strerror(errno) : buf_cstr(&err));
+        SSL_free(ssl);
+        session_host_failed(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&reason));
+        buf_free(&err);
+        buf_free(&reason);
+        return;
+    }
+    buf_free(&err);
+    buf_free(&reason);
+    bufferevent_free(s->bev); /* closes the old descriptor */
+    s->fd = fd;
+    s->bev = bufferevent_openssl_socket_new(s->env->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL)
+        log_panic("bufferevent_openssl_socket_new failed");
+    bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+    bufferevent_setcb(s->bev, session_read_event, session_write_event, session_conn_event, s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    s->state = S_TLS;
+    session_arm(s, s->env->helo_timeout, "performing the TLS handshake");
+}
+
+/* session_on_starttls - the reply to STARTTLS */
+static void session_on_starttls(struct smtp_session *s)
+{
+    buf_t how = BUF_INIT;
+
+    if (s->reply.code == 220) {
+        session_start_tls(s);
+        return;
+    }
+    buf_printf(&how, "STARTTLS was refused (%s) by", buf_cstr(&s->reply.text));
+    session_tls_not_offered(s, buf_cstr(&how));
+    buf_free(&how);
+}
+
+/* session_tls_done - the handshake finished: is this server good enough
+ * for the level?  Then EHLO again (RFC 3207 4.2: forget what it said) */
+static void session_tls_done(struct smtp_session *s)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    buf_t why = BUF_INIT, reason = BUF_INIT;
+    enum smtp_tls_trust trust = smtp_tls_result(ssl, &why);
+
+    smtp_tls_log_handshake(s->env->tls, ssl, trust, buf_cstr(&s->relay));
+    s->tls_active = 1;
+    s->tls_verified = trust == SMTP_TLS_VERIFIED;
+    snprintf(s->tls_note, sizeof(s->tls_note), "%s/%s", SSL_get_version(ssl),
+             smtp_tls_trust_name(trust, 1));
+    if (session_tls_verify_required(s) && !s->tls_verified) {
+        buf_printf(&reason, "certificate verification failed for %s: %s", buf_cstr(&s->relay),
+                   buf_cstr(&why));
+        session_host_failed(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&reason));
+    } else {
+        memset(&s->ehlo, 0, sizeof(s->ehlo));
+        s->state = S_EHLO;
+        session_send_hello(s, "EHLO");
+    }
+    buf_free(&why);
+    buf_free(&reason);
+}
+
+/* session_tls_error - OpenSSL's reason for a failed handshake */
+static void session_tls_error(struct smtp_session *s, short what, buf_t *out)
+{
+    unsigned long e;
+    char text[256];
+
+    while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+        ERR_error_string_n(e, text, sizeof(text));
+        buf_printf(out, "%s%s", out->len ? "; " : "", text);
+    }
+    if (out->len == 0)
+        buf_puts(out, what & BEV_EVENT_EOF ? "the server closed the connection" : "I/O error");
+}
+
+/* session_tls_failed - the handshake failed: at level may once more in
+ * plaintext to the same address, else this address is out */
+static void session_tls_failed(struct smtp_session *s, short what)
+{
+    buf_t why = BUF_INIT, reason = BUF_INIT;
+
+    session_tls_error(s, what, &why);
+    if (!session_tls_required(s) && !s->tls_fallback) {
+        log_info("%s: TLS handshake with %s failed (%s); trying again without TLS",
+                 s->req->queue_id, buf_cstr(&s->relay), buf_cstr(&why));
+        session_disconnect(s);
+        s->tls_fallback = 1;
+        s->host_next--;
+        session_connect(s, &s->hosts->hosts[s->host_next++]);
+    } else {
+        buf_printf(&reason, "TLS handshake with %s failed: %s", buf_cstr(&s->relay),
+                   buf_cstr(&why));
+        session_host_failed(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&reason));
+    }
+    buf_free(&why);
+    buf_free(&reason);
 }
 
 /* session_on_reply - a complete reply arrived */
@@ -769,6 +973,9 @@ static void session_on_reply(struct smtp_session *s)
         break;
     case S_HELO:
         session_on_helo(s);
+        break;
+    case S_STARTTLS:
+        session_on_starttls(s);
         break;
     case S_TRANSACTION:
         session_on_transaction_reply(s);
@@ -849,9 +1056,20 @@ static void session_conn_event(struct bufferevent *bev, short what, void *arg)
     struct smtp_session *s = arg;
     buf_t reason = BUF_INIT;
 
+    if (s->state == S_TLS && (what & BEV_EVENT_CONNECTED)) {
+        session_enter(s);
+        session_tls_done(s);
+        session_leave(s);
+        return;
+    }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
         return;
     session_enter(s);
+    if (s->state == S_TLS) {
+        session_tls_failed(s, what);
+        session_leave(s);
+        return;
+    }
     buf_printf(&reason, "lost connection with %s while %s", buf_cstr(&s->peer),
                s->doing ? s->doing : "talking");
     session_conversation_failed(s, "4.4.2", buf_cstr(&reason));
@@ -958,6 +1176,9 @@ static void session_connected(struct smtp_session *s)
     memset(&s->ehlo, 0, sizeof(s->ehlo));
     s->uses = 0;
     s->reused = 0;
+    s->tls_active = 0;
+    s->tls_verified = 0;
+    snprintf(s->tls_note, sizeof(s->tls_note), "no");
     s->state = S_GREETING;
     session_arm(s, s->env->helo_timeout, "receiving the initial server greeting");
 }
@@ -1019,6 +1240,8 @@ static void session_connect(struct smtp_session *s, const struct dns_host *h)
     struct timeval tv = {(time_t)s->env->connect_timeout, 0};
 
     session_peer_name(s, h);
+    s->host_name = h->hostname;
+    s->level = s->policy.level;
     s->state = S_CONNECT;
     s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
@@ -1063,6 +1286,7 @@ static void session_try_next(struct smtp_session *s)
     }
     h = &s->hosts->hosts[s->host_next++];
     s->port = session_port_of(h);
+    s->tls_fallback = 0;
     session_connect(s, h);
 }
 
@@ -1183,6 +1407,9 @@ static void session_take_conn(struct smtp_session *s, const struct smtp_conn *co
     s->ehlo = conn->ehlo;
     s->uses = conn->uses;
     s->reused = 1;
+    s->tls_active = conn->tls;
+    s->tls_verified = conn->verified;
+    snprintf(s->tls_note, sizeof(s->tls_note), "%s", conn->tls_note);
     smtp_reply_reset(&s->reply);
 }
 
@@ -1231,6 +1458,13 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
         return;
     }
     s->port = s->hop.port;
+    s->host_name = s->hop.host;
+    if (!env->lmtp && smtp_tls_policy_find(env->tls, req->nexthop, s->hop.host, &s->policy,
+                                           &s->last_reason) < 0) {
+        session_fail_pending(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&s->last_reason), 0);
+        evtimer_add(s->timer, &now);
+        return;
+    }
     buf_printf(&s->key, "%s|%s|%d", env->lmtp ? "lmtp" : "smtp", req->nexthop, s->port);
     s->state = S_REUSE;
     evtimer_add(s->timer, &now); /* a cached connection, or the lookup, from the loop */

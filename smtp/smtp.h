@@ -19,6 +19,7 @@ struct dns_ctx;
 struct smtp_cache;
 struct route;
 struct smtp_self;
+struct smtp_tls;
 
 #define SMTP_PEER_MAX 320 /* "host[addr]" */
 
@@ -36,6 +37,7 @@ struct smtp_env {
     const struct smtp_self *self; /* this host, for MX loops (self.h); NULL for LMTP */
     struct smtp_cache *cache;     /* idle connections; NULL: caching off */
     struct route *generic;        /* smtp_generic_maps (generic.c); NULL: none */
+    struct smtp_tls *tls;         /* smtp_tls.h; NULL: TLS never (and always for LMTP) */
 };
 
 /* cache.c: idle SMTP connections between two deliveries to one next hop
@@ -51,6 +53,9 @@ struct smtp_conn {
     int port;
     struct smtp_ehlo ehlo; /* what EHLO said when the connection was opened */
     long long uses;        /* transactions done on it */
+    int tls;               /* under TLS (bev is an OpenSSL bufferevent) */
+    int verified;          /* ... and the server's certificate was verified */
+    char tls_note[64];     /* "TLSv1.3/verified" or "no", for the delivery lines */
 };
 struct smtp_cache_limits {
     long long time_limit;  /* seconds a connection may stay idle (>= 1) */

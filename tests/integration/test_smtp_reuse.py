@@ -76,7 +76,7 @@ def test_log_shows_conn_use(res):
     second = send_batch(tern, "use2", 1)[0]
     sink.wait_for(b"use2-000\r\n")
     m = tern.wait_log(rf"{second}: to=<[^\n]*status=sent")
-    assert re.search(r"relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, conn_use=2, delay=", m.group(0)), m.group(0)
+    assert re.search(r"relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, conn_use=2, tls=no, delay=", m.group(0)), m.group(0)
     first_line = tern.wait_log(rf"{first}: to=<[^\n]*").group(0)
     assert "conn_use" not in first_line
     assert sink.connections == 1
