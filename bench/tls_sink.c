@@ -41,6 +41,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bench_util.h"
+
 #define IN_SIZE 65536
 #define MAX_LISTENERS 64
 #define HOSTNAME "tls-sink.test"
@@ -80,32 +82,6 @@ static const char reply_ehlo_tls[] = "250-" HOSTNAME "\r\n250-PIPELINING\r\n"
                                      "250-SIZE 104857600\r\n250-8BITMIME\r\n"
                                      "250 ENHANCEDSTATUSCODES\r\n";
 
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tls_sink: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: tls_sink -c CERT -k KEY [-v] ADDR:PORT [ADDR:PORT ...]\n"
@@ -118,7 +94,7 @@ static void sink_report(void)
 {
     printf("messages=%ld tls_messages=%ld connections=%ld handshakes=%ld resumed=%ld "
            "cpu_s=%.3f\n",
-           messages, tls_messages, connections, handshakes, resumed, cpu_seconds());
+           messages, tls_messages, connections, handshakes, resumed, bench_cpu_seconds());
     fflush(stdout);
 }
 
@@ -129,12 +105,12 @@ static void sink_tls_init(const char *cert, const char *key)
     static const unsigned char sid_ctx[] = "tls_sink";
     ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
-        die("SSL_CTX_new failed");
+        bench_die("SSL_CTX_new failed");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-        die("cannot load the certificate %s", cert);
+        bench_die("cannot load the certificate %s", cert);
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        die("cannot load the key %s", key);
+        bench_die("cannot load the key %s", key);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_read_ahead(ctx, 1);
@@ -143,31 +119,11 @@ static void sink_tls_init(const char *cert, const char *key)
     SSL_CTX_set_num_tickets(ctx, 1);
 }
 
-/* ssl_want - the epoll interest for an SSL call that returned r, or 0 on error */
-static uint32_t ssl_want(SSL *ssl, int r)
-{
-    switch (SSL_get_error(ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        return EPOLLIN;
-    case SSL_ERROR_WANT_WRITE:
-        return EPOLLOUT;
-    default:
-        return 0;
-    }
-}
-
 /* ------------------------------------------------------------------ sessions */
 
 static void conn_set_events(struct conn *c, uint32_t ev)
 {
-    struct epoll_event e;
-    if (ev == c->events)
-        return;
-    e.events = ev;
-    e.data.ptr = c;
-    if (epoll_ctl(ep, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &e) < 0)
-        die("epoll_ctl: %s", strerror(errno));
-    c->events = ev;
+    bench_epoll_set(ep, c->fd, &c->events, ev, c);
 }
 
 static void conn_close(struct conn *c, const char *why)
@@ -193,7 +149,7 @@ static void conn_reply(struct conn *c, const char *text, size_t len)
             cap *= 2;
         c->out = realloc(c->out, cap);
         if (c->out == NULL)
-            die("out of memory");
+            bench_die("out of memory");
         c->outcap = cap;
     }
     memcpy(c->out + c->outlen, text, len);
@@ -215,7 +171,7 @@ static void conn_accept(int lfd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c = calloc(1, sizeof(*c));
     if (c == NULL)
-        die("out of memory");
+        bench_die("out of memory");
     c->fd = fd;
     connections++;
     REPLY(c, reply_greeting);
@@ -311,7 +267,7 @@ static int conn_flush(struct conn *c, uint32_t *want)
         if (c->ssl != NULL) {
             int r = SSL_write(c->ssl, c->out + done, (int)(c->outlen - done));
             if (r <= 0) {
-                if ((*want = ssl_want(c->ssl, r)) == 0)
+                if ((*want = bench_ssl_want(c->ssl, r)) == 0)
                     return -1;
                 break;
             }
@@ -341,7 +297,7 @@ static ssize_t conn_read(struct conn *c, uint32_t *want)
         int r = SSL_read(c->ssl, c->in + c->inlen, (int)room);
         if (r > 0)
             return r;
-        return (*want = ssl_want(c->ssl, r)) == 0 ? -1 : 0;
+        return (*want = bench_ssl_want(c->ssl, r)) == 0 ? -1 : 0;
     } else {
         ssize_t n = recv(c->fd, c->in + c->inlen, room, 0);
         if (n > 0)
@@ -359,7 +315,7 @@ static int conn_handshake(struct conn *c, uint32_t *want)
 {
     int r = SSL_do_handshake(c->ssl);
     if (r != 1)
-        return (*want = ssl_want(c->ssl, r)) == 0 ? -1 : 0;
+        return (*want = bench_ssl_want(c->ssl, r)) == 0 ? -1 : 0;
     c->handshaking = 0;
     handshakes++;
     if (SSL_session_reused(c->ssl))
@@ -376,7 +332,7 @@ static void conn_start_tls(struct conn *c)
     c->tls_pending = 0;
     c->ssl = SSL_new(ctx);
     if (c->ssl == NULL || !SSL_set_fd(c->ssl, c->fd))
-        die("SSL_new failed");
+        bench_die("SSL_new failed");
     SSL_set_accept_state(c->ssl);
     c->handshaking = 1;
 }
@@ -442,26 +398,26 @@ static void sink_listen(const char *arg, struct listener *l)
     int rc, one = 1;
 
     if (colon == NULL || colon == arg || (size_t)(colon - arg) >= sizeof(host))
-        die("address must be ADDR:PORT: %s", arg);
+        bench_die("address must be ADDR:PORT: %s", arg);
     memcpy(host, arg, (size_t)(colon - arg));
     host[colon - arg] = '\0';
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
     if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0)
-        die("%s: %s", arg, gai_strerror(rc));
+        bench_die("%s: %s", arg, gai_strerror(rc));
     l->is_listener = 1;
     l->fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (l->fd < 0)
-        die("socket: %s", strerror(errno));
+        bench_die("socket: %s", strerror(errno));
     setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(l->fd, res->ai_addr, res->ai_addrlen) < 0 || listen(l->fd, 4096) < 0)
-        die("%s: %s", arg, strerror(errno));
+        bench_die("%s: %s", arg, strerror(errno));
     freeaddrinfo(res);
     e.events = EPOLLIN;
     e.data.ptr = l;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fd, &e) < 0)
-        die("epoll_ctl: %s", strerror(errno));
+        bench_die("epoll_ctl: %s", strerror(errno));
 }
 
 static void on_signal(int sig)
@@ -492,7 +448,7 @@ static void sink_loop(void)
     while (!got_stop) {
         int n = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), 10);
         if (n < 0 && errno != EINTR)
-            die("epoll_wait: %s", strerror(errno));
+            bench_die("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             if (c->is_listener)
@@ -500,11 +456,11 @@ static void sink_loop(void)
             else
                 conn_drive(c);
         }
-        if (messages != shown && now() - last_shown >= 0.01) {
+        if (messages != shown && bench_now() - last_shown >= 0.01) {
             printf("mesg=%ld\n", messages);
             fflush(stdout);
             shown = messages;
-            last_shown = now();
+            last_shown = bench_now();
         }
         if (got_report) {
             got_report = 0;
@@ -520,6 +476,7 @@ int main(int argc, char **argv)
     struct rlimit rl;
     int c;
 
+    bench_progname = "tls_sink";
     while ((c = getopt(argc, argv, "c:k:v")) != -1) {
         switch (c) {
         case 'c':
@@ -545,7 +502,7 @@ int main(int argc, char **argv)
     sink_tls_init(cert, key);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
-        die("epoll_create1: %s", strerror(errno));
+        bench_die("epoll_create1: %s", strerror(errno));
     for (int i = optind; i < argc; i++)
         sink_listen(argv[i], &listeners[i - optind]);
     sink_loop();
