@@ -1738,7 +1738,7 @@ def main() -> int:
                     measure_memory(m, tls_sessions, res, tls=True)
             if do_policy:
                 measure_policy(policy_pairs, sink_port, msgs, dns, res)
-            if drain_mtas:
+            if drain_mtas and not args.tlsdrain_tmpfs:  # the queues' disk, not tmpfs
                 measure_unlink(work / "unlink", 200 if q else 1000, res)
             for m in drain_mtas:
                 measure_tlsdrain(m, sink_port, drain_tls, tlsdrain_msgs, work, res, drain_totals)
