@@ -273,6 +273,7 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
+PF_TLSMGR = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
 
 
 class Postfix:
@@ -286,10 +287,11 @@ class Postfix:
 
     def __init__(self, base: Path, sink_port: int, tls: Optional["TlsFiles"] = None,
                  name: str = "Postfix", extra: Optional[Dict[str, str]] = None,
-                 namespace: Optional[Dict[str, Path]] = None):
+                 namespace: Optional[Dict[str, Path]] = None, services: str = ""):
         """extra: main.cf parameters added or replaced; namespace: files
         bind-mounted over system ones ({"/etc/resolv.conf": FILE}) in a private
-        mount namespace that only this instance's processes see (unshare -m)."""
+        mount namespace that only this instance's processes see (unshare -m);
+        services: master.cf lines added."""
         self.name = name
         self.namespace = namespace or {}
         self.dir = Path(tempfile.mkdtemp(prefix="postfix-", dir=str(base)))
@@ -299,6 +301,7 @@ class Postfix:
             d.mkdir()
             os.chmod(d, 0o755)
         shutil.chown(self.data, "postfix", "postfix")
+        self.mounts: List[Path] = []
         self.port = free_port()
         main = {
             "compatibility_level": "3.6",
@@ -328,7 +331,8 @@ class Postfix:
             cert, key = tls.copy_for(self.dir, "postfix")
             main.update({"smtpd_tls_cert_file": str(cert), "smtpd_tls_key_file": str(key),
                          "smtpd_tls_security_level": "may"})
-            master_cf += "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
+            master_cf += PF_TLSMGR
+        master_cf += services
         main.update(extra or {})
         (self.etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
         (self.etc / "master.cf").write_text(master_cf)
@@ -385,8 +389,18 @@ class Postfix:
                 except ProcessLookupError:
                     pass
 
+    def mount_tmpfs(self, size: str) -> None:
+        """The queue on a tmpfs of its own (before start); unmounted by cleanup()."""
+        run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+             str(self.queue)], 30, check=True)
+        self.mounts.append(self.queue)
+
     def cleanup(self) -> None:
         self.stop()
+        for m in self.mounts:
+            if run(["umount", str(m)], 30).returncode != 0:
+                run(["umount", "-l", str(m)], 30)
+        self.mounts.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def queued(self) -> int:
@@ -605,6 +619,25 @@ def measure_fsync(d: Path, threads: int, seconds: float, res: Results) -> None:
     shutil.rmtree(d, ignore_errors=True)
     res.add(f"machine: durable file creates/s, {threads} thread(s)", "machine",
             sum(counts) / elapsed)
+
+
+def measure_unlink(d: Path, files: int, res: Results) -> None:
+    """Milliseconds per unlink of a 4 KiB file (written and synced first): what
+    removing a delivered message costs on the queue disk.  Both MTAs' queue
+    managers unlink in their one event loop (the queue file, and the defer log
+    of a deferred message), so when other I/O on a shared disk stretches an
+    unlink from ~0.08 ms to ~2.5 ms, that alone caps a drain near 200 msg/s."""
+    d.mkdir(exist_ok=True)
+    data = os.urandom(4096)
+    for i in range(files):
+        (d / f"f{i}").write_bytes(data)
+    os.sync()
+    t0 = time.monotonic()
+    for i in range(files):
+        os.unlink(d / f"f{i}")
+    res.add("machine: unlink of a 4 KiB file on the queue disk, ms", "machine",
+            1000 * (time.monotonic() - t0) / files)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def measure_submission(mta, sink_port: int, per_caller: int, res: Results,
@@ -1186,6 +1219,277 @@ def render_policy(res: Results) -> List[str]:
     return out
 
 
+# ------------------------------------------------------------------ STARTTLS drain
+
+# "deep-queue drain to a STARTTLS next hop" rows (issue 11): N messages queued
+# while the next hops are down, then the sink (bench/tls_sink) comes up, the
+# queue is flushed, and the drain is timed until the sink has all N.  Each
+# destination domain is its own next hop, a loopback address of its own, so
+# the MTAs keep one set of connections and one TLS session per next hop.
+TLSDRAIN_ROW = "drain to STARTTLS"
+TLSDRAIN_HOPS = 5
+TLS_SINK = BUILD / "bench" / "tls_sink"  # bench/tls_sink.c, built with tern
+TLSDRAIN_CONCURRENCY = "20"  # per destination, both MTAs (their default)
+PF_NO_REUSE = "Postfix, no TLS connection reuse"
+PF_TLSPROXY = "tlsproxy  unix  -       -       n       -       0       tlsproxy\n"
+
+
+def tlsdrain_domains() -> List[str]:
+    return [f"d{i + 1}.drain.test" for i in range(TLSDRAIN_HOPS)]
+
+
+def tlsdrain_hop(i: int) -> str:
+    """The next hop of the i-th domain: 127.0.0.2, 127.0.0.3, ..."""
+    return f"127.0.0.{i + 2}"
+
+
+class TlsSink(SmtpSink):
+    """bench/tls_sink on every next hop's address (same port); summary() has its
+    counters (messages, tls_messages, connections, handshakes, resumed, cpu_s)
+    once stopped."""
+
+    def __init__(self, port: int, tls: TlsFiles, errors: Path):
+        super().__init__(port)
+        self.tls, self.errors = tls, errors
+        self.summary: Dict[str, float] = {}
+        self.reader: Optional[threading.Thread] = None
+
+    def start(self) -> "TlsSink":
+        addrs = [f"{tlsdrain_hop(i)}:{self.port}" for i in range(TLSDRAIN_HOPS)]
+        with open(self.errors, "ab") as err:
+            self.proc = subprocess.Popen(
+                [str(TLS_SINK), "-c", str(self.tls.cert), "-k", str(self.tls.key)] + addrs,
+                stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        CLEANUPS.append(self.stop)
+        wait_for(self._listening, 10, f"tls_sink on port {self.port}")
+        return self
+
+    def _listening(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"tls_sink exited {self.proc.returncode}: "
+                               f"{self.errors.read_text(errors='replace')[-300:]}")
+        try:
+            with socket.create_connection((tlsdrain_hop(0), self.port), 1) as s:
+                s.recv(64)
+            return True
+        except OSError:
+            return False
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith(b"mesg="):
+                self.count = int(line[5:])
+            elif line.startswith(b"messages="):
+                self.summary = {k: float(v) for k, v in
+                                (f.split("=", 1) for f in line.decode().split())}
+
+    def stop(self) -> None:
+        super().stop()
+        if self.reader:
+            self.reader.join(5)
+            self.reader = None
+
+
+def tlsdrain_transport(d: Path, sink_port: int) -> Path:
+    """transport_maps (texthash, the same file for both MTAs): domain i to
+    smtp:[127.0.0.(i+2)]:sink_port."""
+    f = d / "tlsdrain-transport"
+    f.write_text("".join(f"{dom}\tsmtp:[{tlsdrain_hop(i)}]:{sink_port}\n"
+                         for i, dom in enumerate(tlsdrain_domains())))
+    os.chmod(f, 0o644)
+    return f
+
+
+def make_tlsdrain_mtas(work: Path, sink_port: int, quick: bool, tmpfs: bool,
+                       res: Results) -> List:
+    """tern, Postfix with TLS connection reuse and (not in --quick) Postfix
+    without it, each its own instance routing the drain domains to the sink;
+    tmpfs: each queue on a tmpfs of its own."""
+    transport = tlsdrain_transport(work, sink_port)
+    common = {"transport_maps": f"texthash:{transport}",
+              "default_destination_concurrency_limit": TLSDRAIN_CONCURRENCY,
+              "smtp_tls_security_level": "may", "smtp_tls_loglevel": "1"}
+    tern = Tern(work, sink_port, name="tern", extra=dict(common))
+    pf = {**common, "smtp_tls_session_cache_database": "btree:${data_directory}/smtp_scache"}
+    services = PF_TLSMGR + PF_TLSPROXY
+    mtas = [tern, Postfix(work, sink_port, extra={**pf, "smtp_tls_connection_reuse": "yes"},
+                          services=services)]
+    if not quick:
+        mtas.append(Postfix(work, sink_port, name=PF_NO_REUSE,
+                            extra={**pf, "smtp_tls_connection_reuse": "no"}, services=services))
+    if tmpfs:
+        for m in mtas:
+            (m.t if isinstance(m, Tern) else m).mount_tmpfs("2g")
+        res.notes.append("STARTTLS drain: --tlsdrain-tmpfs: every instance's queue is on a "
+                         "tmpfs of its own (no disk: what is left is CPU and protocol).")
+    res.notes.append(
+        f"STARTTLS drain: {TLSDRAIN_HOPS} destination domains (d1..d{TLSDRAIN_HOPS}.drain.test), "
+        "each routed by transport_maps (texthash, one file for both MTAs) to its own next hop "
+        f"smtp:[127.0.0.2..{1 + TLSDRAIN_HOPS}]:PORT, all served by one bench/tls_sink (a new "
+        "one per drain, so no TLS session survives from an earlier drain); both MTAs: "
+        f"default_destination_concurrency_limit = {TLSDRAIN_CONCURRENCY}, "
+        "smtp_tls_security_level = may, smtp_tls_loglevel = 1, their connection caches "
+        "as shipped (tern: smtp_connection_cache_time_limit = 2s, "
+        "smtp_connection_reuse_count_limit = 100, in-process TLS session cache; "
+        "Postfix: smtp_connection_cache_on_demand = yes, smtp_connection_cache_time_limit = "
+        "2s, no reuse count limit); Postfix also smtp_tls_session_cache_database = btree "
+        "(through tlsmgr) and smtp_tls_connection_reuse = yes (the SMTP client hands TLS to "
+        f"tlsproxy so TLS connections can be cached; the default is no: \"{PF_NO_REUSE}\" "
+        "has the default, every message on a new connection).")
+    return mtas
+
+
+def cpu_seconds_of(pids: List[int]) -> float:
+    """CPU time of the processes and of every child they reaped (utime, stime,
+    cutime, cstime): the difference across a run counts processes that came
+    and went in it."""
+    ticks = 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(x) for x in f[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def maillog_of(mta) -> Path:
+    return mta.t.maillog if isinstance(mta, Tern) else mta.dir / "maillog"
+
+
+def read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def fill_tlsdrain(mta, count: int) -> int:
+    """count messages queued and deferred (the next hops are down), spread over
+    the drain domains; the number queued."""
+    doms = tlsdrain_domains()
+    timeout = 120 + count / 20
+    for i, dom in enumerate(doms):
+        n = count // len(doms) + (1 if i < count % len(doms) else 0)
+        smtp_source(mta.port, 20, n, f"rcpt@{dom}", timeout)
+    wait_for(lambda: mta.in_flight() == 0, timeout, f"{mta.name}: all queued mail deferred", 0.2)
+    return mta.queued()
+
+
+class TlsLogCount:
+    """The TLS lines an MTA logged during a drain (smtp_tls_loglevel = 1)."""
+
+    def __init__(self, text: str):
+        est = [ln for ln in text.splitlines() if "TLS connection established to" in ln]
+        # with smtp_tls_connection_reuse, Postfix's tlsproxy does the handshake
+        # and logs it, and the smtp process logs the same connection again
+        proxied = [ln for ln in est if "/tlsproxy[" in ln]
+        self.handshakes = len(proxied or est)
+        self.resumed = sum(1 for ln in est if ln.rstrip().endswith("(resumed)"))  # tern's mark
+        self.reused = text.count("TLS connection reused to")  # Postfix's tlsproxy reuse
+        self.sent = text.count("status=sent")
+
+
+def measure_tlsdrain(mta, sink_port: int, tls: TlsFiles, count: int, work: Path,
+                     res: Results, totals: Dict[str, List[int]]) -> None:
+    """Fill (next hops down), then sink up, flush, time until the sink has them all."""
+    have = fill_tlsdrain(mta, count)
+    if have != count:
+        res.notes.append(f"{mta.name}: the STARTTLS drain queue held {have} messages, "
+                         f"expected {count}")
+    maillog = maillog_of(mta)
+    since = file_size(maillog)
+    sink = TlsSink(sink_port, tls, work / "tls_sink.err").start()
+    timeout = 120 + have / 20
+    try:
+        cpu0 = cpu_seconds_of(mta.pids())
+        t0 = time.monotonic()
+        mta.flush()
+        t_end = sink.wait_count(have, timeout=timeout)
+        wait_drained(mta, timeout)
+        cpu1 = cpu_seconds_of(mta.pids())
+    finally:
+        sink.stop()
+    # the last delivery lines may still be on their way to the log
+    try:
+        wait_for(lambda: TlsLogCount(read_from(maillog, since)).sent >= have, 20,
+                 f"{mta.name}: {have} status=sent lines", 0.2)
+    except AssertionError:
+        res.notes.append(f"{mta.name}: fewer than {have} status=sent lines in a drain's log")
+    logged = TlsLogCount(read_from(maillog, since))
+    s = sink.summary
+    row = f"{TLSDRAIN_ROW}: {count} queued"
+    res.add(f"{row}, drain msg/s", mta.name, have / (t_end - t0))
+    res.add(f"{row}, TLS handshakes per message (MTA log)", mta.name, logged.handshakes / have)
+    if s:
+        full = s["handshakes"] - s["resumed"]
+        res.add(f"{row}, full handshakes per message (sink)", mta.name, full / have)
+        res.add(f"{row}, resumed handshakes per message (sink)", mta.name, s["resumed"] / have)
+        res.add(f"{row}, connections per message (sink)", mta.name, s["connections"] / have)
+        res.add(f"{row}, delivered over TLS, %", mta.name, 100 * s["tls_messages"] / have)
+        res.add(f"{row}, sink CPU, % of one CPU", mta.name,
+                100 * s["cpu_s"] / max(t_end - t0, 1e-9))
+    res.add(f"{row}, MTA CPU per message, ms", mta.name, 1000 * (cpu1 - cpu0) / have)
+    t = totals.setdefault(mta.name, [0] * 7)
+    for k, v in enumerate([have, logged.handshakes, logged.resumed, logged.reused,
+                           int(s.get("handshakes", 0)), int(s.get("resumed", 0)),
+                           int(s.get("connections", 0))]):
+        t[k] += v
+
+
+def tlsdrain_notes(totals: Dict[str, List[int]]) -> List[str]:
+    if not totals:
+        return []
+    parts = []
+    for who, (msgs, hs, res_l, reused, s_hs, s_res, conns) in totals.items():
+        parts.append(f"{who}: {msgs} messages, {hs} handshakes logged ({res_l} marked resumed"
+                     f"{f', {reused} TLS connections reused' if reused else ''}); the sink saw "
+                     f"{conns} connections, {s_hs} handshakes, {s_res} of them resumed")
+    return ["STARTTLS drain, all repetitions: " + "; ".join(parts) + "."]
+
+
+def render_tlsdrain(res: Results) -> List[str]:
+    rows = [r for r in res.rows if r.startswith(TLSDRAIN_ROW)]
+    if not rows:
+        return []
+    whos = [w for w in ("tern", "Postfix", PF_NO_REUSE)
+            if any(w in res.values[r] for r in rows)]
+    pfs = [w for w in whos if w != "tern"]
+    head = ["measure"] + whos + [f"tern/{w}" for w in pfs] + ["target"]
+    out = ["", "## Deep-queue drain to a STARTTLS next hop", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        v = res.values[row]
+        cells = [cell(v.get(w)) for w in whos]
+        for w in pfs:
+            a, b = v.get("tern"), v.get(w)
+            ratios = [x / y for x, y in zip(a or [], b or []) if y]
+            cells.append(cell(ratios) if ratios and ("msg/s" in row or "CPU per" in row)
+                         else "-")
+        target = "ratio ≥ 2 (Postfix)" if row.endswith("drain msg/s") else ""
+        if "handshakes per message (MTA log)" in row:
+            target = "far below 1"
+        out.append(f"| {row} | " + " | ".join(cells) + f" | {target} |")
+    out.append("")
+    out.append("Handshakes per message: TLS handshakes the MTA logged (`... TLS connection "
+               "established to ...`) over the messages drained; the sink's own count splits "
+               "them into full and resumed (SSL_session_reused).  Connections per message "
+               "shows the connection cache.  MTA CPU: every process of the instance, reaped "
+               "children included, from the flush until the queue was empty.")
+    return out
+
+
 # ------------------------------------------------------------------ report
 
 # row prefix -> (better: "high"|"low", target text)
@@ -1231,7 +1535,7 @@ def cell(vals: Optional[List[float]]) -> str:
 
 def render(res: Results, meta: List[str], depth: int) -> str:
     out = ["# tern vs Postfix — bench/run.sh", ""] + meta + [""]
-    rows = [r for r in res.rows if not r.startswith(POLICY_ROW)]
+    rows = [r for r in res.rows if not r.startswith((POLICY_ROW, TLSDRAIN_ROW))]
     if rows:
         out.append("| measure | tern | Postfix | tern/Postfix | target |")
         out.append("|---|---|---|---|---|")
@@ -1250,6 +1554,7 @@ def render(res: Results, meta: List[str], depth: int) -> str:
         out.append(f"| {row} | {cell(a)} | {cell(b)} | {ratio} | {target_of(row, depth)} |")
     out += machine
     out += render_policy(res)
+    out += render_tlsdrain(res)
     out.append("")
     out.append("Cells: median (min–max) over the repetitions; the ratio column is the median of "
                "the per-repetition ratios (min–max).")
@@ -1315,9 +1620,14 @@ def main() -> int:
     ap.add_argument("--sessions", help="idle session counts, comma-separated (default 200,2000)")
     ap.add_argument("--tls-sessions",
                     help="idle STARTTLS session counts, comma-separated (default 200,2000)")
-    ap.add_argument("--only", choices=("plain", "tls", "policy"),
-                    help="only the rows without TLS, only the STARTTLS rows, or only the "
-                    "relay with policy rows (5 DNS lists and an access map, against none)")
+    ap.add_argument("--tlsdrain", type=int,
+                    help="messages queued for the STARTTLS drain (default 20000, --quick 200)")
+    ap.add_argument("--tlsdrain-tmpfs", action="store_true",
+                    help="the STARTTLS drain's queues on tmpfs (CPU and protocol only)")
+    ap.add_argument("--only", choices=("plain", "tls", "policy", "tlsdrain"),
+                    help="only the rows without TLS, only the STARTTLS rows, only the "
+                    "relay with policy rows (5 DNS lists and an access map, against none), "
+                    "or only the deep-queue drain to a STARTTLS next hop")
     ap.add_argument("--out", default=None,
                     help="results file (default bench/results/latest.md; --quick: quick.md; "
                     "--only X: X.md)")
@@ -1343,10 +1653,13 @@ def main() -> int:
         tls_sessions = [int(x) for x in args.tls_sessions.split(",")]
     do_plain, do_tls = args.only in (None, "plain"), args.only in (None, "tls")
     do_policy = args.only in (None, "policy")
+    do_tlsdrain = args.only in (None, "tlsdrain")
+    tlsdrain_msgs = args.tlsdrain or (200 if q else 20000)
     census_msgs = 5 if q else 20
-    if do_tls and not TLS_SOURCE.exists():
-        print(f"bench.py: {TLS_SOURCE} missing (built by meson with libssl-dev)", file=sys.stderr)
-        return 2
+    for need, prog in ((do_tls, TLS_SOURCE), (do_tlsdrain, TLS_SINK)):
+        if need and not prog.exists():
+            print(f"bench.py: {prog} missing (built by meson with libssl-dev)", file=sys.stderr)
+            return 2
     fsync_secs = 0.5 if q else 2.0
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -1400,6 +1713,15 @@ def main() -> int:
             log(f"policy instances (DNS {dns.server}): " + ", ".join(
                 f"{m.name} on {m.port}" for pair in policy_pairs for m in pair))
             policy_census(policy_pairs, sink_port, census_msgs, dns, res)
+        drain_mtas: List = []
+        drain_totals: Dict[str, List[int]] = {}
+        if do_tlsdrain:
+            drain_tls = TlsFiles(work) if not do_tls else tls
+            drain_mtas = make_tlsdrain_mtas(work, sink_port, q, args.tlsdrain_tmpfs, res)
+            for m in drain_mtas:
+                m.start()
+            log("STARTTLS drain instances: " + ", ".join(f"{m.name} on {m.port}"
+                                                         for m in drain_mtas))
         for rep in range(reps):
             log(f"repetition {rep + 1}/{reps}")
             if do_plain:
@@ -1416,7 +1738,12 @@ def main() -> int:
                     measure_memory(m, tls_sessions, res, tls=True)
             if do_policy:
                 measure_policy(policy_pairs, sink_port, msgs, dns, res)
+            if drain_mtas and not args.tlsdrain_tmpfs:  # the queues' disk, not tmpfs
+                measure_unlink(work / "unlink", 200 if q else 1000, res)
+            for m in drain_mtas:
+                measure_tlsdrain(m, sink_port, drain_tls, tlsdrain_msgs, work, res, drain_totals)
         res.notes += stats.notes()
+        res.notes += tlsdrain_notes(drain_totals)
         only = f", --only {args.only}" if args.only else ""
         meta = [
             f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, "
@@ -1435,7 +1762,10 @@ def main() -> int:
                 + ([f"relay with policy: {msgs} msgs of 4 KiB per run at "
                     f"{' and '.join(map(str, POLICY_SESSIONS))} sessions, smtp-source from "
                     f"{POLICY_CLIENT} (outside mynetworks = {POLICY_MYNETWORKS}), dnsmasq on "
-                    f"{dns.server if dns else '-'}"] if do_policy else [])) + ".",
+                    f"{dns.server if dns else '-'}"] if do_policy else [])
+                + ([f"STARTTLS drain: {tlsdrain_msgs} msgs of 4 KiB queued (1 recipient each, "
+                    f"{TLSDRAIN_HOPS} domains and next hops), bench/tls_sink, RSA 2048 "
+                    "self-signed certificate"] if do_tlsdrain else [])) + ".",
             f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}.",
         ]
         text = render(res, meta, depth)

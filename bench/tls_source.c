@@ -46,6 +46,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bench_util.h"
+
 enum tls_mode { TLS_STARTTLS, TLS_IMPLICIT, TLS_NONE };
 enum phase { PH_CONNECT, PH_HANDSHAKE, PH_WRITE, PH_READ, PH_IDLE };
 enum step { ST_GREET, ST_EHLO1, ST_STARTTLS, ST_EHLO2, ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_QUIT };
@@ -106,17 +108,6 @@ static int errors_shown;
 static char tls_name[128]; /* version/cipher of the first handshake */
 static volatile sig_atomic_t got_signal;
 
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tls_source: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
 __attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
@@ -126,15 +117,8 @@ __attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt, ..
     n = vasprintf(&s, fmt, ap);
     va_end(ap);
     if (n < 0)
-        die("out of memory");
+        bench_die("out of memory");
     return s;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void usage(void)
@@ -168,7 +152,7 @@ static void parse_target(const char *arg)
     int rc;
 
     if (colon == NULL || colon == arg || (size_t)(colon - arg) >= sizeof(host))
-        die("target must be HOST:PORT: %s", arg);
+        bench_die("target must be HOST:PORT: %s", arg);
     memcpy(host, arg, (size_t)(colon - arg));
     host[colon - arg] = '\0';
     if (host[0] == '[' && host[strlen(host) - 1] == ']') {
@@ -178,7 +162,7 @@ static void parse_target(const char *arg)
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0)
-        die("%s: %s", arg, gai_strerror(rc));
+        bench_die("%s: %s", arg, gai_strerror(rc));
     memcpy(&opt_addr, res->ai_addr, res->ai_addrlen);
     opt_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
@@ -193,7 +177,7 @@ static void build_message(void)
 
     msg_body = malloc(hlen + opt_len + 8);
     if (msg_body == NULL)
-        die("out of memory");
+        bench_die("out of memory");
     memcpy(msg_body, hdr, hlen);
     pos = hlen;
     while (pos < opt_len || pos == hlen) {
@@ -230,7 +214,7 @@ static void tls_init(void)
 {
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
-        die("SSL_CTX_new failed");
+        bench_die("SSL_CTX_new failed");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_min_proto_version(ctx, opt_tls_version ? opt_tls_version : TLS1_2_VERSION);
     if (opt_tls_version)
@@ -261,14 +245,7 @@ static void ssl_errors_to_stderr(void)
 
 static void set_events(struct sess *s, uint32_t ev)
 {
-    struct epoll_event e;
-    if (ev == s->events)
-        return;
-    e.events = ev;
-    e.data.ptr = s;
-    if (epoll_ctl(ep, s->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s->fd, &e) < 0)
-        die("epoll_ctl: %s", strerror(errno));
-    s->events = ev;
+    bench_epoll_set(ep, s->fd, &s->events, ev, s);
 }
 
 static void sess_close(struct sess *s, int ok)
@@ -322,7 +299,7 @@ static void sess_start(struct sess *s)
     inflight++;
     s->fd = socket(opt_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0)
-        die("socket: %s", strerror(errno));
+        bench_die("socket: %s", strerror(errno));
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->phase = PH_CONNECT;
     s->step = ST_GREET;
@@ -347,14 +324,14 @@ static void tls_begin(struct sess *s)
 {
     s->ssl = SSL_new(ctx);
     if (s->ssl == NULL || !SSL_set_fd(s->ssl, s->fd))
-        die("SSL_new failed");
+        bench_die("SSL_new failed");
     SSL_set_tlsext_host_name(s->ssl, opt_sni);
     if (opt_resume && latest_session != NULL) {
         /* a copy, as if loaded from a cache: a connection that used a
          * session may mark it non-resumable when it ends */
         SSL_SESSION *copy = SSL_SESSION_dup(latest_session);
         if (copy == NULL || !SSL_set_session(s->ssl, copy))
-            die("SSL_set_session failed");
+            bench_die("SSL_set_session failed");
         SSL_SESSION_free(copy);
     }
     SSL_set_connect_state(s->ssl);
@@ -453,19 +430,6 @@ static int parse_reply(struct sess *s, int *code, char *last, size_t lastsz)
     return 0;
 }
 
-/* ssl_want - the epoll interest for an SSL call that returned r, or 0 on error */
-static uint32_t ssl_want(struct sess *s, int r)
-{
-    switch (SSL_get_error(s->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        return EPOLLIN;
-    case SSL_ERROR_WANT_WRITE:
-        return EPOLLOUT;
-    default:
-        return 0;
-    }
-}
-
 /* drive - advance s as far as it goes without blocking */
 static void drive(struct sess *s)
 {
@@ -492,7 +456,7 @@ static void drive(struct sess *s)
         case PH_HANDSHAKE: {
             int r = SSL_do_handshake(s->ssl);
             if (r != 1) {
-                uint32_t w = ssl_want(s, r);
+                uint32_t w = bench_ssl_want(s->ssl, r);
                 if (w == 0) {
                     sess_fail(s, "TLS handshake failed");
                     return;
@@ -523,7 +487,7 @@ static void drive(struct sess *s)
                 if (s->ssl != NULL) {
                     int r = SSL_write(s->ssl, s->out, (int)s->outlen);
                     if (r <= 0) {
-                        uint32_t w = ssl_want(s, r);
+                        uint32_t w = bench_ssl_want(s->ssl, r);
                         if (w == 0) {
                             sess_fail(s, "TLS write failed");
                             return;
@@ -568,7 +532,7 @@ static void drive(struct sess *s)
             if (s->ssl != NULL) {
                 int r = SSL_read(s->ssl, s->in + s->inlen, (int)room);
                 if (r <= 0) {
-                    uint32_t w = ssl_want(s, r);
+                    uint32_t w = bench_ssl_want(s->ssl, r);
                     if (w == 0) {
                         sess_fail(s, "connection closed (TLS)");
                         return;
@@ -616,7 +580,7 @@ static void on_signal(int sig)
 static int run(enum kind kind, int concurrency, long total)
 {
     struct epoll_event evs[256];
-    double last_progress = now();
+    double last_progress = bench_now();
     long last_finished = -1, last_idle = -1;
     int announced = 0;
 
@@ -625,7 +589,7 @@ static int run(enum kind kind, int concurrency, long total)
     nslots = kind == RUN_IDLE ? (int)total : concurrency;
     slots = calloc((size_t)nslots, sizeof(*slots));
     if (slots == NULL)
-        die("out of memory");
+        bench_die("out of memory");
     for (int i = 0; i < nslots; i++)
         slots[i].fd = -1;
 
@@ -650,8 +614,8 @@ static int run(enum kind kind, int concurrency, long total)
         if (finished != last_finished || idle_open != last_idle) {
             last_finished = finished;
             last_idle = idle_open;
-            last_progress = now();
-        } else if (!announced && now() - last_progress > opt_timeout) {
+            last_progress = bench_now();
+        } else if (!announced && bench_now() - last_progress > opt_timeout) {
             fprintf(stderr,
                     "tls_source: no progress for %d s (started %ld, finished %ld, idle %ld)\n",
                     opt_timeout, started, finished, idle_open);
@@ -661,7 +625,7 @@ static int run(enum kind kind, int concurrency, long total)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die("epoll_wait: %s", strerror(errno));
+            bench_die("epoll_wait: %s", strerror(errno));
         }
         for (int i = 0; i < n; i++) {
             struct sess *s = evs[i].data.ptr;
@@ -677,14 +641,6 @@ static int run(enum kind kind, int concurrency, long total)
     return 0;
 }
 
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 int main(int argc, char **argv)
 {
     int c;
@@ -692,6 +648,7 @@ int main(int argc, char **argv)
     struct rlimit rl;
     struct sigaction sa;
 
+    bench_progname = "tls_source";
     while ((c = getopt(argc, argv, "s:m:l:f:t:S:H:ripV:I:w:qvA")) != -1) {
         switch (c) {
         case 's':
@@ -755,7 +712,7 @@ int main(int argc, char **argv)
         opt_len > 100 * 1024 * 1024 || opt_timeout < 1)
         usage();
     if (opt_tls == TLS_NONE && (opt_resume || opt_tls_version))
-        die("-r and -V need TLS");
+        bench_die("-r and -V need TLS");
     parse_target(argv[optind]);
 
     /* one descriptor per session, plus slack */
@@ -776,11 +733,11 @@ int main(int argc, char **argv)
     tls_init();
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
-        die("epoll_create1: %s", strerror(errno));
+        bench_die("epoll_create1: %s", strerror(errno));
 
     if (opt_resume) {
         if (run(RUN_PRIME, 1, 1) < 0 || failed)
-            die("the priming session failed");
+            bench_die("the priming session failed");
         if (latest_session == NULL)
             fprintf(stderr, "tls_source: warning: the server issued no resumable session\n");
         handshakes = resumed = 0;
@@ -789,19 +746,19 @@ int main(int argc, char **argv)
         printf("start\n");
         fflush(stdout);
     }
-    cpu0 = cpu_seconds();
-    t0 = now();
+    cpu0 = bench_cpu_seconds();
+    t0 = bench_now();
     if (opt_idle > 0) {
         if (run(RUN_IDLE, opt_sessions, opt_idle) < 0)
             return 1;
     } else if (run(RUN_MAIL, opt_sessions, opt_messages) < 0) {
         return 1;
     }
-    t1 = now();
+    t1 = bench_now();
     printf("messages=%ld failed=%ld seconds=%.3f msg_per_s=%.1f handshakes=%ld resumed=%ld "
            "cpu_s=%.3f tls=%s\n",
            delivered, failed, t1 - t0, t1 > t0 ? (double)delivered / (t1 - t0) : 0.0, handshakes,
-           resumed, cpu_seconds() - cpu0, tls_name[0] ? tls_name : "none");
+           resumed, bench_cpu_seconds() - cpu0, tls_name[0] ? tls_name : "none");
     if (latest_session != NULL)
         SSL_SESSION_free(latest_session);
     SSL_CTX_free(ctx);
