@@ -1,0 +1,68 @@
+"""tlspolicyutil - what the end-to-end suites of tern-smtp's TLS policies
+(test_smtp_dane.py, test_smtp_mta_sts.py, test_smtp_requiretls.py) share:
+a receiving tern with STARTTLS, sending one message and reading the one log
+line tern-smtp writes for its recipient, and `tern tlsrpt` after a flush.
+
+    mx = receiving_tern(mres, pki, names, sink)   # STARTTLS, relays to sink
+    qid = send_tagged(sender, "u@ee.test", "dane-ee")
+    line = outcome(sender, qid, "u@ee.test")      # "... status=sent (...)"
+    forget(sender, qid)                            # a deferred one: no retries
+"""
+
+import re
+from pathlib import Path
+from typing import List
+
+from ternlib import make_message
+from tlsutil import Pki, issue_server_cert
+
+STATUS_LINE = r"{qid}: to=<{rcpt}>, relay=.*, dsn=\S+, status=(?:sent|deferred|bounced) .*$"
+
+
+def chain_cert(pki: Pki, name: str, hostnames: List[str], ca: str = "ca"):
+    """(cert file with the leaf and then the CA, key file): a server
+    certificate for hostnames that also sends its CA (DANE-TA(2) records
+    with selector 0 need the CA in the chain, RFC 7671 5.2.2)."""
+    cert, key = issue_server_cert(pki, name, hostnames, ca=ca)
+    chain = Path(pki.dir) / f"{name}-chain.pem"
+    chain.write_bytes(cert.read_bytes() + pki.path(f"{ca}.pem").read_bytes())
+    return chain, key
+
+
+def receiving_tern(mres, cert: Path, key: Path, sink, start: bool = True, **params):
+    """A tern that offers STARTTLS with cert/key and relays everything (its
+    mynetworks is 127.0.0.0/8) to sink.  Not started when start is False:
+    its port (.port) is known before it runs."""
+    return mres.tern(start=start, name="mx", myhostname="mx.receiver.test",
+                     smtpd_tls_cert_file=cert, smtpd_tls_key_file=key,
+                     relayhost=sink.hostport, **params)
+
+
+def send_tagged(tern, rcpt: str, tag: str, sender: str = "sender@example.test") -> str:
+    """One message to rcpt with the header X-Test: tag; its queue ID."""
+    msg = make_message(to=rcpt, sender=sender, headers={"X-Test": tag})
+    return tern.send(msg, sender=sender, rcpts=(rcpt,))
+
+
+def outcome(tern, qid: str, rcpt: str, timeout: float = 30.0) -> str:
+    """The first status line tern-smtp logs for rcpt of message qid."""
+    rx = STATUS_LINE.format(qid=re.escape(qid), rcpt=re.escape(rcpt))
+    return tern.wait_log(rx, timeout=timeout).group(0)
+
+
+def lines_of(tern, qid: str) -> List[str]:
+    """Every maillog line about message qid."""
+    return [line for line in tern.log().splitlines() if f"{qid}: " in line]
+
+
+def forget(tern, qid: str) -> None:
+    """Delete a deferred message so that it is not tried again."""
+    r = tern.tern("queue", "delete", qid)
+    assert r.returncode == 0, r.stderr
+
+
+def tlsrpt_lines(tern, domain: str) -> List[str]:
+    """`tern tlsrpt DOMAIN` (the counts tern-smtp flushed when it stopped)."""
+    r = tern.tern("tlsrpt", domain)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
