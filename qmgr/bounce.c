@@ -386,12 +386,17 @@ static int original_read(const struct qmgr_message *m, int headers_only, buf_t *
     return rc;
 }
 
-/* want_full - return the whole original? */
+/* want_full - return the whole original?  Never for a REQUIRETLS message:
+ * RFC 8689 5 has it bounce as if RET=HDRS, whatever RET says, so that its
+ * content does not travel back over connections it did not ask for */
 static int want_full(const struct qmgr_message *m, enum qmgr_notice_kind kind, int plain)
 {
     const char *ret = qfile_msg_attr(&m->qf, "ret");
+    const char *requiretls = qfile_msg_attr(&m->qf, "requiretls");
 
     if (kind != QMGR_NOTICE_FAILURE || m->qf.content_length > BOUNCE_FULL_MAX)
+        return 0;
+    if (requiretls != NULL && strcmp(requiretls, "yes") == 0)
         return 0;
     if (ret != NULL && strcmp(ret, "FULL") == 0)
         return 1;
