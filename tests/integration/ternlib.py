@@ -160,6 +160,19 @@ def qfile_is_complete(path: Path) -> bool:
     return last == b"X"
 
 
+def qfile_attrs(path: Path) -> Dict[str, str]:
+    """The 'A' records of a queue file (lib/qfile.h), wherever they are."""
+    data, pos, attrs = path.read_bytes(), 0, {}
+    while pos + 5 <= len(data):
+        rtype = data[pos : pos + 1]
+        (length,) = struct.unpack(">I", data[pos + 1 : pos + 5])
+        if rtype == b"A":
+            name, _, value = data[pos + 5 : pos + 5 + length].decode().partition("=")
+            attrs[name] = value
+        pos += 5 + length
+    return attrs
+
+
 def make_message(
     subject: str = "test",
     body: str = "hello\r\n",
