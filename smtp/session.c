@@ -1523,6 +1523,8 @@ static int session_dane_fallback(struct smtp_session *s, const struct dns_host *
 {
     if (s->level == SMTP_TLS_DANE_ONLY) {
         buf_t reason = BUF_INIT;
+        if (s->env->tlsrpt) /* RFC 8460 4.3.2: DANE required, no validated TLSA */
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "tlsa", "dane-required", h->hostname);
         buf_printf(&reason, "no usable DANE TLSA records: %s", why);
         session_host_refused(s, h, "4.7.5", buf_cstr(&reason));
         buf_free(&reason);

@@ -175,6 +175,8 @@ def test_tlsrpt_counts_dane_success_and_failure(site):
         assert "(validation-failure=" in bad and "mx=mx.bad.test" in bad, bad
         (bogus,) = tlsrpt_lines(sender, "tlsabogus.test")
         assert "  tlsabogus.test  tlsa  success=0 " in bogus and "dnssec-invalid=" in bogus
+        (only,) = tlsrpt_lines(sender, "only.test")
+        assert "  only.test  tlsa  success=0 " in only and "dane-required=" in only, only
     finally:
         sender.start()
 
