@@ -23,12 +23,13 @@ Every domain X.test has "MX 10 mx.X.test", an A record for mx.X.test and
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from daneutil import Zone, start_dane_dns, tlsa_ee, tlsa_rdata, tlsa_ta
-from tlspolicyutil import (chain_cert, forget, lines_of, outcome, receiving_tern, send_tagged,
-                           tlsrpt_lines)
+from tlspolicyutil import (assert_tlsrpt_failed, chain_cert, deliver, lines_of, receiving_tern,
+                           tlsrpt_after_stop, tlsrpt_counts)
 from tlsutil import make_pki
 
 DOMAINS = ("ee", "ta", "bad", "none", "only", "unusable", "unusable2", "tlsabogus", "bogus",
@@ -74,118 +75,92 @@ def site(mres, it_base):
                        smtp_dns_support_level="dnssec", dns_servers=dns.address,
                        smtp_default_port=mx.port, smtp_connect_timeout="5s",
                        smtp_tls_policy_maps=f"texthash:{maps}")
-    yield sender, mx, sink, plain
+    yield SimpleNamespace(sender=sender, mx=mx, sink=sink, plain=plain)
     dns.stop()
     shutil.rmtree(d, ignore_errors=True)
 
 
-def deliver(site, domain: str, tag: str):
-    """Send u@domain: (queue ID, status line); a deferred message is deleted."""
-    sender = site[0]
-    rcpt = f"u@{domain}"
-    qid = send_tagged(sender, rcpt, tag)
-    line = outcome(sender, qid, rcpt)
-    if "status=deferred" in line:
-        forget(sender, qid)
+def delivered(site, domain: str, tag: str, tls: str):
+    """u@domain is sent, over TLS with a tls= note that starts with tls, and
+    reaches the sink behind the receiver: (queue ID, status line)."""
+    qid, line = deliver(site.sender, f"u@{domain}", tag)
+    assert "status=sent" in line and f"tls={tls}" in line, line
+    site.sink.wait_for(f"X-Test: {tag}".encode())
     return qid, line
 
 
+def deferred(site, domain: str, tag: str, dsn: str, reason: str) -> str:
+    """u@domain is deferred with dsn and a reason that says reason: the line."""
+    _, line = deliver(site.sender, f"u@{domain}", tag)
+    assert "status=deferred" in line and f"dsn={dsn}" in line, line
+    assert reason in line, line
+    assert not site.sink.matching(f"X-Test: {tag}".encode())
+    return line
+
+
 def test_matching_dane_ee_record_delivers_over_verified_tls(site):
-    sender, _, sink, _ = site
-    qid, line = deliver(site, "ee.test", "dane-ee")
-    assert "status=sent" in line and "tls=TLSv1.3/verified" in line, line
-    assert f"relay=mx.ee.test[127.0.0.1]:{site[1].port}" in line
-    sender.wait_log(rf"Verified TLS connection established to mx\.ee\.test\[127\.0\.0\.1\]:{site[1].port}")
-    sink.wait_for(b"X-Test: dane-ee")
+    _, line = delivered(site, "ee.test", "dane-ee", "TLSv1.3/verified")
+    assert f"relay=mx.ee.test[127.0.0.1]:{site.mx.port}" in line
+    site.sender.wait_log(r"Verified TLS connection established to mx\.ee\.test\[127\.0\.0\.1\]:"
+                         f"{site.mx.port}")
 
 
 def test_matching_dane_ta_record_delivers_over_verified_tls(site):
-    _, _, sink, _ = site
-    qid, line = deliver(site, "ta.test", "dane-ta")
-    assert "status=sent" in line and "/verified" in line, line
-    sink.wait_for(b"X-Test: dane-ta")
+    delivered(site, "ta.test", "dane-ta", "TLSv1.3/verified")
 
 
 def test_mismatching_tlsa_record_defers(site):
-    qid, line = deliver(site, "bad.test", "dane-bad")
-    assert "status=deferred" in line and "dsn=4.7.5" in line, line
-    assert "certificate verification failed for mx.bad.test[127.0.0.1]" in line, line
-    assert not site[2].matching(b"X-Test: dane-bad")
+    deferred(site, "bad.test", "dane-bad", "4.7.5",
+             "certificate verification failed for mx.bad.test[127.0.0.1]")
 
 
 def test_signed_zone_without_tlsa_falls_back_to_may(site):
-    sender, _, sink, _ = site
-    qid, line = deliver(site, "none.test", "dane-none")
-    assert "status=sent" in line, line
     # at level may nothing asks for a name: the certificate is not "verified"
-    assert "tls=TLSv1.3/untrusted" in line or "tls=TLSv1.3/trusted" in line, line
-    sink.wait_for(b"X-Test: dane-none")
+    delivered(site, "none.test", "dane-none", "TLSv1.3/untrusted")
 
 
 def test_dane_only_without_tlsa_defers(site):
-    qid, line = deliver(site, "only.test", "dane-only")
-    assert "status=deferred" in line and "dsn=4.7.5" in line, line
-    assert "no usable DANE TLSA records" in line, line
+    line = deferred(site, "only.test", "dane-only", "4.7.5", "no usable DANE TLSA records")
     assert "relay=none" in line, line  # no connection was made
 
 
 def test_unusable_tlsa_records_mean_tls_without_authentication(site):
-    sender, _, sink, _ = site
-    qid, line = deliver(site, "unusable.test", "dane-unusable")
-    assert "status=sent" in line and "tls=TLSv1.3/" in line, line
-    assert any("TLSA records of mx.unusable.test are unusable" in x for x in lines_of(sender, qid))
-    sink.wait_for(b"X-Test: dane-unusable")
+    qid, _ = delivered(site, "unusable.test", "dane-unusable", "TLSv1.3/untrusted")
+    assert any("TLSA records of mx.unusable.test are unusable" in x
+               for x in lines_of(site.sender, qid))
 
 
 def test_unusable_tlsa_records_require_starttls(site):
-    qid, line = deliver(site, "unusable2.test", "dane-unusable2")
-    assert "status=deferred" in line and "dsn=4.7.4" in line, line
-    assert "TLS is required, but was not offered by host mx.unusable2.test[127.0.0.2]" in line
-    assert not site[3].matching(b"X-Test: dane-unusable2")
+    deferred(site, "unusable2.test", "dane-unusable2", "4.7.4",
+             "TLS is required, but was not offered by host mx.unusable2.test[127.0.0.2]")
+    assert not site.plain.matching(b"X-Test: dane-unusable2")
 
 
 def test_bogus_tlsa_record_defers(site):
-    qid, line = deliver(site, "tlsabogus.test", "dane-tlsabogus")
-    assert "status=deferred" in line and "dsn=4.7.5" in line, line
-    assert "TLSA lookup error for mx.tlsabogus.test" in line, line
+    deferred(site, "tlsabogus.test", "dane-tlsabogus", "4.7.5",
+             "TLSA lookup error for mx.tlsabogus.test")
 
 
 def test_bogus_zone_defers_at_the_mx_lookup(site):
-    qid, line = deliver(site, "bogus.test", "dane-bogus")
-    assert "status=deferred" in line and "relay=none" in line, line
-    assert "dsn=4.4.3" in line, line
+    deferred(site, "bogus.test", "dane-bogus", "4.4.3", "relay=none")
 
 
 def test_unsigned_zone_falls_back_to_may(site):
-    sender, _, sink, _ = site
-    qid, line = deliver(site, "plain.test", "dane-plain")
-    assert "status=sent" in line and "/verified" not in line, line
-    sink.wait_for(b"X-Test: dane-plain")
+    delivered(site, "plain.test", "dane-plain", "TLSv1.3/untrusted")
 
 
 def test_tlsrpt_counts_dane_success_and_failure(site):
-    sender = site[0]
-    sender.stop()  # tern-smtp adds its counts to the store as it exits
-    try:
-        (ee,) = tlsrpt_lines(sender, "ee.test")
-        assert "  ee.test  tlsa  success=" in ee and ee.endswith("failure=0"), ee
-        assert "success=0" not in ee
-        (bad,) = tlsrpt_lines(sender, "bad.test")
-        assert "  bad.test  tlsa  success=0 failure=" in bad, bad
-        assert "(validation-failure=" in bad and "mx=mx.bad.test" in bad, bad
-        (bogus,) = tlsrpt_lines(sender, "tlsabogus.test")
-        assert "  tlsabogus.test  tlsa  success=0 " in bogus and "dnssec-invalid=" in bogus
-        (only,) = tlsrpt_lines(sender, "only.test")
-        assert "  only.test  tlsa  success=0 " in only and "dane-required=" in only, only
-    finally:
-        sender.start()
+    failed = {"bad.test": "validation-failure", "tlsabogus.test": "dnssec-invalid",
+              "only.test": "dane-required", "unusable2.test": "starttls-not-supported"}
+    counts = tlsrpt_after_stop(site.sender, ["ee.test"] + list(failed))
+    assert tlsrpt_counts(counts["ee.test"], "ee.test", "tlsa")[:2] == (1, 0), counts
+    for domain, result in failed.items():
+        assert_tlsrpt_failed(counts[domain], domain, "tlsa", result)
 
 
 def test_dns_support_level_enabled_turns_dane_into_may(site):
-    sender = site[0]
-    sender.stop()
-    sender.conf_edit(smtp_dns_support_level="enabled")
-    sender.start()
-    qid, line = deliver(site, "bad.test", "dane-disabled")
-    assert "status=sent" in line and "/verified" not in line, line
-    site[2].wait_for(b"X-Test: dane-disabled")
+    """Without dnssec the mismatching TLSA record of bad.test is not asked for."""
+    site.sender.stop()
+    site.sender.conf_edit(smtp_dns_support_level="enabled")
+    site.sender.start()
+    delivered(site, "bad.test", "dane-disabled", "TLSv1.3/untrusted")

@@ -7,11 +7,12 @@ line tern-smtp writes for its recipient, and `tern tlsrpt` after a flush.
     qid = send_tagged(sender, "u@ee.test", "dane-ee")
     line = outcome(sender, qid, "u@ee.test")      # "... status=sent (...)"
     forget(sender, qid)                            # a deferred one: no retries
+    qid, line = deliver(sender, "u@ee.test", "dane-ee")  # the three at once
 """
 
 import re
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Tuple
 
 from ternlib import make_message
 from tlsutil import Pki, issue_server_cert
@@ -50,6 +51,16 @@ def outcome(tern, qid: str, rcpt: str, timeout: float = 30.0) -> str:
     return tern.wait_log(rx, timeout=timeout).group(0)
 
 
+def deliver(tern, rcpt: str, tag: str):
+    """send_tagged, then outcome: (queue ID, status line); a deferred
+    message is deleted, not tried again."""
+    qid = send_tagged(tern, rcpt, tag)
+    line = outcome(tern, qid, rcpt)
+    if "status=deferred" in line:
+        forget(tern, qid)
+    return qid, line
+
+
 def lines_of(tern, qid: str) -> List[str]:
     """Every maillog line about message qid."""
     return [line for line in tern.log().splitlines() if f"{qid}: " in line]
@@ -62,7 +73,34 @@ def forget(tern, qid: str) -> None:
 
 
 def tlsrpt_lines(tern, domain: str) -> List[str]:
-    """`tern tlsrpt DOMAIN` (the counts tern-smtp flushed when it stopped)."""
+    """`tern tlsrpt DOMAIN`: what tern-smtp flushed to the store."""
     r = tern.tern("tlsrpt", domain)
     assert r.returncode == 0, r.stderr
     return r.stdout.splitlines()
+
+
+def tlsrpt_after_stop(tern, domains: List[str]) -> Dict[str, List[str]]:
+    """Stop tern (tern-smtp adds its counts to the store as it exits; else
+    only every 60 s), read `tern tlsrpt DOMAIN` of each domain, start it
+    again."""
+    tern.stop()
+    try:
+        return {domain: tlsrpt_lines(tern, domain) for domain in domains}
+    finally:
+        tern.start()
+
+
+def tlsrpt_counts(lines: List[str], domain: str, policy_type: str) -> Tuple[int, int, str]:
+    """(success, failure, the failure details) of the one line of domain
+    and policy_type."""
+    (line,) = [x for x in lines if f"  {domain}  {policy_type}  " in x]
+    m = re.search(r"  success=(\d+) failure=(\d+)(?: \((.*)\))?$", line)
+    assert m, line
+    return int(m.group(1)), int(m.group(2)), m.group(3) or ""
+
+
+def assert_tlsrpt_failed(lines: List[str], domain: str, policy_type: str, result: str) -> None:
+    """Only failures were counted for domain, among them result with its MX."""
+    success, failure, details = tlsrpt_counts(lines, domain, policy_type)
+    assert success == 0 and failure > 0, lines
+    assert re.search(rf"(^|, ){result}=\d+ mx=mx\.{re.escape(domain)}", details), lines
