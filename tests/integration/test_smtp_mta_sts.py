@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import pytest
 
 from mtastsutil import mta_sts_dns_records, start_mta_sts_servers
-from tlspolicyutil import assert_tlsrpt_failed, deliver, receiving_tern, tlsrpt_after_stop, tlsrpt_counts
+from tlspolicyutil import (assert_tlsrpt_failed, deliver, receiving_tern, tlsrpt_after_stop,
+                           tlsrpt_counts)
 from tlsutil import issue_server_cert, make_pki
 
 POLICY_ID = "20240101"

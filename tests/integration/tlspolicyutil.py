@@ -3,11 +3,13 @@
 a receiving tern with STARTTLS, sending one message and reading the one log
 line tern-smtp writes for its recipient, and `tern tlsrpt` after a flush.
 
-    mx = receiving_tern(mres, pki, names, sink)   # STARTTLS, relays to sink
+    mx = receiving_tern(mres, cert, key, sink)    # STARTTLS, relays to sink
     qid = send_tagged(sender, "u@ee.test", "dane-ee")
     line = outcome(sender, qid, "u@ee.test")      # "... status=sent (...)"
     forget(sender, qid)                            # a deferred one: no retries
     qid, line = deliver(sender, "u@ee.test", "dane-ee")  # the three at once
+    counts = tlsrpt_after_stop(sender, ["ee.test"])     # stop, read, start
+    tlsrpt_counts(counts["ee.test"], "ee.test", "tlsa")  # (success, failure, details)
 """
 
 import re
