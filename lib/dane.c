@@ -2,6 +2,7 @@
  * dane - TLSA records for DANE (RFC 7672): parse, judge, name.  Contract in
  * dane.h.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,16 +24,14 @@ static int dane_number(const char **p)
     return n;
 }
 
-/* dane_hex_digit - the value of one hex digit, -1 when c is none */
+/* dane_hex_digit - the value of one hex digit (either case), -1 when c is
+ * none */
 static int dane_hex_digit(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    static const char digits[] = "0123456789abcdef";
+    const char *d = c != 0 ? strchr(digits, tolower((unsigned char)c)) : NULL;
+
+    return d != NULL ? (int)(d - digits) : -1;
 }
 
 /* dane_data_len_ok - len fits mtype (a digest has its length; unknown

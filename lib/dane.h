@@ -32,7 +32,8 @@
 
 #include "buf.h"
 
-#define DANE_TLSA_MAX_DATA 1024 /* bytes of certificate association data */
+#define DANE_TLSA_MAX_DATA                                                                         \
+    8192 /* bytes of certificate association data: a whole certificate fits */
 
 enum dane_usage { DANE_USAGE_PKIX_TA, DANE_USAGE_PKIX_EE, DANE_USAGE_DANE_TA, DANE_USAGE_DANE_EE };
 enum dane_selector { DANE_SELECTOR_CERT, DANE_SELECTOR_SPKI };

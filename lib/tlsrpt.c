@@ -180,7 +180,7 @@ struct tlsrpt *tlsrpt_open(const char *data_directory, buf_t *err)
         return NULL;
     }
     if (tlsrpt_mkdir(data_directory, &dir, &owner, err) == 0 &&
-        (env = tlsrpt_env_open(buf_cstr(&dir), 0, err)) != NULL &&
+        (env = tlsrpt_env_open(buf_cstr(&dir), MDB_NOSYNC, err)) != NULL &&
         tlsrpt_chown_files(&dir, &owner, err) == 0) {
         t = xcalloc(1, sizeof(*t));
         t->env = env;

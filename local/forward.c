@@ -32,6 +32,10 @@ static void forward_submit(const struct delivery_request *req, const struct deli
     if (req->ret[0])
         attr_add_str(out, "ret", req->ret);
     attr_add_str(out, "body", req->body_8bit ? "8BITMIME" : "7BIT");
+    if (req->requiretls) /* RFC 8689: the promise holds for the forwarded copy too */
+        attr_add_str(out, "requiretls", "yes");
+    if (req->auth_mailbox && req->auth_mailbox[0])
+        attr_add_str(out, "auth_mailbox", req->auth_mailbox);
     attr_add_str(out, "local_expanded", "yes"); /* qmgr: no alias lookup again */
     for (size_t i = 0; i < n; i++) {
         attr_add_str(out, "rcpt", targets[i]->what);

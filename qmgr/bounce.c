@@ -386,17 +386,12 @@ static int original_read(const struct qmgr_message *m, int headers_only, buf_t *
     return rc;
 }
 
-/* want_full - return the whole original?  Never for a REQUIRETLS message:
- * RFC 8689 5 has it bounce as if RET=HDRS, whatever RET says, so that its
- * content does not travel back over connections it did not ask for */
+/* want_full - return the whole original? */
 static int want_full(const struct qmgr_message *m, enum qmgr_notice_kind kind, int plain)
 {
     const char *ret = qfile_msg_attr(&m->qf, "ret");
-    const char *requiretls = qfile_msg_attr(&m->qf, "requiretls");
 
     if (kind != QMGR_NOTICE_FAILURE || m->qf.content_length > BOUNCE_FULL_MAX)
-        return 0;
-    if (requiretls != NULL && strcmp(requiretls, "yes") == 0)
         return 0;
     if (ret != NULL && strcmp(ret, "FULL") == 0)
         return 1;
@@ -517,7 +512,9 @@ int qmgr_bounce_compose(struct qmgr *qm, const struct qmgr_message *m, enum qmgr
 {
     static const char *const auto_what[] = {"failure", "success", "delay"};
     int plain = qm->bounce_plain;
-    int full = !qm->no_body_return && want_full(m, kind, plain); /* nobodyreturn */
+    /* nobodyreturn; a REQUIRETLS message's body never goes back in a
+     * notice (RFC 8689 5: the way back may not be as safe) */
+    int full = !qm->no_body_return && !qmgr_message_requiretls(m) && want_full(m, kind, plain);
     buf_t original = BUF_INIT;
     const char *subject = plain ? plain_subject[kind] : qm->templates[kind].subject;
 

@@ -36,6 +36,14 @@ struct notice_job {
 
 static void notice_next(struct qmgr *qm, struct qmgr_message *m);
 
+/* qmgr_message_requiretls - see qmgr.h */
+int qmgr_message_requiretls(const struct qmgr_message *m)
+{
+    const char *v = qfile_msg_attr(&m->qf, "requiretls");
+
+    return v != NULL && strcmp(v, "yes") == 0;
+}
+
 /* qmgr_notify_has - 1 when the NOTIFY value allows word (absent: FAILURE, DELAY) */
 int qmgr_notify_has(const char *notify, const char *word)
 {
@@ -207,6 +215,8 @@ static void notice_envelope(const struct qmgr *qm, const struct qmgr_message *m,
     attr_add_str(out, "protocol", "local");
     if (body != NULL && strcmp(body, "8BITMIME") == 0)
         attr_add_str(out, "body", "8BITMIME");
+    if (qmgr_message_requiretls(m)) /* RFC 8689 5: the notice keeps the promise */
+        attr_add_str(out, "requiretls", "yes");
     qmgr_submit_add_rcpt(out, rcpt, rcpt, "", "");
     attr_end(out);
 }

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "smtp.h"
+#include "smtp_tls.h"
 
 #define CACHE_QUIT_WAIT 5 /* seconds for the 221 after QUIT */
 
@@ -55,6 +56,8 @@ static void cache_unlink(struct cache_entry *e)
 /* cache_entry_free - unlink e, close its connection, release it */
 static void cache_entry_free(struct cache_entry *e)
 {
+    if (e->conn.tls) /* it ended a transaction cleanly: its session stays resumable */
+        smtp_tls_bev_done(e->conn.bev);
     cache_unlink(e);
     event_free(e->timer);
     if (e->conn.bev)
@@ -179,7 +182,7 @@ static void cache_entry_flush(struct cache_entry *e)
 {
     struct evbuffer *out = bufferevent_get_output(e->conn.bev);
 
-    if (evbuffer_get_length(out) == 0)
+    if (evbuffer_get_length(out) == 0 || e->conn.tls) /* TLS: plain bytes would be garbage */
         return;
     evbuffer_unfreeze(out, 1); /* the bufferevent keeps its start frozen */
     evbuffer_write(out, bufferevent_getfd(e->conn.bev));

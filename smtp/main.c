@@ -202,6 +202,25 @@ static void smtp_generic_configure(struct smtp_server *srv)
     buf_free(&err);
 }
 
+/* smtp_dnssec_resolver_check - the AD bit is only worth what the path to
+ * the resolver is: say so when dns_servers is not on this host */
+static void smtp_dnssec_resolver_check(const struct config *cfg)
+{
+    size_t n;
+    char *const *servers = config_list(cfg, "dns_servers", &n);
+
+    if (n == 0)
+        log_warn("smtp_dns_support_level = dnssec with dns_servers empty: the AD bit of "
+                 "whatever /etc/resolv.conf names is trusted; point dns_servers at a validating "
+                 "resolver on this host (docs/dnssec.md)");
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(servers[i], "127.", 4) != 0 && strncmp(servers[i], "[::1]", 5) != 0 &&
+            strcmp(servers[i], "::1") != 0)
+            log_warn("smtp_dns_support_level = dnssec: dns_servers %s is not on this host; "
+                     "its AD bit can be forged on the way (docs/dnssec.md)",
+                     servers[i]);
+}
+
 /* smtp_dns_configure - smtp_dns_support_level, and MTA-STS */
 static void smtp_dns_configure(struct smtp_server *srv)
 {
@@ -209,9 +228,10 @@ static void smtp_dns_configure(struct smtp_server *srv)
     const char *level = config_str(cfg, "smtp_dns_support_level");
     buf_t err = BUF_INIT;
 
-    if (strcmp(level, "dnssec") == 0)
+    if (strcmp(level, "dnssec") == 0) {
         srv->env.dnssec = 1;
-    else if (strcmp(level, "enabled") != 0 && strcmp(level, "") != 0)
+        smtp_dnssec_resolver_check(cfg);
+    } else if (strcmp(level, "enabled") != 0 && strcmp(level, "") != 0)
         log_fatal("smtp_dns_support_level = %s: not one of enabled, dnssec", level);
     if (srv->env.lmtp)
         return;

@@ -113,6 +113,21 @@ static size_t smtp_dsn_scan(const char *p, size_t len, int code_class)
     return i;
 }
 
+/* smtp_reply_last_text - see reply.h */
+void smtp_reply_last_text(const struct smtp_reply *r, buf_t *out)
+{
+    const char *p = buf_cstr(&r->ext);
+    size_t len = r->ext.len;
+    const char *start;
+
+    if (len > 0 && p[len - 1] == '\n')
+        len--;
+    start = memrchr(p, '\n', len);
+    start = start ? start + 1 : p;
+    buf_reset(out);
+    buf_append(out, start, len - (size_t)(start - p));
+}
+
 /* smtp_reply_dsn - see reply.h */
 void smtp_reply_dsn(const struct smtp_reply *r, char *out, size_t outlen)
 {

@@ -42,6 +42,9 @@ void smtp_reply_reset(struct smtp_reply *r);
 /* smtp_reply_feed - add one line (without its CRLF); 1 reply complete,
  * 0 more lines follow, -1 malformed (wrong syntax, code change, too long) */
 int smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
+/* smtp_reply_last_text - the text of the reply's last line, as the server
+ * sent it (after "334 "), into out */
+void smtp_reply_last_text(const struct smtp_reply *r, buf_t *out);
 /* smtp_reply_dsn - the enhanced status code of a complete reply, or one
  * derived from its class (2.0.0, 4.0.0, 5.0.0) */
 void smtp_reply_dsn(const struct smtp_reply *r, char *out, size_t outlen);

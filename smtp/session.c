@@ -115,7 +115,9 @@ struct smtp_session {
     struct mtasts_policy sts; /* the domain's MTA-STS policy (mode NONE: none) */
     int sts_testing;          /* cur follows a policy in testing mode: report, don't enforce */
     int tls_active;
-    int tls_verified;
+    int tls_verified;        /* the certificate passed the checks of the connection's level */
+    int tls_policy_ok;       /* ... and those came from DANE, MTA-STS enforce or a verify/secure
+                                level: what REQUIRETLS accepts */
     int tls_fallback;        /* this address again, without STARTTLS (level may) */
     char tls_note[64];       /* "TLSv1.3/verified", "no" */
     const char *policy_type; /* for TLS-RPT: "tlsa", "sts", "no-policy-found" */
@@ -147,6 +149,7 @@ static void session_resolve(struct smtp_session *s);
 static void session_reuse_or_resolve(struct smtp_session *s);
 static void session_connect(struct smtp_session *s, const struct dns_host *h);
 static void session_prepare_host(struct smtp_session *s, const struct dns_host *h);
+static void session_sts_or_resolve(struct smtp_session *s);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -237,6 +240,8 @@ static void session_report(struct smtp_session *s)
 static void session_disconnect(struct smtp_session *s)
 {
     s->gen++;
+    smtp_sasl_client_free(s->sasl); /* an exchange cut short: its password copies go */
+    s->sasl = NULL;
     if (s->tlsa_query) {
         dns_cancel(s->tlsa_query);
         s->tlsa_query = NULL;
@@ -250,6 +255,8 @@ static void session_disconnect(struct smtp_session *s)
         s->connect_ev = NULL;
     }
     if (s->bev) {
+        if (s->state == S_QUIT) /* an orderly end: the TLS session stays resumable */
+            smtp_tls_bev_done(s->bev);
         bufferevent_free(s->bev); /* closes fd */
         s->bev = NULL;
         s->fd = -1;
@@ -356,7 +363,7 @@ static int session_reuse_failed(struct smtp_session *s, const char *reason)
     s->reused = 0;
     s->uses = 0;
     buf_set(&s->relay, "none");
-    session_resolve(s);
+    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
     return 1;
 }
 
@@ -445,7 +452,7 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
         else
             xtext_encode(mailbox, out);
     }
-    if (req->requiretls)
+    if (req->requiretls && s->ehlo.requiretls) /* SMTP: checked before; LMTP: if offered */
         buf_puts(out, " REQUIRETLS");
     buf_puts(out, "\r\n");
 }
@@ -507,7 +514,7 @@ static int session_cache_conn(struct smtp_session *s)
     conn.uses = s->uses;
     conn.tls = s->tls_active;
     conn.authenticated = s->authenticated;
-    conn.verified = s->tls_verified;
+    conn.verified = s->tls_policy_ok;
     snprintf(conn.tls_note, sizeof(conn.tls_note), "%s", s->tls_note);
     if (smtp_cache_put(s->env->cache, buf_cstr(&s->key), &conn) < 0)
         return -1;
@@ -881,10 +888,11 @@ static int session_auth_start(struct smtp_session *s)
 static void session_on_auth(struct smtp_session *s)
 {
     buf_t out = BUF_INIT, err = BUF_INIT;
-    const char *text = buf_cstr(&s->reply.text);
+    buf_t challenge = BUF_INIT;
 
     if (s->reply.code == 334) {
-        if (smtp_sasl_client_step(s->sasl, s->reply.text.len > 4 ? text + 4 : "", &out, &err) < 0) {
+        smtp_reply_last_text(&s->reply, &challenge); /* as sent: not the cleaned-up text */
+        if (smtp_sasl_client_step(s->sasl, buf_cstr(&challenge), &out, &err) < 0) {
             session_auth_failed(s, buf_cstr(&err));
         } else {
             session_send(s, &out);
@@ -903,6 +911,7 @@ static void session_on_auth(struct smtp_session *s)
     buf_wipe(&out);
     buf_free(&out);
     buf_free(&err);
+    buf_free(&challenge);
 }
 
 /* session_requiretls_refused - RFC 8689 4.2.1: a REQUIRETLS message goes
@@ -914,7 +923,7 @@ static int session_requiretls_refused(struct smtp_session *s)
 
     if (!s->req->requiretls || s->env->lmtp)
         return 0;
-    if (!s->tls_verified)
+    if (!s->tls_policy_ok)
         buf_printf(&reason, "REQUIRETLS: no verified TLS connection to host %s",
                    buf_cstr(&s->peer));
     else if (!s->ehlo.requiretls)
@@ -971,6 +980,8 @@ static void session_on_ehlo(struct smtp_session *s)
         smtp_ehlo_parse(&s->reply, &s->ehlo);
         if (s->tls_active || s->level == SMTP_TLS_NONE || s->tls_fallback)
             session_after_hello(s);
+        else if (s->ehlo.starttls && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+            session_protocol_error(s, "reply pipelined after the EHLO reply"); /* RFC 3207 */
         else if (s->ehlo.starttls)
             session_send_starttls(s);
         else
@@ -991,7 +1002,7 @@ static void session_on_helo(struct smtp_session *s)
         return;
     }
     memset(&s->ehlo, 0, sizeof(s->ehlo));
-    if (s->level == SMTP_TLS_NONE || s->tls_fallback)
+    if (s->tls_active || s->level == SMTP_TLS_NONE || s->tls_fallback)
         session_after_hello(s);
     else
         session_tls_not_offered(s, "was not offered by"); /* HELO: no extensions */
@@ -1080,6 +1091,7 @@ static void session_tls_done(struct smtp_session *s)
     smtp_tls_log_handshake(s->env->tls, ssl, trust, buf_cstr(&s->relay));
     s->tls_active = 1;
     s->tls_verified = trust == SMTP_TLS_VERIFIED;
+    s->tls_policy_ok = s->tls_verified && (s->tlsa_count > 0 || s->level >= SMTP_TLS_VERIFY);
     snprintf(s->tls_note, sizeof(s->tls_note), "%s/%s", SSL_get_version(ssl),
              smtp_tls_trust_name(trust, 1));
     if (session_tls_verify_required(s) && !s->tls_verified) {
@@ -1365,6 +1377,7 @@ static void session_connected(struct smtp_session *s)
     s->reused = 0;
     s->tls_active = 0;
     s->tls_verified = 0;
+    s->tls_policy_ok = 0;
     s->authenticated = 0;
     snprintf(s->tls_note, sizeof(s->tls_note), "no");
     s->state = S_GREETING;
@@ -1496,9 +1509,12 @@ static int session_apply_sts(struct smtp_session *s, const struct dns_host *h)
         if (!match)
             log_info("%s: MTA-STS policy of %s (testing): MX host %s is not in the policy",
                      s->req->queue_id, s->hop.host, h->hostname);
-        s->sts_testing = 1;
-        s->cur.check_names = 1;
-        snprintf(s->cur.match, sizeof(s->cur.match), "hostname");
+        if (s->level < SMTP_TLS_VERIFY) { /* report what enforce would see; never replace
+                                              the names a configured level checks */
+            s->sts_testing = 1;
+            s->cur.check_names = 1;
+            snprintf(s->cur.match, sizeof(s->cur.match), "hostname");
+        }
         return 0;
     }
     if (!match) {
@@ -1566,7 +1582,13 @@ static void session_tlsa_answer(struct dns_answer *ans, void *arg)
     } else {
         unusable = dane_tlsa_set(ans->v, &s->tlsa, &s->tlsa_count);
         s->policy_type = "tlsa";
-        if (s->tlsa_count == 0) { /* RFC 7672 2.2: records, none usable: TLS, unauthenticated */
+        if (s->tlsa_count == 0 && s->level == SMTP_TLS_DANE_ONLY) {
+            buf_printf(&why, "no usable DANE TLSA records: the %zu TLSA records of %s are unusable",
+                       unusable, h->hostname);
+            session_host_refused(s, h, "4.7.5", buf_cstr(&why));
+            rc = -1;
+        } else if (s->tlsa_count == 0) { /* RFC 7672 2.2: records, none usable: TLS,
+                                            unauthenticated */
             log_info("%s: %zu TLSA records of %s are unusable; TLS without authentication",
                      s->req->queue_id, unusable, h->hostname);
             session_set_level(s, SMTP_TLS_ENCRYPT);
@@ -1751,6 +1773,7 @@ static void session_take_conn(struct smtp_session *s, const struct smtp_conn *co
     s->tls_active = conn->tls;
     s->authenticated = conn->authenticated;
     s->tls_verified = conn->verified;
+    s->tls_policy_ok = conn->verified;
     snprintf(s->tls_note, sizeof(s->tls_note), "%s", conn->tls_note);
     smtp_reply_reset(&s->reply);
 }
@@ -1847,6 +1870,8 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     buf_printf(&s->key, "%s|%s|%d", env->lmtp ? "lmtp" : "smtp", req->nexthop, s->port);
     if (req->requiretls) /* only connections that passed its checks */
         buf_puts(&s->key, "|requiretls");
+    if (req->tls_required_no) /* made without DANE or MTA-STS: never for other mail */
+        buf_puts(&s->key, "|tls-required-no");
     if (env->sasl && env->sasl_by_sender) /* authenticated as this sender */
         buf_printf(&s->key, "|%s", req->sender);
     s->state = S_REUSE;

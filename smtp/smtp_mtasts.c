@@ -695,6 +695,16 @@ static int mtasts_settings(struct smtp_mtasts *m, const struct config *cfg, buf_
 /* mtasts_curl_start - the multi handle driven by base */
 static int mtasts_curl_start(struct smtp_mtasts *m, buf_t *err)
 {
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+    /* the trust store goes in through CURLOPT_SSL_CTX_FUNCTION, which only
+     * an OpenSSL libcurl has: any other would fail every fetch, quietly
+     * "no policy" for every domain */
+    if (v == NULL || v->ssl_version == NULL || strncmp(v->ssl_version, "OpenSSL", 7) != 0) {
+        buf_printf(err, "smtp_mta_sts = yes needs libcurl built with OpenSSL (this one: %s)",
+                   v && v->ssl_version ? v->ssl_version : "no TLS");
+        return -1;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         (m->multi = curl_multi_init()) == NULL) {
         buf_puts(err, "mta-sts: cannot initialize libcurl");

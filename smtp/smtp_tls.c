@@ -12,6 +12,8 @@
  * tern-smtp is one process, so every delivery shares it.
  */
 #include <arpa/inet.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -453,9 +455,10 @@ static void smtp_tls_cache_key(const struct smtp_tls_peer *peer, const char *sni
         for (size_t k = 0; k < r->len; k++)
             h = h * 33 + r->data[k];
     }
-    buf_printf(out, "%s|%s|%s%s|%s|%s|%s|%zu:%lx", peer->relay, sni ? sni : "",
-               smtp_tls_level_name(p->level), p->check_names ? "+names" : "", p->match,
-               p->protocols, p->ciphers, peer->tlsa_count, h);
+    buf_printf(out, "%s|%s|%s|%s|%s%s|%s|%s|%s|%zu:%lx", peer->relay, sni ? sni : "",
+               peer->hostname, peer->nexthop, smtp_tls_level_name(p->level),
+               p->check_names ? "+names" : "", p->match, p->protocols, p->ciphers, peer->tlsa_count,
+               h);
 }
 
 /* smtp_tls_ssl_options - the policy's own protocols and ciphers; -1 with err */
@@ -624,6 +627,15 @@ void smtp_tls_log_handshake(struct smtp_tls *t, SSL *ssl, enum smtp_tls_trust tr
     }
     buf_free(&desc);
     buf_free(&fp);
+}
+
+/* smtp_tls_bev_done - see smtp_tls.h */
+void smtp_tls_bev_done(struct bufferevent *bev)
+{
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+    if (ssl)
+        SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 
 /* smtp_tls_ssf - see smtp_tls.h */

@@ -98,6 +98,11 @@ const char *smtp_tls_trust_name(enum smtp_tls_trust trust, int lower);
  * relay: ..." line (smtp_tls_loglevel >= 1), certificate details at 2 */
 void smtp_tls_log_handshake(struct smtp_tls *t, SSL *ssl, enum smtp_tls_trust trust,
                             const char *relay);
+/* smtp_tls_bev_done - the connection of bev (a TLS bufferevent, or not) ends
+ * in order: mark its TLS session shut down, so that freeing it does not
+ * make the cached session unresumable (libevent never calls SSL_shutdown) */
+struct bufferevent;
+void smtp_tls_bev_done(struct bufferevent *bev);
 /* smtp_tls_ssf - the cipher's secret bits, for SASL */
 unsigned smtp_tls_ssf(SSL *ssl);
 /* smtp_tls_handshakes - full and resumed handshakes since start */

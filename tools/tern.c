@@ -295,6 +295,8 @@ static int tern_check_tables(const struct config *cfg)
                                    "sender_canonical_maps",
                                    "recipient_canonical_maps",
                                    "smtp_generic_maps",
+                                   "smtp_tls_policy_maps",
+                                   "smtp_sasl_password_maps",
                                    NULL};
     int problems = 0;
     buf_t why = BUF_INIT;

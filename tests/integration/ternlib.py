@@ -407,19 +407,27 @@ class Sink:
         self._lock = threading.Lock()
         self._controller: Optional[Controller] = None
 
+    # what a subclass may change: the handler, the SMTP class and its arguments
+    def _handler(self):
+        return _SinkHandler(self)
+
+    def _smtp_class(self):
+        return _DsnSMTP if self.dsn else SMTP
+
+    def _smtp_kwargs(self) -> Dict:
+        return {}
+
     # lifecycle
     def start(self) -> "Sink":
         assert self._controller is None, "sink already running"
-        handler = _SinkHandler(self)
         sink = self
 
         class _Ctl(Controller):
             def factory(self):
-                cls = _DsnSMTP if sink.dsn else SMTP
-                return cls(self.handler, **self.SMTP_kwargs)
+                return sink._smtp_class()(self.handler, **self.SMTP_kwargs)
 
         ctl = _Ctl(
-            handler,
+            self._handler(),
             hostname=self.host,
             port=self.port,
             ready_timeout=10.0,
@@ -428,6 +436,7 @@ class Sink:
             data_size_limit=64 * 1024 * 1024,
             server_hostname="sink.test",
             loop=asyncio.new_event_loop(),
+            **self._smtp_kwargs(),
         )
         ctl.start()
         self._controller = ctl
@@ -801,7 +810,8 @@ def _user_name() -> str:
 class SilentServer:
     """A TCP server on addr:port (0: a free port) that accepts connections
     and never says a word: a peer that hangs (identd, policy service).
-    .port, .conns; stop() closes everything."""
+    .port, .conns; stop() closes everything.  A subclass that does talk
+    overrides _accepted()."""
 
     def __init__(self, addr: str = "127.0.0.1", port: int = 0):
         self.sock = socket.socket()
@@ -819,6 +829,10 @@ class SilentServer:
             except OSError:
                 return
             self.conns.append(c)
+            self._accepted(c)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        """A subclass serves conn here (in the accepting thread: start one)."""
 
     def stop(self) -> None:
         self.sock.close()

@@ -21,10 +21,15 @@
 static struct dnssec_fixture dnssec;
 static struct dnsmasq_fixture dnsmasq;
 
-/* one lookup run to completion on a fresh loop */
+/* one lookup run to completion on a fresh loop: dns_query of type for name,
+ * or with nexthop dns_resolve_nexthop of name (use_mx) */
 struct run {
+    const char *name;
+    enum dns_qtype type;
+    int nexthop, use_mx;
     struct event_base *base;
     struct dns_answer *ans;
+    struct dns_result *res;
 };
 
 static void on_answer(struct dns_answer *ans, void *arg)
@@ -35,23 +40,42 @@ static void on_answer(struct dns_answer *ans, void *arg)
     event_base_loopbreak(r->base);
 }
 
-/* ask - dns_query of type for name at 127.0.0.1:port; the answer */
-static struct dns_answer *ask(int port, const char *name, enum dns_qtype type)
+static void on_nexthop(struct dns_result *res, void *arg)
+{
+    struct run *r = arg;
+
+    r->res = res;
+    event_base_loopbreak(r->base);
+}
+
+/* run - r's lookup at 127.0.0.1:port until its callback */
+static void run(int port, struct run *r)
 {
     char server[64];
     char *servers[2] = {server, NULL};
     buf_t err = BUF_INIT;
-    struct run r = {event_base_new(), NULL};
     struct dns_ctx *ctx;
 
+    r->base = event_base_new();
     snprintf(server, sizeof(server), "127.0.0.1:%d", port);
-    ctx = dns_create(r.base, servers, 2, &err);
+    ctx = dns_create(r->base, servers, 2, &err);
     assert_non_null(ctx);
-    dns_query(ctx, name, type, on_answer, &r);
-    event_base_dispatch(r.base);
+    if (r->nexthop)
+        dns_resolve_nexthop(ctx, r->name, r->use_mx, 25, on_nexthop, r);
+    else
+        dns_query(ctx, r->name, r->type, on_answer, r);
+    event_base_dispatch(r->base);
     dns_free(ctx);
-    event_base_free(r.base);
+    event_base_free(r->base);
     buf_free(&err);
+}
+
+/* ask - dns_query of type for name at 127.0.0.1:port; the answer */
+static struct dns_answer *ask(int port, const char *name, enum dns_qtype type)
+{
+    struct run r = {.name = name, .type = type};
+
+    run(port, &r);
     assert_non_null(r.ans);
     return r.ans;
 }
@@ -168,37 +192,12 @@ static void test_tlsa_shorter_than_three_octets_is_tempfail(void **state)
     expect(dnsmasq.port, "_25._tcp.short.test", DNS_QTLSA, DNS_TEMPFAIL, NULL, 0);
 }
 
-/* one dns_resolve_nexthop run to completion */
-struct nexthop_run {
-    struct event_base *base;
-    struct dns_result *res;
-};
-
-static void on_nexthop(struct dns_result *res, void *arg)
-{
-    struct nexthop_run *r = arg;
-
-    r->res = res;
-    event_base_loopbreak(r->base);
-}
-
 /* resolve - dns_resolve_nexthop of name through the validating resolver */
 static struct dns_result *resolve(const char *name, int use_mx)
 {
-    char server[64];
-    char *servers[2] = {server, NULL};
-    buf_t err = BUF_INIT;
-    struct nexthop_run r = {event_base_new(), NULL};
-    struct dns_ctx *ctx;
+    struct run r = {.name = name, .nexthop = 1, .use_mx = use_mx};
 
-    snprintf(server, sizeof(server), "127.0.0.1:%d", dnssec.resolver_port);
-    ctx = dns_create(r.base, servers, 2, &err);
-    assert_non_null(ctx);
-    dns_resolve_nexthop(ctx, name, use_mx, 25, on_nexthop, &r);
-    event_base_dispatch(r.base);
-    dns_free(ctx);
-    event_base_free(r.base);
-    buf_free(&err);
+    run(dnssec.resolver_port, &r);
     assert_non_null(r.res);
     return r.res;
 }
