@@ -160,16 +160,23 @@ def qfile_is_complete(path: Path) -> bool:
     return last == b"X"
 
 
+def qfile_records(path: Path) -> List[Tuple[bytes, bytes]]:
+    """The (type, value) records of a queue file (lib/qfile.h), in order."""
+    data, pos, records = path.read_bytes(), 0, []
+    while pos + 5 <= len(data):
+        (length,) = struct.unpack(">I", data[pos + 1 : pos + 5])
+        records.append((data[pos : pos + 1], data[pos + 5 : pos + 5 + length]))
+        pos += 5 + length
+    return records
+
+
 def qfile_attrs(path: Path) -> Dict[str, str]:
     """The 'A' records of a queue file (lib/qfile.h), wherever they are."""
-    data, pos, attrs = path.read_bytes(), 0, {}
-    while pos + 5 <= len(data):
-        rtype = data[pos : pos + 1]
-        (length,) = struct.unpack(">I", data[pos + 1 : pos + 5])
+    attrs = {}
+    for rtype, value in qfile_records(path):
         if rtype == b"A":
-            name, _, value = data[pos + 5 : pos + 5 + length].decode().partition("=")
-            attrs[name] = value
-        pos += 5 + length
+            name, _, v = value.decode().partition("=")
+            attrs[name] = v
     return attrs
 
 

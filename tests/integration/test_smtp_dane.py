@@ -8,16 +8,17 @@ port, the smtp_default_port of the sender.
 Every domain X.test has "MX 10 mx.X.test", an A record for mx.X.test and
 (most of them) TLSA records at _PORT._tcp.mx.X.test:
 
-    ee.test        3 1 1 of the receiver's key            verified
-    ta.test        2 0 1 of the CA (the receiver sends it) verified
-    bad.test       3 1 1 of another key                    deferred 4.7.5
-    none.test      none                                    may
-    only.test      none, dane-only in smtp_tls_policy_maps deferred
-    unusable.test  1 1 1 (PKIX-EE: unusable for SMTP)      encrypt
-    unusable2.test 1 1 1, the address is the plain sink    deferred 4.7.4
-    tlsabogus.test TLSA is a CNAME into the bogus zone     TLSA lookup error
-    bogus.test     bogus zone: SERVFAIL for everything     MX lookup tempfails
-    plain.test     unsigned zone, 3 1 1 of the receiver    may (insecure)
+    ee.test           3 1 1 of the receiver's key             verified
+    ta.test           2 0 1 of the CA (the receiver sends it) verified
+    bad.test          3 1 1 of another key                    deferred 4.7.5
+    none.test         none                                    may
+    only.test         none, dane-only in smtp_tls_policy_maps deferred
+    onlyunusable.test 1 1 1, dane-only in the map             deferred
+    unusable.test     1 1 1 (PKIX-EE: unusable for SMTP)      encrypt
+    unusable2.test    1 1 1, the address is the plain sink    deferred 4.7.4
+    tlsabogus.test    TLSA is a CNAME into the bogus zone     TLSA lookup error
+    bogus.test        bogus zone: SERVFAIL for everything     MX lookup tempfails
+    plain.test        unsigned zone, 3 1 1 of the receiver    may (insecure)
 """
 
 import shutil
@@ -32,8 +33,8 @@ from tlspolicyutil import (assert_tlsrpt_failed, chain_cert, deliver, lines_of, 
                            tlsrpt_after_stop, tlsrpt_counts)
 from tlsutil import make_pki
 
-DOMAINS = ("ee", "ta", "bad", "none", "only", "unusable", "unusable2", "tlsabogus", "bogus",
-           "plain")
+DOMAINS = ("ee", "ta", "bad", "none", "only", "onlyunusable", "unusable", "unusable2",
+           "tlsabogus", "bogus", "plain")
 
 
 def _zones(pki, port: int, mx_pem: Path):
@@ -51,6 +52,7 @@ def _zones(pki, port: int, mx_pem: Path):
         zone("bad.test", (tlsa, "TLSA", other)),
         zone("none.test"),
         zone("only.test"),
+        zone("onlyunusable.test", (tlsa, "TLSA", pkix_ee)),
         zone("unusable.test", (tlsa, "TLSA", pkix_ee)),
         zone("unusable2.test", (tlsa, "TLSA", pkix_ee), address="127.0.0.2"),
         zone("tlsabogus.test", (tlsa, "CNAME", f"{tlsa}.bogus.test.")),
@@ -70,7 +72,7 @@ def site(mres, it_base):
     dns = start_dane_dns(d, _zones(pki, mx.port, pki.path("mx.pem")))
     mx.start()
     maps = d / "tls_policy"
-    maps.write_text("only.test dane-only\n")
+    maps.write_text("only.test dane-only\nonlyunusable.test dane-only\n")
     sender = mres.tern(name="sender", smtp_tls_security_level="dane",
                        smtp_dns_support_level="dnssec", dns_servers=dns.address,
                        smtp_default_port=mx.port, smtp_connect_timeout="5s",
@@ -124,6 +126,13 @@ def test_dane_only_without_tlsa_defers(site):
     assert "relay=none" in line, line  # no connection was made
 
 
+def test_dane_only_with_unusable_tlsa_records_defers(site):
+    line = deferred(site, "onlyunusable.test", "dane-onlyunusable", "4.7.5",
+                    "no usable DANE TLSA records: the 1 TLSA records of mx.onlyunusable.test "
+                    "are unusable")
+    assert "relay=none" in line, line
+
+
 def test_unusable_tlsa_records_mean_tls_without_authentication(site):
     qid, _ = delivered(site, "unusable.test", "dane-unusable", "TLSv1.3/untrusted")
     assert any("TLSA records of mx.unusable.test are unusable" in x
@@ -151,7 +160,8 @@ def test_unsigned_zone_falls_back_to_may(site):
 
 def test_tlsrpt_counts_dane_success_and_failure(site):
     failed = {"bad.test": "validation-failure", "tlsabogus.test": "dnssec-invalid",
-              "only.test": "dane-required", "unusable2.test": "starttls-not-supported"}
+              "only.test": "dane-required", "onlyunusable.test": "tlsa-invalid",
+              "unusable2.test": "starttls-not-supported"}
     counts = tlsrpt_after_stop(site.sender, ["ee.test"] + list(failed))
     assert tlsrpt_counts(counts["ee.test"], "ee.test", "tlsa")[:2] == (1, 0), counts
     for domain, result in failed.items():
