@@ -1539,6 +1539,8 @@ static int session_dane_fallback(struct smtp_session *s, const struct dns_host *
 {
     if (s->level == SMTP_TLS_DANE_ONLY) {
         buf_t reason = BUF_INIT;
+        if (s->env->tlsrpt) /* RFC 8460 4.3.2: DANE required, no validated TLSA */
+            tlsrpt_count(s->env->tlsrpt, s->hop.host, "tlsa", "dane-required", h->hostname);
         buf_printf(&reason, "no usable DANE TLSA records: %s", why);
         session_host_refused(s, h, "4.7.5", buf_cstr(&reason));
         buf_free(&reason);
@@ -1581,6 +1583,8 @@ static void session_tlsa_answer(struct dns_answer *ans, void *arg)
         unusable = dane_tlsa_set(ans->v, &s->tlsa, &s->tlsa_count);
         s->policy_type = "tlsa";
         if (s->tlsa_count == 0 && s->level == SMTP_TLS_DANE_ONLY) {
+            if (s->env->tlsrpt) /* RFC 8460 4.3.2: none of the records is valid */
+                tlsrpt_count(s->env->tlsrpt, s->hop.host, "tlsa", "tlsa-invalid", h->hostname);
             buf_printf(&why, "no usable DANE TLSA records: the %zu TLSA records of %s are unusable",
                        unusable, h->hostname);
             session_host_refused(s, h, "4.7.5", buf_cstr(&why));

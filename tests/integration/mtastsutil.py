@@ -5,6 +5,9 @@ start_mta_sts_server(tmpdir, domain, policy_text, pki) -> (address, port, stop)
     serves https://mta-sts.DOMAIN/.well-known/mta-sts.txt on 127.0.0.1:PORT
     with a certificate for mta-sts.DOMAIN signed by pki's CA.  The policy is
     the file tmpdir/mta-sts-www/DOMAIN: a test may rewrite it.
+start_mta_sts_servers(tmpdir, {domain: policy_text, ...}, pki)
+    the same for several domains on one port, with one certificate naming
+    every mta-sts.DOMAIN.
 mta_sts_dns_records(domain, policy_id, address) -> dnsmasq options
     the _mta-sts TXT record and the A record of mta-sts.DOMAIN, for
     ternlib.Dnsmasq.
@@ -26,7 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 WELL_KNOWN = "/.well-known/mta-sts.txt"
 
@@ -101,13 +104,23 @@ def serve(argv: List[str]) -> None:
 def start_mta_sts_server(tmpdir: Path, domain: str, policy_text: str,
                          pki) -> Tuple[str, int, Callable[[], None]]:
     """HTTPS for mta-sts.DOMAIN on 127.0.0.1, see the module comment."""
+    return start_mta_sts_servers(tmpdir, {domain: policy_text}, pki)
+
+
+def start_mta_sts_servers(tmpdir: Path, policies: Dict[str, str],
+                          pki) -> Tuple[str, int, Callable[[], None]]:
+    """One server for several domains: policies maps each DOMAIN to its
+    policy text; the certificate names every mta-sts.DOMAIN."""
     from ternlib import free_port, terminate
     from tlsutil import issue_server_cert
 
-    cert, key = issue_server_cert(pki, f"mta-sts-{domain}", [f"mta-sts.{domain}"])
+    domains = list(policies)
+    cert, key = issue_server_cert(pki, f"mta-sts-{domains[0]}",
+                                  [f"mta-sts.{d}" for d in domains])
     docroot = Path(tmpdir) / "mta-sts-www"
     docroot.mkdir(parents=True, exist_ok=True)
-    (docroot / domain).write_text(policy_text)
+    for domain, text in policies.items():
+        (docroot / domain).write_text(text)
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, str(port), str(cert), str(key),
                              str(docroot)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)

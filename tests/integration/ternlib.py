@@ -160,6 +160,26 @@ def qfile_is_complete(path: Path) -> bool:
     return last == b"X"
 
 
+def qfile_records(path: Path) -> List[Tuple[bytes, bytes]]:
+    """The (type, value) records of a queue file (lib/qfile.h), in order."""
+    data, pos, records = path.read_bytes(), 0, []
+    while pos + 5 <= len(data):
+        (length,) = struct.unpack(">I", data[pos + 1 : pos + 5])
+        records.append((data[pos : pos + 1], data[pos + 5 : pos + 5 + length]))
+        pos += 5 + length
+    return records
+
+
+def qfile_attrs(path: Path) -> Dict[str, str]:
+    """The 'A' records of a queue file (lib/qfile.h), wherever they are."""
+    attrs = {}
+    for rtype, value in qfile_records(path):
+        if rtype == b"A":
+            name, _, v = value.decode().partition("=")
+            attrs[name] = v
+    return attrs
+
+
 def make_message(
     subject: str = "test",
     body: str = "hello\r\n",

@@ -12,7 +12,6 @@ import datetime
 import os
 import shutil
 import ssl
-import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Dict, List
 
 import pytest
 
-from ternlib import SmtpConn, free_port, make_message, wait_until
+from ternlib import SmtpConn, free_port, make_message, qfile_attrs, wait_until
 
 REALM = "tern.test"
 ALICE_PW = "Alice-pw-9Qx7"
@@ -30,19 +29,6 @@ NEEDS_TLS = "530 5.7.10 REQUIRETLS needs a TLS session"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def qfile_attrs(path: Path) -> Dict[str, str]:
-    """The 'A' records of a queue file (lib/qfile.h), wherever they are."""
-    data, pos, attrs = path.read_bytes(), 0, {}
-    while pos + 5 <= len(data):
-        rtype = data[pos : pos + 1]
-        (length,) = struct.unpack(">I", data[pos + 1 : pos + 5])
-        if rtype == b"A":
-            name, _, value = data[pos + 5 : pos + 5 + length].decode().partition("=")
-            attrs[name] = value
-        pos += 5 + length
-    return attrs
 
 
 def tls_wrap(c: SmtpConn) -> None:
