@@ -926,7 +926,8 @@ static int session_requiretls_refused(struct smtp_session *s)
     if (!s->tls_policy_ok)
         buf_printf(&reason, "REQUIRETLS: no verified TLS connection to host %s",
                    buf_cstr(&s->peer));
-    else if (!s->ehlo.requiretls)
+    else if (!s->ehlo.requiretls && s->req->sender[0]) /* RFC 8689 5: a notice (MAIL FROM:<>)
+                                                         is not lost for want of the keyword */
         buf_printf(&reason, "REQUIRETLS support required, but not offered by host %s",
                    buf_cstr(&s->peer));
     else
