@@ -11,7 +11,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-aiosmtpd swaks openssl
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
-  ldnsutils nsd unbound"
+  ldnsutils nsd unbound bind9-dnsutils"
 
 # the DNS servers the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a
