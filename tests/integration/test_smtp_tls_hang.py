@@ -9,25 +9,19 @@ delivery is deferred with a reason that names the handshake.
 """
 
 import smtplib
-import socket
 import threading
 import time
 
-from ternlib import wait_until
+from ternlib import SilentServer, wait_until
 
 
-class StarttlsThenSilence:
+class StarttlsThenSilence(SilentServer):
     """A raw SMTP peer: greets, offers STARTTLS, says 220 to it, then reads
     and ignores whatever comes (a ClientHello) and never answers."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.hello_bytes = 0  # bytes of the ClientHello that arrived
-        self.conns = []
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
     def _line(self, c):
         data = b""
@@ -54,19 +48,8 @@ class StarttlsThenSilence:
         except OSError:
             return
 
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def stop(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
+    def _accepted(self, conn):
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
 
 def send(t, rcpt):
