@@ -196,7 +196,7 @@ def test_limits_fail_open_when_anvil_is_killed_and_master_restarts_it(res):
 
 def test_limits_fail_open_within_two_seconds_when_anvil_hangs(res):
     t = limited(res, smtpd_client_connection_count_limit=1)
-    pid = t.service_pids("anvil")[0]
+    pid = wait_until(lambda: t.service_pids("anvil"), 15, "tern-anvil to run")[0]
     os.kill(pid, signal.SIGSTOP)
     try:
         start = time.monotonic()

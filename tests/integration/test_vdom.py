@@ -20,7 +20,12 @@ def test_local_host_names_file_is_read_again_on_reload(res):
         assert c.cmd("RCPT TO:<root@doe.test>")[0].startswith("250 "), "listed domain"
         assert c.cmd("RCPT TO:<root@new.test>")[0].startswith("554 5.7.1"), "not yet listed"
     names.write_text("# class w\ntern.test doe.test\nnew.test\n")
+    old_workers = set(t.service_pids("smtpd"))
     assert t.tern("reload").returncode == 0
+    # an old worker may still take a connection queued before it saw the
+    # reload: wait until only new workers are left
+    wait_until(lambda: t.service_pids("smtpd") and not set(t.service_pids("smtpd")) & old_workers,
+               15, "the smtpd workers of before the reload to be gone")
 
     def accepted():
         with t.connect(source="127.0.0.5") as c:
