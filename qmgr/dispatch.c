@@ -416,7 +416,7 @@ static void request_encode_tls(const struct qmgr_message *m, buf_t *out)
 {
     const char *mailbox = request_attr_msg(m, "auth_mailbox");
 
-    if (strcmp(request_attr_msg(m, "requiretls"), "yes") == 0)
+    if (qmgr_message_requiretls(m))
         attr_add_str(out, "requiretls", "yes");
     else if (strcmp(request_attr_msg(m, "tls_required_no"), "yes") == 0)
         attr_add_str(out, "tls_required_no", "yes");

@@ -48,7 +48,6 @@ struct smtp_tls {
     long long cache_timeout;
     struct smtp_tls_cached cache[SMTP_TLS_CACHE_MAX];
     size_t cached;
-    long long full, resumed;
 };
 
 /* what a handshake in progress carries (SSL ex_data) */
@@ -56,7 +55,6 @@ struct smtp_tls_conn {
     struct smtp_tls *t;
     char *key;
     int names;     /* reference names were set */
-    int dane;      /* TLSA records were added */
     int chain_bad; /* the verify callback saw an error other than the name */
     int name_bad;  /* ... the name did not match */
     int first_err;
@@ -327,12 +325,10 @@ static int smtp_tls_policy_value(const char *value, struct smtp_tls_policy *p, b
             dst = p->protocols, size = sizeof(p->protocols);
         else if (eq && strncasecmp(w, "ciphers=", 8) == 0)
             dst = p->ciphers, size = sizeof(p->ciphers);
-        if (dst == NULL || strlen(eq + 1) >= size || eq[1] == 0) {
+        if (dst == NULL || eq[1] == 0 || (size_t)snprintf(dst, size, "%s", eq + 1) >= size) {
             buf_printf(err, "unknown or bad attribute \"%s\"", w);
             rc = -1;
-            continue;
         }
-        strcpy(dst, eq + 1);
     }
     if (rc == 0 && first) {
         buf_puts(err, "empty entry");
@@ -533,7 +529,6 @@ SSL *smtp_tls_ssl_new(struct smtp_tls *t, const struct smtp_tls_peer *peer, buf_
             SSL_free(ssl);
             return NULL;
         }
-        c->dane = 1;
         c->names = 1;
     } else if (p->level == SMTP_TLS_VERIFY || p->level == SMTP_TLS_SECURE || p->check_names) {
         const char *match = p->match[0]                   ? p->match
@@ -558,12 +553,6 @@ enum smtp_tls_trust smtp_tls_result(SSL *ssl, buf_t *why)
     long vr = SSL_get_verify_result(ssl);
     int names = c && c->names;
 
-    if (c && c->t) {
-        if (SSL_session_reused(ssl))
-            c->t->resumed++;
-        else
-            c->t->full++;
-    }
     if (cert == NULL) {
         buf_puts(why, "the server sent no certificate");
         return SMTP_TLS_ANONYMOUS;
@@ -645,11 +634,4 @@ unsigned smtp_tls_ssf(SSL *ssl)
     int bits = SSL_CIPHER_get_bits(SSL_get_current_cipher(ssl), &alg);
 
     return bits > 0 ? (unsigned)bits : 0;
-}
-
-/* smtp_tls_handshakes - see smtp_tls.h */
-void smtp_tls_handshakes(const struct smtp_tls *t, long long *full, long long *resumed)
-{
-    *full = t ? t->full : 0;
-    *resumed = t ? t->resumed : 0;
 }

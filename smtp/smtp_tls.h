@@ -105,7 +105,5 @@ struct bufferevent;
 void smtp_tls_bev_done(struct bufferevent *bev);
 /* smtp_tls_ssf - the cipher's secret bits, for SASL */
 unsigned smtp_tls_ssf(SSL *ssl);
-/* smtp_tls_handshakes - full and resumed handshakes since start */
-void smtp_tls_handshakes(const struct smtp_tls *t, long long *full, long long *resumed);
 
 #endif

@@ -15,17 +15,11 @@ class FakeIdentd(SilentServer):
         self.queries = []
         super().__init__(addr, 113)
 
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            q = c.recv(1000).decode().strip()
-            self.queries.append(q)
-            c.sendall(f"{q} : USERID : UNIX : {self.user}\r\n".encode())
-            c.close()
+    def _accepted(self, c):
+        q = c.recv(1000).decode().strip()
+        self.queries.append(q)
+        c.sendall(f"{q} : USERID : UNIX : {self.user}\r\n".encode())
+        c.close()
 
 
 def greet(t, source):
