@@ -39,36 +39,35 @@ void milter_proto_encode(buf_t *out, char cmd, const void *data, size_t len)
 void milter_proto_reader_init(struct milter_proto_reader *r)
 {
     buf_init(&r->in);
-    r->consume = 0;
+    r->off = 0;
 }
 
 void milter_proto_reader_free(struct milter_proto_reader *r)
 {
     buf_free(&r->in);
-    r->consume = 0;
+    r->off = 0;
 }
 
 void milter_proto_reader_feed(struct milter_proto_reader *r, const void *data, size_t len)
 {
-    if (r->consume > 0) {
-        buf_consume(&r->in, r->consume);
-        r->consume = 0;
-    }
+    /* packets handed out are dropped only now, so they stay valid until
+     * this call; the buffer holds at most one partial packet plus len */
+    buf_consume(&r->in, r->off);
+    r->off = 0;
     buf_append(&r->in, data, len);
 }
 
 int milter_proto_reader_next(struct milter_proto_reader *r, struct milter_proto_packet *p,
                              const char **why)
 {
+    size_t have = r->in.len - r->off;
+    const char *start;
     uint32_t len;
 
-    if (r->consume > 0) {
-        buf_consume(&r->in, r->consume);
-        r->consume = 0;
-    }
-    if (r->in.len < 4)
+    if (have < 4)
         return 0;
-    len = get_u32(r->in.data);
+    start = r->in.data + r->off;
+    len = get_u32(start);
     if (len == 0) {
         *why = "milter packet of length 0";
         return -1;
@@ -77,13 +76,12 @@ int milter_proto_reader_next(struct milter_proto_reader *r, struct milter_proto_
         *why = "milter packet longer than the limit";
         return -1;
     }
-    if (r->in.len - 4 < len)
+    if (have - 4 < len)
         return 0;
-    p->cmd = r->in.data[4];
-    p->data = r->in.data + 5;
+    p->cmd = start[4];
+    p->data = start + 5;
     p->len = len - 1;
-    /* dropped from the buffer on the next call, not now: p points into it */
-    r->consume = 4 + (size_t)len;
+    r->off += 4 + (size_t)len;
     return 1;
 }
 

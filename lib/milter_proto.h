@@ -26,7 +26,7 @@
  *
  * Memory: parsed replies point into the packet they came from; they are
  * valid until the packet's buffer changes (for the reader: until the next
- * milter_proto_reader_next() call or milter_proto_reader_free()).  Copy
+ * milter_proto_reader_feed() or milter_proto_reader_free()).  Copy
  * what must outlive it.  Nothing here logs, does I/O or keeps global state.
  *
  * Errors: functions return 0 / -1 (the reader 1 / 0 / -1); on -1 *why (when
@@ -167,16 +167,19 @@ struct milter_proto_packet {
 };
 
 struct milter_proto_reader {
-    buf_t in;       /* bytes received, not yet handed out */
-    size_t consume; /* bytes of the packet handed out last, dropped on next */
+    buf_t in;   /* bytes received */
+    size_t off; /* bytes of in already handed out as packets */
 };
 
 void milter_proto_reader_init(struct milter_proto_reader *r);
 void milter_proto_reader_free(struct milter_proto_reader *r);
-/* milter_proto_reader_feed - append len received bytes */
+/* milter_proto_reader_feed - append len received bytes.  Call
+ * milter_proto_reader_next until it returns 0 after each feed: the reader
+ * then holds at most one partial packet besides what was just fed. */
 void milter_proto_reader_feed(struct milter_proto_reader *r, const void *data, size_t len);
 /* milter_proto_reader_next - 1 and *p set when a whole packet is there (it
- * points into the reader: valid until the next call); 0 when more bytes are
+ * points into the reader: valid until the next feed or free, so several
+ * packets can be looked at together); 0 when more bytes are
  * needed; -1 (reason in *why) when the length is 0 or over the bound.  A
  * length is judged as soon as its 4 bytes are in, before the data. */
 int milter_proto_reader_next(struct milter_proto_reader *r, struct milter_proto_packet *p,

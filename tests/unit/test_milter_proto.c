@@ -238,7 +238,10 @@ static void test_milter_proto_reader_splits_packets_sent_together(void **state)
     assert_int_equal(milter_proto_reader_next(&r, &p, &why), 1);
     assert_int_equal(p.cmd, SMFIR_QUARANTINE);
     assert_int_equal(milter_proto_reader_next(&r, &p, &why), 0);
-    assert_int_equal(r.in.len, 0);
+    milter_proto_reader_feed(&r, "\0\0\0\1a", 5);
+    assert_int_equal(r.in.len, 5); /* what was handed out is gone */
+    assert_int_equal(milter_proto_reader_next(&r, &p, &why), 1);
+    assert_int_equal(p.cmd, SMFIR_ACCEPT);
     milter_proto_reader_free(&r);
     buf_free(&b);
 }
