@@ -43,6 +43,9 @@
  * "\n" in header values into its own line endings; parsing the addresses
  * and ESMTP arguments of chgfrom / addrcpt; applying the changes to the
  * message before it is queued; the default action when a milter fails.
+ * Negotiation here refuses protocol flags that were not offered (Postfix
+ * only logs them); a client that wants Postfix's leniency masks the
+ * answer with its offer before calling milter_proto_negotiate().
  */
 #ifndef TERN_MILTER_PROTO_H
 #define TERN_MILTER_PROTO_H
