@@ -294,6 +294,47 @@ const struct param_def param_table[] = {
      "what a check_policy_service answers when the service fails (no connection, timeout, a "
      "malformed reply)"},
 
+    /* milters (the sendmail content filter protocol; docs/milter.md) */
+    {"smtpd_milters", PARAM_STR, "",
+     "milters for mail received over SMTP, in order: inet:host:port, inet6:[addr]:port, "
+     "unix:/path (also local:/path and inet:port@host), each optionally in braces with its own "
+     "settings: { unix:/run/x.sock, default_action = accept, command_timeout = 10s }"},
+    {"non_smtpd_milters", PARAM_STR, "",
+     "milters for mail from the sendmail command (pickup), same form as smtpd_milters"},
+    {"milter_default_action", PARAM_STR, "tempfail",
+     "what happens when a milter cannot be reached or fails mid-conversation: tempfail, "
+     "accept (skip the milter), reject or quarantine"},
+    {"milter_protocol", PARAM_INT, "6", "the milter protocol version offered (2 to 6)"},
+    {"milter_connect_timeout", PARAM_TIME, "30s",
+     "time to connect to a milter and finish the option negotiation"},
+    {"milter_command_timeout", PARAM_TIME, "30s",
+     "time a milter has to answer one SMTP-stage command (connect, HELO, MAIL, RCPT, DATA, "
+     "header, end of headers)"},
+    {"milter_content_timeout", PARAM_TIME, "300s",
+     "time a milter has to answer one body chunk or the end of the message (a progress reply "
+     "restarts it)"},
+    {"milter_connect_macros", PARAM_STR,
+     "j {daemon_name} {daemon_addr} v _ {client_addr} "
+     "{client_name} {client_port} {if_name} {if_addr}",
+     "macros sent with the connect step unless the milter asks for its own list"},
+    {"milter_helo_macros", PARAM_STR,
+     "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
+     "macros sent with HELO/EHLO unless the milter asks for its own list"},
+    {"milter_mail_macros", PARAM_STR,
+     "i {auth_type} {auth_authen} {auth_ssf} {auth_author} {mail_mailer} {mail_host} "
+     "{mail_addr}",
+     "macros sent with MAIL FROM unless the milter asks for its own list"},
+    {"milter_rcpt_macros", PARAM_STR, "i {rcpt_mailer} {rcpt_host} {rcpt_addr}",
+     "macros sent with RCPT TO unless the milter asks for its own list"},
+    {"milter_data_macros", PARAM_STR, "i",
+     "macros sent with DATA unless the milter asks for its own list"},
+    {"milter_end_of_header_macros", PARAM_STR, "i",
+     "macros sent at the end of the headers unless the milter asks for its own list"},
+    {"milter_end_of_data_macros", PARAM_STR, "i {msg_id}",
+     "macros sent at the end of the message unless the milter asks for its own list"},
+    {"milter_unknown_command_macros", PARAM_STR, "",
+     "macros sent with an unknown SMTP command unless the milter asks for its own list"},
+
     /* cleanup */
     {"hopcount_limit", PARAM_INT, "25", "Received: headers allowed before 554 5.4.6"},
     {"header_size_limit", PARAM_SIZE, "102400", "largest header section accepted (bytes)"},
