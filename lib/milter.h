@@ -233,6 +233,42 @@ const struct milter_spec *milter_spec_of(const struct milter *m);
 /* milter_agreed - the negotiated version, actions and protocol flags */
 const struct milter_proto_agreed *milter_agreed(const struct milter *m);
 
+/* ---- the milters of a list, in order ---- */
+
+struct milter_chain;
+
+/* milter_chain_done_fn - a chain step finished: r->outcome is CONTINUE
+ * (every milter agreed, or one accepted or failed with default_action
+ * accept or quarantine), or the first refusal (REJECT, TEMPFAIL, DISCARD,
+ * SHUTDOWN; a failed milter's tempfail or reject default is given as
+ * TEMPFAIL or REJECT with its reply).  r is valid only during the call. */
+typedef void (*milter_chain_done_fn)(void *arg, struct milter_chain *c,
+                                     const struct milter_result *r);
+
+/* milter_chain_open - open every milter of specs at once; done once all
+ * are ready or failed (outcome as above: a failed one's default_action) */
+struct milter_chain *milter_chain_open(struct event_base *base, const struct milter_list *specs,
+                                       const char *log_id, milter_macro_fn macro, void *macro_ctx,
+                                       milter_chain_done_fn done, void *arg);
+/* milter_chain_step - milter_command on each milter that has not failed or
+ * accepted, in order, stopping at the first refusal */
+void milter_chain_step(struct milter_chain *c, int stage, char cmd, const void *data, size_t len,
+                       milter_chain_done_fn done, void *arg);
+/* milter_chain_abort - milter_abort on each live milter (a new transaction) */
+void milter_chain_abort(struct milter_chain *c);
+/* milter_chain_close - milter_close each and free (a step in progress is
+ * dropped without its callback); milter_chain_close_silent likewise with
+ * milter_close_silent */
+void milter_chain_close(struct milter_chain *c);
+void milter_chain_close_silent(struct milter_chain *c);
+/* milter_chain_count / milter_chain_get - the conversations, in order */
+size_t milter_chain_count(const struct milter_chain *c);
+struct milter *milter_chain_get(struct milter_chain *c, size_t i);
+/* milter_chain_quarantine - the reason when a failed milter's
+ * default_action is quarantine ("milter NAME unavailable"), else NULL;
+ * cleared by milter_chain_abort */
+const char *milter_chain_quarantine(const struct milter_chain *c);
+
 /* ---- handing a conversation to cleanup and back ---- */
 
 /* milter_export - stop watching the socket and append the conversation's
