@@ -303,18 +303,37 @@ static void conv_init(struct conv *c)
     c->m = NULL;
 }
 
-/* conv_start - open and negotiate with every action, protocol flags and
- * an optional macro list for one stage */
-static void conv_start(struct conv *c, uint32_t protocol, int stage, const char *macros)
+/* conv_negotiate - open; the milter answers version, actions, protocol
+ * and an optional macro list for one stage; the open ends with outcome */
+static void conv_negotiate(struct conv *c, uint32_t version, uint32_t actions, uint32_t protocol,
+                           int stage, const char *macros, enum milter_outcome outcome)
 {
     struct done d = {0};
 
     c->m = milter_open(base, &c->spec, "test", milter_facts_macro, &c->facts, on_done, &d);
     assert_int_equal(d.called, 0);
-    fake_negotiate(&c->f, 6, MILTER_PROTO_ACTIONS_ALL, protocol, stage, macros);
+    fake_negotiate(&c->f, version, actions, protocol, stage, macros);
     wait_done(&d, 5000);
-    assert_int_equal(d.outcome, MILTER_CONTINUE);
-    assert_false(milter_failed(c->m));
+    assert_int_equal(d.outcome, outcome);
+    assert_int_equal(milter_failed(c->m), outcome == MILTER_FAILED);
+}
+
+/* conv_start - open and negotiate with every action */
+static void conv_start(struct conv *c, uint32_t protocol, int stage, const char *macros)
+{
+    conv_negotiate(c, 6, MILTER_PROTO_ACTIONS_ALL, protocol, stage, macros, MILTER_CONTINUE);
+}
+
+static void conv_close(struct conv *c);
+
+/* conv_quit - close with QUIT, which must be the next packet the milter
+ * sees, and free */
+static void conv_quit(struct conv *c)
+{
+    milter_close(c->m);
+    fake_expect(&c->f, SMFIC_QUIT);
+    c->m = NULL;
+    conv_close(c);
 }
 
 static void conv_open(struct conv *c, uint32_t protocol, int stage, const char *macros)
@@ -399,33 +418,23 @@ static void test_open_masks_flags_beyond_the_offer(void **state)
 
 static void test_open_version_2_milter_gets_no_data_nor_unknown(void **state)
 {
-    struct fake f;
-    struct milter_spec spec;
+    struct conv c;
     struct done d = {0};
-    struct milter *m;
 
     (void)state;
-    fake_listen(&f);
-    spec_init(&spec, f.path);
-    m = milter_open(base, &spec, "test", NULL, NULL, on_done, &d);
-    fake_negotiate(&f, 2, SMFIF_ADDHDRS, 0, -1, NULL);
-    wait_done(&d, 5000);
-    assert_int_equal(d.outcome, MILTER_CONTINUE);
-    assert_int_equal(milter_agreed(m)->version, 2);
-    memset(&d, 0, sizeof(d));
-    milter_command(m, SMFIM_DATA, SMFIC_DATA, NULL, 0, on_done, &d);
+    conv_init(&c);
+    conv_negotiate(&c, 2, SMFIF_ADDHDRS, 0, -1, NULL, MILTER_CONTINUE);
+    assert_int_equal(milter_agreed(c.m)->version, 2);
+    milter_command(c.m, SMFIM_DATA, SMFIC_DATA, NULL, 0, on_done, &d);
     assert_int_equal(d.called, 0);
     wait_done(&d, 5000);
     assert_int_equal(d.outcome, MILTER_CONTINUE);
     memset(&d, 0, sizeof(d));
-    milter_command(m, MILTER_STAGE_UNKNOWN, SMFIC_UNKNOWN, "XYZZY", 6, on_done, &d);
+    milter_command(c.m, MILTER_STAGE_UNKNOWN, SMFIC_UNKNOWN, "XYZZY", 6, on_done, &d);
     wait_done(&d, 5000);
     assert_int_equal(d.outcome, MILTER_CONTINUE);
     /* neither was sent: the next packet is the quit */
-    milter_close(m);
-    fake_expect(&f, SMFIC_QUIT);
-    fake_free(&f);
-    milter_spec_free(&spec);
+    conv_quit(&c);
 }
 
 static void test_open_refused_connect_fails_with_log(void **state)
@@ -468,23 +477,14 @@ static void test_open_refused_connect_fails_with_log(void **state)
 
 static void test_open_bad_version_is_a_protocol_error(void **state)
 {
-    struct fake f;
-    struct milter_spec spec;
-    struct done d = {0};
-    struct milter *m;
+    struct conv c;
 
     (void)state;
-    fake_listen(&f);
-    spec_init(&spec, f.path);
-    spec.version = 4;
-    m = milter_open(base, &spec, "test", NULL, NULL, on_done, &d);
-    fake_negotiate(&f, 6, 0, 0, -1, NULL);
-    wait_done(&d, 5000);
-    assert_int_equal(d.outcome, MILTER_FAILED);
+    conv_init(&c);
+    c.spec.version = 4;
+    conv_negotiate(&c, 6, 0, 0, -1, NULL, MILTER_FAILED);
     assert_true(log_has("protocol error: milter protocol version not in the range offered"));
-    milter_close(m);
-    fake_free(&f);
-    milter_spec_free(&spec);
+    conv_close(&c);
 }
 
 static void test_open_times_out_without_an_answer(void **state)
@@ -703,10 +703,7 @@ static void test_accept_at_connect_is_for_the_session(void **state)
     milter_abort(c.m);
     assert_true(milter_accepted(c.m));
     /* no abort was written: the next packet is the quit */
-    milter_close(c.m);
-    fake_expect(&c.f, SMFIC_QUIT);
-    c.m = NULL;
-    conv_close(&c);
+    conv_quit(&c);
 }
 
 static void test_accept_at_mail_lasts_for_the_transaction(void **state)
@@ -794,27 +791,19 @@ static void test_modification_before_end_of_message_fails(void **state)
 
 static void test_modification_not_negotiated_fails(void **state)
 {
-    struct fake f;
-    struct milter_spec spec;
+    struct conv c;
     struct done d = {0};
-    struct milter *m;
 
     (void)state;
-    fake_listen(&f);
-    spec_init(&spec, f.path);
-    m = milter_open(base, &spec, "test", NULL, NULL, on_done, &d);
-    fake_negotiate(&f, 6, SMFIF_ADDHDRS, 0, -1, NULL);
-    wait_done(&d, 5000);
-    memset(&d, 0, sizeof(d));
-    milter_command(m, SMFIM_EOM, SMFIC_BODYEOB, NULL, 0, on_done, &d);
-    fake_expect(&f, SMFIC_BODYEOB);
-    fake_send_str(&f, SMFIR_DELRCPT, "<r@b>");
+    conv_init(&c);
+    conv_negotiate(&c, 6, SMFIF_ADDHDRS, 0, -1, NULL, MILTER_CONTINUE);
+    milter_command(c.m, SMFIM_EOM, SMFIC_BODYEOB, NULL, 0, on_done, &d);
+    fake_expect(&c.f, SMFIC_BODYEOB);
+    fake_send_str(&c.f, SMFIR_DELRCPT, "<r@b>");
     wait_done(&d, 5000);
     assert_int_equal(d.outcome, MILTER_FAILED);
     assert_true(log_has("protocol error: milter modification that was not negotiated"));
-    milter_close(m);
-    fake_free(&f);
-    milter_spec_free(&spec);
+    conv_close(&c);
 }
 
 static void test_progress_restarts_the_content_timer(void **state)
