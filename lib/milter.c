@@ -376,12 +376,11 @@ static int milter_address(const struct milter_spec *spec, struct sockaddr_storag
         *len = sizeof(*sun);
         return 0;
     }
-    /* a host name is resolved here, at connect (getaddrinfo blocks for a
-     * name; a numeric address does not) */
+    /* numeric: milter_list_load resolved any name, so this never blocks */
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = spec->family;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
     snprintf(port, sizeof(port), "%u", spec->port);
     rc = getaddrinfo(spec->host, port, &hints, &res);
     if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*ss)) {

@@ -58,7 +58,7 @@ struct milter_spec {
     char *name; /* the socket as written ("unix:/run/opendkim.sock"): in log lines */
     int family; /* AF_UNIX, AF_INET or AF_INET6 */
     char *path; /* AF_UNIX: the socket path */
-    char *host; /* AF_INET/AF_INET6: a numeric address or a name resolved at connect */
+    char *host; /* AF_INET/AF_INET6: numeric (milter_list_load resolves a name once) */
     unsigned port;
     enum milter_default_action default_action;
     long long connect_timeout; /* seconds: connect and option negotiation */

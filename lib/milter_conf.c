@@ -3,10 +3,15 @@
  * sockets with per-milter settings in braces, and the milter_* defaults
  * (see milter.h for the syntax).
  *
- * A host name in inet:/inet6: is kept as written and resolved when the
- * milter is connected (milter_open); only the form is checked here.
+ * A host name in inet:/inet6: is resolved here, once, when the list is
+ * loaded (at service start, before any session is served), and kept as a
+ * numeric address: milter_open never waits for DNS.  A name that does not
+ * resolve is a configuration error.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -121,6 +126,32 @@ static int milter_conf_port(const char *s, size_t len, unsigned *port)
     return 0;
 }
 
+/* milter_conf_resolve - spec->host as a numeric address of its family */
+static int milter_conf_resolve(struct milter_spec *spec, buf_t *why)
+{
+    struct addrinfo hints, *res = NULL;
+    char numeric[INET6_ADDRSTRLEN];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = spec->family;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(spec->host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL ||
+        getnameinfo(res->ai_addr, res->ai_addrlen, numeric, sizeof(numeric), NULL, 0,
+                    NI_NUMERICHOST) != 0) {
+        buf_printf(why, "cannot resolve %s: %s", spec->host,
+                   rc != 0 ? gai_strerror(rc) : "no address");
+        if (res != NULL)
+            freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    free(spec->host);
+    spec->host = xstrndup(numeric, strlen(numeric));
+    return 0;
+}
+
 /* milter_conf_hostport - "host:port", "[host]:port" or "port@host" */
 static int milter_conf_hostport(const char *s, struct milter_spec *spec, buf_t *why)
 {
@@ -158,7 +189,7 @@ static int milter_conf_hostport(const char *s, struct milter_spec *spec, buf_t *
         return -1;
     }
     spec->host = xstrndup(host, hostlen);
-    return 0;
+    return milter_conf_resolve(spec, why);
 }
 
 /* milter_conf_socket - the socket part of an item into spec */
