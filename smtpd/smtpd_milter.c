@@ -1,9 +1,9 @@
 /*
  * smtpd_milter - smtpd_milters in a session (smtpd_milter.h).
  *
- * A chain answer arrives inside lib/milter's callback; the session goes on
- * from a zero timer instead, so that a step started by the next pipelined
- * command never re-enters the chain from its own callback.
+ * lib/milter calls a chain's done from the event loop, after it is done
+ * with the step: the session goes on from there (the next pipelined
+ * command may start the next step at once).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +38,6 @@ struct smtpd_milter {
     buf_t to; /* RCPT: the recipient for the log */
     smtpd_milter_done_fn done;
     enum session_state resume_state;
-    struct event *answer_timer; /* goes on with the answer outside the chain's callback */
-    enum milter_outcome outcome;
-    buf_t reply;
 
     buf_t mail_args; /* the ESMTP arguments of MAIL and RCPT as given */
     buf_t rcpt_args;
@@ -185,17 +182,19 @@ static int smtpd_milter_verdict(struct session *s, enum milter_outcome outcome, 
     }
 }
 
-/* smtpd_milter_answer - the session goes on with the chain's answer */
-static void smtpd_milter_answer(struct session *s)
+/* smtpd_milter_on_step - the chain answered: the session goes on */
+static void smtpd_milter_on_step(void *arg, struct milter_chain *c, const struct milter_result *r)
 {
+    struct session *s = arg;
     struct smtpd_milter *m = s->milter;
     smtpd_milter_done_fn done = m->done;
     int ok;
 
+    (void)c;
     m->done = NULL;
     if (s->state == SESSION_MILTER)
         s->state = m->resume_state;
-    ok = smtpd_milter_verdict(s, m->outcome, buf_cstr(&m->reply));
+    ok = smtpd_milter_verdict(s, r->outcome, buf_cstr(&r->reply));
     buf_reset(&m->to);
     if (s->state == SESSION_CLOSING)
         return;
@@ -203,19 +202,6 @@ static void smtpd_milter_answer(struct session *s)
     if (s->state == SESSION_CMD || s->state == SESSION_AUTH ||
         (s->state == SESSION_DATA && !s->flow_paused))
         session_resume_input(s);
-}
-
-/* smtpd_milter_on_step - the chain answered: keep it, go on from the loop */
-static void smtpd_milter_on_step(void *arg, struct milter_chain *c, const struct milter_result *r)
-{
-    struct session *s = arg;
-    struct smtpd_milter *m = s->milter;
-    struct timeval now = {0, 0};
-
-    (void)c;
-    m->outcome = r->outcome;
-    buf_set(&m->reply, buf_cstr(&r->reply));
-    evtimer_add(m->answer_timer, &now);
 }
 
 /* smtpd_milter_step - run the packet in m->packet through the chain (or go
@@ -274,30 +260,10 @@ static void smtpd_milter_on_open(void *arg, struct milter_chain *c, const struct
 {
     struct session *s = arg;
     struct smtpd_milter *m = s->milter;
-    struct timeval now = {0, 0};
 
     (void)c;
     m->stage = "CONNECT";
-    m->outcome = r->outcome;
-    buf_set(&m->reply, buf_cstr(&r->reply));
-    m->done = NULL;
-    evtimer_add(m->answer_timer, &now);
-}
-
-/* smtpd_milter_on_timer - an answer to go on with: the chain's opening
- * (no step yet) or a step */
-static void smtpd_milter_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct session *s = arg;
-    struct smtpd_milter *m = s->milter;
-
-    (void)fd;
-    (void)what;
-    if (m->done != NULL) {
-        smtpd_milter_answer(s);
-        return;
-    }
-    smtpd_milter_verdict(s, m->outcome, buf_cstr(&m->reply));
+    smtpd_milter_verdict(s, r->outcome, buf_cstr(&r->reply));
     if (s->state == SESSION_CLOSING)
         return;
     if (m->verdict.len > 0) { /* refused already: no connect step */
@@ -317,7 +283,6 @@ void smtpd_milter_connect(struct session *s)
     s->milter = m;
     milter_facts_init(&m->facts);
     smtpd_milter_connect_facts(s, &m->facts);
-    m->answer_timer = evtimer_new(s->server->svc.base, smtpd_milter_on_timer, s);
     session_greet_hold(s);
     m->chain = milter_chain_open(s->server->svc.base, &s->cfg->milters, s->client,
                                  milter_facts_macro, &m->facts, smtpd_milter_on_open, s);
@@ -484,12 +449,10 @@ void smtpd_milter_end(struct session *s)
         milter_chain_close_silent(m->chain);
     else if (m->chain != NULL)
         milter_chain_close(m->chain);
-    event_free(m->answer_timer);
     milter_facts_free(&m->facts);
     buf_free(&m->verdict);
     buf_free(&m->packet);
     buf_free(&m->to);
-    buf_free(&m->reply);
     buf_free(&m->mail_args);
     buf_free(&m->rcpt_args);
     free(m);
