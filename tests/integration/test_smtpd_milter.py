@@ -47,13 +47,23 @@ def milter(res, it_base):
 
 def test_rcpt_refused_by_the_milter_gets_its_reply_and_another_is_accepted(res, milter):
     m = milter("rcpt-reject")
-    t = res.tern(smtpd_milters=m.spec)
+    sink = res.sink()
+    t = res.tern(smtpd_milters=m.spec, relayhost=sink.hostport)
     with t.connect() as c:
         c.greeting()
         assert c.cmd("EHLO client.test")[0].startswith("250-")
         assert c.cmd("MAIL FROM:<joe@ok.test> SIZE=100")[0].startswith("250 ")
         assert c.cmd("RCPT TO:<nope@example.com>") == ["550 5.7.1 nope"]
         assert c.cmd("RCPT TO:<fine@example.com>") == ["250 2.1.5 <fine@example.com>... Recipient ok"]
+        # the milters went to cleanup for the content and came back: a
+        # refusal at the end of the message, then a message that passes
+        assert c.data(make_message(body="REJECT-ME\r\n")) == ["554 5.7.1 bad body"]
+        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<fine@example.com>")[0].startswith("250 ")
+        reply = c.data(make_message(headers={"X-T": "through-the-milter"}))
+        assert REPLY_250_QUEUED.match(reply[0]), reply
+    sink.wait_for(b"X-T: through-the-milter")
+    assert not sink.matching(b"REJECT-ME")
     t.wait_log(r"NOQUEUE: milter-reject: RCPT from unknown\[127\.0\.0\.1\]: 550 5\.7\.1 nope; "
                r"from=<joe@ok\.test> to=<nope@example\.com> proto=ESMTP helo=<client\.test>")
 
