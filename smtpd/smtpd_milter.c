@@ -204,6 +204,18 @@ static void smtpd_milter_on_step(void *arg, struct milter_chain *c, const struct
         session_resume_input(s);
 }
 
+/* smtpd_milter_begin - the session's milters with an empty packet, or NULL
+ * after done(s, 1) when there are none to ask */
+static struct smtpd_milter *smtpd_milter_begin(struct session *s, smtpd_milter_done_fn done)
+{
+    if (s->milter == NULL || s->milter->chain == NULL) {
+        done(s, 1);
+        return NULL;
+    }
+    buf_reset(&s->milter->packet);
+    return s->milter;
+}
+
 /* smtpd_milter_step - run the packet in m->packet through the chain (or go
  * on at once when there is nothing to ask) */
 static void smtpd_milter_step(struct session *s, const char *stage, int macro_stage,
@@ -211,7 +223,7 @@ static void smtpd_milter_step(struct session *s, const char *stage, int macro_st
 {
     struct smtpd_milter *m = s->milter;
 
-    if (m == NULL || m->chain == NULL || m->verdict.len > 0 || s->state == SESSION_CLOSING) {
+    if (m->verdict.len > 0 || s->state == SESSION_CLOSING) {
         done(s, 1);
         return;
     }
@@ -292,12 +304,11 @@ void smtpd_milter_connect(struct session *s)
 
 void smtpd_milter_helo(struct session *s, smtpd_milter_done_fn done)
 {
-    if (s->milter == NULL) {
-        done(s, 1);
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
+
+    if (m == NULL)
         return;
-    }
-    buf_reset(&s->milter->packet);
-    milter_proto_helo(&s->milter->packet, buf_cstr(&s->helo));
+    milter_proto_helo(&m->packet, buf_cstr(&s->helo));
     smtpd_milter_step(s, "HELO", SMFIM_HELO, done);
 }
 
@@ -351,7 +362,6 @@ static void smtpd_milter_envelope_packet(struct smtpd_milter *m, int rcpt, const
     size_t n = smtpd_milter_args(args, &copy, &argv);
 
     buf_printf(&path, "<%s>", addr);
-    buf_reset(&m->packet);
     if (rcpt)
         milter_proto_rcpt(&m->packet, buf_cstr(&path), argv, n);
     else
@@ -363,13 +373,11 @@ static void smtpd_milter_envelope_packet(struct smtpd_milter *m, int rcpt, const
 
 void smtpd_milter_mail(struct session *s, smtpd_milter_done_fn done)
 {
-    struct smtpd_milter *m = s->milter;
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
     const char *sender = buf_cstr(&s->mail.addr);
 
-    if (m == NULL) {
-        done(s, 1);
+    if (m == NULL)
         return;
-    }
     if (m->verdict.len > 0) {
         smtpd_milter_log(s, "milter-reject", "MAIL", buf_cstr(&m->verdict), NULL);
         smtpd_milter_reply(s, buf_cstr(&m->verdict));
@@ -388,13 +396,11 @@ void smtpd_milter_mail(struct session *s, smtpd_milter_done_fn done)
 
 void smtpd_milter_rcpt(struct session *s, smtpd_milter_done_fn done)
 {
-    struct smtpd_milter *m = s->milter;
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
     const char *rcpt = buf_cstr(&s->rcpt.addr);
 
-    if (m == NULL) {
-        done(s, 1);
+    if (m == NULL)
         return;
-    }
     smtpd_milter_address_facts(&m->facts, MILTER_FACT_RCPT_ADDR, MILTER_FACT_RCPT_HOST,
                                MILTER_FACT_RCPT_MAILER, rcpt);
     smtpd_milter_envelope_packet(m, 1, rcpt, &m->rcpt_args);
@@ -404,27 +410,24 @@ void smtpd_milter_rcpt(struct session *s, smtpd_milter_done_fn done)
 
 void smtpd_milter_data(struct session *s, smtpd_milter_done_fn done)
 {
-    if (s->milter == NULL) {
-        done(s, 1);
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
+
+    if (m == NULL)
         return;
-    }
-    buf_reset(&s->milter->packet);
-    milter_proto_data(&s->milter->packet);
+    milter_proto_data(&m->packet);
     smtpd_milter_step(s, "DATA", SMFIM_DATA, done);
 }
 
 void smtpd_milter_unknown(struct session *s, const char *line, size_t len,
                           smtpd_milter_done_fn done)
 {
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
     char *copy;
 
-    if (s->milter == NULL) {
-        done(s, 1);
+    if (m == NULL)
         return;
-    }
     copy = xstrndup(line, len);
-    buf_reset(&s->milter->packet);
-    milter_proto_unknown(&s->milter->packet, copy);
+    milter_proto_unknown(&m->packet, copy);
     free(copy);
     smtpd_milter_step(s, "UNKNOWN", MILTER_STAGE_UNKNOWN, done);
 }
