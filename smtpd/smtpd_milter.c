@@ -519,6 +519,22 @@ static void smtpd_milter_failed_in(const struct attr_msg *msg, size_t count, int
     }
 }
 
+/* smtpd_milter_end_unexported - the transaction ended in cleanup: the
+ * milters that stayed behind (they accepted it at MAIL, RCPT or DATA) get
+ * SMFIC_ABORT, which also ends their accept, so they see the next one */
+static void smtpd_milter_end_unexported(struct smtpd_milter *m)
+{
+    for (size_t i = 0; i < milter_chain_count(m->chain); i++) {
+        struct milter *one = milter_chain_get(m->chain, i);
+        size_t k = 0;
+
+        while (k < m->exported_count && m->exported[k] != one)
+            k++;
+        if (k == m->exported_count)
+            milter_abort(one);
+    }
+}
+
 void smtpd_milter_cleanup_done(struct session *s, const struct attr_msg *msg, int ended)
 {
     struct smtpd_milter *m = s->milter;
@@ -528,9 +544,11 @@ void smtpd_milter_cleanup_done(struct session *s, const struct attr_msg *msg, in
         return;
     if (msg != NULL)
         smtpd_milter_failed_in(msg, m->exported_count, failed);
+    if (ended && msg != NULL) { /* the end of message finished the transaction */
+        smtpd_milter_end_unexported(m);
+        m->tx_open = 0;
+    }
     for (size_t k = 0; k < m->exported_count; k++)
         milter_resume(m->exported[k], failed[k] || (msg == NULL && ended));
     m->exported_count = 0;
-    if (ended && msg != NULL) /* the end of message finished the transaction */
-        m->tx_open = 0;
 }

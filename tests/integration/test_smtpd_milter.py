@@ -68,6 +68,32 @@ def test_rcpt_refused_by_the_milter_gets_its_reply_and_another_is_accepted(res, 
                r"from=<joe@ok\.test> to=<nope@example\.com> proto=ESMTP helo=<client\.test>")
 
 
+def test_milter_that_accepted_one_transaction_filters_the_next(res, milter):
+    # a second milter that goes on: its socket travels to cleanup and back
+    m, other = milter("rcpt-reject"), milter("pass")
+    sink = res.sink()
+    t = res.tern(smtpd_milters=f"{m.spec}, {other.spec}", relayhost=sink.hostport)
+    with t.connect() as c:
+        c.greeting()
+        c.cmd("EHLO client.test")
+        # ACCEPT at MAIL: this transaction is not filtered any more ...
+        assert c.cmd("MAIL FROM:<trusted@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<nope@example.com>")[0].startswith("250 ")
+        reply = c.data(make_message(headers={"X-T": "accepted-at-mail"}))
+        assert REPLY_250_QUEUED.match(reply[0]), reply
+        # ... but the next one is
+        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<nope@example.com>") == ["550 5.7.1 nope"]
+        # and after RSET too
+        assert c.cmd("RSET")[0].startswith("250 ")
+        assert c.cmd("MAIL FROM:<trusted@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<nope@example.com>")[0].startswith("250 ")
+        assert c.cmd("RSET")[0].startswith("250 ")
+        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<nope@example.com>") == ["550 5.7.1 nope"]
+    sink.wait_for(b"X-T: accepted-at-mail")
+
+
 def test_connect_tempfail_answers_every_mail(res, milter):
     m = milter("connect-tempfail")
     t = res.tern(smtpd_milters=m.spec)

@@ -2,7 +2,9 @@
 as `/usr/bin/python3 tinymilter.py MODE unix:/path` (python3-milter):
 
   rcpt-reject       RCPT of a local part "nope": 550 5.7.1 nope; others go on;
-                    a body with "REJECT-ME": 554 5.7.1 bad body at its end
+                    a body with "REJECT-ME": 554 5.7.1 bad body at its end;
+                    MAIL from a local part "trusted": ACCEPT (the rest of
+                    that transaction is not filtered)
   connect-tempfail  every connection: TEMPFAIL (no text of its own)
   rcpt-sleep        RCPT of a local part "slow": sleeps 60s before answering
 
@@ -32,6 +34,11 @@ class TinyMilter(Milter.Base):
     def connect(self, hostname, family, hostaddr):
         if MODE == "connect-tempfail":
             return Milter.TEMPFAIL
+        return Milter.CONTINUE
+
+    def envfrom(self, sender, *args):
+        if MODE == "rcpt-reject" and sender.strip("<>").split("@")[0] == "trusted":
+            return Milter.ACCEPT
         return Milter.CONTINUE
 
     def envrcpt(self, to, *args):
