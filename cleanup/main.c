@@ -63,7 +63,9 @@ static size_t conn_count;
 
 /* cleanup_conn_drop_milters - close the milter sockets without a word to
  * the milters (smtpd owns the conversations); abort=1 when the message will
- * not be finished */
+ * not be finished and smtpd has not taken the sockets back (it does once it
+ * has the answer, sent cleanup.abort, or closed the connection: then a
+ * word from here could land after its next command) */
 static void cleanup_conn_drop_milters(struct cleanup_conn *c, int abort)
 {
     for (size_t i = 0; i < c->milter_fd_count; i++)
@@ -84,7 +86,7 @@ static void cleanup_conn_close(struct cleanup_conn *c)
 {
     if (c->state == CONN_DATA || c->state == CONN_DISCARD || c->state == CONN_MILTER)
         cleanup_msg_free(&c->msg);
-    cleanup_conn_drop_milters(c, 1);
+    cleanup_conn_drop_milters(c, 0);
     attr_msg_free(&c->req);
     if (c->bev)
         bufferevent_free(c->bev);
@@ -298,7 +300,10 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
             return -1;
         }
         c->state = cleanup_msg_begin(&c->msg, &settings, req) == 0 ? CONN_DATA : CONN_DISCARD;
-        return c->state == CONN_DATA ? cleanup_import_milters(c, req) : 0;
+        if (c->state == CONN_DATA)
+            return cleanup_import_milters(c, req);
+        cleanup_conn_drop_milters(c, 0); /* refused at once: smtpd takes them back */
+        return 0;
     }
     if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.data") == 0) {
         data = attr_get(req, "data", &len);
@@ -322,7 +327,7 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
         strcmp(proto, "cleanup.abort") == 0) {
         cleanup_msg_discard(&c->msg);
         cleanup_msg_free(&c->msg);
-        cleanup_conn_drop_milters(c, 1);
+        cleanup_conn_drop_milters(c, 0);
         c->state = CONN_IDLE;
         return 0;
     }

@@ -63,7 +63,8 @@ struct cleanup_milter_run {
     int sender_changed;
     struct cleanup_milter_rcpt_op *ops;
     size_t op_count;
-    int changed; /* body, envelope or hold changed */
+    int changed;       /* body, envelope or hold changed */
+    unsigned eom_done; /* bit i: milters[i] answered the end of message */
 };
 
 void cleanup_milter_client(const struct cleanup_msg *m, buf_t *out)
@@ -371,6 +372,9 @@ static void cleanup_milter_on_reply(void *arg, struct milter *mt, const struct m
 {
     struct cleanup_milter_run *r = arg;
 
+    if (r->phase == CLEANUP_MILTER_EOM && res->outcome != MILTER_FAILED)
+        r->eom_done |= 1u << r->cur;
+
     switch (res->outcome) {
     case MILTER_CONTINUE:
     case MILTER_SKIP:
@@ -629,6 +633,12 @@ static void cleanup_milter_finish(struct cleanup_milter_run *r)
         cleanup_milter_rewrite(r);
     if (m->status != CLEANUP_OK || m->milter_discarded)
         cleanup_msg_discard(m);
+    /* a milter the transaction ended for before its end of message (a
+     * refusal, a discard, an accept at a header) gets SMFIC_ABORT now,
+     * while the socket is still ours */
+    for (size_t i = 0; i < r->count; i++)
+        if (!(r->eom_done & (1u << i)))
+            milter_abort(r->milters[i]);
     cleanup_milter_free(r);
     done(arg);
 }

@@ -94,6 +94,24 @@ def test_milter_that_accepted_one_transaction_filters_the_next(res, milter):
     sink.wait_for(b"X-T: accepted-at-mail")
 
 
+def test_refusal_before_the_end_of_message_aborts_every_milter(res, milter):
+    # the first refuses at a header in cleanup: the second never gets the
+    # end of message, so its transaction must be aborted (smtpd takes the
+    # sockets back with the transaction over and sends no abort itself)
+    first, second = milter("header-reject"), milter("pass")
+    t = res.tern(smtpd_milters=f"{first.spec}, {second.spec}")
+    with t.connect() as c:
+        c.greeting()
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<bob@example.com>")[0].startswith("250 ")
+        reply = c.data(make_message(headers={"X-Reject": "yes"}))
+        assert reply == ["550 5.7.1 header says no"]
+        events = second.dir / "events.log"
+        wait_until(lambda: events.exists() and "abort" in events.read_text(), 10,
+                   "the second milter got SMFIC_ABORT")
+
+
 def test_connect_tempfail_answers_every_mail(res, milter):
     m = milter("connect-tempfail")
     t = res.tern(smtpd_milters=m.spec)

@@ -15,9 +15,12 @@ and for test_cleanup_milter.py, at the end of every message:
   quarantine        quarantines the message: "test reason"
   eom-reject        550 "5.7.1 milter says no" / "5.7.1 second line"
   pass              changes nothing
+  header-reject     a header "X-Reject": 550 5.7.1 header says no (before
+                    the end of message)
 
 Every header it is sent goes to headers.log next to the socket, one
-"name: 'value'" per line.
+"name: 'value'" per line; every SMFIC_ABORT adds a line "abort" to
+events.log.
 """
 
 import os
@@ -28,6 +31,7 @@ import Milter
 
 MODE = sys.argv[1]
 HEADERS_LOG = os.path.join(os.path.dirname(sys.argv[2].split(":", 1)[1]), "headers.log")
+EVENTS_LOG = os.path.join(os.path.dirname(HEADERS_LOG), "events.log")
 
 
 class TinyMilter(Milter.Base):
@@ -53,6 +57,9 @@ class TinyMilter(Milter.Base):
     def header(self, name, value):
         with open(HEADERS_LOG, "a") as f:
             f.write(f"{name}: {value!r}\n")
+        if MODE == "header-reject" and name.lower() == "x-reject":
+            self.setreply("550", "5.7.1", "header says no")
+            return Milter.REJECT
         return Milter.CONTINUE
 
     def body(self, chunk):
@@ -78,6 +85,8 @@ class TinyMilter(Milter.Base):
 
     def abort(self):
         self.seen = b""
+        with open(EVENTS_LOG, "a") as f:
+            f.write("abort\n")
         return Milter.CONTINUE
 
 
