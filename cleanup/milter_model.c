@@ -65,9 +65,11 @@ static void cleanup_milter_headers_line(struct cleanup_milter_headers *h, const 
 
 void cleanup_milter_headers_parse(struct cleanup_milter_headers *h, const char *data, size_t len)
 {
-    const char *p = data, *end = data + len;
+    const char *p = data, *end;
 
-    while (p < end) {
+    if (len == 0) /* data may be NULL (an empty buf_t): no arithmetic on it */
+        return;
+    for (end = data + len; p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (n > 0 && p[n - 1] == '\r')

@@ -202,6 +202,20 @@ static void test_body_bare_lf_becomes_crlf(void **state)
     buf_free(&b);
 }
 
+static void test_empty_section_parses_to_nothing_and_takes_adds(void **state)
+{
+    struct cleanup_milter_headers h;
+
+    cleanup_milter_headers_init(&h);
+    cleanup_milter_headers_parse(&h, NULL, 0); /* an empty buf_t's data */
+    assert_int_equal(h.count, 0);
+    cleanup_milter_headers_change(&h, 3, "Subject", "", 0); /* nothing to delete */
+    assert_int_equal(h.count, 0);
+    cleanup_milter_headers_insert(&h, 0x7fffffff, "X-A", "v", 0);
+    assert_written(&h, "X-A: v\r\n");
+    cleanup_milter_headers_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_line_without_colon_is_written_back),
         cmocka_unit_test(test_addr_match_ignores_brackets_and_case),
         cmocka_unit_test(test_body_bare_lf_becomes_crlf),
+        cmocka_unit_test(test_empty_section_parses_to_nothing_and_takes_adds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
