@@ -180,6 +180,11 @@ void cleanup_milter_value_out(const char *raw, int leadspc, buf_t *out);
 void cleanup_milter_value_in(const char *value, int leadspc, buf_t *out);
 /* cleanup_milter_addr_strip - the address without <> and white space */
 void cleanup_milter_addr_strip(const char *addr, buf_t *out);
+/* cleanup_milter_addr_check - a milter's address (add recipient, change
+ * sender) without <> and white space into out: 0 when it is one address an
+ * SMTP client could give (at most ADDR_MAX_LENGTH bytes; empty only with
+ * empty_ok, for the null sender), -1 otherwise */
+int cleanup_milter_addr_check(const char *addr, int empty_ok, buf_t *out);
 /* cleanup_milter_addr_match - 1 when both name the same address (<> and
  * case aside) */
 int cleanup_milter_addr_match(const char *rcpt, const char *pattern);

@@ -254,11 +254,33 @@ static void cleanup_milter_hold(struct cleanup_milter_run *r, const char *reason
     buf_free(&why);
 }
 
-/* cleanup_milter_address - a milter's address, without <>, qualified */
+/* cleanup_milter_address - a milter's address (cleanup_milter_check
+ * found it good), without <>, qualified */
 static void cleanup_milter_address(const struct cleanup_milter_run *r, const char *addr, buf_t *out)
 {
-    cleanup_milter_addr_strip(addr, out);
+    if (cleanup_milter_addr_check(addr, 1, out) < 0)
+        cleanup_milter_addr_strip(addr, out);
     addr_qualify(out, r->msg->set->myorigin);
+}
+
+/* cleanup_milter_check - whether the changes of res can be made: every
+ * added recipient and a new sender an address (lib/milter already held
+ * the changes to message_size_limit bytes, milter_limit_mods); -1 with
+ * why */
+static int cleanup_milter_check(const struct milter_result *res, buf_t *why)
+{
+    buf_t a = BUF_INIT;
+
+    for (size_t i = 0; i < res->mod_count && why->len == 0; i++) {
+        const struct milter_mod *mod = &res->mods[i];
+        int is_from = mod->cmd == SMFIR_CHGFROM;
+        if ((is_from || mod->cmd == SMFIR_ADDRCPT || mod->cmd == SMFIR_ADDRCPT_PAR) &&
+            cleanup_milter_addr_check(mod->name, is_from, &a) < 0)
+            buf_printf(why, "bad address in %s: \"%.100s\"",
+                       is_from ? "change sender" : "add recipient", mod->name);
+    }
+    buf_free(&a);
+    return why->len > 0 ? -1 : 0;
 }
 
 /* cleanup_milter_rcpt_op - remember an addrcpt / delrcpt */
@@ -367,6 +389,23 @@ static void cleanup_milter_discard(struct cleanup_milter_run *r)
     cleanup_milter_finish(r);
 }
 
+/* cleanup_milter_end - the current milter's end of message went on: its
+ * changes, then the next milter; changes that cannot be made fail it */
+static void cleanup_milter_end(struct cleanup_milter_run *r, const struct milter_result *res)
+{
+    buf_t why = BUF_INIT;
+
+    if (cleanup_milter_check(res, &why) < 0) {
+        log_warn("%s: milter %s: %s", r->msg->queue_id, cleanup_milter_name(r), buf_cstr(&why));
+        buf_free(&why);
+        cleanup_milter_failed(r);
+        return;
+    }
+    cleanup_milter_apply(r, res);
+    r->cur++;
+    cleanup_milter_next(r);
+}
+
 /* cleanup_milter_on_reply - the current milter answered a command */
 static void cleanup_milter_on_reply(void *arg, struct milter *mt, const struct milter_result *res)
 {
@@ -388,14 +427,14 @@ static void cleanup_milter_on_reply(void *arg, struct milter *mt, const struct m
                 r->body_sent = r->body_replaced ? r->body.len : r->body_len;
             cleanup_milter_send_body(r);
         } else {
-            cleanup_milter_apply(r, res);
-            r->cur++;
-            cleanup_milter_next(r);
+            cleanup_milter_end(r, res);
         }
         return;
     case MILTER_ACCEPT: /* this milter is done with the message */
-        if (r->phase == CLEANUP_MILTER_EOM)
-            cleanup_milter_apply(r, res);
+        if (r->phase == CLEANUP_MILTER_EOM) {
+            cleanup_milter_end(r, res);
+            return;
+        }
         r->cur++;
         cleanup_milter_next(r);
         return;
@@ -653,6 +692,8 @@ struct cleanup_milter_run *cleanup_milter_content(struct event_base *base, struc
     r->msg = m;
     r->count = n < MILTER_MAX ? n : MILTER_MAX;
     memcpy(r->milters, milters, r->count * sizeof(*milters));
+    for (size_t i = 0; i < r->count && m->set->message_size_limit > 0; i++)
+        milter_limit_mods(r->milters[i], (size_t)m->set->message_size_limit);
     r->done = done;
     r->arg = arg;
     cleanup_milter_headers_init(&r->headers);

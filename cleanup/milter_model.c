@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "cleanup.h"
 
 void cleanup_milter_headers_init(struct cleanup_milter_headers *h)
@@ -209,6 +210,24 @@ void cleanup_milter_addr_strip(const char *addr, buf_t *out)
 
     buf_reset(out);
     buf_append(out, p, n);
+}
+
+int cleanup_milter_addr_check(const char *addr, int empty_ok, buf_t *out)
+{
+    size_t n;
+    const char *p = cleanup_milter_addr_span(addr, &n);
+    const char *params = "", *err = NULL;
+    buf_t path = BUF_INIT;
+    int rc;
+
+    buf_putc(&path, '<');
+    buf_append(&path, p, n);
+    buf_putc(&path, '>');
+    rc = addr_parse_path(buf_cstr(&path), out, &params, &err);
+    if (rc == 0 && (*params != 0 || out->len > ADDR_MAX_LENGTH || (out->len == 0 && !empty_ok)))
+        rc = -1;
+    buf_free(&path);
+    return rc;
 }
 
 int cleanup_milter_addr_match(const char *rcpt, const char *pattern)

@@ -75,6 +75,8 @@ struct milter {
     milter_done_fn done;
     void *done_arg;
     struct milter_result result;
+    size_t mod_limit; /* milter_limit_mods; 0: none */
+    size_t mod_bytes; /* what the modifications of result cost so far */
 };
 
 static void milter_on_read(evutil_socket_t fd, short what, void *arg);
@@ -502,11 +504,30 @@ static int milter_is_mod(char cmd)
     return strchr("+-2ehimbq", cmd) != NULL && cmd != 0;
 }
 
-/* milter_mod_add - keep a modification in the result */
+/* milter_mod_cost - what keeping modification r costs */
+static size_t milter_mod_cost(const struct milter_proto_reply *r)
+{
+    return sizeof(struct milter_mod) + (r->text != NULL ? strlen(r->text) : 0) +
+           (r->value != NULL ? strlen(r->value) : 0) + r->body_len;
+}
+
+/* milter_mod_add - keep a modification in the result; a milter that sends
+ * more than milter_limit_mods allows fails */
 static void milter_mod_add(struct milter *m, const struct milter_proto_reply *r)
 {
     struct milter_result *res = &m->result;
     struct milter_mod *mod;
+    size_t cost = milter_mod_cost(r);
+
+    if (res->mod_count >= MILTER_MAX_MODS) {
+        milter_fail(m, "protocol error: more than %d modifications", MILTER_MAX_MODS);
+        return;
+    }
+    if (m->mod_limit > 0 && (m->mod_bytes > m->mod_limit || cost > m->mod_limit - m->mod_bytes)) {
+        milter_fail(m, "protocol error: modifications larger than %zu bytes", m->mod_limit);
+        return;
+    }
+    m->mod_bytes += cost;
 
     res->mods = xrealloc(res->mods, (res->mod_count + 1) * sizeof(*res->mods));
     mod = &res->mods[res->mod_count++];
@@ -695,6 +716,7 @@ void milter_command(struct milter *m, int stage, char cmd, const void *data, siz
     m->done = done;
     m->done_arg = arg;
     milter_result_reset(&m->result);
+    m->mod_bytes = 0;
     if (m->state == MILTER_DEAD) {
         milter_complete(m, MILTER_FAILED);
         return;
@@ -754,6 +776,11 @@ void milter_close_silent(struct milter *m)
 {
     if (m != NULL)
         milter_free(m);
+}
+
+void milter_limit_mods(struct milter *m, size_t bytes)
+{
+    m->mod_limit = bytes;
 }
 
 int milter_failed(const struct milter *m)

@@ -232,6 +232,14 @@ void milter_close(struct milter *m);
  * the conversation, or the other side must finish it) */
 void milter_close_silent(struct milter *m);
 
+/* milter_limit_mods - at most bytes of end-of-message modifications per
+ * message (names, values and replaced body together, plus a fixed cost per
+ * change) and never more than MILTER_MAX_MODS changes; a milter that sends
+ * more fails ("protocol error: ...").  0 (the default): only the count is
+ * limited.  cleanup sets its message_size_limit. */
+#define MILTER_MAX_MODS 10000
+void milter_limit_mods(struct milter *m, size_t bytes);
+
 /* milter_failed / milter_accepted - the milter failed; it accepted the
  * connection (skipped for the session) or the transaction */
 int milter_failed(const struct milter *m);

@@ -126,6 +126,32 @@ def test_reject_at_end_of_message_gives_the_milter_text_and_queues_nothing(res, 
     assert sink.snapshot() == []
 
 
+def test_changes_cleanup_cannot_make_fail_the_milter_and_queue_nothing(res, it_base):
+    # an added recipient that is no address; a body replaced beyond
+    # message_size_limit (10000, plus 65536 of room cleanup adds for
+    # headers): the milter failed, its default_action (tempfail) answers
+    for mode, why in (("bad-rcpt", r'\S+: milter unix:\S+: bad address in add recipient: '
+                                   r'"<two words@sink\.test>"'),
+                      ("big-body", r"milter unix:\S+: protocol error: modifications larger than "
+                                   r"75536 bytes")):
+        m = start_milter(res, it_base, mode)
+        sink = res.sink()
+        tern = res.tern(name=mode, relayhost=sink.hostport, smtpd_milters=m.spec,
+                        message_size_limit="10000")
+        with tern.connect() as c:
+            assert c.greeting()[0].startswith("220")
+            c.cmd("EHLO client.example")
+            assert c.cmd("MAIL FROM:<sender@example.test>")[0].startswith("250")
+            assert c.cmd("RCPT TO:<rcpt@sink.test>")[0].startswith("250")
+            final = c.data(make_message(subject="changed badly"))
+            assert final == ["451 4.7.1 Service unavailable - try again later"], final
+            c.cmd("QUIT")
+        tern.wait_log(rf"warning: {why}")
+        assert tern.queue_files() == []
+        assert sink.snapshot() == []
+        tern.stop()
+
+
 def test_sendmail_reject_bounces_to_the_sender(res, it_base):
     m, sink, tern = sendmail_instance(res, it_base, "eom-reject")
     sendmail(tern, "-f", "sender@sink.test", "rcpt@sink.test",

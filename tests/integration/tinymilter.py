@@ -15,6 +15,8 @@ and for test_cleanup_milter.py, at the end of every message:
   quarantine        quarantines the message: "test reason"
   eom-reject        550 "5.7.1 milter says no" / "5.7.1 second line"
   pass              changes nothing
+  bad-rcpt          adds the recipient "<two words@sink.test>"
+  big-body          replaces the body with 200000 bytes
   header-reject     a header "X-Reject": 550 5.7.1 header says no (before
                     the end of message)
 
@@ -75,6 +77,11 @@ class TinyMilter(Milter.Base):
             self.replacebody(b"cleaned\n")
         elif MODE == "quarantine":
             self.quarantine("test reason")
+        elif MODE == "bad-rcpt":
+            self.addrcpt("<two words@sink.test>")
+        elif MODE == "big-body":
+            for _ in range(4):
+                self.replacebody(b"x" * 49999 + b"\n")
         elif MODE == "eom-reject":
             self.setreply("550", "5.7.1", "milter says no", "second line")
             return Milter.REJECT

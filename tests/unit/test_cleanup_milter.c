@@ -202,6 +202,29 @@ static void test_body_bare_lf_becomes_crlf(void **state)
     buf_free(&b);
 }
 
+static void test_addr_check_takes_addresses_and_refuses_garbage(void **state)
+{
+    buf_t a = BUF_INIT, longest = BUF_INIT;
+
+    assert_int_equal(cleanup_milter_addr_check("<Bob@example.test>", 0, &a), 0);
+    assert_string_equal(buf_cstr(&a), "Bob@example.test");
+    assert_int_equal(cleanup_milter_addr_check(" bob ", 0, &a), 0);
+    assert_string_equal(buf_cstr(&a), "bob");
+    assert_int_equal(cleanup_milter_addr_check("<>", 1, &a), 0); /* the null sender */
+    assert_string_equal(buf_cstr(&a), "");
+    assert_int_equal(cleanup_milter_addr_check("<>", 0, &a), -1); /* no null recipient */
+    assert_int_equal(cleanup_milter_addr_check("a b@example.test", 0, &a), -1);
+    assert_int_equal(cleanup_milter_addr_check("<a@b> NOTIFY=NEVER", 0, &a), -1);
+    assert_int_equal(cleanup_milter_addr_check("<<a@b>>", 0, &a), -1);
+    assert_int_equal(cleanup_milter_addr_check("a@b>, <c@d", 0, &a), -1);
+    for (int i = 0; i < 600; i++)
+        buf_putc(&longest, 'x');
+    buf_puts(&longest, "@example.test");
+    assert_int_equal(cleanup_milter_addr_check(buf_cstr(&longest), 0, &a), -1);
+    buf_free(&a);
+    buf_free(&longest);
+}
+
 static void test_empty_section_parses_to_nothing_and_takes_adds(void **state)
 {
     struct cleanup_milter_headers h;
@@ -233,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_addr_match_ignores_brackets_and_case),
         cmocka_unit_test(test_body_bare_lf_becomes_crlf),
         cmocka_unit_test(test_empty_section_parses_to_nothing_and_takes_adds),
+        cmocka_unit_test(test_addr_check_takes_addresses_and_refuses_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -807,6 +807,42 @@ static void test_modification_not_negotiated_fails(void **state)
     conv_close(&c);
 }
 
+/* replbody - n chunks of size bytes at the end of message, then reply */
+static void replbody(struct conv *c, struct done *d, int n, size_t size)
+{
+    char chunk[256];
+
+    memset(chunk, 'x', sizeof(chunk));
+    memset(d, 0, sizeof(*d));
+    milter_command(c->m, SMFIM_EOM, SMFIC_BODYEOB, NULL, 0, on_done, d);
+    fake_expect(&c->f, SMFIC_BODYEOB);
+    for (int i = 0; i < n; i++)
+        fake_send(&c->f, SMFIR_REPLBODY, chunk, size);
+    fake_send(&c->f, SMFIR_CONTINUE, NULL, 0);
+    wait_done(d, 5000);
+}
+
+static void test_modifications_beyond_the_limit_fail(void **state)
+{
+    struct conv c;
+    struct done d;
+
+    (void)state;
+    conv_open(&c, 0, -1, NULL);
+    milter_limit_mods(c.m, 1024);
+    replbody(&c, &d, 3, 200); /* within: and the count starts again ... */
+    assert_int_equal(d.outcome, MILTER_CONTINUE);
+    assert_int_equal(d.mod_count, 3);
+    replbody(&c, &d, 3, 200); /* ... at each end of message */
+    assert_int_equal(d.outcome, MILTER_CONTINUE);
+    replbody(&c, &d, 5, 200);
+    assert_int_equal(d.outcome, MILTER_FAILED);
+    assert_int_equal(d.mod_count, 0);
+    assert_true(milter_failed(c.m));
+    assert_true(log_has("protocol error: modifications larger than 1024 bytes"));
+    conv_close(&c);
+}
+
 static void test_progress_restarts_the_content_timer(void **state)
 {
     struct conv c;
@@ -1757,6 +1793,7 @@ int main(void)
         cmocka_unit_test(test_modifications_collected_at_end_of_message),
         cmocka_unit_test(test_modification_before_end_of_message_fails),
         cmocka_unit_test(test_modification_not_negotiated_fails),
+        cmocka_unit_test(test_modifications_beyond_the_limit_fail),
         cmocka_unit_test(test_progress_restarts_the_content_timer),
         cmocka_unit_test(test_timeout_fails_the_milter_once),
         cmocka_unit_test(test_eof_mid_command_fails),
