@@ -17,6 +17,7 @@
 #include "attr.h"
 #include "cleanup_stream.h"
 #include "log.h"
+#include "proto.h"
 #include "milter.h"
 #include "service.h"
 
@@ -73,31 +74,16 @@ static int cleanup_stream_dsn_ok(const char *dsn, long long code)
     return c1 == code / 100 && s2 >= 0 && s3 >= 0;
 }
 
-/* cleanup_stream_whole_reply - a "reply" attribute: printable lines
- * separated by "\r\n", each with a code of the status's class; 1 when it
- * is one (copied to reply) */
+/* cleanup_stream_whole_reply - a "reply" attribute that proto_reply_valid
+ * finds a reply of the status's class; 1 when it is one (copied to reply) */
 static int cleanup_stream_whole_reply(const struct attr_msg *m, int temp, buf_t *reply)
 {
     size_t len = 0;
     const char *text = attr_get(m, "reply", &len);
-    char class = temp ? '4' : '5';
 
-    if (text == NULL || len == 0 || len > CLEANUP_STREAM_REPLY_MAX || strlen(text) != len)
+    if (text == NULL || len > CLEANUP_STREAM_REPLY_MAX || strlen(text) != len ||
+        !proto_reply_valid(text, temp ? '4' : '5'))
         return 0;
-    for (const char *line = text; *line != '\0';) {
-        size_t n = strcspn(line, "\r");
-        if (n < 3 || line[0] != class || !isdigit((unsigned char)line[1]) ||
-            !isdigit((unsigned char)line[2]) || (n > 3 && line[3] != ' ' && line[3] != '-'))
-            return 0;
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
-                return 0;
-        line += n;
-        if (*line == '\r' && (line[1] != '\n' || line[2] == '\0'))
-            return 0;
-        if (*line == '\r')
-            line += 2;
-    }
     buf_set(reply, text);
     return 1;
 }

@@ -743,3 +743,33 @@ int proto_ident_parse(const char *line, buf_t *user)
     user->len--;
     return user->len > 0 ? 0 : -1;
 }
+
+/* proto_reply_line - one line of n bytes of a whole reply: the code of
+ * the first line, '-' after it on every line but the last, ' ' or nothing
+ * on the last, printable */
+static int proto_reply_line(const char *line, size_t n, const char *code, int last)
+{
+    if (n < 3 || memcmp(line, code, 3) != 0)
+        return 0;
+    if (n == 3 ? !last : line[3] != (last ? ' ' : '-'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+int proto_reply_valid(const char *text, char cls)
+{
+    if (text[0] != cls || !isdigit((unsigned char)text[1]) || !isdigit((unsigned char)text[2]))
+        return 0;
+    for (const char *line = text;;) {
+        const char *crlf = strstr(line, "\r\n");
+        size_t n = crlf != NULL ? (size_t)(crlf - line) : strlen(line);
+        if (!proto_reply_line(line, n, text, crlf == NULL))
+            return 0;
+        if (crlf == NULL)
+            return 1;
+        line = crlf + 2;
+    }
+}

@@ -68,6 +68,13 @@ struct proto_rcpt {
 /* proto_cmd_parse - the verb of line (case-insensitive) and, in *arg, the
  * argument after the verb with leading white space skipped (may be "") */
 enum proto_cmd proto_cmd_parse(const char *line, const char **arg);
+/* proto_reply_valid - 1 when text is a whole SMTP reply smtpd may send
+ * as it is (a milter's, through cleanup): lines separated by "\r\n", all
+ * with the same code of class cls ('4', '5'), '-' after the code on every
+ * line but the last and ' ' or nothing on the last, no other control
+ * character; 0 otherwise (a client would take a stray line for the answer
+ * to its next command) */
+int proto_reply_valid(const char *text, char cls);
 /* proto_path_args - the ESMTP parameters after MAIL FROM:'s or RCPT TO:'s
  * path as given (keyword "FROM:" or "TO:"); NULL on bad syntax */
 const char *proto_path_args(const char *arg, const char *keyword);

@@ -537,6 +537,27 @@ static void test_path_args_are_the_parameters_as_given(void **state)
     assert_null(proto_path_args("TO:<a@b.test>", "FROM:"));
 }
 
+static void test_reply_valid_only_for_whole_replies_of_the_class(void **state)
+{
+    (void)state;
+    assert_true(proto_reply_valid("550 5.7.1 no", '5'));
+    assert_true(proto_reply_valid("550-5.7.1 no\r\n550 5.7.1 second", '5'));
+    assert_true(proto_reply_valid("451", '4'));
+    assert_true(proto_reply_valid("421-a\r\n421", '4'));
+    assert_false(proto_reply_valid("550 no", '4'));                /* class */
+    assert_false(proto_reply_valid("250 ok", '5'));                /* class */
+    assert_false(proto_reply_valid("550 a\r\n550 b", '5'));        /* early end */
+    assert_false(proto_reply_valid("550-a\r\n551 b", '5'));        /* codes differ */
+    assert_false(proto_reply_valid("550-a", '5'));                 /* no last line */
+    assert_false(proto_reply_valid("550-a\r\n", '5'));             /* empty last line */
+    assert_false(proto_reply_valid("550 a\nb", '5'));              /* bare LF */
+    assert_false(proto_reply_valid("550 a\rb", '5'));              /* bare CR */
+    assert_false(proto_reply_valid("550 a\r\n250 2.0.0 Ok", '5')); /* an injected reply */
+    assert_false(proto_reply_valid("55", '5'));
+    assert_false(proto_reply_valid("5x0 a", '5'));
+    assert_false(proto_reply_valid("550x", '5'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -568,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_unbracket_strips_one_pair_of_angle_brackets),
         cmocka_unit_test(test_ident_reply),
         cmocka_unit_test(test_path_args_are_the_parameters_as_given),
+        cmocka_unit_test(test_reply_valid_only_for_whole_replies_of_the_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
