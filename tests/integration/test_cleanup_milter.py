@@ -45,6 +45,16 @@ def sendmail(tern, *args, input=b""):
     return r
 
 
+def smtp_one_message(c, subject):
+    """greeting, EHLO, one message from sender@example.test to
+    rcpt@sink.test: the reply to its end"""
+    assert c.greeting()[0].startswith("220")
+    c.cmd("EHLO client.example")
+    assert c.cmd("MAIL FROM:<sender@example.test>")[0].startswith("250")
+    assert c.cmd("RCPT TO:<rcpt@sink.test>")[0].startswith("250")
+    return c.data(make_message(subject=subject))
+
+
 def assert_modified(msg):
     assert sorted(msg.rcpt_tos) == ["added@sink.test", "rcpt@sink.test"]
     assert msg.header("X-Test") == "1"
@@ -110,11 +120,7 @@ def test_quarantine_holds_the_message_with_the_reason_in_tern_queue(res, it_base
 def test_reject_at_end_of_message_gives_the_milter_text_and_queues_nothing(res, it_base):
     m, sink, tern = smtp_instance(res, it_base, "eom-reject")
     with tern.connect() as c:
-        assert c.greeting()[0].startswith("220")
-        c.cmd("EHLO client.example")
-        assert c.cmd("MAIL FROM:<sender@example.test>")[0].startswith("250")
-        assert c.cmd("RCPT TO:<rcpt@sink.test>")[0].startswith("250")
-        final = c.data(make_message(subject="refused"))
+        final = smtp_one_message(c, "refused")
         assert final == ["550-5.7.1 milter says no", "550 5.7.1 second line"], final
         # the session goes on: the next message still goes through the milter
         assert c.cmd("RSET")[0].startswith("250")
@@ -139,11 +145,7 @@ def test_changes_cleanup_cannot_make_fail_the_milter_and_queue_nothing(res, it_b
         tern = res.tern(name=mode, relayhost=sink.hostport, smtpd_milters=m.spec,
                         message_size_limit="10000")
         with tern.connect() as c:
-            assert c.greeting()[0].startswith("220")
-            c.cmd("EHLO client.example")
-            assert c.cmd("MAIL FROM:<sender@example.test>")[0].startswith("250")
-            assert c.cmd("RCPT TO:<rcpt@sink.test>")[0].startswith("250")
-            final = c.data(make_message(subject="changed badly"))
+            final = smtp_one_message(c, "changed badly")
             assert final == ["451 4.7.1 Service unavailable - try again later"], final
             c.cmd("QUIT")
         tern.wait_log(rf"warning: {why}")

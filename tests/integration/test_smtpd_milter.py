@@ -36,6 +36,14 @@ class TinyMilter:
         terminate(self.proc)
 
 
+def assert_queued(c, sender, rcpt, x_t):
+    """one message with an X-T: header is queued"""
+    assert c.cmd(f"MAIL FROM:<{sender}>")[0].startswith("250 ")
+    assert c.cmd(f"RCPT TO:<{rcpt}>")[0].startswith("250 ")
+    reply = c.data(make_message(headers={"X-T": x_t}))
+    assert REPLY_250_QUEUED.match(reply[0]), reply
+
+
 @pytest.fixture
 def milter(res, it_base):
     def start(mode: str) -> TinyMilter:
@@ -77,10 +85,7 @@ def test_milter_that_accepted_one_transaction_filters_the_next(res, milter):
         c.greeting()
         c.cmd("EHLO client.test")
         # ACCEPT at MAIL: this transaction is not filtered any more ...
-        assert c.cmd("MAIL FROM:<trusted@ok.test>")[0].startswith("250 ")
-        assert c.cmd("RCPT TO:<nope@example.com>")[0].startswith("250 ")
-        reply = c.data(make_message(headers={"X-T": "accepted-at-mail"}))
-        assert REPLY_250_QUEUED.match(reply[0]), reply
+        assert_queued(c, "trusted@ok.test", "nope@example.com", "accepted-at-mail")
         # ... but the next one is
         assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
         assert c.cmd("RCPT TO:<nope@example.com>") == ["550 5.7.1 nope"]
@@ -139,10 +144,7 @@ def test_milter_down_tempfails_by_default_and_passes_with_default_action_accept(
     with t2.connect() as c:
         c.greeting()
         c.cmd("EHLO client.test")
-        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
-        assert c.cmd("RCPT TO:<bob@example.com>")[0].startswith("250 ")
-        reply = c.data(make_message(headers={"X-T": "milter-down-accept"}))
-        assert REPLY_250_QUEUED.match(reply[0]), reply
+        assert_queued(c, "joe@ok.test", "bob@example.com", "milter-down-accept")
     sink.wait_for(b"X-T: milter-down-accept")
 
 
