@@ -799,3 +799,46 @@ def test_bad_milter_item_refuses_to_start(res, item):
     assert where in check.stdout + check.stderr, check
     rc, output = start_must_fail(tern)
     assert rc != 0 and where in output, output
+
+
+# ---------------------------------------------------------------- libmilter itself
+
+TEST_FILTER = BUILD / "tests" / "milter" / "test_filter"
+
+
+def test_libmilter_filter_sees_every_callback_without_protocol_errors(res):
+    """tests/milter/test_filter.c, built against sendmail's libmilter, logs
+    every callback: a 2-recipient message goes through it in order, and
+    libmilter complains about nothing."""
+    assert TEST_FILTER.exists(), f"{TEST_FILTER} not built (install libmilter-dev, reconfigure)"
+    d = shared_dir(res.base, "libmilter")
+    sock, log, err = d / "sock", d / "filter.log", d / "stderr.log"
+    with open(err, "ab") as errf:
+        proc = subprocess.Popen([str(TEST_FILTER), f"unix:{sock}", str(log)],
+                                stdout=errf, stderr=errf, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: sock.exists() or proc.poll() is not None, 10, "test_filter's socket")
+        assert proc.poll() is None, err.read_text()
+        tern, sink = milter_tern(res, f"unix:{sock}")
+        out, _ = send_one(tern, None, "libmilter", rcpts=("one@sink.test", "two@sink.test"))
+        qid = queued_id(out["end"])
+        (m,) = sink.wait_for(b"libmilter")
+        assert m.header("X-Libmilter") == "yes"
+        wait_until(lambda: "close" in log.read_text().split("\n"), 10, "the filter's close")
+    finally:
+        from ternlib import terminate
+        terminate(proc)
+    lines = log.read_text().splitlines()
+    names = [ln.split(" ")[0] for ln in lines]
+    print("libmilter filter saw:", " ".join(collapse(names)))
+    assert collapse(names) == (["negotiate", "connect", "helo", "envfrom", "envrcpt", "envrcpt",
+                                "data", f"header*{names.count('header')}", "eoh"]
+                               + [n for n in collapse(names) if n.startswith("body")]
+                               + ["eom", "close"]), lines
+    assert lines[3] == f"envfrom <sender@example.test> i={qid}", lines
+    assert lines[4:6] == ["envrcpt <one@sink.test>", "envrcpt <two@sink.test>"]
+    # libmilter's own complaints ("mi_engine: mi_rd_cmd error", "unknown
+    # command", "wrong len") go to syslog; test_filter turns them into
+    # "libmilter: ..." lines on its stderr
+    stderr = err.read_text(errors="replace")
+    assert "libmilter:" not in stderr, stderr
