@@ -667,6 +667,8 @@ static void cleanup_write_header_attrs(struct cleanup_msg *m)
 {
     if (m->tls_required_no && !m->requiretls)
         qfile_put_attr(&m->w, "tls_required_no", "yes");
+    if (m->hold.len > 0) /* what `tern queue` shows for a held message */
+        qfile_put_attr(&m->w, "hold_reason", buf_cstr(&m->hold));
 }
 
 /* cleanup_write_end - the content's length, the late 'A' records, 'X' */
@@ -680,6 +682,9 @@ static int cleanup_write_end(struct cleanup_msg *m)
 
 int cleanup_msg_finish(struct cleanup_msg *m)
 {
+    if (m->finished) /* main.c: already finished for the milters */
+        return m->status == CLEANUP_OK ? 0 : -1;
+    m->finished = 1;
     if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS)
         cleanup_scan_headers(m, 1);
     if (m->status == CLEANUP_OK && cleanup_write_end(m) < 0)
@@ -736,6 +741,7 @@ void cleanup_msg_free(struct cleanup_msg *m)
     buf_free(&m->hold);
     buf_free(&m->prepend);
     buf_free(&m->ident);
+    buf_free(&m->milter_reply);
     buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers,     &m->message_id,
                      &m->sender,   &m->helo,       &m->client_name, &m->client_addr,
                      &m->protocol, &m->only_rcpt,  &m->code,        &m->dsn,
