@@ -81,7 +81,8 @@ struct cleanup_msg {
     struct cleanup_seen *seen; /* recipients written, for duplicates */
     size_t content_bytes;
     time_t arrival;
-    int finished; /* cleanup_msg_finish ran */
+    int finished;            /* cleanup_msg_finish ran */
+    const char *fail_reason; /* cleanup_msg_begin_failed: every recipient's reason */
     /* outcome */
     enum cleanup_status status;
     buf_t code, dsn, text;
@@ -97,6 +98,10 @@ struct cleanup_msg {
  * and write the envelope; on failure the outcome fields say why */
 int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
                       const struct attr_msg *req);
+/* cleanup_msg_begin_failed - the same with every recipient written as
+ * failed (status F) for reason "D.S.N text": a bounce follows from qmgr */
+int cleanup_msg_begin_failed(struct cleanup_msg *m, const struct cleanup_settings *set,
+                             const struct attr_msg *req, const char *reason);
 /* cleanup_msg_data - take some content bytes */
 void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len);
 /* cleanup_msg_finish - flush headers, write the end record (not yet
@@ -203,6 +208,10 @@ struct cleanup_milter_run *cleanup_milter_content(struct event_base *base, struc
                                                   cleanup_milter_done_fn done, void *arg);
 /* cleanup_milter_cancel - stop a content phase without calling done */
 void cleanup_milter_cancel(struct cleanup_milter_run *r);
+/* cleanup_milter_split_reply - an SMTP reply's first line as code, dsn
+ * (dflt when the reply has none) and text */
+void cleanup_milter_split_reply(const char *reply, const char *dflt, buf_t *code, buf_t *dsn,
+                                buf_t *text);
 /* cleanup_milter_client - "name[addr]" of m's client for log lines */
 void cleanup_milter_client(const struct cleanup_msg *m, buf_t *out);
 

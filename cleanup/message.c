@@ -230,7 +230,7 @@ static void cleanup_put_rcpt(struct cleanup_msg *m, const char *addr, const char
 {
     if (!cleanup_seen_add(m, addr, notify, orcpt))
         return;
-    qfile_put_rcpt(&m->w, addr, orig, notify, orcpt);
+    qfile_put_rcpt_failed(&m->w, addr, orig, notify, orcpt, m->fail_reason);
     m->rcpt_count++;
 }
 
@@ -337,12 +337,15 @@ static int cleanup_header_client(const struct cleanup_settings *set, const struc
     return netaddr_match((struct sockaddr *)&ss, set->header_nets, set->header_net_count);
 }
 
-int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
-                      const struct attr_msg *req)
+/* cleanup_msg_start - cleanup_msg_begin, every recipient failed for
+ * reason unless it is NULL */
+static int cleanup_msg_start(struct cleanup_msg *m, const struct cleanup_settings *set,
+                             const struct attr_msg *req, const char *reason)
 {
     const char *sender = attr_get(req, "sender", NULL);
 
     memset(m, 0, sizeof(*m));
+    m->fail_reason = reason;
     m->set = set;
     m->fd = -1;
     if (sender == NULL || strlen(sender) > ADDR_MAX_LENGTH) {
@@ -380,7 +383,20 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     }
     qfile_content_begin(&m->w);
     m->phase = CLEANUP_HEADERS;
+    m->fail_reason = NULL;
     return 0;
+}
+
+int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
+                      const struct attr_msg *req)
+{
+    return cleanup_msg_start(m, set, req, NULL);
+}
+
+int cleanup_msg_begin_failed(struct cleanup_msg *m, const struct cleanup_settings *set,
+                             const struct attr_msg *req, const char *reason)
+{
+    return cleanup_msg_start(m, set, req, reason);
 }
 
 /* cleanup_header_is - does line (a header) have this name? */

@@ -199,23 +199,34 @@ static void cleanup_milter_send_body(struct cleanup_milter_run *r)
 
 /* cleanup_milter_refuse - a reject, tempfail or shutdown: the whole reply
  * for smtpd, its first line as code, dsn, text for the log and old clients */
+void cleanup_milter_split_reply(const char *reply, const char *dflt, buf_t *code, buf_t *dsn,
+                                buf_t *text)
+{
+    size_t line = strcspn(reply, "\r\n");
+    const char *p = reply + (line >= 4 ? 4 : line);
+    size_t word = strcspn(p, " \r\n");
+
+    buf_reset(code);
+    buf_reset(dsn);
+    buf_reset(text);
+    buf_append(code, reply, line < 3 ? line : 3);
+    if (word > 0 && p[0] >= '2' && p[0] <= '5' && p[1] == '.') {
+        buf_append(dsn, p, word);
+        p += word + (p[word] == ' ');
+    } else {
+        buf_puts(dsn, dflt);
+    }
+    buf_append(text, p, (size_t)(reply + line - p));
+}
+
 static void cleanup_milter_refuse(struct cleanup_milter_run *r, const struct milter_result *res)
 {
     struct cleanup_msg *m = r->msg;
     const char *reply = buf_cstr(&res->reply);
-    size_t line = strcspn(reply, "\r\n");
     buf_t code = BUF_INIT, dsn = BUF_INIT, text = BUF_INIT, log = BUF_INIT;
-    const char *p = reply + (line >= 4 ? 4 : line);
-    size_t word = strcspn(p, " \r\n");
 
-    buf_append(&code, reply, line < 3 ? line : 3);
-    if (word > 0 && p[0] >= '2' && p[0] <= '5' && p[1] == '.') {
-        buf_append(&dsn, p, word);
-        p += word + (p[word] == ' ');
-    } else {
-        buf_puts(&dsn, res->outcome == MILTER_REJECT ? "5.7.1" : "4.7.1");
-    }
-    buf_append(&text, p, (size_t)(reply + line - p));
+    cleanup_milter_split_reply(reply, res->outcome == MILTER_REJECT ? "5.7.1" : "4.7.1", &code,
+                               &dsn, &text);
     cleanup_msg_fail(m, res->outcome == MILTER_REJECT ? CLEANUP_PERMFAIL : CLEANUP_TEMPFAIL,
                      buf_cstr(&code), buf_cstr(&dsn), buf_cstr(&text));
     buf_set(&m->milter_reply, reply);

@@ -249,16 +249,24 @@ static void milter_complete(struct milter *m, enum milter_outcome outcome)
         event_active(m->ev_done, EV_TIMEOUT, 0);
 }
 
+/* milter_result_take - move r's contents out, leaving it empty: a
+ * callback gets the moved copy, so it may start the next command */
+static struct milter_result milter_result_take(struct milter_result *r)
+{
+    struct milter_result out = *r;
+
+    milter_result_init(r);
+    return out;
+}
+
 static void milter_on_done(evutil_socket_t fd, short what, void *arg)
 {
     struct milter *m = arg;
     milter_done_fn done = m->done;
-    struct milter_result r = m->result;
+    struct milter_result r = milter_result_take(&m->result);
 
     (void)fd;
     (void)what;
-    /* the result moves out, so the callback may start the next command */
-    milter_result_init(&m->result);
     m->done = NULL;
     if (done != NULL)
         done(m->done_arg, m, &r);
@@ -1108,11 +1116,10 @@ static void milter_chain_on_done(evutil_socket_t fd, short what, void *arg)
 {
     struct milter_chain *c = arg;
     milter_chain_done_fn done = c->done;
-    struct milter_result r = c->result;
+    struct milter_result r = milter_result_take(&c->result);
 
     (void)fd;
     (void)what;
-    milter_result_init(&c->result);
     c->done = NULL;
     if (done != NULL)
         done(c->done_arg, c, &r);

@@ -1,9 +1,9 @@
 /*
  * smtpd_milter - smtpd_milters in a session (smtpd_milter.h).
  *
- * A chain answer arrives inside lib/milter's callback; the session goes on
- * from a zero timer instead, so that a step started by the next pipelined
- * command never re-enters the chain from its own callback.
+ * lib/milter calls a chain's done from the event loop, after it is done
+ * with the step: the session goes on from there (the next pipelined
+ * command may start the next step at once).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +38,6 @@ struct smtpd_milter {
     buf_t to; /* RCPT: the recipient for the log */
     smtpd_milter_done_fn done;
     enum session_state resume_state;
-    struct event *answer_timer; /* goes on with the answer outside the chain's callback */
-    enum milter_outcome outcome;
-    buf_t reply;
 
     buf_t mail_args; /* the ESMTP arguments of MAIL and RCPT as given */
     buf_t rcpt_args;
@@ -185,17 +182,19 @@ static int smtpd_milter_verdict(struct session *s, enum milter_outcome outcome, 
     }
 }
 
-/* smtpd_milter_answer - the session goes on with the chain's answer */
-static void smtpd_milter_answer(struct session *s)
+/* smtpd_milter_on_step - the chain answered: the session goes on */
+static void smtpd_milter_on_step(void *arg, struct milter_chain *c, const struct milter_result *r)
 {
+    struct session *s = arg;
     struct smtpd_milter *m = s->milter;
     smtpd_milter_done_fn done = m->done;
     int ok;
 
+    (void)c;
     m->done = NULL;
     if (s->state == SESSION_MILTER)
         s->state = m->resume_state;
-    ok = smtpd_milter_verdict(s, m->outcome, buf_cstr(&m->reply));
+    ok = smtpd_milter_verdict(s, r->outcome, buf_cstr(&r->reply));
     buf_reset(&m->to);
     if (s->state == SESSION_CLOSING)
         return;
@@ -205,17 +204,16 @@ static void smtpd_milter_answer(struct session *s)
         session_resume_input(s);
 }
 
-/* smtpd_milter_on_step - the chain answered: keep it, go on from the loop */
-static void smtpd_milter_on_step(void *arg, struct milter_chain *c, const struct milter_result *r)
+/* smtpd_milter_begin - the session's milters with an empty packet, or NULL
+ * after done(s, 1) when there are none to ask */
+static struct smtpd_milter *smtpd_milter_begin(struct session *s, smtpd_milter_done_fn done)
 {
-    struct session *s = arg;
-    struct smtpd_milter *m = s->milter;
-    struct timeval now = {0, 0};
-
-    (void)c;
-    m->outcome = r->outcome;
-    buf_set(&m->reply, buf_cstr(&r->reply));
-    evtimer_add(m->answer_timer, &now);
+    if (s->milter == NULL || s->milter->chain == NULL) {
+        done(s, 1);
+        return NULL;
+    }
+    buf_reset(&s->milter->packet);
+    return s->milter;
 }
 
 /* smtpd_milter_step - run the packet in m->packet through the chain (or go
@@ -225,7 +223,7 @@ static void smtpd_milter_step(struct session *s, const char *stage, int macro_st
 {
     struct smtpd_milter *m = s->milter;
 
-    if (m == NULL || m->chain == NULL || m->verdict.len > 0 || s->state == SESSION_CLOSING) {
+    if (m->verdict.len > 0 || s->state == SESSION_CLOSING) {
         done(s, 1);
         return;
     }
@@ -274,30 +272,10 @@ static void smtpd_milter_on_open(void *arg, struct milter_chain *c, const struct
 {
     struct session *s = arg;
     struct smtpd_milter *m = s->milter;
-    struct timeval now = {0, 0};
 
     (void)c;
     m->stage = "CONNECT";
-    m->outcome = r->outcome;
-    buf_set(&m->reply, buf_cstr(&r->reply));
-    m->done = NULL;
-    evtimer_add(m->answer_timer, &now);
-}
-
-/* smtpd_milter_on_timer - an answer to go on with: the chain's opening
- * (no step yet) or a step */
-static void smtpd_milter_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct session *s = arg;
-    struct smtpd_milter *m = s->milter;
-
-    (void)fd;
-    (void)what;
-    if (m->done != NULL) {
-        smtpd_milter_answer(s);
-        return;
-    }
-    smtpd_milter_verdict(s, m->outcome, buf_cstr(&m->reply));
+    smtpd_milter_verdict(s, r->outcome, buf_cstr(&r->reply));
     if (s->state == SESSION_CLOSING)
         return;
     if (m->verdict.len > 0) { /* refused already: no connect step */
@@ -317,7 +295,6 @@ void smtpd_milter_connect(struct session *s)
     s->milter = m;
     milter_facts_init(&m->facts);
     smtpd_milter_connect_facts(s, &m->facts);
-    m->answer_timer = evtimer_new(s->server->svc.base, smtpd_milter_on_timer, s);
     session_greet_hold(s);
     m->chain = milter_chain_open(s->server->svc.base, &s->cfg->milters, s->client,
                                  milter_facts_macro, &m->facts, smtpd_milter_on_open, s);
@@ -327,12 +304,11 @@ void smtpd_milter_connect(struct session *s)
 
 void smtpd_milter_helo(struct session *s, smtpd_milter_done_fn done)
 {
-    if (s->milter == NULL) {
-        done(s, 1);
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
+
+    if (m == NULL)
         return;
-    }
-    buf_reset(&s->milter->packet);
-    milter_proto_helo(&s->milter->packet, buf_cstr(&s->helo));
+    milter_proto_helo(&m->packet, buf_cstr(&s->helo));
     smtpd_milter_step(s, "HELO", SMFIM_HELO, done);
 }
 
@@ -386,7 +362,6 @@ static void smtpd_milter_envelope_packet(struct smtpd_milter *m, int rcpt, const
     size_t n = smtpd_milter_args(args, &copy, &argv);
 
     buf_printf(&path, "<%s>", addr);
-    buf_reset(&m->packet);
     if (rcpt)
         milter_proto_rcpt(&m->packet, buf_cstr(&path), argv, n);
     else
@@ -398,13 +373,11 @@ static void smtpd_milter_envelope_packet(struct smtpd_milter *m, int rcpt, const
 
 void smtpd_milter_mail(struct session *s, smtpd_milter_done_fn done)
 {
-    struct smtpd_milter *m = s->milter;
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
     const char *sender = buf_cstr(&s->mail.addr);
 
-    if (m == NULL) {
-        done(s, 1);
+    if (m == NULL)
         return;
-    }
     if (m->verdict.len > 0) {
         smtpd_milter_log(s, "milter-reject", "MAIL", buf_cstr(&m->verdict), NULL);
         smtpd_milter_reply(s, buf_cstr(&m->verdict));
@@ -423,13 +396,11 @@ void smtpd_milter_mail(struct session *s, smtpd_milter_done_fn done)
 
 void smtpd_milter_rcpt(struct session *s, smtpd_milter_done_fn done)
 {
-    struct smtpd_milter *m = s->milter;
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
     const char *rcpt = buf_cstr(&s->rcpt.addr);
 
-    if (m == NULL) {
-        done(s, 1);
+    if (m == NULL)
         return;
-    }
     smtpd_milter_address_facts(&m->facts, MILTER_FACT_RCPT_ADDR, MILTER_FACT_RCPT_HOST,
                                MILTER_FACT_RCPT_MAILER, rcpt);
     smtpd_milter_envelope_packet(m, 1, rcpt, &m->rcpt_args);
@@ -439,27 +410,24 @@ void smtpd_milter_rcpt(struct session *s, smtpd_milter_done_fn done)
 
 void smtpd_milter_data(struct session *s, smtpd_milter_done_fn done)
 {
-    if (s->milter == NULL) {
-        done(s, 1);
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
+
+    if (m == NULL)
         return;
-    }
-    buf_reset(&s->milter->packet);
-    milter_proto_data(&s->milter->packet);
+    milter_proto_data(&m->packet);
     smtpd_milter_step(s, "DATA", SMFIM_DATA, done);
 }
 
 void smtpd_milter_unknown(struct session *s, const char *line, size_t len,
                           smtpd_milter_done_fn done)
 {
+    struct smtpd_milter *m = smtpd_milter_begin(s, done);
     char *copy;
 
-    if (s->milter == NULL) {
-        done(s, 1);
+    if (m == NULL)
         return;
-    }
     copy = xstrndup(line, len);
-    buf_reset(&s->milter->packet);
-    milter_proto_unknown(&s->milter->packet, copy);
+    milter_proto_unknown(&m->packet, copy);
     free(copy);
     smtpd_milter_step(s, "UNKNOWN", MILTER_STAGE_UNKNOWN, done);
 }
@@ -484,12 +452,10 @@ void smtpd_milter_end(struct session *s)
         milter_chain_close_silent(m->chain);
     else if (m->chain != NULL)
         milter_chain_close(m->chain);
-    event_free(m->answer_timer);
     milter_facts_free(&m->facts);
     buf_free(&m->verdict);
     buf_free(&m->packet);
     buf_free(&m->to);
-    buf_free(&m->reply);
     buf_free(&m->mail_args);
     buf_free(&m->rcpt_args);
     free(m);

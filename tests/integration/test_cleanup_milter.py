@@ -1,0 +1,149 @@
+"""cleanup's side of milters (issue 12): the content phase after smtpd
+hands over its conversations (smtpd_milters) and for mail from the sendmail
+command (non_smtpd_milters, run by cleanup's pickup).  A python3-milter
+filter (cleanupmilter.py) changes the message at its end; the sink receives
+exactly the changed envelope and content.  The large suite is
+test_milter*.py."""
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ternlib import BUILD, REPLY_250_QUEUED, make_message, terminate, wait_until
+
+HERE = Path(__file__).resolve().parent
+SENDMAIL = BUILD / "tools" / "sendmail"
+
+
+class CleanupMilter:
+    """cleanupmilter.py MODE on a unix socket in its own directory"""
+
+    def __init__(self, base: Path, mode: str):
+        self.dir = Path(tempfile.mkdtemp(prefix="cmilter-", dir=base))
+        self.dir.chmod(0o755)
+        self.path = self.dir / "m.sock"
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(HERE / "cleanupmilter.py"), mode, f"unix:{self.path}"],
+            stdout=open(self.dir / "out.log", "wb"), stderr=subprocess.STDOUT)
+        wait_until(self.path.exists, 10, f"cleanupmilter {mode} listening")
+
+    @property
+    def spec(self) -> str:
+        return f"unix:{self.path}"
+
+    def headers_seen(self):
+        p = self.dir / "headers.log"
+        return p.read_text().splitlines() if p.exists() else []
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+
+def start_milter(res, it_base, mode):
+    m = CleanupMilter(it_base, mode)
+    res.others.append(m)
+    return m
+
+
+def smtp_instance(res, it_base, mode):
+    m = start_milter(res, it_base, mode)
+    sink = res.sink()
+    tern = res.tern(relayhost=sink.hostport, smtpd_milters=m.spec)
+    return m, sink, tern
+
+
+def sendmail_instance(res, it_base, mode):
+    m = start_milter(res, it_base, mode)
+    sink = res.sink()
+    tern = res.tern(relayhost=sink.hostport, non_smtpd_milters=m.spec)
+    return m, sink, tern
+
+
+def sendmail(tern, *args, input=b""):
+    r = subprocess.run([str(SENDMAIL), "-C", str(tern.conf_path), *args], input=input,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def assert_modified(msg):
+    assert sorted(msg.rcpt_tos) == ["added@sink.test", "rcpt@sink.test"]
+    assert msg.header("X-Test") == "1"
+    assert msg.header("Subject") is None
+    assert msg.body() == b"cleaned\r\n"
+    assert msg.content.index(b"X-Test: 1\r\n") > msg.content.index(b"\r\nDate: ")
+
+
+def test_smtp_message_changed_by_the_milter_reaches_the_sink_changed(res, it_base):
+    m, sink, tern = smtp_instance(res, it_base, "modify")
+    qid = tern.send(make_message(subject="change me", body="original\r\n"))
+    (msg,) = sink.wait_count(1)
+    assert_modified(msg)
+    assert msg.content.startswith(b"Received: from client.example")
+    seen = m.headers_seen()
+    assert seen[0].startswith("Received: 'from client.example"), seen
+    assert "Subject: 'change me'" in seen
+    tern.wait_log(rf"{qid}: from=<sender@example\.test>, size=\d+, nrcpt=2 \(queue active\)")
+
+
+def test_sendmail_message_changed_by_a_non_smtpd_milter(res, it_base):
+    m, sink, tern = sendmail_instance(res, it_base, "modify")
+    sendmail(tern, "-f", "sender@example.test", "rcpt@sink.test",
+             input=b"Subject: change me\n\noriginal\n")
+    (msg,) = sink.wait_count(1)
+    assert_modified(msg)
+    assert msg.mail_from == "sender@example.test"
+    assert any(s.startswith("Received: '(from root@localhost)") for s in m.headers_seen())
+
+
+def test_pass_through_milter_changes_nothing(res, it_base):
+    m, sink, tern = smtp_instance(res, it_base, "pass")
+    tern.send(make_message(subject="as is", body="kept\r\n"))
+    (msg,) = sink.wait_count(1)
+    assert msg.rcpt_tos == ["rcpt@sink.test"]
+    assert msg.header("Subject") == "as is"
+    assert msg.body() == b"kept\r\n"
+    assert "X-Test" not in msg.content.decode()
+
+
+def test_quarantine_holds_the_message_with_the_reason_in_tern_queue(res, it_base):
+    m, sink, tern = smtp_instance(res, it_base, "quarantine")
+    qid = tern.send(make_message(subject="quarantined"))
+    reason = f"milter {m.spec}: test reason"
+    tern.wait_log(rf"{qid}: milter-hold: END-OF-MESSAGE from \S+\[127\.0\.0\.1\]: "
+                  + reason.replace(".", r"\."))
+    wait_until((tern.queue / "hold" / qid).exists, 10, "the file in hold/")
+    out = tern.tern("queue").stdout
+    assert qid in out and reason in out, out
+    assert sink.snapshot() == []
+
+
+def test_reject_at_end_of_message_gives_the_milter_text_and_queues_nothing(res, it_base):
+    m, sink, tern = smtp_instance(res, it_base, "reject")
+    with tern.connect() as c:
+        assert c.greeting()[0].startswith("220")
+        c.cmd("EHLO client.example")
+        assert c.cmd("MAIL FROM:<sender@example.test>")[0].startswith("250")
+        assert c.cmd("RCPT TO:<rcpt@sink.test>")[0].startswith("250")
+        final = c.data(make_message(subject="refused"))
+        assert final == ["550-5.7.1 milter says no", "550 5.7.1 second line"], final
+        # the session goes on: the next message still goes through the milter
+        assert c.cmd("RSET")[0].startswith("250")
+        c.cmd("QUIT")
+    tern.wait_log(r"milter-reject: END-OF-MESSAGE from \S+\[127\.0\.0\.1\]: "
+                  r"550-5\.7\.1 milter says no")
+    assert tern.queue_files() == []
+    assert list((tern.queue / "hold").iterdir()) == []
+    assert sink.snapshot() == []
+
+
+def test_sendmail_reject_bounces_to_the_sender(res, it_base):
+    m, sink, tern = sendmail_instance(res, it_base, "reject")
+    sendmail(tern, "-f", "sender@sink.test", "rcpt@sink.test",
+             input=b"Subject: refused\n\nbody\n")
+    (bounce,) = sink.wait_count(1)
+    assert bounce.rcpt_tos == ["sender@sink.test"]
+    assert b"milter says no" in bounce.content
+    tern.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]")
