@@ -27,6 +27,15 @@ from test_config import start_must_fail
 
 SENDMAIL = BUILD / "tools" / "sendmail"
 
+# implementation bugs this suite found, each xfail(strict) until fixed
+BUG_DISCARD_AT_MAIL = ("smtpd never answers MAIL FROM when a milter says DISCARD at envfrom "
+                       "(logs milter-discard, then the client waits for the reply until it gives up)")
+BUG_ESMTP_ARGS = ("cleanup ignores the ESMTP arguments of SMFIR_CHGFROM and SMFIR_ADDRCPT_PAR "
+                  "(cleanup_milter_ignore_args logs them as ignored)")
+BUG_CHECK_MILTERS = ("tern check and tern start do not load smtpd_milters / non_smtpd_milters: "
+                     "a bad item passes check, and master keeps restarting a tern-smtpd that "
+                     "dies with the right file:line message")
+
 REJECT = ["550 5.7.1 Command rejected"]
 TEMPFAIL = ["451 4.7.1 Service unavailable - try again later"]
 CUSTOM = ["554 5.7.0 custom words from the milter"]
@@ -235,7 +244,9 @@ def test_reply_kinds_at_each_stage(site, script, stage, kind):
                            r"554 5\.7\.0 custom words from the milter; from=<sender@example\.test>")
 
 
-@pytest.mark.parametrize("stage", list(STAGE_STEP))
+@pytest.mark.parametrize("stage", [
+    pytest.param("envfrom", marks=pytest.mark.xfail(reason=BUG_DISCARD_AT_MAIL, strict=True)),
+    "envrcpt", "data", "eom"])
 def test_discard_accepts_and_drops_the_message(site, script, stage):
     script({"callbacks": {stage: {"action": "discard"}}})
     tag = f"discard-{stage}"
@@ -243,14 +254,15 @@ def test_discard_accepts_and_drops_the_message(site, script, stage):
     assert out["mail"][0].startswith("250"), out
     assert out["rcpt"][0][0].startswith("250"), out
     assert out["data"][0].startswith("354"), out
-    qid = queued_id(out["end"])
+    assert out["end"][0].startswith("250 "), out
     if stage == "eom":
+        qid = queued_id(out["end"])
         site.tern.wait_log(rf"{qid}: milter-discard: END-OF-MESSAGE from \S*\[127\.0\.0\.1\]: "
                            rf"milter {re.escape(site.milter.spec)}: message discarded")
     script({})
     send_one(site.tern, site.milter, f"after-{tag}")  # a later message does arrive
-    site.sink.wait_for(f"after-{tag}".encode())
-    no_message(site.sink, tag, settle=0.5)
+    site.sink.wait_for(f"Subject: after-{tag}\r\n".encode())
+    no_message(site.sink, f"Subject: {tag}\r\n", settle=0.5)
 
 
 def test_accept_at_connect_skips_the_milter_for_the_session(site, script):
@@ -345,18 +357,27 @@ def test_every_modification_reaches_the_sink(site, script):
     assert [v for n, v in headers if n == "X-Dup"] == ["one", "second changed"]
 
 
-def test_sender_and_recipient_changes_carry_esmtp_arguments(site, script):
+@pytest.mark.xfail(reason=BUG_ESMTP_ARGS, strict=True)
+def test_sender_change_carries_esmtp_arguments(site, script):
     script({"mods": [
         {"op": "chgfrom", "addr": "<other@example.test>", "args": "RET=HDRS ENVID=milter42"},
-        {"op": "addrcpt_par", "addr": "<d@sink.test>", "args": "NOTIFY=NEVER"},
     ]})
-    out, _ = send_one(site.tern, site.milter, "mods-args")
+    out, _ = send_one(site.tern, site.milter, "chgfrom-args")
     queued_id(out["end"])
-    (m,) = site.sink.wait_for(b"mods-args")
+    (m,) = site.sink.wait_for(b"chgfrom-args")
     assert m.mail_from == "other@example.test"
-    assert "RET=HDRS" in m.mail_options and "ENVID=milter42" in m.mail_options, m.mail_options
+    options = [o.upper() for o in m.mail_options]
+    assert "RET=HDRS" in options and "ENVID=MILTER42" in options, m.mail_options
+
+
+@pytest.mark.xfail(reason=BUG_ESMTP_ARGS, strict=True)
+def test_added_recipient_carries_esmtp_arguments(site, script):
+    script({"mods": [{"op": "addrcpt_par", "addr": "<d@sink.test>", "args": "NOTIFY=NEVER"}]})
+    out, _ = send_one(site.tern, site.milter, "addrcpt-args")
+    queued_id(out["end"])
+    (m,) = site.sink.wait_for(b"addrcpt-args")
     rcpts = dict(m.rcpts)
-    assert set(rcpts) == {"rcpt@sink.test", "d@sink.test"}
+    assert set(rcpts) == {"rcpt@sink.test", "d@sink.test"}, m.rcpts
     assert "NOTIFY=NEVER" in rcpts["d@sink.test"], m.rcpts
 
 
@@ -735,7 +756,8 @@ def test_non_smtpd_milter_reject_bounces_to_the_sender(res):
     (bounce,) = sink.wait_for(b"nope")
     assert bounce.rcpt_tos == ["someone@remote.test"]
     assert bounce.mail_from == ""
-    assert b"550 5.7.1 nope" in bounce.content
+    assert b"<u2@remote.test>: nope" in bounce.content
+    assert b"Status: 5.7.1" in bounce.content
     assert not [m for m in sink.snapshot() if "u2@remote.test" in m.rcpt_tos]
 
 
@@ -788,6 +810,7 @@ def test_body_skip_stops_the_body(res):
     "{ unix:/run/x.sock",
     "{ unix:/run/x.sock, command_timeout = 5x }",
 ], ids=["unknown-setting", "bad-action", "bad-type", "no-port", "unclosed", "bad-time"])
+@pytest.mark.xfail(reason=BUG_CHECK_MILTERS, strict=True)
 def test_bad_milter_item_refuses_to_start(res, item):
     tern = res.tern(start=False)
     line = f"smtpd_milters = {item}"
@@ -824,11 +847,17 @@ def test_libmilter_filter_sees_every_callback_without_protocol_errors(res):
         qid = queued_id(out["end"])
         (m,) = sink.wait_for(b"libmilter")
         assert m.header("X-Libmilter") == "yes"
-        wait_until(lambda: "close" in log.read_text().split("\n"), 10, "the filter's close")
+        wait_until(lambda: log.read_text().count(" close\n") >= 2, 10, "the filter's close")
     finally:
         from ternlib import terminate
         terminate(proc)
-    lines = log.read_text().splitlines()
+    # "N callback args": N numbers the filter's connections; tern's own
+    # readiness probe (connect, QUIT) is one of them
+    conns = {}
+    for line in log.read_text().splitlines():
+        n, _, rest = line.partition(" ")
+        conns.setdefault(n, []).append(rest)
+    (lines,) = [v for v in conns.values() if "helo client.example" in v]
     names = [ln.split(" ")[0] for ln in lines]
     print("libmilter filter saw:", " ".join(collapse(names)))
     assert collapse(names) == (["negotiate", "connect", "helo", "envfrom", "envrcpt", "envrcpt",
@@ -837,6 +866,7 @@ def test_libmilter_filter_sees_every_callback_without_protocol_errors(res):
                                + ["eom", "close"]), lines
     assert lines[3] == f"envfrom <sender@example.test> i={qid}", lines
     assert lines[4:6] == ["envrcpt <one@sink.test>", "envrcpt <two@sink.test>"]
+    assert any(ln.startswith("header Received: from client.example") for ln in lines), lines
     # libmilter's own complaints ("mi_engine: mi_rd_cmd error", "unknown
     # command", "wrong len") go to syslog; test_filter turns them into
     # "libmilter: ..." lines on its stderr

@@ -12,9 +12,10 @@
  * fortified __syslog_chk are defined here so that those reports go to
  * stderr as "libmilter: ..." lines, where the test looks for them.
  *
- * Log lines: "negotiate ACTIONS PROTOCOL", "connect HOST", "helo NAME",
- * "envfrom <ADDR> ARGS...", "envrcpt <ADDR>", "data", "header NAME: VALUE",
- * "eoh", "body BYTES", "eom", "abort", "close", "unknown COMMAND".
+ * Log lines, each after the number of its connection and a space (line
+ * breaks in a header value written as "\n"): "negotiate ACTIONS PROTOCOL", "connect HOST", "helo
+ * NAME", "envfrom <ADDR> ARGS...", "envrcpt <ADDR>", "data", "header NAME: VALUE", "eoh", "body
+ * BYTES", "eom", "abort", "close", "unknown COMMAND".
  */
 #include <libmilter/mfapi.h>
 #include <pthread.h>
@@ -27,15 +28,27 @@
 static FILE *test_filter_log;
 static pthread_mutex_t test_filter_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* test_filter_note - one log line, written whole and flushed */
-static void test_filter_note(const char *fmt, ...)
+static unsigned long test_filter_connections;
+
+/* test_filter_note - one log line of ctx's connection, written whole and
+ * flushed; a line break in the text is written as "\n" */
+static void test_filter_note(SMFICTX *ctx, const char *fmt, ...)
 {
+    unsigned long *conn = smfi_getpriv(ctx);
+    char line[8192];
     va_list ap;
 
-    pthread_mutex_lock(&test_filter_lock);
     va_start(ap, fmt);
-    vfprintf(test_filter_log, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&test_filter_lock);
+    fprintf(test_filter_log, "%lu ", conn ? *conn : 0);
+    for (const char *p = line; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", test_filter_log);
+        else if (*p != '\r')
+            fputc(*p, test_filter_log);
+    }
     fputc('\n', test_filter_log);
     fflush(test_filter_log);
     pthread_mutex_unlock(&test_filter_lock);
@@ -76,7 +89,15 @@ static sfsistat test_filter_negotiate(SMFICTX *ctx, unsigned long actions, unsig
                                       unsigned long *actions_out, unsigned long *steps_out,
                                       unsigned long *unused0_out, unsigned long *unused1_out)
 {
-    test_filter_note("negotiate %lu %lu", actions, steps);
+    unsigned long *conn = malloc(sizeof(*conn));
+
+    if (conn == NULL)
+        return SMFIS_TEMPFAIL;
+    pthread_mutex_lock(&test_filter_lock);
+    *conn = ++test_filter_connections;
+    pthread_mutex_unlock(&test_filter_lock);
+    smfi_setpriv(ctx, conn);
+    test_filter_note(ctx, "negotiate %lu %lu", actions, steps);
     *actions_out = SMFIF_ADDHDRS;
     *steps_out = 0; /* every step, every reply */
     *unused0_out = 0;
@@ -86,13 +107,13 @@ static sfsistat test_filter_negotiate(SMFICTX *ctx, unsigned long actions, unsig
 
 static sfsistat test_filter_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 {
-    test_filter_note("connect %s", host);
+    test_filter_note(ctx, "connect %s", host);
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_helo(SMFICTX *ctx, char *name)
 {
-    test_filter_note("helo %s", name);
+    test_filter_note(ctx, "helo %s", name);
     return SMFIS_CONTINUE;
 }
 
@@ -100,63 +121,65 @@ static sfsistat test_filter_envfrom(SMFICTX *ctx, char **argv)
 {
     const char *queue_id = smfi_getsymval(ctx, "i");
 
-    test_filter_note("envfrom %s i=%s", argv[0], queue_id ? queue_id : "(none)");
+    test_filter_note(ctx, "envfrom %s i=%s", argv[0], queue_id ? queue_id : "(none)");
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_envrcpt(SMFICTX *ctx, char **argv)
 {
-    test_filter_note("envrcpt %s", argv[0]);
+    test_filter_note(ctx, "envrcpt %s", argv[0]);
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_data(SMFICTX *ctx)
 {
-    test_filter_note("data");
+    test_filter_note(ctx, "data");
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_header(SMFICTX *ctx, char *name, char *value)
 {
-    test_filter_note("header %s: %s", name, value);
+    test_filter_note(ctx, "header %s: %s", name, value);
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_eoh(SMFICTX *ctx)
 {
-    test_filter_note("eoh");
+    test_filter_note(ctx, "eoh");
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
-    test_filter_note("body %zu", len);
+    test_filter_note(ctx, "body %zu", len);
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_eom(SMFICTX *ctx)
 {
-    test_filter_note("eom");
+    test_filter_note(ctx, "eom");
     if (smfi_addheader(ctx, "X-Libmilter", "yes") != MI_SUCCESS)
-        test_filter_note("addheader failed");
+        test_filter_note(ctx, "addheader failed");
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_abort(SMFICTX *ctx)
 {
-    test_filter_note("abort");
+    test_filter_note(ctx, "abort");
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_close(SMFICTX *ctx)
 {
-    test_filter_note("close");
+    test_filter_note(ctx, "close");
+    free(smfi_getpriv(ctx));
+    smfi_setpriv(ctx, NULL);
     return SMFIS_CONTINUE;
 }
 
 static sfsistat test_filter_unknown(SMFICTX *ctx, const char *command)
 {
-    test_filter_note("unknown %s", command);
+    test_filter_note(ctx, "unknown %s", command);
     return SMFIS_CONTINUE;
 }
 
