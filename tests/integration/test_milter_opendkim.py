@@ -47,6 +47,7 @@ class OpenDkim:
             "Mode s",
             "InternalHosts 127.0.0.1",
             "Canonicalization relaxed/simple",
+            "SignHeaders From,To,Subject,Date,Message-ID",
             "Syslog no",
             "LogWhy yes",
             "UMask 000",
@@ -102,7 +103,7 @@ def start_opendkim(res, kind: str) -> OpenDkim:
 
 def signature_tags(message: bytes) -> dict:
     head = message.split(b"\r\n\r\n", 1)[0].decode()
-    m = re.search(r"^DKIM-Signature:(.*(?:\r\n[ \t].*)*)", head, re.M)
+    m = re.search(r"^DKIM-Signature:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head, re.M)
     assert m, head
     value = re.sub(r"\s+", "", m.group(1))
     return dict(kv.split("=", 1) for kv in value.split(";") if "=" in kv)
