@@ -510,6 +510,7 @@ static int cleanup_milter_write_content(struct cleanup_milter_run *r, struct qfi
     cleanup_milter_headers_write(&r->headers, &b);
     buf_puts(&b, "\r\n");
     qfile_content_append(w, b.data, b.len);
+    buf_reset(&b);
     if (r->body_replaced)
         qfile_content_append(w, r->body.data, r->body.len);
     for (size_t done = 0; !r->body_replaced && done < r->body_len;) {

@@ -1,50 +1,27 @@
 """cleanup's side of milters (issue 12): the content phase after smtpd
 hands over its conversations (smtpd_milters) and for mail from the sendmail
 command (non_smtpd_milters, run by cleanup's pickup).  A python3-milter
-filter (cleanupmilter.py) changes the message at its end; the sink receives
+filter (tinymilter.py) changes the message at its end; the sink receives
 exactly the changed envelope and content.  The large suite is
 test_milter*.py."""
 
 import subprocess
-import tempfile
-from pathlib import Path
 
-import pytest
+from ternlib import BUILD, REPLY_250_QUEUED, make_message, wait_until
+from test_smtpd_milter import TinyMilter
 
-from ternlib import BUILD, REPLY_250_QUEUED, make_message, terminate, wait_until
-
-HERE = Path(__file__).resolve().parent
 SENDMAIL = BUILD / "tools" / "sendmail"
 
 
-class CleanupMilter:
-    """cleanupmilter.py MODE on a unix socket in its own directory"""
-
-    def __init__(self, base: Path, mode: str):
-        self.dir = Path(tempfile.mkdtemp(prefix="cmilter-", dir=base))
-        self.dir.chmod(0o755)
-        self.path = self.dir / "m.sock"
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(HERE / "cleanupmilter.py"), mode, f"unix:{self.path}"],
-            stdout=open(self.dir / "out.log", "wb"), stderr=subprocess.STDOUT)
-        wait_until(self.path.exists, 10, f"cleanupmilter {mode} listening")
-
-    @property
-    def spec(self) -> str:
-        return f"unix:{self.path}"
-
-    def headers_seen(self):
-        p = self.dir / "headers.log"
-        return p.read_text().splitlines() if p.exists() else []
-
-    def stop(self) -> None:
-        terminate(self.proc)
-
-
 def start_milter(res, it_base, mode):
-    m = CleanupMilter(it_base, mode)
+    m = TinyMilter(it_base, mode)
     res.others.append(m)
     return m
+
+
+def headers_seen(m):
+    p = m.dir / "headers.log"
+    return p.read_text().splitlines() if p.exists() else []
 
 
 def smtp_instance(res, it_base, mode):
@@ -82,7 +59,7 @@ def test_smtp_message_changed_by_the_milter_reaches_the_sink_changed(res, it_bas
     (msg,) = sink.wait_count(1)
     assert_modified(msg)
     assert msg.content.startswith(b"Received: from client.example")
-    seen = m.headers_seen()
+    seen = headers_seen(m)
     assert seen[0].startswith("Received: 'from client.example"), seen
     assert "Subject: 'change me'" in seen
     tern.wait_log(rf"{qid}: from=<sender@example\.test>, size=\d+, nrcpt=2 \(queue active\)")
@@ -95,17 +72,27 @@ def test_sendmail_message_changed_by_a_non_smtpd_milter(res, it_base):
     (msg,) = sink.wait_count(1)
     assert_modified(msg)
     assert msg.mail_from == "sender@example.test"
-    assert any(s.startswith("Received: '(from root@localhost)") for s in m.headers_seen())
+    assert any(s.startswith("Received: '(from root@localhost)") for s in headers_seen(m))
 
 
-def test_pass_through_milter_changes_nothing(res, it_base):
+def test_pass_through_milter_changes_nothing_for_two_messages_in_a_session(res, it_base):
     m, sink, tern = smtp_instance(res, it_base, "pass")
-    tern.send(make_message(subject="as is", body="kept\r\n"))
-    (msg,) = sink.wait_count(1)
-    assert msg.rcpt_tos == ["rcpt@sink.test"]
-    assert msg.header("Subject") == "as is"
-    assert msg.body() == b"kept\r\n"
-    assert "X-Test" not in msg.content.decode()
+    with tern.connect() as c:
+        assert c.greeting()[0].startswith("220")
+        c.cmd("EHLO client.example")
+        for n in (1, 2):
+            assert c.cmd("MAIL FROM:<sender@example.test>")[0].startswith("250")
+            assert c.cmd("RCPT TO:<rcpt@sink.test>")[0].startswith("250")
+            final = c.data(make_message(subject=f"as is {n}", body="kept\r\n"))
+            assert REPLY_250_QUEUED.match(final[0]), final
+        c.cmd("QUIT")
+    msgs = sink.wait_count(2)
+    assert sorted(x.header("Subject") for x in msgs) == ["as is 1", "as is 2"]
+    for msg in msgs:
+        assert msg.rcpt_tos == ["rcpt@sink.test"]
+        assert msg.body() == b"kept\r\n"
+        assert "X-Test" not in msg.content.decode()
+    assert sum(1 for h in headers_seen(m) if h.startswith("Received: ")) == 2
 
 
 def test_quarantine_holds_the_message_with_the_reason_in_tern_queue(res, it_base):
@@ -121,7 +108,7 @@ def test_quarantine_holds_the_message_with_the_reason_in_tern_queue(res, it_base
 
 
 def test_reject_at_end_of_message_gives_the_milter_text_and_queues_nothing(res, it_base):
-    m, sink, tern = smtp_instance(res, it_base, "reject")
+    m, sink, tern = smtp_instance(res, it_base, "eom-reject")
     with tern.connect() as c:
         assert c.greeting()[0].startswith("220")
         c.cmd("EHLO client.example")
@@ -140,7 +127,7 @@ def test_reject_at_end_of_message_gives_the_milter_text_and_queues_nothing(res, 
 
 
 def test_sendmail_reject_bounces_to_the_sender(res, it_base):
-    m, sink, tern = sendmail_instance(res, it_base, "reject")
+    m, sink, tern = sendmail_instance(res, it_base, "eom-reject")
     sendmail(tern, "-f", "sender@sink.test", "rcpt@sink.test",
              input=b"Subject: refused\n\nbody\n")
     (bounce,) = sink.wait_count(1)
