@@ -1,6 +1,7 @@
 """milterutil - real milters for tern's milter suites (issue 12).
 
-ScriptedMilter runs milters/scripted.py (python3-milter, libmilter
+MilterProcess runs a milter subprocess on a UNIX or TCP socket;
+ScriptedMilter is milters/scripted.py (python3-milter, libmilter
 underneath) as a subprocess on a UNIX or TCP socket; its behaviour is a JSON
 script the test may rewrite between SMTP sessions (the filter reads it again
 at each new connection), and every callback it sees is read back with
@@ -43,26 +44,33 @@ def tcp_listening(port: int) -> bool:
     return False
 
 
-class ScriptedMilter:
-    """milters/scripted.py on "unix" (a socket file in dir) or "inet"
-    (127.0.0.1:PORT).  .path / .port and the spec spellings unix_spec,
+class MilterProcess:
+    """A milter we run as a subprocess in its own directory, listening on
+    "unix" (dir/sock) or "inet" (127.0.0.1:PORT).  A subclass gives
+    command() and its name; .path / .port and the spec spellings unix_spec,
     local_spec, inet_spec (inet:127.0.0.1:PORT) and inet_at_spec
-    (inet:PORT@127.0.0.1) say where it listens; .spec is the one a test uses
-    by default."""
+    (inet:PORT@127.0.0.1) say where it listens; .spec is the one a test
+    uses by default."""
 
-    def __init__(self, base: Path, script: Optional[Dict] = None, kind: str = "unix",
-                 name: str = "m"):
-        self.dir = shared_dir(base, f"milter-{name}")
+    what = "milter"
+
+    def __init__(self, base: Path, kind: str, name: str):
+        self.dir = shared_dir(base, name)
         self.kind = kind
-        self.script_path = self.dir / "script.json"
-        self.log_path = self.dir / "log.jsonl"
-        self.stderr_path = self.dir / "stderr.log"
         self.path = self.dir / "sock"
         self.port = free_port() if kind == "inet" else 0
+        self.stderr_path = self.dir / "stderr.log"
         self.proc: Optional[subprocess.Popen] = None
-        self.set_script(script or {})
+
+    def command(self) -> List[str]:
+        raise NotImplementedError
 
     # where it listens
+    @property
+    def libmilter_socket(self) -> str:
+        """The socket in libmilter's own spelling."""
+        return f"unix:{self.path}" if self.kind == "unix" else f"inet:{self.port}@127.0.0.1"
+
     @property
     def unix_spec(self) -> str:
         return f"unix:{self.path}"
@@ -83,27 +91,17 @@ class ScriptedMilter:
     def spec(self) -> str:
         return self.unix_spec if self.kind == "unix" else self.inet_spec
 
-    def set_script(self, script: Dict) -> None:
-        """The behaviour for the next connection (written atomically)."""
-        tmp = self.script_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(script))
-        tmp.replace(self.script_path)
-
     # lifecycle
-    def start(self) -> "ScriptedMilter":
-        sock = f"unix:{self.path}" if self.kind == "unix" else f"inet:{self.port}@127.0.0.1"
+    def start(self):
         self._err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(
-            [PYTHON, str(SCRIPTED), sock, str(self.script_path), str(self.log_path)],
-            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
-        )
-        wait_until(self._ready, 15, f"the scripted milter on {sock}")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._err, stderr=self._err)
+        wait_until(self._ready, 15, f"the {self.what} on {self.libmilter_socket}")
         return self
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"scripted milter exited {self.proc.returncode}:\n"
-                                 f"{self.stderr()}")
+            raise AssertionError(f"{self.what} exited {self.proc.returncode}:\n{self.stderr()}")
         if self.kind == "unix":
             return self.path.exists()
         return tcp_listening(self.port)
@@ -122,6 +120,30 @@ class ScriptedMilter:
             return self.stderr_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+class ScriptedMilter(MilterProcess):
+    """milters/scripted.py: its JSON script in dir/script.json (set_script),
+    its callbacks in dir/log.jsonl (records, session...)."""
+
+    what = "scripted milter"
+
+    def __init__(self, base: Path, script: Optional[Dict] = None, kind: str = "unix",
+                 name: str = "m"):
+        super().__init__(base, kind, f"milter-{name}")
+        self.script_path = self.dir / "script.json"
+        self.log_path = self.dir / "log.jsonl"
+        self.set_script(script or {})
+
+    def command(self) -> List[str]:
+        return [PYTHON, str(SCRIPTED), self.libmilter_socket, str(self.script_path),
+                str(self.log_path)]
+
+    def set_script(self, script: Dict) -> None:
+        """The behaviour for the next connection (written atomically)."""
+        tmp = self.script_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(script))
+        tmp.replace(self.script_path)
 
     # what it saw
     def records(self) -> List[Dict]:

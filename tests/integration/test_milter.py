@@ -723,13 +723,21 @@ def sendmail(tern, *args, input=b""):
                           capture_output=True, timeout=60)
 
 
-def test_non_smtpd_milters_via_the_sendmail_command(res):
-    milter = start_milter(res, {"mods": [{"op": "addheader", "name": "X-Pickup", "value": "1"}]})
+def pickup_through(res, script, sender, rcpt, subject):
+    """A tern with non_smtpd_milters = a scripted milter; one message
+    through the sendmail command.  (milter, sink)."""
+    milter = start_milter(res, script)
     sink = res.sink()
     tern = res.tern(relayhost=sink.hostport, non_smtpd_milters=milter.spec)
-    r = sendmail(tern, "-f", "root@tern.test", "u1@remote.test",
-                 input=b"Subject: pickup-milter\n\nhello\n")
+    r = sendmail(tern, "-f", sender, rcpt, input=f"Subject: {subject}\n\nhello\n".encode())
     assert r.returncode == 0, r.stderr
+    return milter, sink
+
+
+def test_non_smtpd_milters_via_the_sendmail_command(res):
+    milter, sink = pickup_through(
+        res, {"mods": [{"op": "addheader", "name": "X-Pickup", "value": "1"}]},
+        "root@tern.test", "u1@remote.test", "pickup-milter")
     (m,) = sink.wait_for(b"pickup-milter")
     assert m.header("X-Pickup") == "1"
     assert m.rcpt_tos == ["u1@remote.test"]
@@ -746,13 +754,9 @@ def test_non_smtpd_milters_via_the_sendmail_command(res):
 
 
 def test_non_smtpd_milter_reject_bounces_to_the_sender(res):
-    milter = start_milter(res, {"callbacks": {"envrcpt": {"action": "reject",
-                                                          "reply": ["550", "5.7.1", "nope"]}}})
-    sink = res.sink()
-    tern = res.tern(relayhost=sink.hostport, non_smtpd_milters=milter.spec)
-    r = sendmail(tern, "-f", "someone@remote.test", "u2@remote.test",
-                 input=b"Subject: pickup-reject\n\nhello\n")
-    assert r.returncode == 0, r.stderr
+    _, sink = pickup_through(
+        res, {"callbacks": {"envrcpt": {"action": "reject", "reply": ["550", "5.7.1", "nope"]}}},
+        "someone@remote.test", "u2@remote.test", "pickup-reject")
     (bounce,) = sink.wait_for(b"nope")
     assert bounce.rcpt_tos == ["someone@remote.test"]
     assert bounce.mail_from == ""

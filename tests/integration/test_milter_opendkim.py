@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from milterutil import milter_tern, shared_dir, tcp_listening
-from ternlib import BUILD, free_port, terminate, wait_until
+from milterutil import MilterProcess, milter_tern
+from ternlib import BUILD
 
 dkim = pytest.importorskip("dkim", reason="python3-dkim is part of scripts/setup.sh")
 
@@ -27,17 +27,16 @@ GENKEY = "/usr/sbin/opendkim-genkey"
 SENDMAIL = BUILD / "tools" / "sendmail"
 
 
-class OpenDkim:
+class OpenDkim(MilterProcess):
     """opendkim -f -x CONF signing example.test with selector sel."""
 
+    what = "opendkim"
+
     def __init__(self, base: Path, kind: str):
-        self.dir = shared_dir(base, "opendkim")
+        super().__init__(base, kind, "opendkim")
         subprocess.run([GENKEY, "-D", str(self.dir), "-d", "example.test", "-s", "sel"],
                        check=True, capture_output=True)
-        self.kind = kind
-        self.path = self.dir / "opendkim.sock"
-        self.port = free_port() if kind == "inet" else 0
-        socket = f"local:{self.path}" if kind == "unix" else f"inet:{self.port}@127.0.0.1"
+        socket = f"local:{self.path}" if kind == "unix" else self.libmilter_socket
         self.conf = self.dir / "opendkim.conf"
         self.conf.write_text("\n".join([
             f"Socket {socket}",
@@ -54,31 +53,9 @@ class OpenDkim:
             "RequireSafeKeys false",  # the test tree lives under /tmp (world-writable)
             f"PidFile {self.dir / 'opendkim.pid'}",
         ]) + "\n")
-        self.proc = None
 
-    @property
-    def spec(self) -> str:
-        return f"unix:{self.path}" if self.kind == "unix" else f"inet:127.0.0.1:{self.port}"
-
-    def start(self) -> "OpenDkim":
-        self.err = open(self.dir / "stderr.log", "ab")
-        self.proc = subprocess.Popen([OPENDKIM, "-f", "-x", str(self.conf)],
-                                     stdout=self.err, stderr=self.err, stdin=subprocess.DEVNULL)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"opendkim exited {self.proc.returncode}: "
-                                     f"{(self.dir / 'stderr.log').read_text()}")
-            return self.path.exists() if self.kind == "unix" else tcp_listening(self.port)
-
-        wait_until(ready, 15, "opendkim's socket")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc)
-            self.proc = None
-            self.err.close()
+    def command(self):
+        return [OPENDKIM, "-f", "-x", str(self.conf)]
 
     def txt_record(self) -> bytes:
         """The TXT value of sel._domainkey.example.test from sel.txt."""
