@@ -134,3 +134,19 @@ def test_sendmail_reject_bounces_to_the_sender(res, it_base):
     assert bounce.rcpt_tos == ["sender@sink.test"]
     assert b"milter says no" in bounce.content
     tern.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]")
+
+
+def test_sendmail_with_a_milter_down_stays_in_maildrop_until_it_is_back(res, it_base):
+    sink = res.sink()
+    sock = it_base / f"absent-{id(sink)}.sock"
+    tern = res.tern(relayhost=sink.hostport, non_smtpd_milters=f"unix:{sock}")
+    sendmail(tern, "rcpt@sink.test", input=b"Subject: later\n\nbody\n")
+    tern.wait_log(r"warning: maildrop/\w+: milter: 451 4\.7\.1 Service unavailable - "
+                  r"try again later; will retry")
+    assert len(list((tern.queue / "maildrop").iterdir())) == 1
+    assert tern.queue_files() == []
+    tern.stop()
+    tern.conf_edit(non_smtpd_milters="")
+    tern.start()
+    (msg,) = sink.wait_count(1)
+    assert msg.header("Subject") == "later"
