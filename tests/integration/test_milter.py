@@ -28,8 +28,6 @@ from test_config import start_must_fail
 SENDMAIL = BUILD / "tools" / "sendmail"
 
 # implementation bugs this suite found, each xfail(strict) until fixed
-BUG_DISCARD_AT_MAIL = ("smtpd never answers MAIL FROM when a milter says DISCARD at envfrom "
-                       "(logs milter-discard, then the client waits for the reply until it gives up)")
 BUG_ESMTP_ARGS = ("cleanup ignores the ESMTP arguments of SMFIR_CHGFROM and SMFIR_ADDRCPT_PAR "
                   "(cleanup_milter_ignore_args logs them as ignored)")
 BUG_CHECK_MILTERS = ("tern check and tern start do not load smtpd_milters / non_smtpd_milters: "
@@ -245,7 +243,7 @@ def test_reply_kinds_at_each_stage(site, script, stage, kind):
 
 
 @pytest.mark.parametrize("stage", [
-    pytest.param("envfrom", marks=pytest.mark.xfail(reason=BUG_DISCARD_AT_MAIL, strict=True)),
+    "envfrom",
     "envrcpt", "data", "eom"])
 def test_discard_accepts_and_drops_the_message(site, script, stage):
     script({"callbacks": {stage: {"action": "discard"}}})
