@@ -27,10 +27,6 @@ from test_config import start_must_fail
 
 SENDMAIL = BUILD / "tools" / "sendmail"
 
-# implementation bugs this suite found, each xfail(strict) until fixed
-BUG_ESMTP_ARGS = ("cleanup ignores the ESMTP arguments of SMFIR_CHGFROM and SMFIR_ADDRCPT_PAR "
-                  "(cleanup_milter_ignore_args logs them as ignored)")
-
 REJECT = ["550 5.7.1 Command rejected"]
 TEMPFAIL = ["451 4.7.1 Service unavailable - try again later"]
 CUSTOM = ["554 5.7.0 custom words from the milter"]
@@ -352,7 +348,6 @@ def test_every_modification_reaches_the_sink(site, script):
     assert [v for n, v in headers if n == "X-Dup"] == ["one", "second changed"]
 
 
-@pytest.mark.xfail(reason=BUG_ESMTP_ARGS, strict=True)
 def test_sender_change_carries_esmtp_arguments(site, script):
     script({"mods": [
         {"op": "chgfrom", "addr": "<other@example.test>", "args": "RET=HDRS ENVID=milter42"},
@@ -365,7 +360,6 @@ def test_sender_change_carries_esmtp_arguments(site, script):
     assert "RET=HDRS" in options and "ENVID=MILTER42" in options, m.mail_options
 
 
-@pytest.mark.xfail(reason=BUG_ESMTP_ARGS, strict=True)
 def test_added_recipient_carries_esmtp_arguments(site, script):
     script({"mods": [{"op": "addrcpt_par", "addr": "<d@sink.test>", "args": "NOTIFY=NEVER"}]})
     out, _ = send_one(site.tern, site.milter, "addrcpt-args")
