@@ -84,6 +84,10 @@ static int cleanup_create_file(struct cleanup_msg *m, const char *hint)
                 unlink(buf_cstr(&m->tmp_path));
                 continue;
             }
+            if (hint && qid_valid(hint) && strcmp(hint, m->queue_id) != 0)
+                log_info("%s: the queue ID %.*s asked for (milters' i macro, a maildrop "
+                         "name) is taken; the message is %s",
+                         m->queue_id, QID_LEN, hint, m->queue_id);
             return 0;
         }
         if (errno != EEXIST)

@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "milter.h"
+#include "proto.h" /* smtpd's MAIL / RCPT parameter parser, for chgfrom and addrcpt_par */
 #include "safefile.h"
 
 /* header and body commands carry no macros (sendmail sends none) */
@@ -40,6 +41,8 @@ enum cleanup_milter_phase {
 struct cleanup_milter_rcpt_op {
     int add;
     char *addr;
+    char *notify; /* addrcpt_par's NOTIFY= ("" when none) */
+    char *orcpt;  /* addrcpt_par's ORCPT= decoded ("" when none) */
 };
 
 struct cleanup_milter_run {
@@ -61,6 +64,9 @@ struct cleanup_milter_run {
     buf_t data; /* the command being sent */
     buf_t sender;
     int sender_changed;
+    int dsn_changed; /* chgfrom with ESMTP arguments: ret and envid below replace the old */
+    char ret[8];     /* "FULL", "HDRS" or "" */
+    buf_t envid;
     struct cleanup_milter_rcpt_op *ops;
     size_t op_count;
     int changed;       /* body, envelope or hold changed */
@@ -283,28 +289,80 @@ static int cleanup_milter_check(const struct milter_result *res, buf_t *why)
     return why->len > 0 ? -1 : 0;
 }
 
-/* cleanup_milter_rcpt_op - remember an addrcpt / delrcpt */
-static void cleanup_milter_rcpt_op(struct cleanup_milter_run *r, int add, const char *addr)
+/* cleanup_milter_esmtp - "KEYWORD<addr> ARGS" for smtpd's parser of MAIL
+ * FROM: / RCPT TO: arguments (the same checks as from a client) */
+static void cleanup_milter_esmtp(const char *keyword, const struct milter_mod *mod, buf_t *out)
 {
-    buf_t a = BUF_INIT;
-
-    if (add)
-        cleanup_milter_address(r, addr, &a);
-    else
-        cleanup_milter_addr_strip(addr, &a);
-    r->ops = xrealloc(r->ops, (r->op_count + 1) * sizeof(*r->ops));
-    r->ops[r->op_count].add = add;
-    r->ops[r->op_count++].addr = buf_steal(&a);
-    r->changed = 1;
+    buf_reset(out);
+    buf_printf(out, "%s%s%s%s %s", keyword, mod->name[0] == '<' ? "" : "<", mod->name,
+               mod->name[0] == '<' ? "" : ">", mod->value ? mod->value : "");
 }
 
-/* cleanup_milter_ignore_args - ESMTP arguments of chgfrom / addrcpt_par */
-static void cleanup_milter_ignore_args(const struct cleanup_milter_run *r,
-                                       const struct milter_mod *mod)
+/* cleanup_milter_bad_args - ESMTP arguments smtpd would refuse: logged, not used */
+static void cleanup_milter_bad_args(const struct cleanup_milter_run *r,
+                                    const struct milter_mod *mod, const buf_t *why)
 {
-    if (mod->value && *mod->value)
-        log_info("%s: milter %s: ESMTP arguments \"%s\" for <%s> ignored", r->msg->queue_id,
-                 cleanup_milter_name(r), mod->value, mod->name);
+    log_warn("%s: milter %s: ESMTP arguments \"%s\" for <%s> ignored: %s", r->msg->queue_id,
+             cleanup_milter_name(r), mod->value, mod->name, buf_cstr(why));
+}
+
+/* cleanup_milter_rcpt_op - remember an addrcpt (with addrcpt_par's NOTIFY=
+ * and ORCPT=) or a delrcpt */
+static void cleanup_milter_rcpt_op(struct cleanup_milter_run *r, int add,
+                                   const struct milter_mod *mod)
+{
+    struct cleanup_milter_rcpt_op *op;
+    struct proto_rcpt pr;
+    buf_t a = BUF_INIT, arg = BUF_INIT, why = BUF_INIT;
+
+    proto_rcpt_init(&pr);
+    if (add)
+        cleanup_milter_address(r, mod->name, &a);
+    else
+        cleanup_milter_addr_strip(mod->name, &a);
+    if (add && mod->value != NULL && *mod->value) {
+        cleanup_milter_esmtp("TO:", mod, &arg);
+        if (proto_rcpt_parse(buf_cstr(&arg), &pr, &why) < 0) {
+            cleanup_milter_bad_args(r, mod, &why);
+            buf_reset(&pr.notify);
+            buf_reset(&pr.orcpt);
+        }
+    }
+    r->ops = xrealloc(r->ops, (r->op_count + 1) * sizeof(*r->ops));
+    op = &r->ops[r->op_count++];
+    op->add = add;
+    op->addr = buf_steal(&a);
+    op->notify = xstrdup(buf_cstr(&pr.notify));
+    op->orcpt = xstrdup(buf_cstr(&pr.orcpt));
+    r->changed = 1;
+    proto_rcpt_free(&pr);
+    buf_free(&arg);
+    buf_free(&why);
+}
+
+/* cleanup_milter_chgfrom - the new sender, and chgfrom's RET= and ENVID=
+ * (SIZE= and BODY= describe what is already in the queue: not changed) */
+static void cleanup_milter_chgfrom(struct cleanup_milter_run *r, const struct milter_mod *mod)
+{
+    struct proto_mail pm;
+    buf_t arg = BUF_INIT, why = BUF_INIT;
+
+    cleanup_milter_address(r, mod->name, &r->sender);
+    r->sender_changed = r->changed = 1;
+    if (mod->value == NULL || *mod->value == 0)
+        return;
+    proto_mail_init(&pm);
+    cleanup_milter_esmtp("FROM:", mod, &arg);
+    if (proto_mail_parse(buf_cstr(&arg), 0, &pm, &why) < 0) {
+        cleanup_milter_bad_args(r, mod, &why);
+    } else {
+        r->dsn_changed = 1;
+        snprintf(r->ret, sizeof(r->ret), "%s", pm.ret);
+        buf_set(&r->envid, buf_cstr(&pm.envid));
+    }
+    proto_mail_free(&pm);
+    buf_free(&arg);
+    buf_free(&why);
 }
 
 /* cleanup_milter_apply - one milter's changes, in the order it sent them */
@@ -328,16 +386,13 @@ static void cleanup_milter_apply(struct cleanup_milter_run *r, const struct milt
             break;
         case SMFIR_ADDRCPT:
         case SMFIR_ADDRCPT_PAR:
-            cleanup_milter_ignore_args(r, mod);
-            cleanup_milter_rcpt_op(r, 1, mod->name);
+            cleanup_milter_rcpt_op(r, 1, mod);
             break;
         case SMFIR_DELRCPT:
-            cleanup_milter_rcpt_op(r, 0, mod->name);
+            cleanup_milter_rcpt_op(r, 0, mod);
             break;
         case SMFIR_CHGFROM:
-            cleanup_milter_ignore_args(r, mod);
-            cleanup_milter_address(r, mod->name, &r->sender);
-            r->sender_changed = r->changed = 1;
+            cleanup_milter_chgfrom(r, mod);
             break;
         case SMFIR_REPLBODY:
             buf_append(&newbody, mod->body.data, mod->body.len);
@@ -479,7 +534,8 @@ static void cleanup_milter_on_start(evutil_socket_t fd, short what, void *arg)
 
 /* the recipients of the rewritten file: the old ones, then the added */
 struct cleanup_milter_rcpt {
-    const struct qfile_rcpt *old; /* NULL: added by a milter */
+    const struct qfile_rcpt *old;            /* NULL: added by a milter */
+    const struct cleanup_milter_rcpt_op *op; /* the milter's addrcpt, or NULL */
     const char *addr;
     int deleted;
 };
@@ -500,6 +556,7 @@ static size_t cleanup_milter_recipients(const struct cleanup_milter_run *r,
     for (size_t k = 0; k < r->op_count; k++) {
         const char *a = r->ops[k].addr;
         if (r->ops[k].add) {
+            v[n].op = &r->ops[k];
             v[n++].addr = a;
             live++;
             continue;
@@ -527,10 +584,16 @@ static void cleanup_milter_write_envelope(struct cleanup_milter_run *r, struct q
     qfile_put_str(w, QFILE_REC_VERSION, "1");
     qfile_put_str(w, QFILE_REC_TIME, stamp);
     qfile_put_str(w, QFILE_REC_SENDER, r->sender_changed ? buf_cstr(&r->sender) : q->sender);
-    for (size_t i = 0; i < q->attr_count; i++)
-        if (strcmp(q->attrs[i].name, "tls_required_no") != 0 &&
-            strcmp(q->attrs[i].name, "hold_reason") != 0)
-            qfile_put_attr(w, q->attrs[i].name, q->attrs[i].value);
+    for (size_t i = 0; i < q->attr_count; i++) {
+        const char *name = q->attrs[i].name;
+        if (strcmp(name, "tls_required_no") != 0 && strcmp(name, "hold_reason") != 0 &&
+            !(r->dsn_changed && (strcmp(name, "ret") == 0 || strcmp(name, "envid") == 0)))
+            qfile_put_attr(w, name, q->attrs[i].value);
+    }
+    if (r->dsn_changed && r->ret[0])
+        qfile_put_attr(w, "ret", r->ret);
+    if (r->dsn_changed && r->envid.len)
+        qfile_put_attr(w, "envid", buf_cstr(&r->envid));
     for (size_t i = 0; i < n; i++) {
         if (v[i].deleted)
             continue;
@@ -538,7 +601,7 @@ static void cleanup_milter_write_envelope(struct cleanup_milter_run *r, struct q
             qfile_put_rcpt_failed(w, v[i].addr, v[i].old->original, v[i].old->notify,
                                   v[i].old->orcpt, v[i].old->reason);
         else
-            qfile_put_rcpt(w, v[i].addr, v[i].addr, "", "");
+            qfile_put_rcpt(w, v[i].addr, v[i].addr, v[i].op->notify, v[i].op->orcpt);
     }
 }
 
@@ -649,13 +712,17 @@ out:
 /* cleanup_milter_free - release the run */
 static void cleanup_milter_free(struct cleanup_milter_run *r)
 {
-    for (size_t i = 0; i < r->op_count; i++)
+    for (size_t i = 0; i < r->op_count; i++) {
         free(r->ops[i].addr);
+        free(r->ops[i].notify);
+        free(r->ops[i].orcpt);
+    }
     free(r->ops);
     cleanup_milter_headers_free(&r->headers);
     buf_free(&r->body);
     buf_free(&r->data);
     buf_free(&r->sender);
+    buf_free(&r->envid);
     event_free(r->start_ev);
     free(r);
 }

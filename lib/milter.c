@@ -572,7 +572,10 @@ static void milter_final(struct milter *m, const struct milter_proto_reply *r)
         milter_result_set(res, outcome = MILTER_SHUTDOWN, MILTER_REPLY_SHUTDOWN);
         break;
     case SMFIR_DISCARD:
+        /* the message is thrown away: libmilter expects nothing more of this
+         * transaction (a RCPT after a discarded MAIL goes unanswered) */
         outcome = MILTER_DISCARD;
+        m->accepted_txn = 1;
         break;
     case SMFIR_SKIP:
         outcome = MILTER_SKIP;

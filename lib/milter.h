@@ -93,6 +93,10 @@ struct milter_list {
 int milter_list_load(const struct config *cfg, const char *param, struct milter_list *out,
                      buf_t *err);
 void milter_list_free(struct milter_list *l);
+/* milter_check_config - non_smtpd_milters and every enabled listener's
+ * smtpd_milters load (master and `tern check` refuse a bad item before a
+ * service dies on it); 0, or -1 with the first error in *err */
+int milter_check_config(const struct config *cfg, buf_t *err);
 /* milter_spec_copy / milter_spec_free - a deep copy of a spec, and its
  * release (the strings are owned) */
 void milter_spec_copy(struct milter_spec *dst, const struct milter_spec *src);

@@ -384,3 +384,28 @@ bad:
     milter_list_free(out);
     return -1;
 }
+
+int milter_check_config(const struct config *cfg, buf_t *err)
+{
+    struct milter_list l;
+    int rc;
+
+    if (milter_list_load(cfg, "non_smtpd_milters", &l, err) < 0)
+        return -1;
+    milter_list_free(&l);
+    rc = 0;
+    for (const struct listener_def *d = listener_table; rc == 0 && d->name != NULL; d++) {
+        struct config *view;
+
+        if (*config_list(cfg, d->param, NULL) == NULL)
+            continue; /* the listener is off */
+        if ((view = config_listener(cfg, d->name, err)) == NULL)
+            return -1;
+        if (milter_list_load(view, "smtpd_milters", &l, err) == 0)
+            milter_list_free(&l);
+        else
+            rc = -1;
+        config_free(view);
+    }
+    return rc;
+}

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "milter.h"
 #include "policy.h"
 #include "master.h"
 #include "privs.h"
@@ -122,7 +123,8 @@ static void master_reload(void)
     struct config *fresh = NULL;
     buf_t err = BUF_INIT;
 
-    if (config_load(dir, &fresh, &err) < 0 || policy_check_listeners(fresh, &err) < 0) {
+    if (config_load(dir, &fresh, &err) < 0 || policy_check_listeners(fresh, &err) < 0 ||
+        milter_check_config(fresh, &err) < 0) {
         config_free(fresh);
         log_error("reload refused, keeping the running configuration: %s", buf_cstr(&err));
         buf_free(&err);
@@ -187,7 +189,8 @@ int main(int argc, char **argv)
     }
     dir = config_default_dir(dir);
     log_init("master", LOG_TARGET_STDERR, NULL);
-    if (config_load(dir, &cfg, &err) < 0 || policy_check_listeners(cfg, &err) < 0) {
+    if (config_load(dir, &cfg, &err) < 0 || policy_check_listeners(cfg, &err) < 0 ||
+        milter_check_config(cfg, &err) < 0) {
         fprintf(stderr, "tern-master: fatal: %s\n", buf_cstr(&err));
         return 1;
     }

@@ -11,12 +11,13 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-aiosmtpd swaks openssl
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
-  ldnsutils nsd unbound bind9-dnsutils"
+  ldnsutils nsd unbound bind9-dnsutils
+  libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest"
 
-# the DNS servers the tests start themselves on free loopback ports: installed
+# the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a
 # local resolver or the dnsmasq of the tests)
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf"
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the

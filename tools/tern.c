@@ -19,6 +19,7 @@
 
 #include "auth_test.h"
 #include "check_policy.h"
+#include "milter.h"
 #include "check_sasl.h"
 #include "check_tls.h"
 #include "config.h"
@@ -331,6 +332,18 @@ static int tern_check_tables(const struct config *cfg)
     return problems;
 }
 
+/* tern_check_milters - smtpd_milters and non_smtpd_milters parse */
+static int tern_check_milters(const struct config *cfg)
+{
+    buf_t err = BUF_INIT;
+    int bad = milter_check_config(cfg, &err) < 0;
+
+    if (bad)
+        printf("%s\n", buf_cstr(&err));
+    buf_free(&err);
+    return bad;
+}
+
 /* tern_check_privacy - every smtpd_privacy_flags word is known */
 static int tern_check_privacy(const struct config *cfg)
 {
@@ -387,6 +400,7 @@ static int tern_check(void)
     problems += check_tls(cfg);
     problems += check_sasl(cfg);
     problems += check_policy(cfg);
+    problems += tern_check_milters(cfg);
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;
