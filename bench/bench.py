@@ -65,6 +65,17 @@ def run(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
 
 
+def stop_process(proc: Optional[subprocess.Popen], grace: float) -> None:
+    """SIGTERM, then SIGKILL after grace seconds, if proc still runs."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 # ------------------------------------------------------------------ sink
 
 
@@ -112,13 +123,7 @@ class SmtpSink:
         return time.monotonic()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
         self.proc = None
 
 
@@ -922,13 +927,7 @@ class BenchDns:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
         self.proc = None
 
     def _counters(self) -> List[int]:
@@ -1540,13 +1539,7 @@ class BenchMilter:
         return {k: float(v) for k, v in (kv.split("=", 1) for kv in self.lines[n].split())}
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)
         self.proc = None
 
 
