@@ -81,15 +81,27 @@ struct cleanup_msg {
     struct cleanup_seen *seen; /* recipients written, for duplicates */
     size_t content_bytes;
     time_t arrival;
+    int finished;            /* cleanup_msg_finish ran */
+    const char *fail_reason; /* cleanup_msg_begin_failed: every recipient's reason */
     /* outcome */
     enum cleanup_status status;
     buf_t code, dsn, text;
+    /* the milters' verdict (milter.c): a refusal's whole reply, a SHUTDOWN,
+     * a DISCARD, and which imported conversations failed (bit k: the k-th) */
+    buf_t milter_reply;
+    int milter_shutdown;
+    int milter_discarded;
+    unsigned milter_failed;
 };
 
 /* cleanup_msg_begin - validate the submit request, create the queue file
  * and write the envelope; on failure the outcome fields say why */
 int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
                       const struct attr_msg *req);
+/* cleanup_msg_begin_failed - the same with every recipient written as
+ * failed (status F) for reason "D.S.N text": a bounce follows from qmgr */
+int cleanup_msg_begin_failed(struct cleanup_msg *m, const struct cleanup_settings *set,
+                             const struct attr_msg *req, const char *reason);
 /* cleanup_msg_data - take some content bytes */
 void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len);
 /* cleanup_msg_finish - flush headers, write the end record (not yet
@@ -119,5 +131,88 @@ void pickup_stop(void);
 /* cleanup_msg_fail - record a failure outcome */
 void cleanup_msg_fail(struct cleanup_msg *m, enum cleanup_status st, const char *code,
                       const char *dsn, const char *text);
+
+/* ---- milters (milter.c, milter_model.c) ---- */
+
+/* one header of the section: the name as written and the raw value (all
+ * after the colon, folding "\r\n" kept, no final CRLF; NULL for a line
+ * without a colon, written back as it was) */
+struct cleanup_milter_header {
+    char *name;
+    char *value;
+};
+
+/* the header section of the message as it is queued, in order */
+struct cleanup_milter_headers {
+    struct cleanup_milter_header *v;
+    size_t count, cap;
+    int changed; /* a milter changed it */
+};
+
+void cleanup_milter_headers_init(struct cleanup_milter_headers *h);
+void cleanup_milter_headers_free(struct cleanup_milter_headers *h);
+/* cleanup_milter_headers_parse - append the headers of a section (CRLF or
+ * LF line ends, folded lines joined to their header) */
+void cleanup_milter_headers_parse(struct cleanup_milter_headers *h, const char *data, size_t len);
+/* cleanup_milter_headers_write - "name:value\r\n" for each header */
+void cleanup_milter_headers_write(const struct cleanup_milter_headers *h, buf_t *out);
+/* the changes a milter asks for; value is the milter's ("\n" between
+ * lines), leadspc = SMFIP_HDR_LEADSPC was agreed (else one space follows
+ * the colon) */
+/* cleanup_milter_headers_add - at the end */
+void cleanup_milter_headers_add(struct cleanup_milter_headers *h, const char *name,
+                                const char *value, int leadspc);
+/* cleanup_milter_headers_insert - before the index-th header (0: the
+ * first); past the end: at the end */
+void cleanup_milter_headers_insert(struct cleanup_milter_headers *h, size_t index, const char *name,
+                                   const char *value, int leadspc);
+/* cleanup_milter_headers_change - the index-th (from 1; 0 counts as 1)
+ * header called name (any case) gets value; "" deletes it; when there is
+ * no such occurrence the header is added at the end (as sendmail does) */
+void cleanup_milter_headers_change(struct cleanup_milter_headers *h, size_t index, const char *name,
+                                   const char *value, int leadspc);
+/* cleanup_milter_value_out - a raw value as a milter gets it: "\n" between
+ * lines, the one space after the colon dropped unless leadspc */
+void cleanup_milter_value_out(const char *raw, int leadspc, buf_t *out);
+/* cleanup_milter_value_in - a milter's value as a raw one: "\r\n" between
+ * lines (a tab added where a line would not start with white space), a
+ * space in front unless leadspc, trailing line ends dropped */
+void cleanup_milter_value_in(const char *value, int leadspc, buf_t *out);
+/* cleanup_milter_addr_strip - the address without <> and white space */
+void cleanup_milter_addr_strip(const char *addr, buf_t *out);
+/* cleanup_milter_addr_match - 1 when both name the same address (<> and
+ * case aside) */
+int cleanup_milter_addr_match(const char *rcpt, const char *pattern);
+/* cleanup_milter_body_crlf - append data to out with bare LF made CRLF */
+void cleanup_milter_body_crlf(const char *data, size_t len, buf_t *out);
+
+struct milter;
+struct event_base;
+struct cleanup_milter_run;
+
+/* cleanup_milter_done_fn - the content phase is over: m's outcome is set */
+typedef void (*cleanup_milter_done_fn)(void *arg);
+
+/* cleanup_milter_content - the content phase of m (cleanup_msg_finish
+ * done, not yet synced) through milters[0..n) in order: each gets the
+ * header section, the body and the end of message, and its changes are
+ * applied before the next one runs; the queue file is rewritten only when
+ * something changed.  Then done(arg), always from the event loop, with the
+ * outcome in m: status ok (m->hold set for a quarantine,
+ * m->milter_discarded for a discard: the file is gone) or a refusal
+ * (status, code/dsn/text, m->milter_reply, m->milter_shutdown; the file is
+ * gone); m->milter_failed names the milters that failed.  The caller keeps
+ * the milters and closes them afterwards. */
+struct cleanup_milter_run *cleanup_milter_content(struct event_base *base, struct cleanup_msg *m,
+                                                  struct milter *const *milters, size_t n,
+                                                  cleanup_milter_done_fn done, void *arg);
+/* cleanup_milter_cancel - stop a content phase without calling done */
+void cleanup_milter_cancel(struct cleanup_milter_run *r);
+/* cleanup_milter_split_reply - an SMTP reply's first line as code, dsn
+ * (dflt when the reply has none) and text */
+void cleanup_milter_split_reply(const char *reply, const char *dflt, buf_t *code, buf_t *dsn,
+                                buf_t *text);
+/* cleanup_milter_client - "name[addr]" of m's client for log lines */
+void cleanup_milter_client(const struct cleanup_msg *m, buf_t *out);
 
 #endif

@@ -7,6 +7,13 @@
  * pass for every message that ended in it (group commit): fsync each file,
  * rename each into incoming/, fsync incoming/ once, then answer each client
  * and poke qmgr.  Only after that does smtpd say 250.
+ *
+ * A connection whose first byte is MILTER_FD_MARK carries smtpd's milter
+ * sockets (lib/milter.h) for the next cleanup.submit; after cleanup.end that
+ * message first runs the content phase through them (milter.c, state
+ * CONN_MILTER), then joins the group commit.  Between messages the
+ * connection goes back to waiting for its first byte, so the next message
+ * can bring sockets again.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -20,6 +27,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "milter.h"
 #include "netaddr.h"
 #include "route.h"
 #include "safefile.h"
@@ -27,14 +35,23 @@
 
 #define CLEANUP_IDLE_TIMEOUT 3600
 
-enum conn_state { CONN_IDLE, CONN_DATA, CONN_COMMIT, CONN_DISCARD };
+enum conn_state { CONN_IDLE, CONN_DATA, CONN_MILTER, CONN_COMMIT, CONN_DISCARD };
 
 struct cleanup_conn {
-    struct bufferevent *bev;
+    int fd;
+    struct event *first_ev;  /* waiting for the first byte (bev is NULL) */
+    struct bufferevent *bev; /* reading attribute messages */
     enum conn_state state;
     struct cleanup_msg msg;
     struct attr_msg req;
     struct cleanup_conn *next_commit;
+    /* milter sockets received for the next message, then its conversations */
+    int milter_fds[MILTER_MAX];
+    size_t milter_fd_count;
+    struct milter *milters[MILTER_MAX];
+    size_t milter_count;
+    struct milter_facts facts;
+    struct cleanup_milter_run *run;
 };
 
 static struct service svc;
@@ -44,12 +61,36 @@ static struct event *commit_ev;
 static struct evconnlistener *listeners[SERVICE_MAX_LISTEN];
 static size_t conn_count;
 
+/* cleanup_conn_drop_milters - close the milter sockets without a word to
+ * the milters (smtpd owns the conversations); abort=1 when the message will
+ * not be finished */
+static void cleanup_conn_drop_milters(struct cleanup_conn *c, int abort)
+{
+    for (size_t i = 0; i < c->milter_fd_count; i++)
+        close(c->milter_fds[i]);
+    c->milter_fd_count = 0;
+    cleanup_milter_cancel(c->run);
+    c->run = NULL;
+    for (size_t i = 0; i < c->milter_count; i++) {
+        if (abort)
+            milter_abort(c->milters[i]);
+        milter_close_silent(c->milters[i]);
+    }
+    c->milter_count = 0;
+    milter_facts_free(&c->facts);
+}
+
 static void cleanup_conn_close(struct cleanup_conn *c)
 {
-    if (c->state == CONN_DATA || c->state == CONN_DISCARD)
+    if (c->state == CONN_DATA || c->state == CONN_DISCARD || c->state == CONN_MILTER)
         cleanup_msg_free(&c->msg);
+    cleanup_conn_drop_milters(c, 1);
     attr_msg_free(&c->req);
-    bufferevent_free(c->bev);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->first_ev)
+        event_free(c->first_ev);
+    close(c->fd);
     free(c);
     conn_count--;
     if (svc.draining && conn_count == 0)
@@ -71,6 +112,13 @@ static void cleanup_reply(struct cleanup_conn *c)
         attr_add_str(&out, "dsn", buf_cstr(&m->dsn));
         attr_add_str(&out, "text", buf_cstr(&m->text));
     }
+    if (m->milter_reply.len)
+        attr_add_str(&out, "reply", buf_cstr(&m->milter_reply));
+    if (m->milter_shutdown)
+        attr_add_str(&out, "shutdown", "yes");
+    for (unsigned k = 0; k < MILTER_MAX; k++)
+        if (m->milter_failed & (1u << k))
+            attr_add_int(&out, "milter_failed", k);
     attr_end(&out);
     bufferevent_write(c->bev, out.data, out.len);
     buf_free(&out);
@@ -181,6 +229,61 @@ static void cleanup_queue_commit(struct cleanup_conn *c)
     event_active(commit_ev, EV_TIMEOUT, 0);
 }
 
+/* cleanup_import_milters - take over the conversations smtpd exported
+ * with this submit request; -1 (drop the client) when they are malformed */
+static int cleanup_import_milters(struct cleanup_conn *c, const struct attr_msg *req)
+{
+    milter_facts_init(&c->facts);
+    milter_facts_import(&c->facts, req);
+    milter_facts_set(&c->facts, MILTER_FACT_QUEUE_ID, c->msg.queue_id);
+    for (size_t k = 0; k < c->milter_fd_count; k++) {
+        struct milter *m = milter_import(svc.base, req, k, c->milter_fds[k], c->msg.queue_id,
+                                         milter_facts_macro, &c->facts);
+        c->milter_fds[k] = -1;
+        if (m == NULL) {
+            for (size_t j = k + 1; j < c->milter_fd_count; j++)
+                close(c->milter_fds[j]);
+            c->milter_fd_count = 0;
+            log_warn("cleanup protocol error: malformed milter state");
+            return -1;
+        }
+        c->milters[c->milter_count++] = m;
+    }
+    c->milter_fd_count = 0;
+    return 0;
+}
+
+/* cleanup_milters_done - the content phase is over: refusals and discards
+ * are answered at once, the rest joins the group commit */
+static void cleanup_milters_done(void *arg)
+{
+    struct cleanup_conn *c = arg;
+
+    c->run = NULL;
+    cleanup_conn_drop_milters(c, 0);
+    if (c->msg.status == CLEANUP_OK && !c->msg.milter_discarded) {
+        cleanup_queue_commit(c);
+        return;
+    }
+    cleanup_reply(c);
+    cleanup_msg_free(&c->msg);
+    c->state = CONN_IDLE;
+}
+
+/* cleanup_start_milters - write the file out, then the content phase */
+static void cleanup_start_milters(struct cleanup_conn *c)
+{
+    if (cleanup_msg_finish(&c->msg) < 0) {
+        cleanup_conn_drop_milters(c, 1);
+        cleanup_queue_commit(c); /* answers the failure */
+        return;
+    }
+    milter_facts_set(&c->facts, MILTER_FACT_MSG_ID, buf_cstr(&c->msg.message_id));
+    c->state = CONN_MILTER;
+    c->run = cleanup_milter_content(svc.base, &c->msg, c->milters, c->milter_count,
+                                    cleanup_milters_done, c);
+}
+
 /* cleanup_handle - one decoded request; -1 drops the peer */
 static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
 {
@@ -189,8 +292,13 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
     const char *data;
 
     if (c->state == CONN_IDLE && strcmp(proto, "cleanup.submit") == 0) {
+        if (milter_import_count(req) != c->milter_fd_count) {
+            log_warn("cleanup protocol error: %zu milter sockets for %zu conversations",
+                     c->milter_fd_count, milter_import_count(req));
+            return -1;
+        }
         c->state = cleanup_msg_begin(&c->msg, &settings, req) == 0 ? CONN_DATA : CONN_DISCARD;
-        return 0;
+        return c->state == CONN_DATA ? cleanup_import_milters(c, req) : 0;
     }
     if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.data") == 0) {
         data = attr_get(req, "data", &len);
@@ -204,13 +312,17 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
         const char *hold = attr_get(req, "hold", NULL);
         if (c->state == CONN_DATA && hold != NULL && c->msg.hold.len == 0)
             cleanup_msg_hold(&c->msg, hold);
-        cleanup_queue_commit(c);
+        if (c->state == CONN_DATA && c->milter_count > 0)
+            cleanup_start_milters(c);
+        else
+            cleanup_queue_commit(c);
         return 0;
     }
     if ((c->state == CONN_DATA || c->state == CONN_DISCARD) &&
         strcmp(proto, "cleanup.abort") == 0) {
         cleanup_msg_discard(&c->msg);
         cleanup_msg_free(&c->msg);
+        cleanup_conn_drop_milters(c, 1);
         c->state = CONN_IDLE;
         return 0;
     }
@@ -218,13 +330,20 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
     return -1;
 }
 
+static void cleanup_wait_first_byte(struct cleanup_conn *c);
+
 static void cleanup_on_read(struct bufferevent *bev, void *arg)
 {
     struct cleanup_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    while (c->state != CONN_COMMIT) {
+    while (c->state != CONN_COMMIT && c->state != CONN_MILTER) {
         size_t avail = evbuffer_get_length(in), used;
+        if (avail == 0 && c->state == CONN_IDLE &&
+            evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            cleanup_wait_first_byte(c); /* after an abort */
+            return;
+        }
         if (avail < 4)
             return;
         const char *data = (const char *)evbuffer_pullup(
@@ -244,9 +363,15 @@ static void cleanup_on_read(struct bufferevent *bev, void *arg)
 static void cleanup_on_write(struct bufferevent *bev, void *arg)
 {
     struct cleanup_conn *c = arg;
-    /* reply sent: requests that arrived meanwhile can be handled now */
-    if (c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+
+    if (c->state != CONN_IDLE)
+        return;
+    /* reply sent: requests that arrived meanwhile can be handled now; with
+     * nothing pending the next message may start with milter sockets */
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
         cleanup_on_read(bev, arg);
+    else
+        cleanup_wait_first_byte(c);
 }
 
 static void cleanup_on_event(struct bufferevent *bev, short what, void *arg)
@@ -267,19 +392,80 @@ static void cleanup_on_event(struct bufferevent *bev, short what, void *arg)
     cleanup_conn_close(c);
 }
 
+/* cleanup_start_reading - attribute messages from here on; first is the
+ * byte already read (-1: none) */
+static void cleanup_start_reading(struct cleanup_conn *c, int first)
+{
+    struct timeval tv = {CLEANUP_IDLE_TIMEOUT, 0};
+    char byte = (char)first;
+
+    c->bev = bufferevent_socket_new(svc.base, c->fd, 0);
+    if (first >= 0)
+        evbuffer_prepend(bufferevent_get_input(c->bev), &byte, 1);
+    bufferevent_setcb(c->bev, cleanup_on_read, cleanup_on_write, cleanup_on_event, c);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (first >= 0)
+        cleanup_on_read(c->bev, c);
+}
+
+/* cleanup_on_first_byte - MILTER_FD_MARK with milter sockets, or the start
+ * of an attribute message */
+static void cleanup_on_first_byte(evutil_socket_t fd, short what, void *arg)
+{
+    struct cleanup_conn *c = arg;
+    struct timeval tv = {CLEANUP_IDLE_TIMEOUT, 0};
+    size_t n = 0;
+    int fds[MILTER_MAX];
+    int byte = (what & EV_READ) ? milter_fd_recv(c->fd, fds, &n) : -1;
+
+    if (byte < 0 && (what & EV_READ) && (errno == EAGAIN || errno == EINTR)) {
+        event_add(c->first_ev, &tv);
+        return;
+    }
+    if (byte < 0 || (byte == MILTER_FD_MARK && c->milter_fd_count > 0)) {
+        for (size_t i = 0; byte >= 0 && i < n; i++)
+            close(fds[i]);
+        cleanup_conn_close(c); /* gone, idle too long, or a second mark */
+        return;
+    }
+    if (byte == MILTER_FD_MARK) {
+        memcpy(c->milter_fds, fds, n * sizeof(*fds));
+        c->milter_fd_count = n;
+        event_add(c->first_ev, &tv); /* the attribute message follows */
+        return;
+    }
+    for (size_t i = 0; i < n; i++) /* sockets without the mark: not ours */
+        close(fds[i]);
+    cleanup_start_reading(c, (unsigned char)byte);
+}
+
+/* cleanup_wait_first_byte - between messages: no bufferevent reads ahead,
+ * so milter sockets sent with the next message are not lost */
+static void cleanup_wait_first_byte(struct cleanup_conn *c)
+{
+    struct timeval tv = {CLEANUP_IDLE_TIMEOUT, 0};
+
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->first_ev == NULL)
+        c->first_ev = event_new(svc.base, c->fd, EV_READ, cleanup_on_first_byte, c);
+    event_add(c->first_ev, &tv);
+}
+
 static void cleanup_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                               int socklen, void *arg)
 {
     struct cleanup_conn *c = xcalloc(1, sizeof(*c));
-    struct timeval tv = {CLEANUP_IDLE_TIMEOUT, 0};
 
-    c->bev = bufferevent_socket_new(svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->fd = fd;
+    evutil_make_socket_nonblocking(fd);
     attr_msg_init(&c->req);
     c->state = CONN_IDLE;
-    bufferevent_setcb(c->bev, cleanup_on_read, cleanup_on_write, cleanup_on_event, c);
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_count++;
+    cleanup_wait_first_byte(c);
 }
 
 static void cleanup_drain(void *ctx)

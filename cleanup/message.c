@@ -230,7 +230,7 @@ static void cleanup_put_rcpt(struct cleanup_msg *m, const char *addr, const char
 {
     if (!cleanup_seen_add(m, addr, notify, orcpt))
         return;
-    qfile_put_rcpt(&m->w, addr, orig, notify, orcpt);
+    qfile_put_rcpt_failed(&m->w, addr, orig, notify, orcpt, m->fail_reason);
     m->rcpt_count++;
 }
 
@@ -337,12 +337,15 @@ static int cleanup_header_client(const struct cleanup_settings *set, const struc
     return netaddr_match((struct sockaddr *)&ss, set->header_nets, set->header_net_count);
 }
 
-int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
-                      const struct attr_msg *req)
+/* cleanup_msg_start - cleanup_msg_begin, every recipient failed for
+ * reason unless it is NULL */
+static int cleanup_msg_start(struct cleanup_msg *m, const struct cleanup_settings *set,
+                             const struct attr_msg *req, const char *reason)
 {
     const char *sender = attr_get(req, "sender", NULL);
 
     memset(m, 0, sizeof(*m));
+    m->fail_reason = reason;
     m->set = set;
     m->fd = -1;
     if (sender == NULL || strlen(sender) > ADDR_MAX_LENGTH) {
@@ -380,7 +383,20 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
     }
     qfile_content_begin(&m->w);
     m->phase = CLEANUP_HEADERS;
+    m->fail_reason = NULL;
     return 0;
+}
+
+int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
+                      const struct attr_msg *req)
+{
+    return cleanup_msg_start(m, set, req, NULL);
+}
+
+int cleanup_msg_begin_failed(struct cleanup_msg *m, const struct cleanup_settings *set,
+                             const struct attr_msg *req, const char *reason)
+{
+    return cleanup_msg_start(m, set, req, reason);
 }
 
 /* cleanup_header_is - does line (a header) have this name? */
@@ -667,6 +683,8 @@ static void cleanup_write_header_attrs(struct cleanup_msg *m)
 {
     if (m->tls_required_no && !m->requiretls)
         qfile_put_attr(&m->w, "tls_required_no", "yes");
+    if (m->hold.len > 0) /* what `tern queue` shows for a held message */
+        qfile_put_attr(&m->w, "hold_reason", buf_cstr(&m->hold));
 }
 
 /* cleanup_write_end - the content's length, the late 'A' records, 'X' */
@@ -680,6 +698,9 @@ static int cleanup_write_end(struct cleanup_msg *m)
 
 int cleanup_msg_finish(struct cleanup_msg *m)
 {
+    if (m->finished) /* main.c: already finished for the milters */
+        return m->status == CLEANUP_OK ? 0 : -1;
+    m->finished = 1;
     if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS)
         cleanup_scan_headers(m, 1);
     if (m->status == CLEANUP_OK && cleanup_write_end(m) < 0)
@@ -736,6 +757,7 @@ void cleanup_msg_free(struct cleanup_msg *m)
     buf_free(&m->hold);
     buf_free(&m->prepend);
     buf_free(&m->ident);
+    buf_free(&m->milter_reply);
     buf_t *bufs[] = {&m->tmp_path, &m->final_path, &m->headers,     &m->message_id,
                      &m->sender,   &m->helo,       &m->client_name, &m->client_addr,
                      &m->protocol, &m->only_rcpt,  &m->code,        &m->dsn,

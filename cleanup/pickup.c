@@ -12,6 +12,14 @@
  * and only then are the maildrop files unlinked.  A scan runs at start,
  * every PICKUP_SCAN_INTERVAL seconds, and when anyone connects to
  * public/pickup.
+ *
+ * With non_smtpd_milters, files go one at a time through the milters
+ * without blocking the event loop: the message is written (not committed),
+ * the milters get connect "localhost", HELO, MAIL, each RCPT, DATA and then
+ * cleanup's content phase (milter.c); then it is committed.  A milter's
+ * reject queues the message with every recipient failed (qmgr bounces it
+ * to the sender), a tempfail leaves the maildrop file for a later scan, a
+ * discard removes it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,8 +39,10 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "milter.h"
 #include "safefile.h"
 #include "service.h"
+#include "tern_build.h"
 
 #define PICKUP_SCAN_INTERVAL 60
 #define PICKUP_STALE_TMP 3600 /* seconds before a terndrop temp file counts as abandoned */
@@ -40,7 +50,12 @@
 #define PICKUP_ENVELOPE_ROOM (1024 * 1024)
 #define PICKUP_CHUNK 65536
 
-enum pickup_result { PICKUP_OK, PICKUP_BAD, PICKUP_LATER };
+enum pickup_result {
+    PICKUP_OK,
+    PICKUP_BAD,
+    PICKUP_LATER,
+    PICKUP_MILTER /* in the milters (pickup_job) */
+};
 
 struct pickup_item {
     char name[QID_LEN + 1];
@@ -53,16 +68,49 @@ static const struct cleanup_settings *pickup_set;
 static struct evconnlistener *pickup_listener;
 static struct event *pickup_scan_ev, *pickup_timer_ev;
 
-/* pickup_discard - log and remove a file that is not a valid submission */
-static void pickup_discard(const char *name, const char *why)
+/* non_smtpd_milters: the list, the file in the milters (one at a time),
+ * and the files that got a tempfail (left for the next periodic scan) */
+enum pickup_milter_step {
+    PICKUP_MILTER_OPEN,
+    PICKUP_MILTER_CONNECT,
+    PICKUP_MILTER_HELO,
+    PICKUP_MILTER_MAIL,
+    PICKUP_MILTER_RCPT,
+    PICKUP_MILTER_DATA,
+    PICKUP_MILTER_CONTENT
+};
+
+struct pickup_job {
+    struct pickup_item it;
+    struct qfile_msg q; /* the maildrop file's envelope: MAIL and RCPT */
+    struct milter_facts facts;
+    struct milter_chain *chain;
+    struct cleanup_milter_run *run;
+    enum pickup_milter_step step;
+    size_t rcpt;
+};
+
+static struct milter_list pickup_milters;
+static struct pickup_job *pickup_job;
+static char (*pickup_deferred)[QID_LEN + 1];
+static size_t pickup_deferred_count;
+
+/* pickup_remove - unlink maildrop/NAME */
+static void pickup_remove(const char *name)
 {
     buf_t path = BUF_INIT;
 
     buf_printf(&path, "maildrop/%s", name);
-    log_warn("maildrop/%.64s: %s; removed", name, why);
     if (unlink(buf_cstr(&path)) < 0 && errno != ENOENT)
         log_warn("cannot remove maildrop/%.64s: %s", name, strerror(errno));
     buf_free(&path);
+}
+
+/* pickup_discard - log and remove a file that is not a valid submission */
+static void pickup_discard(const char *name, const char *why)
+{
+    log_warn("maildrop/%.64s: %s; removed", name, why);
+    pickup_remove(name);
 }
 
 /* pickup_trusted - user is in trusted_users */
@@ -253,50 +301,74 @@ static int pickup_notice(struct pickup_item *it, const struct qfile_msg *q, cons
     return rc;
 }
 
-/* pickup_queue_file - one maildrop file to a finished, renamed queue file */
-static enum pickup_result pickup_queue_file(struct pickup_item *it, buf_t *why)
+/* pickup_load - read and check a maildrop file into q and begin its
+ * message in it->msg with the content copied (not finished; a refusal is
+ * in its outcome); every recipient failed for fail_reason unless NULL.
+ * PICKUP_BAD with why set for a file that is not a valid submission. */
+static enum pickup_result pickup_load(struct pickup_item *it, struct qfile_msg *q,
+                                      const char *fail_reason, buf_t *why)
 {
-    struct qfile_msg q;
     struct attr_msg req;
     struct stat st;
     int fd = pickup_open(it->name, &st, why);
-    enum pickup_result res = PICKUP_BAD;
 
     if (fd < 0)
         return fd == -2 ? PICKUP_LATER : PICKUP_BAD;
-    qfile_msg_init(&q);
-    attr_msg_init(&req);
     it->uid = (unsigned long)st.st_uid;
-    if (qfile_read(fd, &q, why) < 0 || pickup_check_owner(&q, &st, why) < 0)
-        goto out;
-    pickup_request(&q, it->name, it->uid, &req);
-    if (cleanup_msg_begin(&it->msg, pickup_set, &req) == 0 &&
-        pickup_copy_content(fd, &q, &it->msg) < 0)
-        cleanup_msg_fail(&it->msg, CLEANUP_TEMPFAIL, "451", "4.3.0", "read error");
-    if (cleanup_msg_finish(&it->msg) == 0 && cleanup_msg_sync(&it->msg) == 0 &&
-        cleanup_msg_publish(&it->msg) == 0) {
-        res = PICKUP_OK;
-    } else {
-        res = it->msg.status == CLEANUP_TEMPFAIL ? PICKUP_LATER : PICKUP_BAD;
-        buf_printf(why, "rejected: %s %s %s", buf_cstr(&it->msg.code), buf_cstr(&it->msg.dsn),
-                   buf_cstr(&it->msg.text));
-        int refused = it->msg.status == CLEANUP_PERMFAIL && *q.sender;
-        cleanup_msg_free(&it->msg);
-        if (refused) { /* a well-formed submission cleanup refused: tell its author */
-            buf_t user = BUF_INIT;
-            pickup_user(&q, it->uid, &user);
-            if (pickup_notice(it, &q, buf_cstr(&user), buf_cstr(why)) == 0) {
-                log_warn("maildrop/%s: %s; returned to %s", it->name, buf_cstr(why),
-                         buf_cstr(&user));
-                res = PICKUP_OK; /* the notice stands in for the message */
-            }
-            buf_free(&user);
-        }
+    if (qfile_read(fd, q, why) < 0 || pickup_check_owner(q, &st, why) < 0) {
+        close(fd);
+        return PICKUP_BAD;
     }
-out:
+    attr_msg_init(&req);
+    pickup_request(q, it->name, it->uid, &req);
+    if (cleanup_msg_begin_failed(&it->msg, pickup_set, &req, fail_reason) == 0 &&
+        pickup_copy_content(fd, q, &it->msg) < 0)
+        cleanup_msg_fail(&it->msg, CLEANUP_TEMPFAIL, "451", "4.3.0", "read error");
     attr_msg_free(&req);
-    qfile_msg_free(&q);
     close(fd);
+    return PICKUP_OK;
+}
+
+/* pickup_publish - finish, sync and rename a loaded message; a refused one
+ * is returned to its author (pickup_notice) */
+static enum pickup_result pickup_publish(struct pickup_item *it, const struct qfile_msg *q,
+                                         buf_t *why)
+{
+    enum pickup_result res;
+
+    if (cleanup_msg_finish(&it->msg) == 0 && cleanup_msg_sync(&it->msg) == 0 &&
+        cleanup_msg_publish(&it->msg) == 0)
+        return PICKUP_OK;
+    res = it->msg.status == CLEANUP_TEMPFAIL ? PICKUP_LATER : PICKUP_BAD;
+    buf_printf(why, "rejected: %s %s %s", buf_cstr(&it->msg.code), buf_cstr(&it->msg.dsn),
+               buf_cstr(&it->msg.text));
+    int refused = it->msg.status == CLEANUP_PERMFAIL && *q->sender;
+    cleanup_msg_free(&it->msg);
+    if (refused) { /* a well-formed submission cleanup refused: tell its author */
+        buf_t user = BUF_INIT;
+        pickup_user(q, it->uid, &user);
+        if (pickup_notice(it, q, buf_cstr(&user), buf_cstr(why)) == 0) {
+            log_warn("maildrop/%s: %s; returned to %s", it->name, buf_cstr(why), buf_cstr(&user));
+            res = PICKUP_OK; /* the notice stands in for the message */
+        }
+        buf_free(&user);
+    }
+    return res;
+}
+
+/* pickup_queue_file - one maildrop file to a finished, renamed queue file;
+ * with fail_reason, every recipient failed for it */
+static enum pickup_result pickup_queue_file(struct pickup_item *it, const char *fail_reason,
+                                            buf_t *why)
+{
+    struct qfile_msg q;
+    enum pickup_result res;
+
+    qfile_msg_init(&q);
+    res = pickup_load(it, &q, fail_reason, why);
+    if (res == PICKUP_OK)
+        res = pickup_publish(it, &q, why);
+    qfile_msg_free(&q);
     return res;
 }
 
@@ -307,18 +379,23 @@ static void pickup_log(const struct pickup_item *it)
 
     log_info("%s: uid=%lu from=<%s>", m->queue_id, it->uid, buf_cstr(&m->sender));
     log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpt_count);
+    if (m->hold.len > 0)
+        log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
+             m->content_bytes, m->rcpt_count, m->hold.len > 0 ? "hold" : "active");
 }
 
 /* pickup_commit - make the batch durable, then remove the maildrop files */
 static void pickup_commit(struct pickup_item *items, size_t count)
 {
     buf_t path = BUF_INIT;
-    int durable = fsync_dir("incoming") == 0;
+    int held = 0, durable;
 
+    for (size_t i = 0; i < count; i++)
+        held |= items[i].msg.hold.len > 0;
+    durable = fsync_dir("incoming") == 0 && (!held || fsync_dir("hold") == 0);
     if (!durable)
-        log_error("fsync incoming/: %s", strerror(errno));
+        log_error("fsync incoming/ or hold/: %s", strerror(errno));
     for (size_t i = 0; i < count; i++) {
         if (durable) {
             pickup_log(&items[i]);
@@ -356,15 +433,265 @@ static void pickup_stale_tmp(const char *name)
     buf_free(&path);
 }
 
-/* pickup_scan - one batch; schedules itself again when more files wait */
+/* pickup_milter_end - the file leaves the milters (NULL: whichever is
+ * there): close them, free everything, and go on scanning */
+static void pickup_milter_end(struct pickup_job *j)
+{
+    if (j == NULL && (j = pickup_job) == NULL)
+        return;
+    cleanup_milter_cancel(j->run);
+    if (j->chain)
+        milter_chain_close(j->chain);
+    cleanup_msg_free(&j->it.msg); /* removes a temp file not published */
+    qfile_msg_free(&j->q);
+    milter_facts_free(&j->facts);
+    free(j);
+    pickup_job = NULL;
+    if (pickup_listener) /* not draining */
+        event_active(pickup_scan_ev, EV_TIMEOUT, 0);
+}
+
+/* pickup_defer - leave the maildrop file until the next periodic scan */
+static void pickup_defer(const char *name, const char *why)
+{
+    log_warn("maildrop/%s: %s; will retry", name, why);
+    pickup_deferred =
+        xrealloc(pickup_deferred, (pickup_deferred_count + 1) * sizeof(*pickup_deferred));
+    memcpy(pickup_deferred[pickup_deferred_count++], name, QID_LEN + 1);
+}
+
+/* pickup_milter_bounce - a milter rejected the message: queue it with every
+ * recipient failed for the milter's reply; qmgr returns it to the sender */
+static enum pickup_result pickup_milter_bounce(struct pickup_job *j, buf_t *why)
+{
+    buf_t code = BUF_INIT, dsn = BUF_INIT, text = BUF_INIT, reason = BUF_INIT;
+    enum pickup_result res;
+
+    cleanup_milter_split_reply(buf_cstr(&j->it.msg.milter_reply), "5.7.1", &code, &dsn, &text);
+    buf_printf(&reason, "%s %s", buf_cstr(&dsn), buf_cstr(&text));
+    cleanup_msg_free(&j->it.msg);
+    res = pickup_queue_file(&j->it, buf_cstr(&reason), why);
+    buf_free(&code);
+    buf_free(&dsn);
+    buf_free(&text);
+    buf_free(&reason);
+    return res;
+}
+
+/* pickup_milter_finished - the milters are done: commit, bounce, defer or
+ * remove the file */
+static void pickup_milter_finished(struct pickup_job *j)
+{
+    struct cleanup_msg *m = &j->it.msg;
+    buf_t why = BUF_INIT;
+    enum pickup_result res;
+
+    if (m->milter_discarded) {
+        res = PICKUP_OK;
+        pickup_remove(j->it.name);
+    } else if (m->milter_reply.len && m->status == CLEANUP_PERMFAIL) {
+        res = pickup_milter_bounce(j, &why);
+        if (res == PICKUP_OK)
+            pickup_commit(&j->it, 1);
+    } else if (m->milter_reply.len) {
+        res = PICKUP_LATER;
+        buf_printf(&why, "milter: %s", buf_cstr(&m->milter_reply));
+    } else if ((res = pickup_publish(&j->it, &j->q, &why)) == PICKUP_OK) {
+        pickup_commit(&j->it, 1);
+    }
+    if (res == PICKUP_LATER)
+        pickup_defer(j->it.name, buf_cstr(&why));
+    else if (res == PICKUP_BAD)
+        pickup_discard(j->it.name, buf_cstr(&why));
+    buf_free(&why);
+    pickup_milter_end(j);
+}
+
+static void pickup_milter_on_content(void *arg)
+{
+    struct pickup_job *j = arg;
+
+    j->run = NULL;
+    pickup_milter_finished(j);
+}
+
+/* pickup_milter_content - write the file out, then cleanup's content phase */
+static void pickup_milter_content(struct pickup_job *j)
+{
+    struct milter *v[MILTER_MAX];
+    size_t n = milter_chain_count(j->chain);
+    const char *quarantine = milter_chain_quarantine(j->chain);
+
+    if (quarantine)
+        cleanup_msg_hold(&j->it.msg, quarantine);
+    if (cleanup_msg_finish(&j->it.msg) < 0) {
+        pickup_milter_finished(j);
+        return;
+    }
+    n = n < MILTER_MAX ? n : MILTER_MAX;
+    for (size_t i = 0; i < n; i++)
+        v[i] = milter_chain_get(j->chain, i);
+    milter_facts_set(&j->facts, MILTER_FACT_MSG_ID, buf_cstr(&j->it.msg.message_id));
+    j->run =
+        cleanup_milter_content(pickup_svc->base, &j->it.msg, v, n, pickup_milter_on_content, j);
+}
+
+static void pickup_milter_on_step(void *arg, struct milter_chain *c, const struct milter_result *r);
+
+/* pickup_milter_address - "<address>", qualified */
+static void pickup_milter_address(const char *addr, buf_t *out)
+{
+    buf_t a = BUF_INIT;
+
+    buf_set(&a, addr);
+    addr_qualify(&a, pickup_set->myorigin);
+    buf_reset(out);
+    buf_printf(out, "<%s>", buf_cstr(&a));
+    buf_free(&a);
+}
+
+/* pickup_milter_next - the SMTP-stage command of j->step, as sendmail
+ * gives a local submission */
+static void pickup_milter_next(struct pickup_job *j)
+{
+    buf_t pkt = BUF_INIT, addr = BUF_INIT;
+    int stage = SMFIM_DATA;
+    char cmd = SMFIC_DATA;
+
+    switch (j->step) {
+    case PICKUP_MILTER_CONNECT:
+        milter_proto_connect(&pkt, "localhost", SMFIA_INET, 0, "127.0.0.1");
+        stage = SMFIM_CONNECT, cmd = SMFIC_CONNECT;
+        break;
+    case PICKUP_MILTER_HELO:
+        milter_proto_helo(&pkt, "localhost");
+        stage = SMFIM_HELO, cmd = SMFIC_HELO;
+        break;
+    case PICKUP_MILTER_MAIL:
+        pickup_milter_address(j->q.sender, &addr);
+        if (*j->q.sender == 0)
+            buf_set(&addr, "<>");
+        milter_facts_set(&j->facts, MILTER_FACT_MAIL_ADDR, j->q.sender);
+        milter_proto_mail(&pkt, buf_cstr(&addr), NULL, 0);
+        stage = SMFIM_ENVFROM, cmd = SMFIC_MAIL;
+        break;
+    case PICKUP_MILTER_RCPT:
+        pickup_milter_address(j->q.rcpts[j->rcpt].address, &addr);
+        milter_facts_set(&j->facts, MILTER_FACT_RCPT_ADDR, j->q.rcpts[j->rcpt].address);
+        milter_proto_rcpt(&pkt, buf_cstr(&addr), NULL, 0);
+        stage = SMFIM_ENVRCPT, cmd = SMFIC_RCPT;
+        break;
+    case PICKUP_MILTER_DATA:
+        milter_proto_data(&pkt);
+        break;
+    default:
+        pickup_milter_content(j);
+        return;
+    }
+    /* the chain takes the data part: without the length and command byte */
+    milter_chain_step(j->chain, stage, cmd, pkt.data + 5, pkt.len - 5, pickup_milter_on_step, j);
+    buf_free(&pkt);
+    buf_free(&addr);
+}
+
+/* pickup_milter_refused - a milter refused the message before its content */
+static void pickup_milter_refused(struct pickup_job *j, const struct milter_result *r)
+{
+    struct cleanup_msg *m = &j->it.msg;
+    static const char *const steps[] = {"CONNECT", "CONNECT", "HELO", "MAIL", "RCPT", "DATA"};
+
+    if (r->outcome == MILTER_DISCARD) {
+        m->milter_discarded = 1;
+        log_info("%s: milter-discard: %s from localhost[127.0.0.1]: message discarded", m->queue_id,
+                 steps[j->step]);
+    } else {
+        cleanup_msg_fail(m, r->outcome == MILTER_REJECT ? CLEANUP_PERMFAIL : CLEANUP_TEMPFAIL, "",
+                         "", "");
+        buf_set(&m->milter_reply, buf_cstr(&r->reply));
+        log_info("%s: milter-reject: %s from localhost[127.0.0.1]: %s; from=<%s>", m->queue_id,
+                 steps[j->step], buf_cstr(&r->reply), buf_cstr(&m->sender));
+    }
+    pickup_milter_finished(j);
+}
+
+static void pickup_milter_on_step(void *arg, struct milter_chain *c, const struct milter_result *r)
+{
+    struct pickup_job *j = arg;
+
+    if (r->outcome != MILTER_CONTINUE) {
+        pickup_milter_refused(j, r);
+        return;
+    }
+    if (j->step == PICKUP_MILTER_RCPT && j->rcpt + 1 < j->q.rcpt_count)
+        j->rcpt++;
+    else
+        j->step++;
+    pickup_milter_next(j);
+}
+
+/* pickup_milter_facts - the sendmail macros of a local submission */
+static void pickup_milter_facts(struct pickup_job *j)
+{
+    milter_facts_init(&j->facts);
+    milter_facts_set(&j->facts, MILTER_FACT_J, pickup_set->myhostname);
+    milter_facts_set(&j->facts, MILTER_FACT_DAEMON_NAME, "pickup");
+    milter_facts_set(&j->facts, MILTER_FACT_V, "tern " TERN_VERSION);
+    milter_facts_set(&j->facts, MILTER_FACT_UNDERSCORE, "localhost [127.0.0.1]");
+    milter_facts_set(&j->facts, MILTER_FACT_CLIENT_ADDR, "127.0.0.1");
+    milter_facts_set(&j->facts, MILTER_FACT_CLIENT_NAME, "localhost");
+    milter_facts_set(&j->facts, MILTER_FACT_QUEUE_ID, j->it.msg.queue_id);
+}
+
+/* pickup_milter_start - load a maildrop file and hand it to the milters
+ * (PICKUP_MILTER); a file cleanup refuses is handled at once as without
+ * milters (it->msg then holds a notice when PICKUP_OK) */
+static enum pickup_result pickup_milter_start(struct pickup_item *it, buf_t *why)
+{
+    struct pickup_job *j = xcalloc(1, sizeof(*j));
+    enum pickup_result res;
+
+    qfile_msg_init(&j->q);
+    memcpy(j->it.name, it->name, sizeof(it->name));
+    res = pickup_load(&j->it, &j->q, NULL, why);
+    if (res != PICKUP_OK || j->it.msg.status != CLEANUP_OK || j->q.rcpt_count == 0) {
+        if (res == PICKUP_OK)
+            res = pickup_publish(&j->it, &j->q, why);
+        if (res == PICKUP_OK)
+            *it = j->it; /* the notice joins the batch */
+        qfile_msg_free(&j->q);
+        free(j);
+        return res;
+    }
+    pickup_job = j;
+    pickup_milter_facts(j);
+    j->chain = milter_chain_open(pickup_svc->base, &pickup_milters, j->it.msg.queue_id,
+                                 milter_facts_macro, &j->facts, pickup_milter_on_step, j);
+    return PICKUP_MILTER;
+}
+
+/* pickup_is_deferred - a milter said tempfail to this file in this period */
+static int pickup_is_deferred(const char *name)
+{
+    for (size_t i = 0; i < pickup_deferred_count; i++)
+        if (strcmp(pickup_deferred[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* pickup_scan - one batch; schedules itself again when more files wait.
+ * With milters: the next file goes to them, one at a time. */
 static void pickup_scan(evutil_socket_t fd, short what, void *arg)
 {
-    struct pickup_item *items = xcalloc(PICKUP_BATCH, sizeof(*items));
-    DIR *dir = opendir("maildrop");
+    struct pickup_item *items;
+    DIR *dir;
     struct dirent *de;
     size_t count = 0, seen = 0, removed = 0;
     buf_t why = BUF_INIT;
 
+    if (pickup_job) /* scanned again when the file in the milters is done */
+        return;
+    items = xcalloc(PICKUP_BATCH, sizeof(*items));
+    dir = opendir("maildrop");
     if (dir == NULL) {
         log_warn("cannot open maildrop/: %s", strerror(errno));
         free(items);
@@ -386,7 +713,12 @@ static void pickup_scan(evutil_socket_t fd, short what, void *arg)
         struct pickup_item *it = &items[count];
         memcpy(it->name, de->d_name, QID_LEN); /* qid_valid: exactly QID_LEN */
         it->name[QID_LEN] = 0;
-        enum pickup_result r = pickup_queue_file(it, &why);
+        if (pickup_milters.count > 0 && pickup_is_deferred(it->name))
+            continue;
+        enum pickup_result r = pickup_milters.count > 0 ? pickup_milter_start(it, &why)
+                                                        : pickup_queue_file(it, NULL, &why);
+        if (r == PICKUP_MILTER)
+            break; /* the scan goes on when the milters are done with it */
         if (r == PICKUP_OK)
             count++;
         else if (r == PICKUP_BAD && ++removed)
@@ -407,6 +739,7 @@ static void pickup_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct timeval tv = {PICKUP_SCAN_INTERVAL, 0};
 
+    pickup_deferred_count = 0; /* files milters deferred are tried again */
     event_active(pickup_scan_ev, EV_TIMEOUT, 0);
     evtimer_add(pickup_timer_ev, &tv);
 }
@@ -422,6 +755,11 @@ static void pickup_on_accept(struct evconnlistener *l, evutil_socket_t fd, struc
 void pickup_start(struct service *svc, int fd, const struct cleanup_settings *set)
 {
     struct timeval tv = {PICKUP_SCAN_INTERVAL, 0};
+    buf_t err = BUF_INIT;
+
+    if (milter_list_load(svc->cfg, "non_smtpd_milters", &pickup_milters, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
 
     pickup_svc = svc;
     pickup_set = set;
@@ -437,6 +775,7 @@ void pickup_start(struct service *svc, int fd, const struct cleanup_settings *se
 
 void pickup_stop(void)
 {
+    pickup_milter_end(NULL);
     if (pickup_listener)
         evconnlistener_free(pickup_listener);
     pickup_listener = NULL;

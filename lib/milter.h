@@ -58,7 +58,7 @@ struct milter_spec {
     char *name; /* the socket as written ("unix:/run/opendkim.sock"): in log lines */
     int family; /* AF_UNIX, AF_INET or AF_INET6 */
     char *path; /* AF_UNIX: the socket path */
-    char *host; /* AF_INET/AF_INET6: a numeric address or a name resolved at connect */
+    char *host; /* AF_INET/AF_INET6: numeric (milter_list_load resolves a name once) */
     unsigned port;
     enum milter_default_action default_action;
     long long connect_timeout; /* seconds: connect and option negotiation */
@@ -93,6 +93,13 @@ struct milter_list {
 int milter_list_load(const struct config *cfg, const char *param, struct milter_list *out,
                      buf_t *err);
 void milter_list_free(struct milter_list *l);
+/* milter_spec_copy / milter_spec_free - a deep copy of a spec, and its
+ * release (the strings are owned) */
+void milter_spec_copy(struct milter_spec *dst, const struct milter_spec *src);
+void milter_spec_free(struct milter_spec *s);
+/* milter_default_action_parse - "tempfail", "accept", "reject",
+ * "quarantine"; 0 ok, -1 otherwise */
+int milter_default_action_parse(const char *s, enum milter_default_action *out);
 
 /* ---- sendmail macros ---- */
 
@@ -144,8 +151,8 @@ void milter_facts_set(struct milter_facts *f, enum milter_fact fact, const char 
 /* milter_facts_macro - a milter_macro_fn over a struct milter_facts (ctx) */
 const char *milter_facts_macro(void *ctx, const char *name);
 /* milter_facts_export / _import - every set fact as "milter_fact" attributes
- * ("NAME=value", NAME the macro name) appended to an attribute message being
- * built, and back from a decoded one */
+ * ("NAME=value", NAME the macro name without braces: "client_addr=1.2.3.4") appended to an
+ * attribute message being built, and back from a decoded one */
 void milter_facts_export(const struct milter_facts *f, buf_t *attrs);
 void milter_facts_import(struct milter_facts *f, const struct attr_msg *m);
 
@@ -210,7 +217,8 @@ struct milter *milter_open(struct event_base *base, const struct milter_spec *sp
  * the milter does not answer completes with CONTINUE once written.
  * Modification replies before the final one (end of message) are collected
  * in the result; progress restarts the timer.  A reply that is not allowed
- * after cmd fails the milter.  One command at a time per conversation. */
+ * after cmd fails the milter.  One command at a time per conversation.
+ * stage -1 sends no macros (header lines and body chunks have none). */
 void milter_command(struct milter *m, int stage, char cmd, const void *data, size_t len,
                     milter_done_fn done, void *arg);
 /* milter_abort - SMFIC_ABORT (end of a transaction that did not reach the
@@ -251,7 +259,10 @@ struct milter_chain *milter_chain_open(struct event_base *base, const struct mil
                                        const char *log_id, milter_macro_fn macro, void *macro_ctx,
                                        milter_chain_done_fn done, void *arg);
 /* milter_chain_step - milter_command on each milter that has not failed or
- * accepted, in order, stopping at the first refusal */
+ * accepted, in order, stopping at the first refusal; a milter that failed
+ * (now or at an earlier step) stands for its default_action at every step,
+ * as in Postfix: tempfail/reject stop the chain, quarantine sets
+ * milter_chain_quarantine again after an abort, accept goes on */
 void milter_chain_step(struct milter_chain *c, int stage, char cmd, const void *data, size_t len,
                        milter_chain_done_fn done, void *arg);
 /* milter_chain_abort - milter_abort on each live milter (a new transaction) */
@@ -272,8 +283,12 @@ const char *milter_chain_quarantine(const struct milter_chain *c);
 /* ---- handing a conversation to cleanup and back ---- */
 
 /* milter_export - stop watching the socket and append the conversation's
- * state (spec settings, negotiated flags, macro lists, accepted flag) as
- * attributes of an attribute message being built; returns the socket to
+ * state (spec settings, negotiated flags, the macro lists in effect) to an
+ * attribute message being built: one attribute "milter" per conversation
+ * whose value is itself an attribute message (proto "milter.conversation":
+ * name, family, path or host, port, default_action, connect_timeout,
+ * command_timeout, content_timeout, version, agreed_version,
+ * agreed_actions, agreed_protocol, macros_connect .. macros_unknown); returns the socket to
  * pass (the caller still owns it and must not use it until
  * milter_resume).  -1 when the conversation failed or was accepted for the
  * transaction (then nothing is appended: it takes no part in the content). */
@@ -302,7 +317,9 @@ void milter_failure_verdict(const struct milter_spec *spec, struct milter_result
  * descriptors with one byte over a UNIX stream socket, and receive them:
  * the first byte of a cleanup connection that carries milters is
  * MILTER_FD_MARK (an attribute message starts with 0x00).  recv: returns
- * the byte read (fds filled, *n set) or -1; EAGAIN when nothing is there. */
+ * the byte read (fds filled, *n set; descriptors that come with another
+ * byte are closed) or -1; EAGAIN when nothing is there, ECONNRESET at end
+ * of file, EMSGSIZE when more than MILTER_MAX came (all closed). */
 #define MILTER_MAX 16
 #define MILTER_FD_MARK 'M'
 int milter_fd_send(int sock, const int *fds, size_t n);

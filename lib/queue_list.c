@@ -150,6 +150,16 @@ static void queue_list_add(struct queue_list *ql, const char *id, enum queue_nam
     }
 }
 
+/* queue_list_hold_reason - why a held message is held (cleanup's
+ * hold_reason: smtpd's HOLD, a milter's quarantine) as the reason of its
+ * pending recipients that have none */
+static void queue_list_hold_reason(struct queue_list_entry *e, const char *reason)
+{
+    for (size_t i = 0; reason && i < e->rcpt_count; i++)
+        if (e->rcpts[i].reason == NULL && qfile_rcpt_is_pending(e->rcpts[i].status))
+            e->rcpts[i].reason = xstrdup(reason);
+}
+
 int queue_list_add_file(struct queue_list *ql, const char *top, const char *path, const char *id,
                         enum queue_name q)
 {
@@ -164,6 +174,8 @@ int queue_list_add_file(struct queue_list *ql, const char *top, const char *path
         queue_list_add(ql, id, q, &m);
         if (q != QUEUE_INCOMING)
             queue_list_read_reasons(top, &ql->v[ql->count - 1]);
+        if (q == QUEUE_HOLD)
+            queue_list_hold_reason(&ql->v[ql->count - 1], qfile_msg_attr(&m, "hold_reason"));
         rc = 0;
     }
     qfile_msg_free(&m);

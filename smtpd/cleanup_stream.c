@@ -17,12 +17,15 @@
 #include "attr.h"
 #include "cleanup_stream.h"
 #include "log.h"
+#include "milter.h"
 #include "service.h"
 
 /* when more than this waits for cleanup, the session stops reading */
 #define CLEANUP_STREAM_LOW_WATER (64 * 1024)
 #define CLEANUP_STREAM_TEXT_MAX 200
 #define CLEANUP_STREAM_QID_MAX 64
+/* longest whole reply of cleanup's (a milter's multi-line refusal) */
+#define CLEANUP_STREAM_REPLY_MAX 8192
 
 struct cleanup_stream {
     struct bufferevent *bev;
@@ -34,14 +37,15 @@ struct cleanup_stream {
     buf_t out;
 };
 
-/* cleanup_stream_finish - report once */
-static void cleanup_stream_finish(struct cleanup_stream *cs, const char *reply, const char *qid)
+/* cleanup_stream_finish - report once; msg: cleanup.reply, or NULL */
+static void cleanup_stream_finish(struct cleanup_stream *cs, const char *reply, const char *qid,
+                                  const struct attr_msg *msg)
 {
     if (cs->finished)
         return;
     cs->finished = 1;
     bufferevent_disable(cs->bev, EV_READ | EV_WRITE);
-    cs->cb.on_reply(cs->cb.ctx, reply, qid);
+    cs->cb.on_reply(cs->cb.ctx, reply, qid, msg);
 }
 
 /* cleanup_stream_qid_ok - a queue ID we are willing to show the client */
@@ -69,6 +73,35 @@ static int cleanup_stream_dsn_ok(const char *dsn, long long code)
     return c1 == code / 100 && s2 >= 0 && s3 >= 0;
 }
 
+/* cleanup_stream_whole_reply - a "reply" attribute: printable lines
+ * separated by "\r\n", each with a code of the status's class; 1 when it
+ * is one (copied to reply) */
+static int cleanup_stream_whole_reply(const struct attr_msg *m, int temp, buf_t *reply)
+{
+    size_t len = 0;
+    const char *text = attr_get(m, "reply", &len);
+    char class = temp ? '4' : '5';
+
+    if (text == NULL || len == 0 || len > CLEANUP_STREAM_REPLY_MAX || strlen(text) != len)
+        return 0;
+    for (const char *line = text; *line != '\0';) {
+        size_t n = strcspn(line, "\r");
+        if (n < 3 || line[0] != class || !isdigit((unsigned char)line[1]) ||
+            !isdigit((unsigned char)line[2]) || (n > 3 && line[3] != ' ' && line[3] != '-'))
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
+                return 0;
+        line += n;
+        if (*line == '\r' && (line[1] != '\n' || line[2] == '\0'))
+            return 0;
+        if (*line == '\r')
+            line += 2;
+    }
+    buf_set(reply, text);
+    return 1;
+}
+
 /* cleanup_stream_failure_reply - "code dsn text" from a failure answer */
 static void cleanup_stream_failure_reply(const struct attr_msg *m, int temp, buf_t *reply)
 {
@@ -78,6 +111,8 @@ static void cleanup_stream_failure_reply(const struct attr_msg *m, int temp, buf
     const char *text = attr_get(m, "text", &tlen);
     long long lo = temp ? 400 : 500;
 
+    if (cleanup_stream_whole_reply(m, temp, reply))
+        return;
     if (attr_get_int(m, "code", lo, lo + 99, &code) < 0 || dsn == NULL ||
         !cleanup_stream_dsn_ok(dsn, code)) {
         buf_set(reply, temp ? CLEANUP_STREAM_FAILURE : "554 5.3.0 Error: message rejected");
@@ -100,6 +135,7 @@ static void cleanup_stream_answer(struct cleanup_stream *cs)
     const char *proto = attr_proto(&cs->msg);
     const char *status = attr_get(&cs->msg, "status", NULL);
     const char *qid = attr_get(&cs->msg, "queue_id", NULL);
+    const struct attr_msg *answered = &cs->msg;
     buf_t reply = BUF_INIT;
 
     if (qid == NULL || !cleanup_stream_qid_ok(qid))
@@ -107,6 +143,7 @@ static void cleanup_stream_answer(struct cleanup_stream *cs)
     if (proto == NULL || strcmp(proto, "cleanup.reply") != 0 || status == NULL) {
         log_warn("cleanup sent an unexpected message; dropping the connection");
         buf_set(&reply, CLEANUP_STREAM_FAILURE);
+        answered = NULL;
     } else if (strcmp(status, "ok") == 0 && qid[0] != '\0') {
         buf_printf(&reply, "250 2.0.0 Ok: queued as %s", qid);
     } else if (strcmp(status, "tempfail") == 0 || strcmp(status, "permfail") == 0) {
@@ -115,7 +152,7 @@ static void cleanup_stream_answer(struct cleanup_stream *cs)
         log_warn("cleanup sent a bad status or queue ID; dropping the connection");
         buf_set(&reply, CLEANUP_STREAM_FAILURE);
     }
-    cleanup_stream_finish(cs, buf_cstr(&reply), qid);
+    cleanup_stream_finish(cs, buf_cstr(&reply), qid, answered);
     buf_free(&reply);
 }
 
@@ -137,7 +174,7 @@ static void cleanup_stream_on_read(struct bufferevent *bev, void *arg)
     rc = attr_decode(data, len, &used, &cs->msg);
     if (rc < 0) {
         log_warn("cleanup sent a malformed message; dropping the connection");
-        cleanup_stream_finish(cs, CLEANUP_STREAM_FAILURE, "");
+        cleanup_stream_finish(cs, CLEANUP_STREAM_FAILURE, "", NULL);
         return;
     }
     if (rc == 0)
@@ -166,7 +203,7 @@ static void cleanup_stream_on_event(struct bufferevent *bev, short what, void *a
         log_warn("cleanup closed the connection before answering");
     else
         log_warn("error talking to cleanup (private/cleanup)");
-    cleanup_stream_finish(cs, CLEANUP_STREAM_FAILURE, "");
+    cleanup_stream_finish(cs, CLEANUP_STREAM_FAILURE, "", NULL);
 }
 
 /* cleanup_stream_set_timeouts - write always bounded; read only after end */
@@ -179,6 +216,7 @@ static void cleanup_stream_set_timeouts(struct cleanup_stream *cs)
 
 /* cleanup_stream_open - connect and send the envelope */
 struct cleanup_stream *cleanup_stream_open(struct event_base *base, const buf_t *submit,
+                                           const int *fds, size_t nfds,
                                            const struct cleanup_stream_callbacks *cb,
                                            long long timeout)
 {
@@ -187,6 +225,11 @@ struct cleanup_stream *cleanup_stream_open(struct event_base *base, const buf_t 
 
     if (fd < 0) {
         log_warn("cannot connect to private/cleanup: %m (is the cleanup service running?)");
+        return NULL;
+    }
+    if (nfds > 0 && milter_fd_send(fd, fds, nfds) < 0) {
+        log_warn("cannot pass the milter connections to cleanup: %m");
+        close(fd);
         return NULL;
     }
     cs = xcalloc(1, sizeof(*cs));
@@ -257,6 +300,11 @@ static void cleanup_stream_abort(struct cleanup_stream *cs)
     attr_end(&cs->out);
     if (write(bufferevent_getfd(cs->bev), cs->out.data, cs->out.len) < 0)
         log_debug("cleanup.abort not sent: %m (closing is enough)");
+}
+
+int cleanup_stream_ended(const struct cleanup_stream *cs)
+{
+    return cs->ended;
 }
 
 /* cleanup_stream_close - drop the connection and free */

@@ -18,6 +18,7 @@
 #include "session.h"
 #include "table.h"
 #include "tern_build.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
@@ -97,6 +98,13 @@ static void commands_helo_reply(struct session *s)
     session_reply(s, "250 HELP");
 }
 
+/* commands_helo_milter - the milters saw HELO (a refusal is given at MAIL) */
+static void commands_helo_milter(struct session *s, int ok)
+{
+    (void)ok;
+    commands_helo_reply(s);
+}
+
 /* commands_helo_verdict - smtpd_helo_restrictions (smtpd_delay_reject = no) */
 static void commands_helo_verdict(struct session *s, struct policy_result *r)
 {
@@ -107,7 +115,7 @@ static void commands_helo_verdict(struct session *s, struct policy_result *r)
         return;
     }
     smtpd_policy_keep(s, r, "HELO", NULL);
-    commands_helo_reply(s);
+    smtpd_milter_helo(s, commands_helo_milter);
 }
 
 /* commands_helo - HELO and EHLO */
@@ -139,6 +147,17 @@ static void commands_mail_reject(struct session *s, const char *reply)
     proto_mail_free(&s->mail);
 }
 
+/* commands_mail_milter - the milters' word on MAIL (a refusal was sent) */
+static void commands_mail_milter(struct session *s, int ok)
+{
+    if (!ok) {
+        proto_mail_free(&s->mail);
+        return;
+    }
+    s->have_mail = 1;
+    session_reply(s, "250 2.1.0 %s... Sender ok", buf_cstr(&s->mail.echo));
+}
+
 /* commands_mail_verdict - smtpd_sender_restrictions (smtpd_delay_reject = no) */
 static void commands_mail_verdict(struct session *s, struct policy_result *r)
 {
@@ -149,8 +168,7 @@ static void commands_mail_verdict(struct session *s, struct policy_result *r)
         return;
     }
     smtpd_policy_keep(s, r, "MAIL", NULL);
-    s->have_mail = 1;
-    session_reply(s, "250 2.1.0 %s... Sender ok", buf_cstr(&s->mail.echo));
+    smtpd_milter_mail(s, commands_mail_milter);
 }
 
 /* commands_mail - MAIL FROM: */
@@ -184,6 +202,7 @@ static void commands_mail(struct session *s, const char *arg)
     } else if (s->client_verdict.len > 0) {
         commands_mail_reject(s, buf_cstr(&s->client_verdict));
     } else {
+        smtpd_milter_mail_args(s, arg);
         smtpd_policy_run(s, POLICY_MAIL, commands_mail_verdict);
     }
     buf_free(&reply);
@@ -226,6 +245,13 @@ static int commands_rcpt_full(const struct session *s)
            s->rcpts.len > ATTR_MAX_MESSAGE - COMMANDS_ENVELOPE_RESERVE;
 }
 
+/* commands_rcpt_milter - the milters' word on RCPT (a refusal was sent) */
+static void commands_rcpt_milter(struct session *s, int ok)
+{
+    if (ok)
+        commands_rcpt_accept(s);
+}
+
 /* commands_rcpt_verdict - the restrictions said their word; then the
  * recipient itself (lib/route: unknown users, error: routes) */
 static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
@@ -245,7 +271,7 @@ static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
         commands_rcpt_reject(s, buf_cstr(&reply));
     } else {
         smtpd_policy_keep(s, r, "RCPT", buf_cstr(&s->rcpt.addr));
-        commands_rcpt_accept(s);
+        smtpd_milter_rcpt(s, commands_rcpt_milter);
     }
     route_reply_free(&why);
     buf_free(&reply);
@@ -265,9 +291,17 @@ static void commands_rcpt(struct session *s, const char *arg)
     } else if (s->client_verdict.len > 0) {
         commands_rcpt_reject(s, buf_cstr(&s->client_verdict));
     } else {
+        smtpd_milter_rcpt_args(s, arg);
         smtpd_policy_run(s, POLICY_RCPT, commands_rcpt_verdict);
     }
     buf_free(&reply);
+}
+
+/* commands_data_milter - the milters' word on DATA (a refusal was sent) */
+static void commands_data_milter(struct session *s, int ok)
+{
+    if (ok)
+        message_start(s);
 }
 
 /* commands_data_verdict - smtpd_data_restrictions */
@@ -279,7 +313,7 @@ static void commands_data_verdict(struct session *s, struct policy_result *r)
         return;
     }
     smtpd_policy_keep(s, r, "DATA", NULL);
-    message_start(s);
+    smtpd_milter_data(s, commands_data_milter);
 }
 
 /* commands_data - DATA */
@@ -342,14 +376,24 @@ static void commands_vrfy(struct session *s, const char *arg)
     buf_free(&addr);
 }
 
-/* commands_unknown - 500 quoting the line */
-static void commands_unknown(struct session *s, const char *line, size_t len)
+/* commands_unknown_milter - 500 quoting the line (still in s->line: the
+ * client is not read meanwhile), unless a milter refused it with its own
+ * reply */
+static void commands_unknown_milter(struct session *s, int ok)
 {
     buf_t echo = BUF_INIT;
 
-    proto_printable(line, len, PROTO_ECHO_MAX, &echo);
+    if (!ok)
+        return;
+    proto_printable(s->line.data, s->line.len, PROTO_ECHO_MAX, &echo);
     session_reply(s, "500 5.5.1 Command unrecognized: \"%s\"", buf_cstr(&echo));
     buf_free(&echo);
+}
+
+/* commands_unknown - the milters see it, then 500 */
+static void commands_unknown(struct session *s, const char *line, size_t len)
+{
+    smtpd_milter_unknown(s, line, len, commands_unknown_milter);
 }
 
 /* commands_quit - 221 and close */

@@ -116,6 +116,16 @@ static void smtpd_config_greet(struct smtpd_config *cfg, const struct config *co
                   cfg->connection_rate_throttle);
 }
 
+/* smtpd_config_milters - smtpd_milters as this listener sees it */
+static void smtpd_config_milters(struct smtpd_config *cfg, const struct config *conf)
+{
+    buf_t err = BUF_INIT;
+
+    if (milter_list_load(conf, "smtpd_milters", &cfg->milters, &err) < 0)
+        log_fatal("%s", buf_cstr(&err));
+    buf_free(&err);
+}
+
 /* smtpd_config_load - read every smtpd parameter */
 void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, struct route *route)
 {
@@ -153,6 +163,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     smtpd_config_greet(cfg, conf);
     smtpd_privacy_config(cfg, conf);
     smtpd_config_client_limits(&cfg->client_limits, conf);
+    smtpd_config_milters(cfg, conf);
 }
 
 /* smtpd_config_free - release the network list */
@@ -166,4 +177,5 @@ void smtpd_config_free(struct smtpd_config *cfg)
     free(cfg->client_limits.exceptions);
     cfg->client_limits.exceptions = NULL;
     cfg->client_limits.exception_count = 0;
+    milter_list_free(&cfg->milters);
 }

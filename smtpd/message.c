@@ -17,6 +17,7 @@
 #include "cleanup_stream.h"
 #include "log.h"
 #include "session.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 
 /* above this much unwritten output to cleanup, stop reading the client */
@@ -39,10 +40,15 @@ static const char *message_auth_mailbox(const struct session *s)
     return given;
 }
 
-/* message_build_submit - the cleanup.submit request */
-static void message_build_submit(const struct session *s, buf_t *out)
+/* message_build_submit - the cleanup.submit request; with milters their
+ * conversations (sockets in fds, *nfds of them) and the macro facts, and
+ * in *milter_timeout the seconds cleanup may spend on them */
+static void message_build_submit(struct session *s, buf_t *out, int *fds, size_t *nfds,
+                                 long long *milter_timeout)
 {
     const struct proto_mail *m = &s->mail;
+    const char *queue_id = smtpd_milter_queue_id(s);
+    const char *quarantine = smtpd_milter_quarantine(s);
 
     attr_begin(out, "cleanup.submit");
     attr_add_str(out, "sender", buf_cstr(&m->addr));
@@ -74,8 +80,12 @@ static void message_build_submit(const struct session *s, buf_t *out)
         attr_add_int(out, "size", m->size);
     if (m->body[0] != '\0')
         attr_add_str(out, "body", m->body);
+    if (queue_id != NULL)
+        attr_add_str(out, "queue_id", queue_id);
     if (s->tx_hold)
         attr_add_str(out, "hold", buf_cstr(&s->tx_hold_reason));
+    else if (quarantine != NULL) /* a failed milter's default_action */
+        attr_add_str(out, "hold", quarantine);
     if (s->tx_prepend.len > 0)
         attr_add_str(out, "prepend", buf_cstr(&s->tx_prepend));
     if (s->tx_redirect.len > 0) { /* REDIRECT: the one recipient */
@@ -86,12 +96,17 @@ static void message_build_submit(const struct session *s, buf_t *out)
     } else {
         buf_append(out, s->rcpts.data, s->rcpts.len);
     }
+    *nfds = smtpd_milter_export(s, out, fds, milter_timeout);
     attr_end(out);
 }
 
-/* message_drop_cleanup - close the cleanup stream (the message is not queued) */
+/* message_drop_cleanup - close the cleanup stream (the message is not
+ * queued); the milters come back unless the session ends (then
+ * smtpd_milter_end lets them go without a word) */
 static void message_drop_cleanup(struct session *s)
 {
+    if (s->state != SESSION_CLOSING)
+        smtpd_milter_cleanup_done(s, NULL, cleanup_stream_ended(s->cleanup));
     cleanup_stream_close(s->cleanup);
     s->cleanup = NULL;
     if (s->flow_paused) {
@@ -100,11 +115,17 @@ static void message_drop_cleanup(struct session *s)
     }
 }
 
-/* message_on_reply - cleanup's verdict (or the stream broke) */
-static void message_on_reply(void *ctx, const char *reply, const char *queue_id)
+/* message_on_reply - cleanup's verdict (or the stream broke): the milters
+ * come back first; shutdown=yes (a milter's 421) ends the session */
+static void message_on_reply(void *ctx, const char *reply, const char *queue_id,
+                             const struct attr_msg *msg)
 {
     struct session *s = ctx;
     buf_t text = BUF_INIT;
+    const char *shutdown = msg != NULL ? attr_get(msg, "shutdown", NULL) : NULL;
+
+    (void)queue_id;
+    smtpd_milter_cleanup_done(s, msg, cleanup_stream_ended(s->cleanup));
 
     if (s->state == SESSION_DATA) {
         /* an answer before the end: remember it, discard the rest of the data */
@@ -121,8 +142,12 @@ static void message_on_reply(void *ctx, const char *reply, const char *queue_id)
         smtpd_policy_cancel(s);
     s->state = SESSION_CMD;
     session_reset_transaction(s);
-    session_reply(s, "%s", buf_cstr(&text));
+    smtpd_milter_reply(s, buf_cstr(&text));
     buf_free(&text);
+    if (shutdown != NULL && strcmp(shutdown, "yes") == 0) {
+        session_close_after_flush(s);
+        return;
+    }
     session_resume_input(s);
 }
 
@@ -142,14 +167,18 @@ void message_start(struct session *s)
 {
     struct cleanup_stream_callbacks cb = {message_on_reply, message_on_drained, s};
     buf_t submit = BUF_INIT;
+    int fds[MILTER_MAX];
+    size_t nfds = 0;
+    long long milter_timeout = 0;
 
     smtpd_policy_merge(s);
     if (!s->tx_discard) {
-        message_build_submit(s, &submit);
-        s->cleanup =
-            cleanup_stream_open(bufferevent_get_base(s->bev), &submit, &cb, s->cfg->data_timeout);
+        message_build_submit(s, &submit, fds, &nfds, &milter_timeout);
+        s->cleanup = cleanup_stream_open(bufferevent_get_base(s->bev), &submit, fds, nfds, &cb,
+                                         s->cfg->data_timeout + milter_timeout);
         buf_free(&submit);
         if (s->cleanup == NULL) {
+            smtpd_milter_cleanup_done(s, NULL, 0);
             session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
             return;
         }

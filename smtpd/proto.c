@@ -339,6 +339,25 @@ int proto_mail_parse(const char *arg, long long size_limit, struct proto_mail *m
     return 0;
 }
 
+/* proto_path_args - the ESMTP parameters after the path of "FROM:<a> ..."
+ * or "TO:<a> ..." (keyword "FROM:" or "TO:"), as the client wrote them;
+ * NULL on bad syntax */
+const char *proto_path_args(const char *arg, const char *keyword)
+{
+    buf_t echo = BUF_INIT;
+    buf_t addr = BUF_INIT;
+    const char *params = NULL;
+    int rc = proto_path_parse(arg, keyword, &echo, &addr, &params);
+
+    buf_free(&echo);
+    buf_free(&addr);
+    if (rc < 0)
+        return NULL;
+    while (proto_is_space((unsigned char)*params))
+        params++;
+    return params;
+}
+
 /* proto_notify_parse - NEVER, or a list of SUCCESS, FAILURE, DELAY */
 static int proto_notify_parse(const char *value, size_t vlen, buf_t *out)
 {

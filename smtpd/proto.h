@@ -68,6 +68,9 @@ struct proto_rcpt {
 /* proto_cmd_parse - the verb of line (case-insensitive) and, in *arg, the
  * argument after the verb with leading white space skipped (may be "") */
 enum proto_cmd proto_cmd_parse(const char *line, const char **arg);
+/* proto_path_args - the ESMTP parameters after MAIL FROM:'s or RCPT TO:'s
+ * path as given (keyword "FROM:" or "TO:"); NULL on bad syntax */
+const char *proto_path_args(const char *arg, const char *keyword);
 /* proto_cmd_name - lower-case name for logs ("ehlo", "unknown") */
 const char *proto_cmd_name(enum proto_cmd cmd);
 /* proto_cmd_upper - upper-case name for "timeout after DATA" style logs */

@@ -32,6 +32,7 @@
 #include "table.h"
 #include "timeutil.h"
 #include "tern_build.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
@@ -155,6 +156,7 @@ void session_log_reject(struct session *s, const char *stage, const char *reply,
 void session_reset_transaction(struct session *s)
 {
     message_discard(s);
+    smtpd_milter_abort(s);
     s->have_mail = 0;
     proto_mail_free(&s->mail);
     buf_reset(&s->rcpts);
@@ -240,6 +242,7 @@ static void session_free(struct session *s)
     smtpd_ident_end(s);
     smtpd_greet_session_end(s);
     smtpd_anvil_session_end(s);
+    smtpd_milter_end(s); /* first: cleanup may still have the milters' sockets */
     message_discard(s);
     smtpd_auth_session_end(s);
     session_auth_forget(s);

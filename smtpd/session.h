@@ -25,6 +25,7 @@ struct dns_pending;
 struct policy_cache;
 struct smtpd_policy_wait;
 struct smtpd_policy_stage;
+struct smtpd_milter;
 struct event;
 
 enum session_state {
@@ -37,6 +38,8 @@ enum session_state {
     SESSION_AUTH_WAIT,    /* AUTH: waiting for tern-auth's answer; not reading */
     SESSION_POLICY,       /* a restriction waits for DNS, a policy service or a sleep
                              (smtpd_policy.c); not reading */
+    SESSION_MILTER,       /* a command waits for the milters' answer (smtpd_milter.c);
+                             not reading */
     SESSION_ANVIL_WAIT,   /* MAIL, RCPT, AUTH: waiting for tern-anvil's count; not reading
                              (anvil_client.c) */
     SESSION_CLOSING       /* last reply being flushed; then free */
@@ -132,6 +135,9 @@ struct session {
     int greet_holds;
     int greeted;   /* the 220 (or the refusal) was sent */
     buf_t refusal; /* SMTPS: session_refuse's reply, sent once TLS is up */
+
+    /* smtpd_milters (smtpd_milter.c): NULL when the listener has none */
+    struct smtpd_milter *milter;
 
     /* connection and rate limits (anvil_client.c), else NULL */
     void *anvil_state;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "loadavg.h"
+#include "milter.h"
 #include "netaddr.h"
 #include "service.h"
 #include "throttle.h"
@@ -90,6 +91,7 @@ struct smtpd_config {
     int disable_expn;                   /* disable_expn_command or noexpn */
     struct table_list *aliases;         /* alias_maps for EXPN (the server's), or NULL */
     struct smtpd_client_limits client_limits;
+    struct milter_list milters; /* smtpd_milters (smtpd_milter.c) */
 };
 
 /* one listener of a worker: its sockets share one config and one pace */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "policy_client.h"
 #include "session.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
 
@@ -296,6 +297,7 @@ static void smtpd_policy_named(struct session *s)
         log_info("connect from %s to listener %s", s->client, s->cfg->listener);
     if (!s->cfg->tls_wrapper) /* SMTPS: the handshake comes first */
         smtpd_greet_start(s);
+    smtpd_milter_connect(s);
     if (s->policy_cache == NULL)
         s->policy_cache = policy_cache_new();
     smtpd_policy_facts(s, &f);

@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "milter.h"
 #include "service.h"
 #include "session.h"
 #include "table.h"
@@ -468,4 +469,33 @@ int smtpd_tls_clientcert_ok(struct session *s)
 void smtpd_tls_session_free(struct session *s)
 {
     buf_free(&s->tls_info);
+}
+
+/* smtpd_tls_name_text - an X509 name in OpenSSL's one-line form */
+static void smtpd_tls_name_text(X509_NAME *name, struct milter_facts *f, enum milter_fact fact)
+{
+    char text[512];
+
+    if (name != NULL && X509_NAME_oneline(name, text, sizeof(text)) != NULL)
+        milter_facts_set(f, fact, text);
+}
+
+void smtpd_tls_milter_facts(struct session *s, struct milter_facts *f)
+{
+    SSL *ssl = s->tls_active ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    X509 *peer;
+    char bits[32];
+
+    if (ssl == NULL)
+        return;
+    milter_facts_set(f, MILTER_FACT_TLS_VERSION, SSL_get_version(ssl));
+    milter_facts_set(f, MILTER_FACT_CIPHER, SSL_get_cipher_name(ssl));
+    snprintf(bits, sizeof(bits), "%d", SSL_get_cipher_bits(ssl, NULL));
+    milter_facts_set(f, MILTER_FACT_CIPHER_BITS, bits);
+    peer = SSL_get1_peer_certificate(ssl);
+    if (peer == NULL)
+        return;
+    smtpd_tls_name_text(X509_get_subject_name(peer), f, MILTER_FACT_CERT_SUBJECT);
+    smtpd_tls_name_text(X509_get_issuer_name(peer), f, MILTER_FACT_CERT_ISSUER);
+    X509_free(peer);
 }

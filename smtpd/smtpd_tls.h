@@ -27,6 +27,7 @@ struct config;
 struct service;
 struct session;
 struct smtpd_config;
+struct milter_facts;
 
 /* the environment variable that carries the ratchet state ("PERIOD:HEX") */
 #define SMTPD_TLS_TICKET_ENV "TERN_TLS_TICKET_SECRET"
@@ -58,6 +59,9 @@ void smtpd_tls_shutdown(struct session *s);
 /* smtpd_tls_clientcert_ok - a verified client certificate listed in
  * relay_clientcerts (permit_tls_clientcerts) */
 int smtpd_tls_clientcert_ok(struct session *s);
+/* smtpd_tls_milter_facts - the TLS macros (tls_version, cipher,
+ * cipher_bits, cert_subject, cert_issuer) of a session under TLS */
+void smtpd_tls_milter_facts(struct session *s, struct milter_facts *f);
 /* smtpd_tls_session_free - what a session's TLS state holds */
 void smtpd_tls_session_free(struct session *s);
 

@@ -168,7 +168,8 @@ def test_d01_version_and_identity(relay):
     assert re.search(r"^Version \d+\.\d+\.\d+$", out, re.M)
     m = re.search(r"^ Compiled with: (.*)$", out, re.M)
     assert m and "C-ARES" in m.group(1).split()
-    for feature in ("STARTTLS", "SASLv2"):  # smtpd's TLS and AUTH (sendmail's names)
+    # smtpd's TLS and AUTH, and the milter client (sendmail's names; MILT-09)
+    for feature in ("STARTTLS", "SASLv2", "MILTER"):
         assert feature in m.group(1).split(), m.group(1)
     assert "(canonical domain name) $j = tern.test" in out
     assert "root... deliverable" in out

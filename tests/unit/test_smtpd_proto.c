@@ -525,6 +525,18 @@ static void test_ident_reply(void **state)
     buf_free(&user);
 }
 
+/* the ESMTP arguments after the path, as the client wrote them (for milters) */
+static void test_path_args_are_the_parameters_as_given(void **state)
+{
+    (void)state;
+    assert_string_equal(proto_path_args("FROM:<a@b.test> SIZE=100  BODY=8BITMIME", "FROM:"),
+                        "SIZE=100  BODY=8BITMIME");
+    assert_string_equal(proto_path_args("TO: <\"x y\"@b.test>", "TO:"), "");
+    assert_string_equal(proto_path_args("FROM:<> x", "FROM:"), "x");
+    assert_null(proto_path_args("FROM:<a@b.test", "FROM:"));
+    assert_null(proto_path_args("TO:<a@b.test>", "FROM:"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_data_split_input_gives_the_same_result),
         cmocka_unit_test(test_unbracket_strips_one_pair_of_angle_brackets),
         cmocka_unit_test(test_ident_reply),
+        cmocka_unit_test(test_path_args_are_the_parameters_as_given),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
