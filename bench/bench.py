@@ -1499,14 +1499,7 @@ def render_tlsdrain(res: Results) -> List[str]:
 MILTER_ROW = "relay through one milter"
 MILTER_SESSIONS = 20
 BENCH_MILTER = BUILD / "bench" / "bench_milter"  # bench/bench_milter.c, built with tern
-TERN_SMTPD = BUILD / "smtpd" / "tern-smtpd"
 MILTER_PARAMS = {"milter_default_action": "tempfail", "milter_protocol": "6"}
-
-
-def tern_runs_milters() -> bool:
-    """Whether this build's smtpd has the milter client (lib/milter.h's milter_open)."""
-    r = run(["nm", str(TERN_SMTPD)], 30)
-    return r.returncode == 0 and re.search(rb" T milter_open\n", r.stdout) is not None
 
 
 class BenchMilter:
@@ -1544,14 +1537,10 @@ class BenchMilter:
 
 
 def make_milter_mtas(work: Path, sink_port: int, res: Results) -> List[Tuple]:
-    """(MTA without a milter, MTA with one, its BenchMilter) for tern (when its
-    smtpd has the milter client) and Postfix, configured as the plain rows."""
+    """(MTA without a milter, MTA with one, its BenchMilter) for tern and
+    Postfix, configured as the plain rows."""
     triples: List[Tuple] = []
     for who in ("tern", "Postfix"):
-        if who == "tern" and not tern_runs_milters():
-            res.notes.append(f"tern: {TERN_SMTPD.name} has no milter client (no milter_open): "
-                             "its milter rows are left empty.")
-            continue
         milter = BenchMilter(work / f"milter-{who.lower()}.sock").start()
         extra = dict(MILTER_PARAMS, smtpd_milters=milter.spec)
         cls = Tern if who == "tern" else Postfix
