@@ -1696,6 +1696,15 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_pressure() -> str:
+    """The share of the last minute some task waited for a CPU (PSI), e.g. "43%"."""
+    try:
+        m = re.search(r"^some .*avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text(), re.M)
+    except OSError:
+        return "-"
+    return f"{float(m.group(1)):.0f}%" if m else "-"
+
+
 def versions() -> str:
     r = run(["/usr/sbin/postconf", "-d", "-h", "mail_version"], 30)
     pf = r.stdout.decode().strip()
@@ -1802,7 +1811,7 @@ def main() -> int:
     CLEANUPS.append(lambda: shutil.rmtree(work, ignore_errors=True))
     res = Results()
     started = time.time()
-    load_before = loadavg()
+    load_before, pressure_before = loadavg(), cpu_pressure()
     try:
         sink_port = free_port()
         mtas: List = []
@@ -1910,7 +1919,9 @@ def main() -> int:
                     "self-signed certificate"] if do_tlsdrain else [])
                 + ([f"relay through one milter: {msgs} msgs of 4 KiB per run at "
                     f"{MILTER_SESSIONS} sessions, bench/bench_milter"] if do_milter else [])) + ".",
-            f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}.",
+            f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}; CPU "
+            f"pressure (some task waiting for a CPU, last minute) before: {pressure_before}, "
+            f"after: {cpu_pressure()}.",
         ]
         text = render(res, meta, depth)
         print(text)
