@@ -65,6 +65,17 @@ def run(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
 
 
+def stop_process(proc: Optional[subprocess.Popen], grace: float) -> None:
+    """SIGTERM, then SIGKILL after grace seconds, if proc still runs."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 # ------------------------------------------------------------------ sink
 
 
@@ -112,13 +123,7 @@ class SmtpSink:
         return time.monotonic()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
         self.proc = None
 
 
@@ -922,13 +927,7 @@ class BenchDns:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
         self.proc = None
 
     def _counters(self) -> List[int]:
@@ -1490,6 +1489,134 @@ def render_tlsdrain(res: Results) -> List[str]:
     return out
 
 
+# ------------------------------------------------------------------ milter
+
+# "relay at 20 sessions through one pass-through milter, tern vs Postfix with
+# the same milter" (issue 12): each MTA relays to the sink through
+# smtpd_milters = unix:SOCKET, one bench/bench_milter per MTA (libmilter, a
+# thread per connection), against the same MTA without a milter in the same
+# repetition.
+MILTER_ROW = "relay through one milter"
+MILTER_SESSIONS = 20
+BENCH_MILTER = BUILD / "bench" / "bench_milter"  # bench/bench_milter.c, built with tern
+MILTER_PARAMS = {"milter_default_action": "tempfail", "milter_protocol": "6"}
+
+
+class BenchMilter:
+    """bench/bench_milter on unix:SOCKET; report() is its counters (SIGUSR1)."""
+
+    def __init__(self, sock: Path):
+        self.sock = sock
+        self.spec = f"unix:{sock}"
+        self.lines: List[str] = []
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "BenchMilter":
+        self.proc = subprocess.Popen([str(BENCH_MILTER), self.spec], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for(lambda: any(ln.startswith("listening") for ln in self.lines), 10,
+                 f"bench_milter on {self.spec}")
+        CLEANUPS.append(self.stop)
+        return self
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").strip())
+
+    def report(self) -> Dict[str, float]:
+        """The counters now: messages (end of message callbacks), cpu_s, ..."""
+        n = len(self.lines)
+        self.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: len(self.lines) > n, 10, "bench_milter's report", 0.01)
+        return {k: float(v) for k, v in (kv.split("=", 1) for kv in self.lines[n].split())}
+
+    def stop(self) -> None:
+        stop_process(self.proc, 10)
+        self.proc = None
+
+
+def make_milter_mtas(work: Path, sink_port: int, res: Results) -> List[Tuple]:
+    """(MTA without a milter, MTA with one, its BenchMilter) for tern and
+    Postfix, configured as the plain rows."""
+    triples: List[Tuple] = []
+    for who in ("tern", "Postfix"):
+        milter = BenchMilter(work / f"milter-{who.lower()}.sock").start()
+        extra = dict(MILTER_PARAMS, smtpd_milters=milter.spec)
+        cls = Tern if who == "tern" else Postfix
+        triples.append((cls(work, sink_port), cls(work, sink_port, extra=extra), milter))
+    res.notes.append(
+        f"Milter rows: {MILTER_SESSIONS} sessions, smtp-source (one message per connection) "
+        "relayed to smtp-sink, each MTA as in the plain rows plus smtpd_milters = unix:SOCKET, "
+        "milter_default_action = tempfail, milter_protocol = 6; one bench/bench_milter "
+        "(libmilter, a thread per connection, backlog 256) per MTA, callbacks connect, helo, "
+        "envfrom, envrcpt, header, eoh, body, eom, abort, close, all CONTINUE, no "
+        "modifications.  The \"no milter\" rows are a second instance of the same MTA without "
+        "smtpd_milters, measured just before.  CPU per message: every process of the "
+        "instance, reaped children included, from the start of smtp-source until the queue "
+        "was empty; the milter's own CPU separately.")
+    return triples
+
+
+def measure_milter_relay(mta, sink_port: int, count: int, label: str, res: Results,
+                         milter: Optional[BenchMilter] = None) -> float:
+    """measure_relay at MILTER_SESSIONS under MILTER_ROW, with the MTA's CPU per
+    message (and the milter's, which must have seen every message); the
+    end-to-end msg/s."""
+    row = f"{MILTER_ROW}, {MILTER_SESSIONS} sessions, {label}"
+    m0 = milter.report() if milter else {}
+    sink = SmtpSink(sink_port).start()
+    timeout = 60 + count / 10
+    try:
+        cpu0, t0 = cpu_seconds_of(mta.pids()), time.monotonic()
+        accept = smtp_source(mta.port, MILTER_SESSIONS, count, RELAY_RCPT, timeout)
+        t_end = sink.wait_count(count, timeout)
+        wait_drained(mta, 60)
+        cpu1 = cpu_seconds_of(mta.pids())
+    finally:
+        sink.stop()
+    e2e = count / (t_end - t0)
+    res.add(f"{row}: accepted msg/s", mta.name, count / accept)
+    res.add(f"{row}: end-to-end msg/s", mta.name, e2e)
+    res.add(f"{row}: MTA CPU per message, ms", mta.name, 1000 * (cpu1 - cpu0) / count)
+    if milter:
+        m1 = milter.report()
+        seen = m1["messages"] - m0["messages"]
+        if seen != count:
+            raise RuntimeError(f"{mta.name}: the milter saw {seen:.0f} of {count} messages")
+        res.add(f"{row}: milter CPU per message, ms", mta.name,
+                1000 * (m1["cpu_s"] - m0["cpu_s"]) / count)
+    return e2e
+
+
+def measure_milter(triples, sink_port: int, msgs: int, res: Results) -> None:
+    """One repetition: for each MTA, without then with the milter."""
+    for plain, filtered, milter in triples:
+        base = measure_milter_relay(plain, sink_port, msgs, "no milter", res)
+        with_milter = measure_milter_relay(filtered, sink_port, msgs, "one milter", res, milter)
+        res.add(f"{MILTER_ROW}, {MILTER_SESSIONS} sessions: end-to-end with milter / without",
+                plain.name, with_milter / base)
+
+
+def render_milter(res: Results) -> List[str]:
+    rows = [r for r in res.rows if r.startswith(MILTER_ROW)]
+    if not rows:
+        return []
+    out = ["", f"## Relay at {MILTER_SESSIONS} sessions through one pass-through milter", "",
+           "| measure | tern | Postfix | tern/Postfix | target |", "|---|---|---|---|---|"]
+    for row in rows:
+        v = res.values[row]
+        a, b = v.get("tern"), v.get("Postfix")
+        ratios = [x / y for x, y in zip(a or [], b or []) if y]
+        ratio = cell(ratios) if ratios and ("msg/s" in row or "CPU per" in row) else "-"
+        target = "ratio ≥ 2" if "one milter: end-to-end" in row else ""
+        out.append(f"| {row} | {cell(a)} | {cell(b)} | {ratio} | {target} |")
+    out.append("")
+    out.append("tern/Postfix per repetition: > 1 is better for tern in msg/s rows, < 1 in CPU "
+               "rows.  The issue's target: tern ≥ 2× Postfix end-to-end through the milter.")
+    return out
+
+
 # ------------------------------------------------------------------ report
 
 # row prefix -> (better: "high"|"low", target text)
@@ -1535,7 +1662,7 @@ def cell(vals: Optional[List[float]]) -> str:
 
 def render(res: Results, meta: List[str], depth: int) -> str:
     out = ["# tern vs Postfix — bench/run.sh", ""] + meta + [""]
-    rows = [r for r in res.rows if not r.startswith((POLICY_ROW, TLSDRAIN_ROW))]
+    rows = [r for r in res.rows if not r.startswith((POLICY_ROW, TLSDRAIN_ROW, MILTER_ROW))]
     if rows:
         out.append("| measure | tern | Postfix | tern/Postfix | target |")
         out.append("|---|---|---|---|---|")
@@ -1555,6 +1682,7 @@ def render(res: Results, meta: List[str], depth: int) -> str:
     out += machine
     out += render_policy(res)
     out += render_tlsdrain(res)
+    out += render_milter(res)
     out.append("")
     out.append("Cells: median (min–max) over the repetitions; the ratio column is the median of "
                "the per-repetition ratios (min–max).")
@@ -1566,6 +1694,15 @@ def render(res: Results, meta: List[str], depth: int) -> str:
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_pressure() -> str:
+    """The share of the last minute some task waited for a CPU (PSI), e.g. "43%"."""
+    try:
+        m = re.search(r"^some .*avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text(), re.M)
+    except OSError:
+        return "-"
+    return f"{float(m.group(1)):.0f}%" if m else "-"
 
 
 def versions() -> str:
@@ -1624,10 +1761,11 @@ def main() -> int:
                     help="messages queued for the STARTTLS drain (default 20000, --quick 200)")
     ap.add_argument("--tlsdrain-tmpfs", action="store_true",
                     help="the STARTTLS drain's queues on tmpfs (CPU and protocol only)")
-    ap.add_argument("--only", choices=("plain", "tls", "policy", "tlsdrain"),
+    ap.add_argument("--only", choices=("plain", "tls", "policy", "tlsdrain", "milter"),
                     help="only the rows without TLS, only the STARTTLS rows, only the "
                     "relay with policy rows (5 DNS lists and an access map, against none), "
-                    "or only the deep-queue drain to a STARTTLS next hop")
+                    "only the deep-queue drain to a STARTTLS next hop, or only the relay "
+                    "through one pass-through milter")
     ap.add_argument("--out", default=None,
                     help="results file (default bench/results/latest.md; --quick: quick.md; "
                     "--only X: X.md)")
@@ -1654,11 +1792,14 @@ def main() -> int:
     do_plain, do_tls = args.only in (None, "plain"), args.only in (None, "tls")
     do_policy = args.only in (None, "policy")
     do_tlsdrain = args.only in (None, "tlsdrain")
+    do_milter = args.only in (None, "milter")
     tlsdrain_msgs = args.tlsdrain or (200 if q else 20000)
     census_msgs = 5 if q else 20
-    for need, prog in ((do_tls, TLS_SOURCE), (do_tlsdrain, TLS_SINK)):
+    for need, prog, dev in ((do_tls, TLS_SOURCE, "libssl-dev"),
+                            (do_tlsdrain, TLS_SINK, "libssl-dev"),
+                            (do_milter, BENCH_MILTER, "libmilter-dev")):
         if need and not prog.exists():
-            print(f"bench.py: {prog} missing (built by meson with libssl-dev)", file=sys.stderr)
+            print(f"bench.py: {prog} missing (built by meson with {dev})", file=sys.stderr)
             return 2
     fsync_secs = 0.5 if q else 2.0
 
@@ -1670,7 +1811,7 @@ def main() -> int:
     CLEANUPS.append(lambda: shutil.rmtree(work, ignore_errors=True))
     res = Results()
     started = time.time()
-    load_before = loadavg()
+    load_before, pressure_before = loadavg(), cpu_pressure()
     try:
         sink_port = free_port()
         mtas: List = []
@@ -1722,6 +1863,14 @@ def main() -> int:
                 m.start()
             log("STARTTLS drain instances: " + ", ".join(f"{m.name} on {m.port}"
                                                          for m in drain_mtas))
+        milter_triples: List = []
+        if do_milter:
+            milter_triples = make_milter_mtas(work, sink_port, res)
+            for triple in milter_triples:
+                for m in triple[:2]:
+                    m.start()
+            log("milter instances: " + ", ".join(
+                f"{m.name} on {m.port}" for t in milter_triples for m in t[:2]))
         for rep in range(reps):
             log(f"repetition {rep + 1}/{reps}")
             if do_plain:
@@ -1742,6 +1891,8 @@ def main() -> int:
                 measure_unlink(work / "unlink", 200 if q else 1000, res)
             for m in drain_mtas:
                 measure_tlsdrain(m, sink_port, drain_tls, tlsdrain_msgs, work, res, drain_totals)
+            if do_milter:
+                measure_milter(milter_triples, sink_port, msgs, res)
         res.notes += stats.notes()
         res.notes += tlsdrain_notes(drain_totals)
         only = f", --only {args.only}" if args.only else ""
@@ -1765,8 +1916,12 @@ def main() -> int:
                     f"{dns.server if dns else '-'}"] if do_policy else [])
                 + ([f"STARTTLS drain: {tlsdrain_msgs} msgs of 4 KiB queued (1 recipient each, "
                     f"{TLSDRAIN_HOPS} domains and next hops), bench/tls_sink, RSA 2048 "
-                    "self-signed certificate"] if do_tlsdrain else [])) + ".",
-            f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}.",
+                    "self-signed certificate"] if do_tlsdrain else [])
+                + ([f"relay through one milter: {msgs} msgs of 4 KiB per run at "
+                    f"{MILTER_SESSIONS} sessions, bench/bench_milter"] if do_milter else [])) + ".",
+            f"Load average (1/5/15 min) before: {load_before}, after: {loadavg()}; CPU "
+            f"pressure (some task waiting for a CPU, last minute) before: {pressure_before}, "
+            f"after: {cpu_pressure()}.",
         ]
         text = render(res, meta, depth)
         print(text)

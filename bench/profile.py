@@ -2,12 +2,14 @@
 """profile.py - where tern's time goes: perf (cpu-clock samples, call graphs)
 and strace -c (syscall counts) on tern's services during one scenario.
 
-    sudo TERN_BUILD=build-release /usr/bin/python3 bench/profile.py relay|drain|local|policy|policy-baseline [N] [--strace] [--sessions=S]
+    sudo TERN_BUILD=build-release /usr/bin/python3 bench/profile.py relay|drain|local|policy|policy-baseline|milter [N] [--strace] [--sessions=S]
 
 relay: smtp-source -s 20 -m N into tern, relaying to smtp-sink;
 policy, policy-baseline: the same into bench.py's "relay with policy"
 instances (an outsider client, dnsmasq on loopback; policy: 5 DNS lists,
 the access map, sender and recipient checks; baseline: none of them);
+milter: relay through smtpd_milters = one bench/bench_milter (bench.py's
+milter rows; the milter's own CPU is not sampled);
 drain: N messages queued with the sink down, then sink up + flush;
 local: smtp-source -s 20 -m N to a Maildir user.
 Writes bench/results/profile-SCENARIO.txt (perf report by process and
@@ -99,6 +101,10 @@ def main() -> int:
             if files:
                 bench.run([str(bench.TERN), "-c", str(t.t.etc), "map",
                            f"hash:{files['access']}"], 60, check=True)
+        elif scenario == "milter":
+            milter = bench.BenchMilter(work / "milter.sock").start()
+            t = bench.Tern(work, sink_port, name="tern milter",
+                           extra=dict(bench.MILTER_PARAMS, smtpd_milters=milter.spec))
         else:
             t = bench.Tern(work, sink_port)
         user = bench.BenchUser(work) if scenario == "local" else None
@@ -107,12 +113,12 @@ def main() -> int:
         if scenario == "drain":
             bench.fill_queue(t, n, 600)
             sink = bench.SmtpSink(sink_port).start()
-        elif scenario == "relay" or scenario.startswith("policy"):
+        elif scenario in ("relay", "milter") or scenario.startswith("policy"):
             sink = bench.SmtpSink(sink_port).start()
         procs = tracers_start(t, work, use_strace)
         t0 = time.monotonic()
         try:
-            if scenario == "relay" or scenario.startswith("policy"):
+            if scenario in ("relay", "milter") or scenario.startswith("policy"):
                 bench.smtp_source(t.port, sessions, n, bench.RELAY_RCPT, 600)
                 sink.wait_count(n, 600)
             elif scenario == "drain":

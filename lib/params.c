@@ -102,6 +102,8 @@ const struct param_def param_table[] = {
      "default); empty: none"},
     {"smtpd_banner", PARAM_STR, "$myhostname ESMTP tern", "text after 220 in the greeting"},
     {"smtpd_workers", PARAM_INT, "0", "smtpd worker processes (0: one per CPU)"},
+    {"cleanup_workers", PARAM_INT, "0",
+     "cleanup processes sharing private/cleanup (0: one per CPU); the first also runs pickup"},
     {"smtpd_client_limit", PARAM_INT, "1000",
      "concurrent sessions per smtpd worker; the host's cap is this x smtpd_workers, and "
      "connections over it wait in the listen queue (sendmail's MaxDaemonChildren)"},

@@ -2,7 +2,8 @@
  * services - fork, exec, supervise, restart and drain the services.
  *
  * A slot is a place for one service process (smtpd has smtpd_workers
- * slots, the others one each).  A process that dies while its slot is live
+ * slots, cleanup cleanup_workers — the first of them also runs pickup —, the
+ * others one each).  A process that dies while its slot is live
  * is restarted after a back-off that doubles (service_restart_delay up to a
  * minute) while it keeps dying young.  Reload drains: every running child
  * gets SIGHUP (finish, then exit) and a new set of slots starts at once with
@@ -256,20 +257,30 @@ static struct slot *master_slot_add(const char *program, const int *fds, size_t 
     return s;
 }
 
+/* master_workers - processes for a *_workers parameter: 0 = one per CPU,
+ * at most 32 */
+static long long master_workers(const struct config *cfg, const char *param)
+{
+    long long n = config_int(cfg, param);
+
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    return n > 32 ? 32 : n;
+}
+
 /* master_slots_build - the slot list for cfg */
 static void master_slots_build(const struct config *cfg)
 {
-    long long workers = config_int(cfg, "smtpd_workers");
+    long long workers = master_workers(cfg, "smtpd_workers");
 
     current_cfg = cfg;
-    if (workers <= 0)
-        workers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    if (workers > 32)
-        workers = 32;
     int cleanup_fds[] = {socks->cleanup, socks->pickup};
     int qmgr_fds[] = {socks->qmgr, socks->qmgr_public};
 
+    /* the first cleanup also serves public/pickup: one pickup scans maildrop/ */
     master_slot_add("tern-cleanup", cleanup_fds, 2);
+    for (long long i = 1; i < master_workers(cfg, "cleanup_workers"); i++)
+        master_slot_add("tern-cleanup", &socks->cleanup, 1);
     master_slot_add("tern-qmgr", qmgr_fds, 2);
     master_slot_add("tern-smtp", &socks->smtp, 1);
     master_slot_add("tern-lmtp", &socks->lmtp, 1); /* the same binary, LMTP by its name */

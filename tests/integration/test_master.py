@@ -53,16 +53,18 @@ def test_reload_new_banner_old_session_survives(res):
 def test_crashed_cleanup_is_restarted(res):
     sink = res.sink()
     tern = res.tern(relayhost=sink.hostport, service_restart_delay="1s")
-    (old_pid,) = tern.service_pids("cleanup")
+    before = tern.service_pids("cleanup")  # cleanup_workers: one per CPU
+    old_pid = before[0]
     os.kill(old_pid, signal.SIGKILL)
 
     new = wait_until(
-        lambda: [p for p in tern.service_pids("cleanup") if p != old_pid],
+        lambda: [p for p in tern.service_pids("cleanup") if p not in before],
         10,
         "a new tern-cleanup process",
         interval=0.1,
     )
     assert len(new) == 1, new
+    assert len(tern.service_pids("cleanup")) == len(before)
     qid = tern.send(make_message(headers={"X-Test": "after-cleanup-crash"}))
     sink.wait_for(b"X-Test: after-cleanup-crash")
     tern.wait_log(rf"{qid}: to=<rcpt@sink\.test>, .*status=sent")
