@@ -154,13 +154,17 @@ class ScriptedMilter(MilterProcess):
         return [json.loads(line) for line in lines if line.strip()]
 
     def conn_of_port(self, client_port: int) -> Optional[int]:
-        """The milter connection whose connect callback names this SMTP client port."""
+        """The milter connection whose connect callback names this SMTP client
+        port: the latest one (the suite makes enough connections for the
+        kernel to hand an ephemeral port out again; the session asking has
+        had its greeting, so its connect record is already there)."""
+        found = None
         for r in self.records():
             if r.get("cb") == "connect":
                 addr = r["args"][2]
                 if isinstance(addr, list) and len(addr) >= 2 and addr[1] == client_port:
-                    return r["conn"]
-        return None
+                    found = r["conn"]
+        return found
 
     def session(self, conn: int) -> List[Dict]:
         """The callback records of one connection, in order (negotiate and
