@@ -36,6 +36,14 @@ struct cleanup_settings {
     long long message_size_limit;
 };
 
+/* where recipients are written: a queue file, the recipients already in
+ * it (for dropping duplicates) and how many R records that made */
+struct cleanup_rcpt_sink {
+    struct qfile_writer *w;
+    struct cleanup_seen *seen; /* NULL: none yet */
+    size_t count;
+};
+
 enum cleanup_status { CLEANUP_OK, CLEANUP_TEMPFAIL, CLEANUP_PERMFAIL };
 
 enum cleanup_phase { CLEANUP_HEADERS, CLEANUP_BODY };
@@ -73,12 +81,11 @@ struct cleanup_msg {
     buf_t ident;          /* the client's identd user (smtpd_ident_lookup), or "" */
     buf_t prepend;        /* smtpd's PREPEND header lines ("Name: value\n" each) */
     int have_from;
-    int requiretls;            /* MAIL ... REQUIRETLS (RFC 8689): TLS-Required: is ignored */
-    int tls_required_no;       /* a "TLS-Required: No" header field (RFC 8689 section 3) */
-    int rewrite_headers;       /* local_header_rewrite_clients allows it */
-    size_t rcpt_count;         /* R records written */
-    size_t input_rcpts;        /* recipients the client gave */
-    struct cleanup_seen *seen; /* recipients written, for duplicates */
+    int requiretls;                 /* MAIL ... REQUIRETLS (RFC 8689): TLS-Required: is ignored */
+    int tls_required_no;            /* a "TLS-Required: No" header field (RFC 8689 section 3) */
+    int rewrite_headers;            /* local_header_rewrite_clients allows it */
+    struct cleanup_rcpt_sink rcpts; /* into w */
+    size_t input_rcpts;             /* recipients the client gave */
     size_t content_bytes;
     time_t arrival;
     int finished;            /* cleanup_msg_finish ran */
@@ -127,6 +134,20 @@ void cleanup_trigger_qmgr(void);
 struct service;
 void pickup_start(struct service *svc, int fd, const struct cleanup_settings *set);
 void pickup_stop(void);
+
+/* cleanup_rcpt_put - one R record into out (reason non-NULL: failed,
+ * status F), unless it duplicates an earlier one */
+void cleanup_rcpt_put(struct cleanup_rcpt_sink *out, const char *addr, const char *orig,
+                      const char *notify, const char *orcpt, const char *reason);
+/* cleanup_rcpt_expand - one recipient as the client or a milter gave it
+ * into out: qualified, and with m's resolver through the canonical maps
+ * and virtual alias expansion (lib/route.h), duplicates dropped, an error:
+ * result written failed; canonical gets the address after the canonical
+ * maps.  -1 when a table could not answer: m's outcome is that tempfail */
+int cleanup_rcpt_expand(struct cleanup_msg *m, struct cleanup_rcpt_sink *out, const char *addr,
+                        const char *orig, const char *notify, const char *orcpt, buf_t *canonical);
+/* cleanup_rcpt_sink_free - forget the recipients seen (the file stays) */
+void cleanup_rcpt_sink_free(struct cleanup_rcpt_sink *out);
 
 /* cleanup_msg_fail - record a failure outcome */
 void cleanup_msg_fail(struct cleanup_msg *m, enum cleanup_status st, const char *code,

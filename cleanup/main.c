@@ -159,7 +159,7 @@ static void cleanup_log_accepted(const struct cleanup_msg *m)
     if (m->hold.len > 0)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpt_count, m->hold.len > 0 ? "hold" : "active");
+             m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
 }
 
 /* cleanup_commit_sync - make every written file of the batch durable: one

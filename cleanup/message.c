@@ -191,15 +191,15 @@ static void cleanup_seen_grow(struct cleanup_seen *set)
 }
 
 /* cleanup_seen_add - 1 when the recipient is new (and now remembered) */
-static int cleanup_seen_add(struct cleanup_msg *m, const char *addr, const char *notify,
+static int cleanup_seen_add(struct cleanup_rcpt_sink *out, const char *addr, const char *notify,
                             const char *orcpt)
 {
-    struct cleanup_seen *set = m->seen;
+    struct cleanup_seen *set = out->seen;
     buf_t key = BUF_INIT;
     size_t h;
 
     if (set == NULL)
-        set = m->seen = xcalloc(1, sizeof(*set));
+        set = out->seen = xcalloc(1, sizeof(*set));
     if (2 * (set->count + 1) > set->nslots)
         cleanup_seen_grow(set);
     for (const char *p = addr; *p; p++)
@@ -216,54 +216,56 @@ static int cleanup_seen_add(struct cleanup_msg *m, const char *addr, const char 
     return 1;
 }
 
-/* cleanup_seen_free - release the set */
-static void cleanup_seen_free(struct cleanup_msg *m)
+void cleanup_rcpt_sink_free(struct cleanup_rcpt_sink *out)
 {
-    if (m->seen == NULL)
+    struct cleanup_seen *set = out->seen;
+
+    if (set == NULL)
         return;
-    for (size_t i = 0; i < m->seen->nslots; i++)
-        free(m->seen->slots[i]);
-    free(m->seen->slots);
-    free(m->seen);
-    m->seen = NULL;
+    for (size_t i = 0; i < set->nslots; i++)
+        free(set->slots[i]);
+    free(set->slots);
+    free(set);
+    out->seen = NULL;
 }
 
-/* cleanup_put_rcpt - one R record, unless it duplicates an earlier one */
-static void cleanup_put_rcpt(struct cleanup_msg *m, const char *addr, const char *orig,
-                             const char *notify, const char *orcpt)
+void cleanup_rcpt_put(struct cleanup_rcpt_sink *out, const char *addr, const char *orig,
+                      const char *notify, const char *orcpt, const char *reason)
 {
-    if (!cleanup_seen_add(m, addr, notify, orcpt))
+    if (!cleanup_seen_add(out, addr, notify, orcpt))
         return;
-    qfile_put_rcpt_failed(&m->w, addr, orig, notify, orcpt, m->fail_reason);
-    m->rcpt_count++;
+    qfile_put_rcpt_failed(out->w, addr, orig, notify, orcpt, reason);
+    out->count++;
 }
 
-/* cleanup_expand_rcpt - canonical maps and virtual aliases (lib/route.h):
- * the final addresses, or a failed recipient (an error: entry); -1 after
- * a temporary failure, which fails the whole message */
-static int cleanup_expand_rcpt(struct cleanup_msg *m, const struct attr *g)
+int cleanup_rcpt_expand(struct cleanup_msg *m, struct cleanup_rcpt_sink *out, const char *addr,
+                        const char *orig, const char *notify, const char *orcpt, buf_t *canonical)
 {
     struct route_expansion x;
     struct route_reply why;
     enum route_status st;
     buf_t reason = BUF_INIT;
 
+    if (m->set->route == NULL) {
+        cleanup_qualify(m->set, addr, canonical);
+        cleanup_rcpt_put(out, buf_cstr(canonical), orig, notify, orcpt, m->fail_reason);
+        return 0;
+    }
     route_expansion_init(&x);
     route_reply_init(&why);
-    st = route_expand_recipient(m->set->route, g[0].value, &x, &why);
-    if (m->input_rcpts++ == 0)
-        buf_set(&m->only_rcpt, x.canonical.len ? buf_cstr(&x.canonical) : g[0].value);
+    st = route_expand_recipient(m->set->route, addr, &x, &why);
+    buf_set(canonical, x.canonical.len ? buf_cstr(&x.canonical) : addr);
     if (st == ROUTE_TEMPFAIL) {
-        buf_printf(&reason, "Error: <%s>: %s", g[0].value, buf_cstr(&why.text));
+        buf_printf(&reason, "Error: <%s>: %s", addr, buf_cstr(&why.text));
         cleanup_msg_fail(m, CLEANUP_TEMPFAIL, why.code, why.dsn, buf_cstr(&reason));
     } else if (st == ROUTE_REJECT) {
         buf_printf(&reason, "%s %s", why.dsn, buf_cstr(&why.text));
-        qfile_put_rcpt_failed(&m->w, buf_cstr(&x.canonical), g[1].value, g[2].value, g[3].value,
+        qfile_put_rcpt_failed(out->w, buf_cstr(&x.canonical), orig, notify, orcpt,
                               buf_cstr(&reason));
-        m->rcpt_count++;
+        out->count++;
     } else {
         for (size_t k = 0; k < x.count; k++)
-            cleanup_put_rcpt(m, x.v[k], g[1].value, g[2].value, g[3].value);
+            cleanup_rcpt_put(out, x.v[k], orig, notify, orcpt, m->fail_reason);
     }
     buf_free(&reason);
     route_reply_free(&why);
@@ -288,18 +290,14 @@ static int cleanup_write_recipients(struct cleanup_msg *m, const struct attr_msg
             rc = -1;
             break;
         }
-        if (m->set->route != NULL) {
-            rc = cleanup_expand_rcpt(m, &v[i]);
-        } else {
-            cleanup_qualify(m->set, v[i].value, &addr);
-            if (m->input_rcpts++ == 0)
-                buf_set(&m->only_rcpt, buf_cstr(&addr));
-            cleanup_put_rcpt(m, buf_cstr(&addr), v[i + 1].value, v[i + 2].value, v[i + 3].value);
-        }
+        rc = cleanup_rcpt_expand(m, &m->rcpts, v[i].value, v[i + 1].value, v[i + 2].value,
+                                 v[i + 3].value, &addr);
+        if (m->input_rcpts++ == 0)
+            buf_set(&m->only_rcpt, buf_cstr(&addr));
         i += 3;
     }
     buf_free(&addr);
-    return rc == 0 && m->rcpt_count > 0 ? 0 : -1;
+    return rc == 0 && m->rcpts.count > 0 ? 0 : -1;
 }
 
 /* cleanup_set_sender - the envelope sender, qualified, and with a resolver
@@ -352,6 +350,7 @@ static int cleanup_msg_start(struct cleanup_msg *m, const struct cleanup_setting
     m->fail_reason = reason;
     m->set = set;
     m->fd = -1;
+    m->rcpts.w = &m->w;
     if (sender == NULL || strlen(sender) > ADDR_MAX_LENGTH) {
         cleanup_msg_fail(m, CLEANUP_PERMFAIL, "554", "5.5.0", "Error: malformed submission");
         return -1;
@@ -769,7 +768,7 @@ void cleanup_msg_free(struct cleanup_msg *m)
                      &m->listener, &m->tls,        &m->sasl_method, &m->sasl_username};
     if (m->fd >= 0)
         cleanup_msg_discard(m);
-    cleanup_seen_free(m);
+    cleanup_rcpt_sink_free(&m->rcpts);
     qfile_writer_free(&m->w);
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         buf_free(bufs[i]);

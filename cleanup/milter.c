@@ -573,12 +573,18 @@ static size_t cleanup_milter_recipients(const struct cleanup_milter_run *r,
     return live;
 }
 
-/* cleanup_milter_write_envelope - V T S A R records of the new file */
-static void cleanup_milter_write_envelope(struct cleanup_milter_run *r, struct qfile_writer *w,
-                                          const struct qfile_msg *q,
-                                          const struct cleanup_milter_rcpt *v, size_t n)
+/* cleanup_milter_write_envelope - V T S A R records of the new file (into
+ * out->w); an added recipient goes through the same rewriting and virtual
+ * alias expansion as the client's, its original the address the milter
+ * gave; -1 when a table could not answer (the outcome set) */
+static int cleanup_milter_write_envelope(struct cleanup_milter_run *r,
+                                         struct cleanup_rcpt_sink *out, const struct qfile_msg *q,
+                                         const struct cleanup_milter_rcpt *v, size_t n)
 {
+    struct qfile_writer *w = out->w;
+    buf_t canonical = BUF_INIT;
     char stamp[64];
+    int rc = 0;
 
     snprintf(stamp, sizeof(stamp), "%lld.%06ld", q->arrival_sec, q->arrival_usec);
     qfile_put_str(w, QFILE_REC_VERSION, "1");
@@ -594,15 +600,18 @@ static void cleanup_milter_write_envelope(struct cleanup_milter_run *r, struct q
         qfile_put_attr(w, "ret", r->ret);
     if (r->dsn_changed && r->envid.len)
         qfile_put_attr(w, "envid", buf_cstr(&r->envid));
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         if (v[i].deleted)
             continue;
         if (v[i].old)
-            qfile_put_rcpt_failed(w, v[i].addr, v[i].old->original, v[i].old->notify,
-                                  v[i].old->orcpt, v[i].old->reason);
+            cleanup_rcpt_put(out, v[i].addr, v[i].old->original, v[i].old->notify, v[i].old->orcpt,
+                             v[i].old->reason);
         else
-            qfile_put_rcpt(w, v[i].addr, v[i].addr, v[i].op->notify, v[i].op->orcpt);
+            rc = cleanup_rcpt_expand(r->msg, out, v[i].addr, v[i].addr, v[i].op->notify,
+                                     v[i].op->orcpt, &canonical);
     }
+    buf_free(&canonical);
+    return rc;
 }
 
 /* cleanup_milter_write_content - the M record and what follows it */
@@ -653,7 +662,7 @@ static void cleanup_milter_replace(struct cleanup_milter_run *r, struct qfile_wr
     qfile_writer_free(&m->w);
     m->w = *w;
     m->fd = w->fd;
-    m->rcpt_count = n;
+    m->rcpts.count = n;
     m->content_bytes = w->content_length;
     if (r->sender_changed)
         buf_set(&m->sender, buf_cstr(&r->sender));
@@ -667,9 +676,10 @@ static int cleanup_milter_rewrite(struct cleanup_milter_run *r)
     struct qfile_msg q;
     struct qfile_writer w;
     struct cleanup_milter_rcpt *v = NULL;
+    struct cleanup_rcpt_sink rcpts = {NULL, NULL, 0};
     buf_t err = BUF_INIT, path = BUF_INIT;
-    size_t n = 0, live;
-    int fd = -1, rc = -1;
+    size_t n = 0;
+    int fd = -1, rc = -1, table_failed = 0;
 
     qfile_msg_init(&q);
     buf_printf(&path, "%s.milter", buf_cstr(&m->tmp_path));
@@ -677,8 +687,7 @@ static int cleanup_milter_rewrite(struct cleanup_milter_run *r)
         log_warn("%s: cannot read back the queue file: %s", m->queue_id, buf_cstr(&err));
         goto out;
     }
-    live = cleanup_milter_recipients(r, &q, &v, &n);
-    if (live == 0) { /* every recipient deleted: nothing to deliver */
+    if (cleanup_milter_recipients(r, &q, &v, &n) == 0) { /* every one deleted */
         cleanup_milter_log(m, "discard", "milters deleted every recipient: message discarded");
         m->milter_discarded = 1;
         rc = 0;
@@ -687,21 +696,24 @@ static int cleanup_milter_rewrite(struct cleanup_milter_run *r)
     if ((fd = safe_create(buf_cstr(&path), O_RDWR, 0600)) < 0)
         goto out;
     qfile_writer_init(&w, fd);
-    cleanup_milter_write_envelope(r, &w, &q, v, n);
-    if (cleanup_milter_write_content(r, &w, &q) < 0 ||
+    rcpts.w = &w;
+    if ((table_failed = cleanup_milter_write_envelope(r, &rcpts, &q, v, n) < 0) ||
+        cleanup_milter_write_content(r, &w, &q) < 0 ||
         rename(buf_cstr(&path), buf_cstr(&m->tmp_path)) < 0) {
-        log_warn("%s: queue file write error: %s", m->queue_id,
-                 strerror(w.failed_errno ? w.failed_errno : errno));
+        if (!table_failed)
+            log_warn("%s: queue file write error: %s", m->queue_id,
+                     strerror(w.failed_errno ? w.failed_errno : errno));
         qfile_writer_free(&w);
         close(fd);
         unlink(buf_cstr(&path));
         goto out;
     }
-    cleanup_milter_replace(r, &w, live);
+    cleanup_milter_replace(r, &w, rcpts.count);
     rc = 0;
 out:
     if (rc < 0)
         cleanup_msg_fail(m, CLEANUP_TEMPFAIL, "451", "4.3.0", "Error: queue file write error");
+    cleanup_rcpt_sink_free(&rcpts);
     free(v);
     qfile_msg_free(&q);
     buf_free(&err);

@@ -382,7 +382,7 @@ static void pickup_log(const struct pickup_item *it)
     if (m->hold.len > 0)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpt_count, m->hold.len > 0 ? "hold" : "active");
+             m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
 }
 
 /* pickup_commit - make the batch durable, then remove the maildrop files */

@@ -85,6 +85,17 @@ def test_sendmail_message_changed_by_a_non_smtpd_milter(res, it_base):
     assert any(s.startswith("Received: '(from root@localhost)") for s in headers_seen(m))
 
 
+def test_recipient_added_by_a_milter_is_expanded_by_virtual_alias_maps(res, it_base):
+    m = start_milter(res, it_base, "add-alias")
+    sink = res.sink()
+    tern = res.tern(relayhost=sink.hostport, smtpd_milters=m.spec,
+                    virtual_alias_maps="inline:{{alias@tern.test = x@sink.test, y@sink.test}}")
+    qid = tern.send(make_message(subject="alias"))
+    (msg,) = sink.wait_count(1)
+    assert sorted(msg.rcpt_tos) == ["rcpt@sink.test", "x@sink.test", "y@sink.test"]
+    tern.wait_log(rf"{qid}: from=<sender@example\.test>, size=\d+, nrcpt=3 \(queue active\)")
+
+
 def test_pass_through_milter_changes_nothing_for_two_messages_in_a_session(res, it_base):
     m, sink, tern = smtp_instance(res, it_base, "pass")
     with tern.connect() as c:

@@ -15,6 +15,7 @@ and for test_cleanup_milter.py, at the end of every message:
   quarantine        quarantines the message: "test reason"
   eom-reject        550 "5.7.1 milter says no" / "5.7.1 second line"
   pass              changes nothing
+  add-alias         adds the recipient <alias@tern.test>
   bad-rcpt          adds the recipient "<two words@sink.test>"
   big-body          replaces the body with 200000 bytes
   header-reject     a header "X-Reject": 550 5.7.1 header says no (before
@@ -77,6 +78,8 @@ class TinyMilter(Milter.Base):
             self.replacebody(b"cleaned\n")
         elif MODE == "quarantine":
             self.quarantine("test reason")
+        elif MODE == "add-alias":
+            self.addrcpt("<alias@tern.test>")
         elif MODE == "bad-rcpt":
             self.addrcpt("<two words@sink.test>")
         elif MODE == "big-body":
