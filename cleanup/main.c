@@ -32,6 +32,7 @@
 #include "route.h"
 #include "safefile.h"
 #include "service.h"
+#include "stats.h"
 
 #define CLEANUP_IDLE_TIMEOUT 3600
 
@@ -160,6 +161,7 @@ static void cleanup_log_accepted(const struct cleanup_msg *m)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
              m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
+    stats_count_received(m->client_addr.len ? "smtp" : "local", m->content_bytes);
 }
 
 /* cleanup_commit_sync - make every written file of the batch durable: one

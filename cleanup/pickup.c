@@ -42,6 +42,7 @@
 #include "milter.h"
 #include "safefile.h"
 #include "service.h"
+#include "stats.h"
 #include "tern_build.h"
 
 #define PICKUP_SCAN_INTERVAL 60
@@ -383,6 +384,7 @@ static void pickup_log(const struct pickup_item *it)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
              m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
+    stats_count_received("local", m->content_bytes);
 }
 
 /* pickup_commit - make the batch durable, then remove the maildrop files */
@@ -602,6 +604,7 @@ static void pickup_milter_refused(struct pickup_job *j, const struct milter_resu
 
     if (r->outcome == MILTER_DISCARD) {
         m->milter_discarded = 1;
+        stats_add(STATS_DISCARDED, "local", 1);
         log_info("%s: milter-discard: %s from localhost[127.0.0.1]: message discarded", m->queue_id,
                  steps[j->step]);
     } else {

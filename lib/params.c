@@ -81,6 +81,8 @@ const struct param_def param_table[] = {
     {"syslog_facility", PARAM_STR, "mail", "syslog facility"},
     {"service_restart_delay", PARAM_TIME, "1s",
      "first delay before a crashed service is restarted (doubles up to 1m)"},
+    {"metrics_listen", PARAM_STR, "",
+     "host:port of the OpenMetrics endpoint, GET /metrics (tern-metrics); empty: none"},
     {"alternate_config_directories", PARAM_LIST, "",
      "config directories a non-root user may name with -C or TERN_CONFIG_DIR"},
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "privs.h"
 #include "service.h"
+#include "stats.h"
 #include "tern_build.h"
 
 static struct event *service_sighup_ev, *service_sigterm_ev, *service_sigint_ev;
@@ -77,6 +78,7 @@ void service_init(struct service *svc, const char *name, int argc, char **argv)
     log_init_from_config(name, svc->cfg, getenv("TERN_LOG_STDERR") != NULL);
     log_set_verbose(svc->verbose);
     service_inherit_fds(svc);
+    stats_attach(config_str(svc->cfg, "data_directory"));
     qdir = config_str(svc->cfg, "queue_directory");
     if (chdir(qdir) < 0)
         log_fatal("chdir %s: %s", qdir, strerror(errno));

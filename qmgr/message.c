@@ -22,6 +22,7 @@
 #include "qid.h"
 #include "route.h"
 #include "safefile.h"
+#include "stats.h"
 #include "timeutil.h"
 #include "qmgr.h"
 
@@ -87,16 +88,19 @@ static void message_route_decided(struct qmgr_message *m, size_t i, const struct
     if (tempfail || strcmp(d->transport, "retry") == 0) {
         qmgr_rcpt_set_deferred(m, i, d->reply.dsn, text);
         qmgr_log_deferred(m, i, "none");
+        stats_count_delivery(d->transport, "defer", 0, 0);
     } else if (strcmp(d->transport, "error") == 0) {
         qmgr_rcpt_set_deferred(m, i, d->reply.dsn, text);
         qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, fd);
         qmgr_log_rcpt(m, i, "none", "bounced");
+        stats_count_delivery(d->transport, "bounce", 0, 0);
     } else { /* discard */
         buf_t reason = BUF_INIT;
         buf_printf(&reason, "discarded: %s", text);
         qmgr_rcpt_set_deferred(m, i, "2.0.0", reason.data);
         qmgr_message_set_status(m, i, QFILE_RCPT_SENT, fd);
         qmgr_log_rcpt(m, i, "none", "sent");
+        stats_count_delivery(d->transport, "sent", m->qf.content_length, qmgr_message_arrival(m));
         buf_free(&reason);
     }
 }
@@ -276,10 +280,16 @@ void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, c
 /* qmgr_message_delay - seconds since arrival as "0.4" */
 void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out)
 {
-    double arrival = (double)m->qf.arrival_sec + (double)m->qf.arrival_usec / 1e6;
+    double arrival = qmgr_message_arrival(m);
 
     buf_reset(out);
     time_format_delay(now > arrival ? now - arrival : 0, out);
+}
+
+/* qmgr_message_arrival - when m arrived, seconds since the epoch */
+double qmgr_message_arrival(const struct qmgr_message *m)
+{
+    return (double)m->qf.arrival_sec + (double)m->qf.arrival_usec / 1e6;
 }
 
 /* qmgr_log_rcpt - the status=WORD line for recipient i */

@@ -12,12 +12,14 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
   ldnsutils nsd unbound bind9-dnsutils
-  libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest"
+  libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
+  libmicrohttpd-dev prometheus python3-prometheus-client"
 
 # the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a
-# local resolver or the dnsmasq of the tests)
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim"
+# local resolver or the dnsmasq of the tests); prometheus is here for its
+# promtool (tests/integration/test_metrics.py), never as a server
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the

@@ -51,6 +51,7 @@
 #include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "stats.h"
 #include "tlsrpt.h"
 #include "timeutil.h"
 
@@ -831,6 +832,7 @@ static void session_auth_failed(struct smtp_session *s, const char *why)
     buf_t reason = BUF_INIT;
     char dsn[16];
 
+    stats_count_result(STATS_AUTH, "smtp", 0);
     if (why) {
         buf_printf(&reason, "SASL authentication failed; cannot authenticate to server %s: %s",
                    buf_cstr(&s->peer), why);
@@ -905,6 +907,7 @@ static void session_on_auth(struct smtp_session *s)
         smtp_sasl_client_free(s->sasl);
         s->sasl = NULL;
         s->authenticated = 1;
+        stats_count_result(STATS_AUTH, "smtp", 1);
         session_begin_transaction(s);
     } else {
         session_auth_failed(s, NULL);
@@ -1091,6 +1094,7 @@ static void session_tls_done(struct smtp_session *s)
     enum smtp_tls_trust trust = smtp_tls_result(ssl, &why);
 
     smtp_tls_log_handshake(s->env->tls, ssl, trust, buf_cstr(&s->relay));
+    stats_count_result(STATS_TLS, "smtp", 1);
     s->tls_active = 1;
     s->tls_verified = trust == SMTP_TLS_VERIFIED;
     s->tls_policy_ok = s->tls_verified && (s->tlsa_count > 0 || s->level >= SMTP_TLS_VERIFY);
@@ -1142,6 +1146,7 @@ static void session_tls_failed(struct smtp_session *s, short what)
     buf_t why = BUF_INIT, reason = BUF_INIT;
 
     session_tls_error(s, what, &why);
+    stats_count_result(STATS_TLS, "smtp", 0);
     session_tlsrpt(s, "validation-failure");
     if (!session_tls_required(s) && !s->tls_fallback) {
         log_info("%s: TLS handshake with %s failed (%s); trying again without TLS",

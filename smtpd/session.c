@@ -28,7 +28,9 @@
 #include "ident.h"
 #include "log.h"
 #include "netaddr.h"
+#include "reject_reason.h"
 #include "session.h"
+#include "stats.h"
 #include "table.h"
 #include "timeutil.h"
 #include "tern_build.h"
@@ -149,7 +151,19 @@ void session_log_event(struct session *s, int kind_len, const char *kind, const 
 /* session_log_reject - one line per refused MAIL/RCPT/message */
 void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to)
 {
+    session_log_reject_by(s, stage, reply, to, NULL);
+}
+
+/* session_log_reject_by - the same, naming the restriction that decided
+ * (policy_log) for the count of refusals by reason (lib/stats.h) */
+void session_log_reject_by(struct session *s, const char *stage, const char *reply, const char *to,
+                           const char *policy_log)
+{
+    char reason[STATS_LABEL_MAX];
+
     session_log_event(s, 6, "reject", stage, reply, to);
+    smtpd_reject_reason(policy_log, reply, reason, sizeof(reason));
+    stats_count_reject(reason);
 }
 
 /* session_reset_transaction - back to "no MAIL yet" */
@@ -238,6 +252,7 @@ static void session_free(struct session *s)
     struct smtpd_server *server = s->server;
 
     session_log_disconnect(s);
+    stats_count_session(0);
     smtpd_policy_end(s);
     smtpd_ident_end(s);
     smtpd_greet_session_end(s);
@@ -511,6 +526,7 @@ static struct session *session_new(struct smtpd_listener *listener, const struct
     s->stage = "CONNECT";
     proto_mail_init(&s->mail);
     proto_rcpt_init(&s->rcpt);
+    stats_count_session(1);
     return s;
 }
 

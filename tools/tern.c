@@ -34,6 +34,7 @@
 #include "service.h"
 #include "table.h"
 #include "tern_build.h"
+#include "stats_report.h"
 #include "tlsrpt_report.h"
 
 #define TERN_STOP_WAIT 30
@@ -64,6 +65,8 @@ static void tern_usage(FILE *fp)
             "  tlsrpt [-d DAYS] [DOMAIN]\n"
             "                     TLS-RPT session counts per day and policy domain\n"
             "                     (docs/tlsrpt.md)\n"
+            "  stats [-r]         messages and bytes per transport since the last reset,\n"
+            "                     like sendmail's mailstats; -r resets (docs/metrics.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -474,6 +477,8 @@ static int tern_dispatch(int argc, char **argv)
         return tern_auth_test_main(argc, argv, tern_load());
     if (strcmp(cmd, "tlsrpt") == 0)
         return tern_tlsrpt_main(argc, argv, tern_load());
+    if (strcmp(cmd, "stats") == 0)
+        return tern_stats_main(argc, argv, tern_load());
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;
