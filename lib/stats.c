@@ -155,9 +155,29 @@ static void stats_gauges_zero(struct stats_file *f)
                 __atomic_store_n(&stats_slot_at(f, i)->values[v], 0, __ATOMIC_RELAXED);
 }
 
-int stats_file_prepare(const char *path, uid_t uid, gid_t gid)
+/* stats_file_create - open path for master, which then chowns it: a
+ * regular file with one link, else it is replaced (mail_owner can write the
+ * directory: a hard link to another file must not be given away) */
+static int stats_file_create(const char *path)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct stat st;
+
+    if (fd < 0 && errno != ELOOP)
+        return -1;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
+        return fd;
+    log_warn("%s is not a regular file with one link: replacing it", path);
+    if (fd >= 0)
+        close(fd);
+    if (unlink(path) < 0)
+        return -1;
+    return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+int stats_file_prepare(const char *path, uid_t uid, gid_t gid)
+{
+    int fd = stats_file_create(path);
     struct stats_file *f;
 
     if (fd < 0)

@@ -195,6 +195,33 @@ static void test_a_foreign_file_is_rebuilt_never_trusted(void **state)
     stats_file_close(f);
 }
 
+static void test_a_link_in_its_place_is_replaced_not_given_away(void **state)
+{
+    struct fixture *fx = *state;
+    char victim[160];
+    struct stat st;
+    struct stats_file *f;
+
+    snprintf(victim, sizeof(victim), "%s/victim", fx->dir);
+    write_file(victim, "secret\n", 7);
+    assert_int_equal(link(victim, fx->path), 0);
+    assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_size, 7);
+    assert_int_equal(st.st_nlink, 1);
+    assert_int_equal(unlink(fx->path), 0);
+    assert_int_equal(symlink(victim, fx->path), 0);
+    assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
+    assert_int_equal(lstat(fx->path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_size, 7);
+    f = stats_file_open(fx->path, 0);
+    assert_non_null(f);
+    stats_file_close(f);
+    unlink(victim);
+}
+
 static void test_a_corrupt_slot_is_skipped(void **state)
 {
     struct fixture *fx = *state;
@@ -293,6 +320,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_full_table_drops_new_labels_and_keeps_the_old, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_foreign_file_is_rebuilt_never_trusted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_link_in_its_place_is_replaced_not_given_away, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_corrupt_slot_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_histogram_buckets_count_and_sum, setup, teardown),
