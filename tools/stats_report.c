@@ -77,7 +77,7 @@ static void stats_report_print(const struct stats_file *f)
     struct stats_sample s;
     struct stats_row total;
     time_t since = (time_t)stats_file_reset_time(f);
-    char when[64], mark[8];
+    char when[64], mark[24];
 
     t.count = 0;
     for (size_t i = 0; i < STATS_SLOTS; i++)
