@@ -188,7 +188,8 @@ int stats_file_prepare(const char *path, uid_t uid, gid_t gid)
     }
     f = stats_file_open(path, 1);
     if (f == NULL && errno == EINVAL) {
-        log_warn("%s is not a tern statistics file of this version: starting it anew", path);
+        if (lseek(fd, 0, SEEK_END) > 0) /* not the empty file just created */
+            log_warn("%s is not a tern statistics file of this version: starting it anew", path);
         if (stats_rebuild(fd) < 0) {
             close(fd);
             return -1;

@@ -7,9 +7,12 @@ queue figures); `promtool check metrics` passes on the Prometheus text the
 endpoint gives a text/plain scraper, and the OpenMetrics text passes the
 strict parser of prometheus_client; another path is 404.  `tern stats` shows
 >= 10 received after 10 messages, with tern stopped too; -r resets; a
-corrupt counter file is rebuilt at start."""
+corrupt counter file is rebuilt at start.  TLS handshakes (smtpd and smtp) and
+AUTH results (smtpd) are counted."""
 
+import base64
 import re
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -186,6 +189,7 @@ def test_tern_stats_counts_ten_messages_with_tern_stopped_and_resets(res):
     for i in range(10):
         tern.send(make_message(subject=f"stats {i}"))
     sink.wait_count(10)
+    assert "not a tern statistics file" not in tern.log()  # a new file is no news
     wait_until(lambda: stats_rows(tern).get("smtp", [0, 0, 0])[2] >= 10 or None, 20,
                "10 delivered in tern stats")
     tern.stop()
@@ -208,3 +212,62 @@ def test_a_corrupt_counter_file_is_rebuilt_at_start(res):
     tern.send(make_message(subject="after rebuild"))
     wait_until(lambda: stats_rows(tern).get("smtp", [0])[0] == 1 or None, 20,
                "1 received after the rebuild")
+
+
+def self_signed(d):
+    """A P-256 key and a self-signed certificate for tern.test in d."""
+    d.mkdir(exist_ok=True)
+    d.chmod(0o755)
+    key, cert = d / "tls.key", d / "tls.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", "/CN=tern.test", "-days", "2"], check=True, capture_output=True)
+    key.chmod(0o600)
+    return key, cert
+
+
+def test_tls_handshakes_count_on_both_sides(res, tmp_path):
+    key, cert = self_signed(tmp_path / "pki")
+    sink = res.sink()
+    inner = res.tern(name="inner", relayhost=sink.hostport, smtpd_tls_cert_file=cert,
+                     smtpd_tls_key_file=key, metrics_listen=f"127.0.0.1:{free_port()}")
+    outer = res.tern(name="outer", relayhost=f"[127.0.0.1]:{inner.port}",
+                     smtp_tls_security_level="may", metrics_listen=f"127.0.0.1:{free_port()}")
+    outer.send(make_message(subject="over TLS"))
+    sink.wait_for(b"over TLS")
+    wait_metric(outer, "tern_tls_handshakes_total", 1, side="smtp", result="ok")
+    wait_metric(inner, "tern_tls_handshakes_total", 1, side="smtpd", result="ok")
+    # a client that says STARTTLS and then sends no TLS at all
+    with inner.connect() as c:
+        c.greeting()
+        c.cmd("EHLO plain.example")
+        assert c.cmd("STARTTLS")[0].startswith("220")
+        c.send(b"this is not a TLS record\r\n" * 20)
+        c.wait_closed(10)
+    wait_metric(inner, "tern_tls_handshakes_total", 1, side="smtpd", result="failed")
+
+
+def test_auth_results_count(res):
+    tern = res.tern(start=False, smtpd_sasl_auth_enable="yes", smtpd_tls_auth_only="no",
+                    metrics_listen=f"127.0.0.1:{free_port()}")
+    sasl = tern.dir / "sasl"  # tern-auth (mail_owner) reaches it
+    sasl.mkdir()
+    sasl.chmod(0o755)
+    db = sasl / "sasldb2"
+    (sasl / "smtpd.conf").write_text(f"sasldb_path: {db}\npwcheck_method: auxprop\n"
+                                     "auxprop_plugin: sasldb\nmech_list: PLAIN\n")
+    subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u", "tern.test", "alice"],
+                   input=b"secret", check=True)
+    shutil.chown(db, "root", "tern")
+    db.chmod(0o640)
+    tern.conf_edit(cyrus_sasl_config_path=str(sasl))
+    tern.start()
+    for password, reply in (("wrong", "535"), ("secret", "235")):
+        with tern.connect() as c:
+            c.greeting()
+            c.cmd("EHLO client.example")
+            token = base64.b64encode(f"\0alice\0{password}".encode()).decode()
+            assert c.cmd(f"AUTH PLAIN {token}", timeout=15)[0].startswith(reply)
+            c.cmd("QUIT")
+    assert metric(tern, "tern_auth_attempts_total", side="smtpd", result="failed") == 1
+    assert metric(tern, "tern_auth_attempts_total", side="smtpd", result="ok") == 1
