@@ -1,0 +1,95 @@
+"""Operating tern (docs/operations.md): process titles (OPS-04), the version
+in the banner only on request (OPS-05), sendmail's PID file (OPS-03)."""
+
+import re
+import subprocess
+import threading
+
+from ternlib import SmtpConn, SilentServer, make_message, wait_until
+
+
+def titles(tern):
+    """`ps -eo args` lines of this instance's processes."""
+    pids = {str(p) for p in tern.pids()}
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [line.split(None, 1)[1] for line in out.splitlines()
+            if line.split(None, 1)[0] in pids and len(line.split(None, 1)) == 2]
+
+
+class StallingServer(SilentServer):
+    """Greets and answers EHLO, then never answers MAIL: a slow delivery."""
+
+    def _accepted(self, conn):
+        def serve():
+            conn.sendall(b"220 slow.test ESMTP\r\n")
+            f = conn.makefile("rb")
+            if f.readline():
+                conn.sendall(b"250 slow.test\r\n")
+        threading.Thread(target=serve, daemon=True).start()
+
+
+# ---------------------------------------------------------------- OPS-04
+
+
+def test_titles_name_the_client_and_the_queue_id(res):
+    slow = StallingServer()
+    res.others.append(slow)
+    tern = res.tern(relayhost=f"[127.0.0.1]:{slow.port}")
+    wait_until(lambda: any(t.startswith("tern-master: accepting connections")
+                           for t in titles(tern)), 5, "the master's title")
+    with SmtpConn(tern.host, tern.port, timeout=5, source="127.0.0.7") as c:
+        c.greeting()
+        wait_until(lambda: any(re.match(r"tern-smtpd: [1-9]\d* sessions?, last \[127\.0\.0\.7\]$",
+                                        t) for t in titles(tern)), 5, "smtpd's title with the IP")
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<a@client.test>")
+        c.cmd("RCPT TO:<secret-rcpt@far.test>")
+        reply = c.data(make_message())
+        qid = re.search(r"queued as (\w+)", reply[0]).group(1)
+        c.cmd("QUIT")
+    title = f"tern-smtp: {qid} to 127.0.0.1[127.0.0.1]"
+    wait_until(lambda: title in titles(tern), 10, f"'{title}' in ps")
+    assert any(re.match(r"tern-qmgr: 1 active, \d+ in flight$", t) for t in titles(tern))
+    assert not any("secret-rcpt" in t or "a@client.test" in t for t in titles(tern))
+
+
+# ---------------------------------------------------------------- OPS-05
+
+
+def greeting(tern):
+    with SmtpConn(tern.host, tern.port, timeout=5) as c:
+        line = c.greeting()[0]
+        c.cmd("QUIT")
+        return line
+
+
+def test_default_banner_hides_the_version(res):
+    tern = res.tern()
+    version = tern.tern("version").stdout.split()[-1]
+    line = greeting(tern)
+    assert line == "220 tern.test ESMTP tern", line
+    assert version not in line
+
+
+def test_banner_shows_the_version_when_asked(res):
+    tern = res.tern(smtpd_banner="$myhostname ESMTP $mail_name $mail_version")
+    version = tern.tern("version").stdout.split()[-1]
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", version), version
+    assert greeting(tern) == f"220 tern.test ESMTP tern {version}"
+
+
+# ---------------------------------------------------------------- OPS-03
+
+
+def test_pid_file_has_the_pid_then_the_command_line(res):
+    tern = res.tern()
+    lines = (tern.queue / "pid" / "master.pid").read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert int(lines[0]) == tern.master_pid()
+    assert lines[1] == f"tern-master -c {tern.etc} -f", lines
+    assert tern.tern("status").returncode == 0
+    tern.conf_edit(smtpd_banner="$myhostname ESMTP reloaded")
+    assert tern.tern("reload").returncode == 0
+    wait_until(lambda: greeting(tern) == "220 tern.test ESMTP reloaded", 5, "the reload")
+    assert tern.tern("stop").returncode == 0
+    assert not (tern.queue / "pid" / "master.pid").exists()
