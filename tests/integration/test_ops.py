@@ -5,7 +5,9 @@ import re
 import subprocess
 import threading
 
-from ternlib import SmtpConn, SilentServer, make_message, wait_until
+from ternlib import BUILD, TERN, SmtpConn, SilentServer, make_message, wait_until
+
+SENDMAIL = BUILD / "tools" / "sendmail"
 
 
 def titles(tern):
@@ -93,3 +95,33 @@ def test_pid_file_has_the_pid_then_the_command_line(res):
     wait_until(lambda: greeting(tern) == "220 tern.test ESMTP reloaded", 5, "the reload")
     assert tern.tern("stop").returncode == 0
     assert not (tern.queue / "pid" / "master.pid").exists()
+
+
+# ---------------------------------------------------------------- MSP-01
+
+
+def test_maildrop_is_listed_while_stopped_and_running(res):
+    sink = res.sink()
+    tern = res.tern(relayhost=sink.hostport)  # master makes the queue layout
+    tern.stop()
+    r = subprocess.run([str(SENDMAIL), "-C", str(tern.conf_path), "-f", "cron@host.test",
+                        "down@remote.test"], input=b"Subject: while-down\n\nx\n",
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    (qid,) = [p.name for p in (tern.queue / "maildrop").iterdir()]
+    for cmd in ([str(TERN), "-c", str(tern.etc), "queue", "list"],
+                [str(SENDMAIL), "-C", str(tern.conf_path), "-bp"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out
+        assert re.search(rf"^\t\t{re.escape(str(tern.queue))}/maildrop \(1 request\)$",
+                         out.stdout, re.M), out.stdout
+        assert re.search(rf"^{qid} .*<cron@host\.test>$", out.stdout, re.M), out.stdout
+        assert "down@remote.test" in out.stdout
+        assert out.stdout.endswith("\t\tTotal requests: 1\n"), out.stdout
+    j = tern.tern("queue", "list", "-j").stdout
+    assert '"queue_name":"maildrop"' in j.replace(" ", ""), j
+    tern.start()
+    sink.wait_for(b"Subject: while-down")
+    empty = subprocess.run([str(SENDMAIL), "-C", str(tern.conf_path), "-bp"],
+                           capture_output=True, text=True, timeout=30)
+    assert "Total requests: 0" in empty.stdout, empty
