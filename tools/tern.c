@@ -22,6 +22,7 @@
 #include "milter.h"
 #include "check_sasl.h"
 #include "check_tls.h"
+#include "check_warn.h"
 #include "config.h"
 #include "privacy.h"
 #include "log.h"
@@ -401,6 +402,7 @@ static int tern_check(void)
     problems += check_sasl(cfg);
     problems += check_policy(cfg);
     problems += tern_check_milters(cfg);
+    check_warnings(cfg); /* warnings leave the exit status alone */
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;

@@ -1,9 +1,14 @@
 """Operating tern (docs/operations.md): process titles (OPS-04), the version
 in the banner only on request (OPS-05), sendmail's PID file (OPS-03)."""
 
+import grp
+import os
+import pwd
 import re
 import subprocess
 import threading
+
+import pytest
 
 from ternlib import BUILD, TERN, SmtpConn, SilentServer, make_message, wait_until
 
@@ -125,3 +130,82 @@ def test_maildrop_is_listed_while_stopped_and_running(res):
     empty = subprocess.run([str(SENDMAIL), "-C", str(tern.conf_path), "-bp"],
                            capture_output=True, text=True, timeout=30)
     assert "Total requests: 0" in empty.stdout, empty
+
+
+# ---------------------------------------------------------------- SPAM-10, OPS-06
+
+
+def check(res, files=None, **params):
+    """`tern check` of a tern that is not started; files: name -> (text, mode)."""
+    t = res.tern(start=False, **params)
+    for name, (text, mode) in (files or {}).items():
+        path = t.etc / name
+        path.write_text(text)
+        os.chmod(path, mode)
+    t.conf_edit(**{k: v.replace("@ETC@", str(t.etc)) for k, v in params.items()})
+    r = t.tern("check")
+    warnings = [line for line in r.stdout.splitlines() if line.startswith("tern: warning: ")]
+    return r, warnings, t
+
+
+def test_default_config_has_no_warning(res):
+    r, warnings, _ = check(res)
+    assert r.returncode == 0, r.stdout
+    assert warnings == [], r.stdout
+
+
+WARNINGS = {
+    "open mynetworks": ({"mynetworks": "127.0.0.0/8, 0.0.0.0/0"}, None,
+                        r"tern\.conf:\d+: mynetworks = 0\.0\.0\.0/0: /0 is wider than a /8"),
+    "open mynetworks v6": ({"mynetworks": "[2001:db8::]/16"}, None,
+                           r"mynetworks = \[2001:db8::\]/16: /16 is wider than a /32"),
+    "relay list": ({"smtpd_relay_restrictions": "permit_mynetworks, permit"}, None,
+                   r"listener smtpd: open relay: .*reject_unauth_destination"),
+    "access RELAY 0/0": ({"smtpd_relay_restrictions":
+                          "check_client_access cidr:@ETC@/clients, reject_unauth_destination"},
+                         {"clients": ("0.0.0.0/0 OK\n", 0o644)},
+                         r"listener smtpd: open relay: .*\(192\.0\.2\.1\) may relay"),
+    "world-writable table": ({"transport_maps": "texthash:@ETC@/transport"},
+                             {"transport": ("x.test smtp:[192.0.2.9]\n", 0o666)},
+                             r"transport_maps: .*/transport is world-writable \(mode 0666\)"),
+    "group-writable table": ({"virtual_alias_maps": "texthash:@ETC@/virtual"},
+                             {"virtual": ("a@x.test b@y.test\n", 0o664)},
+                             None),
+    "sasl passwords": ({"smtp_sasl_password_maps": "texthash:@ETC@/sasl_passwd"},
+                       {"sasl_passwd": ("[relay.test] user:secret\n", 0o644)},
+                       r"smtp_sasl_password_maps: .*/sasl_passwd is readable by every user"),
+    "greet pause": ({"smtpd_greet_pause": "2s"}, None,
+                    r"listener smtpd: smtpd_greet_pause = 2s with access_maps empty"),
+    "auth in the clear": ({"smtpd_listen": "0.0.0.0:2525", "smtpd_sasl_auth_enable": "yes",
+                           "smtpd_tls_auth_only": "no"}, None,
+                          r"listener smtpd: smtpd_tls_auth_only = no on an Internet-facing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WARNINGS))
+def test_check_warns(res, case):
+    params, files, pattern = WARNINGS[case]
+    if pattern is None:  # a group other than root's and tern's: nogroup
+        pattern = r"virtual_alias_maps: .*/virtual is writable by group \d+"
+    r, warnings, t = check(res, files, **params)
+    if case == "group-writable table":
+        os.chown(t.etc / "virtual", 0, grp.getgrnam("nogroup").gr_gid)
+        r = t.tern("check")
+        warnings = [w for w in r.stdout.splitlines() if w.startswith("tern: warning: ")]
+    assert r.returncode == 0, r.stdout
+    assert len(warnings) >= 1 and any(re.search(pattern, w) for w in warnings), r.stdout
+    assert all(re.match(r"tern: warning: /\S+(:\d+)?: ", w) for w in warnings), warnings
+
+
+def test_key_not_owned_by_root_warns(res):
+    r, warnings, t = check(res, {"client.key": ("not a key\n", 0o600)},
+                           smtp_tls_key_file="@ETC@/client.key")
+    assert warnings == [], r.stdout
+    os.chown(t.etc / "client.key", pwd.getpwnam("nobody").pw_uid, 0)
+    r = t.tern("check")
+    assert re.search(r"tern: warning: \S+tern\.conf:\d+: smtp_tls_key_file \S+ is owned by uid "
+                     r"\d+, not root", r.stdout), r.stdout
+    os.chown(t.etc / "client.key", 0, 0)
+    os.chmod(t.etc / "client.key", 0o644)
+    r = t.tern("check")
+    assert "must not be readable by group or others" in r.stdout, r.stdout
