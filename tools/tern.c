@@ -4,6 +4,7 @@
  *   tern [-c DIR] start [-f] | stop | reload | status | check
  *   tern [-c DIR] conf [-n | -d | -x] [name ...]
  *   tern [-c DIR] tlsrpt [-d DAYS] [DOMAIN]
+ *   tern import-sendmail [-o DIR] [-m MAILDIR] FILE.mc
  *
  * start execs tern-master (in the foreground with -f); stop, reload and
  * status signal the master named in queue_directory/pid/master.pid.
@@ -27,6 +28,7 @@
 #include "privacy.h"
 #include "log.h"
 #include "map.h"
+#include "mcimport.h"
 #include "netaddr.h"
 #include "privs.h"
 #include "queue.h"
@@ -66,6 +68,9 @@ static void tern_usage(FILE *fp)
             "  tlsrpt [-d DAYS] [DOMAIN]\n"
             "                     TLS-RPT session counts per day and policy domain\n"
             "                     (docs/tlsrpt.md)\n"
+            "  import-sendmail [-o DIR] [-m MAILDIR] FILE.mc\n"
+            "                     convert a sendmail .mc to tern.conf and a report of what\n"
+            "                     could not be mapped (docs/migrating.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -477,6 +482,8 @@ static int tern_dispatch(int argc, char **argv)
         return tern_auth_test_main(argc, argv, tern_load());
     if (strcmp(cmd, "tlsrpt") == 0)
         return tern_tlsrpt_main(argc, argv, tern_load());
+    if (strcmp(cmd, "import-sendmail") == 0)
+        return tern_import_sendmail_main(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;
