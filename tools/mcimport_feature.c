@@ -78,10 +78,10 @@ static void mcimport_feature_message(const char *msg, buf_t *out)
             int space = *p == ' ' || *p == '\t' || *p == '\n';
             if (*p == '"')
                 quoted = !quoted;
-            else if (quoted || !space)
+            else if (!space)
                 buf_putc(&t, *p);
-            else if (t.len > 0 && t.data[t.len - 1] != ' ') /* pieces: one space */
-                buf_putc(&t, ' ');
+            else if ((quoted || t.len > 0) && !(t.len > 0 && t.data[t.len - 1] == ' '))
+                buf_putc(&t, ' '); /* between the pieces, and in them: one space */
         }
     }
     const char *s = buf_cstr(&t);
