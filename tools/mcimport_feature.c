@@ -27,27 +27,11 @@ static void mcimport_feature_ct_file(struct mcimport_map *m)
                     "/etc/mail/trusted-users into trusted_users (default: root, $mail_owner)");
 }
 
-static void mcimport_feature_mailertable(struct mcimport_map *m)
-{
-    mcimport_map_table(m, 1, "mailertable", "transport_maps");
-}
-
-static void mcimport_feature_virtusertable(struct mcimport_map *m)
-{
-    mcimport_map_table(m, 1, "virtusertable", "virtual_alias_maps");
-}
-
 static void mcimport_feature_domaintable(struct mcimport_map *m)
 {
-    mcimport_map_table(m, 1, "domaintable", "canonical_maps");
     mcimport_report(m, MCIMPORT_NOTED,
                     "canonical_maps keys and values are addresses: write each domaintable line "
                     "\"old.example new.example\" as \"@old.example @new.example\" before building");
-}
-
-static void mcimport_feature_access_db(struct mcimport_map *m)
-{
-    mcimport_map_table(m, 1, "access", "access_maps");
 }
 
 static void mcimport_feature_delay_checks(struct mcimport_map *m)
@@ -281,11 +265,6 @@ static void mcimport_feature_relay_hosts_only(struct mcimport_map *m)
     mcimport_set(m, "parent_domain_matches_subdomains", "");
 }
 
-static void mcimport_feature_genericstable(struct mcimport_map *m)
-{
-    mcimport_map_table(m, 1, "genericstable", "smtp_generic_maps");
-}
-
 static void mcimport_feature_local_lmtp(struct mcimport_map *m)
 {
     mcimport_report(m, MCIMPORT_NOT_MAPPED,
@@ -293,17 +272,23 @@ static void mcimport_feature_local_lmtp(struct mcimport_map *m)
                     "server (lmtp:unix:/path or lmtp:[host]) instead; see docs/lmtp.md");
 }
 
+/* the FEATUREs that name a table: FEATURE(name[, map spec]) -> param */
+static const char *const mcimport_feature_tables[][3] = {
+    {"mailertable", "mailertable", "transport_maps"},
+    {"virtusertable", "virtusertable", "virtual_alias_maps"},
+    {"domaintable", "domaintable", "canonical_maps"},
+    {"genericstable", "genericstable", "smtp_generic_maps"},
+    {"access_db", "access", "access_maps"},
+    {NULL, NULL, NULL},
+};
+
 static const struct mcimport_feature {
     const char *name;
     void (*map)(struct mcimport_map *m);
 } mcimport_features[] = {
     {"use_cw_file", mcimport_feature_cw_file},
     {"use_ct_file", mcimport_feature_ct_file},
-    {"mailertable", mcimport_feature_mailertable},
-    {"virtusertable", mcimport_feature_virtusertable},
     {"domaintable", mcimport_feature_domaintable},
-    {"genericstable", mcimport_feature_genericstable},
-    {"access_db", mcimport_feature_access_db},
     {"delay_checks", mcimport_feature_delay_checks},
     {"blacklist_recipients", mcimport_feature_blocklist},
     {"blocklist_recipients", mcimport_feature_blocklist},
@@ -334,17 +319,24 @@ void mcimport_feature(struct mcimport_map *m)
 {
     const char *name = mcimport_arg(m->it, 0);
     buf_t fixed = BUF_INIT;
+    int known = 0;
 
     for (const char *p = name; *p; p++) /* OCR: `use cw file' */
         buf_putc(&fixed, *p == ' ' ? '_' : *p);
+    for (int i = 0; mcimport_feature_tables[i][0]; i++) {
+        if (strcmp(mcimport_feature_tables[i][0], buf_cstr(&fixed)) == 0) {
+            mcimport_map_table(m, 1, mcimport_feature_tables[i][1], mcimport_feature_tables[i][2]);
+            known = 1;
+        }
+    }
     for (int i = 0; mcimport_features[i].name; i++) {
         if (strcmp(mcimport_features[i].name, buf_cstr(&fixed)) == 0) {
             mcimport_features[i].map(m);
-            buf_free(&fixed);
-            return;
+            known = 1;
         }
     }
-    mcimport_report(m, MCIMPORT_NOT_MAPPED, "unknown FEATURE %s: tern has no equivalent setting",
-                    buf_cstr(&fixed));
+    if (!known)
+        mcimport_report(m, MCIMPORT_NOT_MAPPED,
+                        "unknown FEATURE %s: tern has no equivalent setting", buf_cstr(&fixed));
     buf_free(&fixed);
 }

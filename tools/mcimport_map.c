@@ -66,6 +66,15 @@ struct mcimport_setting *mcimport_find(struct mcimport_result *res, const char *
     return NULL;
 }
 
+/* mcimport_one_line - line breaks (from a .mc argument) as spaces: a value
+ * is one line of tern.conf */
+static void mcimport_one_line(buf_t *value)
+{
+    for (size_t i = 0; i < value->len; i++)
+        if (value->data[i] == '\n' || value->data[i] == '\r')
+            value->data[i] = ' ';
+}
+
 /* mcimport_setting - name's setting, created empty (origins: this line) */
 static struct mcimport_setting *mcimport_setting(struct mcimport_map *m, const char *name, int line)
 {
@@ -92,9 +101,7 @@ void mcimport_put_at(struct mcimport_map *m, const char *name, const char *value
     struct mcimport_setting *s = mcimport_setting(m, name, line);
 
     buf_set(&s->value, value);
-    for (size_t i = 0; i < s->value.len; i++)
-        if (s->value.data[i] == '\n' || s->value.data[i] == '\r')
-            s->value.data[i] = ' ';
+    mcimport_one_line(&s->value);
 }
 
 void mcimport_put(struct mcimport_map *m, const char *name, const char *value)
@@ -122,6 +129,7 @@ void mcimport_add(struct mcimport_map *m, const char *name, const char *item, in
     }
     s = mcimport_setting(m, name, m->it->line);
     buf_printf(&s->value, "%s%s", s->value.len ? ", " : "", item);
+    mcimport_one_line(&s->value);
     mcimport_report(m, MCIMPORT_MAPPED, "%s += %s", name, item);
 }
 
