@@ -652,47 +652,39 @@ static void mcimport_masquerade_as(struct mcimport_map *m, const char *arg)
     mcimport_each_word(m, arg, "masquerade_domains", "", 0);
 }
 
-static const char *const mcimport_noted_calls[][2] = {
-    {"OSTYPE", "the operating system's defaults for sendmail: nothing to set"},
-    {"DOMAIN", "a site-wide .m4 file: import its macros too if it sets any"},
-    {"MAILER", "tern's transports (local, smtp, lmtp, error) are always there"},
-    {"VERSIONID", "nothing to set"},
-    {"include", "sendmail's cf.m4: nothing to set"},
-    {"divert", "nothing to set"},
-    {"undefine", "nothing to set"},
-    {"LOCAL_CONFIG", "the .cf lines after it are read one by one"},
-    {"TRUST_AUTH_MECH", "permit_sasl_authenticated is in smtpd_relay_restrictions by default: a "
-                        "client that authenticated with any offered mechanism may relay"},
-    {"GENERICS_DOMAIN", "smtp_generic_maps applies to every sender address"},
-    {NULL, NULL},
+static const struct mcimport_fixed mcimport_fixed_calls[] = {
+    {"OSTYPE", MCIMPORT_NOTED, "the operating system's defaults for sendmail: nothing to set"},
+    {"DOMAIN", MCIMPORT_NOTED, "a site-wide .m4 file: import its macros too if it sets any"},
+    {"MAILER", MCIMPORT_NOTED, "tern's transports (local, smtp, lmtp, error) are always there"},
+    {"VERSIONID", MCIMPORT_NOTED, "nothing to set"},
+    {"include", MCIMPORT_NOTED, "sendmail's cf.m4: nothing to set"},
+    {"divert", MCIMPORT_NOTED, "nothing to set"},
+    {"undefine", MCIMPORT_NOTED, "nothing to set"},
+    {"LOCAL_CONFIG", MCIMPORT_NOTED, "the .cf lines after it are read one by one"},
+    {"TRUST_AUTH_MECH", MCIMPORT_NOTED,
+     "permit_sasl_authenticated is in smtpd_relay_restrictions by default: a "
+     "client that authenticated with any offered mechanism may relay"},
+    {"GENERICS_DOMAIN", MCIMPORT_NOTED, "smtp_generic_maps applies to every sender address"},
+    {"LOCAL_RULESETS", MCIMPORT_NOT_MAPPED,
+     "sendmail rulesets are not supported: write restriction lists"},
+    {"LOCAL_RULE_0", MCIMPORT_NOT_MAPPED, "sendmail rulesets are not supported"},
+    {"LOCAL_RULE_1", MCIMPORT_NOT_MAPPED, "sendmail rulesets are not supported"},
+    {"LOCAL_RULE_2", MCIMPORT_NOT_MAPPED, "sendmail rulesets are not supported"},
+    {"LOCAL_RULE_3", MCIMPORT_NOT_MAPPED,
+     "sendmail rulesets are not supported: use canonical_maps"},
+    {"LOCAL_NET_CONFIG", MCIMPORT_NOT_MAPPED,
+     "sendmail rulesets are not supported: use transport_maps"},
+    {"CLIENT_OPTIONS", MCIMPORT_NOT_MAPPED, "tern's SMTP client uses the system's source address"},
+    {"MASQUERADE_DOMAIN_FILE", MCIMPORT_NOT_MAPPED,
+     "masquerade_domains is a list: copy the file's domains into it"},
+    {"EXPOSED_USER_FILE", MCIMPORT_NOT_MAPPED,
+     "masquerade_exceptions is a list: copy the file's names into it"},
+    {"GENERICS_DOMAIN_FILE", MCIMPORT_NOT_MAPPED,
+     "smtp_generic_maps applies to every sender address"},
+    {"LOCAL_USER", MCIMPORT_NOT_MAPPED,
+     "tern has no class L: deliver those users with a transport_maps entry"},
+    {NULL, 0, NULL},
 };
-
-static const char *const mcimport_refused_calls[][2] = {
-    {"LOCAL_RULESETS", "sendmail rulesets are not supported: write restriction lists"},
-    {"LOCAL_RULE_0", "sendmail rulesets are not supported"},
-    {"LOCAL_RULE_1", "sendmail rulesets are not supported"},
-    {"LOCAL_RULE_2", "sendmail rulesets are not supported"},
-    {"LOCAL_RULE_3", "sendmail rulesets are not supported: use canonical_maps"},
-    {"LOCAL_NET_CONFIG", "sendmail rulesets are not supported: use transport_maps"},
-    {"CLIENT_OPTIONS", "tern's SMTP client uses the system's source address"},
-    {"MASQUERADE_DOMAIN_FILE", "masquerade_domains is a list: copy the file's domains into it"},
-    {"EXPOSED_USER_FILE", "masquerade_exceptions is a list: copy the file's names into it"},
-    {"GENERICS_DOMAIN_FILE", "smtp_generic_maps applies to every sender address"},
-    {"LOCAL_USER", "tern has no class L: deliver those users with a transport_maps entry"},
-    {NULL, NULL},
-};
-
-static int mcimport_table_call(struct mcimport_map *m, const char *const (*t)[2],
-                               enum mcimport_verdict verdict)
-{
-    for (int i = 0; t[i][0]; i++) {
-        if (strcmp(t[i][0], m->it->name) == 0) {
-            mcimport_report(m, verdict, "%s", t[i][1]);
-            return 0;
-        }
-    }
-    return -1;
-}
 
 int mcimport_macro_call(struct mcimport_map *m)
 {
@@ -727,9 +719,8 @@ int mcimport_macro_call(struct mcimport_map *m)
         mcimport_daemon_options(m);
     else if (strcmp(name, "INPUT_MAIL_FILTER") == 0 || strcmp(name, "MAIL_FILTER") == 0)
         mcimport_milter(m);
-    else if (mcimport_table_call(m, mcimport_noted_calls, MCIMPORT_NOTED) < 0 &&
-             mcimport_table_call(m, mcimport_refused_calls, MCIMPORT_NOT_MAPPED) < 0)
-        return -1;
+    else
+        return mcimport_report_fixed(m, mcimport_fixed_calls, name);
     return 0;
 }
 

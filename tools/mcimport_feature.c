@@ -20,13 +20,6 @@ static void mcimport_feature_cw_file(struct mcimport_map *m)
     buf_free(&p);
 }
 
-static void mcimport_feature_ct_file(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOT_MAPPED,
-                    "trusted_users is a list, not a file: copy the names in "
-                    "/etc/mail/trusted-users into trusted_users (default: root, $mail_owner)");
-}
-
 static void mcimport_feature_domaintable(struct mcimport_map *m)
 {
     mcimport_report(m, MCIMPORT_NOTED,
@@ -41,11 +34,6 @@ static void mcimport_feature_delay_checks(struct mcimport_map *m)
     mcimport_set(m, "smtpd_delay_reject", "yes");
     if (strcmp(mode, "hater") == 0 || strcmp(mode, "friend") == 0)
         mcimport_set(m, "access_spam_mode", mode);
-}
-
-static void mcimport_feature_blocklist(struct mcimport_map *m)
-{
-    mcimport_set(m, "access_blocklist_recipients", "yes");
 }
 
 /* mcimport_feature_message - a dnsbl message as tern's reply template:
@@ -131,27 +119,6 @@ static void mcimport_feature_greet_pause(struct mcimport_map *m)
     buf_free(&v);
 }
 
-static void mcimport_feature_promiscuous(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOT_MAPPED,
-                    "promiscuous_relay makes an open relay: tern keeps promiscuous_relay = no. "
-                    "List the networks that may relay in mynetworks (an inside relay: its LAN); "
-                    "set promiscuous_relay = yes yourself only on a host no outsider can reach "
-                    "(tern check warns)");
-}
-
-static void mcimport_feature_unqualified(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOT_MAPPED,
-                    "tern accepts unqualified senders (MAIL FROM:<user>) from mynetworks only and "
-                    "qualifies them with @$myorigin; list the hosts that send them in mynetworks");
-}
-
-static void mcimport_feature_unresolvable(struct mcimport_map *m)
-{
-    mcimport_set(m, "accept_unresolvable_domains", "yes");
-}
-
 static void mcimport_feature_relay_mx(struct mcimport_map *m)
 {
     mcimport_set(m, "smtpd_relay_restrictions",
@@ -174,24 +141,6 @@ static void mcimport_feature_allmasquerade(struct mcimport_map *m)
 {
     m->allmasquerade = 1;
     mcimport_report(m, MCIMPORT_MAPPED, "masquerade_classes += header_recipient");
-}
-
-static void mcimport_feature_masq_entire(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOTED,
-                    "what tern always does: a masquerade_domains entry covers its subdomains");
-}
-
-static void mcimport_feature_always_add(struct mcimport_map *m)
-{
-    mcimport_set(m, "append_at_myorigin", "yes");
-}
-
-static void mcimport_feature_redirect(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOTED,
-                    "what tern always does: an alias to user@new.example.REDIRECT is refused at "
-                    "RCPT with 551 5.1.6 naming the new address");
 }
 
 static void mcimport_feature_smrsh(struct mcimport_map *m)
@@ -255,23 +204,6 @@ static void mcimport_feature_msp(struct mcimport_map *m)
                     "submits; mail leaves through relayhost)");
 }
 
-static void mcimport_feature_nouucp(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOTED, "tern has no UUCP: nothing to set");
-}
-
-static void mcimport_feature_relay_hosts_only(struct mcimport_map *m)
-{
-    mcimport_set(m, "parent_domain_matches_subdomains", "");
-}
-
-static void mcimport_feature_local_lmtp(struct mcimport_map *m)
-{
-    mcimport_report(m, MCIMPORT_NOT_MAPPED,
-                    "local delivery through an LMTP program: point local_transport at the LMTP "
-                    "server (lmtp:unix:/path or lmtp:[host]) instead; see docs/lmtp.md");
-}
-
 /* the FEATUREs that name a table: FEATURE(name[, map spec]) -> param */
 static const char *const mcimport_feature_tables[][3] = {
     {"mailertable", "mailertable", "transport_maps"},
@@ -282,36 +214,58 @@ static const char *const mcimport_feature_tables[][3] = {
     {NULL, NULL, NULL},
 };
 
+/* the FEATUREs that set one value: name, parameter, value */
+static const char *const mcimport_feature_values[][3] = {
+    {"blacklist_recipients", "access_blocklist_recipients", "yes"},
+    {"blocklist_recipients", "access_blocklist_recipients", "yes"},
+    {"accept_unresolvable_domains", "accept_unresolvable_domains", "yes"},
+    {"always_add_domain", "append_at_myorigin", "yes"},
+    {"relay_hosts_only", "parent_domain_matches_subdomains", ""},
+    {NULL, NULL, NULL},
+};
+
+/* the FEATUREs that set nothing, and why */
+static const struct mcimport_fixed mcimport_feature_reports[] = {
+    {"use_ct_file", MCIMPORT_NOT_MAPPED,
+     "trusted_users is a list, not a file: copy the names in /etc/mail/trusted-users into "
+     "trusted_users (default: root, $mail_owner)"},
+    {"promiscuous_relay", MCIMPORT_NOT_MAPPED,
+     "promiscuous_relay makes an open relay: tern keeps promiscuous_relay = no. List the "
+     "networks that may relay in mynetworks (an inside relay: its LAN); set promiscuous_relay = "
+     "yes yourself only on a host no outsider can reach (tern check warns)"},
+    {"accept_unqualified_senders", MCIMPORT_NOT_MAPPED,
+     "tern accepts unqualified senders (MAIL FROM:<user>) from mynetworks only and qualifies "
+     "them with @$myorigin; list the hosts that send them in mynetworks"},
+    {"masquerade_entire_domain", MCIMPORT_NOTED,
+     "what tern always does: a masquerade_domains entry covers its subdomains"},
+    {"redirect", MCIMPORT_NOTED,
+     "what tern always does: an alias to user@new.example.REDIRECT is refused at RCPT with 551 "
+     "5.1.6 naming the new address"},
+    {"nouucp", MCIMPORT_NOTED, "tern has no UUCP: nothing to set"},
+    {"local_lmtp", MCIMPORT_NOT_MAPPED,
+     "local delivery through an LMTP program: point local_transport at the LMTP server "
+     "(lmtp:unix:/path or lmtp:[host]) instead; see docs/lmtp.md"},
+    {NULL, 0, NULL},
+};
+
 static const struct mcimport_feature {
     const char *name;
     void (*map)(struct mcimport_map *m);
 } mcimport_features[] = {
     {"use_cw_file", mcimport_feature_cw_file},
-    {"use_ct_file", mcimport_feature_ct_file},
     {"domaintable", mcimport_feature_domaintable},
     {"delay_checks", mcimport_feature_delay_checks},
-    {"blacklist_recipients", mcimport_feature_blocklist},
-    {"blocklist_recipients", mcimport_feature_blocklist},
     {"dnsbl", mcimport_feature_dnsbl},
     {"enhdnsbl", mcimport_feature_dnsbl},
     {"greet_pause", mcimport_feature_greet_pause},
-    {"promiscuous_relay", mcimport_feature_promiscuous},
-    {"accept_unqualified_senders", mcimport_feature_unqualified},
-    {"accept_unresolvable_domains", mcimport_feature_unresolvable},
     {"relay_based_on_MX", mcimport_feature_relay_mx},
     {"relay_entire_domain", mcimport_feature_relay_domain},
-    {"relay_hosts_only", mcimport_feature_relay_hosts_only},
     {"masquerade_envelope", mcimport_feature_masq_envelope},
     {"allmasquerade", mcimport_feature_allmasquerade},
-    {"masquerade_entire_domain", mcimport_feature_masq_entire},
-    {"always_add_domain", mcimport_feature_always_add},
-    {"redirect", mcimport_feature_redirect},
     {"smrsh", mcimport_feature_smrsh},
     {"local_procmail", mcimport_feature_procmail},
-    {"local_lmtp", mcimport_feature_local_lmtp},
     {"no_default_msa", mcimport_feature_no_msa},
     {"msp", mcimport_feature_msp},
-    {"nouucp", mcimport_feature_nouucp},
     {NULL, NULL},
 };
 
@@ -335,6 +289,14 @@ void mcimport_feature(struct mcimport_map *m)
             known = 1;
         }
     }
+    for (int i = 0; mcimport_feature_values[i][0]; i++) {
+        if (strcmp(mcimport_feature_values[i][0], buf_cstr(&fixed)) == 0) {
+            mcimport_set(m, mcimport_feature_values[i][1], mcimport_feature_values[i][2]);
+            known = 1;
+        }
+    }
+    if (!known && mcimport_report_fixed(m, mcimport_feature_reports, buf_cstr(&fixed)) == 0)
+        known = 1;
     if (!known)
         mcimport_report(m, MCIMPORT_NOT_MAPPED,
                         "unknown FEATURE %s: tern has no equivalent setting", buf_cstr(&fixed));

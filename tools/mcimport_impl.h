@@ -30,6 +30,16 @@ struct mcimport_map {
     int daemon_options_line, no_default_msa, milters_line;
 };
 
+/* a macro (or FEATURE) that sets nothing: its verdict and why */
+struct mcimport_fixed {
+    const char *name;
+    enum mcimport_verdict verdict;
+    const char *why;
+};
+
+/* mcimport_report_fixed - report name's entry of table; -1 if none */
+int mcimport_report_fixed(struct mcimport_map *m, const struct mcimport_fixed *table,
+                          const char *name);
 /* mcimport_report - one report line for the current item */
 void mcimport_report(struct mcimport_map *m, enum mcimport_verdict verdict, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

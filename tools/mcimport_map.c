@@ -56,6 +56,18 @@ void mcimport_report(struct mcimport_map *m, enum mcimport_verdict verdict, cons
         (struct mcimport_report_line){m->it->line, verdict, buf_steal(&source), buf_steal(&text)};
 }
 
+int mcimport_report_fixed(struct mcimport_map *m, const struct mcimport_fixed *table,
+                          const char *name)
+{
+    for (int i = 0; table[i].name; i++) {
+        if (strcmp(table[i].name, name) == 0) {
+            mcimport_report(m, table[i].verdict, "%s", table[i].why);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* -------------------------------------------------------------- settings */
 
 struct mcimport_setting *mcimport_find(struct mcimport_result *res, const char *name)
