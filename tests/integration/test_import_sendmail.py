@@ -224,3 +224,23 @@ def test_seed003_sample_max_hop_and_smart_host(res, maildir, tmp_path):
         reply = c.data((hops + "Subject: hops\r\n\r\nthirty hops\r\n").encode())
         assert reply[0].startswith("250"), reply
     sink.wait_for(b"thirty hops")
+
+
+def test_seed003_submit_null_client_masquerades(res, maildir, tmp_path):
+    """003's submit.mc with FEATURE(msp, internal.sysiphus.com): a null
+    client (no listener) whose submissions leave through relayhost,
+    masqueraded as sysiphus.com (envelope and headers)."""
+    settings, _ = import_mc("seed003-submit.mc", maildir, tmp_path / "out")
+    assert settings["relayhost"] == "internal.sysiphus.com"
+    assert settings["smtpd_listen"] == settings["submission_listen"] == ""
+    sink = res.sink()
+    t = instance(res, settings, relayhost=sink.hostport, smtpd_listen="")
+    p = subprocess.run([str(TERN.parent / "sendmail"), "-C", str(t.conf_path),
+                        "-f", "alice@host.sysiphus.com", "bob@remote.test"],
+                       input=make_message("null client", sender="alice@host.sysiphus.com",
+                                          to="carol@host.sysiphus.com"),
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    msg = sink.wait_for(b"null client")[0]
+    assert msg.mail_from == "alice@sysiphus.com"
+    assert "carol@sysiphus.com" in msg.header("To")
