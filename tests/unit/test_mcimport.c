@@ -95,6 +95,16 @@ static void test_local_config_lines(void **state)
     assert_int_equal(doc.items[3].kind, MCIMPORT_CALL);
 }
 
+static void test_local_config_cipher_list_and_cw(void **state)
+{
+    (void)state;
+    map("LOCAL_CONFIG\nO CipherList=HIGH:!aNULL\nCwmail.example\nR$* $@ $1\n");
+    assert_string_equal(mcimport_setting_value(&res, "smtpd_tls_ciphers"), "HIGH:!aNULL");
+    assert_string_equal(mcimport_setting_value(&res, "smtp_tls_ciphers"), "HIGH:!aNULL");
+    assert_non_null(strstr(mcimport_setting_value(&res, "mydestination"), ", mail.example"));
+    assert_true(report_has(4, MCIMPORT_NOT_MAPPED, "raw sendmail.cf line"));
+}
+
 static void test_unterminated_quote_is_reported(void **state)
 {
     (void)state;
@@ -219,6 +229,7 @@ int main(void)
         cmocka_unit_test_teardown(test_ocr_forms, teardown),
         cmocka_unit_test_teardown(test_divert_hides_text_and_stray_text_is_an_item, teardown),
         cmocka_unit_test_teardown(test_local_config_lines, teardown),
+        cmocka_unit_test_teardown(test_local_config_cipher_list_and_cw, teardown),
         cmocka_unit_test_teardown(test_unterminated_quote_is_reported, teardown),
         cmocka_unit_test_teardown(test_features_and_tables, teardown),
         cmocka_unit_test_teardown(test_unknown_feature_and_define_are_reported, teardown),
