@@ -27,6 +27,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "proctitle.h"
 #include "milter.h"
 #include "netaddr.h"
 #include "route.h"
@@ -83,6 +84,12 @@ static void cleanup_conn_drop_milters(struct cleanup_conn *c, int abort)
     milter_facts_free(&c->facts);
 }
 
+/* cleanup_title - "tern-cleanup: N connections" (OPS-04) */
+static void cleanup_title(void)
+{
+    proctitle_set("%zu connection%s", conn_count, conn_count == 1 ? "" : "s");
+}
+
 static void cleanup_conn_close(struct cleanup_conn *c)
 {
     if (c->state == CONN_DATA || c->state == CONN_DISCARD || c->state == CONN_MILTER)
@@ -96,6 +103,7 @@ static void cleanup_conn_close(struct cleanup_conn *c)
     close(c->fd);
     free(c);
     conn_count--;
+    cleanup_title();
     if (svc.draining && conn_count == 0)
         service_stop(&svc);
 }
@@ -472,6 +480,7 @@ static void cleanup_on_accept(struct evconnlistener *l, evutil_socket_t fd, stru
     attr_msg_init(&c->req);
     c->state = CONN_IDLE;
     conn_count++;
+    cleanup_title();
     cleanup_wait_first_byte(c);
 }
 

@@ -7,10 +7,16 @@
  * by area, then by name.
  */
 #include "config.h"
+#include "tern_build.h"
 
 const struct param_def param_table[] = {
     /* identity */
     {"myhostname", PARAM_STR, "", "this host's fully qualified name (default: from the system)"},
+    {"mail_name", PARAM_STR, "tern",
+     "the mail system's name, for $mail_name in smtpd_banner and other texts"},
+    {"mail_version", PARAM_STR, TERN_VERSION,
+     "the version of the installed programs, for $mail_version in smtpd_banner (OPS-05); "
+     "the default banner does not show it"},
     {"mydomain", PARAM_STR, "", "this host's domain (default: myhostname without its first label)"},
     {"myorigin", PARAM_STR, "$myhostname", "domain appended to unqualified sender addresses"},
     {"mydestination", PARAM_LIST, "$myhostname, localhost.$mydomain, localhost",

@@ -21,7 +21,7 @@
 /* defer/H/ID is one line per pending recipient; a bigger file is cut here */
 #define QUEUE_LIST_DEFER_MAX (4u * 1024 * 1024)
 
-static const char *queue_names[] = {"incoming", "active", "deferred", "hold"};
+static const char *queue_names[] = {"incoming", "active", "deferred", "hold", "maildrop"};
 
 const char *queue_name_str(enum queue_name q)
 {
@@ -172,7 +172,7 @@ int queue_list_add_file(struct queue_list *ql, const char *top, const char *path
     qfile_msg_init(&m);
     if (qfile_read(fd, &m, &err) == 0) {
         queue_list_add(ql, id, q, &m);
-        if (q != QUEUE_INCOMING)
+        if (q != QUEUE_INCOMING && q != QUEUE_MAILDROP)
             queue_list_read_reasons(top, &ql->v[ql->count - 1]);
         if (q == QUEUE_HOLD)
             queue_list_hold_reason(&ql->v[ql->count - 1], qfile_msg_attr(&m, "hold_reason"));
@@ -251,6 +251,7 @@ int queue_list_scan(const char *top, struct queue_list *ql, buf_t *err)
         readable += queue_list_scan_dir(ql, top, sub, QUEUE_DEFERRED) == 0;
     }
     readable += queue_list_scan_dir(ql, top, "hold", QUEUE_HOLD) == 0;
+    readable += queue_list_scan_dir(ql, top, "maildrop", QUEUE_MAILDROP) == 0;
     if (readable == 0) {
         buf_printf(err, "cannot read the queue directory %s: %s", top, strerror(errno));
         return -1;
@@ -307,18 +308,39 @@ static void queue_list_format_entry(const struct queue_list_entry *e, buf_t *out
     }
 }
 
-void queue_list_format_sendmail(const struct queue_list *ql, const char *queue_dir, buf_t *out)
+/* queue_list_format_section - the header line and the entries of one
+ * section: the queue (maildrop 0) or maildrop/ (maildrop 1); the count */
+static size_t queue_list_format_section(const struct queue_list *ql, const char *name, int maildrop,
+                                        buf_t *out)
 {
-    if (ql->count == 0) {
-        buf_printf(out, "%s is empty\n\t\tTotal requests: 0\n", queue_dir);
-        return;
+    size_t n = 0;
+
+    for (size_t i = 0; i < ql->count; i++)
+        n += (ql->v[i].queue == QUEUE_MAILDROP) == maildrop;
+    if (n == 0 && maildrop)
+        return 0;
+    if (n == 0) {
+        buf_printf(out, "%s is empty\n", name);
+        return 0;
     }
-    buf_printf(out, "\t\t%s (%zu request%s)\n", queue_dir, ql->count, ql->count == 1 ? "" : "s");
+    buf_printf(out, "\t\t%s (%zu request%s)\n", name, n, n == 1 ? "" : "s");
     buf_puts(out, "-----Q-ID----- --Size-- -----Q-Time----- "
                   "------------Sender/Recipient-----------\n");
     for (size_t i = 0; i < ql->count; i++)
-        queue_list_format_entry(&ql->v[i], out);
-    buf_printf(out, "\t\tTotal requests: %zu\n", ql->count);
+        if ((ql->v[i].queue == QUEUE_MAILDROP) == maildrop)
+            queue_list_format_entry(&ql->v[i], out);
+    return n;
+}
+
+void queue_list_format_sendmail(const struct queue_list *ql, const char *queue_dir, buf_t *out)
+{
+    buf_t maildrop = BUF_INIT;
+    size_t total = queue_list_format_section(ql, queue_dir, 0, out);
+
+    buf_printf(&maildrop, "%s/maildrop", queue_dir);
+    total += queue_list_format_section(ql, buf_cstr(&maildrop), 1, out);
+    buf_printf(out, "\t\tTotal requests: %zu\n", total);
+    buf_free(&maildrop);
 }
 
 /* queue_list_utf8_len - length of the valid UTF-8 sequence at s, or 0 */
@@ -391,6 +413,21 @@ void queue_list_format_json(const struct queue_list *ql, buf_t *out)
         }
         buf_puts(out, "]}\n");
     }
+}
+
+int queue_list_print(const char *top, int json, buf_t *out, buf_t *err)
+{
+    struct queue_list ql;
+    int rc;
+
+    queue_list_init(&ql);
+    rc = queue_list_scan(top, &ql, err);
+    if (rc == 0 && json)
+        queue_list_format_json(&ql, out);
+    else if (rc == 0)
+        queue_list_format_sendmail(&ql, top, out);
+    queue_list_free(&ql);
+    return rc;
 }
 
 int queue_list_find(const char *top, const char *id, buf_t *out, enum queue_name *q)

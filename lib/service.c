@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "privs.h"
+#include "proctitle.h"
 #include "service.h"
 #include "stats.h"
 #include "tern_build.h"
@@ -66,11 +67,14 @@ static void service_inherit_fds(struct service *svc)
 void service_init(struct service *svc, const char *name, int argc, char **argv)
 {
     buf_t err = BUF_INIT;
+    char program[40];
     const char *dir;
     const char *qdir;
 
     memset(svc, 0, sizeof(*svc));
     svc->name = name;
+    snprintf(program, sizeof(program), "tern-%s", name);
+    proctitle_init(argc, argv, program); /* first: argv[] then points to copies */
     dir = service_parse_args(svc, argc, argv);
     log_init(name, LOG_TARGET_STDERR, NULL);
     if (config_load(dir, &svc->cfg, &err) < 0)

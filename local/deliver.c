@@ -18,6 +18,7 @@
 
 #include "local.h"
 #include "log.h"
+#include "proctitle.h"
 #include "timeutil.h"
 
 /* arguments of a delivery done through local_runas */
@@ -153,6 +154,8 @@ static void deliver_rcpt(const struct local_env *env, const struct delivery_requ
     struct local_expansion x;
 
     memset(&x, 0, sizeof(x));
+    /* the local part only: one user, never the address list (OPS-04) */
+    proctitle_set("%s to %.*s", req->queue_id, (int)strcspn(rcpt->address, "@"), rcpt->address);
     if (local_message_has_delivered_to(msg, rcpt->address)) {
         local_result_set(&rcpt->result, DELIVERY_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          rcpt->address);

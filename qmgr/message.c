@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "log.h"
+#include "proctitle.h"
 #include "qfile.h"
 #include "qid.h"
 #include "route.h"
@@ -177,6 +178,13 @@ static void message_known_failures(struct qmgr_message *m)
     }
 }
 
+/* message_title - "tern-qmgr: N active, M in flight" (OPS-04); set as
+ * messages come and go only */
+static void message_title(const struct qmgr *qm)
+{
+    proctitle_set("%zu active, %zu in flight", qm->active_count, qm->inflight);
+}
+
 /* qmgr_message_load_only - read active/ID into memory without routing it */
 struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
 {
@@ -196,6 +204,7 @@ struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
         qm->messages->prev = m;
     qm->messages = m;
     qm->active_count++;
+    message_title(qm);
     return m;
 }
 
@@ -245,6 +254,7 @@ static void message_free(struct qmgr *qm, struct qmgr_message *m)
     qfile_msg_free(&m->qf);
     free(m);
     qm->active_count--;
+    message_title(qm);
 }
 
 /* qmgr_message_free_all - release every message (exit) */

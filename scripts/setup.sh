@@ -8,7 +8,7 @@ BUILD=${1:-build}
 
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libevent-dev libc-ares-dev libssl-dev libsasl2-dev libsasl2-modules libsasl2-modules-db
-  sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-aiosmtpd swaks openssl
+  sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-aiosmtpd swaks openssl
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
   ldnsutils nsd unbound bind9-dnsutils

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "proctitle.h"
 #include "addr.h"
 #include "dane.h"
 #include "log.h"
@@ -564,6 +565,7 @@ static void session_begin_transaction(struct smtp_session *s)
         return;
     s->state = S_TRANSACTION;
     s->uses++;
+    proctitle_set("%s to %s", s->req->queue_id, buf_cstr(&s->peer)); /* host[ip] (OPS-04) */
     s->cmd_sent = s->cmd_replied = 0;
     s->mail_failed = 0;
     s->accepted = 0;
