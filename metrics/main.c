@@ -10,10 +10,12 @@
  * (render.c): OpenMetrics 1.0 unless the client accepts only the older
  * Prometheus text format; any other path is 404, any other method 405.
  * The queue directories are scanned at most once a second (queue_scan.c).
- * SIGHUP and SIGTERM stop the server and exit.
+ * SIGHUP and SIGTERM stop the server and exit, leaving the listening socket
+ * open for the replacement a reload starts.
  */
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -103,14 +105,29 @@ static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *conn, c
     return rc;
 }
 
+/* metrics_httpd_stop - stop serving.  The listening socket is shared with
+ * the tern-metrics that a reload starts: it is taken back from
+ * libmicrohttpd first (MHD_quiesce_daemon), because MHD_stop_daemon would
+ * shut it down for every process, and then only closed here. */
+static void metrics_httpd_stop(struct metrics_server *srv)
+{
+    MHD_socket fd;
+
+    if (srv->httpd == NULL)
+        return;
+    fd = MHD_quiesce_daemon(srv->httpd);
+    MHD_stop_daemon(srv->httpd);
+    srv->httpd = NULL;
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
 /* metrics_on_stop - SIGHUP or SIGTERM: nothing to drain, stop at once */
 static void metrics_on_stop(void *ctx)
 {
     struct metrics_server *srv = ctx;
 
-    if (srv->httpd != NULL)
-        MHD_stop_daemon(srv->httpd);
-    srv->httpd = NULL;
+    metrics_httpd_stop(srv);
     service_stop(&srv->svc);
 }
 
@@ -132,8 +149,8 @@ static void metrics_start(struct metrics_server *srv)
 {
     if (srv->svc.listen_count != 1)
         log_fatal("expected the metrics_listen socket as fd 3");
-    srv->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL,
-                                  metrics_request, srv, MHD_OPTION_LISTEN_SOCKET,
+    srv->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0,
+                                  NULL, NULL, metrics_request, srv, MHD_OPTION_LISTEN_SOCKET,
                                   (MHD_socket)srv->svc.listen_fds[0], MHD_OPTION_CONNECTION_LIMIT,
                                   (unsigned)METRICS_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
                                   (unsigned)METRICS_TIMEOUT, MHD_OPTION_END);
@@ -154,8 +171,7 @@ int main(int argc, char **argv)
     service_drop_privileges(&srv.svc);
     metrics_start(&srv);
     status = service_run(&srv.svc);
-    if (srv.httpd != NULL)
-        MHD_stop_daemon(srv.httpd);
+    metrics_httpd_stop(&srv);
     stats_file_close(srv.stats);
     config_free(srv.svc.cfg);
     return status;

@@ -160,6 +160,17 @@ def test_another_path_is_404_and_another_method_405(metered):
     assert get(tern, "/metrics", method="POST")[0] == 405
 
 
+def test_the_endpoint_survives_a_reload(metered):
+    tern, _ = metered
+    (old,) = tern.service_pids("metrics")
+    before = metric(tern, "tern_smtpd_sessions_total")
+    assert tern.tern("reload").returncode == 0
+    wait_until(lambda: tern.service_pids("metrics") not in ([], [old]) or None, 10,
+               "a new tern-metrics")
+    wait_until(lambda: metric(tern, "tern_smtpd_sessions_total") >= before or None, 10,
+               "the counters after the reload")
+
+
 def test_a_deferral_and_the_deferred_queue_are_counted(res):
     dead = f"127.0.0.1:{free_port()}"  # nothing listens: connection refused
     tern = res.tern(relayhost=f"[127.0.0.1]:{dead.split(':')[1]}",
