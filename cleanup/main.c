@@ -27,6 +27,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "maillog.h"
 #include "proctitle.h"
 #include "milter.h"
 #include "netaddr.h"
@@ -153,7 +154,25 @@ void cleanup_trigger_qmgr(void)
 static void cleanup_log_accepted(const struct cleanup_msg *m)
 {
     buf_t extra = BUF_INIT;
+    struct maillog_received ev = {
+        .queue_id = m->queue_id,
+        .sender = buf_cstr(&m->sender),
+        .size = (long long)m->content_bytes,
+        .nrcpts = m->rcpts.count,
+        .msgid = buf_cstr(&m->message_id),
+        .proto = m->protocol.len ? buf_cstr(&m->protocol) : "SMTP",
+        .daemon = buf_cstr(&m->listener),
+        .client_name = m->client_name.len ? buf_cstr(&m->client_name) : "localhost",
+        .client_addr = m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1",
+        .hold = m->hold.len > 0,
+    };
 
+    if (maillog_get_format() != MAILLOG_POSTFIX) { /* the from= event carries the rest */
+        if (m->hold.len > 0)
+            log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
+        maillog_log_received(&ev);
+        return;
+    }
     if (m->listener.len)
         buf_printf(&extra, ", listener=%s", buf_cstr(&m->listener));
     if (m->sasl_username.len)
@@ -166,8 +185,7 @@ static void cleanup_log_accepted(const struct cleanup_msg *m)
     log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
     if (m->hold.len > 0)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
+    maillog_log_received(&ev);
 }
 
 /* cleanup_commit_sync - make every written file of the batch durable: one

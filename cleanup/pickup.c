@@ -39,6 +39,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "maillog.h"
 #include "milter.h"
 #include "safefile.h"
 #include "service.h"
@@ -376,13 +377,27 @@ static enum pickup_result pickup_queue_file(struct pickup_item *it, const char *
 static void pickup_log(const struct pickup_item *it)
 {
     const struct cleanup_msg *m = &it->msg;
+    struct maillog_received ev = {
+        .queue_id = m->queue_id,
+        .sender = buf_cstr(&m->sender),
+        .size = (long long)m->content_bytes,
+        .nrcpts = m->rcpts.count,
+        .msgid = buf_cstr(&m->message_id),
+        .user = buf_cstr(&m->local_user),
+        .hold = m->hold.len > 0,
+    };
 
+    if (maillog_get_format() != MAILLOG_POSTFIX) { /* the from= event carries the rest */
+        if (m->hold.len > 0)
+            log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
+        maillog_log_received(&ev);
+        return;
+    }
     log_info("%s: uid=%lu from=<%s>", m->queue_id, it->uid, buf_cstr(&m->sender));
     log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
     if (m->hold.len > 0)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
+    maillog_log_received(&ev);
 }
 
 /* pickup_commit - make the batch durable, then remove the maildrop files */
