@@ -55,10 +55,20 @@ void maillog_sendmail_delay(double seconds, buf_t *out)
     buf_printf(out, "%02lld:%02lld:%02lld", s % 86400 / 3600, s % 3600 / 60, s % 60);
 }
 
+/* maillog_relay_unnamed - the host part says nothing the address does not:
+ * empty, "unknown", or the address itself */
+static int maillog_relay_unnamed(const char *name, size_t name_len, const char *addr,
+                                 size_t addr_len)
+{
+    return name_len == 0 || (name_len == 7 && strncmp(name, "unknown", 7) == 0) ||
+           (name_len == addr_len && strncmp(name, addr, addr_len) == 0);
+}
+
 void maillog_sendmail_relay(const char *relay, buf_t *out)
 {
     const char *open = relay ? strrchr(relay, '[') : NULL;
     const char *close = open ? strchr(open, ']') : NULL;
+    size_t name_len, addr_len;
 
     if (relay == NULL || strcmp(relay, "none") == 0 || strcmp(relay, "local") == 0)
         return;
@@ -66,11 +76,13 @@ void maillog_sendmail_relay(const char *relay, buf_t *out)
         buf_puts(out, relay);
         return;
     }
-    if (open == relay || (open - relay == 7 && strncmp(relay, "unknown", 7) == 0))
-        buf_printf(out, "[%.*s]", (int)(close - open - 1), open + 1);
+    name_len = (size_t)(open - relay);
+    addr_len = (size_t)(close - open - 1);
+    if (maillog_relay_unnamed(relay, name_len, open + 1, addr_len))
+        buf_printf(out, "[%.*s]", (int)addr_len, open + 1);
     else
-        buf_printf(out, "%.*s.", (int)(open - relay), relay);
-    buf_printf(out, " [%.*s]", (int)(close - open - 1), open + 1);
+        buf_printf(out, "%.*s.", (int)name_len, relay);
+    buf_printf(out, " [%.*s]", (int)addr_len, open + 1);
 }
 
 /* maillog_sendmail_client - "name [addr]" or "[addr]" (LOG-03) */
@@ -128,6 +140,17 @@ static void maillog_received_postfix(const struct maillog_received *e, buf_t *ou
                maillog_str(e->sender), e->size, e->nrcpts, e->hold ? "hold" : "active");
 }
 
+/* maillog_sendmail_daemon - sendmail's names for the default listeners
+ * (DAEMON_OPTIONS Name=MTA on port 25, Name=MSA on 587); others as named */
+static const char *maillog_sendmail_daemon(const char *listener)
+{
+    if (listener == NULL || *listener == 0 || strcmp(listener, "smtpd") == 0)
+        return "MTA";
+    if (strcmp(listener, "submission") == 0)
+        return "MSA";
+    return listener;
+}
+
 static void maillog_received_sendmail(const struct maillog_received *e, buf_t *out)
 {
     buf_printf(out, "%s: from=<%s>, size=%lld, class=0, nrcpts=%zu", e->queue_id,
@@ -138,8 +161,7 @@ static void maillog_received_sendmail(const struct maillog_received *e, buf_t *o
         buf_printf(out, ", relay=%s@localhost", e->user && *e->user ? e->user : "root");
         return;
     }
-    buf_printf(out, ", proto=%s, daemon=%s, relay=", e->proto,
-               e->daemon && *e->daemon ? e->daemon : "MTA");
+    buf_printf(out, ", proto=%s, daemon=%s, relay=", e->proto, maillog_sendmail_daemon(e->daemon));
     maillog_sendmail_client(e->client_name, e->client_addr, out);
 }
 

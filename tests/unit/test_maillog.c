@@ -9,11 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <syslog.h>
 
 #include <cmocka.h>
 
 #include "buf.h"
 #include "json.h"
+#include "log.h"
 #include "maillog.h"
 
 static const struct maillog_received smtp_received = {
@@ -61,6 +63,16 @@ static void test_format_names_parse(void **state)
     assert_int_equal(maillog_format_parse("syslog"), -1);
 }
 
+static void test_syslog_facility_names_parse(void **state)
+{
+    (void)state;
+    assert_int_equal(log_facility_parse("mail"), LOG_MAIL);
+    assert_int_equal(log_facility_parse("LOCAL3"), LOG_LOCAL3);
+    assert_int_equal(log_facility_parse("daemon"), LOG_DAEMON);
+    assert_int_equal(log_facility_parse("kern"), -1);
+    assert_int_equal(log_facility_parse(""), -1);
+}
+
 static void test_received_postfix_is_unchanged(void **state)
 {
     struct maillog_received e = smtp_received;
@@ -83,11 +95,11 @@ static void test_received_sendmail_has_sendmail_fields(void **state)
           "4Rb2k1: from=<a@example.test>, size=1234, class=0, nrcpts=2, "
           "msgid=<m1@example.test>, proto=ESMTP, daemon=MTA, relay=mx.example.test [192.0.2.7]");
     e.client_name = "unknown";
-    e.daemon = "submission";
+    e.daemon = "submission"; /* sendmail's MSA */
     e.msgid = "";
     CHECK(maillog_format_received, MAILLOG_SENDMAIL, &e,
           "4Rb2k1: from=<a@example.test>, size=1234, class=0, nrcpts=2, proto=ESMTP, "
-          "daemon=submission, relay=[192.0.2.7]");
+          "daemon=MSA, relay=[192.0.2.7]");
 }
 
 static void test_received_sendmail_local_is_user_at_localhost(void **state)
@@ -226,6 +238,7 @@ static void test_sendmail_relay_forms(void **state)
         {"mx.r.test[198.51.100.2]:25", "mx.r.test. [198.51.100.2]"},
         {"[198.51.100.2]:2525", "[198.51.100.2] [198.51.100.2]"},
         {"unknown[2001:db8::1]:25", "[2001:db8::1] [2001:db8::1]"},
+        {"127.0.0.1[127.0.0.1]:2525", "[127.0.0.1] [127.0.0.1]"},
         {"none", ""},
         {"local", ""},
         {"/run/lmtp.sock", "/run/lmtp.sock"},
@@ -274,6 +287,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_names_parse),
+        cmocka_unit_test(test_syslog_facility_names_parse),
         cmocka_unit_test(test_received_postfix_is_unchanged),
         cmocka_unit_test(test_received_sendmail_has_sendmail_fields),
         cmocka_unit_test(test_received_sendmail_local_is_user_at_localhost),
