@@ -377,27 +377,12 @@ static enum pickup_result pickup_queue_file(struct pickup_item *it, const char *
 static void pickup_log(const struct pickup_item *it)
 {
     const struct cleanup_msg *m = &it->msg;
-    struct maillog_received ev = {
-        .queue_id = m->queue_id,
-        .sender = buf_cstr(&m->sender),
-        .size = (long long)m->content_bytes,
-        .nrcpts = m->rcpts.count,
-        .msgid = buf_cstr(&m->message_id),
-        .user = buf_cstr(&m->local_user),
-        .hold = m->hold.len > 0,
-    };
+    struct maillog_received ev = {.user = buf_cstr(&m->local_user)};
+    buf_t first = BUF_INIT;
 
-    if (maillog_get_format() != MAILLOG_POSTFIX) { /* the from= event carries the rest */
-        if (m->hold.len > 0)
-            log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
-        maillog_log_received(&ev);
-        return;
-    }
-    log_info("%s: uid=%lu from=<%s>", m->queue_id, it->uid, buf_cstr(&m->sender));
-    log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
-    if (m->hold.len > 0)
-        log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
-    maillog_log_received(&ev);
+    buf_printf(&first, "uid=%lu from=<%s>", it->uid, buf_cstr(&m->sender));
+    cleanup_log_received(m, &ev, buf_cstr(&first));
+    buf_free(&first);
 }
 
 /* pickup_commit - make the batch durable, then remove the maildrop files */

@@ -65,6 +65,18 @@ def send(tern, rcpt: str, helo_verb: str = "EHLO", source: str = "127.0.0.1") ->
         return m.group(1)
 
 
+def refused_rcpt(tern) -> str:
+    """RCPT TO an unknown local user: the 5xx reply (a NOQUEUE event)."""
+    with SmtpConn(tern.host, tern.port) as c:
+        assert c.greeting()[0].startswith("220 ")
+        assert c.cmd("EHLO client.example")[0].startswith("250")
+        assert c.cmd("MAIL FROM:<sender@ok.test>")[0].startswith("250 ")
+        reply = c.cmd("RCPT TO:<nosuch@tern.test>")[0]
+        assert reply.startswith("550"), reply
+        c.cmd("QUIT")
+        return reply
+
+
 def event_lines(tern, qid: str):
     """(tag, message) of every line whose message starts with the queue ID
     (json: whose object has that queue_id)."""
@@ -91,6 +103,7 @@ def make_run(mres, sinks, fmt):
         "deferred": send(tern, "carol@down.test"),
         "bounced": send(tern, "nobody@bad.test"),
     }
+    refused_rcpt(tern)
     r = subprocess.run([str(SENDMAIL), "-C", str(tern.conf_path), "dave@ok.test"],
                        input=b"Subject: local\n\nhi\n", capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
@@ -173,6 +186,9 @@ def test_postfix_format_lines_parse(postfix_run):
     assert re.search(rf"tern/qmgr\[\d+\]: {ids['bounced']}: sender non-delivery notification: "
                      r"\w+$", tern.log(), re.M)
     assert parsed_postfix(tern, ids["local"])["from"], "the local submission's from= line"
+    assert re.search(r"tern/smtpd\[\d+\]: NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: "
+                     r"550 .*; from=<sender@ok\.test> to=<nosuch@tern\.test> proto=ESMTP "
+                     r"helo=<client\.example>$", tern.log(), re.M)
     assert re.search(rf"tern/cleanup\[\d+\]: {ids['sent']}: client=unknown\[127\.0\.0\.5\], "
                      r"listener=smtpd$",
                      tern.log(), re.M)
@@ -224,6 +240,12 @@ def test_sendmail_format_log04_to_fields(sendmail_run):
     assert re.search(rf"sm-mta\[\d+\]: {ids['bounced']}: \w+: DSN: .*User unknown", tern.log())
 
 
+def test_sendmail_format_refusal_is_a_ruleset_line(sendmail_run):
+    tern, _ids = sendmail_run
+    assert re.search(r"sm-mta\[\d+\]: NOQUEUE: ruleset=check_rcpt, arg1=<nosuch@tern\.test>, "
+                     r"relay=\[127\.0\.0\.1\], reject=550 ", tern.log()), tern.log_tail()
+
+
 def test_sendmail_format_local_submission_logs_as_sendmail(sendmail_run):
     tern, ids = sendmail_run
     lines = event_lines(tern, ids["local"])
@@ -268,6 +290,7 @@ def test_sendmail_format_passes_logwatch(sendmail_run):
     assert "To: <carol@down.test>" in deferred.split("Total:")[0], r.stdout
     rejected = r.stdout.split("Mail Rejected:")[1]
     assert "<nobody@bad.test>" in rejected.split("Total:")[0], r.stdout
+    assert "nosuch@tern.test" in r.stdout, r.stdout  # the check_rcpt refusal
 
 
 # ---- json
@@ -295,6 +318,10 @@ def test_json_format_every_event_is_an_object(json_run):
     assert bounced[0]["status"] == "bounced" and bounced[0]["dsn"] == "5.1.1"
     notice = next(o for o in events["bounced"] if o["event"] == "notice")
     assert notice["kind"] == "non-delivery" and notice["notify"] == "sender"
+    rejects = [json.loads(m.group("msg")) for m in map(PREFIX.match, tern.log().splitlines())
+               if m and m.group("msg").startswith('{"queue_id":"NOQUEUE"')]
+    assert [(o["event"], o["stage"], o["to"], o["reply"][:3]) for o in rejects] == [
+        ("reject", "RCPT", "nosuch@tern.test", "550")]
     local = next(o for o in events["local"] if o["event"] == "from")
     assert local["proto"] == "local" and local["user"] == "root"
 
