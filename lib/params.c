@@ -83,8 +83,14 @@ const struct param_def param_table[] = {
      "chroot smtpd, cleanup, qmgr and smtp into queue_directory"},
     {"import_environment", PARAM_LIST, "TZ", "environment variables passed to services"},
     {"maillog_file", PARAM_STR, "", "log to this file instead of syslog"},
-    {"syslog_name", PARAM_STR, "tern", "prefix of every log tag (tern/smtpd)"},
-    {"syslog_facility", PARAM_STR, "mail", "syslog facility"},
+    {"syslog_name", PARAM_STR, "tern",
+     "prefix of every log tag (tern/smtpd); the whole tag with maillog_format = sendmail "
+     "(sendmail's -L tag: sm-mta)"},
+    {"syslog_facility", PARAM_STR, "mail",
+     "syslog facility: mail, daemon, user, local0..local7 ... (docs/logging.md)"},
+    {"maillog_format", PARAM_STR, "postfix",
+     "message event lines: postfix (QID: to=<>, relay=, status=), sendmail (QID: to=<>, "
+     "mailer=, stat=Sent) or json (one object per line) (docs/logging.md)"},
     {"service_restart_delay", PARAM_TIME, "1s",
      "first delay before a crashed service is restarted (doubles up to 1m)"},
     {"metrics_listen", PARAM_STR, "",

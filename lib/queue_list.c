@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "qfile.h"
+#include "json.h"
 #include "queue_list.h"
 
 /* defer/H/ID is one line per pending recipient; a bigger file is cut here */
@@ -343,48 +344,6 @@ void queue_list_format_sendmail(const struct queue_list *ql, const char *queue_d
     buf_free(&maildrop);
 }
 
-/* queue_list_utf8_len - length of the valid UTF-8 sequence at s, or 0 */
-static size_t queue_list_utf8_len(const unsigned char *s)
-{
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-
-    if (s[0] >= 0xf5 || (s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* queue_list_json_string - s as a JSON string; invalid UTF-8 becomes U+FFFD */
-static void queue_list_json_string(buf_t *out, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    buf_putc(out, '"');
-    while (*p) {
-        if (*p == '"' || *p == '\\') {
-            buf_putc(out, '\\');
-            buf_putc(out, *p++);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            buf_printf(out, "\\u%04x", *p++);
-        } else if (*p < 0x80) {
-            buf_putc(out, *p++);
-        } else {
-            size_t n = queue_list_utf8_len(p);
-            if (n == 0) {
-                buf_puts(out, "\\ufffd");
-                p++;
-            } else {
-                buf_append(out, p, n);
-                p += n;
-            }
-        }
-    }
-    buf_putc(out, '"');
-}
-
 /* queue_list_json_status - the Postfix-style recipient status */
 static const char *queue_list_json_status(char status)
 {
@@ -399,15 +358,15 @@ void queue_list_format_json(const struct queue_list *ql, buf_t *out)
                    "{\"queue_id\":\"%s\",\"queue_name\":\"%s\",\"arrival_time\":%lld,"
                    "\"message_size\":%lld,\"sender\":",
                    e->id, queue_name_str(e->queue), e->arrival_sec, e->size);
-        queue_list_json_string(out, e->sender);
+        json_put_string(out, e->sender);
         buf_puts(out, ",\"recipients\":[");
         for (size_t j = 0; j < e->rcpt_count; j++) {
             buf_puts(out, j ? ",{\"address\":" : "{\"address\":");
-            queue_list_json_string(out, e->rcpts[j].address);
+            json_put_string(out, e->rcpts[j].address);
             buf_printf(out, ",\"status\":\"%s\"", queue_list_json_status(e->rcpts[j].status));
             if (e->rcpts[j].reason) {
                 buf_puts(out, ",\"delay_reason\":");
-                queue_list_json_string(out, e->rcpts[j].reason);
+                json_put_string(out, e->rcpts[j].reason);
             }
             buf_putc(out, '}');
         }

@@ -18,6 +18,7 @@
 
 #include "local.h"
 #include "log.h"
+#include "maillog.h"
 #include "proctitle.h"
 #include "timeutil.h"
 
@@ -34,15 +35,23 @@ static void deliver_log(const struct delivery_request *req, const char *to, cons
                         const struct delivery_outcome *r)
 {
     static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
-    buf_t delay = BUF_INIT, origpart = BUF_INIT;
+    double now = time_now_double();
+    struct maillog_delivery ev = {
+        .queue_id = req->queue_id,
+        .rcpt = to,
+        .orig_rcpt = orig && strcasecmp(orig, to) != 0 ? orig : NULL,
+        .relay = "local",
+        .mailer = "local",
+        .delay = now - (double)req->arrival,
+        .xdelay = now - req->started,
+        .size = req->size,
+        .nrcpts = req->rcpt_count,
+        .dsn = r->dsn,
+        .status = words[r->status],
+        .reason = buf_cstr(&r->reason),
+    };
 
-    time_format_delay(time_now_double() - (double)req->arrival, &delay);
-    if (orig && strcasecmp(orig, to) != 0)
-        buf_printf(&origpart, ", orig_to=<%s>", orig);
-    log_info("%s: to=<%s>%s, relay=local, delay=%s, dsn=%s, status=%s (%s)", req->queue_id, to,
-             buf_cstr(&origpart), buf_cstr(&delay), r->dsn, words[r->status], buf_cstr(&r->reason));
-    buf_free(&delay);
-    buf_free(&origpart);
+    maillog_log_delivery(&ev);
 }
 
 /* deliver_job_mbox / _maildir / _file - runas bodies */

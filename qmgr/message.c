@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "log.h"
+#include "maillog.h"
 #include "proctitle.h"
 #include "qfile.h"
 #include "qid.h"
@@ -287,13 +288,19 @@ void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, c
     snprintf(m->rcpt[i].dsn, sizeof(m->rcpt[i].dsn), "%s", dsn);
 }
 
-/* qmgr_message_delay - seconds since arrival as "0.4" */
-void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out)
+/* qmgr_message_age - seconds since arrival */
+static double qmgr_message_age(const struct qmgr_message *m, double now)
 {
     double arrival = qmgr_message_arrival(m);
 
+    return now > arrival ? now - arrival : 0;
+}
+
+/* qmgr_message_delay - seconds since arrival as "0.4" */
+void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out)
+{
     buf_reset(out);
-    time_format_delay(now > arrival ? now - arrival : 0, out);
+    time_format_delay(qmgr_message_age(m, now), out);
 }
 
 /* qmgr_message_arrival - when m arrived, seconds since the epoch */
@@ -305,13 +312,37 @@ double qmgr_message_arrival(const struct qmgr_message *m)
 /* qmgr_log_rcpt - the status=WORD line for recipient i */
 void qmgr_log_rcpt(const struct qmgr_message *m, size_t i, const char *relay, const char *word)
 {
-    buf_t delay = BUF_INIT;
+    struct maillog_delivery ev = {
+        .queue_id = m->id,
+        .rcpt = m->qf.rcpts[i].address,
+        .relay = relay,
+        .mailer = "error", /* qmgr decides alone: sendmail's error mailer */
+        .delay = qmgr_message_age(m, time_now_double()),
+        .nrcpts = m->qf.rcpt_count,
+        .dsn = m->rcpt[i].dsn,
+        .status = word,
+        .reason = m->rcpt[i].reason ? m->rcpt[i].reason : "",
+    };
 
-    qmgr_message_delay(m, time_now_double(), &delay);
-    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", m->id,
-             m->qf.rcpts[i].address, relay, delay.data, m->rcpt[i].dsn, word,
-             m->rcpt[i].reason ? m->rcpt[i].reason : "");
-    buf_free(&delay);
+    maillog_log_delivery(&ev);
+}
+
+/* qmgr_log_expired - the status=expired line for recipient i */
+static void qmgr_log_expired(const struct qmgr_message *m, size_t i, double now)
+{
+    struct maillog_delivery ev = {
+        .queue_id = m->id,
+        .rcpt = m->qf.rcpts[i].address,
+        .relay = "none",
+        .mailer = "error",
+        .delay = qmgr_message_age(m, now),
+        .nrcpts = m->qf.rcpt_count,
+        .dsn = "4.4.7",
+        .status = "expired",
+        .reason = m->rcpt[i].reason ? m->rcpt[i].reason : "message expired",
+    };
+
+    maillog_log_delivery(&ev);
 }
 
 /* qmgr_log_deferred - the status=deferred line for recipient i */
@@ -398,10 +429,7 @@ static void message_expire(struct qmgr_message *m, double now)
         if (!qfile_rcpt_is_pending(r->status))
             continue;
         qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, &fd);
-        log_info("%s: to=<%s>, relay=none, delay=%s, dsn=4.4.7, status=expired, returned to "
-                 "sender (%s)",
-                 m->id, r->address, delay.data,
-                 m->rcpt[i].reason ? m->rcpt[i].reason : "message expired");
+        qmgr_log_expired(m, i, now);
         buf_reset(&reason);
         buf_printf(&reason, "message could not be delivered for %s: %s", delay.data,
                    m->rcpt[i].reason ? m->rcpt[i].reason : "delivery time expired");

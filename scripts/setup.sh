@@ -13,6 +13,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
   ldnsutils nsd unbound bind9-dnsutils
   libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
+  logwatch pflogsumm
   libmicrohttpd-dev prometheus python3-prometheus-client"
 
 # the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed

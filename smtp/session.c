@@ -43,6 +43,7 @@
 #include "addr.h"
 #include "dane.h"
 #include "log.h"
+#include "maillog.h"
 #include "netaddr.h"
 #include "reply.h"
 #include "nexthop.h"
@@ -199,19 +200,29 @@ static void session_arm(struct smtp_session *s, long long seconds, const char *d
 static void session_log_rcpt(struct smtp_session *s, const struct delivery_rcpt *r)
 {
     static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
-    buf_t delay = BUF_INIT;
     buf_t use = BUF_INIT;
+    double now = time_now_double();
+    struct maillog_delivery ev = {
+        .queue_id = s->req->queue_id,
+        .rcpt = r->address,
+        .relay = buf_cstr(&s->relay),
+        .mailer = s->env->lmtp ? "lmtp" : "esmtp",
+        .delay = now - (double)s->req->arrival,
+        .xdelay = now - s->req->started,
+        .size = s->req->size,
+        .nrcpts = s->req->rcpt_count,
+        .dsn = r->result.dsn,
+        .status = words[r->result.status],
+        .reason = buf_cstr(&r->result.reason),
+    };
 
-    time_format_delay(time_now_double() - (double)s->req->arrival, &delay);
     if (s->uses > 1)
         buf_printf(&use, ", conn_use=%lld", s->uses);
     if (!s->env->lmtp && strcmp(buf_cstr(&s->relay), "none") != 0)
         buf_printf(&use, ", tls=%s", s->tls_note);
-    log_info("%s: to=<%s>, relay=%s%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
-             r->address, buf_cstr(&s->relay), buf_cstr(&use), buf_cstr(&delay), r->result.dsn,
-             words[r->result.status], buf_cstr(&r->result.reason));
+    ev.extra = buf_cstr(&use);
+    maillog_log_delivery(&ev);
     buf_free(&use);
-    buf_free(&delay);
 }
 
 /* session_fail_pending - give every undecided recipient (only the accepted

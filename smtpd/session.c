@@ -27,6 +27,7 @@
 #include "greet.h"
 #include "ident.h"
 #include "log.h"
+#include "maillog.h"
 #include "netaddr.h"
 #include "reject_reason.h"
 #include "session.h"
@@ -132,20 +133,27 @@ void session_reply(struct session *s, const char *fmt, ...)
 void session_log_event(struct session *s, int kind_len, const char *kind, const char *stage,
                        const char *text, const char *to)
 {
-    buf_t line = BUF_INIT;
+    buf_t kind_copy = BUF_INIT, from = BUF_INIT, rcpt = BUF_INIT;
+    struct maillog_reject ev = {
+        .stage = stage,
+        .client = s->client,
+        .text = text,
+        .proto = session_protocol(s),
+        .helo = buf_cstr(&s->helo),
+    };
 
-    buf_printf(&line, "NOQUEUE: %.*s: %s from %s: %s; from=<", kind_len, kind, stage, s->client,
-               text);
-    proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &line);
-    buf_puts(&line, ">");
+    buf_append(&kind_copy, kind, (size_t)kind_len);
+    ev.kind = buf_cstr(&kind_copy);
+    proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &from);
+    ev.from = buf_cstr(&from);
     if (to != NULL) {
-        buf_puts(&line, " to=<");
-        proto_printable(to, strlen(to), ADDR_LOG_MAX, &line);
-        buf_puts(&line, ">");
+        proto_printable(to, strlen(to), ADDR_LOG_MAX, &rcpt);
+        ev.to = buf_cstr(&rcpt);
     }
-    buf_printf(&line, " proto=%s helo=<%s>", session_protocol(s), buf_cstr(&s->helo));
-    log_info("%s", buf_cstr(&line));
-    buf_free(&line);
+    maillog_log_reject(&ev);
+    buf_free(&kind_copy);
+    buf_free(&from);
+    buf_free(&rcpt);
 }
 
 /* session_log_reject - one line per refused MAIL/RCPT/message */

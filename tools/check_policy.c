@@ -115,7 +115,9 @@ static const char *check_policy_relay_origin(const struct config *view)
     return config_file(view);
 }
 
-/* check_policy_warn_relay - one warning per open listener; 1 when warned */
+/* check_policy_warn_relay - the open relay warning for listener; 1 when
+ * warned (check_policy warns for the first open listener only: the cause,
+ * the restriction lists or promiscuous_relay, is usually shared) */
 static int check_policy_warn_relay(const struct config *view, struct policy *p, struct route *route,
                                    const char *listener)
 {

@@ -97,25 +97,37 @@ static int check_warn_secret(const char *origin, const char *param, const char *
     return 1;
 }
 
+/* check_warn_first - 1 the first time item is seen ("\nA\nB\n" in seen) */
+static int check_warn_first(buf_t *seen, const char *item)
+{
+    buf_t key = BUF_INIT;
+    int first;
+
+    buf_printf(&key, "\n%s\n", item);
+    first = strstr(buf_cstr(seen), buf_cstr(&key)) == NULL;
+    if (first)
+        buf_append(seen, key.data + 1, key.len - 1);
+    buf_free(&key);
+    return first;
+}
+
 /* check_warn_table_file - the file, and its directory, of one table once */
 static int check_warn_table_file(const struct config *cfg, const char *param, const char *path,
                                  gid_t owner_gid, buf_t *seen)
 {
     const char *origin = config_origin(cfg, param);
     char dir[4096];
-    buf_t key = BUF_INIT;
     int count = 0;
 
-    buf_printf(&key, "\n%s\n", path);
-    if (strstr(buf_cstr(seen), buf_cstr(&key)) == NULL) {
-        buf_append(seen, key.data, key.len - 1);
-        count += check_warn_writable(origin, param, path, owner_gid);
-        snprintf(dir, sizeof(dir), "%s", path);
-        count += check_warn_writable(origin, param, dirname(dir), owner_gid);
-        if (strcmp(param, "smtp_sasl_password_maps") == 0)
-            count += check_warn_secret(origin, param, path);
-    }
-    buf_free(&key);
+    if (!check_warn_first(seen, path))
+        return 0;
+    count += check_warn_writable(origin, param, path, owner_gid);
+    snprintf(dir, sizeof(dir), "%s", path);
+    const char *parent = dirname(dir);
+    if (check_warn_first(seen, parent))
+        count += check_warn_writable(origin, param, parent, owner_gid);
+    if (strcmp(param, "smtp_sasl_password_maps") == 0)
+        count += check_warn_secret(origin, param, path);
     return count;
 }
 
@@ -218,8 +230,10 @@ static int check_warn_auth_cleartext(const struct config *cfg, const struct conf
                                      const struct listener_def *l)
 {
     if (!config_bool(view, "smtpd_sasl_auth_enable") || config_bool(view, "smtpd_tls_auth_only") ||
-        config_bool(view, "smtpd_tls_wrappermode") || !check_warn_internet_facing(cfg, l))
-        return 0;
+        config_bool(view, "smtpd_tls_wrappermode") ||
+        strcmp(config_str(view, "smtpd_tls_security_level"), "encrypt") == 0 ||
+        !check_warn_internet_facing(cfg, l))
+        return 0; /* at "encrypt" smtpd refuses AUTH before STARTTLS */
     check_warn(config_origin(view, "smtpd_tls_auth_only"),
                "listener %s: smtpd_tls_auth_only = no on an Internet-facing listener: "
                "passwords may cross the network in the clear; set smtpd_tls_auth_only = yes",
@@ -233,24 +247,21 @@ static int check_warn_listeners(const struct config *cfg)
     int count = 0;
     buf_t seen = BUF_INIT;
 
+    buf_puts(&seen, "\n");
     for (const struct listener_def *l = listener_table; l->name != NULL; l++) {
-        buf_t err = BUF_INIT, key = BUF_INIT;
+        buf_t err = BUF_INIT;
         struct config *view;
         if (*config_list(cfg, l->param, NULL) == NULL ||
             (view = config_listener(cfg, l->name, &err)) == NULL) {
             buf_free(&err);
             continue; /* off, or an error reported elsewhere */
         }
-        buf_printf(&key, "\n%s\n", config_str(view, "smtpd_tls_key_file"));
-        if (strstr(buf_cstr(&seen), buf_cstr(&key)) == NULL) {
-            buf_append(&seen, key.data, key.len - 1);
+        if (check_warn_first(&seen, config_str(view, "smtpd_tls_key_file")))
             count += check_warn_key(view, "smtpd_tls_key_file", 0);
-        }
         count += check_warn_greet_pause(view, l->name);
         count += check_warn_auth_cleartext(cfg, view, l);
         config_free(view);
         buf_free(&err);
-        buf_free(&key);
     }
     buf_free(&seen);
     return count;

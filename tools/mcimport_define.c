@@ -61,6 +61,12 @@ static void mcimport_define_noted(struct mcimport_map *m, const char *param, con
     mcimport_report(m, MCIMPORT_NOTED, "%s", param);
 }
 
+/* a define with nothing in its value: nothing changes */
+static void mcimport_define_empty(struct mcimport_map *m)
+{
+    mcimport_report(m, MCIMPORT_NOTED, "empty value: tern's default stays");
+}
+
 /* -------------------------------------------------------- conf values */
 
 /* SMTP_LOGIN_MSG: $j is $myhostname; dates and versions are left out */
@@ -118,6 +124,8 @@ static void mcimport_define_privacy(struct mcimport_map *m, const char *param, c
     if (unknown.len)
         mcimport_report(m, MCIMPORT_NOT_MAPPED, "privacy flags tern does not know: %s",
                         buf_cstr(&unknown));
+    if (n == 0)
+        mcimport_define_empty(m);
     mcimport_words_free(w, n);
     buf_free(&known);
     buf_free(&unknown);
@@ -185,11 +193,19 @@ static void mcimport_define_auth_options(struct mcimport_map *m, const char *par
 
 static void mcimport_define_auth_mechs(struct mcimport_map *m, const char *param, const char *value)
 {
+    char **w;
+    size_t n = mcimport_words(value, &w);
+    buf_t list = BUF_INIT;
+
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&list, "%s%s", i ? " " : "", w[i]);
     mcimport_set(m, param, "yes");
     mcimport_report(m, MCIMPORT_NOTED,
                     "the mechanisms are Cyrus SASL's own list: put \"mech_list: %s\" in "
                     "/etc/sasl2/smtpd.conf (docs/auth.md)",
-                    value);
+                    buf_cstr(&list));
+    mcimport_words_free(w, n);
+    buf_free(&list);
 }
 
 static void mcimport_define_tls_srv(struct mcimport_map *m, const char *param, const char *value)
@@ -251,6 +267,8 @@ static void mcimport_define_trusted(struct mcimport_map *m, const char *param, c
 
     for (size_t i = 0; i < n; i++)
         mcimport_add(m, param, w[i], 1);
+    if (n == 0)
+        mcimport_define_empty(m);
     mcimport_words_free(w, n);
 }
 
@@ -335,6 +353,29 @@ static void mcimport_define_alias_file(struct mcimport_map *m, const char *param
     buf_free(&spec);
 }
 
+/* a names file (RELAY_DOMAIN_FILE(`-o /etc/mail/relay-domains')) */
+static void mcimport_names_file(struct mcimport_map *m, const char *param, const char *arg)
+{
+    int optional = strncmp(arg, "-o", 2) == 0;
+    buf_t p = BUF_INIT;
+
+    if (optional)
+        arg += 2;
+    while (*arg == ' ')
+        arg++;
+    buf_puts(&p, optional ? "optional:" : "");
+    mcimport_path(m, arg, &p);
+    mcimport_add(m, param, buf_cstr(&p), 0);
+    buf_free(&p);
+}
+
+/* RELAY_DOMAIN_FILE or confCR_FILE: this file replaces sendmail's default */
+static void mcimport_relay_file(struct mcimport_map *m, const char *param, const char *value)
+{
+    m->relay_file_seen = 1;
+    mcimport_names_file(m, param, value);
+}
+
 struct mcimport_define_map {
     const char *name;
     void (*map)(struct mcimport_map *m, const char *param, const char *value);
@@ -386,6 +427,7 @@ static const struct mcimport_define_map mcimport_defines[] = {
     {"confTO_QUEUERETURN", mcimport_define_time, "maximal_queue_lifetime"},
     {"confMIN_QUEUE_AGE", mcimport_define_time, "minimal_backoff_time"},
     {"confTRUSTED_USERS", mcimport_define_trusted, "trusted_users"},
+    {"confCR_FILE", mcimport_relay_file, "relay_domains"},
     {"confTIME_ZONE", mcimport_define_noted,
      "tern passes TZ to its services (import_environment) and logs local time"},
     {"confCF_VERSION", mcimport_define_noted, "a version string for sendmail.cf: nothing to set"},
@@ -629,23 +671,6 @@ static void mcimport_each_word(struct mcimport_map *m, const char *text, const c
     buf_free(&item);
 }
 
-/* a names file (RELAY_DOMAIN_FILE(`-o /etc/mail/relay-domains')) */
-static void mcimport_names_file(struct mcimport_map *m, const char *param)
-{
-    const char *arg = mcimport_arg(m->it, 0);
-    int optional = strncmp(arg, "-o", 2) == 0;
-    buf_t p = BUF_INIT;
-
-    if (optional)
-        arg += 2;
-    while (*arg == ' ')
-        arg++;
-    buf_puts(&p, optional ? "optional:" : "");
-    mcimport_path(m, arg, &p);
-    mcimport_add(m, param, buf_cstr(&p), 0);
-    buf_free(&p);
-}
-
 static void mcimport_masquerade_as(struct mcimport_map *m, const char *arg)
 {
     m->masquerade = m->it->line;
@@ -706,9 +731,9 @@ int mcimport_macro_call(struct mcimport_map *m)
     else if (strcmp(name, "VIRTUSER_DOMAIN") == 0)
         mcimport_each_word(m, arg, "virtual_alias_domains", "", 0);
     else if (strcmp(name, "RELAY_DOMAIN_FILE") == 0)
-        mcimport_names_file(m, "relay_domains");
+        mcimport_relay_file(m, "relay_domains", arg);
     else if (strcmp(name, "VIRTUSER_DOMAIN_FILE") == 0)
-        mcimport_names_file(m, "virtual_alias_domains");
+        mcimport_names_file(m, "virtual_alias_domains", arg);
     else if (strcmp(name, "SMART_HOST") == 0)
         mcimport_define_smart_host(m, "relayhost", arg);
     else if (strcmp(name, "MAIL_HUB") == 0)

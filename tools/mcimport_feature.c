@@ -60,6 +60,7 @@ static void mcimport_feature_message(const char *msg, buf_t *out)
     int has_code = strlen(s) >= 4 && (s[0] == '4' || s[0] == '5') && s[1] >= '0' && s[1] <= '9' &&
                    s[2] >= '0' && s[2] <= '9' && s[3] == ' ';
     buf_printf(out, "%s%s", has_code ? "" : "550 ", s);
+    mcimport_one_line(out);
     buf_free(&t);
 }
 
@@ -88,7 +89,11 @@ static void mcimport_feature_dnsbl(struct mcimport_map *m)
     if (*mcimport_arg(it, 2)) {
         buf_t tmpl = BUF_INIT;
         mcimport_feature_message(mcimport_arg(it, 2), &tmpl);
-        buf_printf(&m->res->rbl_reply, "%s %s\n", zone, buf_cstr(&tmpl));
+        buf_t line = BUF_INIT;
+        buf_printf(&line, "%s %s", zone, buf_cstr(&tmpl));
+        mcimport_one_line(&line);
+        buf_printf(&m->res->rbl_reply, "%s\n", buf_cstr(&line));
+        buf_free(&line);
         mcimport_put(m, "rbl_reply_maps",
                      m->opt->rbl_reply_path ? m->opt->rbl_reply_path : "texthash:rbl_reply");
         mcimport_report(m, MCIMPORT_MAPPED, "rbl_reply_maps: %s %s", zone, buf_cstr(&tmpl));

@@ -28,6 +28,8 @@ struct mcimport_map {
     int masquerade; /* the MASQUERADE_AS line */
     int masquerade_envelope, allmasquerade;
     int daemon_options_line, no_default_msa, milters_line;
+    int relay_file_seen;   /* RELAY_DOMAIN_FILE or confCR_FILE replaced the default file */
+    size_t nreport_before; /* report lines before the current item */
 };
 
 /* a macro (or FEATURE) that sets nothing: its verdict and why */
@@ -54,6 +56,9 @@ void mcimport_set(struct mcimport_map *m, const char *name, const char *value);
 /* mcimport_add - item appended to the list name (from tern's default when
  * from_default and not set yet), reported as mapped */
 void mcimport_add(struct mcimport_map *m, const char *name, const char *item, int from_default);
+/* mcimport_one_line - line breaks and tabs (from a .mc argument) as spaces:
+ * a value, a table line and a report line are one line each */
+void mcimport_one_line(buf_t *text);
 /* mcimport_arg - argument i of it, or "" */
 const char *mcimport_arg(const struct mcimport_item *it, size_t i);
 /* mcimport_expand - value with the site's define()d words replaced */

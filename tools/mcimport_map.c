@@ -32,9 +32,7 @@ static void mcimport_source(const struct mcimport_item *it, buf_t *out)
             buf_printf(out, "%s`%s'", i ? ", " : "", it->args[i]);
         buf_putc(out, ')');
     }
-    for (size_t i = 0; i < out->len; i++)
-        if (out->data[i] == '\n' || out->data[i] == '\r' || out->data[i] == '\t')
-            out->data[i] = ' ';
+    mcimport_one_line(out);
     if (out->len > MCIMPORT_SOURCE_MAX) {
         buf_truncate(out, MCIMPORT_SOURCE_MAX);
         buf_puts(out, "...");
@@ -51,6 +49,7 @@ void mcimport_report(struct mcimport_map *m, enum mcimport_verdict verdict, cons
     va_start(ap, fmt);
     buf_vprintf(&text, fmt, ap);
     va_end(ap);
+    mcimport_one_line(&text);
     res->report = xrealloc(res->report, (res->nreport + 1) * sizeof(*res->report));
     res->report[res->nreport++] =
         (struct mcimport_report_line){m->it->line, verdict, buf_steal(&source), buf_steal(&text)};
@@ -78,13 +77,28 @@ struct mcimport_setting *mcimport_find(struct mcimport_result *res, const char *
     return NULL;
 }
 
-/* mcimport_one_line - line breaks (from a .mc argument) as spaces: a value
- * is one line of tern.conf */
-static void mcimport_one_line(buf_t *value)
+void mcimport_one_line(buf_t *text)
 {
-    for (size_t i = 0; i < value->len; i++)
-        if (value->data[i] == '\n' || value->data[i] == '\r')
-            value->data[i] = ' ';
+    for (size_t i = 0; i < text->len; i++)
+        if (text->data[i] == '\n' || text->data[i] == '\r' || text->data[i] == '\t')
+            text->data[i] = ' ';
+}
+
+/* mcimport_origins_has - line is one of the comma-separated numbers */
+static int mcimport_origins_has(const char *origins, int line)
+{
+    const char *p = origins;
+
+    while (*p) {
+        char *end;
+        long n = strtol(p, &end, 10);
+        if (end == p)
+            return 0;
+        if (n == line)
+            return 1;
+        p = end + strspn(end, ", ");
+    }
+    return 0;
 }
 
 /* mcimport_setting - name's setting, created empty (origins: this line) */
@@ -101,9 +115,7 @@ static struct mcimport_setting *mcimport_setting(struct mcimport_map *m, const c
         buf_init(&s->value);
         buf_init(&s->origins);
     }
-    char tag[16];
-    snprintf(tag, sizeof(tag), "%d", line);
-    if (strstr(buf_cstr(&s->origins), tag) == NULL)
+    if (!mcimport_origins_has(buf_cstr(&s->origins), line))
         buf_printf(&s->origins, "%s%d", s->origins.len ? ", " : "", line);
     return s;
 }
@@ -307,6 +319,7 @@ static void mcimport_map_item(struct mcimport_map *m)
 {
     const struct mcimport_item *it = m->it;
 
+    m->nreport_before = m->res->nreport;
     if (it->kind == MCIMPORT_TEXT) {
         mcimport_report(m, MCIMPORT_NOT_MAPPED,
                         "text outside any macro (m4 copies it into sendmail.cf as it is)");
@@ -320,6 +333,8 @@ static void mcimport_map_item(struct mcimport_map *m)
         mcimport_report(m, MCIMPORT_NOT_MAPPED, "unknown macro %s: tern has no equivalent",
                         it->name);
     }
+    if (m->res->nreport == m->nreport_before) /* a handler's bug: never a silent line */
+        mcimport_report(m, MCIMPORT_NOT_MAPPED, "(internal) no verdict");
 }
 
 /* mcimport_map_finish - the settings collected from several lines */
@@ -352,11 +367,15 @@ static void mcimport_map_aliases(struct mcimport_map *m)
             mcimport_put_at(m, "alias_maps", buf_cstr(&spec), 0);
         buf_free(&spec);
     }
-    if (mcimport_find(m->res, "relay_domains") == NULL) {
+    if (!m->relay_file_seen) { /* RELAY_DOMAIN adds to class R: the file is read too */
+        struct mcimport_setting *s = mcimport_find(m->res, "relay_domains");
         buf_t p = BUF_INIT;
         buf_puts(&p, "optional:");
         mcimport_path(m, "/etc/mail/relay-domains", &p);
-        mcimport_put_at(m, "relay_domains", buf_cstr(&p), 0);
+        if (s == NULL)
+            mcimport_put_at(m, "relay_domains", buf_cstr(&p), 0);
+        else
+            buf_printf(&s->value, "%s%s", s->value.len ? ", " : "", buf_cstr(&p));
         buf_free(&p);
     }
 }

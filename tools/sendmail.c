@@ -219,8 +219,13 @@ static void sendmail_option(struct sendmail_opts *o, int argc, char **argv, int 
     case 'C':
         o->config_file = sendmail_value(argc, argv, i, rest);
         return;
-    case 'L':
+    case 'L': /* the syslog tag (CLI-15): syslog_name for this run */
         o->log_tag = sendmail_value(argc, argv, i, rest);
+        if (o->override_count < SENDMAIL_MAX_OVERRIDES) {
+            buf_t b = BUF_INIT;
+            buf_printf(&b, "syslog_name=%s", o->log_tag);
+            o->overrides[o->override_count++] = buf_steal(&b);
+        }
         return;
     case 'O':
         if (o->override_count >= SENDMAIL_MAX_OVERRIDES)

@@ -197,6 +197,29 @@ def test_check_warns(res, case):
     assert all(re.match(r"tern: warning: /\S+(:\d+)?: ", w) for w in warnings), warnings
 
 
+def test_auth_cleartext_not_warned_where_tls_is_required(res):
+    # submission's default smtpd_tls_security_level = encrypt: no AUTH before STARTTLS there
+    r, warnings, _ = check(res, smtpd_listen="0.0.0.0:2525", submission_listen="0.0.0.0:2587",
+                           smtpd_sasl_auth_enable="yes", smtpd_tls_auth_only="no")
+    auth = [w for w in warnings if "smtpd_tls_auth_only = no" in w]
+    assert len(auth) == 1 and "listener smtpd:" in auth[0], r.stdout
+
+
+def test_table_and_directory_warned_once(res):
+    r, warnings, t = check(res, {"t": ("a@x.test b@y.test\n", 0o666)},
+                           canonical_maps="texthash:@ETC@/t", sender_canonical_maps="texthash:@ETC@/t")
+    assert len([w for w in warnings if "/t is world-writable" in w]) == 1, r.stdout
+    shared = t.etc / "shared"
+    shared.mkdir()
+    for name in ("a", "b"):
+        (shared / name).write_text("a@x.test b@y.test\n")
+    os.chmod(shared, 0o777)
+    t.conf_edit(canonical_maps=f"texthash:{shared}/a", sender_canonical_maps=f"texthash:{shared}/b")
+    r = t.tern("check")
+    dirs = [w for w in r.stdout.splitlines() if re.search(r"/shared is world-writable", w)]
+    assert len(dirs) == 1, r.stdout
+
+
 def test_key_not_owned_by_root_warns(res):
     r, warnings, t = check(res, {"client.key": ("not a key\n", 0o600)},
                            smtp_tls_key_file="@ETC@/client.key")

@@ -222,6 +222,75 @@ static void test_written_conf_and_report(void **state)
     buf_free(&report);
 }
 
+static void test_relay_domains_file_read_with_relay_domain(void **state)
+{
+    (void)state;
+    map("RELAY_DOMAIN(`a.example')\nFEATURE(`relay_entire_domain')\n");
+    assert_string_equal(mcimport_setting_value(&res, "relay_domains"),
+                        "a.example, $mydomain, optional:/m/relay-domains");
+    mcimport_doc_free(&doc);
+    mcimport_result_free(&res);
+    map("RELAY_DOMAIN(`a.example')\nRELAY_DOMAIN_FILE(`-o /etc/mail/rd')\n");
+    assert_string_equal(mcimport_setting_value(&res, "relay_domains"), "a.example, optional:/m/rd");
+    mcimport_doc_free(&doc);
+    mcimport_result_free(&res);
+    map("define(`confCR_FILE', `-o /etc/mail/cr')\nFEATURE(`relay_entire_domain')\n");
+    assert_string_equal(mcimport_setting_value(&res, "relay_domains"), "optional:/m/cr, $mydomain");
+    assert_true(report_has(1, MCIMPORT_MAPPED, "relay_domains += optional:/m/cr"));
+}
+
+static void test_empty_defines_are_reported(void **state)
+{
+    (void)state;
+    map("define(`confTRUSTED_USERS', `')\ndefine(`confPRIVACY_FLAGS', ` ')\n");
+    assert_null(mcimport_setting_value(&res, "trusted_users"));
+    assert_null(mcimport_setting_value(&res, "smtpd_privacy_flags"));
+    assert_true(report_has(1, MCIMPORT_NOTED, "empty value: tern's default stays"));
+    assert_true(report_has(2, MCIMPORT_NOTED, "empty value: tern's default stays"));
+}
+
+/* every report line of the written report starts with the file name */
+static void assert_report_lines_one_each(void)
+{
+    buf_t report = BUF_INIT;
+
+    mcimport_write_report(&res, "x.mc", &report);
+    const char *p = strchr(buf_cstr(&report), '\n') + 1; /* past the summary */
+    while (*p && *p != '\n') {
+        assert_int_equal(strncmp(p, "x.mc:", 5), 0);
+        p = strchr(p, '\n') + 1;
+    }
+    buf_free(&report);
+}
+
+static void test_line_breaks_in_arguments_stay_on_one_line(void **state)
+{
+    (void)state;
+    map("FEATURE(`dnsbl', `bl.example', `Rejected\nsee bl')\n"
+        "define(`confAUTH_MECHANISMS', `PLAIN\nLOGIN')\n");
+    assert_string_equal(buf_cstr(&res.rbl_reply), "bl.example 550 Rejected see bl\n");
+    assert_true(report_has(1, MCIMPORT_MAPPED, "bl.example 550 Rejected see bl"));
+    assert_true(report_has(3, MCIMPORT_NOTED, "mech_list: PLAIN LOGIN\""));
+    for (size_t i = 0; i < res.nreport; i++)
+        assert_null(strchr(res.report[i].text, '\n'));
+    assert_report_lines_one_each();
+}
+
+static void test_origins_compare_whole_numbers(void **state)
+{
+    buf_t conf = BUF_INIT;
+
+    (void)state;
+    parse("LOCAL_DOMAIN(`a.example')\nLOCAL_DOMAIN(`b.example')\n");
+    doc.items[0].line = 12;
+    doc.items[1].line = 1;
+    struct mcimport_options opt = {"/m", "texthash:/r"};
+    mcimport_map(&doc, &opt, &res);
+    mcimport_write_conf(&res, "x.mc", &conf);
+    assert_non_null(strstr(buf_cstr(&conf), "# x.mc line 12, 1\nmydestination = "));
+    buf_free(&conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +307,10 @@ int main(void)
         cmocka_unit_test_teardown(test_daemon_options_and_milters, teardown),
         cmocka_unit_test_teardown(test_dnsbl_messages, teardown),
         cmocka_unit_test_teardown(test_written_conf_and_report, teardown),
+        cmocka_unit_test_teardown(test_relay_domains_file_read_with_relay_domain, teardown),
+        cmocka_unit_test_teardown(test_empty_defines_are_reported, teardown),
+        cmocka_unit_test_teardown(test_line_breaks_in_arguments_stay_on_one_line, teardown),
+        cmocka_unit_test_teardown(test_origins_compare_whole_numbers, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
