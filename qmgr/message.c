@@ -249,6 +249,7 @@ static void message_free(struct qmgr *qm, struct qmgr_message *m)
         qm->messages = m->next;
     if (m->next != NULL)
         m->next->prev = m->prev;
+    qmgr_run_message_gone(m);
     for (i = 0; i < m->qf.rcpt_count; i++)
         free(m->rcpt[i].reason);
     free(m->rcpt);

@@ -1,0 +1,304 @@
+/*
+ * run - a queue run a client waits for (sendmail -q, docs/operations.md,
+ * "Queue runs and the daemon flags").
+ *
+ * qmgr.flush with wait=yes (and optionally trace=yes) makes a run: once
+ * maildrop/ is empty (pickup has handed everything to cleanup, at most
+ * RUN_SETTLE_LIMIT), qmgr takes incoming/ and every deferred message the
+ * selector matches regardless of its back-off time, and attaches every
+ * matching message in memory to the run.  The client gets qmgr.reply
+ * (status, count), then one qmgr.run.message per message as it leaves
+ * memory (delivered, deferred, bounced: its one attempt is over) with its
+ * sequence number and a text (the delivery transcripts when traced, and
+ * one line per recipient), and finally qmgr.run.done.  Nothing here
+ * blocks: the settle wait is a timer and every write is buffered.  A
+ * client that goes away detaches; the run is freed when its last message
+ * has gone.
+ */
+#include <dirent.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "buf.h"
+#include "log.h"
+#include "qselect.h"
+#include "safefile.h"
+#include "qmgr.h"
+
+#define RUN_SETTLE_LIMIT 50 /* checks of maildrop/, 200 ms apart */
+#define RUN_SETTLE_US 200000
+#define RUN_TEXT_MAX (1024 * 1024)
+
+struct qmgr_run {
+    struct qmgr *qm;
+    struct bufferevent *bev; /* the waiting client; NULL once it went away */
+    struct event *settle_ev;
+    int settle_checks;
+    int selected; /* run_select has run */
+    int trace;
+    char *selector;
+    size_t total, done;
+};
+
+/* run_send - one message to the client, when it is still there */
+static void run_send(struct qmgr_run *run, const buf_t *out)
+{
+    if (run->bev != NULL)
+        bufferevent_write(run->bev, out->data, out->len);
+}
+
+/* run_send_done - qmgr.run.done: every selected message had its attempt */
+static void run_send_done(struct qmgr_run *run)
+{
+    buf_t out = BUF_INIT;
+
+    attr_begin(&out, "qmgr.run.done");
+    attr_add_str(&out, "status", "ok");
+    attr_add_int(&out, "count", (long long)run->total);
+    attr_end(&out);
+    run_send(run, &out);
+    buf_free(&out);
+}
+
+static void run_free(struct qmgr_run *run)
+{
+    if (run->settle_ev != NULL)
+        event_free(run->settle_ev);
+    free(run->selector);
+    free(run);
+}
+
+/* run_maildrop_busy - 1 while maildrop/ holds a submission */
+static int run_maildrop_busy(void)
+{
+    DIR *d = opendir("maildrop");
+    struct dirent *e;
+    int busy = 0;
+
+    if (d == NULL)
+        return 0;
+    while (!busy && (e = readdir(d)) != NULL)
+        busy = qid_valid(e->d_name);
+    closedir(d);
+    return busy;
+}
+
+/* run_file_matches - does the queue file at path match sel? */
+static int run_file_matches(const char *path, const char *id, const struct qselect *sel)
+{
+    struct qfile_msg qf;
+    buf_t err = BUF_INIT;
+    int fd, hit = 0;
+
+    if (sel->kind == 0 || sel->kind == 'I')
+        return qselect_match(sel, id, NULL, NULL, 0);
+    if ((fd = safe_open_regular(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        return 0;
+    qfile_msg_init(&qf);
+    if (qfile_read(fd, &qf, &err) == 0)
+        hit = qmgr_run_qf_matches(&qf, id, sel);
+    qfile_msg_free(&qf);
+    buf_free(&err);
+    close(fd);
+    return hit;
+}
+
+/* run_take_deferred - load the matching deferred files, due or not */
+static void run_take_deferred(struct qmgr *qm, const struct qselect *sel)
+{
+    buf_t path = BUF_INIT, dir = BUF_INIT;
+
+    for (int h = 0; h < 16; h++) {
+        DIR *d;
+        struct dirent *e;
+
+        buf_reset(&dir);
+        buf_printf(&dir, "deferred/%x", h);
+        if ((d = opendir(dir.data)) == NULL)
+            continue;
+        while ((e = readdir(d)) != NULL && qmgr_has_room(qm)) {
+            if (!qid_valid(e->d_name))
+                continue;
+            buf_reset(&path);
+            buf_printf(&path, "%s/%s", dir.data, e->d_name);
+            if (run_file_matches(path.data, e->d_name, sel) &&
+                qmgr_scan_take(path.data, e->d_name) == 0)
+                qmgr_message_load(qm, e->d_name);
+        }
+        closedir(d);
+    }
+    buf_free(&path);
+    buf_free(&dir);
+}
+
+/* run_select - take what the run covers and attach it; then answer */
+static void run_select(struct qmgr_run *run)
+{
+    struct qmgr *qm = run->qm;
+    struct qselect sel;
+    buf_t out = BUF_INIT;
+
+    qselect_parse(run->selector, &sel); /* checked in qmgr_run_start */
+    run->selected = 1;
+    qmgr_scan_incoming(qm);
+    run_take_deferred(qm, &sel);
+    for (struct qmgr_message *m = qm->messages; m != NULL; m = m->next)
+        if (m->run == NULL && qmgr_run_qf_matches(&m->qf, m->id, &sel)) {
+            m->run = run;
+            run->total++;
+        }
+    log_info("queue run%s%s: %zu message%s", *run->selector ? " " : "", run->selector, run->total,
+             run->total == 1 ? "" : "s");
+    attr_begin(&out, "qmgr.reply");
+    attr_add_str(&out, "status", "ok");
+    attr_add_int(&out, "count", (long long)run->total);
+    attr_end(&out);
+    run_send(run, &out);
+    buf_free(&out);
+    if (run->total == 0)
+        run_send_done(run);
+}
+
+/* run_settle_cb - wait for pickup to empty maildrop/, then select */
+static void run_settle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct qmgr_run *run = arg;
+    struct timeval again = {0, RUN_SETTLE_US};
+
+    if (run->bev != NULL && run_maildrop_busy() && ++run->settle_checks < RUN_SETTLE_LIMIT) {
+        evtimer_add(run->settle_ev, &again);
+        return;
+    }
+    if (run->bev == NULL) { /* the client left before the run began */
+        run_free(run);
+        return;
+    }
+    run_select(run);
+}
+
+int qmgr_run_qf_matches(const struct qfile_msg *qf, const char *id, const struct qselect *sel)
+{
+    const char **rcpts = xcalloc(qf->rcpt_count ? qf->rcpt_count : 1, sizeof(char *));
+    size_t n = 0;
+    int hit;
+
+    for (size_t i = 0; i < qf->rcpt_count; i++)
+        if (qfile_rcpt_is_pending(qf->rcpts[i].status))
+            rcpts[n++] = qf->rcpts[i].address;
+    hit = qselect_match(sel, id, qf->sender, rcpts, n);
+    free(rcpts);
+    return hit;
+}
+
+struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, struct bufferevent *bev,
+                                buf_t *err)
+{
+    const char *selector = attr_get(am, "selector", NULL);
+    const char *trace = attr_get(am, "trace", NULL);
+    struct qselect sel;
+    struct qmgr_run *run;
+
+    if (qselect_parse(selector, &sel) < 0) {
+        buf_puts(err, "bad selector: expected [!]R<substring>, [!]S<substring> or [!]I<substring>");
+        return NULL;
+    }
+    run = xcalloc(1, sizeof(*run));
+    run->qm = qm;
+    run->bev = bev;
+    run->trace = trace != NULL && strcmp(trace, "yes") == 0;
+    run->selector = xstrdup(selector ? selector : "");
+    run->settle_ev = evtimer_new(qm->base, run_settle_cb, run);
+    event_active(run->settle_ev, EV_TIMEOUT, 0);
+    return run;
+}
+
+void qmgr_run_detach(struct qmgr_run *run)
+{
+    run->bev = NULL;
+    /* before the selection the settle callback frees it; after, the last
+     * message to go does */
+    if (run->selected && run->done == run->total)
+        run_free(run);
+}
+
+int qmgr_run_traced(const struct qmgr_message *m)
+{
+    return m->run != NULL && m->run->trace;
+}
+
+/* run_note_rcpt - "<rcpt>... Sent (reply)" and the like */
+static void run_note_rcpt(struct qmgr_message *m, long long index, const char *status,
+                          const char *reason)
+{
+    const char *addr;
+
+    if (index < 0 || (size_t)index >= m->qf.rcpt_count || m->run_text.len > RUN_TEXT_MAX)
+        return;
+    addr = m->qf.rcpts[index].address;
+    reason = reason ? reason : "";
+    if (strcmp(status, "sent") == 0)
+        buf_printf(&m->run_text, "<%s>... Sent (%s)\n", addr, reason);
+    else if (strcmp(status, "defer") == 0)
+        buf_printf(&m->run_text, "<%s>... Deferred: %s\n", addr, reason);
+    else
+        buf_printf(&m->run_text, "<%s>... Failed: %s\n", addr, reason);
+}
+
+void qmgr_run_note_result(struct qmgr_message *m, const struct attr_msg *am)
+{
+    long long index = -1;
+    const char *status = NULL, *reason = NULL;
+
+    if (m->run == NULL)
+        return;
+    for (size_t k = 1; k < am->count; k++) {
+        const struct attr *a = &am->v[k];
+
+        if (strcmp(a->name, "transcript") == 0 && m->run_text.len < RUN_TEXT_MAX) {
+            buf_puts(&m->run_text, a->value);
+        } else if (strcmp(a->name, "index") == 0) {
+            if (status != NULL)
+                run_note_rcpt(m, index, status, reason);
+            index = strtoll(a->value, NULL, 10);
+            status = reason = NULL;
+        } else if (strcmp(a->name, "status") == 0) {
+            status = a->value;
+        } else if (strcmp(a->name, "reason") == 0) {
+            reason = a->value;
+        }
+    }
+    if (status != NULL)
+        run_note_rcpt(m, index, status, reason);
+}
+
+void qmgr_run_message_gone(struct qmgr_message *m)
+{
+    struct qmgr_run *run = m->run;
+    buf_t out = BUF_INIT;
+
+    m->run = NULL;
+    if (run == NULL)
+        return;
+    run->done++;
+    attr_begin(&out, "qmgr.run.message");
+    attr_add_str(&out, "id", m->id);
+    attr_add_int(&out, "sequence", (long long)run->done);
+    attr_add_int(&out, "of", (long long)run->total);
+    attr_add_str(&out, "text", buf_cstr(&m->run_text));
+    attr_end(&out);
+    run_send(run, &out);
+    buf_free(&out);
+    buf_free(&m->run_text);
+    if (run->done < run->total)
+        return;
+    if (run->bev != NULL)
+        run_send_done(run);
+    else
+        run_free(run);
+}
