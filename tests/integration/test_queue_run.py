@@ -8,9 +8,11 @@ Instances use long back-offs and queue_run_delay so that only the -q under
 test can deliver a deferred message.
 """
 
+import base64
 import re
 import subprocess
 
+from peerutil import TlsPeer, start_peer, table_dir, write_table
 from ternlib import BUILD, proc_cmdline, wait_until
 
 SENDMAIL = BUILD / "tools" / "sendmail"
@@ -61,7 +63,13 @@ def test_q_v_runs_the_queue_in_the_foreground(res):
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert f"Running {tern.queue}/{qid} (sequence 1 of 1)" in out, out
-    assert re.search(r"^<u1@remote\.test>\.\.\. Sent \(", out, re.M), out
+    assert re.search(r"^Connecting to .* via esmtp\.\.\.$", out, re.M), out
+    assert re.search(r"^220 ", out, re.M), out  # the server's lines as they came
+    assert re.search(r"^>>> EHLO tern\.test$", out, re.M), out
+    assert re.search(r"^>>> MAIL From:<a@x\.test> SIZE=\d+", out, re.M), out
+    assert re.search(r"^250 ", out, re.M), out
+    assert re.search(r"^>>> QUIT$", out, re.M), out
+    assert re.search(r"^<u1@remote\.test>\.\.\. Sent \(250 ", out, re.M), out
     assert subjects(sink) == ["fg"]  # there when -q returned
 
 
@@ -102,3 +110,24 @@ def test_q_selectors_by_recipient_negated_and_queue_id(res):
     assert subjects(sink) == ["to-a", "to-b", "to-c"]
     r = sm(tern, "-qX")
     assert r.returncode == 64
+
+
+def test_q_v_hides_the_auth_secret(res):
+    password = "Qrun-secret-pw-9Zx4"
+    peer = TlsPeer(users={"alice": password}, auth_require_tls=False, mechanisms=("PLAIN",))
+    res.sinks.append(peer)
+    sasl = write_table(table_dir(res) / "sasl_passwd", [f"{peer.hostport} alice:{password}"])
+    tern = res.tern(relayhost=peer.hostport, smtp_sasl_auth_enable="yes",
+                    smtp_sasl_password_maps=sasl, smtp_sasl_security_options="noanonymous",
+                    **SLOW_RETRY)
+    queue_deferred(tern, "u3@remote.test", "auth")
+    start_peer(res, peer)
+    r = sm(tern, "-q", "-v")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert re.search(r"^>>> AUTH PLAIN <hidden>$", out, re.M), out
+    assert re.search(r"^235 ", out, re.M), out
+    assert "<u3@remote.test>... Sent (" in out, out
+    assert peer.auth_attempts == [("PLAIN", "alice", True)]
+    for form in (password, base64.b64encode(f"\0alice\0{password}".encode()).decode()):
+        assert form not in out
