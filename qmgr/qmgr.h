@@ -178,6 +178,7 @@ struct qmgr {
     size_t inflight;
     /* events */
     int draining;
+    struct qmgr_run *settling; /* queue runs waiting for maildrop/ (run.c) */
     struct evconnlistener *listener;
     struct evconnlistener *public_listener; /* public/qmgr, or NULL */
     size_t client_count;
@@ -294,6 +295,8 @@ struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, stru
                                 buf_t *err);
 /* qmgr_run_detach - the client went away: stop writing to it */
 void qmgr_run_detach(struct qmgr_run *run);
+/* qmgr_run_claim - a message just loaded joins a settling run it matches */
+void qmgr_run_claim(struct qmgr *qm, struct qmgr_message *m);
 /* qmgr_run_traced - 1 when m's delivery requests must carry trace=yes */
 int qmgr_run_traced(const struct qmgr_message *m);
 /* qmgr_run_note_result - remember a TRANSPORT.result for m's run */

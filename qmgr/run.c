@@ -3,8 +3,8 @@
  * "Queue runs and the daemon flags").
  *
  * qmgr.flush with wait=yes (and optionally trace=yes) makes a run: once
- * maildrop/ is empty (pickup has handed everything to cleanup, at most
- * RUN_SETTLE_LIMIT), qmgr takes incoming/ and every deferred message the
+ * maildrop/ is empty (pickup, triggered from here, has handed everything
+ * to cleanup; at most RUN_SETTLE_LIMIT), qmgr takes incoming/ and every deferred message the
  * selector matches regardless of its back-off time, and attaches every
  * matching message in memory to the run.  The client gets qmgr.reply
  * (status, count), then one qmgr.run.message per message as it leaves
@@ -12,6 +12,8 @@
  * sequence number and a text (the delivery transcripts when traced, and
  * one line per recipient), and finally qmgr.run.done.  Nothing here
  * blocks: the settle wait is a timer and every write is buffered.  A
+ * matching message loaded while the run settles is claimed at once
+ * (qmgr_run_claim), so its first delivery request is already traced.  A
  * client that goes away detaches; the run is freed when its last message
  * has gone.
  */
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -29,6 +32,7 @@
 #include "log.h"
 #include "qselect.h"
 #include "safefile.h"
+#include "service.h"
 #include "qmgr.h"
 
 #define RUN_SETTLE_LIMIT 50 /* checks of maildrop/, 200 ms apart */
@@ -43,7 +47,10 @@ struct qmgr_run {
     int selected; /* run_select has run */
     int trace;
     char *selector;
+    struct qselect sel; /* parsed from selector */
     size_t total, done;
+    buf_t early;           /* qmgr.run.message of claimed messages gone before the reply */
+    struct qmgr_run *next; /* in qm->settling while it waits for maildrop/ */
 };
 
 /* run_send - one message to the client, when it is still there */
@@ -66,8 +73,21 @@ static void run_send_done(struct qmgr_run *run)
     buf_free(&out);
 }
 
+/* run_unlist - take run off qm->settling */
+static void run_unlist(struct qmgr_run *run)
+{
+    for (struct qmgr_run **p = &run->qm->settling; *p != NULL; p = &(*p)->next)
+        if (*p == run) {
+            *p = run->next;
+            break;
+        }
+    run->next = NULL;
+}
+
 static void run_free(struct qmgr_run *run)
 {
+    run_unlist(run);
+    buf_free(&run->early);
     if (run->settle_ev != NULL)
         event_free(run->settle_ev);
     free(run->selector);
@@ -87,6 +107,23 @@ static int run_maildrop_busy(void)
         busy = qid_valid(e->d_name);
     closedir(d);
     return busy;
+}
+
+/* run_poke_pickup - ask pickup to scan maildrop/ now (sendmail -v submits
+ * without the trigger so that its message cannot go before its run) */
+static void run_poke_pickup(void)
+{
+    buf_t out = BUF_INIT;
+    int fd = unix_connect("public/pickup", 1);
+
+    if (fd < 0)
+        return; /* pickup scans every minute anyway */
+    attr_begin(&out, "pickup.trigger");
+    attr_end(&out);
+    if (send(fd, out.data, out.len, MSG_NOSIGNAL) < 0)
+        log_debug("cannot trigger pickup: %m");
+    close(fd);
+    buf_free(&out);
 }
 
 /* run_file_matches - does the queue file at path match sel? */
@@ -141,15 +178,14 @@ static void run_take_deferred(struct qmgr *qm, const struct qselect *sel)
 static void run_select(struct qmgr_run *run)
 {
     struct qmgr *qm = run->qm;
-    struct qselect sel;
     buf_t out = BUF_INIT;
 
-    qselect_parse(run->selector, &sel); /* checked in qmgr_run_start */
+    qmgr_scan_incoming(qm); /* claims what matches (qmgr_run_claim) */
+    run_unlist(run);
     run->selected = 1;
-    qmgr_scan_incoming(qm);
-    run_take_deferred(qm, &sel);
+    run_take_deferred(qm, &run->sel);
     for (struct qmgr_message *m = qm->messages; m != NULL; m = m->next)
-        if (m->run == NULL && qmgr_run_qf_matches(&m->qf, m->id, &sel)) {
+        if (m->run == NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
             m->run = run;
             run->total++;
         }
@@ -160,8 +196,9 @@ static void run_select(struct qmgr_run *run)
     attr_add_int(&out, "count", (long long)run->total);
     attr_end(&out);
     run_send(run, &out);
+    run_send(run, &run->early);
     buf_free(&out);
-    if (run->total == 0)
+    if (run->done == run->total)
         run_send_done(run);
 }
 
@@ -172,11 +209,16 @@ static void run_settle_cb(evutil_socket_t fd, short what, void *arg)
     struct timeval again = {0, RUN_SETTLE_US};
 
     if (run->bev != NULL && run_maildrop_busy() && ++run->settle_checks < RUN_SETTLE_LIMIT) {
+        if (run->settle_checks % 5 == 1) /* at once, then every second */
+            run_poke_pickup();
         evtimer_add(run->settle_ev, &again);
         return;
     }
     if (run->bev == NULL) { /* the client left before the run began */
-        run_free(run);
+        run_unlist(run);
+        run->selected = 1; /* claimed messages still out free it when they go */
+        if (run->done == run->total)
+            run_free(run);
         return;
     }
     run_select(run);
@@ -201,18 +243,23 @@ struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, stru
 {
     const char *selector = attr_get(am, "selector", NULL);
     const char *trace = attr_get(am, "trace", NULL);
-    struct qselect sel;
     struct qmgr_run *run;
 
-    if (qselect_parse(selector, &sel) < 0) {
+    if (selector != NULL && strlen(selector) > QSELECT_MAX_NEEDLE + 2)
+        selector = "?"; /* refused below */
+    run = xcalloc(1, sizeof(*run));
+    run->selector = xstrdup(selector ? selector : "");
+    if (qselect_parse(run->selector, &run->sel) < 0) {
         buf_puts(err, "bad selector: expected [!]R<substring>, [!]S<substring> or [!]I<substring>");
+        free(run->selector);
+        free(run);
         return NULL;
     }
-    run = xcalloc(1, sizeof(*run));
     run->qm = qm;
     run->bev = bev;
     run->trace = trace != NULL && strcmp(trace, "yes") == 0;
-    run->selector = xstrdup(selector ? selector : "");
+    run->next = qm->settling;
+    qm->settling = run;
     run->settle_ev = evtimer_new(qm->base, run_settle_cb, run);
     event_active(run->settle_ev, EV_TIMEOUT, 0);
     return run;
@@ -225,6 +272,15 @@ void qmgr_run_detach(struct qmgr_run *run)
      * message to go does */
     if (run->selected && run->done == run->total)
         run_free(run);
+}
+
+void qmgr_run_claim(struct qmgr *qm, struct qmgr_message *m)
+{
+    for (struct qmgr_run *run = qm->settling; run != NULL && m->run == NULL; run = run->next)
+        if (run->bev != NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
+            m->run = run;
+            run->total++;
+        }
 }
 
 int qmgr_run_traced(const struct qmgr_message *m)
@@ -289,13 +345,17 @@ void qmgr_run_message_gone(struct qmgr_message *m)
     attr_begin(&out, "qmgr.run.message");
     attr_add_str(&out, "id", m->id);
     attr_add_int(&out, "sequence", (long long)run->done);
-    attr_add_int(&out, "of", (long long)run->total);
+    if (run->selected) /* else the total is not known yet: the reply's count */
+        attr_add_int(&out, "of", (long long)run->total);
     attr_add_str(&out, "text", buf_cstr(&m->run_text));
     attr_end(&out);
-    run_send(run, &out);
+    if (run->selected)
+        run_send(run, &out);
+    else if (run->bev != NULL)
+        buf_append(&run->early, out.data, out.len);
     buf_free(&out);
     buf_free(&m->run_text);
-    if (run->done < run->total)
+    if (!run->selected || run->done < run->total)
         return;
     if (run->bev != NULL)
         run_send_done(run);

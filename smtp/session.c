@@ -1860,7 +1860,8 @@ static void session_reuse_or_resolve(struct smtp_session *s)
 {
     struct smtp_conn conn;
 
-    if (s->env->cache == NULL || smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
+    if (s->env->cache == NULL || s->req->trace || /* traced: the whole dialogue */
+        smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
         session_sts_or_resolve(s);
         return;
     }

@@ -437,13 +437,14 @@ static int sendmail_deliver(struct sendmail_opts *o, const struct config *cfg, c
     if (o->verbose)
         printf("sendmail: submitting %zu byte(s) for %zu recipient(s) from <%s> via terndrop\n",
                o->sub.content.len, o->sub.rcpt_count, buf_cstr(&o->sub.sender));
+    o->sub.leave_pickup = o->verbose;
     rc = sendmail_submit(&o->sub, dir, &qid);
     if (rc != 0) {
         fprintf(stderr, "sendmail: the message was not queued (terndrop exit %d)\n", rc);
         log_warn("submission by uid %lu failed: terndrop exit %d", (unsigned long)getuid(), rc);
     } else if (o->verbose) {
         printf("%s: queued in maildrop\n", buf_cstr(&qid));
-        sendmail_follow(dir, buf_cstr(&qid));
+        sendmail_verbose_delivery(dir, buf_cstr(&qid));
     }
     buf_free(&qid);
     return rc;

@@ -36,7 +36,8 @@ struct submission {
     buf_t body_type; /* "" | "7BIT" | "8BITMIME" */
     char **rcpts;    /* recipient addresses */
     size_t rcpt_count;
-    buf_t content; /* the message, CRLF line ends */
+    buf_t content;    /* the message, CRLF line ends */
+    int leave_pickup; /* -v: pickup is triggered by the queue run that follows */
 };
 
 void submission_init(struct submission *s);
@@ -79,6 +80,11 @@ int sendmail_daemon(const char *config_dir, const struct config *cfg, int foregr
  * message had its attempt */
 int sendmail_queue_run(const char *config_dir, const char *selector, int verbose,
                        char *const *assignments, size_t count);
+
+/* sendmail_verbose_delivery - sendmail -v after a submission made with
+ * leave_pickup: a traced queue run of queue_id (pickup is triggered by it);
+ * when runs are refused, sendmail_follow */
+void sendmail_verbose_delivery(const char *config_dir, const char *queue_id);
 
 /* address lists (RFC 5322): folded text, display names, comments, groups.
  * Appends each addr-spec to s; -1 when one is malformed (err says which). */

@@ -5,6 +5,7 @@
  *   -bd [-q<interval>], -q<interval>   `tern start -o queue_run_delay=...`
  *   -bD                                the same in the foreground
  *   -q[f][!][R|S|I]substr [-v]         a queue run in the foreground
+ *   -v (submission)                    a run of the new message (-qI<ID> -v)
  *
  * A queue run asks the running qmgr (`terndrop -q -w`) and returns when
  * every selected message had its attempt.  When tern is stopped, root gets
@@ -128,4 +129,22 @@ int sendmail_queue_run(const char *config_dir, const char *selector, int verbose
         return EX_UNAVAILABLE;
     }
     return qrun_stopped(config_dir, selector, verbose, assignments, count);
+}
+
+void sendmail_verbose_delivery(const char *config_dir, const char *queue_id)
+{
+    char *kick[] = {"-k", NULL};
+    buf_t selector = BUF_INIT;
+    int rc;
+
+    buf_printf(&selector, "I%s", queue_id);
+    rc = qrun_ask(config_dir, buf_cstr(&selector), 1);
+    buf_free(&selector);
+    if (rc == 0)
+        return;
+    sendmail_run_terndrop(config_dir, kick, -1); /* the run did not trigger pickup */
+    if (rc == EX_UNAVAILABLE)
+        printf("%s: tern is not running; the message waits in maildrop\n", queue_id);
+    else /* e.g. restrict_queue_run: follow it through the queue listing */
+        sendmail_follow(config_dir, queue_id);
 }

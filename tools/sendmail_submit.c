@@ -334,7 +334,7 @@ int sendmail_capture_terndrop(const char *config_dir, char *const *args, buf_t *
 
 int sendmail_submit(const struct submission *s, const char *config_dir, buf_t *queue_id)
 {
-    char *args[] = {"-I", NULL};
+    char *args[] = {"-I", s->leave_pickup ? "-W" : NULL, NULL};
     buf_t out = BUF_INIT;
     int fd = submit_build_file(s), rc;
 

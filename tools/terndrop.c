@@ -1,7 +1,9 @@
 /*
  * terndrop - the one way a local user's mail enters maildrop/ (DESIGN §3).
  *
- *   terndrop [-c DIR] [-I]        read a maildrop file (lib/qfile.h) on stdin
+ *   terndrop [-c DIR] [-I] [-W]   read a maildrop file (lib/qfile.h) on stdin
+ *                                 (-W: no pickup trigger; the queue run of
+ *                                 sendmail -v that follows sends it)
  *   terndrop [-c DIR] -p [-j]     copy the queue listing (public/showq)
  *   terndrop [-c DIR] -q [SEL]    ask qmgr to flush (public/qmgr)
  *   terndrop [-c DIR] -q -w [-v] [SEL]  a queue run in the foreground:
@@ -9,6 +11,7 @@
  *                                 its attempt (-v: print the transcript);
  *                                 EX_UNAVAILABLE when qmgr is not running
  *   terndrop [-c DIR] -s ID       exit 0 while maildrop/ID waits for pickup
+ *   terndrop [-c DIR] -k          trigger pickup (after -W when no run came)
  *
  * Installed set-gid terndrop: maildrop/ (01730) and public/ (0710) are open
  * to that group only.  The input is copied (bounded by message_size_limit)
@@ -54,13 +57,15 @@ static const char *terndrop_attrs[] = {"fullname", "submit_flags", "envid", "ret
                                        "body",     "log_tag",      NULL};
 
 static const char *queue_dir;
+static int leave_pickup; /* -W: a queue run triggers pickup (sendmail -v) */
 
 static void terndrop_usage(void)
 {
-    fprintf(stderr, "usage: terndrop [-c DIR] [-I] < maildrop-file\n"
+    fprintf(stderr, "usage: terndrop [-c DIR] [-I] [-W] < maildrop-file\n"
                     "       terndrop [-c DIR] -p [-j]\n"
                     "       terndrop [-c DIR] -q [-w [-v]] [[!]R<substr>|[!]S<substr>|[!]I<id>]\n"
-                    "       terndrop [-c DIR] -s ID\n");
+                    "       terndrop [-c DIR] -s ID\n"
+                    "       terndrop [-c DIR] -k\n");
     exit(EX_USAGE);
 }
 
@@ -251,7 +256,8 @@ static int terndrop_store(const struct qfile_msg *m, int in_fd, int print_id)
     qfile_writer_free(&w);
     close(fd);
     if (rc == 0) {
-        terndrop_poke_pickup();
+        if (!leave_pickup)
+            terndrop_poke_pickup();
         if (print_id)
             printf("%s\n", id);
     }
@@ -394,11 +400,13 @@ static int terndrop_flush(const char *selector)
 
 /* terndrop_run_print - one qmgr.run.message: sendmail's "Running" line,
  * then what qmgr says about the message (transcripts, recipients) */
-static void terndrop_run_print(const struct attr_msg *m)
+static void terndrop_run_print(const struct attr_msg *m, const char *count)
 {
     const char *id = attr_get(m, "id", NULL), *text = attr_get(m, "text", NULL);
     const char *seq = attr_get(m, "sequence", NULL), *of = attr_get(m, "of", NULL);
 
+    if (of == NULL) /* it went before the run was counted */
+        of = count;
     printf("Running %s/%s (sequence %s of %s)\n", queue_dir, id && qid_valid(id) ? id : "?",
            seq ? seq : "?", of ? of : "?");
     for (const char *p = text ? text : ""; *p; p++) /* no terminal controls from outside */
@@ -439,6 +447,7 @@ static int terndrop_run_follow(int fd, int verbose)
     struct timeval none = {0, 0};
     struct attr_msg m;
     buf_t in = BUF_INIT;
+    char count[32] = "?";
     int rc = EX_TEMPFAIL;
 
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)); /* a run may be long */
@@ -451,6 +460,8 @@ static int terndrop_run_follow(int fd, int verbose)
         fprintf(stderr, "terndrop: %s\n", text ? text : "qmgr refused the queue run");
         rc = text && strstr(text, "permission") ? EX_NOPERM : EX_USAGE;
         goto out;
+    } else if (attr_get(&m, "count", NULL) != NULL) {
+        snprintf(count, sizeof(count), "%s", attr_get(&m, "count", NULL));
     }
     while (terndrop_read_next(fd, &in, &m) == 0) {
         if (strcmp(attr_proto(&m), "qmgr.run.done") == 0) {
@@ -458,7 +469,7 @@ static int terndrop_run_follow(int fd, int verbose)
             break;
         }
         if (strcmp(attr_proto(&m), "qmgr.run.message") == 0 && verbose)
-            terndrop_run_print(&m);
+            terndrop_run_print(&m, count);
     }
     if (rc != 0)
         fprintf(stderr, "terndrop: qmgr went away during the queue run\n");
@@ -508,14 +519,14 @@ const char *__asan_default_options(void)
 int main(int argc, char **argv)
 {
     const char *dir_arg = NULL, *selector = NULL, *waiting = NULL;
-    int list = 0, json = 0, flush = 0, print_id = 0, wait = 0, verbose = 0, ch;
+    int list = 0, json = 0, flush = 0, print_id = 0, wait = 0, verbose = 0, kick = 0, ch;
     struct config *cfg;
     buf_t err = BUF_INIT;
     char *dir;
 
     umask(022);
     signal(SIGPIPE, SIG_IGN);
-    while ((ch = getopt(argc, argv, "c:Ijpqs:vw")) != -1) {
+    while ((ch = getopt(argc, argv, "c:Ijkpqs:vWw")) != -1) {
         switch (ch) {
         case 'c':
             dir_arg = optarg;
@@ -541,6 +552,12 @@ int main(int argc, char **argv)
         case 'w':
             wait = 1;
             break;
+        case 'W':
+            leave_pickup = 1;
+            break;
+        case 'k':
+            kick = 1;
+            break;
         default:
             terndrop_usage();
         }
@@ -558,6 +575,10 @@ int main(int argc, char **argv)
         return EX_TEMPFAIL;
     }
     queue_dir = config_str(cfg, "queue_directory");
+    if (kick) {
+        terndrop_poke_pickup();
+        return 0;
+    }
     int rc = waiting         ? terndrop_waiting(waiting)
              : list          ? terndrop_list(json)
              : flush && wait ? terndrop_run(selector, verbose)

@@ -131,3 +131,16 @@ def test_q_v_hides_the_auth_secret(res):
     assert peer.auth_attempts == [("PLAIN", "alice", True)]
     for form in (password, base64.b64encode(f"\0alice\0{password}".encode()).decode()):
         assert form not in out
+
+
+def test_v_submission_prints_the_delivery_transcript(res):
+    """CLI-05: printf 'Subject: v\\n\\nx\\n' | sendmail -v -f a@x u@sink.test"""
+    sink = res.sink()
+    tern = res.tern(relayhost=sink.hostport, **SLOW_RETRY)
+    r = sm(tern, "-v", "-f", "a@x", "u@sink.test", input=b"Subject: v\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert re.search(r"^>>> EHLO", out, re.M), out
+    assert re.search(r"^>>> MAIL From:<a@x> SIZE=", out, re.M), out
+    assert re.search(r"Sent \(", out), out
+    assert subjects(sink) == ["v"]
