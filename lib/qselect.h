@@ -15,6 +15,8 @@
 #include <stddef.h>
 
 #define QSELECT_MAX_NEEDLE 1024
+/* the refusal text for a malformed selector */
+#define QSELECT_SYNTAX "bad selector: expected [!]R<substring>, [!]S<substring> or [!]I<substring>"
 
 struct qselect {
     char kind;          /* 0 (all), 'R', 'S' or 'I' */

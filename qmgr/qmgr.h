@@ -303,6 +303,9 @@ int qmgr_run_traced(const struct qmgr_message *m);
 void qmgr_run_note_result(struct qmgr_message *m, const struct attr_msg *am);
 /* qmgr_run_message_gone - m leaves memory: its attempt is over */
 void qmgr_run_message_gone(struct qmgr_message *m);
+/* qmgr_run_take_deferred - load every deferred message sel matches, due
+ * or not, while there is room; returns how many */
+size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel);
 /* qmgr_run_qf_matches - does a queue file's content match sel? */
 int qmgr_run_qf_matches(const struct qfile_msg *qf, const char *id, const struct qselect *sel);
 

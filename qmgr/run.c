@@ -146,10 +146,10 @@ static int run_file_matches(const char *path, const char *id, const struct qsele
     return hit;
 }
 
-/* run_take_deferred - load the matching deferred files, due or not */
-static void run_take_deferred(struct qmgr *qm, const struct qselect *sel)
+size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel)
 {
     buf_t path = BUF_INIT, dir = BUF_INIT;
+    size_t count = 0;
 
     for (int h = 0; h < 16; h++) {
         DIR *d;
@@ -165,13 +165,14 @@ static void run_take_deferred(struct qmgr *qm, const struct qselect *sel)
             buf_reset(&path);
             buf_printf(&path, "%s/%s", dir.data, e->d_name);
             if (run_file_matches(path.data, e->d_name, sel) &&
-                qmgr_scan_take(path.data, e->d_name) == 0)
-                qmgr_message_load(qm, e->d_name);
+                qmgr_scan_take(path.data, e->d_name) == 0 && qmgr_message_load(qm, e->d_name) == 0)
+                count++;
         }
         closedir(d);
     }
     buf_free(&path);
     buf_free(&dir);
+    return count;
 }
 
 /* run_select - take what the run covers and attach it; then answer */
@@ -183,7 +184,7 @@ static void run_select(struct qmgr_run *run)
     qmgr_scan_incoming(qm); /* claims what matches (qmgr_run_claim) */
     run_unlist(run);
     run->selected = 1;
-    run_take_deferred(qm, &run->sel);
+    qmgr_run_take_deferred(qm, &run->sel);
     for (struct qmgr_message *m = qm->messages; m != NULL; m = m->next)
         if (m->run == NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
             m->run = run;
@@ -250,7 +251,7 @@ struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, stru
     run = xcalloc(1, sizeof(*run));
     run->selector = xstrdup(selector ? selector : "");
     if (qselect_parse(run->selector, &run->sel) < 0) {
-        buf_puts(err, "bad selector: expected [!]R<substring>, [!]S<substring> or [!]I<substring>");
+        buf_puts(err, QSELECT_SYNTAX);
         free(run->selector);
         free(run);
         return NULL;
