@@ -312,6 +312,22 @@ def test_unprivileged_user_submits_as_himself(unpriv):
         "tern.test: nobody set sender to boss@x.test using -f"
 
 
+def test_queue_run_by_a_user_restrict_queue_run_and_stopped(unpriv):
+    """CLI-08: a user may run the queue until restrict_queue_run; with tern
+    stopped only root can (test_queue_run.py)."""
+    tern, sink, bindir = unpriv
+    r = run_as_nobody(bindir, tern, "-q")
+    assert r.returncode == 0, r.stderr
+    tern.conf_edit(restrict_queue_run="yes")
+    assert tern.tern("reload").returncode == 0
+    refused = wait_until(lambda: (lambda x: x if x.returncode == 77 else None)(
+        run_as_nobody(bindir, tern, "-q")), 15, "the queue run refused")
+    assert b"You do not have permission to process the queue" in refused.stderr
+    tern.stop()
+    r = run_as_nobody(bindir, tern, "-q")
+    assert r.returncode == 69 and b"the mail system is not running" in r.stderr, r.stderr
+
+
 def test_unlisted_config_dir_refused_for_users(unpriv):
     tern, sink, bindir = unpriv
     (DEFAULT_CONF_DIR / "tern.conf").write_text("alternate_config_directories =\n")
