@@ -17,7 +17,8 @@
  * owes and recording them), bounce.c (composing them, docs/bounces.md),
  * submit.c (the non-blocking cleanup client that queues them and requeued
  * messages), control.c (qmgr.control and qmgr.flush: delete, hold,
- * release, requeue, flush).
+ * release, requeue, flush), run.c (qmgr.flush wait=yes: a queue run a
+ * client waits for, sendmail -q [-v]).
  * Everything runs on one libevent loop; nothing blocks except local file I/O.
  */
 #ifndef TERN_QMGR_H

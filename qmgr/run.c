@@ -151,6 +151,9 @@ size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel)
     buf_t path = BUF_INIT, dir = BUF_INIT;
     size_t count = 0;
 
+    if (qm->draining) /* reload or stop: take nothing new */
+        return 0;
+
     for (int h = 0; h < 16; h++) {
         DIR *d;
         struct dirent *e;
