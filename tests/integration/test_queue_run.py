@@ -144,3 +144,7 @@ def test_v_submission_prints_the_delivery_transcript(res):
     assert re.search(r"^>>> MAIL From:<a@x> SIZE=", out, re.M), out
     assert re.search(r"Sent \(", out), out
     assert subjects(sink) == ["v"]
+    # a local delivery: no dialogue, the recipient's line
+    r = sm(tern, "-v", "root", input=b"Subject: local\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^<root@tern\.test>\.\.\. Sent \(", r.stdout.decode(), re.M), r.stdout
