@@ -318,14 +318,14 @@ def test_queue_run_by_a_user_restrict_queue_run_and_stopped(unpriv):
     tern, sink, bindir = unpriv
     r = run_as_nobody(bindir, tern, "-q")
     assert r.returncode == 0, r.stderr
-    tern.conf_edit(restrict_queue_run="yes")
-    assert tern.tern("reload").returncode == 0
-    refused = wait_until(lambda: (lambda x: x if x.returncode == 77 else None)(
-        run_as_nobody(bindir, tern, "-q")), 15, "the queue run refused")
-    assert b"You do not have permission to process the queue" in refused.stderr
     tern.stop()
     r = run_as_nobody(bindir, tern, "-q")
     assert r.returncode == 69 and b"the mail system is not running" in r.stderr, r.stderr
+    tern.conf_edit(restrict_queue_run="yes")
+    tern.start()
+    r = run_as_nobody(bindir, tern, "-q")
+    assert r.returncode == 77, r.stderr
+    assert b"You do not have permission to process the queue" in r.stderr
 
 
 def test_unlisted_config_dir_refused_for_users(unpriv):
