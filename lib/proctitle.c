@@ -13,6 +13,9 @@ extern char **environ;
 static char *proctitle_area;  /* argv[0]: the first byte ps reads */
 static size_t proctitle_size; /* contiguous bytes from argv[0] on */
 static char proctitle_program[32];
+/* the heap copies of the environment strings: unsetenv() drops a pointer
+ * from environ but the string stays ours (and reachable for LeakSanitizer) */
+static char **proctitle_env_strings;
 
 /* proctitle_area_end - the end of the argv strings and of the environment
  * strings that follow them without a gap */
@@ -37,10 +40,11 @@ static int proctitle_move_environ(void)
 
     while (environ != NULL && environ[n] != NULL)
         n++;
-    if ((copy = calloc(n + 1, sizeof(*copy))) == NULL)
+    if ((copy = calloc(n + 1, sizeof(*copy))) == NULL ||
+        (proctitle_env_strings = calloc(n + 1, sizeof(*copy))) == NULL)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if ((copy[i] = strdup(environ[i])) == NULL)
+        if ((copy[i] = proctitle_env_strings[i] = strdup(environ[i])) == NULL)
             return -1; /* leaks the partial copy: once, at start-up */
     environ = copy;
     return 0;
