@@ -1,11 +1,12 @@
 /*
  * tern - the administrator's front-end (DESIGN §10).
  *
- *   tern [-c DIR] start [-f] | stop | reload | status | check
+ *   tern [-c DIR] start [-f | -D] | stop | reload | status | check
  *   tern [-c DIR] conf [-n | -d | -x] [name ...]
  *   tern [-c DIR] tlsrpt [-d DAYS] [DOMAIN]
  *
- * start execs tern-master (in the foreground with -f); stop, reload and
+ * start execs tern-master (in the foreground with -f, logging to stderr; in
+ * the foreground logging as configured with -D, for systemd); stop, reload and
  * status signal the master named in queue_directory/pid/master.pid.
  */
 #include <errno.h>
@@ -45,7 +46,9 @@ static void tern_usage(FILE *fp)
     fprintf(fp,
             "usage: tern [-c CONFIG_DIR] COMMAND [options]\n"
             "commands:\n"
-            "  start [-f]         start the mail system (-f: stay in the foreground)\n"
+            "  start [-f | -D]    start the mail system (-f: stay in the foreground,\n"
+            "                     log to stderr; -D: stay in the foreground, log as\n"
+            "                     configured, tell systemd when ready)\n"
             "  stop               stop it gracefully\n"
             "  reload             re-read tern.conf (live sessions finish)\n"
             "  status             say whether it runs\n"
@@ -93,7 +96,8 @@ static int tern_start(int argc, char **argv)
 {
     struct config *cfg = tern_load();
     buf_t path = BUF_INIT;
-    int foreground = argc > 1 && strcmp(argv[1], "-f") == 0;
+    const char *mode =
+        argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "-D") == 0) ? argv[1] : NULL;
     pid_t pid = tern_master_pid(cfg);
 
     if (pid > 0) {
@@ -102,8 +106,8 @@ static int tern_start(int argc, char **argv)
     }
     service_program_path(cfg, "tern-master", &path);
     const char *dir = config_default_dir(conf_dir_arg);
-    if (foreground)
-        execl(path.data, "tern-master", "-c", dir, "-f", (char *)NULL);
+    if (mode != NULL)
+        execl(path.data, "tern-master", "-c", dir, mode, (char *)NULL);
     else
         execl(path.data, "tern-master", "-c", dir, (char *)NULL);
     fprintf(stderr, "tern: cannot run %s: %s\n", path.data, strerror(errno));
