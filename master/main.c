@@ -11,7 +11,9 @@
  * for a supervisor such as systemd.  With NOTIFY_SOCKET set (systemd's
  * Type=notify) the master says READY=1 once every listener is bound and
  * every service started, RELOADING=1 / READY=1 around a reload and
- * STOPPING=1 when it stops (lib/sdnotify.h).
+ * STOPPING=1 when it stops (lib/sdnotify.h).  -l creates or checks the queue
+ * layout and exits: the Debian package's postinst runs it, so sendmail and
+ * tern check work before the first start.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -44,9 +46,10 @@ static struct event *kill_timer;
 
 static void master_usage(void)
 {
-    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f | -D] [-v]\n"
+    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f | -D | -l] [-v]\n"
                     "  -f  foreground, log to stderr\n"
-                    "  -D  foreground, log as configured (systemd)\n");
+                    "  -D  foreground, log as configured (systemd)\n"
+                    "  -l  create or check the queue layout, then exit\n");
     exit(2);
 }
 
@@ -214,19 +217,21 @@ static void master_signals(void)
 
 int main(int argc, char **argv)
 {
-    int foreground = 0, to_stderr = 0, c, pid_fd;
+    int foreground = 0, to_stderr = 0, layout_only = 0, c, pid_fd;
     buf_t err = BUF_INIT;
     struct master_sockets socks;
     uid_t uid;
     gid_t gid;
 
-    while ((c = getopt(argc, argv, "c:fDv")) != -1) {
+    while ((c = getopt(argc, argv, "c:fDlv")) != -1) {
         if (c == 'c')
             dir = optarg;
         else if (c == 'f')
             foreground = to_stderr = 1;
         else if (c == 'D')
             foreground = 1;
+        else if (c == 'l')
+            layout_only = to_stderr = 1;
         else if (c == 'v')
             log_set_verbose(1);
         else
@@ -244,6 +249,8 @@ int main(int argc, char **argv)
     master_owner(&uid, &gid);
     if (master_layout_create(cfg, uid, gid, &err) < 0)
         log_fatal("queue layout: %s", buf_cstr(&err));
+    if (layout_only)
+        return 0;
     pid_fd = master_lock_pid();
     if (master_sockets_open(cfg, uid, gid, &socks, &err) < 0)
         log_fatal("%s", buf_cstr(&err));

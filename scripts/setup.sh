@@ -12,7 +12,10 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
   ldnsutils nsd unbound bind9-dnsutils
-  libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest"
+  libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
+  debhelper debootstrap lintian systemd"
+# (the last line: the Debian package and its test, scripts/pkg-test.sh:
+# dpkg-buildpackage, the throwaway root, systemd-analyze verify)
 
 # the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a

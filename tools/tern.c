@@ -210,9 +210,11 @@ static void tern_conf_man(void)
            "file:line, and tern refuses to start.\n"
            ".SH PARAMETERS\n",
            TERN_VERSION);
+    /* a line starting with . or ' is a request to roff: \& keeps it text */
     for (const struct param_def *p = param_table; p->name; p++)
-        printf(".TP\n.B %s\n%s.\n.br\nType: %s. Default: \\fB%s\\fR\n", p->name, p->help,
-               types[p->type], *p->default_value ? p->default_value : "(empty)");
+        printf(".TP\n.B %s\n%s%s.\n.br\nType: %s. Default: \\fB%s\\fR\n", p->name,
+               (p->help[0] == '.' || p->help[0] == '\'') ? "\\&" : "", p->help, types[p->type],
+               *p->default_value ? p->default_value : "(empty)");
     printf(".SH LISTENERS\n"
            "Any smtpd_* parameter (and message_size_limit, disable_vrfy_command, "
            "relay_clientcerts) can be set for one listener as \\fILISTENER.name\\fR = "
