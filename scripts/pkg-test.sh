@@ -135,7 +135,9 @@ if [ -z "$DEB" ]; then
     fi
     echo "ok - dpkg-buildpackage -b -us -uc ($(($(date +%s) - START))s)"
     DEB=$(ls "$WORK"/src/tern_*.deb)
-    check "lintian: no errors" lintian --fail-on error "$DEB"
+    # every tag lintian finds is printed; an error fails
+    check "lintian: no errors" sh -c "lintian --fail-on error '$DEB' >'$WORK/lintian.log' 2>&1"
+    sed -n 's/^\([EWIP]: \)/   lintian \1/p' "$WORK/lintian.log"
 fi
 if [ -n "$boot_pid" ]; then
     if ! wait "$boot_pid"; then
