@@ -13,7 +13,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
   ldnsutils nsd unbound bind9-dnsutils
   libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
-  debhelper debootstrap lintian systemd"
+  debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
 # dpkg-buildpackage, the throwaway root, systemd-analyze verify)
 
