@@ -125,6 +125,13 @@ int cleanup_msg_publish(struct cleanup_msg *m);
 void cleanup_msg_discard(struct cleanup_msg *m);
 /* cleanup_msg_free - free memory (the files are left as they are) */
 void cleanup_msg_free(struct cleanup_msg *m);
+/* cleanup_log_received - the lines of a message now queued: in the postfix
+ * format "QID: first" and "QID: message-id=..." before the from= line, in the
+ * others only the from= event, which carries them; ev holds what the caller
+ * knows (client, protocol, user), the rest is filled in from m (main.c) */
+struct maillog_received;
+void cleanup_log_received(const struct cleanup_msg *m, struct maillog_received *ev,
+                          const char *first);
 /* cleanup_trigger_qmgr - fire and forget: new mail in incoming/ (main.c) */
 void cleanup_trigger_qmgr(void);
 

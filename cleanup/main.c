@@ -27,11 +27,14 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "maillog.h"
+#include "proctitle.h"
 #include "milter.h"
 #include "netaddr.h"
 #include "route.h"
 #include "safefile.h"
 #include "service.h"
+#include "stats.h"
 
 #define CLEANUP_IDLE_TIMEOUT 3600
 
@@ -82,6 +85,12 @@ static void cleanup_conn_drop_milters(struct cleanup_conn *c, int abort)
     milter_facts_free(&c->facts);
 }
 
+/* cleanup_title - "tern-cleanup: N connections" (OPS-04) */
+static void cleanup_title(void)
+{
+    proctitle_set("%zu connection%s", conn_count, conn_count == 1 ? "" : "s");
+}
+
 static void cleanup_conn_close(struct cleanup_conn *c)
 {
     if (c->state == CONN_DATA || c->state == CONN_DISCARD || c->state == CONN_MILTER)
@@ -95,6 +104,7 @@ static void cleanup_conn_close(struct cleanup_conn *c)
     close(c->fd);
     free(c);
     conn_count--;
+    cleanup_title();
     if (svc.draining && conn_count == 0)
         service_stop(&svc);
 }
@@ -142,24 +152,44 @@ void cleanup_trigger_qmgr(void)
     buf_free(&out);
 }
 
-static void cleanup_log_accepted(const struct cleanup_msg *m)
+void cleanup_log_received(const struct cleanup_msg *m, struct maillog_received *ev,
+                          const char *first)
 {
-    buf_t extra = BUF_INIT;
-
-    if (m->listener.len)
-        buf_printf(&extra, ", listener=%s", buf_cstr(&m->listener));
-    if (m->sasl_username.len)
-        buf_printf(&extra, ", sasl_method=%s, sasl_username=%s", buf_cstr(&m->sasl_method),
-                   buf_cstr(&m->sasl_username));
-    log_info("%s: client=%s[%s]%s", m->queue_id,
-             m->client_name.len ? buf_cstr(&m->client_name) : "local",
-             m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1", buf_cstr(&extra));
-    buf_free(&extra);
-    log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
+    ev->queue_id = m->queue_id;
+    ev->sender = buf_cstr(&m->sender);
+    ev->size = (long long)m->content_bytes;
+    ev->nrcpts = m->rcpts.count;
+    ev->msgid = buf_cstr(&m->message_id);
+    ev->hold = m->hold.len > 0;
+    if (maillog_get_format() == MAILLOG_POSTFIX) { /* else the from= line carries them */
+        log_info("%s: %s", m->queue_id, first);
+        log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
+    }
     if (m->hold.len > 0)
         log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
+    maillog_log_received(ev);
+    stats_count_received(m->client_addr.len ? "smtp" : "local", m->content_bytes);
+}
+
+static void cleanup_log_accepted(const struct cleanup_msg *m)
+{
+    buf_t first = BUF_INIT;
+    struct maillog_received ev = {
+        .proto = m->protocol.len ? buf_cstr(&m->protocol) : "SMTP",
+        .daemon = buf_cstr(&m->listener),
+        .client_name = m->client_name.len ? buf_cstr(&m->client_name) : "localhost",
+        .client_addr = m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1",
+    };
+
+    buf_printf(&first, "client=%s[%s]", m->client_name.len ? buf_cstr(&m->client_name) : "local",
+               m->client_addr.len ? buf_cstr(&m->client_addr) : "127.0.0.1");
+    if (m->listener.len)
+        buf_printf(&first, ", listener=%s", buf_cstr(&m->listener));
+    if (m->sasl_username.len)
+        buf_printf(&first, ", sasl_method=%s, sasl_username=%s", buf_cstr(&m->sasl_method),
+                   buf_cstr(&m->sasl_username));
+    cleanup_log_received(m, &ev, buf_cstr(&first));
+    buf_free(&first);
 }
 
 /* cleanup_commit_sync - make every written file of the batch durable: one
@@ -470,6 +500,7 @@ static void cleanup_on_accept(struct evconnlistener *l, evutil_socket_t fd, stru
     attr_msg_init(&c->req);
     c->state = CONN_IDLE;
     conn_count++;
+    cleanup_title();
     cleanup_wait_first_byte(c);
 }
 

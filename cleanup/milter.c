@@ -25,6 +25,7 @@
 #include "milter.h"
 #include "proto.h" /* smtpd's MAIL / RCPT parameter parser, for chgfrom and addrcpt_par */
 #include "safefile.h"
+#include "stats.h"
 
 /* header and body commands carry no macros (sendmail sends none) */
 #define CLEANUP_MILTER_NO_MACROS (-1)
@@ -438,6 +439,7 @@ static void cleanup_milter_discard(struct cleanup_milter_run *r)
     buf_t why = BUF_INIT;
 
     r->msg->milter_discarded = 1;
+    stats_add(STATS_DISCARDED, r->msg->client_addr.len ? "smtp" : "local", 1);
     buf_printf(&why, "milter %s: message discarded", cleanup_milter_name(r));
     cleanup_milter_log(r->msg, "discard", buf_cstr(&why));
     buf_free(&why);

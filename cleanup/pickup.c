@@ -39,9 +39,11 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "maillog.h"
 #include "milter.h"
 #include "safefile.h"
 #include "service.h"
+#include "stats.h"
 #include "tern_build.h"
 
 #define PICKUP_SCAN_INTERVAL 60
@@ -376,13 +378,12 @@ static enum pickup_result pickup_queue_file(struct pickup_item *it, const char *
 static void pickup_log(const struct pickup_item *it)
 {
     const struct cleanup_msg *m = &it->msg;
+    struct maillog_received ev = {.user = buf_cstr(&m->local_user)};
+    buf_t first = BUF_INIT;
 
-    log_info("%s: uid=%lu from=<%s>", m->queue_id, it->uid, buf_cstr(&m->sender));
-    log_info("%s: message-id=%s", m->queue_id, buf_cstr(&m->message_id));
-    if (m->hold.len > 0)
-        log_info("%s: hold: %s", m->queue_id, buf_cstr(&m->hold));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", m->queue_id, buf_cstr(&m->sender),
-             m->content_bytes, m->rcpts.count, m->hold.len > 0 ? "hold" : "active");
+    buf_printf(&first, "uid=%lu from=<%s>", it->uid, buf_cstr(&m->sender));
+    cleanup_log_received(m, &ev, buf_cstr(&first));
+    buf_free(&first);
 }
 
 /* pickup_commit - make the batch durable, then remove the maildrop files */
@@ -602,6 +603,7 @@ static void pickup_milter_refused(struct pickup_job *j, const struct milter_resu
 
     if (r->outcome == MILTER_DISCARD) {
         m->milter_discarded = 1;
+        stats_add(STATS_DISCARDED, "local", 1);
         log_info("%s: milter-discard: %s from localhost[127.0.0.1]: message discarded", m->queue_id,
                  steps[j->step]);
     } else {

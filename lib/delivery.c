@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "timeutil.h"
 #include "qfile.h"
 
 #define DELIVERY_MAX_ARRIVAL (1LL << 40)
@@ -271,6 +272,7 @@ int delivery_request_parse(const struct attr_msg *m, const char *transport,
         buf_printf(err, "unexpected request \"%.40s\"", proto ? proto : "");
         return -1;
     }
+    req->started = time_now_double();
     if (delivery_request_envelope(m, req, err) < 0 || delivery_request_rcpts(m, req, err) < 0)
         return -1;
     return delivery_request_complete(req, err);

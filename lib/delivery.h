@@ -71,6 +71,7 @@ struct delivery_request {
     char *envid;   /* "" when unset */
     char *ret;     /* "", FULL or HDRS */
     long long arrival;
+    double started; /* when the request was parsed: sendmail's xdelay= counts from here */
     long long size;
     int body_8bit;       /* body=8BITMIME */
     int requiretls;      /* requiretls=yes: MAIL had REQUIRETLS (RFC 8689): deliver only

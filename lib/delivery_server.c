@@ -15,6 +15,7 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "proctitle.h"
 #include "service.h"
 
 struct delivery_job {
@@ -81,6 +82,8 @@ void delivery_job_done(struct delivery_job *job)
     srv->active--;
     delivery_job_maybe_free(job);
     delivery_server_start_waiting(srv);
+    if (srv->active == 0)
+        proctitle_set("idle"); /* the agent names each delivery as it starts */
 }
 
 /* delivery_job_request - see delivery.h */
@@ -259,6 +262,7 @@ struct delivery_server *delivery_server_start(struct service *svc, const char *t
     }
     svc->ctx = srv;
     svc->on_drain = delivery_server_drain;
+    proctitle_set("idle");
     return srv;
 }
 

@@ -7,10 +7,16 @@
  * by area, then by name.
  */
 #include "config.h"
+#include "tern_build.h"
 
 const struct param_def param_table[] = {
     /* identity */
     {"myhostname", PARAM_STR, "", "this host's fully qualified name (default: from the system)"},
+    {"mail_name", PARAM_STR, "tern",
+     "the mail system's name, for $mail_name in smtpd_banner and other texts"},
+    {"mail_version", PARAM_STR, TERN_VERSION,
+     "the version of the installed programs, for $mail_version in smtpd_banner (OPS-05); "
+     "the default banner does not show it"},
     {"mydomain", PARAM_STR, "", "this host's domain (default: myhostname without its first label)"},
     {"myorigin", PARAM_STR, "$myhostname", "domain appended to unqualified sender addresses"},
     {"mydestination", PARAM_LIST, "$myhostname, localhost.$mydomain, localhost",
@@ -77,10 +83,18 @@ const struct param_def param_table[] = {
      "chroot smtpd, cleanup, qmgr and smtp into queue_directory"},
     {"import_environment", PARAM_LIST, "TZ", "environment variables passed to services"},
     {"maillog_file", PARAM_STR, "", "log to this file instead of syslog"},
-    {"syslog_name", PARAM_STR, "tern", "prefix of every log tag (tern/smtpd)"},
-    {"syslog_facility", PARAM_STR, "mail", "syslog facility"},
+    {"syslog_name", PARAM_STR, "tern",
+     "prefix of every log tag (tern/smtpd); the whole tag with maillog_format = sendmail "
+     "(sendmail's -L tag: sm-mta)"},
+    {"syslog_facility", PARAM_STR, "mail",
+     "syslog facility: mail, daemon, user, local0..local7 ... (docs/logging.md)"},
+    {"maillog_format", PARAM_STR, "postfix",
+     "message event lines: postfix (QID: to=<>, relay=, status=), sendmail (QID: to=<>, "
+     "mailer=, stat=Sent) or json (one object per line) (docs/logging.md)"},
     {"service_restart_delay", PARAM_TIME, "1s",
      "first delay before a crashed service is restarted (doubles up to 1m)"},
+    {"metrics_listen", PARAM_STR, "",
+     "host:port of the OpenMetrics endpoint, GET /metrics (tern-metrics); empty: none"},
     {"alternate_config_directories", PARAM_LIST, "",
      "config directories a non-root user may name with -C or TERN_CONFIG_DIR"},
 

@@ -47,3 +47,14 @@ char qid_hash_dir(const char *s)
         h = h * 33 + (unsigned char)*s;
     return "0123456789abcdef"[h & 15];
 }
+
+long long qid_arrival(const char *s)
+{
+    unsigned long long n = 0;
+
+    if (!qid_valid(s))
+        return -1;
+    for (int i = 0; i < 6; i++)
+        n = n * 62 + (unsigned long long)(strchr(qid_digits, s[i]) - qid_digits);
+    return (long long)n;
+}

@@ -17,5 +17,7 @@ void qid_new(char out[QID_LEN + 1]);
 int qid_valid(const char *s);
 /* qid_hash_dir - the hashed subdirectory for s: one hex digit "0".."f" */
 char qid_hash_dir(const char *s);
+/* qid_arrival - the arrival second a queue ID carries; -1 when s is not one */
+long long qid_arrival(const char *s);
 
 #endif

@@ -16,12 +16,13 @@
 #include <unistd.h>
 
 #include "qfile.h"
+#include "json.h"
 #include "queue_list.h"
 
 /* defer/H/ID is one line per pending recipient; a bigger file is cut here */
 #define QUEUE_LIST_DEFER_MAX (4u * 1024 * 1024)
 
-static const char *queue_names[] = {"incoming", "active", "deferred", "hold"};
+static const char *queue_names[] = {"incoming", "active", "deferred", "hold", "maildrop"};
 
 const char *queue_name_str(enum queue_name q)
 {
@@ -172,7 +173,7 @@ int queue_list_add_file(struct queue_list *ql, const char *top, const char *path
     qfile_msg_init(&m);
     if (qfile_read(fd, &m, &err) == 0) {
         queue_list_add(ql, id, q, &m);
-        if (q != QUEUE_INCOMING)
+        if (q != QUEUE_INCOMING && q != QUEUE_MAILDROP)
             queue_list_read_reasons(top, &ql->v[ql->count - 1]);
         if (q == QUEUE_HOLD)
             queue_list_hold_reason(&ql->v[ql->count - 1], qfile_msg_attr(&m, "hold_reason"));
@@ -251,6 +252,7 @@ int queue_list_scan(const char *top, struct queue_list *ql, buf_t *err)
         readable += queue_list_scan_dir(ql, top, sub, QUEUE_DEFERRED) == 0;
     }
     readable += queue_list_scan_dir(ql, top, "hold", QUEUE_HOLD) == 0;
+    readable += queue_list_scan_dir(ql, top, "maildrop", QUEUE_MAILDROP) == 0;
     if (readable == 0) {
         buf_printf(err, "cannot read the queue directory %s: %s", top, strerror(errno));
         return -1;
@@ -307,60 +309,39 @@ static void queue_list_format_entry(const struct queue_list_entry *e, buf_t *out
     }
 }
 
-void queue_list_format_sendmail(const struct queue_list *ql, const char *queue_dir, buf_t *out)
+/* queue_list_format_section - the header line and the entries of one
+ * section: the queue (maildrop 0) or maildrop/ (maildrop 1); the count */
+static size_t queue_list_format_section(const struct queue_list *ql, const char *name, int maildrop,
+                                        buf_t *out)
 {
-    if (ql->count == 0) {
-        buf_printf(out, "%s is empty\n\t\tTotal requests: 0\n", queue_dir);
-        return;
+    size_t n = 0;
+
+    for (size_t i = 0; i < ql->count; i++)
+        n += (ql->v[i].queue == QUEUE_MAILDROP) == maildrop;
+    if (n == 0 && maildrop)
+        return 0;
+    if (n == 0) {
+        buf_printf(out, "%s is empty\n", name);
+        return 0;
     }
-    buf_printf(out, "\t\t%s (%zu request%s)\n", queue_dir, ql->count, ql->count == 1 ? "" : "s");
+    buf_printf(out, "\t\t%s (%zu request%s)\n", name, n, n == 1 ? "" : "s");
     buf_puts(out, "-----Q-ID----- --Size-- -----Q-Time----- "
                   "------------Sender/Recipient-----------\n");
     for (size_t i = 0; i < ql->count; i++)
-        queue_list_format_entry(&ql->v[i], out);
-    buf_printf(out, "\t\tTotal requests: %zu\n", ql->count);
-}
-
-/* queue_list_utf8_len - length of the valid UTF-8 sequence at s, or 0 */
-static size_t queue_list_utf8_len(const unsigned char *s)
-{
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-
-    if (s[0] >= 0xf5 || (s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
+        if ((ql->v[i].queue == QUEUE_MAILDROP) == maildrop)
+            queue_list_format_entry(&ql->v[i], out);
     return n;
 }
 
-/* queue_list_json_string - s as a JSON string; invalid UTF-8 becomes U+FFFD */
-static void queue_list_json_string(buf_t *out, const char *s)
+void queue_list_format_sendmail(const struct queue_list *ql, const char *queue_dir, buf_t *out)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    buf_t maildrop = BUF_INIT;
+    size_t total = queue_list_format_section(ql, queue_dir, 0, out);
 
-    buf_putc(out, '"');
-    while (*p) {
-        if (*p == '"' || *p == '\\') {
-            buf_putc(out, '\\');
-            buf_putc(out, *p++);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            buf_printf(out, "\\u%04x", *p++);
-        } else if (*p < 0x80) {
-            buf_putc(out, *p++);
-        } else {
-            size_t n = queue_list_utf8_len(p);
-            if (n == 0) {
-                buf_puts(out, "\\ufffd");
-                p++;
-            } else {
-                buf_append(out, p, n);
-                p += n;
-            }
-        }
-    }
-    buf_putc(out, '"');
+    buf_printf(&maildrop, "%s/maildrop", queue_dir);
+    total += queue_list_format_section(ql, buf_cstr(&maildrop), 1, out);
+    buf_printf(out, "\t\tTotal requests: %zu\n", total);
+    buf_free(&maildrop);
 }
 
 /* queue_list_json_status - the Postfix-style recipient status */
@@ -377,20 +358,35 @@ void queue_list_format_json(const struct queue_list *ql, buf_t *out)
                    "{\"queue_id\":\"%s\",\"queue_name\":\"%s\",\"arrival_time\":%lld,"
                    "\"message_size\":%lld,\"sender\":",
                    e->id, queue_name_str(e->queue), e->arrival_sec, e->size);
-        queue_list_json_string(out, e->sender);
+        json_put_string(out, e->sender);
         buf_puts(out, ",\"recipients\":[");
         for (size_t j = 0; j < e->rcpt_count; j++) {
             buf_puts(out, j ? ",{\"address\":" : "{\"address\":");
-            queue_list_json_string(out, e->rcpts[j].address);
+            json_put_string(out, e->rcpts[j].address);
             buf_printf(out, ",\"status\":\"%s\"", queue_list_json_status(e->rcpts[j].status));
             if (e->rcpts[j].reason) {
                 buf_puts(out, ",\"delay_reason\":");
-                queue_list_json_string(out, e->rcpts[j].reason);
+                json_put_string(out, e->rcpts[j].reason);
             }
             buf_putc(out, '}');
         }
         buf_puts(out, "]}\n");
     }
+}
+
+int queue_list_print(const char *top, int json, buf_t *out, buf_t *err)
+{
+    struct queue_list ql;
+    int rc;
+
+    queue_list_init(&ql);
+    rc = queue_list_scan(top, &ql, err);
+    if (rc == 0 && json)
+        queue_list_format_json(&ql, out);
+    else if (rc == 0)
+        queue_list_format_sendmail(&ql, top, out);
+    queue_list_free(&ql);
+    return rc;
 }
 
 int queue_list_find(const char *top, const char *id, buf_t *out, enum queue_name *q)

@@ -3,8 +3,9 @@
  *
  * Shared by tern-showq (the public/showq listing service) and `tern queue`
  * (which reads the queue directly when tern is stopped), so both print the
- * same bytes.  queue_list_scan walks incoming/, active/, deferred/H/ and
- * hold/ below a queue directory, reads only the envelope of each file
+ * same bytes.  queue_list_scan walks incoming/, active/, deferred/H/,
+ * hold/ and maildrop/ (local submissions not yet picked up: listed while
+ * tern is stopped too, SPEC MSP-01) below a queue directory, reads only the envelope of each file
  * (qfile_read skips the content with lseek) and the deferral reasons in
  * defer/H/ID.  A file that vanishes, is incomplete or malformed, or is a
  * ".tmp." file is skipped: qmgr moves files while we look, and a listing must
@@ -28,7 +29,7 @@
 #define QUEUE_LIST_DENIED "You are not permitted to see the queue\n"
 
 /* the queue directories a message can be listed in */
-enum queue_name { QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD };
+enum queue_name { QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_MAILDROP };
 
 struct queue_list_rcpt {
     char *address;
@@ -68,12 +69,17 @@ int queue_list_add_file(struct queue_list *ql, const char *top, const char *path
                         enum queue_name q);
 
 /* queue_list_format_sendmail - append the mailq listing; queue_dir is the
- * name printed in the header line */
+ * name printed in the header line.  Submissions in maildrop/ follow in a
+ * section of their own, as sendmail lists clientmqueue apart */
 void queue_list_format_sendmail(const struct queue_list *ql, const char *queue_dir, buf_t *out);
 /* queue_list_format_json - append one JSON object per message, one per line */
 void queue_list_format_json(const struct queue_list *ql, buf_t *out);
+/* queue_list_print - scan top and append the listing (json: one object per
+ * line, else mailq's layout) to out, read straight from the files (for
+ * when showq is not running); 0 ok, -1 as queue_list_scan */
+int queue_list_print(const char *top, int json, buf_t *out, buf_t *err);
 
-/* queue_name_str - "incoming", "active", "deferred" or "hold" */
+/* queue_name_str - "incoming", "active", "deferred", "hold" or "maildrop" */
 const char *queue_name_str(enum queue_name q);
 
 /* queue_list_find - the path of message id below top (incoming/ID,

@@ -15,7 +15,9 @@
 #include "config.h"
 #include "log.h"
 #include "privs.h"
+#include "proctitle.h"
 #include "service.h"
+#include "stats.h"
 #include "tern_build.h"
 
 static struct event *service_sighup_ev, *service_sigterm_ev, *service_sigint_ev;
@@ -65,11 +67,14 @@ static void service_inherit_fds(struct service *svc)
 void service_init(struct service *svc, const char *name, int argc, char **argv)
 {
     buf_t err = BUF_INIT;
+    char program[40];
     const char *dir;
     const char *qdir;
 
     memset(svc, 0, sizeof(*svc));
     svc->name = name;
+    snprintf(program, sizeof(program), "tern-%s", name);
+    proctitle_init(argc, argv, program); /* first: argv[] then points to copies */
     dir = service_parse_args(svc, argc, argv);
     log_init(name, LOG_TARGET_STDERR, NULL);
     if (config_load(dir, &svc->cfg, &err) < 0)
@@ -77,6 +82,7 @@ void service_init(struct service *svc, const char *name, int argc, char **argv)
     log_init_from_config(name, svc->cfg, getenv("TERN_LOG_STDERR") != NULL);
     log_set_verbose(svc->verbose);
     service_inherit_fds(svc);
+    stats_attach(config_str(svc->cfg, "data_directory"));
     qdir = config_str(svc->cfg, "queue_directory");
     if (chdir(qdir) < 0)
         log_fatal("chdir %s: %s", qdir, strerror(errno));

@@ -18,6 +18,8 @@
 
 #include "local.h"
 #include "log.h"
+#include "maillog.h"
+#include "proctitle.h"
 #include "timeutil.h"
 
 /* arguments of a delivery done through local_runas */
@@ -33,15 +35,23 @@ static void deliver_log(const struct delivery_request *req, const char *to, cons
                         const struct delivery_outcome *r)
 {
     static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
-    buf_t delay = BUF_INIT, origpart = BUF_INIT;
+    double now = time_now_double();
+    struct maillog_delivery ev = {
+        .queue_id = req->queue_id,
+        .rcpt = to,
+        .orig_rcpt = orig && strcasecmp(orig, to) != 0 ? orig : NULL,
+        .relay = "local",
+        .mailer = "local",
+        .delay = now - (double)req->arrival,
+        .xdelay = now - req->started,
+        .size = req->size,
+        .nrcpts = req->rcpt_count,
+        .dsn = r->dsn,
+        .status = words[r->status],
+        .reason = buf_cstr(&r->reason),
+    };
 
-    time_format_delay(time_now_double() - (double)req->arrival, &delay);
-    if (orig && strcasecmp(orig, to) != 0)
-        buf_printf(&origpart, ", orig_to=<%s>", orig);
-    log_info("%s: to=<%s>%s, relay=local, delay=%s, dsn=%s, status=%s (%s)", req->queue_id, to,
-             buf_cstr(&origpart), buf_cstr(&delay), r->dsn, words[r->status], buf_cstr(&r->reason));
-    buf_free(&delay);
-    buf_free(&origpart);
+    maillog_log_delivery(&ev);
 }
 
 /* deliver_job_mbox / _maildir / _file - runas bodies */
@@ -153,6 +163,8 @@ static void deliver_rcpt(const struct local_env *env, const struct delivery_requ
     struct local_expansion x;
 
     memset(&x, 0, sizeof(x));
+    /* the local part only: one user, never the address list (OPS-04) */
+    proctitle_set("%s to %.*s", req->queue_id, (int)strcspn(rcpt->address, "@"), rcpt->address);
     if (local_message_has_delivered_to(msg, rcpt->address)) {
         local_result_set(&rcpt->result, DELIVERY_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          rcpt->address);

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "master.h"
 #include "safefile.h"
+#include "stats.h"
 
 struct layout_dir {
     const char *name;
@@ -29,6 +31,16 @@ static const struct layout_dir layout_dirs[] = {
     {"private", 0700, 0, 0},  {"public", 0710, 0, 1},  {"maildrop", 01730, 0, 1},
     {NULL, 0, 0, 0},
 };
+
+/* layout_stats - the counter file (lib/stats.h) in data_directory; tern
+ * runs without it (the counts are then lost), so only a warning */
+static void layout_stats(const char *data_dir, uid_t uid, gid_t gid)
+{
+    char path[4096];
+
+    if (stats_path(data_dir, path, sizeof(path)) < 0 || stats_file_prepare(path, uid, gid) < 0)
+        log_warn("%s/%s: %m; statistics are not kept", data_dir, STATS_FILE_NAME);
+}
 
 /* layout_mkdir - create one directory with exact owner and mode */
 static int layout_mkdir(const char *path, mode_t mode, uid_t uid, gid_t gid, buf_t *err)
@@ -66,5 +78,7 @@ int master_layout_create(const struct config *cfg, uid_t uid, gid_t gid, buf_t *
         }
     }
     buf_free(&path);
+    if (rc == 0)
+        layout_stats(data, uid, gid);
     return rc;
 }

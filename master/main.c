@@ -33,6 +33,7 @@
 #include "policy.h"
 #include "master.h"
 #include "privs.h"
+#include "proctitle.h"
 #include "sdnotify.h"
 #include "tern_build.h"
 
@@ -91,12 +92,19 @@ static int master_lock_pid(void)
     return fd;
 }
 
-static void master_write_pid(int fd)
+/* master_write_pid - sendmail's format (OPS-03): the pid, then the
+ * command line; readers take the first number */
+static void master_write_pid(int fd, int argc, char **argv)
 {
-    char text[32];
-    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n)
+    buf_t text = BUF_INIT;
+
+    buf_printf(&text, "%ld\n", (long)getpid());
+    for (int i = 0; i < argc; i++)
+        buf_printf(&text, "%s%s", i ? " " : "", argv[i]);
+    buf_putc(&text, '\n');
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, text.data, text.len, 0) != (ssize_t)text.len)
         log_fatal("%s: %s", pid_path.data, strerror(errno));
+    buf_free(&text);
 }
 
 static void master_daemonize(void)
@@ -223,6 +231,7 @@ int main(int argc, char **argv)
     uid_t uid;
     gid_t gid;
 
+    proctitle_init(argc, argv, "tern-master"); /* first: optarg then points to a copy */
     while ((c = getopt(argc, argv, "c:fDlv")) != -1) {
         if (c == 'c')
             dir = optarg;
@@ -256,7 +265,7 @@ int main(int argc, char **argv)
         log_fatal("%s", buf_cstr(&err));
     if (!foreground)
         master_daemonize();
-    master_write_pid(pid_fd);
+    master_write_pid(pid_fd, argc, argv);
     base = event_base_new();
     if (base == NULL)
         log_fatal("cannot create the event loop");
@@ -264,6 +273,7 @@ int main(int argc, char **argv)
     master_services_init(base, dir, to_stderr, &socks);
     log_info("daemon started -- version %s, configuration %s", TERN_VERSION, dir);
     master_services_start(cfg);
+    proctitle_set("accepting connections");
     master_notify_ready();
     event_base_dispatch(base);
     return 0;

@@ -33,6 +33,7 @@ struct master_sockets {
     int pickup;      /* public/pickup: maildrop triggers, to cleanup */
     int qmgr_public; /* public/qmgr: flush requests from users, to qmgr */
     int showq;       /* public/showq: queue listing */
+    int metrics;     /* metrics_listen (TCP), to tern-metrics; -1 when not set */
 };
 
 int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct master_sockets *s,

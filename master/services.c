@@ -288,6 +288,8 @@ static void master_slots_build(const struct config *cfg)
     master_slot_add("tern-showq", &socks->showq, 1);
     master_slot_add("tern-auth", &socks->auth, 1);
     master_slot_add("tern-anvil", &socks->anvil, 1);
+    if (socks->metrics >= 0)
+        master_slot_add("tern-metrics", &socks->metrics, 1);
     smtpd_worker_count = workers;
     for (long long i = 0; socks->smtpd_count > 0 && i < workers; i++) {
         struct slot *s = master_slot_add("tern-smtpd", socks->smtpd, socks->smtpd_count);

@@ -124,8 +124,12 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
 
     memset(s, 0, sizeof(*s));
     s->cleanup = s->qmgr = s->smtp = s->lmtp = s->local = s->auth = s->anvil = -1;
-    s->pickup = s->qmgr_public = s->showq = -1;
+    s->pickup = s->qmgr_public = s->showq = s->metrics = -1;
     if (master_bind_listeners(cfg, s, err) < 0)
+        return -1;
+    if (*config_str(cfg, "metrics_listen") &&
+        (s->metrics = master_bind_tcp("metrics_listen", config_str(cfg, "metrics_listen"), err)) <
+            0)
         return -1;
     struct {
         int *fd;
@@ -145,8 +149,8 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
 
 void master_sockets_close(struct master_sockets *s)
 {
-    int fds[] = {s->cleanup, s->qmgr,  s->smtp,   s->lmtp,        s->local,
-                 s->auth,    s->anvil, s->pickup, s->qmgr_public, s->showq};
+    int fds[] = {s->cleanup, s->qmgr,   s->smtp,        s->lmtp,  s->local,  s->auth,
+                 s->anvil,   s->pickup, s->qmgr_public, s->showq, s->metrics};
 
     for (size_t i = 0; i < s->smtpd_count; i++)
         close(s->smtpd[i]);

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "log.h"
 #include "service.h"
+#include "stats.h"
 #include "qmgr.h"
 
 #define DEST_BUCKETS 4096
@@ -212,6 +213,7 @@ static void request_defer_unanswered(struct qmgr_request *r)
         m->rcpt[i].req = NULL;
         qmgr_rcpt_set_deferred(m, i, "4.3.0", QMGR_AGENT_FAILED_REASON);
         qmgr_log_deferred(m, i, "none");
+        stats_count_delivery(r->dest->nexthop, "defer", 0, 0);
     }
 }
 
@@ -314,6 +316,7 @@ static void result_apply_entry(struct qmgr_request *r, const struct result_entry
                  m->qf.rcpts[i].address);
         return;
     }
+    stats_count_delivery(r->dest->nexthop, status, m->qf.content_length, qmgr_message_arrival(m));
     m->rcpt[i].req = NULL;
 }
 

@@ -18,10 +18,13 @@
 #include "addr.h"
 #include "buf.h"
 #include "log.h"
+#include "maillog.h"
+#include "proctitle.h"
 #include "qfile.h"
 #include "qid.h"
 #include "route.h"
 #include "safefile.h"
+#include "stats.h"
 #include "timeutil.h"
 #include "qmgr.h"
 
@@ -87,16 +90,19 @@ static void message_route_decided(struct qmgr_message *m, size_t i, const struct
     if (tempfail || strcmp(d->transport, "retry") == 0) {
         qmgr_rcpt_set_deferred(m, i, d->reply.dsn, text);
         qmgr_log_deferred(m, i, "none");
+        stats_count_delivery(d->transport, "defer", 0, 0);
     } else if (strcmp(d->transport, "error") == 0) {
         qmgr_rcpt_set_deferred(m, i, d->reply.dsn, text);
         qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, fd);
         qmgr_log_rcpt(m, i, "none", "bounced");
+        stats_count_delivery(d->transport, "bounce", 0, 0);
     } else { /* discard */
         buf_t reason = BUF_INIT;
         buf_printf(&reason, "discarded: %s", text);
         qmgr_rcpt_set_deferred(m, i, "2.0.0", reason.data);
         qmgr_message_set_status(m, i, QFILE_RCPT_SENT, fd);
         qmgr_log_rcpt(m, i, "none", "sent");
+        stats_count_delivery(d->transport, "sent", m->qf.content_length, qmgr_message_arrival(m));
         buf_free(&reason);
     }
 }
@@ -173,6 +179,13 @@ static void message_known_failures(struct qmgr_message *m)
     }
 }
 
+/* message_title - "tern-qmgr: N active, M in flight" (OPS-04); set as
+ * messages come and go only */
+static void message_title(const struct qmgr *qm)
+{
+    proctitle_set("%zu active, %zu in flight", qm->active_count, qm->inflight);
+}
+
 /* qmgr_message_load_only - read active/ID into memory without routing it */
 struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
 {
@@ -192,6 +205,7 @@ struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
         qm->messages->prev = m;
     qm->messages = m;
     qm->active_count++;
+    message_title(qm);
     return m;
 }
 
@@ -241,6 +255,7 @@ static void message_free(struct qmgr *qm, struct qmgr_message *m)
     qfile_msg_free(&m->qf);
     free(m);
     qm->active_count--;
+    message_title(qm);
 }
 
 /* qmgr_message_free_all - release every message (exit) */
@@ -273,25 +288,61 @@ void qmgr_rcpt_set_deferred(struct qmgr_message *m, size_t i, const char *dsn, c
     snprintf(m->rcpt[i].dsn, sizeof(m->rcpt[i].dsn), "%s", dsn);
 }
 
+/* qmgr_message_age - seconds since arrival */
+static double qmgr_message_age(const struct qmgr_message *m, double now)
+{
+    double arrival = qmgr_message_arrival(m);
+
+    return now > arrival ? now - arrival : 0;
+}
+
 /* qmgr_message_delay - seconds since arrival as "0.4" */
 void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out)
 {
-    double arrival = (double)m->qf.arrival_sec + (double)m->qf.arrival_usec / 1e6;
-
     buf_reset(out);
-    time_format_delay(now > arrival ? now - arrival : 0, out);
+    time_format_delay(qmgr_message_age(m, now), out);
+}
+
+/* qmgr_message_arrival - when m arrived, seconds since the epoch */
+double qmgr_message_arrival(const struct qmgr_message *m)
+{
+    return (double)m->qf.arrival_sec + (double)m->qf.arrival_usec / 1e6;
 }
 
 /* qmgr_log_rcpt - the status=WORD line for recipient i */
 void qmgr_log_rcpt(const struct qmgr_message *m, size_t i, const char *relay, const char *word)
 {
-    buf_t delay = BUF_INIT;
+    struct maillog_delivery ev = {
+        .queue_id = m->id,
+        .rcpt = m->qf.rcpts[i].address,
+        .relay = relay,
+        .mailer = "error", /* qmgr decides alone: sendmail's error mailer */
+        .delay = qmgr_message_age(m, time_now_double()),
+        .nrcpts = m->qf.rcpt_count,
+        .dsn = m->rcpt[i].dsn,
+        .status = word,
+        .reason = m->rcpt[i].reason ? m->rcpt[i].reason : "",
+    };
 
-    qmgr_message_delay(m, time_now_double(), &delay);
-    log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", m->id,
-             m->qf.rcpts[i].address, relay, delay.data, m->rcpt[i].dsn, word,
-             m->rcpt[i].reason ? m->rcpt[i].reason : "");
-    buf_free(&delay);
+    maillog_log_delivery(&ev);
+}
+
+/* qmgr_log_expired - the status=expired line for recipient i */
+static void qmgr_log_expired(const struct qmgr_message *m, size_t i, double now)
+{
+    struct maillog_delivery ev = {
+        .queue_id = m->id,
+        .rcpt = m->qf.rcpts[i].address,
+        .relay = "none",
+        .mailer = "error",
+        .delay = qmgr_message_age(m, now),
+        .nrcpts = m->qf.rcpt_count,
+        .dsn = "4.4.7",
+        .status = "expired",
+        .reason = m->rcpt[i].reason ? m->rcpt[i].reason : "message expired",
+    };
+
+    maillog_log_delivery(&ev);
 }
 
 /* qmgr_log_deferred - the status=deferred line for recipient i */
@@ -378,10 +429,7 @@ static void message_expire(struct qmgr_message *m, double now)
         if (!qfile_rcpt_is_pending(r->status))
             continue;
         qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, &fd);
-        log_info("%s: to=<%s>, relay=none, delay=%s, dsn=4.4.7, status=expired, returned to "
-                 "sender (%s)",
-                 m->id, r->address, delay.data,
-                 m->rcpt[i].reason ? m->rcpt[i].reason : "message expired");
+        qmgr_log_expired(m, i, now);
         buf_reset(&reason);
         buf_printf(&reason, "message could not be delivered for %s: %s", delay.data,
                    m->rcpt[i].reason ? m->rcpt[i].reason : "delivery time expired");

@@ -25,6 +25,7 @@
 #include "attr.h"
 #include "buf.h"
 #include "log.h"
+#include "maillog.h"
 #include "qmgr.h"
 
 /* a notice being submitted */
@@ -180,6 +181,24 @@ static void notice_clear(struct qmgr_message *m)
         m->rcpt[i].in_notice = 0;
 }
 
+/* notice_log - the "sender non-delivery notification: ID" event; sendmail's
+ * form names the first reported recipient's reason */
+static void notice_log(const struct qmgr_message *m, const struct notice_job *job, const char *kind,
+                       const char *queue_id)
+{
+    struct maillog_notice ev = {
+        .queue_id = m->id,
+        .notice_id = queue_id,
+        .kind = kind,
+        .postmaster = job->postmaster,
+    };
+
+    for (size_t i = 0; i < m->qf.rcpt_count && ev.reason == NULL; i++)
+        if (m->rcpt[i].in_notice)
+            ev.reason = m->rcpt[i].reason;
+    maillog_log_notice(&ev);
+}
+
 /* notice_done - cleanup answered (or failed) for a notice */
 static void notice_done(struct qmgr *qm, void *ctx, int ok, const char *queue_id, const char *why)
 {
@@ -188,8 +207,7 @@ static void notice_done(struct qmgr *qm, void *ctx, int ok, const char *queue_id
     struct qmgr_message *m = job->m;
 
     if (ok) {
-        log_info("%s: %s %s notification: %s", m->id, job->postmaster ? "postmaster" : "sender",
-                 words[job->kind], queue_id);
+        notice_log(m, job, words[job->kind], queue_id);
         notice_mark_done(m, job->kind);
     } else {
         log_warn("%s: cannot queue the %s notification: %s (retried later)", m->id,

@@ -235,6 +235,8 @@ void qmgr_message_dispose(struct qmgr *qm, struct qmgr_message *m);
 /* qmgr_message_requeued - the requeue submission ended (ok: new_id queued):
  * remove the old file, or defer it; frees m */
 void qmgr_message_requeued(struct qmgr *qm, struct qmgr_message *m, int ok, const char *new_id);
+/* qmgr_message_arrival - when m arrived, seconds since the epoch */
+double qmgr_message_arrival(const struct qmgr_message *m);
 /* qmgr_message_delay - seconds since arrival as "0.4" */
 void qmgr_message_delay(const struct qmgr_message *m, double now, buf_t *out);
 /* qmgr_message_path - "DIR/ID" or "DIR/H/ID" into out */

@@ -8,19 +8,22 @@ BUILD=${1:-build}
 
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libevent-dev libc-ares-dev libssl-dev libsasl2-dev libsasl2-modules libsasl2-modules-db
-  sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-aiosmtpd swaks openssl
+  sasl2-bin liblmdb-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-aiosmtpd swaks openssl
   libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl dnsmasq-base netcat-openbsd
   bsd-mailx procmail dovecot-core dovecot-lmtpd gnutls-bin sslscan postgrey
   ldnsutils nsd unbound bind9-dnsutils
   libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
+  logwatch pflogsumm
+  libmicrohttpd-dev prometheus python3-prometheus-client
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
 # dpkg-buildpackage, the throwaway root, systemd-analyze verify)
 
 # the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a
-# local resolver or the dnsmasq of the tests)
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim"
+# local resolver or the dnsmasq of the tests); prometheus is here for its
+# promtool (tests/integration/test_metrics.py), never as a server
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the

@@ -29,10 +29,12 @@ for b in $passes; do
     cp "$b/meson-logs/testlog.json" "$RESULTS/unit-$b.json" 2>/dev/null
     echo "== integration tests ($b)"
     # daemons stopped by signals do not free everything: leak checks are for
-    # the unit tests; memory errors still abort any process
+    # the unit tests; memory errors still abort any process.  Most integration
+    # tests wait on peers and timers, so three workers share the two cores;
+    # --dist loadfile keeps each file (and its module fixtures) on one worker.
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     TERN_BUILD=$TOP/$b TERN_SANITIZED=$([ "$b" = build-asan ] && echo 1 || echo 0) \
-        /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider -n 3 --dist loadfile tests/integration \
         --junitxml="$RESULTS/integration-$b.xml"
 done
 echo "== package test (once)"

@@ -39,9 +39,11 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "proctitle.h"
 #include "addr.h"
 #include "dane.h"
 #include "log.h"
+#include "maillog.h"
 #include "netaddr.h"
 #include "reply.h"
 #include "nexthop.h"
@@ -51,6 +53,7 @@
 #include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "stats.h"
 #include "tlsrpt.h"
 #include "timeutil.h"
 
@@ -197,19 +200,29 @@ static void session_arm(struct smtp_session *s, long long seconds, const char *d
 static void session_log_rcpt(struct smtp_session *s, const struct delivery_rcpt *r)
 {
     static const char *words[] = {"deferred", "sent", "deferred", "bounced"};
-    buf_t delay = BUF_INIT;
     buf_t use = BUF_INIT;
+    double now = time_now_double();
+    struct maillog_delivery ev = {
+        .queue_id = s->req->queue_id,
+        .rcpt = r->address,
+        .relay = buf_cstr(&s->relay),
+        .mailer = s->env->lmtp ? "lmtp" : "esmtp",
+        .delay = now - (double)s->req->arrival,
+        .xdelay = now - s->req->started,
+        .size = s->req->size,
+        .nrcpts = s->req->rcpt_count,
+        .dsn = r->result.dsn,
+        .status = words[r->result.status],
+        .reason = buf_cstr(&r->result.reason),
+    };
 
-    time_format_delay(time_now_double() - (double)s->req->arrival, &delay);
     if (s->uses > 1)
         buf_printf(&use, ", conn_use=%lld", s->uses);
     if (!s->env->lmtp && strcmp(buf_cstr(&s->relay), "none") != 0)
         buf_printf(&use, ", tls=%s", s->tls_note);
-    log_info("%s: to=<%s>, relay=%s%s, delay=%s, dsn=%s, status=%s (%s)", s->req->queue_id,
-             r->address, buf_cstr(&s->relay), buf_cstr(&use), buf_cstr(&delay), r->result.dsn,
-             words[r->result.status], buf_cstr(&r->result.reason));
+    ev.extra = buf_cstr(&use);
+    maillog_log_delivery(&ev);
     buf_free(&use);
-    buf_free(&delay);
 }
 
 /* session_fail_pending - give every undecided recipient (only the accepted
@@ -563,6 +576,7 @@ static void session_begin_transaction(struct smtp_session *s)
         return;
     s->state = S_TRANSACTION;
     s->uses++;
+    proctitle_set("%s to %s", s->req->queue_id, buf_cstr(&s->peer)); /* host[ip] (OPS-04) */
     s->cmd_sent = s->cmd_replied = 0;
     s->mail_failed = 0;
     s->accepted = 0;
@@ -831,6 +845,7 @@ static void session_auth_failed(struct smtp_session *s, const char *why)
     buf_t reason = BUF_INIT;
     char dsn[16];
 
+    stats_count_result(STATS_AUTH, "smtp", 0);
     if (why) {
         buf_printf(&reason, "SASL authentication failed; cannot authenticate to server %s: %s",
                    buf_cstr(&s->peer), why);
@@ -905,6 +920,7 @@ static void session_on_auth(struct smtp_session *s)
         smtp_sasl_client_free(s->sasl);
         s->sasl = NULL;
         s->authenticated = 1;
+        stats_count_result(STATS_AUTH, "smtp", 1);
         session_begin_transaction(s);
     } else {
         session_auth_failed(s, NULL);
@@ -1091,6 +1107,7 @@ static void session_tls_done(struct smtp_session *s)
     enum smtp_tls_trust trust = smtp_tls_result(ssl, &why);
 
     smtp_tls_log_handshake(s->env->tls, ssl, trust, buf_cstr(&s->relay));
+    stats_count_result(STATS_TLS, "smtp", 1);
     s->tls_active = 1;
     s->tls_verified = trust == SMTP_TLS_VERIFIED;
     s->tls_policy_ok = s->tls_verified && (s->tlsa_count > 0 || s->level >= SMTP_TLS_VERIFY);
@@ -1142,6 +1159,7 @@ static void session_tls_failed(struct smtp_session *s, short what)
     buf_t why = BUF_INIT, reason = BUF_INIT;
 
     session_tls_error(s, what, &why);
+    stats_count_result(STATS_TLS, "smtp", 0);
     session_tlsrpt(s, "validation-failure");
     if (!session_tls_required(s) && !s->tls_fallback) {
         log_info("%s: TLS handshake with %s failed (%s); trying again without TLS",

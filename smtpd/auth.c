@@ -38,6 +38,7 @@
 #include "route.h"
 #include "session.h"
 #include "smtpd_tls.h"
+#include "stats.h"
 
 /* how long a failed AUTH waits for its reply (seconds) */
 #define SMTPD_AUTH_FAILURE_DELAY 1
@@ -277,6 +278,7 @@ static void smtpd_auth_failed(struct smtpd_auth_exchange *x, int temp, const cha
     struct timeval tv = {SMTPD_AUTH_FAILURE_DELAY, 0};
 
     log_warn("%s: SASL %s authentication failed: %s", x->s->client, x->mech, reason);
+    stats_count_result(STATS_AUTH, "smtpd", 0);
     smtpd_auth_detach(x);
     buf_reset(&x->reply);
     if (temp)
@@ -301,6 +303,7 @@ static void smtpd_auth_success(struct smtpd_auth_exchange *x, const char *name, 
     /* sendmail's line (AUTH-13); the message's client= line has Postfix's */
     log_info("AUTH=server, relay=%s, authid=%s, mech=%s, tls=%s", s->client, s->sasl_username,
              s->sasl_method, s->tls_active ? "yes" : "no");
+    stats_count_result(STATS_AUTH, "smtpd", 1);
     smtpd_auth_finish(s, "235 2.7.0 Authentication successful");
 }
 

@@ -27,6 +27,8 @@
 #include "config.h"
 #include "greet.h"
 #include "log.h"
+#include "netaddr.h"
+#include "proctitle.h"
 #include "route.h"
 #include "service.h"
 #include "smtpd.h"
@@ -121,6 +123,15 @@ static void smtpd_on_throttle_timer(evutil_socket_t fd, short what, void *arg)
     smtpd_listeners_update(listener->server);
 }
 
+/* smtpd_title - "tern-smtpd: N sessions, last [ip]" in ps (OPS-04); set
+ * when a session starts or ends only */
+static void smtpd_title(const struct smtpd_server *server)
+{
+    proctitle_set("%zu session%s%s%s%s", server->session_count,
+                  server->session_count == 1 ? "" : "s", *server->last_client ? ", last [" : "",
+                  server->last_client, *server->last_client ? "]" : "");
+}
+
 /* smtpd_on_accept - a new client */
 static void smtpd_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                             int salen, void *arg)
@@ -144,6 +155,8 @@ static void smtpd_on_accept(struct evconnlistener *evl, evutil_socket_t fd, stru
         log_info("%zu sessions: smtpd_client_limit reached, not accepting for now",
                  server->session_count);
     smtpd_listeners_update(server);
+    netaddr_format(sa, server->last_client, sizeof(server->last_client));
+    smtpd_title(server);
     session_start(listener, fd, sa, salen);
 }
 
@@ -178,6 +191,7 @@ void smtpd_session_ended(struct smtpd_server *server)
 {
     if (server->session_count > 0)
         server->session_count--;
+    smtpd_title(server);
     if (server->svc.draining) {
         if (server->session_count == 0)
             service_stop(&server->svc);
@@ -351,6 +365,7 @@ int main(int argc, char **argv)
     smtpd_server_setup(&server);
     service_drop_privileges(&server.svc);
     smtpd_listeners_open(&server);
+    smtpd_title(&server);
     status = service_run(&server.svc);
     smtpd_listeners_free(&server);
     if (server.retry != NULL)

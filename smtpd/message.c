@@ -17,6 +17,7 @@
 #include "cleanup_stream.h"
 #include "log.h"
 #include "session.h"
+#include "stats.h"
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
 
@@ -247,6 +248,7 @@ static int message_final_reply(struct session *s, buf_t *reply)
         session_log_reject(s, "END-OF-MESSAGE", buf_cstr(reply), NULL);
     } else if (s->data_reply.len > 0) {
         buf_set(reply, buf_cstr(&s->data_reply));
+        stats_add(STATS_DISCARDED, "smtp", s->tx_discard ? 1 : 0);
         if (s->tx_discard)
             log_info("discard: END-OF-MESSAGE from %s: message discarded by policy; from=<%s> "
                      "proto=%s helo=<%s>",
@@ -281,6 +283,7 @@ static void message_eod_verdict(struct session *s, struct policy_result *r)
                  s->client);
     if (r->discard) { /* DISCARD after the content: nothing is queued */
         message_drop_cleanup(s);
+        stats_add(STATS_DISCARDED, "smtp", 1);
         log_info("discard: END-OF-MESSAGE from %s: message discarded by policy; from=<%s> "
                  "proto=%s helo=<%s>",
                  s->client, buf_cstr(&s->mail.addr), session_protocol(s), buf_cstr(&s->helo));

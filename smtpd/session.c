@@ -27,8 +27,11 @@
 #include "greet.h"
 #include "ident.h"
 #include "log.h"
+#include "maillog.h"
 #include "netaddr.h"
+#include "reject_reason.h"
 #include "session.h"
+#include "stats.h"
 #include "table.h"
 #include "timeutil.h"
 #include "tern_build.h"
@@ -130,26 +133,45 @@ void session_reply(struct session *s, const char *fmt, ...)
 void session_log_event(struct session *s, int kind_len, const char *kind, const char *stage,
                        const char *text, const char *to)
 {
-    buf_t line = BUF_INIT;
+    buf_t kind_copy = BUF_INIT, from = BUF_INIT, rcpt = BUF_INIT;
+    struct maillog_reject ev = {
+        .stage = stage,
+        .client = s->client,
+        .text = text,
+        .proto = session_protocol(s),
+        .helo = buf_cstr(&s->helo),
+    };
 
-    buf_printf(&line, "NOQUEUE: %.*s: %s from %s: %s; from=<", kind_len, kind, stage, s->client,
-               text);
-    proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &line);
-    buf_puts(&line, ">");
+    buf_append(&kind_copy, kind, (size_t)kind_len);
+    ev.kind = buf_cstr(&kind_copy);
+    proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &from);
+    ev.from = buf_cstr(&from);
     if (to != NULL) {
-        buf_puts(&line, " to=<");
-        proto_printable(to, strlen(to), ADDR_LOG_MAX, &line);
-        buf_puts(&line, ">");
+        proto_printable(to, strlen(to), ADDR_LOG_MAX, &rcpt);
+        ev.to = buf_cstr(&rcpt);
     }
-    buf_printf(&line, " proto=%s helo=<%s>", session_protocol(s), buf_cstr(&s->helo));
-    log_info("%s", buf_cstr(&line));
-    buf_free(&line);
+    maillog_log_reject(&ev);
+    buf_free(&kind_copy);
+    buf_free(&from);
+    buf_free(&rcpt);
 }
 
 /* session_log_reject - one line per refused MAIL/RCPT/message */
 void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to)
 {
+    session_log_reject_by(s, stage, reply, to, NULL);
+}
+
+/* session_log_reject_by - the same, naming the restriction that decided
+ * (policy_log) for the count of refusals by reason (lib/stats.h) */
+void session_log_reject_by(struct session *s, const char *stage, const char *reply, const char *to,
+                           const char *policy_log)
+{
+    char reason[STATS_LABEL_MAX];
+
     session_log_event(s, 6, "reject", stage, reply, to);
+    smtpd_reject_reason(policy_log, reply, reason, sizeof(reason));
+    stats_count_reject(reason);
 }
 
 /* session_reset_transaction - back to "no MAIL yet" */
@@ -238,6 +260,7 @@ static void session_free(struct session *s)
     struct smtpd_server *server = s->server;
 
     session_log_disconnect(s);
+    stats_count_session(0);
     smtpd_policy_end(s);
     smtpd_ident_end(s);
     smtpd_greet_session_end(s);
@@ -511,6 +534,7 @@ static struct session *session_new(struct smtpd_listener *listener, const struct
     s->stage = "CONNECT";
     proto_mail_init(&s->mail);
     proto_rcpt_init(&s->rcpt);
+    stats_count_session(1);
     return s;
 }
 

@@ -171,6 +171,9 @@ void session_resume_input(struct session *s);
 void session_enable_input(struct session *s);
 /* session_log_reject - "NOQUEUE: reject: STAGE from name[ip]: reply; ..." */
 void session_log_reject(struct session *s, const char *stage, const char *reply, const char *to);
+/* session_log_reject_by - the same, naming the restriction that decided */
+void session_log_reject_by(struct session *s, const char *stage, const char *reply, const char *to,
+                           const char *policy_log);
 /* session_log_event - the same line with another kind ("warn",
  * "reject_warning": kind_len bytes of kind) */
 void session_log_event(struct session *s, int kind_len, const char *kind, const char *stage,

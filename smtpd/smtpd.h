@@ -119,6 +119,7 @@ struct smtpd_server {
     struct smtpd_listener *listener_conf[SERVICE_MAX_LISTEN];
     size_t listener_count;
     size_t session_count;
+    char last_client[64];   /* the latest client's address, for the process title */
     long long worker_index; /* TERN_SMTPD_WORKER: this worker among worker_count */
     long long worker_count;
     int accept_failed;   /* listeners paused for a second after an accept error */

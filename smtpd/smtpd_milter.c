@@ -18,6 +18,7 @@
 #include "netaddr.h"
 #include "qid.h"
 #include "session.h"
+#include "stats.h"
 #include "smtpd_milter.h"
 #include "smtpd_tls.h"
 #include "tern_build.h"
@@ -70,6 +71,8 @@ static void smtpd_milter_log(struct session *s, const char *kind, const char *st
     for (const char *p = reply; *p != '\0'; p++)
         buf_putc(&text, *p == '\r' ? ' ' : *p == '\n' ? ' ' : *p);
     session_log_event(s, (int)strlen(kind), kind, stage, buf_cstr(&text), to);
+    if (strcmp(kind, "milter-reject") == 0)
+        stats_count_reject("milter");
     buf_free(&text);
 }
 

@@ -385,7 +385,7 @@ void smtpd_policy_end(struct session *s)
 void smtpd_policy_log_reject(struct session *s, const char *stage, const struct policy_result *r,
                              const char *to)
 {
-    session_log_reject(s, stage, buf_cstr(&r->reply), to);
+    session_log_reject_by(s, stage, buf_cstr(&r->reply), to, buf_cstr(&r->log));
     if (strncmp(buf_cstr(&r->log), "access ", 7) == 0 ||
         strcmp(buf_cstr(&r->log), "accept_unresolvable_domains") == 0) {
         buf_t arg = BUF_INIT;

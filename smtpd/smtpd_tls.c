@@ -31,6 +31,7 @@
 #include "session.h"
 #include "table.h"
 #include "smtpd_tls.h"
+#include "stats.h"
 #include "tls.h"
 
 /* what a listener's TLS needs besides the SSL_CTX */
@@ -380,6 +381,7 @@ static const char *smtpd_tls_peer(struct session *s, SSL *ssl)
 
 void smtpd_tls_handshake_done(struct session *s)
 {
+    stats_count_result(STATS_TLS, "smtpd", 1);
     SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
     const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
     int alg_bits = 0;
@@ -421,6 +423,7 @@ void smtpd_tls_handshake_done(struct session *s)
 
 void smtpd_tls_log_failure(struct session *s)
 {
+    stats_count_result(STATS_TLS, "smtpd", 0);
     buf_t why = BUF_INIT;
     unsigned long e;
     char text[256];

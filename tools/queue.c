@@ -118,7 +118,6 @@ static int queue_cmd_list(const struct queue_cmd *qc, int argc, char **argv)
 {
     int json = argc == 2 && strcmp(argv[1], "-j") == 0;
     buf_t out = BUF_INIT, err = BUF_INIT;
-    struct queue_list ql;
     int rc;
 
     if (argc > 2 || (argc == 2 && !json))
@@ -126,15 +125,8 @@ static int queue_cmd_list(const struct queue_cmd *qc, int argc, char **argv)
     rc = queue_list_showq(qc, json, &out);
     if (rc < 0) {
         buf_reset(&out);
-        queue_list_init(&ql);
-        rc = queue_list_scan(qc->top, &ql, &err);
-        if (rc == 0 && json)
-            queue_list_format_json(&ql, &out);
-        else if (rc == 0)
-            queue_list_format_sendmail(&ql, qc->top, &out);
-        else
+        if ((rc = queue_list_print(qc->top, json, &out, &err)) < 0)
             fprintf(stderr, "tern: queue: %s\n", buf_cstr(&err));
-        queue_list_free(&ql);
     }
     fwrite(out.data ? out.data : "", 1, out.len, rc == 1 ? stderr : stdout);
     buf_free(&out);

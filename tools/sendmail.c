@@ -24,6 +24,8 @@
 #include "config.h"
 #include "log.h"
 #include "makemap.h"
+#include "queue_list.h"
+#include "service.h"
 #include "map.h"
 #include "sendmail.h"
 #include "trace.h"
@@ -217,8 +219,13 @@ static void sendmail_option(struct sendmail_opts *o, int argc, char **argv, int 
     case 'C':
         o->config_file = sendmail_value(argc, argv, i, rest);
         return;
-    case 'L':
+    case 'L': /* the syslog tag (CLI-15): syslog_name for this run */
         o->log_tag = sendmail_value(argc, argv, i, rest);
+        if (o->override_count < SENDMAIL_MAX_OVERRIDES) {
+            buf_t b = BUF_INIT;
+            buf_printf(&b, "syslog_name=%s", o->log_tag);
+            o->overrides[o->override_count++] = buf_steal(&b);
+        }
         return;
     case 'O':
         if (o->override_count >= SENDMAIL_MAX_OVERRIDES)
@@ -397,11 +404,28 @@ static int sendmail_exec_tern(const char *dir, int foreground)
     return EX_OSERR;
 }
 
-/* sendmail_list - -bp / mailq: the listing through terndrop -p */
-static int sendmail_list(const char *dir)
+/* sendmail_list - -bp / mailq: the listing through terndrop -p (showq);
+ * while tern is stopped, read from the queue files by whoever may read them
+ * (root): submissions waiting in maildrop/ included (MSP-01) */
+static int sendmail_list(const struct config *cfg, const char *dir)
 {
     char *args[] = {"-p", NULL};
-    return sendmail_run_terndrop(dir, args, -1);
+    const char *top = config_str(cfg, "queue_directory");
+    buf_t maildrop = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+    int rc;
+
+    buf_printf(&maildrop, "%s/maildrop", top);
+    if (service_master_pid(top) > 0 || access(maildrop.data, R_OK | X_OK) < 0) {
+        buf_free(&maildrop);
+        return sendmail_run_terndrop(dir, args, -1);
+    }
+    if ((rc = queue_list_print(top, 0, &out, &err)) < 0)
+        fprintf(stderr, "sendmail: %s\n", buf_cstr(&err));
+    fwrite(out.data ? out.data : "", 1, out.len, stdout);
+    buf_free(&maildrop);
+    buf_free(&out);
+    buf_free(&err);
+    return rc < 0 ? EX_OSERR : 0;
 }
 
 /* sendmail_deliver - -bm: read, submit, and with -v follow the message */
@@ -445,7 +469,7 @@ static int sendmail_run(struct sendmail_opts *o, struct config *cfg, const char 
         return sendmail_queue_run(o, dir);
     switch (o->mode) {
     case 'p':
-        return sendmail_list(dir);
+        return sendmail_list(cfg, dir);
     case 'i':
         return tern_map_newaliases(cfg) == 0 ? 0 : EX_SOFTWARE;
     case 'a':

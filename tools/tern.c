@@ -4,6 +4,7 @@
  *   tern [-c DIR] start [-f | -D] | stop | reload | status | check
  *   tern [-c DIR] conf [-n | -d | -x] [name ...]
  *   tern [-c DIR] tlsrpt [-d DAYS] [DOMAIN]
+ *   tern import-sendmail [-o DIR] [-m MAILDIR] FILE.mc
  *
  * start execs tern-master (in the foreground with -f, logging to stderr; in
  * the foreground logging as configured with -D, for systemd); stop, reload and
@@ -23,10 +24,12 @@
 #include "milter.h"
 #include "check_sasl.h"
 #include "check_tls.h"
+#include "check_warn.h"
 #include "config.h"
 #include "privacy.h"
 #include "log.h"
 #include "map.h"
+#include "mcimport.h"
 #include "netaddr.h"
 #include "privs.h"
 #include "queue.h"
@@ -35,6 +38,7 @@
 #include "service.h"
 #include "table.h"
 #include "tern_build.h"
+#include "stats_report.h"
 #include "tlsrpt_report.h"
 
 #define TERN_STOP_WAIT 30
@@ -52,7 +56,8 @@ static void tern_usage(FILE *fp)
             "  stop               stop it gracefully\n"
             "  reload             re-read tern.conf (live sessions finish)\n"
             "  status             say whether it runs\n"
-            "  check              validate the configuration and the queue\n"
+            "  check              validate the configuration and the queue; warn about\n"
+            "                     dangerous settings (docs/operations.md)\n"
             "  conf [-n|-d|-x] [name ...]\n"
             "                     print parameters: effective (raw), -n set in the file,\n"
             "                     -d defaults, -x expanded\n"
@@ -67,6 +72,11 @@ static void tern_usage(FILE *fp)
             "  tlsrpt [-d DAYS] [DOMAIN]\n"
             "                     TLS-RPT session counts per day and policy domain\n"
             "                     (docs/tlsrpt.md)\n"
+            "  import-sendmail [-o DIR] [-m MAILDIR] FILE.mc\n"
+            "                     convert a sendmail .mc to tern.conf and a report of what\n"
+            "                     could not be mapped (docs/migrating.md)\n"
+            "  stats [-r]         messages and bytes per transport since the last reset,\n"
+            "                     like sendmail's mailstats; -r resets (docs/metrics.md)\n"
             "  version            print the version\n"
             "every command takes -c CONFIG_DIR (default $TERN_CONFIG_DIR, else %s)\n",
             TERN_SYSCONFDIR);
@@ -407,6 +417,7 @@ static int tern_check(void)
     problems += check_sasl(cfg);
     problems += check_policy(cfg);
     problems += tern_check_milters(cfg);
+    check_warnings(cfg); /* warnings leave the exit status alone */
     if (problems) {
         printf("tern check: %d problem%s\n", problems, problems == 1 ? "" : "s");
         return 1;
@@ -480,6 +491,10 @@ static int tern_dispatch(int argc, char **argv)
         return tern_auth_test_main(argc, argv, tern_load());
     if (strcmp(cmd, "tlsrpt") == 0)
         return tern_tlsrpt_main(argc, argv, tern_load());
+    if (strcmp(cmd, "import-sendmail") == 0)
+        return tern_import_sendmail_main(argc, argv);
+    if (strcmp(cmd, "stats") == 0)
+        return tern_stats_main(argc, argv, tern_load());
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tern %s\n", TERN_VERSION);
         return 0;

@@ -125,6 +125,13 @@ def proc_cmdline(pid: int) -> List[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
+def _proc_cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def all_pids() -> List[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
@@ -638,9 +645,9 @@ class TernInstance:
         needle = str(self.dir)
         for pid in all_pids():
             argv = proc_cmdline(pid)
-            if argv and os.path.basename(argv[0]).startswith("tern") and any(
-                needle in a for a in argv
-            ):
+            if argv and os.path.basename(argv[0]).startswith("tern") and (
+                any(needle in a for a in argv) or _proc_cwd(pid).startswith(needle)
+            ):  # a service with a process title (OPS-04) runs in queue_directory
                 if proc_stat(pid):
                     found.add(pid)
         found.discard(os.getpid())
@@ -651,7 +658,8 @@ class TernInstance:
         out = []
         for pid in self.pids():
             argv = proc_cmdline(pid)
-            if argv and os.path.basename(argv[0]) == f"tern-{name}":
+            # "tern-smtpd -c DIR" until the service sets its title "tern-smtpd: ..."
+            if argv and os.path.basename(argv[0].split(":")[0]) == f"tern-{name}":
                 out.append(pid)
         return out
 

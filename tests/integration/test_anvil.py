@@ -162,7 +162,7 @@ def test_third_recipient_in_the_time_unit_gets_450(res):
 
 def test_limits_fail_open_when_anvil_is_killed_and_master_restarts_it(res):
     # restarted after the 2s a question may take: the first sessions cannot wait for it
-    t = limited(res, smtpd_client_connection_count_limit=1, service_restart_delay="4s")
+    t = limited(res, smtpd_client_connection_count_limit=1, service_restart_delay="8s")
     with t.connect(source=CLIENT) as c:  # a worker connects to tern-anvil
         assert c.read_line().startswith("220 ")
     old = t.service_pids("anvil")
@@ -173,7 +173,7 @@ def test_limits_fail_open_when_anvil_is_killed_and_master_restarts_it(res):
         c, r = greeted(t, CLIENT)
         held.append(c)
         assert r.startswith("220 "), r
-    wait_until(lambda: t.service_pids("anvil") and t.service_pids("anvil") != old, 15,
+    wait_until(lambda: t.service_pids("anvil") and t.service_pids("anvil") != old, 20,
                "tern-anvil restarted")
     t.wait_log(r"warning: tern-anvil \(private/anvil\): (closed the connection|connection error); "
                r"connection and rate limits are not applied")

@@ -524,10 +524,10 @@ def test_trace_explains_a_reject_and_an_accept(res):
 def test_promiscuous_relay_warns_and_relays(res):
     p = policy_tern(res, start=False, promiscuous_relay="yes")
     check = p.tern.tern("check")
-    assert "*** WARNING: FEATURE('promiscuous_relay') configures your system as open relay" in (
+    assert "FEATURE('promiscuous_relay') configures your system as open relay" in (
         check.stdout
     ), check.stdout
-    assert check.stdout.count("*** WARNING") == 1
+    assert check.stdout.count("tern: warning:") == 1
     p.tern.start()
     assert rcpt_reply(p.tern, "joe@ok.test", "x@far.test") == RCPT_OK.format("x@far.test")
 
@@ -536,7 +536,6 @@ def test_check_warns_about_a_relay_list_that_permits_everyone(res):
     p = policy_tern(res, start=False, smtpd_relay_restrictions="permit_mynetworks, permit")
     check = p.tern.tern("check")
     assert check.returncode == 0, check.stdout
-    assert "smtpd_relay_restrictions permits every client" in check.stdout
-    assert "open relay" in check.stdout
+    assert "listener smtpd: open relay: a client outside mynetworks" in check.stdout
     p2 = policy_tern(res, start=False)
-    assert "WARNING" not in p2.tern.tern("check").stdout
+    assert "warning" not in p2.tern.tern("check").stdout

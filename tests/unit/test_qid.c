@@ -1,7 +1,8 @@
 /*
  * test_qid - unit tests for lib/qid: new IDs are valid, distinct and sort by
  * arrival; qid_valid refuses anything that could escape a queue directory;
- * qid_hash_dir names one of the 16 hash directories.
+ * qid_hash_dir names one of the 16 hash directories; qid_arrival reads the
+ * arrival second back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,6 +123,20 @@ static void test_qid_hash_dir_is_one_hex_digit_and_stable(void **state)
     assert_true(distinct >= 12); /* IDs spread over the hash directories */
 }
 
+static void test_qid_arrival_is_the_second_the_id_was_made(void **state)
+{
+    char id[QID_LEN + 1];
+    time_t before = time(NULL), after;
+
+    qid_new(id);
+    after = time(NULL);
+    assert_true(qid_arrival(id) >= (long long)before && qid_arrival(id) <= (long long)after);
+    assert_int_equal(qid_arrival("000000000000"), 0);
+    assert_int_equal(qid_arrival("000010000000"), 62);
+    assert_int_equal(qid_arrival("not-an-id"), -1);
+    assert_int_equal(qid_arrival("../../etc/pa"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_qid_ids_made_in_a_burst_are_distinct),
         cmocka_unit_test(test_qid_valid_rejects_bad_ids),
         cmocka_unit_test(test_qid_hash_dir_is_one_hex_digit_and_stable),
+        cmocka_unit_test(test_qid_arrival_is_the_second_the_id_was_made),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
