@@ -6,10 +6,9 @@ binds the abstract-namespace datagram socket and reads what master sends."""
 
 import os
 import socket
-import subprocess
 import time
 
-from ternlib import TERN, SmtpConn
+from ternlib import SmtpConn
 
 
 def notify_socket():
@@ -33,15 +32,8 @@ def greeting(tern):
 
 
 def start_notified(tern, where):
-    tern._stderr_file = open(tern.stderr_path, "ab")
-    tern.proc = subprocess.Popen(
-        [str(TERN), "-c", str(tern.etc), "start", "-D"],
-        stdin=subprocess.DEVNULL,
-        stdout=tern._stderr_file,
-        stderr=tern._stderr_file,
-        start_new_session=True,
-        env=dict(os.environ, NOTIFY_SOCKET=where),
-    )
+    """tern start -D as the unit runs it; returns at once"""
+    tern.start(mode="-D", env=dict(os.environ, NOTIFY_SOCKET=where), wait=False)
 
 
 def test_master_notifies_ready_after_the_port_answers(res):

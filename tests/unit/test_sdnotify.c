@@ -31,13 +31,21 @@ static int test_sdnotify_bind(const char *where)
     return fd;
 }
 
-/* test_sdnotify_receive - the next datagram on fd, NUL-terminated */
-static void test_sdnotify_receive(int fd, char *text, size_t size)
+/* test_sdnotify_roundtrip - state sent with NOTIFY_SOCKET=where arrives,
+ * byte for byte, on a socket the test bound there */
+static void test_sdnotify_roundtrip(const char *where, const char *state)
 {
-    ssize_t n = recv(fd, text, size - 1, MSG_DONTWAIT);
+    int fd = test_sdnotify_bind(where);
+    char text[256];
+    ssize_t n;
 
+    setenv("NOTIFY_SOCKET", where, 1);
+    assert_int_equal(sdnotify_send(state), 0);
+    n = recv(fd, text, sizeof(text) - 1, MSG_DONTWAIT);
     assert_true(n > 0);
     text[n] = 0;
+    assert_string_equal(text, state);
+    close(fd);
 }
 
 static void test_sdnotify_address_reads_a_path(void **state)
@@ -89,33 +97,21 @@ static void test_sdnotify_address_refuses_what_is_no_address(void **state)
 static void test_sdnotify_send_reaches_a_path_socket(void **state)
 {
     char dir[] = "/tmp/test_sdnotify_XXXXXX";
-    char path[64], text[256];
-    int fd;
+    char path[64];
 
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/notify", dir);
-    fd = test_sdnotify_bind(path);
-    setenv("NOTIFY_SOCKET", path, 1);
-    assert_int_equal(sdnotify_send("READY=1\nSTATUS=up"), 0);
-    test_sdnotify_receive(fd, text, sizeof(text));
-    assert_string_equal(text, "READY=1\nSTATUS=up");
-    close(fd);
+    test_sdnotify_roundtrip(path, "READY=1\nSTATUS=up");
     unlink(path);
     rmdir(dir);
 }
 
 static void test_sdnotify_send_reaches_an_abstract_socket(void **state)
 {
-    char name[64], text[256];
-    int fd;
+    char name[64];
 
     snprintf(name, sizeof(name), "@tern-test-sdnotify-%ld", (long)getpid());
-    fd = test_sdnotify_bind(name);
-    setenv("NOTIFY_SOCKET", name, 1);
-    assert_int_equal(sdnotify_send("STOPPING=1"), 0);
-    test_sdnotify_receive(fd, text, sizeof(text));
-    assert_string_equal(text, "STOPPING=1");
-    close(fd);
+    test_sdnotify_roundtrip(name, "STOPPING=1");
 }
 
 static void test_sdnotify_send_without_socket_is_a_no_op(void **state)
