@@ -655,6 +655,27 @@ static int config_read_file(struct config *cfg, FILE *fp, buf_t *err)
 
 int config_load(const char *dir, struct config **out, buf_t *err)
 {
+    return config_load_overrides(dir, NULL, 0, out, err);
+}
+
+/* config_apply_assignments - "name=value" strings from a command line */
+static int config_apply_assignments(struct config *cfg, char *const *assignments, size_t count,
+                                    buf_t *err)
+{
+    for (size_t i = 0; i < count; i++) {
+        char *copy = xstrdup(assignments[i]);
+        int rc = config_parse_line(cfg, copy, "command line -o", err);
+
+        free(copy);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int config_load_overrides(const char *dir, char *const *assignments, size_t count,
+                          struct config **out, buf_t *err)
+{
     struct config *cfg = config_new_defaults(dir);
     FILE *fp = fopen(cfg->file, "re");
 
@@ -665,6 +686,8 @@ int config_load(const char *dir, struct config **out, buf_t *err)
     }
     int rc = config_read_file(cfg, fp, err);
     fclose(fp);
+    if (rc == 0)
+        rc = config_apply_assignments(cfg, assignments, count, err);
     if (rc == 0)
         rc = config_finish(cfg, err);
     for (const struct listener_def *l = listener_table; rc == 0 && l->name != NULL; l++) {

@@ -69,6 +69,10 @@ struct config;
 const char *config_default_dir(const char *arg);
 /* config_load - read DIR/tern.conf; on error fill err with "file:line: ..." */
 int config_load(const char *dir, struct config **out, buf_t *err);
+/* config_load_overrides - config_load, then count "name=value" assignments
+ * (tern start -o, the master's -o to its services) win over the file */
+int config_load_overrides(const char *dir, char *const *assignments, size_t count,
+                          struct config **out, buf_t *err);
 /* config_new_defaults - a config with every parameter at its default */
 struct config *config_new_defaults(const char *dir);
 /* config_set - set name=value as if read from file (origin for messages) */

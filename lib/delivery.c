@@ -36,6 +36,7 @@ void delivery_request_free(struct delivery_request *req)
     free(req->envid);
     free(req->ret);
     free(req->auth_mailbox);
+    buf_free(&req->transcript);
     delivery_request_init(req);
 }
 
@@ -125,6 +126,7 @@ static int delivery_request_tls(const struct attr_msg *m, struct delivery_reques
     size_t len = 0;
     const char *v = attr_get(m, "auth_mailbox", &len);
 
+    req->trace = delivery_flag(m, "trace");
     req->requiretls = delivery_flag(m, "requiretls");
     req->tls_required_no = !req->requiretls && delivery_flag(m, "tls_required_no");
     if (v != NULL && len == 2 && memcmp(v, "<>", 2) == 0) {
@@ -309,6 +311,8 @@ void delivery_result_encode(const struct delivery_request *req, const char *tran
 
     buf_printf(&proto, "%s.result", transport);
     attr_begin(out, buf_cstr(&proto));
+    if (req->transcript.len > 0)
+        attr_add_str(out, "transcript", buf_cstr(&req->transcript));
     for (size_t i = 0; i < req->rcpt_count; i++) {
         const struct delivery_rcpt *r = &req->rcpts[i];
         int pending = r->result.status == DELIVERY_PENDING;
@@ -322,4 +326,14 @@ void delivery_result_encode(const struct delivery_request *req, const char *tran
     }
     attr_end(out);
     buf_free(&proto);
+}
+
+/* delivery_trace - see delivery.h */
+void delivery_trace(struct delivery_request *req, const char *prefix, const char *text, size_t len)
+{
+    if (!req->trace || req->transcript.len >= DELIVERY_MAX_TRANSCRIPT)
+        return;
+    buf_puts(&req->transcript, prefix);
+    buf_append(&req->transcript, text, len);
+    buf_putc(&req->transcript, '\n');
 }

@@ -9,6 +9,9 @@
  * then per recipient a group index, rcpt, notify, orcpt.  The agent answers once with
  * TRANSPORT.result: per recipient index, status (sent | defer | bounce), dsn,
  * reason and optionally dsn_passed=yes, then the connection is closed.
+ * A request with trace=yes (sendmail -q -v, qmgr/run.c) gets the agent's
+ * dialogue back as one "transcript" attribute before the recipients
+ * (">>> " commands, the server's lines as sent, AUTH data hidden).
  *
  * Called by the delivery agents (smtp/main.c, local/main.c and what they
  * deliver with).  delivery_request_parse trusts nothing: addresses end up in
@@ -40,7 +43,8 @@ struct service;
 #define DELIVERY_MAX_ADDRESS 998 /* an address must fit in one SMTP command line */
 #define DELIVERY_MAX_PARAM 500   /* notify, orcpt, envid, ret, nexthop */
 #define DELIVERY_MAX_PATH 256
-#define DELIVERY_CLIENT_TIMEOUT 60 /* seconds for qmgr to send / take a message */
+#define DELIVERY_CLIENT_TIMEOUT 60           /* seconds for qmgr to send / take a message */
+#define DELIVERY_MAX_TRANSCRIPT (256 * 1024) /* bytes of a traced dialogue kept */
 
 enum delivery_status { DELIVERY_PENDING, DELIVERY_SENT, DELIVERY_DEFER, DELIVERY_BOUNCE };
 
@@ -80,6 +84,8 @@ struct delivery_request {
                             REQUIRETLS: TLS policy (DANE, MTA-STS) failures are ignored */
     char *auth_mailbox;  /* the AUTH= mailbox to pass on (RFC 4954 section 5): an
                             address, "<>", or "" when none is known */
+    int trace;           /* trace=yes: record the dialogue in transcript */
+    buf_t transcript;    /* one line each, sent back with the result */
     struct delivery_rcpt *rcpts;
     size_t rcpt_count;
 };
@@ -99,6 +105,9 @@ void delivery_result_encode(const struct delivery_request *req, const char *tran
 /* delivery_rcpt_set - give a recipient its final outcome (first call wins) */
 void delivery_rcpt_set(struct delivery_rcpt *r, enum delivery_status status, const char *dsn,
                        const char *reason);
+/* delivery_trace - with req->trace, append the line prefix + text[0..len)
+ * to the transcript (bounded by DELIVERY_MAX_TRANSCRIPT); else nothing */
+void delivery_trace(struct delivery_request *req, const char *prefix, const char *text, size_t len);
 /* delivery_status_name - "sent" | "defer" | "bounce" as in TRANSPORT.result */
 const char *delivery_status_name(enum delivery_status status);
 

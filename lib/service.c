@@ -24,21 +24,29 @@ static struct event *service_sighup_ev, *service_sigterm_ev, *service_sigint_ev;
 
 static void service_usage(const char *name)
 {
-    fprintf(stderr, "usage: tern-%s -c CONFIG_DIR [-v]\n(started by tern-master)\n", name);
+    fprintf(stderr,
+            "usage: tern-%s -c CONFIG_DIR [-o name=value]... [-v]\n(started by tern-master)\n",
+            name);
     exit(2);
 }
 
-/* service_parse_args - -c DIR and -v */
+/* the master's -o name=value start-time overrides (tern start -o) */
+static char *service_overrides[SERVICE_MAX_OVERRIDES];
+static size_t service_override_count;
+
+/* service_parse_args - -c DIR, -v and -o name=value */
 static const char *service_parse_args(struct service *svc, int argc, char **argv)
 {
     const char *dir = NULL;
     int c;
 
-    while ((c = getopt(argc, argv, "c:v")) != -1) {
+    while ((c = getopt(argc, argv, "c:o:v")) != -1) {
         if (c == 'c')
             dir = optarg;
         else if (c == 'v')
             svc->verbose = 1;
+        else if (c == 'o' && service_override_count < SERVICE_MAX_OVERRIDES)
+            service_overrides[service_override_count++] = optarg;
         else
             service_usage(svc->name);
     }
@@ -77,7 +85,7 @@ void service_init(struct service *svc, const char *name, int argc, char **argv)
     proctitle_init(argc, argv, program); /* first: argv[] then points to copies */
     dir = service_parse_args(svc, argc, argv);
     log_init(name, LOG_TARGET_STDERR, NULL);
-    if (config_load(dir, &svc->cfg, &err) < 0)
+    if (config_load_overrides(dir, service_overrides, service_override_count, &svc->cfg, &err) < 0)
         log_fatal("%s", buf_cstr(&err));
     log_init_from_config(name, svc->cfg, getenv("TERN_LOG_STDERR") != NULL);
     log_set_verbose(svc->verbose);

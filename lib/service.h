@@ -35,6 +35,9 @@ struct config;
 
 #define SERVICE_MAX_LISTEN 16
 
+/* -o name=value overrides a service (or the master) accepts */
+#define SERVICE_MAX_OVERRIDES 32
+
 struct service {
     const char *name;
     struct config *cfg;

@@ -35,6 +35,7 @@
 #include "privs.h"
 #include "proctitle.h"
 #include "sdnotify.h"
+#include "service.h"
 #include "tern_build.h"
 
 #define MASTER_STOP_GRACE 10
@@ -44,13 +45,16 @@ static struct config *cfg;
 static const char *dir;
 static buf_t pid_path = BUF_INIT;
 static struct event *kill_timer;
+static char *overrides[SERVICE_MAX_OVERRIDES]; /* -o name=value */
+static size_t override_count;
 
 static void master_usage(void)
 {
-    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f | -D | -l] [-v]\n"
+    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f | -D | -l] [-o name=value]... [-v]\n"
                     "  -f  foreground, log to stderr\n"
                     "  -D  foreground, log as configured (systemd)\n"
-                    "  -l  create or check the queue layout, then exit\n");
+                    "  -l  create or check the queue layout, then exit\n"
+                    "  -o  a parameter for this run, over tern.conf\n");
     exit(2);
 }
 
@@ -155,6 +159,17 @@ static void master_notify_reloading(void)
     master_notify(state);
 }
 
+/* master_log_starting - sendmail's line: "starting daemon (VERSION):
+ * SMTP+queueing@01:00:00"; tern's qmgr always runs the deferred queue, so
+ * the queue_run_delay is always shown; "SMTP" only with a TCP listener */
+static void master_log_starting(const struct master_sockets *socks)
+{
+    long long delay = config_time(cfg, "queue_run_delay");
+
+    log_info("starting daemon (%s): %squeueing@%02lld:%02lld:%02lld", TERN_VERSION,
+             socks->smtpd_count > 0 ? "SMTP+" : "", delay / 3600, delay / 60 % 60, delay % 60);
+}
+
 static void master_stopped(void)
 {
     unlink(pid_path.data);
@@ -173,8 +188,8 @@ static void master_reload(void)
     struct config *fresh = NULL;
     buf_t err = BUF_INIT;
 
-    if (config_load(dir, &fresh, &err) < 0 || policy_check_listeners(fresh, &err) < 0 ||
-        milter_check_config(fresh, &err) < 0) {
+    if (config_load_overrides(dir, overrides, override_count, &fresh, &err) < 0 ||
+        policy_check_listeners(fresh, &err) < 0 || milter_check_config(fresh, &err) < 0) {
         config_free(fresh);
         log_error("reload refused, keeping the running configuration: %s", buf_cstr(&err));
         buf_free(&err);
@@ -232,7 +247,7 @@ int main(int argc, char **argv)
     gid_t gid;
 
     proctitle_init(argc, argv, "tern-master"); /* first: optarg then points to a copy */
-    while ((c = getopt(argc, argv, "c:fDlv")) != -1) {
+    while ((c = getopt(argc, argv, "c:fDlo:v")) != -1) {
         if (c == 'c')
             dir = optarg;
         else if (c == 'f')
@@ -241,6 +256,8 @@ int main(int argc, char **argv)
             foreground = 1;
         else if (c == 'l')
             layout_only = to_stderr = 1;
+        else if (c == 'o' && override_count < SERVICE_MAX_OVERRIDES)
+            overrides[override_count++] = optarg;
         else if (c == 'v')
             log_set_verbose(1);
         else
@@ -248,8 +265,8 @@ int main(int argc, char **argv)
     }
     dir = config_default_dir(dir);
     log_init("master", LOG_TARGET_STDERR, NULL);
-    if (config_load(dir, &cfg, &err) < 0 || policy_check_listeners(cfg, &err) < 0 ||
-        milter_check_config(cfg, &err) < 0) {
+    if (config_load_overrides(dir, overrides, override_count, &cfg, &err) < 0 ||
+        policy_check_listeners(cfg, &err) < 0 || milter_check_config(cfg, &err) < 0) {
         fprintf(stderr, "tern-master: fatal: %s\n", buf_cstr(&err));
         return 1;
     }
@@ -271,7 +288,9 @@ int main(int argc, char **argv)
         log_fatal("cannot create the event loop");
     master_signals();
     master_services_init(base, dir, to_stderr, &socks);
+    master_services_set_overrides(overrides, override_count);
     log_info("daemon started -- version %s, configuration %s", TERN_VERSION, dir);
+    master_log_starting(&socks);
     master_services_start(cfg);
     proctitle_set("accepting connections");
     master_notify_ready();

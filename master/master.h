@@ -44,6 +44,8 @@ void master_sockets_close(struct master_sockets *s);
 void master_services_init(struct event_base *base, const char *config_dir, int log_to_stderr,
                           const struct master_sockets *socks);
 void master_services_start(const struct config *cfg);
+/* master_services_set_overrides - the -o name=value list every service gets */
+void master_services_set_overrides(char *const *assignments, size_t count);
 /* master_services_reload - drain the running set, start a new one */
 void master_services_reload(const struct config *cfg);
 /* master_services_stop - SIGTERM every child; done_cb runs when all exited */

@@ -73,6 +73,31 @@ static void (*stop_done)(void);
 static struct tls_ratchet ticket_chain; /* see master_ticket_advance */
 static long long ticket_period_len;     /* 0 before the chain starts */
 static long long smtpd_worker_count;    /* the smtpd slots of the current config */
+static char *const *overrides;          /* tern start -o name=value, passed on */
+static size_t override_count;
+
+void master_services_set_overrides(char *const *assignments, size_t count)
+{
+    overrides = assignments;
+    override_count = count;
+}
+
+/* master_exec_service - exec program as `NAME -c DIR [-o name=value]...` */
+static void master_exec_service(const char *path, const char *program)
+{
+    char *argv[3 + 2 * SERVICE_MAX_OVERRIDES + 1];
+    size_t n = 0;
+
+    argv[n++] = (char *)program;
+    argv[n++] = "-c";
+    argv[n++] = (char *)master_config_dir;
+    for (size_t i = 0; i < override_count && i < SERVICE_MAX_OVERRIDES; i++) {
+        argv[n++] = "-o";
+        argv[n++] = overrides[i];
+    }
+    argv[n] = NULL;
+    execv(path, argv);
+}
 
 void master_services_init(struct event_base *b, const char *dir, int fg,
                           const struct master_sockets *s)
@@ -213,7 +238,7 @@ static void master_slot_spawn(struct slot *s)
                 master_child_ticket_secret();
         }
         master_child_fds(s);
-        execl(path.data, s->program, "-c", master_config_dir, (char *)NULL);
+        master_exec_service(path.data, s->program);
         log_error("cannot run %s: %s", path.data, strerror(errno));
         _exit(71);
     }

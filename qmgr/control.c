@@ -2,7 +2,8 @@
  * control - the administrator's requests to qmgr (docs/internals.md,
  * "qmgr protocol"): qmgr.control (private/qmgr only: delete, hold, release,
  * requeue, flush of queue IDs or ALL) and qmgr.flush (also on public/qmgr,
- * optionally narrowed by a selector R<substr>, S<substr>, I<id>).
+ * optionally narrowed by a selector [!]R|S|I<substr>, lib/qselect.h; with
+ * wait=yes it is a queue run the client waits for: run.c).
  *
  * Safe while qmgr runs because qmgr is the only process that moves files
  * out of incoming/ and deferred/ and the only one that touches active/ and
@@ -27,7 +28,7 @@
 #include "buf.h"
 #include "log.h"
 #include "qid.h"
-#include "safefile.h"
+#include "qselect.h"
 #include "qmgr.h"
 
 enum control_op { OP_DELETE, OP_HOLD, OP_RELEASE, OP_REQUEUE, OP_FLUSH, OP_NONE };
@@ -297,71 +298,23 @@ static void control_do(struct qmgr *qm, const struct attr_msg *am, buf_t *out)
     buf_free(&missing);
 }
 
-/* flush_matches - does the deferred file at path match the selector? */
-static int flush_matches(const char *path, char kind, const char *needle)
-{
-    struct qfile_msg qf;
-    buf_t err = BUF_INIT;
-    int fd = safe_open_regular(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), hit = 0;
-
-    if (fd < 0)
-        return 0;
-    qfile_msg_init(&qf);
-    if (qfile_read(fd, &qf, &err) == 0) {
-        if (kind == 'S')
-            hit = strcasestr(qf.sender ? qf.sender : "", needle) != NULL;
-        for (size_t i = 0; kind == 'R' && !hit && i < qf.rcpt_count; i++)
-            hit = qfile_rcpt_is_pending(qf.rcpts[i].status) &&
-                  strcasestr(qf.rcpts[i].address, needle) != NULL;
-    }
-    qfile_msg_free(&qf);
-    buf_free(&err);
-    close(fd);
-    return hit;
-}
-
-/* flush_selected - take deferred files matching R<substr> / S<substr> */
-static size_t flush_selected(struct qmgr *qm, char kind, const char *needle)
-{
-    buf_t ids = BUF_INIT, path = BUF_INIT;
-    char sub[16];
-    size_t count = 0;
-
-    for (int h = 0; h < 16; h++) {
-        snprintf(sub, sizeof(sub), "deferred/%x", h);
-        control_list_dir(sub, &ids);
-    }
-    for (size_t off = 0; off < ids.len && qmgr_has_room(qm); off += strlen(ids.data + off) + 1) {
-        const char *id = ids.data + off;
-
-        qmgr_message_path(&path, "deferred", id, 1);
-        if (flush_matches(path.data, kind, needle) && qmgr_scan_take(path.data, id) == 0 &&
-            qmgr_message_load(qm, id) == 0)
-            count++;
-    }
-    buf_free(&ids);
-    buf_free(&path);
-    return count;
-}
-
 /* control_flush - qmgr.flush with an optional selector */
 static void control_flush(struct qmgr *qm, const struct attr_msg *am, buf_t *out)
 {
     const char *sel = attr_get(am, "selector", NULL);
+    struct qselect parsed;
     size_t count;
 
-    if (sel == NULL || *sel == 0)
-        count = qmgr_scan_deferred(qm, 1);
-    else if (sel[0] == 'I')
-        count = control_apply_id(qm, sel + 1, OP_FLUSH) > 0;
-    else if ((sel[0] == 'R' || sel[0] == 'S') && sel[1] != 0 && strlen(sel) <= 1024)
-        count = flush_selected(qm, sel[0], sel + 1);
-    else {
+    if (qselect_parse(sel, &parsed) < 0) {
         control_reply(out, "error", 0);
-        attr_add_str(out, "text", "bad selector: expected R<substring>, S<substring> or I<id>");
+        attr_add_str(out, "text", QSELECT_SYNTAX);
         attr_end(out);
         return;
     }
+    if (parsed.kind == 0)
+        count = qmgr_scan_deferred(qm, 1);
+    else
+        count = qmgr_run_take_deferred(qm, &parsed);
     log_info("flush%s%s: %zu message%s scheduled", sel ? " " : "", sel ? sel : "", count,
              count == 1 ? "" : "s");
     control_reply(out, "ok", count);

@@ -382,6 +382,8 @@ static void request_read_cb(struct bufferevent *bev, void *arg)
     }
     if (rc < 0 || result_apply(r, &am) < 0)
         log_warn("%s: malformed reply from the delivery agent", r->msg->id);
+    else
+        qmgr_run_note_result(r->msg, &am);
     attr_msg_free(&am);
     request_end(r->qm, r);
 }
@@ -456,6 +458,8 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
     if (strcmp(request_attr_msg(m, "body"), "8BITMIME") == 0)
         attr_add_str(out, "body", "8BITMIME");
     request_encode_tls(m, out);
+    if (qmgr_run_traced(m))
+        attr_add_str(out, "trace", "yes");
     for (k = 0; k < r->count; k++) {
         const struct qfile_rcpt *rc = &m->qf.rcpts[r->index[k]];
 

@@ -35,14 +35,17 @@
 struct qmgr_client {
     struct qmgr *qm;
     struct bufferevent *bev;
-    int is_public; /* public/qmgr: qmgr.flush only */
-    int may_run;   /* the peer may flush (restrict_queue_run) */
+    int is_public;        /* public/qmgr: qmgr.flush only */
+    int may_run;          /* the peer may flush (restrict_queue_run) */
+    struct qmgr_run *run; /* the queue run it waits for (run.c), or NULL */
 };
 
 /* client_close - drop a client */
 static void client_close(struct qmgr_client *c)
 {
     c->qm->client_count--;
+    if (c->run != NULL)
+        qmgr_run_detach(c->run);
     bufferevent_free(c->bev);
     free(c);
 }
@@ -57,6 +60,26 @@ static void client_control(struct qmgr_client *c, const struct attr_msg *am, int
     buf_free(&out);
 }
 
+/* client_wait_run - qmgr.flush wait=yes: a run that answers as it goes,
+ * however long it takes (no idle timeout) */
+static void client_wait_run(struct qmgr_client *c, const struct attr_msg *am)
+{
+    buf_t err = BUF_INIT, out = BUF_INIT;
+
+    c->run = qmgr_run_start(c->qm, am, c->bev, &err);
+    if (c->run != NULL) {
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+    } else {
+        attr_begin(&out, "qmgr.reply");
+        attr_add_str(&out, "status", "error");
+        attr_add_str(&out, "text", buf_cstr(&err));
+        attr_end(&out);
+        bufferevent_write(c->bev, out.data, out.len);
+    }
+    buf_free(&err);
+    buf_free(&out);
+}
+
 /* client_handle - act on one request; -1 drops the client */
 static int client_handle(struct qmgr_client *c, const struct attr_msg *am)
 {
@@ -65,6 +88,11 @@ static int client_handle(struct qmgr_client *c, const struct attr_msg *am)
 
     if (!c->is_public && strcmp(proto, "qmgr.trigger") == 0) {
         event_active(c->qm->incoming_ev, EV_TIMEOUT, 0);
+        return 0;
+    }
+    if (strcmp(proto, "qmgr.flush") == 0 && c->may_run && c->run == NULL &&
+        attr_get(am, "wait", NULL) != NULL) {
+        client_wait_run(c, am);
         return 0;
     }
     if (strcmp(proto, "qmgr.flush") == 0) {

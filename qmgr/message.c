@@ -230,6 +230,7 @@ int qmgr_message_load(struct qmgr *qm, const char *id)
     for (size_t i = 0; i < m->qf.rcpt_count; i++)
         if (m->qf.rcpts[i].reason && m->qf.rcpts[i].status == QFILE_RCPT_FAILED)
             qmgr_log_rcpt(m, i, "none", "bounced");
+    qmgr_run_claim(qm, m);
     message_route(qm, m);
     if (m->requests_open == 0)
         qmgr_message_finish(qm, m);
@@ -249,6 +250,7 @@ static void message_free(struct qmgr *qm, struct qmgr_message *m)
         qm->messages = m->next;
     if (m->next != NULL)
         m->next->prev = m->prev;
+    qmgr_run_message_gone(m);
     for (i = 0; i < m->qf.rcpt_count; i++)
         free(m->rcpt[i].reason);
     free(m->rcpt);

@@ -17,7 +17,8 @@
  * owes and recording them), bounce.c (composing them, docs/bounces.md),
  * submit.c (the non-blocking cleanup client that queues them and requeued
  * messages), control.c (qmgr.control and qmgr.flush: delete, hold,
- * release, requeue, flush).
+ * release, requeue, flush), run.c (qmgr.flush wait=yes: a queue run a
+ * client waits for, sendmail -q [-v]).
  * Everything runs on one libevent loop; nothing blocks except local file I/O.
  */
 #ifndef TERN_QMGR_H
@@ -89,6 +90,8 @@ struct qmgr_message {
     enum qmgr_action action;      /* applied once no request is open */
     int finishing;                /* notices / requeue are being submitted */
     enum qmgr_notice_kind notice_step;
+    struct qmgr_run *run; /* the queue run a client waits for (run.c), or NULL */
+    buf_t run_text;       /* what that client is told about this message */
     struct qmgr_message *prev, *next;
 };
 
@@ -176,6 +179,7 @@ struct qmgr {
     size_t inflight;
     /* events */
     int draining;
+    struct qmgr_run *settling; /* queue runs waiting for maildrop/ (run.c) */
     struct evconnlistener *listener;
     struct evconnlistener *public_listener; /* public/qmgr, or NULL */
     size_t client_count;
@@ -281,6 +285,30 @@ void qmgr_control_handle(struct qmgr *qm, const struct attr_msg *am, int trusted
 /* qmgr_control_requeue - submit m's pending recipients and content to
  * cleanup as a new message; on ok remove m, else defer it (message.c) */
 void qmgr_control_requeue(struct qmgr *qm, struct qmgr_message *m);
+
+/* run.c */
+struct qmgr_run;
+struct qselect;
+/* qmgr_run_start - qmgr.flush wait=yes [trace=yes] [selector=...] from the
+ * client on bev: begins the run (answers on bev later); NULL + err when the
+ * request is malformed */
+struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, struct bufferevent *bev,
+                                buf_t *err);
+/* qmgr_run_detach - the client went away: stop writing to it */
+void qmgr_run_detach(struct qmgr_run *run);
+/* qmgr_run_claim - a message just loaded joins a settling run it matches */
+void qmgr_run_claim(struct qmgr *qm, struct qmgr_message *m);
+/* qmgr_run_traced - 1 when m's delivery requests must carry trace=yes */
+int qmgr_run_traced(const struct qmgr_message *m);
+/* qmgr_run_note_result - remember a TRANSPORT.result for m's run */
+void qmgr_run_note_result(struct qmgr_message *m, const struct attr_msg *am);
+/* qmgr_run_message_gone - m leaves memory: its attempt is over */
+void qmgr_run_message_gone(struct qmgr_message *m);
+/* qmgr_run_take_deferred - load every deferred message sel matches, due
+ * or not, while there is room; returns how many */
+size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel);
+/* qmgr_run_qf_matches - does a queue file's content match sel? */
+int qmgr_run_qf_matches(const struct qfile_msg *qf, const char *id, const struct qselect *sel);
 
 /* dispatch.c */
 /* qmgr_dest_init - make the destination table */

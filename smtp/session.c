@@ -148,6 +148,7 @@ struct smtp_session {
 static void session_try_next(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
 static void session_quit(struct smtp_session *s);
+static void session_send_quit(struct smtp_session *s);
 static void session_resolve(struct smtp_session *s);
 static void session_reuse_or_resolve(struct smtp_session *s);
 static void session_connect(struct smtp_session *s, const struct dns_host *h);
@@ -302,12 +303,14 @@ static void session_close(struct smtp_session *s)
 /* session_send - queue one command line */
 static void session_send(struct smtp_session *s, const buf_t *line)
 {
+    smtp_trace_commands(s->req, s->state == S_AUTH, line->data, line->len);
     bufferevent_write(s->bev, line->data, line->len);
 }
 
 /* session_send_text - queue a fixed command */
 static void session_send_text(struct smtp_session *s, const char *text)
 {
+    smtp_trace_commands(s->req, 0, text, strlen(text));
     bufferevent_write(s->bev, text, strlen(text));
 }
 
@@ -541,6 +544,10 @@ static int session_cache_conn(struct smtp_session *s)
  * report, then cache the connection or QUIT */
 static void session_finish(struct smtp_session *s)
 {
+    if (s->req->trace) { /* sendmail -v shows the QUIT: no cache, report at its reply */
+        session_send_quit(s);
+        return;
+    }
     session_report(s);
     if (s->dead)
         return;
@@ -1230,6 +1237,7 @@ static int session_read_line(struct smtp_session *s, struct evbuffer *in, int *c
     if (s->reply.code != 0)
         smtp_reply_reset(&s->reply);
     rc = smtp_reply_feed(&s->reply, line, n);
+    delivery_trace(s->req, "", line, n);
     free(line);
     *complete = rc == 1;
     return rc < 0 ? -1 : 1;
@@ -1300,6 +1308,14 @@ static void session_conn_event(struct bufferevent *bev, short what, void *arg)
 static void session_quit(struct smtp_session *s)
 {
     session_report(s);
+    session_send_quit(s);
+}
+
+/* session_send_quit - QUIT; the session closes at its reply */
+static void session_send_quit(struct smtp_session *s)
+{
+    if (s->req->trace)
+        smtp_trace_closing(s->req, buf_cstr(&s->peer));
     s->state = S_QUIT;
     session_send_text(s, "QUIT\r\n");
     session_arm(s, s->env->command_timeout, "sending QUIT");
@@ -1468,6 +1484,7 @@ static void session_connect(struct smtp_session *s, const struct dns_host *h)
         session_connect_failed(s, errno);
         return;
     }
+    smtp_trace_connecting(s->req, buf_cstr(&s->peer), s->port, s->env->lmtp);
     if (connect(s->fd, sa, h->addrlen) == 0) {
         session_connected(s);
         return;
@@ -1843,7 +1860,8 @@ static void session_reuse_or_resolve(struct smtp_session *s)
 {
     struct smtp_conn conn;
 
-    if (s->env->cache == NULL || smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
+    if (s->env->cache == NULL || s->req->trace || /* traced: the whole dialogue */
+        smtp_cache_take(s->env->cache, buf_cstr(&s->key), &conn) < 0) {
         session_sts_or_resolve(s);
         return;
     }

@@ -108,4 +108,14 @@ struct smtp_session_cbs {
 void smtp_session_start(const struct smtp_env *env, struct delivery_request *req,
                         const struct smtp_session_cbs *cbs);
 
+/* smtp_trace.c: the dialogue of a request with trace=yes (else nothing) */
+/* smtp_trace_commands - data holds whole command lines (CRLF-terminated)
+ * just sent; while authenticating they are recorded as <hidden> */
+void smtp_trace_commands(struct delivery_request *req, int authenticating, const char *data,
+                         size_t len);
+/* smtp_trace_connecting - "Connecting to host[addr] port N via esmtp..." */
+void smtp_trace_connecting(struct delivery_request *req, const char *peer, int port, int lmtp);
+/* smtp_trace_closing - "Closing connection to host[addr]" */
+void smtp_trace_closing(struct delivery_request *req, const char *peer);
+
 #endif

@@ -27,6 +27,7 @@
 #include "queue_list.h"
 #include "service.h"
 #include "map.h"
+#include "qselect.h"
 #include "sendmail.h"
 #include "trace.h"
 
@@ -40,6 +41,8 @@ struct sendmail_opts {
     const char *log_tag;
     const char *overrides[SENDMAIL_MAX_OVERRIDES];
     size_t override_count;
+    char *assignments[SENDMAIL_MAX_OVERRIDES]; /* the -O options as "param=value" */
+    size_t assignment_count;
     struct submission sub;
 };
 
@@ -68,7 +71,8 @@ static void sendmail_usage(const char *why)
     fprintf(stderr, "sendmail: %s\n", why);
     fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [-N dsn] [-R ret] "
                     "[-V envid] [-C file] [-O option=value] [-L tag] [recipient ...]\n"
-                    "       sendmail -bp | -bi | -bs | -bv address ... | -bd | -q[R|S|I]substr\n");
+                    "       sendmail -bp | -bi | -bs | -bv address ... | -bd [-q<interval>] | -bD\n"
+                    "       sendmail -q<interval> | -q[f][!][R|S|I]substr [-v]\n");
     exit(EX_USAGE);
 }
 
@@ -304,7 +308,8 @@ static char *sendmail_config_dir(const struct sendmail_opts *o)
 
 /* sendmail_override - -O Name=value: a sendmail option name (or an
  * unambiguous prefix) or a tern parameter name */
-static void sendmail_override(struct config *cfg, const char *spec, int verbose)
+static void sendmail_override(struct sendmail_opts *o, struct config *cfg, const char *spec,
+                              int verbose)
 {
     const char *eq = strchr(spec, '=');
     buf_t name = BUF_INIT, err = BUF_INIT;
@@ -338,6 +343,10 @@ static void sendmail_override(struct config *cfg, const char *spec, int verbose)
     } else if (config_set(cfg, param, eq + 1, "command line", &err) < 0) {
         fprintf(stderr, "sendmail: %s\n", buf_cstr(&err));
         exit(EX_USAGE);
+    } else {
+        buf_t assignment = BUF_INIT;
+        buf_printf(&assignment, "%s=%s", param, eq + 1);
+        o->assignments[o->assignment_count++] = buf_steal(&assignment);
     }
     buf_free(&name);
     buf_free(&err);
@@ -363,45 +372,26 @@ static void sendmail_identity(struct submission *s)
     buf_free(&user);
 }
 
-/* sendmail_queue_run - -q[R|S|I]substr through terndrop -q; -q<interval>
- * is accepted and does nothing (the daemon runs retries itself) */
-static int sendmail_queue_run(const struct sendmail_opts *o, const char *dir)
+/* sendmail_q_flag - -q with or without -bd/-bD: a daemon with an
+ * interval, or a queue run in the foreground */
+static int sendmail_q_flag(const struct sendmail_opts *o, const struct config *cfg, const char *dir)
 {
-    const char *q = o->queue_arg;
-    char *args[] = {"-q", (char *)q, NULL};
-    buf_t out = BUF_INIT;
-    int rc;
+    long long interval = 0;
+    const char *selector = "";
 
-    if (*q && strchr("0123456789", *q))
-        return 0;
-    if (*q && !strchr("RSI!", *q))
-        sendmail_usage("-q takes R<substr>, S<substr>, I<id> or an interval");
-    if (*q == 0)
-        args[1] = NULL;
-    rc = sendmail_capture_terndrop(dir, args, &out);
-    if (rc == 0 && o->verbose)
-        printf("Running the queue: %ld message(s) scheduled for delivery\n",
-               strtol(buf_cstr(&out), NULL, 10));
-    buf_free(&out);
-    return rc;
-}
-
-/* sendmail_exec_tern - -bd/-bD: exec `tern -c DIR start [-f]` */
-static int sendmail_exec_tern(const char *dir, int foreground)
-{
-    buf_t path = BUF_INIT;
-    char *env[] = {"PATH=/usr/bin:/bin", NULL};
-
-    sendmail_self_dir(&path);
-    buf_puts(&path, "/tern");
-    if (access(buf_cstr(&path), X_OK) < 0)
-        buf_set(&path, TERN_BINDIR "/tern");
-    if (foreground)
-        execle(buf_cstr(&path), "tern", "-c", dir, "start", "-f", (char *)NULL, env);
-    else
-        execle(buf_cstr(&path), "tern", "-c", dir, "start", (char *)NULL, env);
-    fprintf(stderr, "sendmail: cannot run %s: %s\n", buf_cstr(&path), strerror(errno));
-    return EX_OSERR;
+    switch (qselect_q_arg(o->queue_arg, &interval, &selector)) {
+    case QSELECT_BAD:
+        sendmail_usage("-q takes an interval (30m, 1h) or [f][!]R<substr>, S<substr>, I<substr>");
+        break;
+    case QSELECT_INTERVAL:
+        return sendmail_daemon(dir, cfg, o->mode == 'D', interval, o->assignments,
+                               o->assignment_count);
+    case QSELECT_RUN:
+        if (o->mode == 'd' || o->mode == 'D') /* -bd -q: the configured interval */
+            break;
+        return sendmail_queue_run(dir, selector, o->verbose, o->assignments, o->assignment_count);
+    }
+    return sendmail_daemon(dir, cfg, o->mode == 'D', 0, o->assignments, o->assignment_count);
 }
 
 /* sendmail_list - -bp / mailq: the listing through terndrop -p (showq);
@@ -447,13 +437,14 @@ static int sendmail_deliver(struct sendmail_opts *o, const struct config *cfg, c
     if (o->verbose)
         printf("sendmail: submitting %zu byte(s) for %zu recipient(s) from <%s> via terndrop\n",
                o->sub.content.len, o->sub.rcpt_count, buf_cstr(&o->sub.sender));
+    o->sub.leave_pickup = o->verbose;
     rc = sendmail_submit(&o->sub, dir, &qid);
     if (rc != 0) {
         fprintf(stderr, "sendmail: the message was not queued (terndrop exit %d)\n", rc);
         log_warn("submission by uid %lu failed: terndrop exit %d", (unsigned long)getuid(), rc);
     } else if (o->verbose) {
         printf("%s: queued in maildrop\n", buf_cstr(&qid));
-        sendmail_follow(dir, buf_cstr(&qid));
+        sendmail_verbose_delivery(dir, buf_cstr(&qid));
     }
     buf_free(&qid);
     return rc;
@@ -466,7 +457,7 @@ static int sendmail_run(struct sendmail_opts *o, struct config *cfg, const char 
     if (o->version)
         sendmail_print_identity(cfg);
     if (o->queue_run)
-        return sendmail_queue_run(o, dir);
+        return sendmail_q_flag(o, cfg, dir);
     switch (o->mode) {
     case 'p':
         return sendmail_list(cfg, dir);
@@ -482,7 +473,7 @@ static int sendmail_run(struct sendmail_opts *o, struct config *cfg, const char 
         return sendmail_verify(cfg, argv, (size_t)argc);
     case 'd':
     case 'D':
-        return sendmail_exec_tern(dir, o->mode == 'D');
+        return sendmail_daemon(dir, cfg, o->mode == 'D', 0, o->assignments, o->assignment_count);
     case 't':
         return trace_address_test(cfg);
     case 's':
@@ -527,10 +518,12 @@ int main(int argc, char **argv)
         return EX_CONFIG;
     }
     for (size_t i = 0; i < o.override_count; i++)
-        sendmail_override(cfg, o.overrides[i], o.verbose);
+        sendmail_override(&o, cfg, o.overrides[i], o.verbose);
     sendmail_identity(&o.sub);
     rc = sendmail_run(&o, cfg, dir, argc - first, argv + first);
     submission_free(&o.sub);
+    for (size_t i = 0; i < o.assignment_count; i++)
+        free(o.assignments[i]);
     config_free(cfg);
     free(dir);
     buf_free(&err);

@@ -36,7 +36,8 @@ struct submission {
     buf_t body_type; /* "" | "7BIT" | "8BITMIME" */
     char **rcpts;    /* recipient addresses */
     size_t rcpt_count;
-    buf_t content; /* the message, CRLF line ends */
+    buf_t content;    /* the message, CRLF line ends */
+    int leave_pickup; /* -v: pickup is triggered by the queue run that follows */
 };
 
 void submission_init(struct submission *s);
@@ -64,6 +65,26 @@ void sendmail_follow(const char *config_dir, const char *queue_id);
 /* sendmail_capture_terndrop - run terndrop with args, its stdout into out;
  * returns its exit status */
 int sendmail_capture_terndrop(const char *config_dir, char *const *args, buf_t *out);
+
+/* sendmail_run_tern - run `tern -c DIR args...` (its stdout to stderr);
+ * returns its exit status */
+int sendmail_run_tern(const char *config_dir, char *const *args);
+
+/* -bd / -bD / -q<interval> (sendmail_qrun.c): start tern, in the foreground
+ * when asked, with queue_run_delay = interval seconds (0: tern.conf's) and
+ * the -O assignments ("param=value"); EX_OSERR when it already runs */
+int sendmail_daemon(const char *config_dir, const struct config *cfg, int foreground,
+                    long long interval, char *const *assignments, size_t count);
+/* -q[R|S|I]substr: a queue run in the foreground, selector as in
+ * lib/qselect.h; with verbose the transcript; exit 0 once every selected
+ * message had its attempt */
+int sendmail_queue_run(const char *config_dir, const char *selector, int verbose,
+                       char *const *assignments, size_t count);
+
+/* sendmail_verbose_delivery - sendmail -v after a submission made with
+ * leave_pickup: a traced queue run of queue_id (pickup is triggered by it);
+ * when runs are refused, sendmail_follow */
+void sendmail_verbose_delivery(const char *config_dir, const char *queue_id);
 
 /* address lists (RFC 5322): folded text, display names, comments, groups.
  * Appends each addr-spec to s; -1 when one is malformed (err says which). */

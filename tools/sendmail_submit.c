@@ -26,6 +26,7 @@
 #include "sendmail.h"
 
 #define SUBMIT_CHUNK 65536
+#define SUBMIT_MAX_ARGS 80 /* tern start -f and -o name=value pairs */
 
 void submission_init(struct submission *s)
 {
@@ -236,24 +237,28 @@ static int submit_build_file(const struct submission *s)
     return fd;
 }
 
-/* submit_spawn - start terndrop with argv; stdin/stdout as given (-1:
+/* submit_spawn_program - start program (next to this one, else in
+ * installed_dir) as `program -c DIR args...`; stdin/stdout as given (-1:
  * inherit); the pid, or -1 */
-static pid_t submit_spawn(const char *config_dir, char *const *args, int in_fd, int out_fd)
+static pid_t submit_spawn_program(const char *program, const char *installed_dir,
+                                  const char *config_dir, char *const *args, int in_fd, int out_fd)
 {
     char *env[] = {"PATH=/usr/bin:/bin", NULL};
-    char *argv[16];
+    char *argv[SUBMIT_MAX_ARGS + 4];
     size_t n = 0;
     buf_t path = BUF_INIT;
     pid_t pid;
 
     sendmail_self_dir(&path);
-    buf_puts(&path, "/terndrop");
-    if (access(buf_cstr(&path), X_OK) < 0)
-        buf_set(&path, TERN_SBINDIR "/terndrop");
-    argv[n++] = "terndrop";
+    buf_printf(&path, "/%s", program);
+    if (access(buf_cstr(&path), X_OK) < 0) {
+        buf_reset(&path);
+        buf_printf(&path, "%s/%s", installed_dir, program);
+    }
+    argv[n++] = (char *)program;
     argv[n++] = "-c";
     argv[n++] = (char *)config_dir;
-    for (size_t i = 0; args && args[i] && n < 15; i++)
+    for (size_t i = 0; args && args[i] && n < SUBMIT_MAX_ARGS + 3; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     fflush(stdout);
@@ -271,6 +276,12 @@ static pid_t submit_spawn(const char *config_dir, char *const *args, int in_fd, 
     return pid;
 }
 
+/* submit_spawn - start terndrop */
+static pid_t submit_spawn(const char *config_dir, char *const *args, int in_fd, int out_fd)
+{
+    return submit_spawn_program("terndrop", TERN_SBINDIR, config_dir, args, in_fd, out_fd);
+}
+
 /* submit_wait - the exit status of a terndrop run */
 static int submit_wait(pid_t pid)
 {
@@ -282,6 +293,13 @@ static int submit_wait(pid_t pid)
         if (errno != EINTR)
             return EX_OSERR;
     return WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
+}
+
+int sendmail_run_tern(const char *config_dir, char *const *args)
+{
+    /* its messages ("tern: stopped") are for the log, not sendmail's output */
+    return submit_wait(
+        submit_spawn_program("tern", TERN_BINDIR, config_dir, args, -1, STDERR_FILENO));
 }
 
 int sendmail_run_terndrop(const char *config_dir, char *const *args, int stdout_fd)
@@ -316,7 +334,7 @@ int sendmail_capture_terndrop(const char *config_dir, char *const *args, buf_t *
 
 int sendmail_submit(const struct submission *s, const char *config_dir, buf_t *queue_id)
 {
-    char *args[] = {"-I", NULL};
+    char *args[] = {"-I", s->leave_pickup ? "-W" : NULL, NULL};
     buf_t out = BUF_INIT;
     int fd = submit_build_file(s), rc;
 

@@ -1,7 +1,7 @@
 /*
  * tern - the administrator's front-end (DESIGN §10).
  *
- *   tern [-c DIR] start [-f | -D] | stop | reload | status | check
+ *   tern [-c DIR] start [-f | -D] [-o name=value]... | stop | reload | status | check
  *   tern [-c DIR] conf [-n | -d | -x] [name ...]
  *   tern [-c DIR] tlsrpt [-d DAYS] [DOMAIN]
  *   tern import-sendmail [-o DIR] [-m MAILDIR] FILE.mc
@@ -50,9 +50,11 @@ static void tern_usage(FILE *fp)
     fprintf(fp,
             "usage: tern [-c CONFIG_DIR] COMMAND [options]\n"
             "commands:\n"
-            "  start [-f | -D]    start the mail system (-f: stay in the foreground,\n"
+            "  start [-f | -D] [-o name=value]...\n"
+            "                     start the mail system (-f: stay in the foreground,\n"
             "                     log to stderr; -D: stay in the foreground, log as\n"
-            "                     configured, tell systemd when ready)\n"
+            "                     configured, tell systemd when ready; -o: a\n"
+            "                     parameter for this run, over tern.conf)\n"
             "  stop               stop it gracefully\n"
             "  reload             re-read tern.conf (live sessions finish)\n"
             "  status             say whether it runs\n"
@@ -102,24 +104,48 @@ static pid_t tern_master_pid(const struct config *cfg)
     return service_master_pid(config_str(cfg, "queue_directory"));
 }
 
+/* tern_start_args - "tern-master -c DIR [-f | -D] [-o name=value]..." from
+ * start's own arguments [-f | -D] [-o name=value]...; -1 on a bad argument */
+static int tern_start_args(int argc, char **argv, const char *dir, char **out)
+{
+    size_t n = 0;
+
+    out[n++] = "tern-master";
+    out[n++] = "-c";
+    out[n++] = (char *)dir;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "-D") == 0) {
+            out[n++] = argv[i];
+        } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && strchr(argv[i + 1], '=') &&
+                   n + 2 < 4 + 2 * SERVICE_MAX_OVERRIDES) {
+            out[n++] = "-o";
+            out[n++] = argv[++i];
+        } else {
+            return -1;
+        }
+    }
+    out[n] = NULL;
+    return 0;
+}
+
 static int tern_start(int argc, char **argv)
 {
     struct config *cfg = tern_load();
     buf_t path = BUF_INIT;
-    const char *mode =
-        argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "-D") == 0) ? argv[1] : NULL;
+    char *args[4 + 2 * SERVICE_MAX_OVERRIDES + 1];
     pid_t pid = tern_master_pid(cfg);
+    const char *dir = config_default_dir(conf_dir_arg);
 
+    if (tern_start_args(argc, argv, dir, args) < 0) {
+        fprintf(stderr, "usage: tern [-c DIR] start [-f | -D] [-o name=value]...\n");
+        return 2;
+    }
     if (pid > 0) {
         fprintf(stderr, "tern: the mail system is already running (pid %ld)\n", (long)pid);
         return 1;
     }
     service_program_path(cfg, "tern-master", &path);
-    const char *dir = config_default_dir(conf_dir_arg);
-    if (mode != NULL)
-        execl(path.data, "tern-master", "-c", dir, mode, (char *)NULL);
-    else
-        execl(path.data, "tern-master", "-c", dir, (char *)NULL);
+    execv(path.data, args);
     fprintf(stderr, "tern: cannot run %s: %s\n", path.data, strerror(errno));
     return 1;
 }

@@ -1,10 +1,17 @@
 /*
  * terndrop - the one way a local user's mail enters maildrop/ (DESIGN §3).
  *
- *   terndrop [-c DIR] [-I]        read a maildrop file (lib/qfile.h) on stdin
+ *   terndrop [-c DIR] [-I] [-W]   read a maildrop file (lib/qfile.h) on stdin
+ *                                 (-W: no pickup trigger; the queue run of
+ *                                 sendmail -v that follows sends it)
  *   terndrop [-c DIR] -p [-j]     copy the queue listing (public/showq)
  *   terndrop [-c DIR] -q [SEL]    ask qmgr to flush (public/qmgr)
+ *   terndrop [-c DIR] -q -w [-v] [SEL]  a queue run in the foreground:
+ *                                 return when every selected message had
+ *                                 its attempt (-v: print the transcript);
+ *                                 EX_UNAVAILABLE when qmgr is not running
  *   terndrop [-c DIR] -s ID       exit 0 while maildrop/ID waits for pickup
+ *   terndrop [-c DIR] -k          trigger pickup (after -W when no run came)
  *
  * Installed set-gid terndrop: maildrop/ (01730) and public/ (0710) are open
  * to that group only.  The input is copied (bounded by message_size_limit)
@@ -50,13 +57,15 @@ static const char *terndrop_attrs[] = {"fullname", "submit_flags", "envid", "ret
                                        "body",     "log_tag",      NULL};
 
 static const char *queue_dir;
+static int leave_pickup; /* -W: a queue run triggers pickup (sendmail -v) */
 
 static void terndrop_usage(void)
 {
-    fprintf(stderr, "usage: terndrop [-c DIR] [-I] < maildrop-file\n"
+    fprintf(stderr, "usage: terndrop [-c DIR] [-I] [-W] < maildrop-file\n"
                     "       terndrop [-c DIR] -p [-j]\n"
-                    "       terndrop [-c DIR] -q [R<substr>|S<substr>|I<id>]\n"
-                    "       terndrop [-c DIR] -s ID\n");
+                    "       terndrop [-c DIR] -q [-w [-v]] [[!]R<substr>|[!]S<substr>|[!]I<id>]\n"
+                    "       terndrop [-c DIR] -s ID\n"
+                    "       terndrop [-c DIR] -k\n");
     exit(EX_USAGE);
 }
 
@@ -247,7 +256,8 @@ static int terndrop_store(const struct qfile_msg *m, int in_fd, int print_id)
     qfile_writer_free(&w);
     close(fd);
     if (rc == 0) {
-        terndrop_poke_pickup();
+        if (!leave_pickup)
+            terndrop_poke_pickup();
         if (print_id)
             printf("%s\n", id);
     }
@@ -388,6 +398,113 @@ static int terndrop_flush(const char *selector)
     return rc;
 }
 
+/* terndrop_run_print - one qmgr.run.message: sendmail's "Running" line,
+ * then what qmgr says about the message (transcripts, recipients) */
+static void terndrop_run_print(const struct attr_msg *m, const char *count)
+{
+    const char *id = attr_get(m, "id", NULL), *text = attr_get(m, "text", NULL);
+    const char *seq = attr_get(m, "sequence", NULL), *of = attr_get(m, "of", NULL);
+
+    if (of == NULL) /* it went before the run was counted */
+        of = count;
+    printf("Running %s/%s (sequence %s of %s)\n", queue_dir, id && qid_valid(id) ? id : "?",
+           seq ? seq : "?", of ? of : "?");
+    for (const char *p = text ? text : ""; *p; p++) /* no terminal controls from outside */
+        putchar(((unsigned char)*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f ? '?' : *p);
+    fflush(stdout);
+}
+
+/* terndrop_read_next - the next message of a stream from fd; bytes read
+ * past it stay in *in for the next call; 0 ok, -1 EOF, error or garbage */
+static int terndrop_read_next(int fd, buf_t *in, struct attr_msg *m)
+{
+    char chunk[TERNDROP_CHUNK];
+
+    for (;;) {
+        size_t used;
+        int r = attr_decode(in->data ? in->data : "", in->len, &used, m);
+        ssize_t n;
+
+        if (r < 0)
+            return -1;
+        if (r > 0) {
+            memmove(in->data, in->data + used, in->len - used);
+            in->len -= used;
+            return 0;
+        }
+        n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf_append(in, chunk, (size_t)n);
+    }
+}
+
+/* terndrop_run_follow - read qmgr.reply, qmgr.run.message ... qmgr.run.done */
+static int terndrop_run_follow(int fd, int verbose)
+{
+    struct timeval none = {0, 0};
+    struct attr_msg m;
+    buf_t in = BUF_INIT;
+    char count[32] = "?";
+    int rc = EX_TEMPFAIL;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)); /* a run may be long */
+    attr_msg_init(&m);
+    if (terndrop_read_next(fd, &in, &m) < 0) {
+        fprintf(stderr, "terndrop: no answer from qmgr\n");
+        rc = EX_TEMPFAIL;
+    } else if (strcmp(attr_get(&m, "status", NULL) ? attr_get(&m, "status", NULL) : "", "ok")) {
+        const char *text = attr_get(&m, "text", NULL);
+        fprintf(stderr, "terndrop: %s\n", text ? text : "qmgr refused the queue run");
+        rc = text && strstr(text, "permission") ? EX_NOPERM : EX_USAGE;
+        goto out;
+    } else if (attr_get(&m, "count", NULL) != NULL) {
+        snprintf(count, sizeof(count), "%s", attr_get(&m, "count", NULL));
+    }
+    while (terndrop_read_next(fd, &in, &m) == 0) {
+        if (strcmp(attr_proto(&m), "qmgr.run.done") == 0) {
+            rc = 0;
+            break;
+        }
+        if (strcmp(attr_proto(&m), "qmgr.run.message") == 0 && verbose)
+            terndrop_run_print(&m, count);
+    }
+    if (rc != 0)
+        fprintf(stderr, "terndrop: qmgr went away during the queue run\n");
+out:
+    attr_msg_free(&m);
+    buf_free(&in);
+    return rc;
+}
+
+/* terndrop_run - qmgr.flush wait=yes: a foreground queue run */
+static int terndrop_run(const char *selector, int verbose)
+{
+    buf_t out = BUF_INIT, path = BUF_INIT;
+    int fd, rc = EX_TEMPFAIL;
+
+    buf_printf(&path, "%s/public/qmgr", queue_dir);
+    fd = unix_connect(buf_cstr(&path), 0);
+    buf_free(&path);
+    if (fd < 0)
+        return errno == ENOENT || errno == ECONNREFUSED ? EX_UNAVAILABLE : EX_TEMPFAIL;
+    attr_begin(&out, "qmgr.flush");
+    attr_add_str(&out, "selector", selector ? selector : "");
+    attr_add_str(&out, "wait", "yes");
+    if (verbose)
+        attr_add_str(&out, "trace", "yes");
+    attr_end(&out);
+    if (attr_write_fd(fd, &out) < 0)
+        fprintf(stderr, "terndrop: cannot send to qmgr: %s\n", strerror(errno));
+    else
+        rc = terndrop_run_follow(fd, verbose);
+    buf_free(&out);
+    close(fd);
+    return rc;
+}
+
 #ifdef __SANITIZE_ADDRESS__
 /* LeakSanitizer cannot run in a set-gid process (it needs ptrace of itself),
  * and sendmail execs terndrop with an empty environment: in sanitizer builds
@@ -402,14 +519,14 @@ const char *__asan_default_options(void)
 int main(int argc, char **argv)
 {
     const char *dir_arg = NULL, *selector = NULL, *waiting = NULL;
-    int list = 0, json = 0, flush = 0, print_id = 0, ch;
+    int list = 0, json = 0, flush = 0, print_id = 0, wait = 0, verbose = 0, kick = 0, ch;
     struct config *cfg;
     buf_t err = BUF_INIT;
     char *dir;
 
     umask(022);
     signal(SIGPIPE, SIG_IGN);
-    while ((ch = getopt(argc, argv, "c:Ijpqs:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:Ijkpqs:vWw")) != -1) {
         switch (ch) {
         case 'c':
             dir_arg = optarg;
@@ -429,6 +546,18 @@ int main(int argc, char **argv)
         case 's':
             waiting = optarg;
             break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'w':
+            wait = 1;
+            break;
+        case 'W':
+            leave_pickup = 1;
+            break;
+        case 'k':
+            kick = 1;
+            break;
         default:
             terndrop_usage();
         }
@@ -446,10 +575,15 @@ int main(int argc, char **argv)
         return EX_TEMPFAIL;
     }
     queue_dir = config_str(cfg, "queue_directory");
-    int rc = waiting ? terndrop_waiting(waiting)
-             : list  ? terndrop_list(json)
-             : flush ? terndrop_flush(selector)
-                     : terndrop_drop(cfg, print_id);
+    if (kick) {
+        terndrop_poke_pickup();
+        return 0;
+    }
+    int rc = waiting         ? terndrop_waiting(waiting)
+             : list          ? terndrop_list(json)
+             : flush && wait ? terndrop_run(selector, verbose)
+             : flush         ? terndrop_flush(selector)
+                             : terndrop_drop(cfg, print_id);
     config_free(cfg);
     free(dir);
     buf_free(&err);

@@ -230,17 +230,18 @@ def test_garbage_in_maildrop_is_removed(relay):
     assert tern.service_pids("cleanup"), "cleanup must survive garbage"
 
 
-def test_verbose_follows_the_message(relay):
+def test_verbose_shows_the_delivery(relay):
+    """-v: a traced queue run of the new message (test_queue_run.py)."""
     tern, sink = relay
     r = sm(tern, "-v", "v1@remote.test", input=b"Subject: verbose\n\nx\n")
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr
     m = re.search(r"^(\w{12}): queued in maildrop$", out, re.M)
     assert m, out
-    # without tern-showq (queue-tools work) the follow ends once pickup took it
-    assert re.search(rf"^{m.group(1)}: (left the queue|not in the queue|picked up)", out,
-                     re.M), out
-    wait_msg(sink, subject_is("verbose"))
+    assert re.search(rf"^Running .*/{m.group(1)} \(sequence 1 of 1\)$", out, re.M), out
+    assert re.search(r"^>>> EHLO tern\.test$", out, re.M), out  # never a cached connection
+    assert "<v1@remote.test>... Sent (" in out, out
+    assert sink.matching(b"Subject: verbose")
 
 
 def test_submission_while_stopped_is_delivered_after_start(res):
@@ -311,6 +312,22 @@ def test_unprivileged_user_submits_as_himself(unpriv):
         "tern.test: nobody set sender to boss@x.test using -f"
 
 
+def test_queue_run_by_a_user_restrict_queue_run_and_stopped(unpriv):
+    """CLI-08: a user may run the queue until restrict_queue_run; with tern
+    stopped only root can (test_queue_run.py)."""
+    tern, sink, bindir = unpriv
+    r = run_as_nobody(bindir, tern, "-q")
+    assert r.returncode == 0, r.stderr
+    tern.stop()
+    r = run_as_nobody(bindir, tern, "-q")
+    assert r.returncode == 69 and b"the mail system is not running" in r.stderr, r.stderr
+    tern.conf_edit(restrict_queue_run="yes")
+    tern.start()
+    r = run_as_nobody(bindir, tern, "-q")
+    assert r.returncode == 77, r.stderr
+    assert b"You do not have permission to process the queue" in r.stderr
+
+
 def test_unlisted_config_dir_refused_for_users(unpriv):
     tern, sink, bindir = unpriv
     (DEFAULT_CONF_DIR / "tern.conf").write_text("alternate_config_directories =\n")
@@ -321,7 +338,8 @@ def test_unlisted_config_dir_refused_for_users(unpriv):
 
 def test_q_interval_and_option_abbreviation(relay):
     tern, _ = relay
-    assert sm(tern, "-q30m").returncode == 0
+    r = sm(tern, "-q30m")  # would start the daemon (test_queue_run.py): it runs already
+    assert r.returncode == 71 and b"already running" in r.stderr
     r = sm(tern, "-O", "QueueDir=/nonexistent", "-bv", "root")
     assert r.returncode == 0
     assert b"Option QueueDir used as abbreviation for QueueDirectory" in r.stderr
@@ -345,8 +363,8 @@ def test_q_flush_and_bp_listing(res):
     sink.start()
     r = sm(tern, "-v", "-qRheld1")
     assert r.returncode == 0, r.stderr
-    assert b"scheduled for delivery" in r.stdout
-    wait_msg(sink, subject_is("q1"))
+    assert b"(sequence 1 of 1)" in r.stdout and b"<held1@remote.test>... Sent (" in r.stdout
+    assert sink.matching(b"Subject: q1")  # delivered before -q returned
 
 
 def test_refused_local_submission_is_returned_to_its_author(relay):

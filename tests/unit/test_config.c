@@ -201,6 +201,30 @@ static void test_config_bad_value_names_file_and_line(void **state)
     conf_expect_error(f, "\n\n\nmessage_size_limit = 10q\n", 4, "bad value");
 }
 
+/* test_config_command_line_overrides_win_over_the_file */
+static void test_config_command_line_overrides_win_over_the_file(void **state)
+{
+    struct conf_fixture *f = *state;
+    char *good[] = {"queue_run_delay=3600s", "smtpd_listen="};
+    char *bad[] = {"queue_run_delay=soon"};
+    char *unknown[] = {"no_such_parameter=1"};
+
+    assert_int_equal(conf_load_text(f, "queue_run_delay = 5m\n"), 0);
+    config_free(f->cfg);
+    f->cfg = NULL;
+    assert_int_equal(config_load_overrides(f->dir, good, 2, &f->cfg, &f->err), 0);
+    assert_int_equal(config_time(f->cfg, "queue_run_delay"), 3600);
+    assert_string_equal(config_str(f->cfg, "smtpd_listen"), "");
+    assert_string_equal(config_origin(f->cfg, "queue_run_delay"), "command line -o");
+    config_free(f->cfg);
+    f->cfg = NULL;
+    assert_int_equal(config_load_overrides(f->dir, bad, 1, &f->cfg, &f->err), -1);
+    assert_non_null(strstr(buf_cstr(&f->err), "command line -o"));
+    buf_reset(&f->err);
+    assert_int_equal(config_load_overrides(f->dir, unknown, 1, &f->cfg, &f->err), -1);
+    assert_non_null(strstr(buf_cstr(&f->err), "no_such_parameter"));
+}
+
 /* test_config_missing_equals_names_file_and_line */
 static void test_config_missing_equals_names_file_and_line(void **state)
 {
@@ -646,6 +670,7 @@ int main(void)
         CONF_TEST(test_config_error_in_continued_value_names_its_first_line),
         CONF_TEST(test_config_unknown_name_names_file_and_line),
         CONF_TEST(test_config_bad_value_names_file_and_line),
+        CONF_TEST(test_config_command_line_overrides_win_over_the_file),
         CONF_TEST(test_config_missing_equals_names_file_and_line),
         CONF_TEST(test_config_missing_or_bad_name_is_an_error),
         CONF_TEST(test_config_overlong_line_is_an_error),

@@ -1,0 +1,368 @@
+/*
+ * run - a queue run a client waits for (sendmail -q, docs/operations.md,
+ * "Queue runs and the daemon flags").
+ *
+ * qmgr.flush with wait=yes (and optionally trace=yes) makes a run: once
+ * maildrop/ is empty (pickup, triggered from here, has handed everything
+ * to cleanup; at most RUN_SETTLE_LIMIT), qmgr takes incoming/ and every deferred message the
+ * selector matches regardless of its back-off time, and attaches every
+ * matching message in memory to the run.  The client gets qmgr.reply
+ * (status, count), then one qmgr.run.message per message as it leaves
+ * memory (delivered, deferred, bounced: its one attempt is over) with its
+ * sequence number and a text (the delivery transcripts when traced, and
+ * one line per recipient), and finally qmgr.run.done.  Nothing here
+ * blocks: the settle wait is a timer and every write is buffered.  A
+ * matching message loaded while the run settles is claimed at once
+ * (qmgr_run_claim), so its first delivery request is already traced.  A
+ * client that goes away detaches; the run is freed when its last message
+ * has gone.
+ */
+#include <dirent.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "buf.h"
+#include "log.h"
+#include "qselect.h"
+#include "safefile.h"
+#include "service.h"
+#include "qmgr.h"
+
+#define RUN_SETTLE_LIMIT 50 /* checks of maildrop/, 200 ms apart */
+#define RUN_SETTLE_US 200000
+#define RUN_TEXT_MAX (1024 * 1024)
+
+struct qmgr_run {
+    struct qmgr *qm;
+    struct bufferevent *bev; /* the waiting client; NULL once it went away */
+    struct event *settle_ev;
+    int settle_checks;
+    int selected; /* run_select has run */
+    int trace;
+    char *selector;
+    struct qselect sel; /* parsed from selector */
+    size_t total, done;
+    buf_t early;           /* qmgr.run.message of claimed messages gone before the reply */
+    struct qmgr_run *next; /* in qm->settling while it waits for maildrop/ */
+};
+
+/* run_send - one message to the client, when it is still there */
+static void run_send(struct qmgr_run *run, const buf_t *out)
+{
+    if (run->bev != NULL)
+        bufferevent_write(run->bev, out->data, out->len);
+}
+
+/* run_send_done - qmgr.run.done: every selected message had its attempt */
+static void run_send_done(struct qmgr_run *run)
+{
+    buf_t out = BUF_INIT;
+
+    attr_begin(&out, "qmgr.run.done");
+    attr_add_str(&out, "status", "ok");
+    attr_add_int(&out, "count", (long long)run->total);
+    attr_end(&out);
+    run_send(run, &out);
+    buf_free(&out);
+}
+
+/* run_unlist - take run off qm->settling */
+static void run_unlist(struct qmgr_run *run)
+{
+    for (struct qmgr_run **p = &run->qm->settling; *p != NULL; p = &(*p)->next)
+        if (*p == run) {
+            *p = run->next;
+            break;
+        }
+    run->next = NULL;
+}
+
+static void run_free(struct qmgr_run *run)
+{
+    run_unlist(run);
+    buf_free(&run->early);
+    if (run->settle_ev != NULL)
+        event_free(run->settle_ev);
+    free(run->selector);
+    free(run);
+}
+
+/* run_maildrop_busy - 1 while maildrop/ holds a submission */
+static int run_maildrop_busy(void)
+{
+    DIR *d = opendir("maildrop");
+    struct dirent *e;
+    int busy = 0;
+
+    if (d == NULL)
+        return 0;
+    while (!busy && (e = readdir(d)) != NULL)
+        busy = qid_valid(e->d_name);
+    closedir(d);
+    return busy;
+}
+
+/* run_poke_pickup - ask pickup to scan maildrop/ now (sendmail -v submits
+ * without the trigger so that its message cannot go before its run) */
+static void run_poke_pickup(void)
+{
+    buf_t out = BUF_INIT;
+    int fd = unix_connect("public/pickup", 1);
+
+    if (fd < 0)
+        return; /* pickup scans every minute anyway */
+    attr_begin(&out, "pickup.trigger");
+    attr_end(&out);
+    if (send(fd, out.data, out.len, MSG_NOSIGNAL) < 0)
+        log_debug("cannot trigger pickup: %m");
+    close(fd);
+    buf_free(&out);
+}
+
+/* run_file_matches - does the queue file at path match sel? */
+static int run_file_matches(const char *path, const char *id, const struct qselect *sel)
+{
+    struct qfile_msg qf;
+    buf_t err = BUF_INIT;
+    int fd, hit = 0;
+
+    if (sel->kind == 0 || sel->kind == 'I')
+        return qselect_match(sel, id, NULL, NULL, 0);
+    if ((fd = safe_open_regular(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        return 0;
+    qfile_msg_init(&qf);
+    if (qfile_read(fd, &qf, &err) == 0)
+        hit = qmgr_run_qf_matches(&qf, id, sel);
+    qfile_msg_free(&qf);
+    buf_free(&err);
+    close(fd);
+    return hit;
+}
+
+size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel)
+{
+    buf_t path = BUF_INIT, dir = BUF_INIT;
+    size_t count = 0;
+
+    if (qm->draining) /* reload or stop: take nothing new */
+        return 0;
+
+    for (int h = 0; h < 16; h++) {
+        DIR *d;
+        struct dirent *e;
+
+        buf_reset(&dir);
+        buf_printf(&dir, "deferred/%x", h);
+        if ((d = opendir(dir.data)) == NULL)
+            continue;
+        while ((e = readdir(d)) != NULL && qmgr_has_room(qm)) {
+            if (!qid_valid(e->d_name))
+                continue;
+            buf_reset(&path);
+            buf_printf(&path, "%s/%s", dir.data, e->d_name);
+            if (run_file_matches(path.data, e->d_name, sel) &&
+                qmgr_scan_take(path.data, e->d_name) == 0 && qmgr_message_load(qm, e->d_name) == 0)
+                count++;
+        }
+        closedir(d);
+    }
+    buf_free(&path);
+    buf_free(&dir);
+    return count;
+}
+
+/* run_select - take what the run covers and attach it; then answer */
+static void run_select(struct qmgr_run *run)
+{
+    struct qmgr *qm = run->qm;
+    buf_t out = BUF_INIT;
+
+    qmgr_scan_incoming(qm); /* claims what matches (qmgr_run_claim) */
+    run_unlist(run);
+    run->selected = 1;
+    qmgr_run_take_deferred(qm, &run->sel);
+    for (struct qmgr_message *m = qm->messages; m != NULL; m = m->next)
+        if (m->run == NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
+            m->run = run;
+            run->total++;
+        }
+    log_info("queue run%s%s: %zu message%s", *run->selector ? " " : "", run->selector, run->total,
+             run->total == 1 ? "" : "s");
+    attr_begin(&out, "qmgr.reply");
+    attr_add_str(&out, "status", "ok");
+    attr_add_int(&out, "count", (long long)run->total);
+    attr_end(&out);
+    run_send(run, &out);
+    run_send(run, &run->early);
+    buf_free(&out);
+    if (run->done == run->total)
+        run_send_done(run);
+}
+
+/* run_settle_cb - wait for pickup to empty maildrop/, then select */
+static void run_settle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct qmgr_run *run = arg;
+    struct timeval again = {0, RUN_SETTLE_US};
+
+    if (run->bev != NULL && run_maildrop_busy() && ++run->settle_checks < RUN_SETTLE_LIMIT) {
+        if (run->settle_checks % 5 == 1) /* at once, then every second */
+            run_poke_pickup();
+        evtimer_add(run->settle_ev, &again);
+        return;
+    }
+    if (run->bev == NULL) { /* the client left before the run began */
+        run_unlist(run);
+        run->selected = 1; /* claimed messages still out free it when they go */
+        if (run->done == run->total)
+            run_free(run);
+        return;
+    }
+    run_select(run);
+}
+
+int qmgr_run_qf_matches(const struct qfile_msg *qf, const char *id, const struct qselect *sel)
+{
+    const char **rcpts = xcalloc(qf->rcpt_count ? qf->rcpt_count : 1, sizeof(char *));
+    size_t n = 0;
+    int hit;
+
+    for (size_t i = 0; i < qf->rcpt_count; i++)
+        if (qfile_rcpt_is_pending(qf->rcpts[i].status))
+            rcpts[n++] = qf->rcpts[i].address;
+    hit = qselect_match(sel, id, qf->sender, rcpts, n);
+    free(rcpts);
+    return hit;
+}
+
+struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, struct bufferevent *bev,
+                                buf_t *err)
+{
+    const char *selector = attr_get(am, "selector", NULL);
+    const char *trace = attr_get(am, "trace", NULL);
+    struct qmgr_run *run;
+
+    if (selector != NULL && strlen(selector) > QSELECT_MAX_NEEDLE + 2)
+        selector = "?"; /* refused below */
+    run = xcalloc(1, sizeof(*run));
+    run->selector = xstrdup(selector ? selector : "");
+    if (qselect_parse(run->selector, &run->sel) < 0) {
+        buf_puts(err, QSELECT_SYNTAX);
+        free(run->selector);
+        free(run);
+        return NULL;
+    }
+    run->qm = qm;
+    run->bev = bev;
+    run->trace = trace != NULL && strcmp(trace, "yes") == 0;
+    run->next = qm->settling;
+    qm->settling = run;
+    run->settle_ev = evtimer_new(qm->base, run_settle_cb, run);
+    event_active(run->settle_ev, EV_TIMEOUT, 0);
+    return run;
+}
+
+void qmgr_run_detach(struct qmgr_run *run)
+{
+    run->bev = NULL;
+    /* before the selection the settle callback frees it; after, the last
+     * message to go does */
+    if (run->selected && run->done == run->total)
+        run_free(run);
+}
+
+void qmgr_run_claim(struct qmgr *qm, struct qmgr_message *m)
+{
+    for (struct qmgr_run *run = qm->settling; run != NULL && m->run == NULL; run = run->next)
+        if (run->bev != NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
+            m->run = run;
+            run->total++;
+        }
+}
+
+int qmgr_run_traced(const struct qmgr_message *m)
+{
+    return m->run != NULL && m->run->trace;
+}
+
+/* run_note_rcpt - "<rcpt>... Sent (reply)" and the like */
+static void run_note_rcpt(struct qmgr_message *m, long long index, const char *status,
+                          const char *reason)
+{
+    const char *addr;
+
+    if (index < 0 || (size_t)index >= m->qf.rcpt_count || m->run_text.len > RUN_TEXT_MAX)
+        return;
+    addr = m->qf.rcpts[index].address;
+    reason = reason ? reason : "";
+    if (strcmp(status, "sent") == 0)
+        buf_printf(&m->run_text, "<%s>... Sent (%s)\n", addr, reason);
+    else if (strcmp(status, "defer") == 0)
+        buf_printf(&m->run_text, "<%s>... Deferred: %s\n", addr, reason);
+    else
+        buf_printf(&m->run_text, "<%s>... Failed: %s\n", addr, reason);
+}
+
+void qmgr_run_note_result(struct qmgr_message *m, const struct attr_msg *am)
+{
+    long long index = -1;
+    const char *status = NULL, *reason = NULL;
+
+    if (m->run == NULL)
+        return;
+    for (size_t k = 1; k < am->count; k++) {
+        const struct attr *a = &am->v[k];
+
+        if (strcmp(a->name, "transcript") == 0 && m->run_text.len < RUN_TEXT_MAX) {
+            buf_puts(&m->run_text, a->value);
+        } else if (strcmp(a->name, "index") == 0) {
+            if (status != NULL)
+                run_note_rcpt(m, index, status, reason);
+            index = strtoll(a->value, NULL, 10);
+            status = reason = NULL;
+        } else if (strcmp(a->name, "status") == 0) {
+            status = a->value;
+        } else if (strcmp(a->name, "reason") == 0) {
+            reason = a->value;
+        }
+    }
+    if (status != NULL)
+        run_note_rcpt(m, index, status, reason);
+}
+
+void qmgr_run_message_gone(struct qmgr_message *m)
+{
+    struct qmgr_run *run = m->run;
+    buf_t out = BUF_INIT;
+
+    m->run = NULL;
+    if (run == NULL)
+        return;
+    run->done++;
+    attr_begin(&out, "qmgr.run.message");
+    attr_add_str(&out, "id", m->id);
+    attr_add_int(&out, "sequence", (long long)run->done);
+    if (run->selected) /* else the total is not known yet: the reply's count */
+        attr_add_int(&out, "of", (long long)run->total);
+    attr_add_str(&out, "text", buf_cstr(&m->run_text));
+    attr_end(&out);
+    if (run->selected)
+        run_send(run, &out);
+    else if (run->bev != NULL)
+        buf_append(&run->early, out.data, out.len);
+    buf_free(&out);
+    buf_free(&m->run_text);
+    if (!run->selected || run->done < run->total)
+        return;
+    if (run->bev != NULL)
+        run_send_done(run);
+    else
+        run_free(run);
+}
