@@ -4,7 +4,16 @@
  * Reads the config, creates or checks the queue, binds every listener,
  * then forks and supervises the services.  SIGHUP reloads the config (a bad
  * new config is logged and the old one kept); SIGTERM stops gracefully.
- * Usually started by `tern start [-f]`.
+ * Usually started by `tern start [-f | -D]`.
+ *
+ * -f stays in the foreground and logs to stderr (a terminal, a test); -D
+ * stays in the foreground and logs as configured (syslog or maillog_file),
+ * for a supervisor such as systemd.  With NOTIFY_SOCKET set (systemd's
+ * Type=notify) the master says READY=1 once every listener is bound and
+ * every service started, RELOADING=1 / READY=1 around a reload and
+ * STOPPING=1 when it stops (lib/sdnotify.h).  -l creates or checks the queue
+ * layout and exits: the Debian package's postinst runs it, so sendmail and
+ * tern check work before the first start.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -15,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -24,6 +34,7 @@
 #include "master.h"
 #include "privs.h"
 #include "proctitle.h"
+#include "sdnotify.h"
 #include "service.h"
 #include "tern_build.h"
 
@@ -39,7 +50,11 @@ static size_t override_count;
 
 static void master_usage(void)
 {
-    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f] [-o name=value]... [-v]\n");
+    fprintf(stderr, "usage: tern-master [-c CONFIG_DIR] [-f | -D | -l] [-o name=value]... [-v]\n"
+                    "  -f  foreground, log to stderr\n"
+                    "  -D  foreground, log as configured (systemd)\n"
+                    "  -l  create or check the queue layout, then exit\n"
+                    "  -o  a parameter for this run, over tern.conf\n");
     exit(2);
 }
 
@@ -116,6 +131,34 @@ static void master_daemonize(void)
     }
 }
 
+/* master_notify - tell systemd (if it asked) how the master is doing */
+static void master_notify(const char *state)
+{
+    if (sdnotify_send(state) < 0)
+        log_warn("cannot notify the service manager (NOTIFY_SOCKET): %s", strerror(errno));
+}
+
+/* master_notify_ready - READY=1 with the status line systemctl shows */
+static void master_notify_ready(void)
+{
+    char state[256];
+
+    snprintf(state, sizeof(state), "READY=1\nSTATUS=accepting mail -- configuration %s", dir);
+    master_notify(state);
+}
+
+/* master_notify_reloading - RELOADING=1 with the time systemd >= 253 wants */
+static void master_notify_reloading(void)
+{
+    struct timespec ts;
+    char state[96];
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+             (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    master_notify(state);
+}
+
 /* master_log_starting - sendmail's line: "starting daemon (VERSION):
  * SMTP+queueing@01:00:00"; tern's qmgr always runs the deferred queue, so
  * the queue_run_delay is always shown; "SMTP" only with a TCP listener */
@@ -170,11 +213,15 @@ static void master_on_signal(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGCHLD) {
         master_services_reap();
     } else if (sig == SIGHUP) {
-        if (!stopping)
+        if (!stopping) {
+            master_notify_reloading();
             master_reload();
+            master_notify_ready();
+        }
     } else if (!stopping) {
         stopping = 1;
         log_info("stopping on signal %d", (int)sig);
+        master_notify("STOPPING=1");
         kill_timer = evtimer_new(base, master_kill_late, NULL);
         evtimer_add(kill_timer, &grace);
         master_services_stop(master_stopped);
@@ -193,18 +240,22 @@ static void master_signals(void)
 
 int main(int argc, char **argv)
 {
-    int foreground = 0, c, pid_fd;
+    int foreground = 0, to_stderr = 0, layout_only = 0, c, pid_fd;
     buf_t err = BUF_INIT;
     struct master_sockets socks;
     uid_t uid;
     gid_t gid;
 
     proctitle_init(argc, argv, "tern-master"); /* first: optarg then points to a copy */
-    while ((c = getopt(argc, argv, "c:fo:v")) != -1) {
+    while ((c = getopt(argc, argv, "c:fDlo:v")) != -1) {
         if (c == 'c')
             dir = optarg;
         else if (c == 'f')
+            foreground = to_stderr = 1;
+        else if (c == 'D')
             foreground = 1;
+        else if (c == 'l')
+            layout_only = to_stderr = 1;
         else if (c == 'o' && override_count < SERVICE_MAX_OVERRIDES)
             overrides[override_count++] = optarg;
         else if (c == 'v')
@@ -219,11 +270,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "tern-master: fatal: %s\n", buf_cstr(&err));
         return 1;
     }
-    log_init_from_config("master", cfg, foreground);
+    log_init_from_config("master", cfg, to_stderr);
     umask(022);
     master_owner(&uid, &gid);
     if (master_layout_create(cfg, uid, gid, &err) < 0)
         log_fatal("queue layout: %s", buf_cstr(&err));
+    if (layout_only)
+        return 0;
     pid_fd = master_lock_pid();
     if (master_sockets_open(cfg, uid, gid, &socks, &err) < 0)
         log_fatal("%s", buf_cstr(&err));
@@ -234,12 +287,13 @@ int main(int argc, char **argv)
     if (base == NULL)
         log_fatal("cannot create the event loop");
     master_signals();
-    master_services_init(base, dir, foreground, &socks);
+    master_services_init(base, dir, to_stderr, &socks);
     master_services_set_overrides(overrides, override_count);
     log_info("daemon started -- version %s, configuration %s", TERN_VERSION, dir);
     master_log_starting(&socks);
     master_services_start(cfg);
     proctitle_set("accepting connections");
+    master_notify_ready();
     event_base_dispatch(base);
     return 0;
 }

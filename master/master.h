@@ -40,8 +40,8 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
                         buf_t *err);
 void master_sockets_close(struct master_sockets *s);
 
-/* services */
-void master_services_init(struct event_base *base, const char *config_dir, int foreground,
+/* services; log_to_stderr: the children log to stderr (tern-master -f) */
+void master_services_init(struct event_base *base, const char *config_dir, int log_to_stderr,
                           const struct master_sockets *socks);
 void master_services_start(const struct config *cfg);
 /* master_services_set_overrides - the -o name=value list every service gets */

@@ -61,7 +61,7 @@ struct drained {
 
 static struct event_base *base;
 static const char *master_config_dir;
-static int foreground;
+static int children_to_stderr; /* tern-master -f: services log to stderr too */
 static const struct master_sockets *socks;
 static const struct config *current_cfg;
 static struct slot slots[MASTER_MAX_SLOTS];
@@ -104,7 +104,7 @@ void master_services_init(struct event_base *b, const char *dir, int fg,
 {
     base = b;
     master_config_dir = dir;
-    foreground = fg;
+    children_to_stderr = fg;
     socks = s;
 }
 
@@ -127,7 +127,7 @@ static void master_child_env(const struct config *cfg, size_t fd_count)
     setenv("PATH", "/usr/bin:/bin:/usr/sbin:/sbin", 1);
     snprintf(count, sizeof(count), "%zu", fd_count);
     setenv("TERN_LISTEN_FDS", count, 1);
-    if (foreground)
+    if (children_to_stderr)
         setenv("TERN_LOG_STDERR", "1", 1);
 }
 

@@ -14,7 +14,10 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   ldnsutils nsd unbound bind9-dnsutils
   libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
   logwatch pflogsumm
-  libmicrohttpd-dev prometheus python3-prometheus-client"
+  libmicrohttpd-dev prometheus python3-prometheus-client
+  debhelper mmdebstrap debootstrap lintian systemd"
+# (the last line: the Debian package and its test, scripts/pkg-test.sh:
+# dpkg-buildpackage, the throwaway root, systemd-analyze verify)
 
 # the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a

@@ -44,7 +44,7 @@ def main():
         print("%-40s %4d passed, %d failed" % (name, p, f))
         passed += p
         failed += f
-    expected = [n for n in ("unit-build.json", "integration-build.xml")
+    expected = [n for n in ("unit-build.json", "integration-build.xml", "package.xml")
                 if not os.path.exists(os.path.join(directory, n))]
     for n in expected:
         print("missing results: %s (that suite did not run)" % n)

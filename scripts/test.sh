@@ -1,7 +1,9 @@
 #!/bin/sh
 # test.sh - install dependencies, build, and run every test:
 #   1. cmocka unit tests and pytest integration tests on the normal build;
-#   2. the same again on an ASan+UBSan build (any sanitizer report fails).
+#   2. the same again on an ASan+UBSan build (any sanitizer report fails);
+#   3. once: the Debian package, built, installed in a throwaway root, mail
+#      in and out, purged (scripts/pkg-test.sh, docs/packaging.md).
 # The last line is "N passed, M failed".
 #   scripts/test.sh [--quick]     --quick skips the sanitizer pass
 set -u
@@ -35,4 +37,6 @@ for b in $passes; do
         /usr/bin/python3 -m pytest -q -p no:cacheprovider -n 3 --dist loadfile tests/integration \
         --junitxml="$RESULTS/integration-$b.xml"
 done
+echo "== package test (once)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/pkg --junitxml="$RESULTS/package.xml"
 /usr/bin/python3 scripts/summarize.py "$RESULTS"

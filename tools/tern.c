@@ -1,12 +1,13 @@
 /*
  * tern - the administrator's front-end (DESIGN §10).
  *
- *   tern [-c DIR] start [-f] [-o name=value]... | stop | reload | status | check
+ *   tern [-c DIR] start [-f | -D] [-o name=value]... | stop | reload | status | check
  *   tern [-c DIR] conf [-n | -d | -x] [name ...]
  *   tern [-c DIR] tlsrpt [-d DAYS] [DOMAIN]
  *   tern import-sendmail [-o DIR] [-m MAILDIR] FILE.mc
  *
- * start execs tern-master (in the foreground with -f); stop, reload and
+ * start execs tern-master (in the foreground with -f, logging to stderr; in
+ * the foreground logging as configured with -D, for systemd); stop, reload and
  * status signal the master named in queue_directory/pid/master.pid.
  */
 #include <errno.h>
@@ -49,9 +50,11 @@ static void tern_usage(FILE *fp)
     fprintf(fp,
             "usage: tern [-c CONFIG_DIR] COMMAND [options]\n"
             "commands:\n"
-            "  start [-f] [-o name=value]...\n"
-            "                     start the mail system (-f: stay in the foreground;\n"
-            "                     -o: a parameter for this run, over tern.conf)\n"
+            "  start [-f | -D] [-o name=value]...\n"
+            "                     start the mail system (-f: stay in the foreground,\n"
+            "                     log to stderr; -D: stay in the foreground, log as\n"
+            "                     configured, tell systemd when ready; -o: a\n"
+            "                     parameter for this run, over tern.conf)\n"
             "  stop               stop it gracefully\n"
             "  reload             re-read tern.conf (live sessions finish)\n"
             "  status             say whether it runs\n"
@@ -101,8 +104,8 @@ static pid_t tern_master_pid(const struct config *cfg)
     return service_master_pid(config_str(cfg, "queue_directory"));
 }
 
-/* tern_start_args - "tern-master -c DIR [-f] [-o name=value]..." from
- * start's own arguments [-f] [-o name=value]...; -1 on a bad argument */
+/* tern_start_args - "tern-master -c DIR [-f | -D] [-o name=value]..." from
+ * start's own arguments [-f | -D] [-o name=value]...; -1 on a bad argument */
 static int tern_start_args(int argc, char **argv, const char *dir, char **out)
 {
     size_t n = 0;
@@ -111,8 +114,8 @@ static int tern_start_args(int argc, char **argv, const char *dir, char **out)
     out[n++] = "-c";
     out[n++] = (char *)dir;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-f") == 0) {
-            out[n++] = "-f";
+        if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "-D") == 0) {
+            out[n++] = argv[i];
         } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && strchr(argv[i + 1], '=') &&
                    n + 2 < 4 + 2 * SERVICE_MAX_OVERRIDES) {
             out[n++] = "-o";
@@ -134,7 +137,7 @@ static int tern_start(int argc, char **argv)
     const char *dir = config_default_dir(conf_dir_arg);
 
     if (tern_start_args(argc, argv, dir, args) < 0) {
-        fprintf(stderr, "usage: tern [-c DIR] start [-f] [-o name=value]...\n");
+        fprintf(stderr, "usage: tern [-c DIR] start [-f | -D] [-o name=value]...\n");
         return 2;
     }
     if (pid > 0) {
@@ -243,9 +246,11 @@ static void tern_conf_man(void)
            "file:line, and tern refuses to start.\n"
            ".SH PARAMETERS\n",
            TERN_VERSION);
+    /* a line starting with . or ' is a request to roff: \& keeps it text */
     for (const struct param_def *p = param_table; p->name; p++)
-        printf(".TP\n.B %s\n%s.\n.br\nType: %s. Default: \\fB%s\\fR\n", p->name, p->help,
-               types[p->type], *p->default_value ? p->default_value : "(empty)");
+        printf(".TP\n.B %s\n%s%s.\n.br\nType: %s. Default: \\fB%s\\fR\n", p->name,
+               (p->help[0] == '.' || p->help[0] == '\'') ? "\\&" : "", p->help, types[p->type],
+               *p->default_value ? p->default_value : "(empty)");
     printf(".SH LISTENERS\n"
            "Any smtpd_* parameter (and message_size_limit, disable_vrfy_command, "
            "relay_clientcerts) can be set for one listener as \\fILISTENER.name\\fR = "

@@ -597,17 +597,22 @@ class TernInstance:
         )
 
     # lifecycle
-    def start(self, timeout: float = 10.0) -> "TernInstance":
+    def start(self, timeout: float = 10.0, mode: str = "-f", env: Optional[Dict[str, str]] = None,
+              wait: bool = True) -> "TernInstance":
+        """`tern start MODE` (-f, or -D as systemd runs it) with env; wait:
+        until the greeting."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self._stderr_file = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
-            [str(TERN), "-c", str(self.etc), "start", "-f"],
+            [str(TERN), "-c", str(self.etc), "start", mode],
             stdin=subprocess.DEVNULL,
             stdout=self._stderr_file,
             stderr=self._stderr_file,
             start_new_session=True,
+            env=env,
         )
-        self.wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = 10.0) -> None:
