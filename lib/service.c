@@ -90,7 +90,8 @@ void service_init(struct service *svc, const char *name, int argc, char **argv)
     log_init_from_config(name, svc->cfg, getenv("TERN_LOG_STDERR") != NULL);
     log_set_verbose(svc->verbose);
     service_inherit_fds(svc);
-    stats_attach(config_str(svc->cfg, "data_directory"));
+    if (strcmp(name, "metrics") != 0) /* it only reads: maps the file PROT_READ itself */
+        stats_attach(config_str(svc->cfg, "data_directory"));
     qdir = config_str(svc->cfg, "queue_directory");
     if (chdir(qdir) < 0)
         log_fatal("chdir %s: %s", qdir, strerror(errno));

@@ -21,7 +21,7 @@
 #define STATS_FREE 0
 #define STATS_CLAIMING 1
 #define STATS_READY 2
-#define STATS_CLAIM_SPINS 10000
+#define STATS_CLAIM_SPINS 16 /* a claim is a few stores: then it is stuck */
 
 struct stats_header {
     char magic[8];
@@ -29,7 +29,8 @@ struct stats_header {
     uint32_t slot_count;
     uint64_t file_size;
     int64_t reset_time;
-    char pad[32];
+    uint64_t dropped; /* adds lost: a full table or a slot stuck in CLAIMING */
+    char pad[24];
 };
 
 struct stats_slot {
@@ -155,6 +156,23 @@ static void stats_gauges_zero(struct stats_file *f)
                 __atomic_store_n(&stats_slot_at(f, i)->values[v], 0, __ATOMIC_RELAXED);
 }
 
+/* stats_claims_clear - a slot left in CLAIMING (its process died mid-claim,
+ * or wrote it so) is freed: no service runs yet, so none is claiming.  Safe
+ * for the probe chains: an add never probes past a CLAIMING slot (it drops),
+ * so no ready slot lies behind one. */
+static void stats_claims_clear(struct stats_file *f)
+{
+    for (size_t i = 0; i < STATS_SLOTS; i++) {
+        struct stats_slot *s = stats_slot_at(f, i);
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_CLAIMING)
+            continue;
+        s->metric = 0;
+        memset(s->label, 0, STATS_LABEL_MAX);
+        memset(s->values, 0, sizeof(s->values));
+        __atomic_store_n(&s->state, STATS_FREE, __ATOMIC_RELEASE);
+    }
+}
+
 /* stats_file_create - open path for master, which then chowns it: a
  * regular file with one link, else it is replaced (mail_owner can write the
  * directory: a hard link to another file must not be given away) */
@@ -199,6 +217,7 @@ int stats_file_prepare(const char *path, uid_t uid, gid_t gid)
     close(fd);
     if (f == NULL)
         return -1;
+    stats_claims_clear(f);
     stats_gauges_zero(f);
     stats_file_close(f);
     return 0;
@@ -240,6 +259,11 @@ long long stats_file_reset_time(const struct stats_file *f)
     return (long long)__atomic_load_n(&stats_header_of(f)->reset_time, __ATOMIC_RELAXED);
 }
 
+unsigned long long stats_file_dropped(const struct stats_file *f)
+{
+    return (unsigned long long)__atomic_load_n(&stats_header_of(f)->dropped, __ATOMIC_RELAXED);
+}
+
 void stats_file_reset(struct stats_file *f)
 {
     struct stats_sample s;
@@ -250,6 +274,7 @@ void stats_file_reset(struct stats_file *f)
         for (size_t v = 0; v < STATS_VALUES; v++)
             __atomic_store_n(&stats_slot_at(f, i)->values[v], 0, __ATOMIC_RELAXED);
     }
+    __atomic_store_n(&stats_header_of(f)->dropped, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&stats_header_of(f)->reset_time, (int64_t)time(NULL), __ATOMIC_RELAXED);
 }
 
@@ -278,14 +303,18 @@ void stats_label_clean(const char *label, char *out, size_t n)
 int stats_slot_read(const struct stats_file *f, size_t i, struct stats_sample *out)
 {
     const struct stats_slot *s;
+    uint32_t metric;
     size_t len;
 
+    /* another process may rewrite the slot meanwhile: each field is read
+     * once into out or a local, and only that copy is checked and used */
     if (i >= STATS_SLOTS)
         return 0;
     s = stats_slot_at(f, i);
     if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_READY)
         return 0;
-    if (s->metric >= STATS_METRIC_COUNT)
+    metric = __atomic_load_n(&s->metric, __ATOMIC_RELAXED);
+    if (metric >= STATS_METRIC_COUNT)
         return 0;
     memcpy(out->label, s->label, STATS_LABEL_MAX);
     len = strnlen(out->label, STATS_LABEL_MAX);
@@ -294,7 +323,7 @@ int stats_slot_read(const struct stats_file *f, size_t i, struct stats_sample *o
     for (size_t k = 0; k < len; k++)
         if (!stats_label_char_ok((unsigned char)out->label[k]))
             return 0;
-    out->metric = (enum stats_metric)s->metric;
+    out->metric = (enum stats_metric)metric;
     for (size_t v = 0; v < STATS_VALUES; v++)
         out->values[v] = __atomic_load_n(&s->values[v], __ATOMIC_RELAXED);
     return 1;
@@ -314,7 +343,8 @@ static uint32_t stats_hash(enum stats_metric metric, const char *label)
 }
 
 /* stats_slot_settle - the state of a slot another process is claiming,
- * once it is ready (or STATS_CLAIMING when that process died meanwhile) */
+ * once it is ready; STATS_CLAIMING still after a few yields (that process
+ * died mid-claim, or is slow: the caller drops its add either way) */
 static uint32_t stats_slot_settle(struct stats_slot *s)
 {
     uint32_t st = STATS_CLAIMING;
@@ -345,7 +375,8 @@ static int stats_slot_claim(struct stats_slot *s, enum stats_metric metric, cons
 }
 
 /* stats_slot_find - the slot of (metric, clean label), claimed if new; NULL
- * when the table is full */
+ * when the table is full or the probe meets a slot stuck in CLAIMING (never
+ * probing past it: see stats_claims_clear) */
 static struct stats_slot *stats_slot_find(struct stats_file *f, enum stats_metric metric,
                                           const char *label)
 {
@@ -357,9 +388,10 @@ static struct stats_slot *stats_slot_find(struct stats_file *f, enum stats_metri
 
         if (st == STATS_FREE && stats_slot_claim(s, metric, label, &st))
             return s;
-        if (st == STATS_CLAIMING)
-            st = stats_slot_settle(s);
-        if (st == STATS_READY && s->metric == (uint32_t)metric &&
+        if (st == STATS_CLAIMING && (st = stats_slot_settle(s)) == STATS_CLAIMING)
+            return NULL;
+        if (st == STATS_READY &&
+            __atomic_load_n(&s->metric, __ATOMIC_RELAXED) == (uint32_t)metric &&
             strncmp(s->label, label, STATS_LABEL_MAX) == 0)
             return s;
     }
@@ -382,14 +414,17 @@ static int stats_private(void)
 int stats_attach(const char *data_dir)
 {
     char path[4096];
-    struct stats_file *f = NULL;
+    struct stats_file *f;
 
     if (stats_attached.map != NULL)
         munmap(stats_attached.map, STATS_FILE_SIZE);
     stats_attached.map = NULL;
-    if (stats_path(data_dir, path, sizeof(path)) == 0)
-        f = stats_file_open(path, 1);
-    if (f == NULL) {
+    if (stats_path(data_dir, path, sizeof(path)) < 0) {
+        log_warn("data_directory %s is too long: not counting into a statistics file", data_dir);
+        stats_private();
+        return -1;
+    }
+    if ((f = stats_file_open(path, 1)) == NULL) {
         if (errno == EINVAL)
             log_warn("%s is not a valid statistics file: not counting into it", path);
         else
@@ -412,6 +447,8 @@ static uint64_t *stats_values(enum stats_metric metric, const char *label)
         return NULL;
     stats_label_clean(label, clean, sizeof(clean));
     s = stats_slot_find(&stats_attached, metric, clean);
+    if (s == NULL)
+        __atomic_fetch_add(&stats_header_of(&stats_attached)->dropped, 1, __ATOMIC_RELAXED);
     return s ? s->values : NULL;
 }
 

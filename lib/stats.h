@@ -9,13 +9,19 @@
  * (`tern stats -r`).
  *
  * Layout (host byte order: the file never leaves the machine):
- *   header  "TERNSTAT", version, slot count, file size, reset time (64 bytes)
+ *   header  "TERNSTAT", version, slot count, file size, reset time, adds
+ *           dropped (64 bytes)
  *   slots   STATS_SLOTS of { state, metric, label[STATS_LABEL_MAX], values[16] }
  * A slot is one (metric, label values) pair, e.g. (delivered, "smtp").  It is
  * claimed once, with a compare-and-swap on its state (free -> claiming), then
  * its name is written and the state set to ready; from then on only its
  * values change.  A slot is found by hashing (metric, label) and probing
- * linearly.  Label values are cut to [A-Za-z0-9_.-] ("," separates the
+ * linearly.  A probe that meets a slot still claiming after a few yields
+ * (its process was killed mid-claim) drops the add and counts it in the
+ * header's "dropped", as a full table does: an add never waits long inside
+ * a service's event loop, and never probes past such a slot, so master can
+ * free it at the next start (stats_file_prepare) without a key getting two
+ * slots.  Label values are cut to [A-Za-z0-9_.-] ("," separates the
  * values of a metric with two labels), so a reader can print them as they are.
  *
  * Readers trust nothing: a file of the wrong size, magic or version is
@@ -88,8 +94,8 @@ struct stats_file; /* a mapped file */
 /* stats_path - DATA_DIR/stats into out (size n); -1 when too long */
 int stats_path(const char *data_dir, char *out, size_t n);
 /* stats_file_prepare - master: create the file owned by uid:gid, mode 0600,
- * or check it; a file that is not a valid stats file is rebuilt.  Gauges are
- * zeroed.  0 or -1 (errno set). */
+ * or check it; a file that is not a valid stats file is rebuilt.  Slots left
+ * claiming are freed, gauges zeroed.  0 or -1 (errno set). */
 int stats_file_prepare(const char *path, uid_t uid, gid_t gid);
 /* stats_file_open - map an existing valid file (writable: for a reset);
  * NULL when missing or invalid (errno set; EINVAL for a foreign file) */
@@ -97,6 +103,8 @@ struct stats_file *stats_file_open(const char *path, int writable);
 void stats_file_close(struct stats_file *f);
 /* stats_file_reset_time - when the counters were last zeroed */
 long long stats_file_reset_time(const struct stats_file *f);
+/* stats_file_dropped - adds lost since the reset (full table, stuck slot) */
+unsigned long long stats_file_dropped(const struct stats_file *f);
 /* stats_file_reset - zero every value and set the reset time to now */
 void stats_file_reset(struct stats_file *f);
 /* stats_slot_read - slot i (0 .. STATS_SLOTS-1) into out: 1 when it is a

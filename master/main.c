@@ -183,6 +183,18 @@ static void master_kill_late(evutil_socket_t fd, short what, void *arg)
     master_services_kill();
 }
 
+/* master_reload_warn_restart - the parameters a reload cannot apply: their
+ * sockets are bound (and tern-metrics started) only at start */
+static void master_reload_warn_restart(const struct config *fresh)
+{
+    static const char *const at_start[] = {"smtpd_listen", "queue_directory", "metrics_listen"};
+
+    for (size_t i = 0; i < sizeof(at_start) / sizeof(at_start[0]); i++)
+        if (strcmp(config_str(fresh, at_start[i]), config_str(cfg, at_start[i])) != 0)
+            log_warn("%s changed: it takes effect at the next start (tern stop, then tern start)",
+                     at_start[i]);
+}
+
 static void master_reload(void)
 {
     struct config *fresh = NULL;
@@ -195,9 +207,7 @@ static void master_reload(void)
         buf_free(&err);
         return;
     }
-    if (strcmp(config_str(fresh, "smtpd_listen"), config_str(cfg, "smtpd_listen")) != 0 ||
-        strcmp(config_str(fresh, "queue_directory"), config_str(cfg, "queue_directory")) != 0)
-        log_warn("smtpd_listen and queue_directory changes take effect at the next start");
+    master_reload_warn_restart(fresh);
     log_info("reload -- version %s, configuration %s", TERN_VERSION, dir);
     master_services_reload(fresh);
     /* the old config stays allocated: draining children were exec'd from it

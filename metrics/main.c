@@ -134,12 +134,15 @@ static void metrics_on_stop(void *ctx)
 /* metrics_open_stats - the counter file, read-only; NULL: no counters */
 static struct stats_file *metrics_open_stats(const struct config *cfg)
 {
+    const char *dir = config_str(cfg, "data_directory");
     char path[4096];
-    struct stats_file *f = NULL;
+    struct stats_file *f;
 
-    if (stats_path(config_str(cfg, "data_directory"), path, sizeof(path)) == 0)
-        f = stats_file_open(path, 0);
-    if (f == NULL)
+    if (stats_path(dir, path, sizeof(path)) < 0) {
+        log_warn("data_directory %s is too long: serving the queue figures only", dir);
+        return NULL;
+    }
+    if ((f = stats_file_open(path, 0)) == NULL)
         log_warn("no statistics file %s: %m; serving the queue figures only", path);
     return f;
 }

@@ -135,17 +135,31 @@ static void metrics_queue_families(const struct metrics_queue *q, buf_t *out)
                    q[i].oldest_age);
 }
 
+/* metrics_file_families - the figures of the counter file itself */
+static void metrics_file_families(const struct stats_file *f, enum metrics_format format,
+                                  buf_t *out)
+{
+    const char *family =
+        format == METRICS_PROMETHEUS_TEXT ? "tern_stats_dropped_total" : "tern_stats_dropped";
+
+    buf_puts(out, "# HELP tern_stats_reset_timestamp_seconds When the counters were last "
+                  "zeroed (tern stats -r).\n# TYPE tern_stats_reset_timestamp_seconds gauge\n");
+    buf_printf(out, "tern_stats_reset_timestamp_seconds %lld\n", stats_file_reset_time(f));
+    buf_printf(out,
+               "# HELP %s Counter updates lost: the counter file's table was full, or a slot "
+               "was left half-claimed by a killed process (freed at the next start).\n"
+               "# TYPE %s counter\ntern_stats_dropped_total %llu\n",
+               family, family, stats_file_dropped(f));
+}
+
 void metrics_render(const struct stats_file *f, const struct metrics_queue *q,
                     enum metrics_format format, buf_t *out)
 {
     for (int m = 0; m < STATS_METRIC_COUNT; m++)
         metrics_family(f, (enum stats_metric)m, format, out);
     metrics_queue_families(q, out);
-    if (f != NULL) {
-        buf_puts(out, "# HELP tern_stats_reset_timestamp_seconds When the counters were last "
-                      "zeroed (tern stats -r).\n# TYPE tern_stats_reset_timestamp_seconds gauge\n");
-        buf_printf(out, "tern_stats_reset_timestamp_seconds %lld\n", stats_file_reset_time(f));
-    }
+    if (f != NULL)
+        metrics_file_families(f, format, out);
     if (format == METRICS_OPENMETRICS)
         buf_puts(out, "# EOF\n");
 }

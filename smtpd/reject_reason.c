@@ -51,23 +51,23 @@ static void reject_reason_of_log(const char *log, char *out, size_t n)
 static const char *reject_reason_of_reply(const char *reply)
 {
     const char *code = strchr(reply, ' ');
+    const char *rest = ""; /* the enhanced code after its class: ".1.1 ..." */
 
-    if (code == NULL)
-        return "other";
-    code++;
-    if (strncmp(code + 1, ".1.1 ", 5) == 0 || strncmp(code + 1, ".1.0 ", 5) == 0)
+    if (code != NULL && code[1] != 0 && code[2] != 0) /* "550 " ends at code[1] */
+        rest = code + 2;
+    if (strncmp(rest, ".1.1 ", 5) == 0 || strncmp(rest, ".1.0 ", 5) == 0)
         return "unknown_user";
-    if (strncmp(code + 1, ".2.3 ", 5) == 0 || strncmp(reply, "552 ", 4) == 0)
+    if (strncmp(rest, ".2.3 ", 5) == 0 || strncmp(reply, "552 ", 4) == 0)
         return "size";
-    if (strncmp(code + 1, ".5.3 ", 5) == 0)
+    if (strncmp(rest, ".5.3 ", 5) == 0)
         return "too_many_recipients";
-    if (strncmp(code + 1, ".7.0 ", 5) == 0 || strncmp(code + 1, ".7.8 ", 5) == 0)
+    if (strncmp(rest, ".7.0 ", 5) == 0 || strncmp(rest, ".7.8 ", 5) == 0)
         return "auth";
-    if (strncmp(code + 1, ".7.1 ", 5) == 0)
+    if (strncmp(rest, ".7.1 ", 5) == 0)
         return "relay";
-    if (strncmp(code + 1, ".5.", 3) == 0)
+    if (strncmp(rest, ".5.", 3) == 0)
         return "protocol";
-    if (strncmp(code + 1, ".1.", 3) == 0)
+    if (strncmp(rest, ".1.", 3) == 0)
         return "address";
     return "other";
 }

@@ -25,10 +25,26 @@
 static const char *const qrun_no_listeners[] = {
     "smtpd_listen=", "submission_listen=", "smtps_listen=", NULL};
 
-/* qrun_add_overrides - "-o name=value" for each assignment into argv */
+/* the -O assignments a run passes on: master takes SERVICE_MAX_OVERRIDES
+ * "-o", of which a run uses up to 4 itself (the listeners, the interval) */
+#define QRUN_MAX_ASSIGNMENTS (SERVICE_MAX_OVERRIDES - 4)
+
+/* qrun_overrides_fit - 1 when count -O options can be passed on; else the
+ * usage error is printed (none is silently left out) */
+static int qrun_overrides_fit(size_t count)
+{
+    if (count <= QRUN_MAX_ASSIGNMENTS)
+        return 1;
+    fprintf(stderr, "sendmail: at most %d -O options with -bd, -bD or -q (%zu given)\n",
+            QRUN_MAX_ASSIGNMENTS, count);
+    return 0;
+}
+
+/* qrun_add_overrides - "-o name=value" for each assignment into argv (the
+ * caller checked qrun_overrides_fit) */
 static size_t qrun_add_overrides(char **argv, size_t n, char *const *assignments, size_t count)
 {
-    for (size_t i = 0; i < count && i < SERVICE_MAX_OVERRIDES - 4; i++) {
+    for (size_t i = 0; i < count; i++) {
         argv[n++] = "-o";
         argv[n++] = assignments[i];
     }
@@ -49,6 +65,8 @@ int sendmail_daemon(const char *config_dir, const struct config *cfg, int foregr
     size_t n = 0;
     pid_t pid = qrun_running(cfg);
 
+    if (!qrun_overrides_fit(count))
+        return EX_USAGE;
     if (pid > 0) {
         /* sendmail cannot bind its port and gives up with EX_OSERR */
         fprintf(stderr,
@@ -119,8 +137,11 @@ static int qrun_stopped(const char *config_dir, const char *selector, int verbos
 int sendmail_queue_run(const char *config_dir, const char *selector, int verbose,
                        char *const *assignments, size_t count)
 {
-    int rc = qrun_ask(config_dir, selector, verbose);
+    int rc;
 
+    if (!qrun_overrides_fit(count))
+        return EX_USAGE;
+    rc = qrun_ask(config_dir, selector, verbose);
     if (rc != EX_UNAVAILABLE)
         return rc;
     if (getuid() != 0) {

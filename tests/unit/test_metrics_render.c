@@ -66,6 +66,7 @@ static void test_openmetrics_text(void **state)
     assert_non_null(strstr(t, "\ntern_delivery_delay_seconds_sum{transport=\"local\"} 2.500\n"));
     assert_non_null(strstr(t, "\ntern_queue_messages{queue=\"deferred\"} 3\n"));
     assert_non_null(strstr(t, "\ntern_queue_oldest_age_seconds{queue=\"hold\"} 240\n"));
+    assert_non_null(strstr(t, "# TYPE tern_stats_dropped counter\ntern_stats_dropped_total 0\n"));
     assert_null(strstr(t, "# TYPE tern_messages_received_total"));
     assert_true(out.len > 6 && strcmp(t + out.len - 6, "# EOF\n") == 0);
     buf_free(&out);
@@ -80,6 +81,7 @@ static void test_prometheus_text_names_the_family_with_total(void **state)
     t = buf_cstr(&out);
     assert_non_null(strstr(t, "# TYPE tern_messages_received_total counter\n"));
     assert_non_null(strstr(t, "# TYPE tern_delivery_delay_seconds histogram\n"));
+    assert_non_null(strstr(t, "# TYPE tern_stats_dropped_total counter\n"));
     assert_null(strstr(t, "# EOF"));
     buf_free(&out);
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -52,12 +53,28 @@ static void test_without_a_restriction_the_status_code_decides(void **state)
     assert_string_equal(reason(NULL, NULL), "other");
 }
 
+/* a reply that ends at its code or the space after it: nothing read past
+ * the end (ASan reports it) */
+static void test_a_reply_without_text_is_other(void **state)
+{
+    char *bare = strdup("550 "), *code = strdup("550"), *size = strdup("552 ");
+
+    assert_string_equal(reason(NULL, bare), "other");
+    assert_string_equal(reason(NULL, code), "other");
+    assert_string_equal(reason(NULL, size), "size");
+    assert_string_equal(reason(NULL, "550 5"), "other");
+    free(bare);
+    free(code);
+    free(size);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_restriction_counts_in_its_family),
         cmocka_unit_test(test_another_restriction_counts_under_its_own_name),
         cmocka_unit_test(test_without_a_restriction_the_status_code_decides),
+        cmocka_unit_test(test_a_reply_without_text_is_other),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

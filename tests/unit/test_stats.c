@@ -1,7 +1,8 @@
 /*
  * test_stats - unit tests for lib/stats: increments from several processes
  * add up exactly, labelled slots are claimed once, a foreign or corrupt file
- * is rebuilt (and never trusted), the histogram buckets, a reset.
+ * is rebuilt (and never trusted), a slot left claiming neither stalls an add
+ * nor outlives a start, the histogram buckets, a reset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -143,6 +145,7 @@ static void test_labels_are_separate_and_cleaned(void **state)
 static void test_a_full_table_drops_new_labels_and_keeps_the_old(void **state)
 {
     struct fixture *fx = *state;
+    struct stats_file *f;
     char label[32];
 
     assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
@@ -154,6 +157,10 @@ static void test_a_full_table_drops_new_labels_and_keeps_the_old(void **state)
     stats_add(STATS_REJECTED, "l0", 1);
     assert_int_equal(value(fx->path, STATS_REJECTED, "l0"), 2);
     assert_int_equal(value(fx->path, STATS_REJECTED, "l1060"), -1);
+    f = stats_file_open(fx->path, 0);
+    assert_non_null(f);
+    assert_int_equal(stats_file_dropped(f), 50);
+    stats_file_close(f);
 }
 
 /* write_file - path holds exactly these bytes */
@@ -255,6 +262,93 @@ static void test_a_corrupt_slot_is_skipped(void **state)
     stats_file_close(f);
 }
 
+/* set_every_state - write state into every slot of the file (the layout of
+ * test_a_corrupt_slot_is_skipped: the state is a slot's first 4 bytes) */
+static void set_every_state(const char *path, uint32_t state)
+{
+    FILE *fp = fopen(path, "r+");
+
+    assert_non_null(fp);
+    for (size_t i = 0; i < STATS_SLOTS; i++) {
+        fseek(fp, 64 + (long)(i * (8 + STATS_LABEL_MAX + 8 * STATS_VALUES)), SEEK_SET);
+        assert_int_equal(fwrite(&state, sizeof(state), 1, fp), 1);
+    }
+    fclose(fp);
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void test_a_slot_left_claiming_drops_the_add_at_once_and_start_frees_it(void **state)
+{
+    struct fixture *fx = *state;
+    struct stats_file *f;
+    double started;
+
+    assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
+    assert_int_equal(stats_attach(fx->dir), 0);
+    set_every_state(fx->path, 1); /* STATS_CLAIMING: as if killed mid-claim */
+    started = seconds_now();
+    for (int i = 0; i < 200; i++)
+        stats_add(STATS_RECEIVED, "smtp", 1);
+    /* 200 waits of 10000 yields took seconds; 200 of a few take well under */
+    assert_true(seconds_now() - started < 1.0);
+    f = stats_file_open(fx->path, 0);
+    assert_non_null(f);
+    assert_int_equal(stats_file_dropped(f), 200);
+    stats_file_close(f);
+    /* master's start frees the slots; the next add lands, the drops stay */
+    assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
+    stats_add(STATS_RECEIVED, "smtp", 1);
+    assert_int_equal(value(fx->path, STATS_RECEIVED, "smtp"), 1);
+    f = stats_file_open(fx->path, 1);
+    assert_non_null(f);
+    assert_int_equal(stats_file_dropped(f), 200);
+    stats_file_reset(f);
+    assert_int_equal(stats_file_dropped(f), 0);
+    stats_file_close(f);
+}
+
+/* a slot whose metric another process changes after the check: the reader
+ * copies it once, so out->metric is always in range */
+static void test_a_slot_read_uses_the_metric_it_checked(void **state)
+{
+    struct fixture *fx = *state;
+    struct stats_file *f;
+    struct stats_sample s;
+    uint32_t bad = 0xffffffffu;
+    size_t found = 0;
+    FILE *fp;
+
+    assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
+    assert_int_equal(stats_attach(fx->dir), 0);
+    stats_add(STATS_RECEIVED, "smtp", 1);
+    f = stats_file_open(fx->path, 0);
+    assert_non_null(f);
+    fp = fopen(fx->path, "r+");
+    assert_non_null(fp);
+    for (size_t i = 0; i < STATS_SLOTS; i++) {
+        if (!stats_slot_read(f, i, &s))
+            continue;
+        found++;
+        assert_true(s.metric < STATS_METRIC_COUNT);
+        fseek(fp, 64 + (long)(i * (8 + STATS_LABEL_MAX + 8 * STATS_VALUES)) + 4, SEEK_SET);
+        assert_int_equal(fwrite(&bad, sizeof(bad), 1, fp), 1);
+        fflush(fp);
+        assert_int_equal(stats_slot_read(f, i, &s), 0);
+    }
+    fclose(fp);
+    assert_int_equal(found, 1);
+    stats_file_close(f);
+    /* master's start and a reset read it without indexing out of range */
+    assert_int_equal(stats_file_prepare(fx->path, getuid(), getgid()), 0);
+}
+
 static void test_histogram_buckets_count_and_sum(void **state)
 {
     struct fixture *fx = *state;
@@ -324,6 +418,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_link_in_its_place_is_replaced_not_given_away, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_corrupt_slot_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_slot_left_claiming_drops_the_add_at_once_and_start_frees_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_slot_read_uses_the_metric_it_checked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_histogram_buckets_count_and_sum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_zeroes_counters_not_gauges, setup, teardown),
     };
