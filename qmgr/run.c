@@ -4,18 +4,23 @@
  *
  * qmgr.flush with wait=yes (and optionally trace=yes) makes a run: once
  * maildrop/ is empty (pickup, triggered from here, has handed everything
- * to cleanup; at most RUN_SETTLE_LIMIT), qmgr takes incoming/ and every deferred message the
- * selector matches regardless of its back-off time, and attaches every
- * matching message in memory to the run.  The client gets qmgr.reply
- * (status, count), then one qmgr.run.message per message as it leaves
- * memory (delivered, deferred, bounced: its one attempt is over) with its
- * sequence number and a text (the delivery transcripts when traced, and
- * one line per recipient), and finally qmgr.run.done.  Nothing here
- * blocks: the settle wait is a timer and every write is buffered.  A
- * matching message loaded while the run settles is claimed at once
- * (qmgr_run_claim), so its first delivery request is already traced.  A
- * client that goes away detaches; the run is freed when its last message
- * has gone.
+ * to cleanup; at most RUN_SETTLE_LIMIT), qmgr takes incoming/, attaches
+ * every matching message in memory, then reads deferred/ and incoming/
+ * RUN_SLICE_FILES files per event-loop turn, taking each matching file
+ * regardless of its back-off time; at QMGR_ACTIVE_LIMIT the scan waits for
+ * room.  A message carries every run that counts it (m->runs): a run still
+ * collecting (qm->settling) claims whatever matching message is loaded, by
+ * itself or anyone else (qmgr_run_claim).  The client gets qmgr.reply
+ * (status, count) when the scan is over, then one qmgr.run.message per
+ * message as it leaves memory (delivered, deferred, bounced: its one
+ * attempt is over) with its sequence number and a text (the delivery
+ * transcripts when traced, and one line per recipient; neither, nor the
+ * ID, for a peer restrict_queue_listing refuses), and finally
+ * qmgr.run.done, with left=N for matching files qmgr could not take (it
+ * drains for a reload, or queue_defer_load holds incoming/).  Nothing here
+ * blocks: the settle wait and the slices are timers and every write is
+ * buffered (at most QMGR_CLIENT_OUTPUT_MAX).  A client that goes away
+ * detaches; the run is freed when its last message has gone.
  */
 #include <dirent.h>
 #include <event2/buffer.h>
