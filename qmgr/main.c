@@ -5,7 +5,8 @@
  * fd 4 and the queue directory as cwd.  This file holds start-up, the
  * sockets (private/qmgr: qmgr.trigger, qmgr.flush, qmgr.control; public/qmgr:
  * qmgr.flush only, refused under restrict_queue_run unless the peer is root
- * or mail_owner), the timers (incoming/ safety-net scan, deferred/ queue
+ * or mail_owner; at most QMGR_PUBLIC_CLIENT_LIMIT clients, apart from
+ * private/qmgr's QMGR_CLIENT_LIMIT), the timers (incoming/ safety-net scan, deferred/ queue
  * runs) and drain (SIGHUP: take nothing new, let in-flight requests and
  * notices finish, exit).
  */
@@ -37,13 +38,17 @@ struct qmgr_client {
     struct bufferevent *bev;
     int is_public;        /* public/qmgr: qmgr.flush only */
     int may_run;          /* the peer may flush (restrict_queue_run) */
+    int may_list;         /* the peer may see queue IDs (restrict_queue_listing) */
     struct qmgr_run *run; /* the queue run it waits for (run.c), or NULL */
 };
 
 /* client_close - drop a client */
 static void client_close(struct qmgr_client *c)
 {
-    c->qm->client_count--;
+    if (c->is_public)
+        c->qm->public_client_count--;
+    else
+        c->qm->client_count--;
     if (c->run != NULL)
         qmgr_run_detach(c->run);
     bufferevent_free(c->bev);
@@ -61,14 +66,15 @@ static void client_control(struct qmgr_client *c, const struct attr_msg *am, int
 }
 
 /* client_wait_run - qmgr.flush wait=yes: a run that answers as it goes,
- * however long it takes (no idle timeout) */
+ * however long it takes (no idle timeout; the write timeout stays) */
 static void client_wait_run(struct qmgr_client *c, const struct attr_msg *am)
 {
+    struct timeval write_timeout = {QMGR_CLIENT_TIMEOUT_SECONDS, 0};
     buf_t err = BUF_INIT, out = BUF_INIT;
 
-    c->run = qmgr_run_start(c->qm, am, c->bev, &err);
+    c->run = qmgr_run_start(c->qm, am, c->bev, c->may_list, &err);
     if (c->run != NULL) {
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        bufferevent_set_timeouts(c->bev, NULL, &write_timeout);
     } else {
         attr_begin(&out, "qmgr.reply");
         attr_add_str(&out, "status", "error");
@@ -135,21 +141,29 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         client_close(c);
 }
 
+/* client_write_cb - the output is written: a run's client goes after
+ * qmgr.run.done */
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct qmgr_client *c = arg;
+
+    if (c->run != NULL && qmgr_run_finished(c->run))
+        client_close(c);
+}
+
 /* client_event_cb - EOF, error or idle timeout */
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     client_close(arg);
 }
 
-/* peer_may_run - 1 when the peer may flush: not restricted, or root or
- * mail_owner (SO_PEERCRED) */
-static int peer_may_run(const struct qmgr *qm, int fd)
+/* peer_is_privileged - 1 when the peer (SO_PEERCRED) is root or
+ * mail_owner, as showq decides for restrict_queue_listing */
+static int peer_is_privileged(const struct qmgr *qm, int fd)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
-    if (!qm->restrict_queue_run)
-        return 1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
         return 0;
     return cred.uid == 0 || cred.uid == qm->owner_uid || cred.uid == geteuid();
@@ -161,7 +175,8 @@ static void client_accept(struct qmgr *qm, evutil_socket_t fd, int is_public)
     struct timeval timeout = {QMGR_CLIENT_TIMEOUT_SECONDS, 0};
     struct qmgr_client *c;
 
-    if (qm->client_count >= QMGR_CLIENT_LIMIT) {
+    if (is_public ? qm->public_client_count >= QMGR_PUBLIC_CLIENT_LIMIT
+                  : qm->client_count >= QMGR_CLIENT_LIMIT) {
         log_warn("%s: too many clients, connection refused",
                  is_public ? "public/qmgr" : "private/qmgr");
         close(fd);
@@ -170,15 +185,19 @@ static void client_accept(struct qmgr *qm, evutil_socket_t fd, int is_public)
     c = xcalloc(1, sizeof(*c));
     c->qm = qm;
     c->is_public = is_public;
-    c->may_run = !is_public || peer_may_run(qm, fd);
+    c->may_run = !is_public || !qm->restrict_queue_run || peer_is_privileged(qm, fd);
+    c->may_list = !is_public || !qm->restrict_queue_listing || peer_is_privileged(qm, fd);
     c->bev = bufferevent_socket_new(qm->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
         close(fd);
         free(c);
         return;
     }
-    qm->client_count++;
-    bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+    if (is_public)
+        qm->public_client_count++;
+    else
+        qm->client_count++;
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, QMGR_CLIENT_MAX_REQUEST);
     bufferevent_set_timeouts(c->bev, &timeout, &timeout);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -283,6 +302,7 @@ static void qmgr_read_load_params(struct qmgr *qm, const struct config *cfg)
         log_fatal("%s", buf_cstr(&err));
     buf_free(&err);
     qm->restrict_queue_run |= (privacy & PRIVACY_RESTRICTQRUN) != 0;
+    qm->restrict_queue_listing |= (privacy & PRIVACY_RESTRICTMAILQ) != 0;
     qm->no_body_return = (privacy & PRIVACY_NOBODYRETURN) != 0;
 }
 
@@ -309,6 +329,7 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
     qm->myhostname = config_str(cfg, "myhostname");
     qm->bounce_notice_recipient = config_str(cfg, "2bounce_notice_recipient");
     qm->restrict_queue_run = config_bool(cfg, "restrict_queue_run");
+    qm->restrict_queue_listing = config_bool(cfg, "restrict_queue_listing");
     qmgr_read_load_params(qm, cfg);
     qmgr_read_bounce_params(qm, cfg);
     if (qm->max_backoff < qm->min_backoff)

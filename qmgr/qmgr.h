@@ -51,6 +51,14 @@ struct route;
 #define QMGR_AGENT_TIMEOUT_SECONDS 3600
 /* clients of private/qmgr served at once, and their idle timeout */
 #define QMGR_CLIENT_LIMIT 256
+/* clients of public/qmgr served at once (any local user may connect; each
+ * `sendmail -q` holds one for its whole run): kept well under
+ * QMGR_CLIENT_LIMIT so that private/qmgr (cleanup's trigger, `tern`
+ * control requests) never runs short */
+#define QMGR_PUBLIC_CLIENT_LIMIT 32
+/* output queued for one client; a client that lets more pile up (it stopped
+ * reading) is dropped */
+#define QMGR_CLIENT_OUTPUT_MAX (4 * 1024 * 1024)
 #define QMGR_CLIENT_TIMEOUT_SECONDS 30
 /* longest deferral reason kept (bytes); longer ones are cut */
 #define QMGR_REASON_MAX 1000
@@ -90,8 +98,9 @@ struct qmgr_message {
     enum qmgr_action action;      /* applied once no request is open */
     int finishing;                /* notices / requeue are being submitted */
     enum qmgr_notice_kind notice_step;
-    struct qmgr_run *run; /* the queue run a client waits for (run.c), or NULL */
-    buf_t run_text;       /* what that client is told about this message */
+    struct qmgr_run **runs; /* the queue runs clients wait for that count it (run.c) */
+    size_t run_count;
+    buf_t run_text; /* what those clients are told about this message */
     struct qmgr_message *prev, *next;
 };
 
@@ -151,7 +160,8 @@ struct qmgr {
     const char *bounce_notice_recipient; /* 2bounce_notice_recipient */
     const char *double_bounce_sender;    /* qualified */
     int restrict_queue_run;              /* restrict_queue_run or the restrictqrun privacy flag */
-    int no_body_return; /* the nobodyreturn privacy flag: notices carry headers only */
+    int restrict_queue_listing; /* restrict_queue_listing or restrictmailq: run IDs and texts */
+    int no_body_return;         /* the nobodyreturn privacy flag: notices carry headers only */
     /* queue_defer_load (scan.c) */
     struct loadavg_source load;
     double defer_load; /* 0 = off */
@@ -182,7 +192,8 @@ struct qmgr {
     struct qmgr_run *settling; /* queue runs waiting for maildrop/ (run.c) */
     struct evconnlistener *listener;
     struct evconnlistener *public_listener; /* public/qmgr, or NULL */
-    size_t client_count;
+    size_t client_count;                    /* of private/qmgr */
+    size_t public_client_count;             /* of public/qmgr */
     struct event *dispatch_ev;
     struct event *incoming_ev;
     struct event *deferred_ev;
@@ -293,9 +304,11 @@ struct qselect;
  * client on bev: begins the run (answers on bev later); NULL + err when the
  * request is malformed */
 struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, struct bufferevent *bev,
-                                buf_t *err);
+                                int may_list, buf_t *err);
 /* qmgr_run_detach - the client went away: stop writing to it */
 void qmgr_run_detach(struct qmgr_run *run);
+/* qmgr_run_finished - 1 once qmgr.run.done was queued for the client */
+int qmgr_run_finished(const struct qmgr_run *run);
 /* qmgr_run_claim - a message just loaded joins a settling run it matches */
 void qmgr_run_claim(struct qmgr *qm, struct qmgr_message *m);
 /* qmgr_run_traced - 1 when m's delivery requests must carry trace=yes */

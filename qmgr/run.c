@@ -4,20 +4,26 @@
  *
  * qmgr.flush with wait=yes (and optionally trace=yes) makes a run: once
  * maildrop/ is empty (pickup, triggered from here, has handed everything
- * to cleanup; at most RUN_SETTLE_LIMIT), qmgr takes incoming/ and every deferred message the
- * selector matches regardless of its back-off time, and attaches every
- * matching message in memory to the run.  The client gets qmgr.reply
- * (status, count), then one qmgr.run.message per message as it leaves
- * memory (delivered, deferred, bounced: its one attempt is over) with its
- * sequence number and a text (the delivery transcripts when traced, and
- * one line per recipient), and finally qmgr.run.done.  Nothing here
- * blocks: the settle wait is a timer and every write is buffered.  A
- * matching message loaded while the run settles is claimed at once
- * (qmgr_run_claim), so its first delivery request is already traced.  A
- * client that goes away detaches; the run is freed when its last message
- * has gone.
+ * to cleanup; at most RUN_SETTLE_LIMIT), qmgr takes incoming/, attaches
+ * every matching message in memory, then reads deferred/ and incoming/
+ * RUN_SLICE_FILES files per event-loop turn, taking each matching file
+ * regardless of its back-off time; at QMGR_ACTIVE_LIMIT the scan waits for
+ * room.  A message carries every run that counts it (m->runs): a run still
+ * collecting (qm->settling) claims whatever matching message is loaded, by
+ * itself or anyone else (qmgr_run_claim).  The client gets qmgr.reply
+ * (status, count) when the scan is over, then one qmgr.run.message per
+ * message as it leaves memory (delivered, deferred, bounced: its one
+ * attempt is over) with its sequence number and a text (the delivery
+ * transcripts when traced, and one line per recipient; neither, nor the
+ * ID, for a peer restrict_queue_listing refuses), and finally
+ * qmgr.run.done, with left=N for matching files qmgr could not take (it
+ * drains for a reload, or queue_defer_load holds incoming/).  Nothing here
+ * blocks: the settle wait and the slices are timers and every write is
+ * buffered (at most QMGR_CLIENT_OUTPUT_MAX).  A client that goes away
+ * detaches; the run is freed when its last message has gone.
  */
 #include <dirent.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -38,26 +44,49 @@
 #define RUN_SETTLE_LIMIT 50 /* checks of maildrop/, 200 ms apart */
 #define RUN_SETTLE_US 200000
 #define RUN_TEXT_MAX (1024 * 1024)
+/* queue files a selecting run reads per event-loop turn */
+#define RUN_SLICE_FILES 200
+/* how often a run that ran out of room (QMGR_ACTIVE_LIMIT) looks again */
+#define RUN_ROOM_WAIT_US 200000
+/* directories a run takes from: deferred/0 .. deferred/f, then incoming */
+#define RUN_DIR_INCOMING 16
 
 struct qmgr_run {
     struct qmgr *qm;
     struct bufferevent *bev; /* the waiting client; NULL once it went away */
-    struct event *settle_ev;
+    struct event *settle_ev; /* the settle wait, then the slices of the scan */
     int settle_checks;
-    int selected; /* run_select has run */
+    int scanning; /* the settle wait is over: reading the queue directories */
+    int selected; /* the scan is over and the reply sent: total is final */
     int trace;
+    int trace_denied; /* trace asked by a peer restrict_queue_listing refuses */
+    int may_list;     /* restrict_queue_listing allows the peer IDs and texts */
+    int dropped;      /* it stopped reading: nothing more is written */
+    int dir_index;    /* the directory being scanned (RUN_DIR_INCOMING last) */
+    DIR *dir;         /* open while scanning */
     char *selector;
     struct qselect sel; /* parsed from selector */
     size_t total, done;
-    buf_t early;           /* qmgr.run.message of claimed messages gone before the reply */
-    struct qmgr_run *next; /* in qm->settling while it waits for maildrop/ */
+    size_t left;           /* matched files it could not take (drain, load) */
+    buf_t early;           /* qmgr.run.message of messages gone before the reply */
+    struct qmgr_run *next; /* in qm->settling until its scan is over */
 };
 
-/* run_send - one message to the client, when it is still there */
+/* run_send - one message to the client, while it is there and reading */
 static void run_send(struct qmgr_run *run, const buf_t *out)
 {
-    if (run->bev != NULL)
-        bufferevent_write(run->bev, out->data, out->len);
+    struct evbuffer *pending;
+
+    if (run->bev == NULL || run->dropped)
+        return;
+    pending = bufferevent_get_output(run->bev);
+    if (evbuffer_get_length(pending) + out->len > QMGR_CLIENT_OUTPUT_MAX) {
+        log_warn("public/qmgr: queue run client stopped reading, dropped");
+        run->dropped = 1; /* the read side sees EOF: main.c closes the client */
+        shutdown(bufferevent_getfd(run->bev), SHUT_RDWR);
+        return;
+    }
+    bufferevent_write(run->bev, out->data, out->len);
 }
 
 /* run_send_done - qmgr.run.done: every selected message had its attempt */
@@ -68,6 +97,8 @@ static void run_send_done(struct qmgr_run *run)
     attr_begin(&out, "qmgr.run.done");
     attr_add_str(&out, "status", "ok");
     attr_add_int(&out, "count", (long long)run->total);
+    if (run->left > 0)
+        attr_add_int(&out, "left", (long long)run->left);
     attr_end(&out);
     run_send(run, &out);
     buf_free(&out);
@@ -88,6 +119,8 @@ static void run_free(struct qmgr_run *run)
 {
     run_unlist(run);
     buf_free(&run->early);
+    if (run->dir != NULL)
+        closedir(run->dir);
     if (run->settle_ev != NULL)
         event_free(run->settle_ev);
     free(run->selector);
@@ -178,26 +211,35 @@ size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel)
     return count;
 }
 
-/* run_select - take what the run covers and attach it; then answer */
-static void run_select(struct qmgr_run *run)
+/* run_attach - m counts for run (once), whichever run loaded it */
+static void run_attach(struct qmgr_run *run, struct qmgr_message *m)
 {
-    struct qmgr *qm = run->qm;
+    for (size_t i = 0; i < m->run_count; i++)
+        if (m->runs[i] == run)
+            return;
+    m->runs = xrealloc(m->runs, (m->run_count + 1) * sizeof(*m->runs));
+    m->runs[m->run_count++] = run;
+    run->total++;
+}
+
+/* run_select_done - the scan is over: the count, what already went, and
+ * done when nothing is left to wait for */
+static void run_select_done(struct qmgr_run *run)
+{
     buf_t out = BUF_INIT;
 
-    qmgr_scan_incoming(qm); /* claims what matches (qmgr_run_claim) */
     run_unlist(run);
     run->selected = 1;
-    qmgr_run_take_deferred(qm, &run->sel);
-    for (struct qmgr_message *m = qm->messages; m != NULL; m = m->next)
-        if (m->run == NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
-            m->run = run;
-            run->total++;
-        }
-    log_info("queue run%s%s: %zu message%s", *run->selector ? " " : "", run->selector, run->total,
-             run->total == 1 ? "" : "s");
+    if (run->dir != NULL)
+        closedir(run->dir);
+    run->dir = NULL;
+    log_info("queue run%s%s: %zu message%s, %zu left on disk", *run->selector ? " " : "",
+             run->selector, run->total, run->total == 1 ? "" : "s", run->left);
     attr_begin(&out, "qmgr.reply");
     attr_add_str(&out, "status", "ok");
     attr_add_int(&out, "count", (long long)run->total);
+    if (run->trace_denied)
+        attr_add_str(&out, "trace", "denied");
     attr_end(&out);
     run_send(run, &out);
     run_send(run, &run->early);
@@ -206,26 +248,123 @@ static void run_select(struct qmgr_run *run)
         run_send_done(run);
 }
 
-/* run_settle_cb - wait for pickup to empty maildrop/, then select */
+/* run_next_file - the next queue file of the scan (deferred/0 .. deferred/f,
+ * then incoming/) into path and *id; 0 when the scan is over */
+static int run_next_file(struct qmgr_run *run, buf_t *path, const char **id)
+{
+    buf_t dir = BUF_INIT;
+    struct dirent *e;
+
+    while (run->dir_index <= RUN_DIR_INCOMING) {
+        buf_reset(&dir);
+        if (run->dir_index < RUN_DIR_INCOMING)
+            buf_printf(&dir, "deferred/%x", run->dir_index);
+        else
+            buf_puts(&dir, "incoming");
+        if (run->dir == NULL && (run->dir = opendir(dir.data)) == NULL) {
+            run->dir_index++;
+            continue;
+        }
+        while ((e = readdir(run->dir)) != NULL)
+            if (qid_valid(e->d_name)) {
+                buf_reset(path);
+                buf_printf(path, "%s/%s", dir.data, e->d_name);
+                *id = e->d_name;
+                buf_free(&dir);
+                return 1;
+            }
+        closedir(run->dir);
+        run->dir = NULL;
+        run->dir_index++;
+    }
+    buf_free(&dir);
+    return 0;
+}
+
+/* run_may_take - 1: the run may take a file now; 0: it never will (qmgr
+ * drains, or queue_defer_load holds incoming/): counted as left; -1: not
+ * yet, QMGR_ACTIVE_LIMIT is reached */
+static int run_may_take(const struct qmgr_run *run)
+{
+    const struct qmgr *qm = run->qm;
+
+    if (qm->draining || (run->dir_index == RUN_DIR_INCOMING && qm->load_deferring))
+        return 0;
+    return qmgr_has_room(qm) ? 1 : -1;
+}
+
+/* run_scan_slice - read up to RUN_SLICE_FILES queue files, take the ones
+ * the selector matches (qmgr_message_load attaches them: the run is still
+ * in qm->settling), then yield to the loop */
+static void run_scan_slice(struct qmgr_run *run)
+{
+    struct timeval next = {0, 0}, room = {0, RUN_ROOM_WAIT_US};
+    buf_t path = BUF_INIT;
+    const char *id;
+
+    for (int n = 0; n < RUN_SLICE_FILES; n++) {
+        if (run_may_take(run) < 0) {
+            evtimer_add(run->settle_ev, &room);
+            buf_free(&path);
+            return;
+        }
+        if (!run_next_file(run, &path, &id)) {
+            buf_free(&path);
+            run_select_done(run);
+            return;
+        }
+        if (!run_file_matches(path.data, id, &run->sel))
+            continue;
+        if (run_may_take(run) == 0)
+            run->left++;
+        else if (qmgr_scan_take(path.data, id) == 0)
+            qmgr_message_load(run->qm, id);
+    }
+    buf_free(&path);
+    evtimer_add(run->settle_ev, &next); /* a timer: pending I/O goes first */
+}
+
+/* run_scan_begin - maildrop/ is empty: take incoming/, attach what is in
+ * memory, then scan the queue directories slice by slice */
+static void run_scan_begin(struct qmgr_run *run)
+{
+    struct qmgr *qm = run->qm;
+
+    qmgr_scan_incoming(qm); /* claims what matches (qmgr_run_claim) */
+    run->scanning = 1;
+    for (struct qmgr_message *m = qm->messages; m != NULL; m = m->next)
+        if (qmgr_run_qf_matches(&m->qf, m->id, &run->sel))
+            run_attach(run, m);
+    run_scan_slice(run);
+}
+
+/* run_settle_cb - wait for pickup to empty maildrop/, then scan in slices */
 static void run_settle_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct qmgr_run *run = arg;
     struct timeval again = {0, RUN_SETTLE_US};
 
-    if (run->bev != NULL && run_maildrop_busy() && ++run->settle_checks < RUN_SETTLE_LIMIT) {
-        if (run->settle_checks % 5 == 1) /* at once, then every second */
-            run_poke_pickup();
-        evtimer_add(run->settle_ev, &again);
-        return;
-    }
-    if (run->bev == NULL) { /* the client left before the run began */
+    if (run->bev == NULL) { /* the client left before the run was counted */
         run_unlist(run);
+        if (run->dir != NULL)
+            closedir(run->dir);
+        run->dir = NULL;
         run->selected = 1; /* claimed messages still out free it when they go */
         if (run->done == run->total)
             run_free(run);
         return;
     }
-    run_select(run);
+    if (run->scanning) {
+        run_scan_slice(run);
+        return;
+    }
+    if (run_maildrop_busy() && ++run->settle_checks < RUN_SETTLE_LIMIT) {
+        if (run->settle_checks % 5 == 1) /* at once, then every second */
+            run_poke_pickup();
+        evtimer_add(run->settle_ev, &again);
+        return;
+    }
+    run_scan_begin(run);
 }
 
 int qmgr_run_qf_matches(const struct qfile_msg *qf, const char *id, const struct qselect *sel)
@@ -243,7 +382,7 @@ int qmgr_run_qf_matches(const struct qfile_msg *qf, const char *id, const struct
 }
 
 struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, struct bufferevent *bev,
-                                buf_t *err)
+                                int may_list, buf_t *err)
 {
     const char *selector = attr_get(am, "selector", NULL);
     const char *trace = attr_get(am, "trace", NULL);
@@ -261,7 +400,13 @@ struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, stru
     }
     run->qm = qm;
     run->bev = bev;
+    run->may_list = may_list;
     run->trace = trace != NULL && strcmp(trace, "yes") == 0;
+    if (run->trace && !may_list) {
+        log_info("queue run transcript refused (restrict_queue_listing = yes)");
+        run->trace = 0;
+        run->trace_denied = 1;
+    }
     run->next = qm->settling;
     qm->settling = run;
     run->settle_ev = evtimer_new(qm->base, run_settle_cb, run);
@@ -272,24 +417,30 @@ struct qmgr_run *qmgr_run_start(struct qmgr *qm, const struct attr_msg *am, stru
 void qmgr_run_detach(struct qmgr_run *run)
 {
     run->bev = NULL;
-    /* before the selection the settle callback frees it; after, the last
+    /* before the count the settle callback frees it; after, the last
      * message to go does */
     if (run->selected && run->done == run->total)
         run_free(run);
 }
 
+int qmgr_run_finished(const struct qmgr_run *run)
+{
+    return run->selected && run->done == run->total;
+}
+
 void qmgr_run_claim(struct qmgr *qm, struct qmgr_message *m)
 {
-    for (struct qmgr_run *run = qm->settling; run != NULL && m->run == NULL; run = run->next)
-        if (run->bev != NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel)) {
-            m->run = run;
-            run->total++;
-        }
+    for (struct qmgr_run *run = qm->settling; run != NULL; run = run->next)
+        if (run->bev != NULL && qmgr_run_qf_matches(&m->qf, m->id, &run->sel))
+            run_attach(run, m);
 }
 
 int qmgr_run_traced(const struct qmgr_message *m)
 {
-    return m->run != NULL && m->run->trace;
+    for (size_t i = 0; i < m->run_count; i++)
+        if (m->runs[i]->trace)
+            return 1;
+    return 0;
 }
 
 /* run_note_rcpt - "<rcpt>... Sent (reply)" and the like */
@@ -315,7 +466,7 @@ void qmgr_run_note_result(struct qmgr_message *m, const struct attr_msg *am)
     long long index = -1;
     const char *status = NULL, *reason = NULL;
 
-    if (m->run == NULL)
+    if (m->run_count == 0)
         return;
     for (size_t k = 1; k < am->count; k++) {
         const struct attr *a = &am->v[k];
@@ -337,32 +488,44 @@ void qmgr_run_note_result(struct qmgr_message *m, const struct attr_msg *am)
         run_note_rcpt(m, index, status, reason);
 }
 
-void qmgr_run_message_gone(struct qmgr_message *m)
+/* run_message_done - m's attempt is over: tell run, and end it after its
+ * last message */
+static void run_message_done(struct qmgr_run *run, struct qmgr_message *m)
 {
-    struct qmgr_run *run = m->run;
     buf_t out = BUF_INIT;
 
-    m->run = NULL;
-    if (run == NULL)
-        return;
     run->done++;
     attr_begin(&out, "qmgr.run.message");
-    attr_add_str(&out, "id", m->id);
+    if (run->may_list) /* restrict_queue_listing: counts only */
+        attr_add_str(&out, "id", m->id);
     attr_add_int(&out, "sequence", (long long)run->done);
     if (run->selected) /* else the total is not known yet: the reply's count */
         attr_add_int(&out, "of", (long long)run->total);
-    attr_add_str(&out, "text", buf_cstr(&m->run_text));
+    if (run->may_list)
+        attr_add_str(&out, "text", buf_cstr(&m->run_text));
     attr_end(&out);
     if (run->selected)
         run_send(run, &out);
-    else if (run->bev != NULL)
+    else if (run->bev != NULL && run->early.len < QMGR_CLIENT_OUTPUT_MAX)
         buf_append(&run->early, out.data, out.len);
     buf_free(&out);
-    buf_free(&m->run_text);
     if (!run->selected || run->done < run->total)
         return;
     if (run->bev != NULL)
-        run_send_done(run);
+        run_send_done(run); /* main.c closes the client once it is written */
     else
         run_free(run);
+}
+
+void qmgr_run_message_gone(struct qmgr_message *m)
+{
+    struct qmgr_run **runs = m->runs;
+    size_t count = m->run_count;
+
+    m->runs = NULL;
+    m->run_count = 0;
+    for (size_t i = 0; i < count; i++)
+        run_message_done(runs[i], m);
+    free(runs);
+    buf_free(&m->run_text);
 }

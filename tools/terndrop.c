@@ -9,7 +9,8 @@
  *   terndrop [-c DIR] -q -w [-v] [SEL]  a queue run in the foreground:
  *                                 return when every selected message had
  *                                 its attempt (-v: print the transcript);
- *                                 EX_UNAVAILABLE when qmgr is not running
+ *                                 EX_UNAVAILABLE when qmgr is not running,
+ *                                 EX_TEMPFAIL when some were left untried
  *   terndrop [-c DIR] -s ID       exit 0 while maildrop/ID waits for pickup
  *   terndrop [-c DIR] -k          trigger pickup (after -W when no run came)
  *
@@ -441,6 +442,22 @@ static int terndrop_read_next(int fd, buf_t *in, struct attr_msg *m)
     }
 }
 
+/* terndrop_run_left - qmgr.run.done: 0, or EX_TEMPFAIL when it names
+ * matching messages qmgr could not take (it drains for a reload, or
+ * queue_defer_load holds new mail) */
+static int terndrop_run_left(const struct attr_msg *done)
+{
+    const char *left = attr_get(done, "left", NULL);
+
+    if (left == NULL || strtoll(left, NULL, 10) <= 0)
+        return 0;
+    fprintf(stderr,
+            "terndrop: %s message(s) were not attempted (qmgr is reloading or the load "
+            "average is above queue_defer_load); run the queue again later\n",
+            left);
+    return EX_TEMPFAIL;
+}
+
 /* terndrop_run_follow - read qmgr.reply, qmgr.run.message ... qmgr.run.done */
 static int terndrop_run_follow(int fd, int verbose)
 {
@@ -463,15 +480,20 @@ static int terndrop_run_follow(int fd, int verbose)
     } else if (attr_get(&m, "count", NULL) != NULL) {
         snprintf(count, sizeof(count), "%s", attr_get(&m, "count", NULL));
     }
+    if (verbose && attr_get(&m, "trace", NULL) != NULL) { /* "denied" */
+        fprintf(stderr, "terndrop: the queue's contents are not shown to you "
+                        "(restrict_queue_listing); running the queue without a transcript\n");
+        verbose = 0;
+    }
     while (terndrop_read_next(fd, &in, &m) == 0) {
         if (strcmp(attr_proto(&m), "qmgr.run.done") == 0) {
-            rc = 0;
+            rc = terndrop_run_left(&m);
             break;
         }
         if (strcmp(attr_proto(&m), "qmgr.run.message") == 0 && verbose)
             terndrop_run_print(&m, count);
     }
-    if (rc != 0)
+    if (rc == EX_TEMPFAIL && strcmp(attr_proto(&m), "qmgr.run.done") != 0)
         fprintf(stderr, "terndrop: qmgr went away during the queue run\n");
 out:
     attr_msg_free(&m);

@@ -10,10 +10,11 @@ test can deliver a deferred message.
 
 import base64
 import re
+import socket
 import subprocess
 
 from peerutil import TlsPeer, start_peer, table_dir, write_table
-from ternlib import BUILD, proc_cmdline, wait_until
+from ternlib import BUILD, SlowRuleSink, attr_encode, proc_cmdline, qmgr_control, wait_until
 
 SENDMAIL = BUILD / "tools" / "sendmail"
 
@@ -148,3 +149,61 @@ def test_v_submission_prints_the_delivery_transcript(res):
     r = sm(tern, "-v", "root", input=b"Subject: local\n\nx\n")
     assert r.returncode == 0, r.stderr
     assert re.search(r"^<root@tern\.test>\.\.\. Sent \(", r.stdout.decode(), re.M), r.stdout
+
+
+def test_concurrent_runs_both_wait_for_their_messages(res):
+    """Two `sendmail -q` at once (cron next to an admin): each returns only
+    after every message had its attempt, whichever run loaded it."""
+    sink = SlowRuleSink([], delay=0.3)
+    res.sinks.append(sink)
+    tern = res.tern(relayhost=sink.hostport, default_destination_concurrency_limit="1",
+                    **SLOW_RETRY)
+    for i in range(4):
+        queue_deferred(tern, f"c{i}@remote.test", f"both {i}")
+    sink.start()
+    runs = [subprocess.Popen([str(SENDMAIL), "-C", str(tern.conf_path), "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in runs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert len(sink.snapshot()) == 4  # there when this run returned
+
+
+def public_run(tern, selector):
+    """A wait=yes client of public/qmgr: its socket, request sent."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(str(tern.queue / "public" / "qmgr"))
+    if selector is not None:
+        s.sendall(attr_encode("qmgr.flush", [("selector", selector), ("wait", "yes")]))
+    return s
+
+
+def read_to_eof(s):
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def test_public_clients_cannot_take_private_qmgr_slots(res):
+    """public/qmgr has its own QMGR_PUBLIC_CLIENT_LIMIT (32): a user's idle
+    or waiting clients cannot starve cleanup's trigger or `tern` control
+    requests; a run's client is closed once qmgr.run.done is written."""
+    sink = res.sink()
+    tern = res.tern(relayhost=sink.hostport, **SLOW_RETRY)
+    done = []
+    for _ in range(40):  # each run ends at once: done, then qmgr closes its end
+        s = public_run(tern, "Rnobody@nowhere.invalid")
+        assert b"qmgr.run.done" in read_to_eof(s)
+        done.append(s)  # kept open here: the slot is free all the same
+    idle = [public_run(tern, None) for _ in range(40)]
+    try:
+        tern.wait_log(r"public/qmgr: too many clients, connection refused")
+        assert qmgr_control(tern, "flush", "ALL")["status"] == "ok"  # private/qmgr
+        r = sm(tern, "-f", "a@x.test", "cap@remote.test", input=b"Subject: cap\n\nx\n")
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: subjects(sink) == ["cap"], 20, "delivery while public/qmgr is full")
+    finally:
+        for s in idle + done:
+            s.close()

@@ -422,3 +422,19 @@ def test_null_client_without_any_listener(mres):
     assert r.returncode == 0, r.stderr
     m = wait_msg(sink, subject_is("null-client-cron"))
     assert m.rcpt_tos == ["ops@central.test"]
+
+
+def test_v_by_a_user_under_restrict_queue_listing_shows_counts_only(unpriv):
+    """restrict_queue_listing: the queue run of `sendmail -v` goes on, but a
+    user sees no queue ID and no transcript (as mailq shows him nothing)."""
+    tern, sink, bindir = unpriv
+    tern.stop()
+    tern.conf_edit(restrict_queue_listing="yes")
+    tern.start()
+    r = run_as_nobody(bindir, tern, "-v", "p9@remote.test", input=b"Subject: hidden\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    assert b"restrict_queue_listing" in r.stderr, r.stderr
+    assert b"Running " not in r.stdout and b">>> " not in r.stdout, r.stdout
+    assert b"Sent (" not in r.stdout, r.stdout
+    wait_msg(sink, lambda m: m.header("Subject") == "hidden")
+    tern.wait_log(r"queue run transcript refused \(restrict_queue_listing = yes\)")
