@@ -351,6 +351,11 @@ def test_restrict_queue_listing_refuses_other_users(res):
 # ---------------------------------------------------------------- deep queue
 
 
+# the promise is for the normal build; ASan+UBSan make the listing about
+# three times slower, and the integration tests share two cores with others
+LISTING_LIMIT = 3.0 if os.environ.get("TERN_SANITIZED") == "1" else 1.0
+
+
 def test_two_thousand_messages_list_in_under_a_second(res):
     tern = res.tern(start=False)
     tern.start()  # creates the queue layout
@@ -362,7 +367,7 @@ def test_two_thousand_messages_list_in_under_a_second(res):
                        content, base + i, reason="connect to [127.0.0.1]: Connection refused")
     t0 = time.monotonic()
     direct = queue(tern, "list")
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < LISTING_LIMIT
     assert direct.stdout.endswith("\t\tTotal requests: 2000\n")
     tern.start()
     for args in (("list",), ("list", "-j")):
@@ -370,7 +375,7 @@ def test_two_thousand_messages_list_in_under_a_second(res):
         r = queue(tern, *args)
         elapsed = time.monotonic() - t0
         assert r.returncode == 0, r.stderr
-        assert elapsed < 1.0, f"tern queue {' '.join(args)} took {elapsed:.2f}s"
+        assert elapsed < LISTING_LIMIT, f"tern queue {' '.join(args)} took {elapsed:.2f}s"
     assert len(r.stdout.splitlines()) == 2000
     listed = parse_listing(queue(tern, "list").stdout, str(tern.queue), 2000)
     assert listed == [qid_make(10**9 + i) for i in range(2000)]
