@@ -17,7 +17,7 @@
 #include "timeutil.h"
 
 #define STATS_MAGIC "TERNSTAT"
-#define STATS_VERSION 1
+#define STATS_VERSION 2 /* 2: sub-second delay buckets */
 #define STATS_FREE 0
 #define STATS_CLAIMING 1
 #define STATS_READY 2
@@ -47,8 +47,8 @@ struct stats_file {
     int writable;
 };
 
-const double stats_bucket_bounds[STATS_BUCKETS - 1] = {1,   5,   10,   30,    60,
-                                                       300, 900, 3600, 14400, 86400};
+const double stats_bucket_bounds[STATS_BUCKETS - 1] = {0.1, 0.25, 0.5, 1,    5,     10,   30,
+                                                       60,  300,  900, 3600, 14400, 86400};
 
 const struct stats_metric_def stats_metrics[STATS_METRIC_COUNT] = {
     [STATS_RECEIVED] = {"tern_messages_received", STATS_COUNTER, "origin",

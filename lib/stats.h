@@ -46,12 +46,13 @@
 #define STATS_FILE_NAME "stats"
 
 /* the delay histogram's upper bounds in seconds; the last bucket is +Inf */
-#define STATS_BUCKETS 11
+#define STATS_BUCKETS 14
 extern const double stats_bucket_bounds[STATS_BUCKETS - 1];
 /* a histogram slot: values[0..STATS_BUCKETS-1] per bucket (not cumulative),
  * then the count, then the sum in milliseconds */
 #define STATS_HIST_COUNT STATS_BUCKETS
 #define STATS_HIST_SUM_MS (STATS_BUCKETS + 1)
+_Static_assert(STATS_HIST_SUM_MS < STATS_VALUES, "a histogram fits in one slot");
 
 enum stats_kind { STATS_COUNTER, STATS_GAUGE, STATS_HISTOGRAM };
 
