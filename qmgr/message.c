@@ -432,6 +432,7 @@ static void message_expire(struct qmgr_message *m, double now)
             continue;
         qmgr_message_set_status(m, i, QFILE_RCPT_FAILED, &fd);
         qmgr_log_expired(m, i, now);
+        stats_count_delivery("expired", "bounce", 0, 0);
         buf_reset(&reason);
         buf_printf(&reason, "message could not be delivered for %s: %s", delay.data,
                    m->rcpt[i].reason ? m->rcpt[i].reason : "delivery time expired");

@@ -171,14 +171,16 @@ def test_the_endpoint_survives_a_reload(metered):
                "the counters after the reload")
 
 
-def test_a_deferral_and_the_deferred_queue_are_counted(res):
+def test_a_deferral_the_deferred_queue_and_an_expiry_are_counted(res):
     dead = f"127.0.0.1:{free_port()}"  # nothing listens: connection refused
     tern = res.tern(relayhost=f"[127.0.0.1]:{dead.split(':')[1]}",
-                    metrics_listen=f"127.0.0.1:{free_port()}")
+                    metrics_listen=f"127.0.0.1:{free_port()}", maximal_queue_lifetime="4s")
     tern.send(make_message(subject="deferred"))
     wait_metric(tern, "tern_recipients_deferred_total", 1, transport="smtp")
     wait_metric(tern, "tern_queue_messages", 1, queue="deferred")
     assert metric(tern, "tern_recipients_delivered_total", transport="smtp") == 0
+    # the queue lifetime runs out: the recipient is returned, counted apart
+    wait_metric(tern, "tern_recipients_bounced_total", 1, transport="expired")
 
 
 def stats_rows(tern):
