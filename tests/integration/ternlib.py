@@ -61,12 +61,31 @@ def tool_env(**extra: str) -> Dict[str, str]:
     return env
 
 
+# Ports for the tests' listeners come from below the kernel's ephemeral range
+# (32768-60999), one slice per pytest-xdist worker, handed out in turn: a port
+# a test let go of (a stopped sink standing for a dead next hop) is not given
+# to another test soon after, in this worker or in another, as the kernel's
+# bind(0) would.
+PORT_FIRST, PORT_LAST = 10000, 32000
+
+
+def _port_slice() -> Tuple[int, int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = (PORT_LAST - PORT_FIRST) // count
+    return PORT_FIRST + (index % count) * size, size
+
+
+_port_next = [int.from_bytes(os.urandom(2), "big")]
+
+
 def free_port(host: str = "127.0.0.1", also: Tuple[str, ...] = ()) -> int:
     """A TCP port that is free on host and on every address in also."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+    first, size = _port_slice()
+    for _ in range(size):
+        port = first + _port_next[0] % size
+        _port_next[0] += 1
         if all(_port_is_free(h, port) for h in (host,) + tuple(also)):
             return port
     raise RuntimeError("no free port found")
