@@ -15,6 +15,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
   logwatch pflogsumm
   libmicrohttpd-dev prometheus python3-prometheus-client
+  slapd ldap-utils python3-ldap postgresql redis-server
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
 # dpkg-buildpackage, the throwaway root, systemd-analyze verify)
@@ -22,8 +23,10 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 # the DNS servers and the milter (opendkim) the tests start themselves on free loopback ports: installed
 # here, they must not run as system services (port 53 would collide with a
 # local resolver or the dnsmasq of the tests); prometheus is here for its
-# promtool (tests/integration/test_metrics.py), never as a server
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus"
+# promtool (tests/integration/test_metrics.py), never as a server; slapd,
+# postgresql and redis-server are the lookup servers of the issue-14 suites
+# (tests/integration/remoteutil.py starts its own throwaway instances)
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the
