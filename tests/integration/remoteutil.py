@@ -353,6 +353,7 @@ class Postgres(_Daemon):
             f"user={PG_USER} password={PG_PASSWORD}"
         )
         self._prepared = False
+        self._first_start = False  # after initdb: make the role and database
 
     def popen_kw(self) -> Dict:
         return {"user": PG_OS_USER, "group": PG_OS_USER}
@@ -384,7 +385,7 @@ class Postgres(_Daemon):
             self.log.touch()
         shutil.chown(self.log, PG_OS_USER, PG_OS_USER)
         super().start()
-        if getattr(self, "_first_start", False):
+        if self._first_start:
             self._first_start = False
             self.sql(f"CREATE USER {PG_USER} PASSWORD '{PG_PASSWORD}'")
             self.sql(f"CREATE DATABASE {PG_DB} OWNER {PG_USER}")

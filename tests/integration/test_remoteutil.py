@@ -13,7 +13,6 @@ import pytest
 from remoteutil import (  # noqa: F401 (fixtures)
     LDAP_SUFFIX,
     HungLdap,
-    Postgres,
     Redis,
     Slapd,
     hung_ldap,
