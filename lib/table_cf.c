@@ -273,6 +273,13 @@ void table_cf_where(buf_t *out, const struct table_cf *cf, const char *key)
         buf_puts(out, cf->path);
 }
 
+int table_cf_refuse(const struct table_cf *cf, const char *key, const char *why, buf_t *err)
+{
+    table_cf_where(err, cf, key);
+    buf_printf(err, ": %s", why);
+    return -1;
+}
+
 void table_cf_quote(buf_t *out, const char *value)
 {
     size_t i;

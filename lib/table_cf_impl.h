@@ -40,6 +40,8 @@ int table_cf_fields_load(void *view, const struct table_cf_field *fields, size_t
 void table_cf_fields_free(void *view, const struct table_cf_field *fields, size_t nfields);
 /* table_cf_where - "FILE:LINE" of key's entry, or "FILE" when it has none */
 void table_cf_where(buf_t *out, const struct table_cf *cf, const char *key);
+/* table_cf_refuse - "FILE[:LINE]: why" for key's line; returns -1 */
+int table_cf_refuse(const struct table_cf *cf, const char *key, const char *why, buf_t *err);
 /* table_cf_quote - append at most 64 bytes of value, non-printables as '?' */
 void table_cf_quote(buf_t *out, const char *value);
 /* table_cf_list_parse - append the items of s (split at commas and white

@@ -2,6 +2,7 @@
  * table_cf_ldap - the ldap:/PATH.cf view (ldap_table(5)); see table_cf.h
  * for the settings, their defaults and where tern departs from Postfix.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,18 +71,6 @@ static const struct {
     {"ldapi://", TABLE_LDAP_LDAPI, 0},
 };
 
-/* ldap_hex - the value of one hex digit, or -1 */
-static int ldap_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ldap_socket_path - decode ldapi://'s %2F-encoded socket path */
 static int ldap_socket_path(const char *s, struct table_ldap_server *srv)
 {
@@ -92,8 +81,10 @@ static int ldap_socket_path(const char *s, struct table_ldap_server *srv)
         n--;
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
-        if (c == '%' && i + 2 < n && ldap_hex(s[i + 1]) >= 0 && ldap_hex(s[i + 2]) >= 0) {
-            c = ldap_hex(s[i + 1]) * 16 + ldap_hex(s[i + 2]);
+        if (c == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            c = (int)strtol(hex, NULL, 16);
             i += 2;
         } else if (c == '%' || c == '/' || c == '?') {
             c = 0;
@@ -199,24 +190,20 @@ static int ldap_servers_load(struct table_ldap_cf *c, const struct table_cf *cf,
 /* ldap_check - the combinations tern refuses */
 static int ldap_check(const struct table_ldap_cf *c, const struct table_cf *cf, buf_t *err)
 {
-    const char *key = NULL, *why = NULL;
-
     if (c->bind == 2)
-        key = "bind",
-        why = "bind = sasl is not supported yet; use bind = yes with bind_dn and bind_pw";
-    else if (c->start_tls && c->version < 3)
-        key = "start_tls", why = "start_tls needs version = 3";
-    else if (c->bind == 1 && c->bind_dn[0] == '\0' && c->bind_pw[0] != '\0')
-        key = "bind_pw", why = "bind_pw without bind_dn";
-    for (size_t i = 0; key == NULL && c->start_tls && i < c->servers.count; i++)
+        return table_cf_refuse(
+            cf, "bind", "bind = sasl is not supported yet; use bind = yes with bind_dn and bind_pw",
+            err);
+    if (c->start_tls && c->version < 3)
+        return table_cf_refuse(cf, "start_tls", "start_tls needs version = 3", err);
+    if (c->bind == 1 && c->bind_dn[0] == '\0' && c->bind_pw[0] != '\0')
+        return table_cf_refuse(cf, "bind_pw", "bind_pw without bind_dn", err);
+    for (size_t i = 0; c->start_tls && i < c->servers.count; i++)
         if (c->servers.v[i].scheme != TABLE_LDAP_LDAP)
-            key = "start_tls",
-            why = "start_tls works on ldap:// servers only (ldaps:// is TLS already)";
-    if (key == NULL)
-        return 0;
-    table_cf_where(err, cf, key);
-    buf_printf(err, ": %s", why);
-    return -1;
+            return table_cf_refuse(
+                cf, "start_tls",
+                "start_tls works on ldap:// servers only (ldaps:// is TLS already)", err);
+    return 0;
 }
 
 int table_ldap_cf_load(struct table_ldap_cf *c, const struct table_cf *cf, buf_t *err)

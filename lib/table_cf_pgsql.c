@@ -102,22 +102,15 @@ static int pgsql_hosts_load(struct table_pgsql_cf *c, const struct table_cf *cf,
 /* pgsql_check - the combinations tern refuses */
 static int pgsql_check(const struct table_pgsql_cf *c, const struct table_cf *cf, buf_t *err)
 {
-    const char *key = NULL, *why = NULL;
+    const char *name_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
     if (c->dbname[0] == '\0')
-        key = "dbname", why = "dbname is empty";
-    else if (c->query[0] == '\0')
-        key = "query", why = "query is empty";
-    else if (strspn(c->encoding,
-                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
-                 strlen(c->encoding) ||
-             c->encoding[0] == '\0')
-        key = "encoding", why = "encoding is not a PostgreSQL encoding name";
-    if (key == NULL)
-        return 0;
-    table_cf_where(err, cf, key);
-    buf_printf(err, ": %s", why);
-    return -1;
+        return table_cf_refuse(cf, "dbname", "dbname is empty", err);
+    if (c->query[0] == '\0')
+        return table_cf_refuse(cf, "query", "query is empty", err);
+    if (c->encoding[0] == '\0' || strspn(c->encoding, name_chars) != strlen(c->encoding))
+        return table_cf_refuse(cf, "encoding", "encoding is not a PostgreSQL encoding name", err);
+    return 0;
 }
 
 int table_pgsql_cf_load(struct table_pgsql_cf *c, const struct table_cf *cf, buf_t *err)
