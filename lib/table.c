@@ -17,9 +17,10 @@
 
 /* what table_open does when an optional table's file is missing */
 enum table_kind {
-    TABLE_KIND_OTHER, /* no file (inline:, static:, unix:) */
-    TABLE_KIND_TEXT,  /* a text file read at open: missing = empty */
-    TABLE_KIND_BUILT, /* an LMDB file: the opener handles it */
+    TABLE_KIND_OTHER,  /* no file (inline:, static:, unix:) */
+    TABLE_KIND_TEXT,   /* a text file read at open: missing = empty */
+    TABLE_KIND_BUILT,  /* an LMDB file: the opener handles it */
+    TABLE_KIND_REMOTE, /* ldap:, pgsql:, socketmap:: through tern-proxymap in a service */
 };
 
 struct table_type {
@@ -39,6 +40,10 @@ static const struct table_type table_types[] = {
     {"cidr", TABLE_KIND_TEXT, table_open_cidr},
     {"regexp", TABLE_KIND_TEXT, table_open_regexp},
     {"unix", TABLE_KIND_OTHER, table_open_unix},
+    {"ldap", TABLE_KIND_REMOTE, table_open_ldap},
+    {"pgsql", TABLE_KIND_REMOTE, table_open_pgsql},
+    {"socketmap", TABLE_KIND_REMOTE, table_open_socketmap},
+    {"proxy", TABLE_KIND_OTHER, table_open_proxy},
     {NULL, TABLE_KIND_OTHER, NULL},
 };
 
@@ -123,19 +128,26 @@ struct table *table_open(const char *spec, int flags, buf_t *err)
     const struct table_type *tt = table_parse(spec, &name, &optional);
     struct table *t;
     buf_t why = BUF_INIT;
+    int rc = 0;
 
     if (tt == NULL) {
-        buf_printf(err,
-                   "%s: unknown table type (known: lmdb, hash, btree, dbm, texthash, inline, "
-                   "static, cidr, regexp, unix; optional: before any of them)",
-                   spec);
+        buf_printf(
+            err,
+            "%s: unknown table type (known: lmdb, hash, btree, dbm, texthash, inline, "
+            "static, cidr, regexp, unix, ldap, pgsql, socketmap, proxy; optional: before any "
+            "of them)",
+            spec);
         return NULL;
     }
     t = xcalloc(1, sizeof(*t));
     t->spec = xstrdup(spec);
     t->type = tt->name;
     t->flags = flags | (optional ? TABLE_OPTIONAL : 0);
-    if (!table_open_missing(t, tt, name) && tt->open(t, name, &why) < 0) {
+    if (tt->kind == TABLE_KIND_REMOTE && table_proxy_is_default())
+        rc = table_open_proxy(t, spec + (optional ? strlen(TABLE_OPTIONAL_PREFIX) : 0), &why);
+    else if (!table_open_missing(t, tt, name))
+        rc = tt->open(t, name, &why);
+    if (rc < 0) {
         buf_printf(err, "%s: %s", spec, buf_cstr(&why));
         buf_free(&why);
         free(t->spec);

@@ -45,6 +45,19 @@ int table_open_static(struct table *t, const char *name, buf_t *err);
 int table_open_cidr(struct table *t, const char *name, buf_t *err);
 int table_open_regexp(struct table *t, const char *name, buf_t *err);
 int table_open_unix(struct table *t, const char *name, buf_t *err);
+/* the remote types, opened directly (tern-proxymap, tools): name is the .cf
+ * path (ldap, pgsql) or "inet:host:port:map" / "unix:/path:map" (socketmap).
+ * Each struct table is used by one thread at a time: tern-proxymap opens one
+ * per pooled connection.  A lookup that cannot be answered (server down,
+ * timeout, protocol error) is TABLE_TEMPFAIL with the reason logged. */
+int table_open_ldap(struct table *t, const char *name, buf_t *err);
+int table_open_pgsql(struct table *t, const char *name, buf_t *err);
+int table_open_socketmap(struct table *t, const char *name, buf_t *err);
+/* table_open_proxy - name is the inner "TYPE:NAME": through tern-proxymap
+ * when table_proxy_default is on, else the inner table opened directly */
+int table_open_proxy(struct table *t, const char *name, buf_t *err);
+/* table_proxy_is_default - table_proxy_default's setting */
+int table_proxy_is_default(void);
 
 /* the logical-line reader */
 struct table_text {

@@ -15,7 +15,8 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libmilter-dev python3-milter opendkim opendkim-tools python3-dkim miltertest
   logwatch pflogsumm
   libmicrohttpd-dev prometheus python3-prometheus-client
-  slapd ldap-utils python3-ldap postgresql redis-server
+  slapd ldap-utils python3-ldap postgresql redis-server libldap-dev libpq-dev libhiredis-dev
+  python3-psycopg2 python3-redis
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
 # dpkg-buildpackage, the throwaway root, systemd-analyze verify)
