@@ -120,7 +120,7 @@ def test_a_table_the_configuration_does_not_name_is_refused(res):
 def test_answers_are_cached_for_the_ttl(res):
     """An lmdb table notices a rebuild at its next lookup: within the TTL the
     cached answer is given, after it the new one."""
-    t = res.tern(start=False, proxymap_cache_ttl="2s")
+    t = res.tern(start=False, proxymap_cache_ttl="2s", proxymap_verbose="yes")
     spec = write_map(t, "cached", "k old\n", build=True)
     t.conf_edit(transport_maps=f"proxy:{spec}")
     t.start()
@@ -130,6 +130,8 @@ def test_answers_are_cached_for_the_ttl(res):
     write_map(t, "cached", "k fresh\nnew entry\n", build=True)
     assert c.lookup(spec, "k") == ("found", "old"), "from the cache"
     assert c.lookup(spec, "new") == ("notfound", None), "not-found answers are cached too"
+    t.wait_log(rf"{spec}: k: found from the table in [0-9.]+ ms")
+    t.wait_log(rf"{spec}: new: notfound from the cache")
     time.sleep(2.2)
     assert c.lookup(spec, "k") == ("found", "fresh")
     assert c.lookup(spec, "new") == ("found", "entry")
