@@ -4,7 +4,8 @@ never block on it.  A socketmap server written here serves an access map,
 virtual_alias_maps, canonical_maps and transport_maps (plain socketmap:
 specs: services send remote types through tern-proxymap by default).
   (a) each consumer gets the table's answers: smtpd refuses at RCPT,
-      cleanup rewrites the envelope and the From: header, qmgr routes;
+      cleanup rewrites the envelope and the From: header, qmgr routes, and
+      local's delivery worker (synchronous mode) expands an alias;
   (b) a server that accepts and never answers, consulted for two sessions
       only: 20 other sessions meanwhile finish normally and fast, the two
       get 451 4.3.0 after proxymap_lookup_timeout;
@@ -76,12 +77,14 @@ def test_each_consumer_gets_the_remote_tables_answers(res):
         ("virtual", "joe@virt.test"): b"OK joe@sink.test",
         ("canonical", "old@example.test"): b"OK new@example.test",
         ("transport", "route.test"): f"OK smtp:{routed.hostport}".encode(),
+        ("aliases", "lst"): b"OK fwd@sink.test",
     })
     t = res.tern(start=False, relayhost=sink.hostport, mynetworks="127.0.0.1/32",
                  relay_domains="blocked.test",
                  smtpd_recipient_restrictions=restrictions(maps.spec("access")),
                  virtual_alias_maps=maps.spec("virtual"), virtual_alias_domains="virt.test",
-                 canonical_maps=maps.spec("canonical"), transport_maps=maps.spec("transport"))
+                 canonical_maps=maps.spec("canonical"), transport_maps=maps.spec("transport"),
+                 alias_maps=maps.spec("aliases"), local_recipient_maps="")
     t.start()
     try:
         reply = rcpt_reply(t, "x@blocked.test", source=OUTSIDE)
@@ -95,6 +98,9 @@ def test_each_consumer_gets_the_remote_tables_answers(res):
         t.send(make_message(subject="routed"), rcpts=("u@route.test",), source="127.0.0.1")
         assert routed.wait_for(b"Subject: routed\r\n")[0].rcpt_tos == ["u@route.test"]
         assert ("transport", "route.test") in maps.requests
+        # local's forked worker asks synchronously, on a connection of its own
+        t.send(make_message(subject="alias"), rcpts=("lst@tern.test",), source="127.0.0.1")
+        assert sink.wait_for(b"Subject: alias\r\n")[0].rcpt_tos == ["fwd@sink.test"]
     finally:
         maps.close()
 
@@ -107,6 +113,15 @@ def one_session(t, source, rcpt, out):
         assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250")
         out.append((rcpt, c.cmd(f"RCPT TO:<{rcpt}>")[0], time.monotonic() - start))
         c.cmd("QUIT")
+
+
+def abandoned_session(t):
+    """RCPT to the hung domain, then the client goes while smtpd waits"""
+    with t.connect(source=OUTSIDE) as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@example.test>")
+        c.send(b"RCPT TO:<gone@hung.test>\r\n")
 
 
 def test_a_hung_table_delays_only_the_sessions_that_need_it(res):
@@ -126,6 +141,7 @@ def test_a_hung_table_delays_only_the_sessions_that_need_it(res):
                 target=one_session, args=(t, "127.0.0.1", f"u{i}@other.test", out)))
         for th in threads:
             th.start()
+        abandoned_session(t)  # freed cleanly once its wait ends (ASan)
         wait_until(lambda: len(out) >= 20, 10, "the 20 other sessions' RCPT replies")
         early = list(out)
         for th in threads:
@@ -139,6 +155,7 @@ def test_a_hung_table_delays_only_the_sessions_that_need_it(res):
         for rcpt, reply, took in waited:
             assert reply.startswith("451 4.3.0"), (rcpt, reply)
             assert 1.5 < took < 8, (rcpt, took)
+        assert rcpt_reply(t, "after@other.test", source="127.0.0.1").startswith("250 ")
     finally:
         hung.stop()
 
