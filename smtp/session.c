@@ -54,6 +54,7 @@
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
 #include "stats.h"
+#include "table_proxy.h"
 #include "tlsrpt.h"
 #include "timeutil.h"
 
@@ -127,6 +128,11 @@ struct smtp_session {
     /* AUTH */
     struct smtp_sasl_client *sasl;
     int authenticated;
+    /* remote tables (lib/table_proxy.h): the generic and SASL password maps'
+     * answers for this delivery; a credentials lookup out for connection gen */
+    struct table_proxy_scope *tables;
+    int auth_lookup;
+    unsigned auth_lookup_gen;
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
@@ -176,6 +182,7 @@ __attribute__((noinline)) static void session_free(struct smtp_session *s)
     mtasts_policy_free(&s->sts);
     free(s->chunk);
     event_free(s->timer);
+    table_proxy_scope_free(s->tables); /* a wait out is cancelled */
     free(s);
 }
 
@@ -448,7 +455,9 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
     const struct delivery_request *req = s->req;
     buf_t sender = BUF_INIT;
 
+    table_proxy_scope_enter(s->tables); /* the answers fetched before the delivery */
     smtp_generic_sender(s->env, req->sender, &sender);
+    table_proxy_scope_leave();
     buf_printf(out, "MAIL FROM:<%s>", sender.data);
     buf_free(&sender);
     if (s->ehlo.size)
@@ -666,7 +675,9 @@ static void session_send_generic_headers(struct smtp_session *s)
 
     if (s->env->lmtp)
         return;
+    table_proxy_scope_enter(s->tables);
     n = smtp_generic_headers(s->env, s->qfd, s->req->content_offset, s->req->content_length, &hdrs);
+    table_proxy_scope_leave();
     if (n > 0) {
         session_stuff(s, hdrs.data, hdrs.len, bufferevent_get_output(s->bev));
         s->data_pos = (long long)n;
@@ -869,6 +880,39 @@ static void session_auth_failed(struct smtp_session *s, const char *why)
     buf_free(&reason);
 }
 
+static void session_after_hello(struct smtp_session *s);
+
+/* session_on_credentials - the SASL password maps answered: AUTH (or
+ * not), then the transaction -- on the connection that asked */
+static void session_on_credentials(void *arg)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    if (s->auth_lookup && s->auth_lookup_gen == s->gen) {
+        s->auth_lookup = 0;
+        session_after_hello(s);
+    }
+    s->auth_lookup = 0;
+    session_leave(s);
+}
+
+/* session_auth_lookup_wait - the credentials wait for tern-proxymap: the
+ * connection idles (under the command timeout) until they are in; -1 with
+ * err when the wait cannot start */
+static int session_auth_lookup_wait(struct smtp_session *s, buf_t *err)
+{
+    if (table_proxy_scope_wait(s->tables, s->env->base, session_on_credentials, s) < 0) {
+        buf_reset(err);
+        buf_puts(err, "smtp_sasl_password_maps: lookup failed");
+        return -1;
+    }
+    s->auth_lookup = 1;
+    s->auth_lookup_gen = s->gen;
+    session_arm(s, s->env->command_timeout, "looking up SASL credentials");
+    return 0;
+}
+
 /* session_auth_start - AUTH with the credentials for this server, if any:
  * 1 when the exchange started (or failed), 0 when there is nothing to do */
 static int session_auth_start(struct smtp_session *s)
@@ -884,7 +928,11 @@ static int session_auth_start(struct smtp_session *s)
     keys[2] = buf_cstr(&hostport);
     keys[3] = s->host_name;
     keys[4] = NULL;
+    table_proxy_scope_enter(s->tables);
     rc = smtp_sasl_credentials(s->env->sasl, s->req->sender, keys, &user, &pass, &err);
+    table_proxy_scope_leave();
+    if (table_proxy_scope_pending(s->tables))
+        rc = session_auth_lookup_wait(s, &err);
     if (rc > 0)
         s->sasl = smtp_sasl_client_start(s->env->sasl, s->host_name, s->ehlo.auth, s->tls_active,
                                          ssl ? smtp_tls_ssf(ssl) : 0, buf_cstr(&user),
@@ -904,7 +952,7 @@ static int session_auth_start(struct smtp_session *s)
     buf_free(&out);
     buf_free(&err);
     buf_free(&hostport);
-    return rc != 0;
+    return rc != 0 || s->auth_lookup; /* waiting: session_on_credentials goes on */
 }
 
 /* session_on_auth - 334: the next step; 2xx: in; else: out */
@@ -1874,6 +1922,52 @@ static void session_reuse_or_resolve(struct smtp_session *s)
 }
 
 /* smtp_session_start - see smtp.h */
+/* session_generic_dry - the generic maps' lookups of this delivery (the
+ * envelope sender, the sender headers) into throwaway results, in the
+ * session's scope: MAIL and the content then find the answers there */
+static void session_generic_dry(struct smtp_session *s)
+{
+    buf_t out = BUF_INIT;
+    int fd;
+
+    table_proxy_scope_enter(s->tables);
+    smtp_generic_sender(s->env, s->req->sender, &out);
+    if (!s->env->lmtp && (fd = safe_open_regular(s->req->path, O_RDONLY)) >= 0) {
+        smtp_generic_headers(s->env, fd, s->req->content_offset, s->req->content_length, &out);
+        close(fd);
+    }
+    table_proxy_scope_leave();
+    buf_free(&out);
+}
+
+static void session_generic_start(struct smtp_session *s);
+
+/* session_on_generic - the generic maps answered: ask again (a chain of
+ * lookups), else go */
+static void session_on_generic(void *arg)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    session_generic_start(s);
+    session_leave(s);
+}
+
+/* session_generic_start - the delivery starts (a cached connection, or the
+ * DNS lookup, from the loop) once the generic maps' answers are in */
+static void session_generic_start(struct smtp_session *s)
+{
+    struct timeval now = {0, 0};
+
+    if (s->env->generic != NULL) {
+        session_generic_dry(s);
+        if (table_proxy_scope_pending(s->tables) &&
+            table_proxy_scope_wait(s->tables, s->env->base, session_on_generic, s) == 0)
+            return;
+    }
+    evtimer_add(s->timer, &now);
+}
+
 void smtp_session_start(const struct smtp_env *env, struct delivery_request *req,
                         const struct smtp_session_cbs *cbs)
 {
@@ -1886,6 +1980,7 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     s->fd = -1;
     s->qfd = -1;
     s->state = S_RESOLVE;
+    s->tables = table_proxy_scope_new();
     smtp_reply_init(&s->reply);
     buf_set(&s->relay, "none");
     s->timer = evtimer_new(env->base, session_timer_event, s);
@@ -1915,5 +2010,5 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     if (env->sasl && env->sasl_by_sender) /* authenticated as this sender */
         buf_printf(&s->key, "|%s", req->sender);
     s->state = S_REUSE;
-    evtimer_add(s->timer, &now); /* a cached connection, or the lookup, from the loop */
+    session_generic_start(s);
 }

@@ -5,7 +5,8 @@ virtual_alias_maps, canonical_maps and transport_maps (plain socketmap:
 specs: services send remote types through tern-proxymap by default).
   (a) each consumer gets the table's answers: smtpd refuses at RCPT,
       cleanup rewrites the envelope and the From: header, qmgr routes, and
-      local's delivery worker (synchronous mode) expands an alias;
+      local's delivery worker (synchronous mode) expands an alias, smtp
+      takes its SASL password and generic mapping from the server;
   (b) a server that accepts and never answers, consulted for two sessions
       only: 20 other sessions meanwhile finish normally and fast, the two
       get 451 4.3.0 after proxymap_lookup_timeout;
@@ -17,37 +18,26 @@ import subprocess
 import threading
 import time
 
+from peerutil import tls_dns, tls_pki  # noqa: F401 (fixtures)
 from ternlib import BUILD, SilentServer, free_port, make_message, wait_until
 from test_routing import rcpt_reply
-from test_table_socketmap import netstring, read_netstring
+from test_smtp_auth import ALICE_PW, auth_peer
+from test_table_socketmap import MapServer, netstring, read_netstring
 
 SENDMAIL = BUILD / "tools" / "sendmail"
 OUTSIDE = "127.0.0.5"  # not in mynetworks: the access map is consulted
 
 
-class Maps:
+class Maps(MapServer):
     """A socketmap server: answers[(map name, key)], else NOTFOUND."""
 
     def __init__(self, answers):
         self.answers = answers
-        self.requests = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(socket.AF_INET, ("127.0.0.1", 0))
+        self.port = self.address[1]
 
     def spec(self, name):
         return f"socketmap:inet:127.0.0.1:{self.port}:{name}"
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         try:
@@ -58,9 +48,6 @@ class Maps:
         except (EOFError, OSError):
             pass
         conn.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def restrictions(spec, mynetworks_first=False):
@@ -101,6 +88,27 @@ def test_each_consumer_gets_the_remote_tables_answers(res):
         # local's forked worker asks synchronously, on a connection of its own
         t.send(make_message(subject="alias"), rcpts=("lst@tern.test",), source="127.0.0.1")
         assert sink.wait_for(b"Subject: alias\r\n")[0].rcpt_tos == ["fwd@sink.test"]
+    finally:
+        maps.close()
+
+
+def test_smtp_gets_its_sasl_password_and_generic_maps_remotely(res, tls_pki, tls_dns):
+    peer = auth_peer(res, tls_pki, require_auth=True, mechanisms=("PLAIN",))
+    maps = Maps({
+        ("sasl", peer.hostport): f"OK alice:{ALICE_PW}".encode(),
+        ("generic", "gen@example.test"): b"OK public@example.com",
+    })
+    t = res.tern(start=False, relayhost=peer.hostport, dns_servers=f"127.0.0.1:{tls_dns.port}",
+                 smtp_tls_CAfile=tls_pki.path("ca.pem"), smtp_sasl_auth_enable="yes",
+                 smtp_sasl_password_maps=maps.spec("sasl"),
+                 smtp_generic_maps=maps.spec("generic"))
+    t.start()
+    try:
+        t.send(make_message(subject="out", sender="gen@example.test"), sender="gen@example.test")
+        (msg,) = peer.wait_for(b"Subject: out")
+        assert msg.login == "alice"
+        assert msg.mail_from == "public@example.com"
+        assert "public@example.com" in msg.header("From")
     finally:
         maps.close()
 
