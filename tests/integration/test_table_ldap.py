@@ -140,6 +140,14 @@ def test_bind_with_password_and_wrong_password_is_tempfail(cf):
     assert "Invalid credentials" in err and "wrong-secret-x" not in err, err
 
 
+def test_optional_table_without_its_file_is_empty(tmp_path):
+    missing = tmp_path / "missing.cf"
+    p = subprocess.run([str(TERN), "map", "-q", "joe@example.test", f"optional:ldap:{missing}"],
+                       capture_output=True, text=True, timeout=30)
+    assert (p.returncode, p.stdout) == (1, ""), p.stderr
+    assert query(missing, "joe@example.test")[0] == EX_TEMPFAIL
+
+
 def test_password_file_readable_by_others_is_refused(cf):
     path = cf(bind="yes", bind_dn=LDAP_ROOTDN, bind_pw=LDAP_ROOTPW)
     os.chmod(path, 0o644)
