@@ -83,7 +83,7 @@ def test_key_is_folded_and_not_found_is_exit_1(cf):
 
 
 def test_several_rows_joined_and_null_is_not_found(cf):
-    assert query("list@example.com", cf).stdout == "a@dest.test, b@dest.test\n"
+    assert query("list@example.com", cf).stdout == "a@dest.test,b@dest.test\n"
     assert query("nothing@example.com", cf).returncode == 1
 
 
