@@ -460,7 +460,8 @@ static void proxy_async_drop(const char *why)
         bufferevent_free(proxy_async.bev);
         proxy_async.bev = NULL;
         attr_msg_free(&proxy_async.msg);
-        log_warn("%s: %s", table_proxy_socket(), why);
+        if (proxy_async.count > 0) /* else a restart or reload: reconnect when needed */
+            log_warn("%s: %s; %zu lookups fail", table_proxy_socket(), why, proxy_async.count);
     }
     while (proxy_async.count > 0) {
         struct table_proxy_scope *s = proxy_async.v[0].scope;
@@ -504,7 +505,7 @@ static void proxy_async_on_read(struct bufferevent *bev, void *arg)
             if (proxy_async_answer(&proxy_async.msg) < 0)
                 rc = -1;
         }
-        if (proxy_async.bev == NULL)
+        if (proxy_async.bev != bev)
             return; /* done() dropped the connection */
     }
     if (rc < 0)
