@@ -219,6 +219,9 @@ const struct param_def param_table[] = {
      "client networks the smtpd_client_*_limit parameters never apply to"},
     {"anvil_rate_time_unit", PARAM_TIME, "60s",
      "the time unit of the smtpd_client_*_rate_limit parameters"},
+    {"anvil_backend", PARAM_STR, "",
+     "where tern-anvil keeps the rates: empty counts in this host only; redis:HOST:PORT or "
+     "redis:unix:/PATH shares them with every tern using that Redis (docs/smtpd.md)"},
     {"anvil_status_update_time", PARAM_TIME, "600s",
      "how often tern-anvil logs the largest counts and rates it saw, and for which client"},
 

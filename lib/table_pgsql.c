@@ -7,7 +7,7 @@
  * of a '...' literal (table_expand_escape_sql_literal: the .cf author writes
  * the quotes, as for Postfix), and sends it on the kept connection.  Every
  * field of every row that is not NULL goes through result_format; the
- * results are joined with ", "; no result is "not found".
+ * results are joined with "," (as Postfix does); no result is "not found".
  *
  * Connections: made at the first lookup, kept.  The hosts are tried in the
  * order written, each bounded by connect_timeout = the .cf timeout; once up,
@@ -227,7 +227,7 @@ static PGresult *pgsql_query(struct pgsql_table *p, const char *sql, buf_t *why)
 }
 
 /* pgsql_format - every non-NULL field of rows through result_format, joined
- * with ", ", into value */
+ * with ",", into value */
 static enum table_result pgsql_format(struct table *t, PGresult *rows, const char *key,
                                       buf_t *value)
 {
@@ -250,7 +250,7 @@ static enum table_result pgsql_format(struct table *t, PGresult *rows, const cha
                 res = TABLE_TEMPFAIL;
             }
             if (out.len > 0)
-                buf_puts(&out, ", ");
+                buf_puts(&out, ",");
             buf_append(&out, one.data, one.len);
         }
     if (res == TABLE_FOUND && out.len == 0)
