@@ -9,53 +9,56 @@
 
 #include "proxymap_proto.h"
 
-static void fuzz_request(const struct attr_msg *m)
+/* reparse - decode the message in b into m (1) or trap */
+static void reparse(buf_t *b, struct attr_msg *m)
+{
+    size_t used;
+
+    if (attr_decode(b->data, b->len, &used, m) != 1)
+        __builtin_trap();
+    buf_free(b);
+}
+
+static void fuzz_request(const struct attr_msg *m, struct attr_msg *m2)
 {
     struct proxymap_request r, again;
-    struct attr_msg m2;
     buf_t b = BUF_INIT;
-    size_t used;
 
     if (proxymap_request_parse(m, &r) < 0)
         return;
-    attr_msg_init(&m2);
     proxymap_request_encode(&b, &r);
-    if (attr_decode(b.data, b.len, &used, &m2) != 1 || proxymap_request_parse(&m2, &again) < 0 ||
-        again.id != r.id || again.flags != r.flags || strcmp(again.table, r.table) != 0 ||
-        strcmp(again.key, r.key) != 0)
+    reparse(&b, m2);
+    if (proxymap_request_parse(m2, &again) < 0 || again.id != r.id || again.flags != r.flags ||
+        strcmp(again.table, r.table) != 0 || strcmp(again.key, r.key) != 0)
         __builtin_trap();
-    attr_msg_free(&m2);
-    buf_free(&b);
 }
 
-static void fuzz_reply(const struct attr_msg *m)
+static void fuzz_reply(const struct attr_msg *m, struct attr_msg *m2)
 {
     struct proxymap_reply r, again;
-    struct attr_msg m2;
     buf_t b = BUF_INIT;
-    size_t used;
 
     if (proxymap_reply_parse(m, &r) < 0)
         return;
-    attr_msg_init(&m2);
     proxymap_reply_encode(&b, &r);
-    if (attr_decode(b.data, b.len, &used, &m2) != 1 || proxymap_reply_parse(&m2, &again) < 0 ||
-        again.id != r.id || again.status != r.status || again.value_len != r.value_len)
+    reparse(&b, m2);
+    if (proxymap_reply_parse(m2, &again) < 0 || again.id != r.id || again.status != r.status ||
+        again.value_len != r.value_len)
         __builtin_trap();
-    attr_msg_free(&m2);
-    buf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct attr_msg m;
+    struct attr_msg m, m2;
     size_t used;
 
     attr_msg_init(&m);
+    attr_msg_init(&m2);
     if (attr_decode((const char *)data, size, &used, &m) == 1) {
-        fuzz_request(&m);
-        fuzz_reply(&m);
+        fuzz_request(&m, &m2);
+        fuzz_reply(&m, &m2);
     }
     attr_msg_free(&m);
+    attr_msg_free(&m2);
     return 0;
 }

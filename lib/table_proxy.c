@@ -177,6 +177,7 @@ int table_open_proxy(struct table *t, const char *name, buf_t *err)
 /* ---- synchronous: one blocking round trip */
 
 static int proxy_sync_fd = -1;
+static pid_t proxy_sync_pid; /* the process that connected: a forked child reconnects */
 static unsigned long long proxy_sync_id;
 
 static void proxy_sync_disconnect(void)
@@ -195,8 +196,13 @@ static int proxy_sync_ask(const struct proxymap_request *req, struct attr_msg *m
     int rc;
 
     *timeout = 0;
-    if (proxy_sync_fd < 0 && (proxy_sync_fd = unix_connect(table_proxy_socket(), 0)) < 0)
-        return -1;
+    if (proxy_sync_fd >= 0 && proxy_sync_pid != getpid())
+        proxy_sync_disconnect(); /* the parent's connection: not ours to read */
+    if (proxy_sync_fd < 0) {
+        if ((proxy_sync_fd = unix_connect(table_proxy_socket(), 0)) < 0)
+            return -1;
+        proxy_sync_pid = getpid();
+    }
     proxymap_request_encode(&out, req);
     rc = attr_write_fd(proxy_sync_fd, &out);
     buf_free(&out);
@@ -454,7 +460,8 @@ static void proxy_async_drop(const char *why)
         bufferevent_free(proxy_async.bev);
         proxy_async.bev = NULL;
         attr_msg_free(&proxy_async.msg);
-        log_warn("%s: %s", table_proxy_socket(), why);
+        if (proxy_async.count > 0) /* else a restart or reload: reconnect when needed */
+            log_warn("%s: %s; %zu lookups fail", table_proxy_socket(), why, proxy_async.count);
     }
     while (proxy_async.count > 0) {
         struct table_proxy_scope *s = proxy_async.v[0].scope;
@@ -498,7 +505,7 @@ static void proxy_async_on_read(struct bufferevent *bev, void *arg)
             if (proxy_async_answer(&proxy_async.msg) < 0)
                 rc = -1;
         }
-        if (proxy_async.bev == NULL)
+        if (proxy_async.bev != bev)
             return; /* done() dropped the connection */
     }
     if (rc < 0)
