@@ -97,6 +97,21 @@ void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
 
 static int smtpd_policy_start_needs(struct session *s);
 
+/* smtpd_policy_stage_facts - the facts of the stage being evaluated (in
+ * the session's scope: relay_clientcerts may be remote) */
+static void smtpd_policy_stage_facts(struct session *s, struct policy_facts *f)
+{
+    const struct smtpd_policy_stage *st = s->policy_stage;
+
+    smtpd_policy_facts(s, f);
+    if (st->stage == POLICY_RCPT || st->stage == POLICY_MAIL) {
+        f->recipient = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.addr) : NULL;
+        f->echo = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.echo) : buf_cstr(&s->mail.echo);
+    }
+    if (st->stage == POLICY_EOD)
+        f->size = s->data_size;
+}
+
 /* smtpd_policy_evaluate - run the stage; 1 when it is decided (done called) */
 static int smtpd_policy_evaluate(struct session *s)
 {
@@ -107,17 +122,11 @@ static int smtpd_policy_evaluate(struct session *s)
     int was_waiting = s->state == SESSION_POLICY;
     int tables;
 
-    smtpd_policy_facts(s, &f);
-    if (st->stage == POLICY_RCPT || st->stage == POLICY_MAIL) {
-        f.recipient = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.addr) : NULL;
-        f.echo = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.echo) : buf_cstr(&s->mail.echo);
-    }
-    if (st->stage == POLICY_EOD)
-        f.size = s->data_size;
     /* again while the worker's DNS cache answers what the stage asks; a
      * remote table's answer not in yet voids the verdict (smtpd_tables.h) */
     do {
         smtpd_tables_enter(s);
+        smtpd_policy_stage_facts(s, &f);
         v = policy_check(s->cfg->policy, st->stage, &f, s->policy_cache, &st->result);
         tables = smtpd_tables_leave(s, SMTPD_TABLES_POLICY);
     } while (v == POLICY_WAIT && s->state != SESSION_CLOSING && smtpd_policy_start_needs(s) > 0);
