@@ -43,16 +43,16 @@ def ldif_entries(*entries: str) -> str:
     return "\n".join(e.strip() + "\n" for e in entries)
 
 
-def alias_entry(address: str, *targets: str) -> str:
-    members = "".join(f"rfc822MailMember: {t}\n" for t in targets)
-    return (f"dn: cn={address},ou=aliases,{LDAP_SUFFIX}\nobjectClass: nisMailAlias\n"
-            f"cn: {address}\n{members}")
-
-
-def keyed_entry(ou: str, key: str, value: str) -> str:
-    """An access or transport entry: cn is the key, description the value."""
+def keyed_entry(ou: str, key: str, *values: str) -> str:
+    """An alias, access or transport entry in the schemas every slapd has
+    (core): cn is the key, description the value(s)."""
+    lines = "".join(f"description: {v}\n" for v in values)
     return (f"dn: cn={key},ou={ou},{LDAP_SUFFIX}\nobjectClass: organizationalRole\n"
-            f"cn: {key}\ndescription: {value}\n")
+            f"cn: {key}\n{lines}")
+
+
+def alias_entry(address: str, *targets: str) -> str:
+    return keyed_entry("aliases", address, *targets)
 
 
 def directory_ldif(sink_port: int, later_port: int) -> str:
@@ -159,7 +159,7 @@ def lmx(mres):
     servers = f"ldap://127.0.0.1:{dead} {slapd.url}"  # failover: the first one is dead
     cfs = {
         "aliases": write_cf(etc, "aliases.cf", ldap_cf(
-            servers, "aliases", "(&(objectClass=nisMailAlias)(cn=%s))", "rfc822MailMember")),
+            servers, "aliases", "(&(objectClass=organizationalRole)(cn=%s))", "description")),
         "users": write_cf(etc, "users.cf", ldap_cf(
             servers, "people", "(&(objectClass=inetOrgPerson)(mail=%s))", "uid",
             "result_format = %s@sink.test\n")),
@@ -241,7 +241,7 @@ def test_ldap_failover_to_second_server_host(lmx):
     q = lmx.a.tern("map", "-q", "alias1@virt.test", f"ldap:{lmx.cfs['aliases']}")
     assert q.returncode == 0 and q.stdout.strip() == "joe@sink.test", q
     dead_only = write_cf(lmx.etc, "dead.cf", ldap_cf(
-        f"ldap://127.0.0.1:{lmx.dead}", "aliases", "(cn=%s)", "rfc822MailMember"))
+        f"ldap://127.0.0.1:{lmx.dead}", "aliases", "(cn=%s)", "description"))
     q = lmx.a.tern("map", "-q", "alias1@virt.test", f"ldap:{dead_only}")
     assert q.returncode == 75, q
 
@@ -264,7 +264,7 @@ def test_ldap_change_takes_effect_on_both_after_ttl_without_reload(lmx):
         send_one(t, "new@virt.test", f"new-{t.dir.name}")
         assert delivered_to(lmx.sink, f"new-{t.dir.name}") == ["newbie@sink.test"]
     lmx.slapd.modify(f"dn: cn=new@virt.test,ou=aliases,{LDAP_SUFFIX}\nchangetype: modify\n"
-                     "replace: rfc822MailMember\nrfc822MailMember: moved@sink.test\n")
+                     "replace: description\ndescription: moved@sink.test\n")
     time.sleep(TTL + 0.5)
     for t in (lmx.a, lmx.b):
         send_one(t, "new@virt.test", f"moved-{t.dir.name}")
