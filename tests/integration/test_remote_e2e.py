@@ -33,6 +33,8 @@ from remoteutil import (
 from ternlib import free_port, make_message, wait_until
 
 TTL = 2.0  # proxymap_cache_ttl of the two "MX" instances, seconds
+# tern-proxymap counts whole seconds: an answer lives from TTL - 1 to TTL + 1 s
+CACHE_GONE = TTL + 1.2
 OK_SOURCE = "127.0.0.5"
 BAD_NET_SOURCE = "127.0.9.1"  # its network 127.0.9 is REJECT in the access table
 LATENCY_RCPTS = 200
@@ -260,12 +262,15 @@ def test_ldap_change_takes_effect_on_both_after_ttl_without_reload(lmx):
     lmx.slapd.add(alias_entry("new@virt.test", "newbie@sink.test"))
     took = wait_both(lmx, "new@virt.test", "250", TTL + 5)
     print(f"ldap add visible on both after {took:.2f} s (proxymap_cache_ttl {TTL:.0f} s)")
+    # the "not found" just asked was answered from tern-proxymap's cache
+    # meanwhile: smtpd went through the lookup service, and no longer than the TTL
+    assert TTL - 1.5 <= took <= CACHE_GONE + 1, took
     for t in (lmx.a, lmx.b):
         send_one(t, "new@virt.test", f"new-{t.dir.name}")
         assert delivered_to(lmx.sink, f"new-{t.dir.name}") == ["newbie@sink.test"]
     lmx.slapd.modify(f"dn: cn=new@virt.test,ou=aliases,{LDAP_SUFFIX}\nchangetype: modify\n"
                      "replace: description\ndescription: moved@sink.test\n")
-    time.sleep(TTL + 0.5)
+    time.sleep(CACHE_GONE)
     for t in (lmx.a, lmx.b):
         send_one(t, "new@virt.test", f"moved-{t.dir.name}")
         assert delivered_to(lmx.sink, f"moved-{t.dir.name}") == ["moved@sink.test"]
@@ -286,7 +291,7 @@ def test_ldap_down_gives_451_and_deferral_then_delivery_when_back(lmx):
     wait_until(lambda: deferrals(a, "x@later.test"), 20, "the first deferral (route down)")
     lmx.slapd.stop()
     try:
-        time.sleep(TTL + 0.5)  # the cache forgets what it knew
+        time.sleep(CACHE_GONE)  # the cache forgets what it knew
         for rcpt in ("alias1@virt.test", "ann@virt.test", "nobody@virt.test", "direct@sink.test"):
             for t in (lmx.a, lmx.b):
                 r = rcpt_reply(t, rcpt)
@@ -390,7 +395,7 @@ def test_pgsql_change_takes_effect_on_both_after_ttl(pmx):
 def test_pgsql_down_gives_451_never_550_or_accept(pmx):
     pmx.pg.stop()
     try:
-        time.sleep(TTL + 0.5)
+        time.sleep(CACHE_GONE)
         for rcpt in ("alias1@virt.test", "nobody@virt.test"):
             for t in (pmx.a, pmx.b):
                 r = rcpt_reply(t, rcpt)
@@ -440,7 +445,7 @@ def test_rcpt_latency_through_proxymap_cold_and_warm(lmx, res):
         "virtual on texthash, the rest warm": rcpt_round_trips(text, rcpts),
     }
     direct = []
-    for r in rcpts[:10]:
+    for r in rcpts[:5]:
         t0 = time.perf_counter()
         q = cold.tern("map", "-q", r, f"ldap:{lmx.cfs['aliases']}")
         direct.append(time.perf_counter() - t0)
