@@ -282,6 +282,15 @@ def test_ldap_change_takes_effect_on_both_after_ttl_without_reload(lmx):
     print(f"ldap delete visible on both after {took:.2f} s")
 
 
+def assert_secret_not_logged(mx, secret: str) -> None:
+    """The outage was logged (the warnings name the servers), the bind
+    password never."""
+    for t in (mx.a, mx.b):
+        logged = t.log() + t.stderr_tail(10000)
+        assert "warning: " in logged and " failed" in logged
+        assert secret not in logged, f"{t.dir.name} logged the password"
+
+
 def deferrals(t, rcpt: str) -> List[str]:
     return [line for line in t.log().splitlines()
             if f"to=<{rcpt}>" in line and "status=deferred" in line]
@@ -309,6 +318,7 @@ def test_ldap_down_gives_451_and_deferral_then_delivery_when_back(lmx):
         wait_until(lookup_failed, 20, "a 4.3.0 deferral while the directory is down")
         print(f"ldap down: {lookup_failed()[0]}")
         assert not lmx.later.matching(b"Subject: queued-before-outage\r\n")
+        assert_secret_not_logged(lmx, LDAP_ROOTPW)
     finally:
         if lmx.slapd.proc is None:
             lmx.slapd.start()
@@ -404,6 +414,7 @@ def test_pgsql_down_gives_451_never_550_or_accept(pmx):
                 r = rcpt_reply(t, rcpt)
                 print(f"pgsql down: RCPT {rcpt} on {t.dir.name}: {r}")
                 assert r.startswith("451 4.3.0"), f"{rcpt}: {r}"
+        assert_secret_not_logged(pmx, PG_PASSWORD)
     finally:
         pmx.pg.start()
     wait_both(pmx, "alias1@virt.test", "250", TTL + 10)
