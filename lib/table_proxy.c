@@ -177,6 +177,7 @@ int table_open_proxy(struct table *t, const char *name, buf_t *err)
 /* ---- synchronous: one blocking round trip */
 
 static int proxy_sync_fd = -1;
+static pid_t proxy_sync_pid; /* the process that connected: a forked child reconnects */
 static unsigned long long proxy_sync_id;
 
 static void proxy_sync_disconnect(void)
@@ -195,8 +196,13 @@ static int proxy_sync_ask(const struct proxymap_request *req, struct attr_msg *m
     int rc;
 
     *timeout = 0;
-    if (proxy_sync_fd < 0 && (proxy_sync_fd = unix_connect(table_proxy_socket(), 0)) < 0)
-        return -1;
+    if (proxy_sync_fd >= 0 && proxy_sync_pid != getpid())
+        proxy_sync_disconnect(); /* the parent's connection: not ours to read */
+    if (proxy_sync_fd < 0) {
+        if ((proxy_sync_fd = unix_connect(table_proxy_socket(), 0)) < 0)
+            return -1;
+        proxy_sync_pid = getpid();
+    }
     proxymap_request_encode(&out, req);
     rc = attr_write_fd(proxy_sync_fd, &out);
     buf_free(&out);

@@ -10,7 +10,7 @@ import pytest
 
 from ternlib import TERN, make_message, wait_until
 
-SERVICES = ("smtpd", "cleanup", "qmgr", "smtp", "lmtp", "anvil")
+SERVICES = ("smtpd", "cleanup", "qmgr", "smtp", "lmtp", "anvil", "proxymap")
 
 
 def uids_or_none(pid):
