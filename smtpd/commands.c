@@ -266,6 +266,7 @@ static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
     struct route_reply why;
     buf_t reply = BUF_INIT;
     enum route_status st;
+    int waiting;
 
     if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
         smtpd_policy_log_reject(s, "RCPT", r, buf_cstr(&s->rcpt.addr));
@@ -275,12 +276,11 @@ static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
     route_reply_init(&why);
     smtpd_tables_enter(s);
     st = route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why);
-    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND)) {
-        ; /* RCPT runs again when the remote answers are in */
-    } else if (st != ROUTE_OK) {
+    waiting = smtpd_tables_leave(s, SMTPD_TABLES_COMMAND); /* RCPT runs again */
+    if (!waiting && st != ROUTE_OK) {
         buf_printf(&reply, "%s %s %s", why.code, why.dsn, buf_cstr(&why.text));
         commands_rcpt_reject(s, buf_cstr(&reply));
-    } else {
+    } else if (!waiting) {
         smtpd_policy_keep(s, r, "RCPT", buf_cstr(&s->rcpt.addr));
         smtpd_milter_rcpt(s, commands_rcpt_milter);
     }
@@ -383,11 +383,11 @@ static void commands_vrfy(struct session *s, const char *arg)
     smtpd_tables_enter(s);
     local = !s->cfg->disable_vrfy && addr.len > 0 && commands_rcpt_local(s, buf_cstr(&addr));
     if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND))
-        ; /* VRFY runs again when the remote answers are in */
-    else if (!local)
+        local = -1; /* VRFY runs again when the remote answers are in */
+    if (local == 0)
         session_reply(s, "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery "
                          "(or try finger)");
-    else
+    else if (local > 0)
         commands_vrfy_lookup(s, arg, buf_cstr(&addr));
     buf_free(&addr);
 }

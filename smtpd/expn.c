@@ -143,10 +143,10 @@ static void expn_answer(struct session *s, const char *addr, const char *echo, c
     if (local && s->cfg->aliases != NULL)
         r = table_list_lookup(s->cfg->aliases, name, &value);
     if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND))
-        ; /* EXPN runs again when the answers are in */
-    else if (!local)
+        local = -1; /* EXPN runs again when the answers are in */
+    if (local == 0)
         expn_reply_members(s, addr); /* sendmail: itself */
-    else
+    else if (local > 0)
         expn_local(s, echo, name, r, &value);
     buf_free(&value);
 }

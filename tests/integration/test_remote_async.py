@@ -1,0 +1,182 @@
+"""Remote tables on the event loops (issue 14, MAP-05): smtpd, cleanup and
+qmgr ask tern-proxymap through their lookup scopes (lib/table_proxy.h) and
+never block on it.  A socketmap server written here serves an access map,
+virtual_alias_maps, canonical_maps and transport_maps (plain socketmap:
+specs: services send remote types through tern-proxymap by default).
+  (a) each consumer gets the table's answers: smtpd refuses at RCPT,
+      cleanup rewrites the envelope and the From: header, qmgr routes, and
+      local's delivery worker (synchronous mode) expands an alias;
+  (b) a server that accepts and never answers, consulted for two sessions
+      only: 20 other sessions meanwhile finish normally and fast, the two
+      get 451 4.3.0 after proxymap_lookup_timeout;
+  (c) the server down: 451 4.3.0 at RCPT (never 550, never accepted), and a
+      message already in the queue whose routing fails is deferred."""
+
+import socket
+import subprocess
+import threading
+import time
+
+from ternlib import BUILD, SilentServer, free_port, make_message, wait_until
+from test_routing import rcpt_reply
+from test_table_socketmap import netstring, read_netstring
+
+SENDMAIL = BUILD / "tools" / "sendmail"
+OUTSIDE = "127.0.0.5"  # not in mynetworks: the access map is consulted
+
+
+class Maps:
+    """A socketmap server: answers[(map name, key)], else NOTFOUND."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.requests = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def spec(self, name):
+        return f"socketmap:inet:127.0.0.1:{self.port}:{name}"
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            while True:
+                name, _, key = read_netstring(conn).decode().partition(" ")
+                self.requests.append((name, key))
+                conn.sendall(netstring(self.answers.get((name, key), b"NOTFOUND ")))
+        except (EOFError, OSError):
+            pass
+        conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def restrictions(spec, mynetworks_first=False):
+    check = f"check_recipient_access {spec}"
+    if mynetworks_first:  # mynetworks' recipients need no remote lookup
+        return f"permit_mynetworks, {check}, reject_unauth_destination"
+    return f"{check}, permit_mynetworks, reject_unauth_destination"
+
+
+def test_each_consumer_gets_the_remote_tables_answers(res):
+    sink, routed = res.sink(), res.sink()
+    maps = Maps({
+        ("access", "blocked.test"): b"OK REJECT no mail for blocked.test",
+        ("virtual", "joe@virt.test"): b"OK joe@sink.test",
+        ("canonical", "old@example.test"): b"OK new@example.test",
+        ("transport", "route.test"): f"OK smtp:{routed.hostport}".encode(),
+        ("aliases", "lst"): b"OK fwd@sink.test",
+    })
+    t = res.tern(start=False, relayhost=sink.hostport, mynetworks="127.0.0.1/32",
+                 relay_domains="blocked.test",
+                 smtpd_recipient_restrictions=restrictions(maps.spec("access")),
+                 virtual_alias_maps=maps.spec("virtual"), virtual_alias_domains="virt.test",
+                 canonical_maps=maps.spec("canonical"), transport_maps=maps.spec("transport"),
+                 alias_maps=maps.spec("aliases"), local_recipient_maps="")
+    t.start()
+    try:
+        reply = rcpt_reply(t, "x@blocked.test", source=OUTSIDE)
+        assert reply.startswith("554 5.7.1 ") and "no mail for blocked.test" in reply, reply
+        msg = make_message(subject="virt", sender="old@example.test")
+        t.send(msg, sender="old@example.test", rcpts=("joe@virt.test",), source="127.0.0.1")
+        got = sink.wait_for(b"Subject: virt\r\n")[0]
+        assert got.rcpt_tos == ["joe@sink.test"], "cleanup expanded the virtual alias"
+        assert got.mail_from == "new@example.test", "cleanup rewrote the envelope sender"
+        assert "new@example.test" in got.header("From"), "and the From: header"
+        t.send(make_message(subject="routed"), rcpts=("u@route.test",), source="127.0.0.1")
+        assert routed.wait_for(b"Subject: routed\r\n")[0].rcpt_tos == ["u@route.test"]
+        assert ("transport", "route.test") in maps.requests
+        # local's forked worker asks synchronously, on a connection of its own
+        t.send(make_message(subject="alias"), rcpts=("lst@tern.test",), source="127.0.0.1")
+        assert sink.wait_for(b"Subject: alias\r\n")[0].rcpt_tos == ["fwd@sink.test"]
+    finally:
+        maps.close()
+
+
+def one_session(t, source, rcpt, out):
+    start = time.monotonic()
+    with t.connect(source=source, timeout=20) as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250")
+        out.append((rcpt, c.cmd(f"RCPT TO:<{rcpt}>")[0], time.monotonic() - start))
+        c.cmd("QUIT")
+
+
+def abandoned_session(t):
+    """RCPT to the hung domain, then the client goes while smtpd waits"""
+    with t.connect(source=OUTSIDE) as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@example.test>")
+        c.send(b"RCPT TO:<gone@hung.test>\r\n")
+
+
+def test_a_hung_table_delays_only_the_sessions_that_need_it(res):
+    hung = SilentServer()  # accepts, never answers
+    spec = f"socketmap:inet:127.0.0.1:{hung.port}:access"
+    t = res.tern(start=False, mynetworks="127.0.0.1/32", relay_domains="hung.test",
+                 smtpd_recipient_restrictions=restrictions(spec, mynetworks_first=True),
+                 proxymap_lookup_timeout="2s", proxymap_client_timeout="5s")
+    t.start()
+    try:
+        out, threads = [], []
+        for i in range(2):  # from outside: the access map is asked
+            threads.append(threading.Thread(
+                target=one_session, args=(t, OUTSIDE, f"h{i}@hung.test", out)))
+        for i in range(20):  # mynetworks: permitted before the map
+            threads.append(threading.Thread(
+                target=one_session, args=(t, "127.0.0.1", f"u{i}@other.test", out)))
+        for th in threads:
+            th.start()
+        abandoned_session(t)  # freed cleanly once its wait ends (ASan)
+        wait_until(lambda: len(out) >= 20, 10, "the 20 other sessions' RCPT replies")
+        early = list(out)
+        for th in threads:
+            th.join(20)
+        others = [o for o in out if "@other.test" in o[0]]
+        waited = [o for o in out if "@hung.test" in o[0]]
+        assert len(others) == 20 and all(r.startswith("250 ") for _, r, _ in others), others
+        assert all(o in early for o in others), "answered while the hung lookups ran"
+        assert max(d for _, _, d in others) < 1.5, others
+        assert len(waited) == 2, waited
+        for rcpt, reply, took in waited:
+            assert reply.startswith("451 4.3.0"), (rcpt, reply)
+            assert 1.5 < took < 8, (rcpt, took)
+        assert rcpt_reply(t, "after@other.test", source="127.0.0.1").startswith("250 ")
+    finally:
+        hung.stop()
+
+
+def test_the_server_down_is_a_temporary_failure_everywhere(res):
+    sink = res.sink()
+    port = free_port()  # nothing listens there
+    spec = f"socketmap:inet:127.0.0.1:{port}"
+    t = res.tern(start=False, relayhost=sink.hostport, mynetworks="127.0.0.1/32",
+                 relay_domains="example.net",
+                 smtpd_recipient_restrictions=restrictions(f"{spec}:access"),
+                 transport_maps=f"{spec}:transport")
+    t.start()
+    for source in (OUTSIDE, "127.0.0.1"):
+        reply = rcpt_reply(t, "x@example.net", source=source)
+        assert reply.startswith("451 4.3.0"), (source, reply)
+    # a local submission is accepted without a routing decision; qmgr's
+    # routing pass then fails: deferred, never bounced
+    r = subprocess.run([str(SENDMAIL), "-C", str(t.conf_path), "x@example.net"],
+                       input=make_message(subject="down"), capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    t.wait_log(r"to=<x@example\.net>.*status=deferred")
+    assert "status=bounced" not in t.log()
+    wait_until(lambda: any("deferred" in str(p) for p in t.queue_files()), 10, "deferred/")
