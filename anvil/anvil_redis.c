@@ -125,15 +125,17 @@ static void anvil_redis_drop(struct anvil_redis *r, const char *why)
     redisAsyncFree(ac);
 }
 
-/* anvil_redis_on_connect - hiredis: the connect is over (it frees ac on failure) */
-static void anvil_redis_on_connect(const redisAsyncContext *ac, int status)
+/* anvil_redis_on_ping - the first reply on a new connection: Redis is up */
+static void anvil_redis_on_ping(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct anvil_redis *r = ac->data;
+    struct anvil_redis *r = privdata;
+    const redisReply *rep = reply;
 
-    if (r == NULL || r->ac != ac)
-        return;
-    if (status != REDIS_OK) {
-        anvil_redis_went_down(r, ac->errstr[0] != '\0' ? ac->errstr : "cannot connect");
+    r->pending--;
+    if (rep == NULL || r->ac != ac)
+        return; /* dropped meanwhile */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        anvil_redis_drop(r, rep->str);
         return;
     }
     r->connected = 1;
@@ -144,6 +146,24 @@ static void anvil_redis_on_connect(const redisAsyncContext *ac, int status)
         log_info("anvil: redis %s connected: rates are shared", r->name);
     r->down_logged = 0;
     r->error_logged = 0;
+}
+
+/* anvil_redis_on_connect - hiredis: the connect is over (it frees ac on
+ * failure); a PING must come back before the connection is used, so that a
+ * Redis that accepts and hangs is not taken for up */
+static void anvil_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct anvil_redis *r = ac->data;
+
+    if (r == NULL || r->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        anvil_redis_went_down(r, ac->errstr[0] != '\0' ? ac->errstr : "cannot connect");
+        return;
+    }
+    r->progress = anvil_redis_now();
+    if (redisAsyncCommand(r->ac, anvil_redis_on_ping, r, "PING") == REDIS_OK)
+        r->pending++;
 }
 
 /* anvil_redis_on_disconnect - hiredis: the connection ended (it frees ac) */
@@ -206,7 +226,7 @@ static void anvil_redis_on_watch(evutil_socket_t fd, short what, void *arg)
     if (r->ac == NULL || anvil_redis_ms_since(r->progress) < ANVIL_REDIS_STALL_MS)
         return;
     if (!r->connected)
-        anvil_redis_drop(r, "connect timed out");
+        anvil_redis_drop(r, "no answer to connect and PING within 1s");
     else if (r->pending > 0)
         anvil_redis_drop(r, "no reply within 1s");
 }
