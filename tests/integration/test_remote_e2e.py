@@ -11,6 +11,7 @@ Both instances read the very same .cf files (one directory, as on two hosts
 that mount or copy one /etc/tern), and route every delivery through the
 remote transport table, so a delivery at the sink proves a remote lookup."""
 
+import grp
 import os
 import socket
 import struct
@@ -95,7 +96,6 @@ def write_cf(directory: Path, name: str, text: str) -> Path:
 
 
 def _tern_gid() -> int:
-    import grp
     return grp.getgrnam("tern").gr_gid
 
 
