@@ -21,6 +21,7 @@
 
 #include "auth_test.h"
 #include "check_policy.h"
+#include "check_remote.h"
 #include "milter.h"
 #include "check_sasl.h"
 #include "check_tls.h"
@@ -438,6 +439,7 @@ static int tern_check(void)
     }
     buf_free(&path);
     problems += tern_check_tables(cfg);
+    problems += check_remote(cfg);
     problems += tern_check_privacy(cfg);
     problems += check_tls(cfg);
     problems += check_sasl(cfg);
