@@ -46,6 +46,7 @@ struct ldap_lookup {
     buf_t *value;
     size_t expansions;
     int failed; /* a temporary failure: the lookup is TABLE_TEMPFAIL */
+    int lost;   /* the connection failed: drop it when the lookup is done */
     buf_t *why; /* the reason, when failed */
 };
 
@@ -118,6 +119,9 @@ static LDAP *ldap_table_connect_one(const struct table_ldap_cf *c,
         ldap_unbind_ext_s(ld, NULL, NULL);
         return NULL;
     }
+    step = "connect"; /* now, so that a dead server fails over here, even without a bind */
+    if ((rc = ldap_connect(ld)) != LDAP_SUCCESS)
+        goto fail;
     step = "start TLS";
     if (c->start_tls && (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS)
         goto fail;
@@ -144,7 +148,6 @@ static int ldap_table_connect(struct ldap_table *lt, size_t first, buf_t *why)
             buf_puts(why, "; ");
         if ((lt->ld = ldap_table_connect_one(&lt->cf, &lt->cf.servers.v[k], why)) != NULL) {
             lt->server = k;
-            buf_reset(why);
             return 0;
         }
     }
@@ -201,6 +204,8 @@ static void ldap_lookup_fail(struct ldap_lookup *q, const char *reason)
     if (q->failed)
         return;
     q->failed = 1;
+    if (q->why->len > 0) /* after the servers that failed over */
+        buf_puts(q->why, "; ");
     buf_puts(q->why, reason);
 }
 
@@ -275,8 +280,7 @@ static void ldap_lookup_follow(struct ldap_lookup *q, const char *dn, int depth)
         ldap_lookup_entries(q, res, depth + 1);
     else if (rc != LDAP_NO_SUCH_OBJECT) /* Postfix: as an entry without results */
         ldap_lookup_fail(q, ldap_err2string(rc));
-    if (ldap_table_server_error(rc))
-        ldap_table_drop(q->lt);
+    q->lost |= ldap_table_server_error(rc);
     ldap_msgfree(res);
 }
 
@@ -289,7 +293,7 @@ static void ldap_lookup_attribute(struct ldap_lookup *q, LDAPMessage *entry, con
     struct berval **vals = ldap_get_values_len(lt->ld, entry, attr);
     buf_t dn = BUF_INIT;
 
-    for (size_t i = 0; vals != NULL && vals[i] != NULL && !q->failed && lt->ld != NULL; i++) {
+    for (size_t i = 0; vals != NULL && vals[i] != NULL && !q->failed; i++) {
         if (index < lt->num_attributes) {
             if (leaf || index >= lt->num_leaf)
                 ldap_lookup_add(q, vals[i]);
@@ -314,7 +318,7 @@ static void ldap_lookup_entry(struct ldap_lookup *q, LDAPMessage *entry, int dep
     BerElement *ber = NULL;
     char *attr;
 
-    for (attr = ldap_first_attribute(lt->ld, entry, &ber); attr != NULL && lt->ld != NULL;
+    for (attr = ldap_first_attribute(lt->ld, entry, &ber); attr != NULL;
          attr = ldap_next_attribute(lt->ld, entry, ber)) {
         size_t index = ldap_attr_index(lt->attrs, attr);
         if (lt->attrs[index] != NULL && !q->failed)
@@ -335,8 +339,6 @@ static void ldap_lookup_entries(struct ldap_lookup *q, LDAPMessage *res, int dep
             ldap_lookup_fail(q, "size limit exceeded");
         else
             ldap_lookup_entry(q, e, depth);
-        if (q->lt->ld == NULL) /* a follow-up search lost the connection */
-            break;
     }
 }
 
@@ -385,7 +387,7 @@ static enum table_result ldap_table_lookup(struct table *t, const char *key, buf
 {
     struct ldap_table *lt = t->impl;
     buf_t folded = BUF_INIT, filter = BUF_INIT, base = BUF_INIT, why = BUF_INIT;
-    struct ldap_lookup q = {lt, NULL, value, 0, 0, &why};
+    struct ldap_lookup q = {lt, NULL, value, 0, 0, 0, &why};
     enum table_result r = TABLE_NOTFOUND;
     LDAPMessage *res = NULL;
     const char *reason = NULL;
@@ -409,9 +411,13 @@ static enum table_result ldap_table_lookup(struct table *t, const char *key, buf
     } else {
         r = ldap_table_result(lt, &q, rc, res);
     }
+    if (q.lost)
+        ldap_table_drop(lt);
 done:
     if (q.failed)
         log_warn("%s: lookup failed: %s", t->spec, buf_cstr(&why));
+    else if (why.len > 0) /* connected, after failing over */
+        log_warn("%s: %s; using %s", t->spec, buf_cstr(&why), lt->cf.servers.v[lt->server].url);
     if (r != TABLE_FOUND)
         buf_reset(value);
     ldap_msgfree(res);

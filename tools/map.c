@@ -51,7 +51,9 @@ static void map_usage(FILE *fp)
                 "  -a  alias syntax \"name: value\"   -f  keep the case of keys\n"
                 "built types (TYPE): lmdb (default) -> FILE.lmdb, hash and btree -> FILE.db,\n"
                 "                    dbm -> FILE.dir (and an empty FILE.pag)\n"
-                "other types: texthash, inline, static, cidr, regexp, unix; optional:TYPE:...\n");
+                "other types: texthash, inline, static, cidr, regexp, unix; optional:TYPE:...\n"
+                "remote types (-q only): ldap:FILE.cf, pgsql:FILE.cf, socketmap:..., "
+                "proxy:TYPE:NAME\n");
 }
 
 /* map_is_plain - a bare FILE, which means lmdb:FILE */

@@ -147,8 +147,11 @@ def test_password_file_readable_by_others_is_refused(cf):
 
 
 def test_failover_from_a_dead_server(cf, slapd):
-    dead = f"ldap://127.0.0.1:{free_port()}"
+    dead, dead2 = (f"ldap://127.0.0.1:{free_port()}" for _ in range(2))
     assert query(cf(server_host=f"{dead} {slapd.url}"), "joe@example.test")[:2] == (0, "joe")
+    rc, out, err = query(cf(server_host=f"{dead} {dead2} {slapd.url}"), "joe@example.test")
+    assert (rc, out) == (0, "joe")
+    assert f"{dead}/: cannot connect" in err and f"using {slapd.url}/" in err, err
 
 
 def test_ldapi(cf, slapd):
