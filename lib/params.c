@@ -222,6 +222,22 @@ const struct param_def param_table[] = {
     {"anvil_status_update_time", PARAM_TIME, "600s",
      "how often tern-anvil logs the largest counts and rates it saw, and for which client"},
 
+    /* remote tables through tern-proxymap (docs/remote-tables.md) */
+    {"proxymap_pool_size", PARAM_INT, "4",
+     "connections (worker threads) tern-proxymap opens at most per ldap:, pgsql: or "
+     "socketmap: table; other proxied types get one"},
+    {"proxymap_cache_ttl", PARAM_TIME, "60s",
+     "how long tern-proxymap remembers a found or not-found answer (0: no cache); temporary "
+     "failures are never cached"},
+    {"proxymap_cache_size", PARAM_INT, "100000",
+     "answers tern-proxymap's cache holds at most; the oldest is dropped first"},
+    {"proxymap_lookup_timeout", PARAM_TIME, "30s",
+     "a lookup tern-proxymap has not finished by then is answered as a temporary failure "
+     "(a safety net over each table's own timeout)"},
+    {"proxymap_client_timeout", PARAM_TIME, "20s",
+     "how long a service waits for tern-proxymap's answer before the lookup is a temporary "
+     "failure"},
+
     /* smtpd TLS (docs/tls.md) */
     {"smtpd_tls_cert_file", PARAM_STR, "",
      "server certificate (PEM; may hold the chain, and an RSA and an ECDSA pair)"},

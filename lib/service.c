@@ -18,6 +18,7 @@
 #include "proctitle.h"
 #include "service.h"
 #include "stats.h"
+#include "table_proxy.h"
 #include "tern_build.h"
 
 static struct event *service_sighup_ev, *service_sigterm_ev, *service_sigint_ev;
@@ -89,6 +90,8 @@ void service_init(struct service *svc, const char *name, int argc, char **argv)
         log_fatal("%s", buf_cstr(&err));
     log_init_from_config(name, svc->cfg, getenv("TERN_LOG_STDERR") != NULL);
     log_set_verbose(svc->verbose);
+    table_proxy_default(1); /* remote tables through tern-proxymap */
+    table_proxy_configure(svc->cfg);
     service_inherit_fds(svc);
     if (strcmp(name, "metrics") != 0) /* it only reads: maps the file PROT_READ itself */
         stats_attach(config_str(svc->cfg, "data_directory"));

@@ -28,9 +28,10 @@ struct master_sockets {
     int smtp;
     int lmtp; /* private/lmtp, to tern-lmtp (tern-smtp by another name) */
     int local;
-    int auth;        /* private/auth: SASL exchanges for smtpd, to tern-auth */
-    int anvil;       /* private/anvil: connection and rate counters for smtpd, to tern-anvil */
-    int pickup;      /* public/pickup: maildrop triggers, to cleanup */
+    int auth;     /* private/auth: SASL exchanges for smtpd, to tern-auth */
+    int anvil;    /* private/anvil: connection and rate counters for smtpd, to tern-anvil */
+    int proxymap; /* private/proxymap: remote table lookups for every service, to tern-proxymap */
+    int pickup;   /* public/pickup: maildrop triggers, to cleanup */
     int qmgr_public; /* public/qmgr: flush requests from users, to qmgr */
     int showq;       /* public/showq: queue listing */
     int metrics;     /* metrics_listen (TCP), to tern-metrics; -1 when not set */

@@ -13,6 +13,7 @@
  * keeps root (it delivers as each recipient); the rest drop to mail_owner.
  * tern-auth runs smtpd's SASL exchanges (private/auth); tern-anvil counts
  * connections and rates per client for every smtpd worker (private/anvil).
+ * tern-proxymap looks up remote tables for every service (private/proxymap).
  * Each smtpd worker learns its place, TERN_SMTPD_WORKER="INDEX/COUNT" (0/2,
  * 1/2), to take its share of smtpd_connection_rate_throttle; a restarted
  * worker keeps its slot's index.
@@ -313,6 +314,7 @@ static void master_slots_build(const struct config *cfg)
     master_slot_add("tern-showq", &socks->showq, 1);
     master_slot_add("tern-auth", &socks->auth, 1);
     master_slot_add("tern-anvil", &socks->anvil, 1);
+    master_slot_add("tern-proxymap", &socks->proxymap, 1);
     if (socks->metrics >= 0)
         master_slot_add("tern-metrics", &socks->metrics, 1);
     smtpd_worker_count = workers;

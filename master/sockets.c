@@ -123,7 +123,7 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
     const char *qdir = config_str(cfg, "queue_directory");
 
     memset(s, 0, sizeof(*s));
-    s->cleanup = s->qmgr = s->smtp = s->lmtp = s->local = s->auth = s->anvil = -1;
+    s->cleanup = s->qmgr = s->smtp = s->lmtp = s->local = s->auth = s->anvil = s->proxymap = -1;
     s->pickup = s->qmgr_public = s->showq = s->metrics = -1;
     if (master_bind_listeners(cfg, s, err) < 0)
         return -1;
@@ -138,8 +138,9 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
         {&s->cleanup, "private/cleanup"}, {&s->qmgr, "private/qmgr"},
         {&s->smtp, "private/smtp"},       {&s->lmtp, "private/lmtp"},
         {&s->local, "private/local"},     {&s->auth, "private/auth"},
-        {&s->anvil, "private/anvil"},     {&s->pickup, "public/pickup"},
-        {&s->qmgr_public, "public/qmgr"}, {&s->showq, "public/showq"},
+        {&s->anvil, "private/anvil"},     {&s->proxymap, "private/proxymap"},
+        {&s->pickup, "public/pickup"},    {&s->qmgr_public, "public/qmgr"},
+        {&s->showq, "public/showq"},
     };
     for (size_t i = 0; i < sizeof(unix_sockets) / sizeof(unix_sockets[0]); i++)
         if ((*unix_sockets[i].fd = master_bind_unix(qdir, unix_sockets[i].name, uid, gid, err)) < 0)
@@ -149,8 +150,8 @@ int master_sockets_open(const struct config *cfg, uid_t uid, gid_t gid, struct m
 
 void master_sockets_close(struct master_sockets *s)
 {
-    int fds[] = {s->cleanup, s->qmgr,   s->smtp,        s->lmtp,  s->local,  s->auth,
-                 s->anvil,   s->pickup, s->qmgr_public, s->showq, s->metrics};
+    int fds[] = {s->cleanup, s->qmgr,     s->smtp,   s->lmtp,        s->local, s->auth,
+                 s->anvil,   s->proxymap, s->pickup, s->qmgr_public, s->showq, s->metrics};
 
     for (size_t i = 0; i < s->smtpd_count; i++)
         close(s->smtpd[i]);
