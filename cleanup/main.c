@@ -35,6 +35,7 @@
 #include "safefile.h"
 #include "service.h"
 #include "stats.h"
+#include "table_proxy.h"
 
 #define CLEANUP_IDLE_TIMEOUT 3600
 
@@ -563,6 +564,8 @@ static void cleanup_read_settings(const struct config *cfg)
 int main(int argc, char **argv)
 {
     service_init(&svc, "cleanup", argc, argv);
+    table_proxy_default(1); /* ldap:, pgsql:, socketmap: through tern-proxymap */
+    table_proxy_configure(svc.cfg);
     cleanup_read_settings(svc.cfg);
     if (svc.listen_count == 0)
         log_fatal("no listening socket: tern-cleanup is started by tern-master");

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "route.h"
 #include "session.h"
+#include "smtpd_tables.h"
 #include "smtpd_tls.h"
 #include "stats.h"
 
@@ -589,7 +590,12 @@ int smtpd_auth_sender_check(struct session *s, const char *sender, buf_t *reply)
 
     if (!s->cfg->sender_login_mismatch || sender[0] == '\0')
         return 0;
+    smtpd_tables_enter(s);
     res = route_sender_logins(s->cfg->route, sender, &owners);
+    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND)) {
+        buf_free(&owners);
+        return 1;
+    }
     proto_printable(sender, strlen(sender), ADDR_LOG_MAX, &addr);
     buf_reset(reply);
     if (res == TABLE_TEMPFAIL)

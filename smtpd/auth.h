@@ -37,7 +37,9 @@ void smtpd_auth_line_too_long(struct session *s);
 /* smtpd_auth_session_end - the session ends: drop an exchange in progress */
 void smtpd_auth_session_end(struct session *s);
 /* smtpd_auth_sender_check - MAIL FROM:<sender> against smtpd_sender_login_maps
- * (reject_sender_login_mismatch); 0 ok, -1 with the whole reply line */
+ * (reject_sender_login_mismatch); 0 ok, -1 with the whole reply line, 1
+ * when the maps' remote answer is not in yet (the command runs again,
+ * smtpd_tables.h) */
 int smtpd_auth_sender_check(struct session *s, const char *sender, buf_t *reply);
 
 #endif

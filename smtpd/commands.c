@@ -20,6 +20,7 @@
 #include "tern_build.h"
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
+#include "smtpd_tables.h"
 #include "smtpd_tls.h"
 
 /* room kept free in the envelope message for the sender and the rest */
@@ -175,8 +176,10 @@ static void commands_mail_verdict(struct session *s, struct policy_result *r)
 static void commands_mail(struct session *s, const char *arg)
 {
     buf_t reply = BUF_INIT;
+    int login;
 
     table_refresh_next(); /* and from this transaction on */
+    smtpd_tables_transaction(s);
     if (s->cfg->helo_required && !s->seen_helo) {
         session_reply(s, "503 5.0.0 Polite people say HELO first");
     } else if (s->have_mail) {
@@ -197,8 +200,11 @@ static void commands_mail(struct session *s, const char *arg)
         buf_printf(&reply, "553 5.5.4 %s... Domain name required for sender address %s",
                    buf_cstr(&s->mail.echo), buf_cstr(&s->mail.addr));
         commands_mail_reject(s, buf_cstr(&reply));
-    } else if (smtpd_auth_sender_check(s, buf_cstr(&s->mail.addr), &reply) < 0) {
-        commands_mail_reject(s, buf_cstr(&reply));
+    } else if ((login = smtpd_auth_sender_check(s, buf_cstr(&s->mail.addr), &reply)) != 0) {
+        if (login < 0)
+            commands_mail_reject(s, buf_cstr(&reply));
+        else
+            proto_mail_free(&s->mail); /* parsed again when the answer is in */
     } else if (s->client_verdict.len > 0) {
         commands_mail_reject(s, buf_cstr(&s->client_verdict));
     } else {
@@ -259,6 +265,7 @@ static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
     struct route_client client = {(const struct sockaddr *)&s->sa, r->relay};
     struct route_reply why;
     buf_t reply = BUF_INIT;
+    enum route_status st;
 
     if (r->verdict == POLICY_REJECT || r->verdict == POLICY_DEFER) {
         smtpd_policy_log_reject(s, "RCPT", r, buf_cstr(&s->rcpt.addr));
@@ -266,7 +273,11 @@ static void commands_rcpt_verdict(struct session *s, struct policy_result *r)
         return;
     }
     route_reply_init(&why);
-    if (route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why) != ROUTE_OK) {
+    smtpd_tables_enter(s);
+    st = route_check_recipient(s->cfg->route, buf_cstr(&s->rcpt.addr), &client, &why);
+    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND)) {
+        ; /* RCPT runs again when the remote answers are in */
+    } else if (st != ROUTE_OK) {
         buf_printf(&reply, "%s %s %s", why.code, why.dsn, buf_cstr(&why.text));
         commands_rcpt_reject(s, buf_cstr(&reply));
     } else {
@@ -362,13 +373,18 @@ static void commands_vrfy(struct session *s, const char *arg)
 {
     buf_t addr = BUF_INIT;
     size_t len = strlen(arg);
+    int local;
 
     if (len == 0) {
         session_reply(s, "501 5.5.2 Argument required");
         return;
     }
     proto_unbracket(arg, &addr);
-    if (s->cfg->disable_vrfy || addr.len == 0 || !commands_rcpt_local(s, buf_cstr(&addr)))
+    smtpd_tables_enter(s);
+    local = !s->cfg->disable_vrfy && addr.len > 0 && commands_rcpt_local(s, buf_cstr(&addr));
+    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND))
+        ; /* VRFY runs again when the remote answers are in */
+    else if (!local)
         session_reply(s, "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery "
                          "(or try finger)");
     else

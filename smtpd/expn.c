@@ -22,6 +22,7 @@
 #include "log.h"
 #include "route.h"
 #include "session.h"
+#include "smtpd_tables.h"
 #include "table.h"
 #include "targets.h"
 
@@ -106,23 +107,18 @@ static void expn_reply_members(struct session *s, const char *value)
     buf_free(&prev);
 }
 
-/* expn_local - a local name: its alias, else the user */
-static void expn_local(struct session *s, const char *echo, const char *name)
+/* expn_local - a local name: its alias (r, value), else the user */
+static void expn_local(struct session *s, const char *echo, const char *name, enum table_result r,
+                       const buf_t *value)
 {
-    buf_t value = BUF_INIT;
-    enum table_result r = TABLE_NOTFOUND;
-
-    if (s->cfg->aliases != NULL)
-        r = table_list_lookup(s->cfg->aliases, name, &value);
     if (r == TABLE_FOUND)
-        expn_reply_members(s, buf_cstr(&value));
+        expn_reply_members(s, buf_cstr(value));
     else if (r == TABLE_TEMPFAIL)
         session_reply(s, "451 4.3.0 %s... Alias database unavailable", echo);
     else if (getpwnam(name) != NULL)
         session_reply(s, "250 2.1.5 <%s@%s>", name, s->cfg->myhostname);
     else
         session_reply(s, "550 5.1.1 %s... User unknown", echo);
-    buf_free(&value);
 }
 
 /* expn_is_local - no domain, or a domain of the local class */
@@ -132,6 +128,27 @@ static int expn_is_local(const struct session *s, const char *addr)
 
     route_class_of(s->cfg->route, addr_domain(addr), &cls);
     return cls == ROUTE_CLASS_LOCAL;
+}
+
+/* expn_answer - look the name up (in the session's scope: EXPN runs again
+ * when a remote answer is not in yet), then reply */
+static void expn_answer(struct session *s, const char *addr, const char *echo, const char *name)
+{
+    buf_t value = BUF_INIT;
+    enum table_result r = TABLE_NOTFOUND;
+    int local;
+
+    smtpd_tables_enter(s);
+    local = expn_is_local(s, addr);
+    if (local && s->cfg->aliases != NULL)
+        r = table_list_lookup(s->cfg->aliases, name, &value);
+    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND))
+        ; /* EXPN runs again when the answers are in */
+    else if (!local)
+        expn_reply_members(s, addr); /* sendmail: itself */
+    else
+        expn_local(s, echo, name, r, &value);
+    buf_free(&value);
 }
 
 void smtpd_expn_command(struct session *s, const char *arg)
@@ -150,10 +167,8 @@ void smtpd_expn_command(struct session *s, const char *arg)
         name.data[i] = (char)tolower((unsigned char)name.data[i]);
     if (addr.len == 0 || name.len == 0)
         session_reply(s, "501 5.5.2 Argument required");
-    else if (!expn_is_local(s, buf_cstr(&addr)))
-        expn_reply_members(s, buf_cstr(&addr)); /* sendmail: itself */
     else
-        expn_local(s, buf_cstr(&echo), buf_cstr(&name));
+        expn_answer(s, buf_cstr(&addr), buf_cstr(&echo), buf_cstr(&name));
     buf_free(&addr);
     buf_free(&name);
     buf_free(&echo);

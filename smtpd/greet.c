@@ -28,6 +28,7 @@
 #include "log.h"
 #include "session.h"
 #include "smtpd_policy.h"
+#include "smtpd_tables.h"
 
 /* the longest pause accepted (sendmail recommends 1-5 s) */
 #define GREET_PAUSE_MAX_MS (3600LL * 1000)
@@ -87,11 +88,17 @@ static void greet_on_timer(evutil_socket_t fd, short what, void *arg)
 
 void smtpd_greet_start(struct session *s)
 {
-    long long ms = smtpd_greet_pause_ms(s);
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    long long ms;
+    struct timeval tv;
 
+    smtpd_tables_enter(s);
+    ms = smtpd_greet_pause_ms(s);
+    if (smtpd_tables_leave(s, SMTPD_TABLES_GREET))
+        return; /* the greeting is held until the access map answers */
     if (ms <= 0 || s->state == SESSION_CLOSING)
         return;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
     s->greet_timer = evtimer_new(s->server->svc.base, greet_on_timer, s);
     if (s->greet_timer == NULL) {
         log_warn("greet pause for %s: cannot create a timer; greeting at once", s->client);

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "anvil_client.h"
+#include "smtpd_tables.h"
 #include "auth.h"
 #include "cleanup_stream.h"
 #include "greet.h"
@@ -265,6 +266,7 @@ static void session_free(struct session *s)
     smtpd_ident_end(s);
     smtpd_greet_session_end(s);
     smtpd_anvil_session_end(s);
+    smtpd_tables_session_end(s);
     smtpd_milter_end(s); /* first: cleanup may still have the milters' sockets */
     message_discard(s);
     smtpd_auth_session_end(s);

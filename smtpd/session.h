@@ -26,6 +26,7 @@ struct policy_cache;
 struct smtpd_policy_wait;
 struct smtpd_policy_stage;
 struct smtpd_milter;
+struct smtpd_tables;
 struct event;
 
 enum session_state {
@@ -42,6 +43,8 @@ enum session_state {
                              not reading */
     SESSION_ANVIL_WAIT,   /* MAIL, RCPT, AUTH: waiting for tern-anvil's count; not reading
                              (anvil_client.c) */
+    SESSION_TABLES_WAIT,  /* a command waits for a remote table's answer (smtpd_tables.c);
+                             not reading */
     SESSION_CLOSING       /* last reply being flushed; then free */
 };
 
@@ -141,6 +144,9 @@ struct session {
 
     /* connection and rate limits (anvil_client.c), else NULL */
     void *anvil_state;
+
+    /* the remote tables' lookup scope (smtpd_tables.c), else NULL */
+    struct smtpd_tables *tables;
 
     /* AUTH (auth.c) */
     char *sasl_method;   /* the mechanism of a successful AUTH, else NULL */

@@ -15,6 +15,7 @@
 #include "session.h"
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
+#include "smtpd_tables.h"
 #include "smtpd_tls.h"
 
 /* PREPEND header lines kept for one message (bytes) */
@@ -104,6 +105,7 @@ static int smtpd_policy_evaluate(struct session *s)
     enum policy_verdict v;
     smtpd_policy_done_fn done;
     int was_waiting = s->state == SESSION_POLICY;
+    int tables;
 
     smtpd_policy_facts(s, &f);
     if (st->stage == POLICY_RCPT || st->stage == POLICY_MAIL) {
@@ -112,10 +114,15 @@ static int smtpd_policy_evaluate(struct session *s)
     }
     if (st->stage == POLICY_EOD)
         f.size = s->data_size;
-    /* again while the worker's DNS cache answers what the stage asks */
-    do
+    /* again while the worker's DNS cache answers what the stage asks; a
+     * remote table's answer not in yet voids the verdict (smtpd_tables.h) */
+    do {
+        smtpd_tables_enter(s);
         v = policy_check(s->cfg->policy, st->stage, &f, s->policy_cache, &st->result);
-    while (v == POLICY_WAIT && s->state != SESSION_CLOSING && smtpd_policy_start_needs(s) > 0);
+        tables = smtpd_tables_leave(s, SMTPD_TABLES_POLICY);
+    } while (v == POLICY_WAIT && s->state != SESSION_CLOSING && smtpd_policy_start_needs(s) > 0);
+    if (tables)
+        v = POLICY_WAIT;
     if (v == POLICY_WAIT && s->state == SESSION_CLOSING) {
         smtpd_policy_cancel(s);
         return 1;
@@ -158,6 +165,12 @@ void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_d
     policy_result_init(&st->result);
     s->policy_stage = st;
     smtpd_policy_evaluate(s);
+}
+
+void smtpd_policy_tables_answered(struct session *s)
+{
+    if (s->policy_stage != NULL && s->state == SESSION_POLICY)
+        smtpd_policy_evaluate(s);
 }
 
 /* ---- outside lookups */

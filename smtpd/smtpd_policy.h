@@ -33,6 +33,9 @@ void smtpd_policy_server_free(struct smtpd_server *server);
 void smtpd_policy_connect(struct session *s);
 /* smtpd_policy_run - evaluate stage, then done(s, verdict) */
 void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_done_fn done);
+/* smtpd_policy_tables_answered - the remote tables' answers are in: a stage
+ * that waited for them is evaluated again (smtpd_tables.c) */
+void smtpd_policy_tables_answered(struct session *s);
 /* smtpd_policy_facts - what the session knows, for lib/policy */
 void smtpd_policy_facts(const struct session *s, struct policy_facts *f);
 /* smtpd_policy_merge - at DATA: the session's connect and HELO side
