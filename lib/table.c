@@ -107,14 +107,15 @@ static void empty_close(struct table *t)
 
 static const struct table_ops empty_ops = {"empty", 0, empty_lookup, empty_walk, empty_close, NULL};
 
-/* table_open_missing - an optional text table whose file does not exist
- * becomes empty: 1, else 0 (open it normally) */
+/* table_open_missing - an optional text table whose file does not exist,
+ * or remote one whose .cf file does not (ldap:/PATH, pgsql:/PATH; not
+ * socketmap:inet:...), becomes empty: 1, else 0 (open it normally) */
 static int table_open_missing(struct table *t, const struct table_type *tt, const char *name)
 {
     struct stat st;
+    int has_file = tt->kind == TABLE_KIND_TEXT || (tt->kind == TABLE_KIND_REMOTE && name[0] == '/');
 
-    if (!(t->flags & TABLE_OPTIONAL) || tt->kind != TABLE_KIND_TEXT || stat(name, &st) == 0 ||
-        errno != ENOENT)
+    if (!(t->flags & TABLE_OPTIONAL) || !has_file || stat(name, &st) == 0 || errno != ENOENT)
         return 0;
     table_warn_missing(t, name);
     t->ops = &empty_ops;

@@ -143,10 +143,11 @@ static int ldap_table_connect(struct ldap_table *lt, size_t first, buf_t *why)
     size_t n = lt->cf.servers.count;
 
     for (size_t i = 0; i < n; i++) {
-        size_t k = (first + i) % n;
-        if (why->len > 0)
+        size_t k = (first + i) % n, mark = why->len;
+        if (mark > 0)
             buf_puts(why, "; ");
         if ((lt->ld = ldap_table_connect_one(&lt->cf, &lt->cf.servers.v[k], why)) != NULL) {
+            buf_truncate(why, mark);
             lt->server = k;
             return 0;
         }

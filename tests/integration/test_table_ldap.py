@@ -8,6 +8,7 @@ never "not found"."""
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -132,11 +133,19 @@ def test_scope_and_expanded_base(cf):
 
 def test_bind_with_password_and_wrong_password_is_tempfail(cf):
     good = cf(bind="yes", bind_dn=LDAP_ROOTDN, bind_pw=LDAP_ROOTPW)
-    assert query(good, "joe@example.test")[:2] == (0, "joe")
+    assert query(good, "joe@example.test") == (0, "joe", "")
     bad = cf(bind="yes", bind_dn=LDAP_ROOTDN, bind_pw="wrong-secret-x")
     rc, out, err = query(bad, "joe@example.test")
     assert (rc, out) == (EX_TEMPFAIL, "")
     assert "Invalid credentials" in err and "wrong-secret-x" not in err, err
+
+
+def test_optional_table_without_its_file_is_empty(tmp_path):
+    missing = tmp_path / "missing.cf"
+    p = subprocess.run([str(TERN), "map", "-q", "joe@example.test", f"optional:ldap:{missing}"],
+                       capture_output=True, text=True, timeout=30)
+    assert (p.returncode, p.stdout) == (1, ""), p.stderr
+    assert query(missing, "joe@example.test")[0] == EX_TEMPFAIL
 
 
 def test_password_file_readable_by_others_is_refused(cf):
@@ -232,3 +241,62 @@ def test_check_accepts_a_working_remote_table(res, cf):
     tern = res.tern(start=False, virtual_alias_maps=f"ldap:{cf()}")
     r = tern.tern("check")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+class TlsSlapd(Slapd):
+    """Slapd that offers StartTLS with a certificate for 127.0.0.1 from the test CA."""
+
+    def __init__(self, base, cert, key, **kw):
+        super().__init__(base, **kw)
+        self.cert, self.key = cert, key
+
+    def prepare(self):
+        if self._prepared:
+            return
+        super().prepare()
+        tls = f"TLSCertificateFile {self.cert}\nTLSCertificateKeyFile {self.key}\n"
+        self.conf.write_text(tls + self.conf.read_text())  # global: before "database"
+
+
+def make_ca(d: Path, name: str) -> Path:
+    """d/name.pem and name.key: a P-256 CA (RSA keys take seconds to make)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key", "-out",
+                    f"{name}.pem", "-days", "2", "-subj", f"/CN={name}"],
+                   cwd=d, check=True, capture_output=True)
+    return d / f"{name}.pem"
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(mres):
+    """(slapd with StartTLS, its CA file, a CA that did not sign it)"""
+    d = mres.base / "ldap-pki"
+    d.mkdir()
+    ca, rogue = make_ca(d, "ca"), make_ca(d, "rogue")
+    (d / "ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", "ldap.key", "-out", "ldap.csr", "-subj", "/CN=127.0.0.1"],
+                   cwd=d, check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", "ldap.csr", "-CA", "ca.pem", "-CAkey",
+                    "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext", "-out",
+                    "ldap.pem"], cwd=d, check=True, capture_output=True)
+    server = start_remote(mres, TlsSlapd(mres.base, d / "ldap.pem", d / "ldap.key",
+                                         ldif=DIRECTORY, ldapi=False))
+    return server, ca, rogue
+
+
+def test_start_tls_verifies_the_server(cf, tls_slapd):
+    server, ca, rogue = tls_slapd
+    tls = dict(server_host=server.url, start_tls="yes", tls_require_cert="yes")
+    good = cf(tls_ca_cert_file=ca, **tls)
+    assert query(good, "joe@example.test") == (0, "joe", "")
+    rogue = cf(tls_ca_cert_file=rogue, **tls)
+    rc, _, err = query(rogue, "joe@example.test")
+    assert rc == EX_TEMPFAIL and "cannot start TLS" in err, err
+    lax = cf(tls_ca_cert_file=rogue, **{**tls, "tls_require_cert": "no"})
+    assert query(lax, "joe@example.test")[:2] == (0, "joe")
+
+
+def test_start_tls_refused_by_a_plain_server_is_tempfail(cf):
+    rc, _, err = query(cf(start_tls="yes"), "joe@example.test")
+    assert rc == EX_TEMPFAIL and "cannot start TLS" in err, err
