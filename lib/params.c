@@ -237,6 +237,9 @@ const struct param_def param_table[] = {
     {"proxymap_client_timeout", PARAM_TIME, "20s",
      "how long a service waits for tern-proxymap's answer before the lookup is a temporary "
      "failure"},
+    {"proxymap_verbose", PARAM_BOOL, "no",
+     "tern-proxymap logs every lookup: table, key, outcome, latency, cache or table (never the "
+     "value)"},
 
     /* smtpd TLS (docs/tls.md) */
     {"smtpd_tls_cert_file", PARAM_STR, "",

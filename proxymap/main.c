@@ -16,7 +16,9 @@
  * to an identical lookup in flight, else queued to the table's workers
  * (proxymap_pool.c).  proxymap_lookup_timeout is a safety net over the
  * tables' own timeouts: a lookup not done by then is answered tempfail
- * and the worker's late result dropped.  SIGHUP drains like tern-anvil.
+ * and the worker's late result dropped.  With -v or proxymap_verbose every
+ * lookup is logged (outcome, latency, cache or table; never the value).
+ * SIGHUP drains like tern-anvil.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -373,6 +375,8 @@ int main(int argc, char **argv)
 
     service_init(&srv.svc, "proxymap", argc, argv);
     table_proxy_default(0); /* the tables are opened here, directly */
+    if (config_bool(srv.svc.cfg, "proxymap_verbose"))
+        log_set_verbose(1);
     srv.svc.ctx = &srv;
     srv.svc.on_drain = proxymap_on_drain;
     privs_drop(config_str(srv.svc.cfg, "mail_owner"), NULL); /* no chroot: see above */

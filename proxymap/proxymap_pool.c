@@ -55,16 +55,25 @@ void proxymap_job_free(struct proxymap_job *job)
     free(job);
 }
 
+/* table_open touches process-wide state (the warned-about optional files):
+ * one worker opens at a time; lookups run in parallel */
+static pthread_mutex_t proxymap_open_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* proxymap_job_run - one lookup in the worker's table (opened on first use) */
 static void proxymap_job_run(struct proxymap_pool_table *pt, struct table **t,
                              struct proxymap_job *job)
 {
     buf_t err = BUF_INIT;
 
-    if (*t == NULL && (*t = table_open(pt->spec, pt->flags, &err)) == NULL) {
-        log_warn("cannot open %s: %s", pt->spec, buf_cstr(&err));
+    if (*t == NULL) {
+        pthread_mutex_lock(&proxymap_open_lock);
+        *t = table_open(pt->spec, pt->flags, &err);
+        pthread_mutex_unlock(&proxymap_open_lock);
+    }
+    if (*t == NULL) {
+        log_warn("cannot open the table: %s", buf_cstr(&err));
         job->status = TABLE_TEMPFAIL;
-    } else if (*t != NULL) {
+    } else {
         job->status = table_lookup(*t, job->key, &job->value);
     }
     buf_free(&err);

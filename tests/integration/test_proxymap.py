@@ -1,7 +1,9 @@
 """tern-proxymap and proxy: tables (issue 14, MAP-05) on real instances: mail
 routed through a proxied table, the tools' direct opening, the TTL cache, the
 refusal of tables the configuration does not name, and a restart after a
-crash.  The raw protocol (docs/internals.md, "proxymap protocol") is spoken
+crash; against a socketmap server in the test: requests saved by the cache,
+identical lookups coalesced, a hung lookup ended by the safety net while the
+pool answers others.  The raw protocol (docs/internals.md, "proxymap protocol") is spoken
 from here to private/proxymap (the tests run as root; the socket is
 mail_owner's)."""
 
@@ -11,8 +13,11 @@ import socket
 import struct
 import time
 
+import pytest
+
 from ternlib import make_message, wait_until
 from test_routing import rcpt_reply, write_map
+from test_table_socketmap import MapServer, netstring, read_netstring
 
 
 def attr_message(proto, **attrs):
@@ -117,25 +122,6 @@ def test_a_table_the_configuration_does_not_name_is_refused(res):
     c.close()
 
 
-def test_answers_are_cached_for_the_ttl(res):
-    """An lmdb table notices a rebuild at its next lookup: within the TTL the
-    cached answer is given, after it the new one."""
-    t = res.tern(start=False, proxymap_cache_ttl="2s")
-    spec = write_map(t, "cached", "k old\n", build=True)
-    t.conf_edit(transport_maps=f"proxy:{spec}")
-    t.start()
-    c = ProxymapClient(t)
-    assert c.lookup(spec, "k") == ("found", "old")
-    assert c.lookup(spec, "new") == ("notfound", None)
-    write_map(t, "cached", "k fresh\nnew entry\n", build=True)
-    assert c.lookup(spec, "k") == ("found", "old"), "from the cache"
-    assert c.lookup(spec, "new") == ("notfound", None), "not-found answers are cached too"
-    time.sleep(2.2)
-    assert c.lookup(spec, "k") == ("found", "fresh")
-    assert c.lookup(spec, "new") == ("found", "entry")
-    c.close()
-
-
 def test_pipelined_requests_are_each_answered_by_id(res):
     t = res.tern(start=False)
     spec = write_map(t, "pipe", "".join(f"k{i} v{i}\n" for i in range(50)))
@@ -169,3 +155,81 @@ def test_a_killed_proxymap_is_restarted_and_clients_reconnect(res):
     # smtpd's kept connection broke: it reconnects once and goes on
     assert rcpt_reply(t, "joe@virt.test").startswith("250 ")
     assert rcpt_reply(t, "nobody@virt.test").startswith("550 5.1.1 ")
+
+
+class CountingMapServer(MapServer):
+    """A socketmap server: "slow@" keys answer after 0.5 s, "hang@" never,
+    "temp@" TEMP, anything else "OK value-of-KEY"; requests lists them all."""
+
+    def _serve(self, conn):
+        try:
+            while True:
+                key = read_netstring(conn).decode().partition(" ")[2]
+                self.requests.append(key)
+                if key.startswith("hang@"):
+                    self.hung.append(conn)
+                    return
+                if key.startswith("slow@"):
+                    time.sleep(0.5)
+                reply = b"TEMP down" if key.startswith("temp@") else f"OK value-of-{key}".encode()
+                conn.sendall(netstring(reply))
+        except (EOFError, OSError):
+            pass
+        conn.close()
+
+
+@pytest.fixture
+def sockmap(res):
+    server = CountingMapServer(socket.AF_INET, ("127.0.0.1", 0))
+    yield server, f"socketmap:inet:127.0.0.1:{server.address[1]}:virtual"
+    server.close()
+
+
+def test_the_cache_saves_requests_to_the_server_within_the_ttl(res, sockmap):
+    server, spec = sockmap
+    t = res.tern(start=False, proxymap_cache_ttl="1s", proxymap_verbose="yes",
+                 transport_maps=spec)
+    t.start()
+    c = ProxymapClient(t)
+    assert c.lookup(spec, "joe@x.test") == ("found", "value-of-joe@x.test")
+    assert c.lookup(spec, "joe@x.test") == ("found", "value-of-joe@x.test")
+    assert server.requests == ["joe@x.test"], "the second answer came from the cache"
+    assert c.lookup(spec, "temp@x.test") == ("tempfail", None)
+    assert c.lookup(spec, "temp@x.test") == ("tempfail", None)
+    assert server.requests.count("temp@x.test") == 2, "a temporary failure is never cached"
+    t.wait_log(rf"{spec}: joe@x\.test: found from the table in [0-9.]+ ms")
+    t.wait_log(rf"{spec}: joe@x\.test: found from the cache")
+    time.sleep(1.2)
+    assert c.lookup(spec, "joe@x.test") == ("found", "value-of-joe@x.test")
+    assert server.requests.count("joe@x.test") == 2, "asked again after the TTL"
+    c.close()
+
+
+def test_identical_lookups_in_flight_are_one_request(res, sockmap):
+    server, spec = sockmap
+    t = res.tern(start=False, transport_maps=spec)
+    t.start()
+    c = ProxymapClient(t)
+    first, second = c.send(spec, "slow@x.test"), c.send(spec, "slow@x.test")
+    replies = {int(r["id"]): r for r in (c.read_reply(), c.read_reply())}
+    assert set(replies) == {first, second}
+    assert all(r["value"] == "value-of-slow@x.test" for r in replies.values())
+    assert server.requests == ["slow@x.test"]
+    c.close()
+
+
+def test_a_hung_lookup_is_answered_by_the_safety_net_and_stalls_nothing_else(res, sockmap):
+    server, spec = sockmap
+    t = res.tern(start=False, transport_maps=spec, proxymap_lookup_timeout="1s")
+    t.start()
+    c = ProxymapClient(t)
+    start = time.monotonic()
+    hung = c.send(spec, "hang@x.test")
+    wait_until(lambda: "hang@x.test" in server.requests, 5, "the hung request reached the server")
+    assert c.lookup(spec, "joe@x.test") == ("found", "value-of-joe@x.test")
+    assert time.monotonic() - start < 1, "another worker of the pool answered meanwhile"
+    reply = c.read_reply()
+    assert (int(reply["id"]), reply["status"]) == (hung, "tempfail")
+    assert 0.9 <= time.monotonic() - start < 3
+    t.wait_log(rf"{spec}: lookup of hang@x\.test not done after 1s")
+    c.close()

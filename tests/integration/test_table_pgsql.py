@@ -1,0 +1,145 @@
+"""pgsql: tables (issue 14, SPEC MAP-05) looked up directly with `tern map
+-q` against a throwaway PostgreSQL cluster (remoteutil.Postgres, one per
+module): found, not found, several rows joined, result_format, the domain
+restriction, password authentication from a 0640 .cf, quotes in the key that
+cannot change the query, a stopped server (tempfail, exit 75, never "not
+found") and failover from a dead first host to a live one."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from remoteutil import PG_DB, PG_PASSWORD, PG_USER, Postgres, start_remote
+from ternlib import TERN, free_port, tool_env
+
+EX_TEMPFAIL = 75
+
+ROWS = [
+    ("joe@example.com", "joe@dest.test"),
+    ("list@example.com", "a@dest.test"),
+    ("list@example.com", "b@dest.test"),
+    ("o'brien@example.com", "obrien@dest.test"),
+    ("nothing@example.com", None),
+    ("ann@other.test", "ann@dest.test"),
+]
+
+
+@pytest.fixture(scope="module")
+def pg(mres):
+    server = start_remote(mres, Postgres(mres.base))
+    server.sql("CREATE TABLE aliases (address text, target text)", db=PG_DB, as_user=True)
+    values = ", ".join(
+        "({}, {})".format(sql_quote(a), "NULL" if t is None else sql_quote(t)) for a, t in ROWS
+    )
+    server.sql(f"INSERT INTO aliases VALUES {values}", db=PG_DB, as_user=True)
+    return server
+
+
+def sql_quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def write_cf(directory, name, pg, hosts=None, **extra):
+    settings = {
+        "hosts": hosts or f"127.0.0.1:{pg.port}",
+        "dbname": PG_DB,
+        "user": PG_USER,
+        "password": PG_PASSWORD,
+        "query": "SELECT target FROM aliases WHERE address = '%s' ORDER BY target",
+        "timeout": "3",
+    }
+    settings.update(extra)
+    path = directory / name
+    path.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+    os.chmod(path, 0o640)
+    return path
+
+
+def query(key, cf):
+    start = time.monotonic()
+    r = subprocess.run([str(TERN), "map", "-q", key, f"pgsql:{cf}"], capture_output=True,
+                       text=True, timeout=30, env=tool_env())
+    r.elapsed = time.monotonic() - start
+    return r
+
+
+@pytest.fixture(scope="module")
+def cf(pg, tmp_path_factory):
+    return write_cf(tmp_path_factory.mktemp("pgcf"), "aliases.cf", pg)
+
+
+def test_found_with_password_auth_from_0640_cf(cf):
+    assert oct(cf.stat().st_mode & 0o777) == "0o640"
+    r = query("joe@example.com", cf)
+    assert (r.returncode, r.stdout) == (0, "joe@dest.test\n"), r.stderr
+
+
+def test_key_is_folded_and_not_found_is_exit_1(cf):
+    assert query("JOE@Example.COM", cf).stdout == "joe@dest.test\n"
+    r = query("nobody@example.com", cf)
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr
+
+
+def test_several_rows_joined_and_null_is_not_found(cf):
+    assert query("list@example.com", cf).stdout == "a@dest.test, b@dest.test\n"
+    assert query("nothing@example.com", cf).returncode == 1
+
+
+def test_result_format_and_expansion_limit(pg, tmp_path):
+    fmt = write_cf(tmp_path, "fmt.cf", pg, result_format="smtp:[%d] for %U")
+    assert query("joe@example.com", fmt).stdout == "smtp:[dest.test] for joe\n"
+    limited = write_cf(tmp_path, "limit.cf", pg, expansion_limit="1")
+    assert query("joe@example.com", limited).returncode == 0
+    r = query("list@example.com", limited)
+    assert (r.returncode, r.stdout) == (EX_TEMPFAIL, "")
+    assert "expansion_limit" in r.stderr
+
+
+def test_domain_restriction_skips_other_domains(pg, tmp_path):
+    restricted = write_cf(tmp_path, "dom.cf", pg, domain="example.com")
+    assert query("joe@example.com", restricted).returncode == 0
+    assert query("ann@other.test", restricted).returncode == 1
+    assert query("ann@other.test", write_cf(tmp_path, "all.cf", pg)).returncode == 0
+
+
+def test_quote_in_key_finds_only_the_exact_row(cf):
+    assert query("o'brien@example.com", cf).stdout == "obrien@dest.test\n"
+    for hostile in ("x' OR '1'='1", "x' OR '1'='1@example.com", "joe@example.com' --",
+                    "o\\'brien@example.com"):
+        r = query(hostile, cf)
+        assert (r.returncode, r.stdout) == (1, ""), (hostile, r.stderr)
+
+
+def test_world_readable_cf_with_password_is_refused(pg, tmp_path):
+    path = write_cf(tmp_path, "open.cf", pg)
+    os.chmod(path, 0o644)
+    r = query("joe@example.com", path)
+    assert r.returncode == EX_TEMPFAIL and "chmod o-r" in r.stderr
+
+
+def test_wrong_password_is_tempfail_without_the_password(pg, tmp_path):
+    bad = write_cf(tmp_path, "bad.cf", pg, password="not-the-pw-4711")
+    r = query("joe@example.com", bad)
+    assert (r.returncode, r.stdout) == (EX_TEMPFAIL, "")
+    assert str(bad) in r.stderr and "not-the-pw-4711" not in r.stderr
+
+
+def test_failover_from_dead_first_host(pg, tmp_path):
+    dead = free_port()
+    both = write_cf(tmp_path, "fo.cf", pg, hosts=f"127.0.0.1:{dead}, 127.0.0.1:{pg.port}")
+    r = query("joe@example.com", both)
+    assert (r.returncode, r.stdout) == (0, "joe@dest.test\n"), r.stderr
+
+
+def test_server_stopped_is_tempfail_not_notfound(pg, cf):
+    pg.stop()
+    try:
+        r = query("joe@example.com", cf)
+        assert (r.returncode, r.stdout) == (EX_TEMPFAIL, ""), r.stderr
+        assert f"pgsql:{cf}" in r.stderr and PG_PASSWORD not in r.stderr
+        assert r.elapsed < 5
+    finally:
+        pg.start()
+    assert query("joe@example.com", cf).returncode == 0
