@@ -20,6 +20,7 @@
 struct config;
 
 struct route;
+struct table_proxy_scope;
 struct netaddr_net;
 
 /* settings read once at start */
@@ -81,9 +82,14 @@ struct cleanup_msg {
     buf_t ident;          /* the client's identd user (smtpd_ident_lookup), or "" */
     buf_t prepend;        /* smtpd's PREPEND header lines ("Name: value\n" each) */
     int have_from;
-    int requiretls;                 /* MAIL ... REQUIRETLS (RFC 8689): TLS-Required: is ignored */
-    int tls_required_no;            /* a "TLS-Required: No" header field (RFC 8689 section 3) */
-    int rewrite_headers;            /* local_header_rewrite_clients allows it */
+    int requiretls;      /* MAIL ... REQUIRETLS (RFC 8689): TLS-Required: is ignored */
+    int tls_required_no; /* a "TLS-Required: No" header field (RFC 8689 section 3) */
+    int rewrite_headers; /* local_header_rewrite_clients allows it */
+    /* remote tables (lib/table_proxy.h): the owner's scope (NULL: lookups
+     * block), and a header section whose rewriting waits for its answers */
+    struct table_proxy_scope *scope;
+    int tables_wait;
+    int tables_eof;                 /* the section ended at the end of the data */
     struct cleanup_rcpt_sink rcpts; /* into w */
     size_t input_rcpts;             /* recipients the client gave */
     size_t content_bytes;
@@ -109,7 +115,21 @@ int cleanup_msg_begin(struct cleanup_msg *m, const struct cleanup_settings *set,
  * failed (status F) for reason "D.S.N text": a bounce follows from qmgr */
 int cleanup_msg_begin_failed(struct cleanup_msg *m, const struct cleanup_settings *set,
                              const struct attr_msg *req, const char *reason);
-/* cleanup_msg_data - take some content bytes */
+/* cleanup_msg_lookups - the dry pass of cleanup_msg_begin: the same route
+ * calls (sender, every recipient) into throwaway results, nothing written;
+ * run inside a proxy scope it asks what cleanup_msg_begin will need, so
+ * that begin (run in the scope once it is not pending) never waits */
+void cleanup_msg_lookups(const struct cleanup_settings *set, const struct attr_msg *req);
+/* cleanup_msg_tables_answered - the answers m->tables_wait waited for are
+ * in: the header section is rewritten and written (or waits again) */
+void cleanup_msg_tables_answered(struct cleanup_msg *m);
+/* cleanup_msg_end_of_data - the data ended: a header section still open
+ * ends here (it may set m->tables_wait, as cleanup_msg_data) */
+void cleanup_msg_end_of_data(struct cleanup_msg *m);
+/* cleanup_msg_data - take some content bytes.  With m->scope set, the end
+ * of the header section first runs the header rewriting into a throwaway
+ * output: when that waits for an answer, m->tables_wait is set and the
+ * owner feeds nothing more until cleanup_msg_tables_answered */
 void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len);
 /* cleanup_msg_finish - flush headers, write the end record (not yet
  * durable); 0 ok, -1 failed (outcome set, temp file removed) */

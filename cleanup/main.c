@@ -14,6 +14,14 @@
  * CONN_MILTER), then joins the group commit.  Between messages the
  * connection goes back to waiting for its first byte, so the next message
  * can bring sockets again.
+ *
+ * Remote tables (lib/table_proxy.h): each connection has a proxy scope,
+ * reset for each message.  cleanup.submit first runs the envelope rewriting
+ * and expansion dry (cleanup_msg_lookups); when that waits for tern-proxymap
+ * the request is kept unhandled and the connection reads nothing until the
+ * answers are in, then it is handled again -- the queue file is written
+ * only by a pass that has every answer.  The header rewriting pauses the
+ * same way at the end of the header section (cleanup_msg_data).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -56,6 +64,9 @@ struct cleanup_conn {
     size_t milter_count;
     struct milter_facts facts;
     struct cleanup_milter_run *run;
+    struct table_proxy_scope *scope; /* remote tables' answers for this message */
+    int submit_again;                /* the kept cleanup.submit runs again */
+    int tables_failed;               /* could not wait: lookups fail (451) */
 };
 
 static struct service svc;
@@ -98,6 +109,7 @@ static void cleanup_conn_close(struct cleanup_conn *c)
         cleanup_msg_free(&c->msg);
     cleanup_conn_drop_milters(c, 0);
     attr_msg_free(&c->req);
+    table_proxy_scope_free(c->scope); /* a wait out is cancelled */
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->first_ev)
@@ -317,7 +329,42 @@ static void cleanup_start_milters(struct cleanup_conn *c)
                                     cleanup_milters_done, c);
 }
 
-/* cleanup_handle - one decoded request; -1 drops the peer */
+/* cleanup_submit_waits - the dry pass of a cleanup.submit in the
+ * connection's scope (a new message: the scope is reset first); 1 when it
+ * waits for a remote answer */
+static int cleanup_submit_waits(struct cleanup_conn *c, const struct attr_msg *req)
+{
+    if (!c->submit_again)
+        table_proxy_scope_reset(c->scope);
+    c->submit_again = 0;
+    if (c->tables_failed)
+        return 0;
+    table_proxy_scope_enter(c->scope);
+    cleanup_msg_lookups(&settings, req);
+    table_proxy_scope_leave();
+    c->submit_again = table_proxy_scope_pending(c->scope);
+    return c->submit_again;
+}
+
+/* cleanup_submit - begin a message; 1: the request waits for remote tables */
+static int cleanup_submit(struct cleanup_conn *c, const struct attr_msg *req)
+{
+    if (cleanup_submit_waits(c, req))
+        return 1;
+    c->tables_failed = 0;
+    table_proxy_scope_enter(c->scope);
+    c->state = cleanup_msg_begin(&c->msg, &settings, req) == 0 ? CONN_DATA : CONN_DISCARD;
+    table_proxy_scope_leave();
+    if (c->state == CONN_DATA) {
+        c->msg.scope = c->scope;
+        return cleanup_import_milters(c, req);
+    }
+    cleanup_conn_drop_milters(c, 0); /* refused at once: smtpd takes them back */
+    return 0;
+}
+
+/* cleanup_handle - one decoded request; -1 drops the peer, 1 keeps it
+ * unhandled until remote tables answer */
 static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
 {
     const char *proto = attr_proto(req);
@@ -330,11 +377,7 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
                      c->milter_fd_count, milter_import_count(req));
             return -1;
         }
-        c->state = cleanup_msg_begin(&c->msg, &settings, req) == 0 ? CONN_DATA : CONN_DISCARD;
-        if (c->state == CONN_DATA)
-            return cleanup_import_milters(c, req);
-        cleanup_conn_drop_milters(c, 0); /* refused at once: smtpd takes them back */
-        return 0;
+        return cleanup_submit(c, req);
     }
     if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.data") == 0) {
         data = attr_get(req, "data", &len);
@@ -346,6 +389,10 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
     }
     if ((c->state == CONN_DATA || c->state == CONN_DISCARD) && strcmp(proto, "cleanup.end") == 0) {
         const char *hold = attr_get(req, "hold", NULL);
+        if (c->state == CONN_DATA)
+            cleanup_msg_end_of_data(&c->msg);
+        if (c->state == CONN_DATA && c->msg.tables_wait)
+            return 1; /* handled again once the header section is written */
         if (c->state == CONN_DATA && hold != NULL && c->msg.hold.len == 0)
             cleanup_msg_hold(&c->msg, hold);
         if (c->state == CONN_DATA && c->milter_count > 0)
@@ -367,13 +414,47 @@ static int cleanup_handle(struct cleanup_conn *c, const struct attr_msg *req)
 }
 
 static void cleanup_wait_first_byte(struct cleanup_conn *c);
+static void cleanup_on_read(struct bufferevent *bev, void *arg);
+
+/* cleanup_on_tables - the remote answers are in: a header section that
+ * waited is written, then the kept and buffered requests are handled */
+static void cleanup_on_tables(void *arg)
+{
+    struct cleanup_conn *c = arg;
+
+    if (c->state == CONN_DATA && c->msg.tables_wait)
+        cleanup_msg_tables_answered(&c->msg);
+    bufferevent_enable(c->bev, EV_READ);
+    cleanup_on_read(c->bev, c);
+}
+
+/* cleanup_tables_wait - the request just handled (kept: r = 1) waits for
+ * remote answers: read nothing until they are in; 0 when it cannot wait
+ * (the lookups then fail: 451) */
+static int cleanup_tables_wait(struct cleanup_conn *c, int r)
+{
+    if (r == 0 && (c->state != CONN_DATA || !c->msg.tables_wait))
+        return 0;
+    if (table_proxy_scope_wait(c->scope, svc.base, cleanup_on_tables, c) == 0) {
+        bufferevent_disable(c->bev, EV_READ);
+        return 1;
+    }
+    log_warn("cannot wait for tern-proxymap; the lookups fail");
+    c->tables_failed = 1;
+    if (c->state == CONN_DATA && c->msg.tables_wait) {
+        c->msg.tables_wait = 0;
+        cleanup_msg_fail(&c->msg, CLEANUP_TEMPFAIL, "451", "4.3.0", "Error: table lookup failure");
+    }
+    return 0;
+}
 
 static void cleanup_on_read(struct bufferevent *bev, void *arg)
 {
     struct cleanup_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    while (c->state != CONN_COMMIT && c->state != CONN_MILTER) {
+    while (c->state != CONN_COMMIT && c->state != CONN_MILTER &&
+           !table_proxy_scope_waiting(c->scope)) {
         size_t avail = evbuffer_get_length(in), used;
         if (avail == 0 && c->state == CONN_IDLE &&
             evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
@@ -387,12 +468,17 @@ static void cleanup_on_read(struct bufferevent *bev, void *arg)
         int r = attr_decode(data, avail, &used, &c->req);
         if (r == 0)
             return;
-        if (r < 0 || cleanup_handle(c, &c->req) < 0) {
+        if (r > 0)
+            r = cleanup_handle(c, &c->req);
+        if (r < 0) {
             log_warn("dropping a cleanup client that sent a malformed request");
             cleanup_conn_close(c);
             return;
         }
-        evbuffer_drain(in, used);
+        if (r == 0)
+            evbuffer_drain(in, used);
+        if (cleanup_tables_wait(c, r))
+            return;
     }
 }
 
@@ -500,6 +586,7 @@ static void cleanup_on_accept(struct evconnlistener *l, evutil_socket_t fd, stru
     evutil_make_socket_nonblocking(fd);
     attr_msg_init(&c->req);
     c->state = CONN_IDLE;
+    c->scope = table_proxy_scope_new();
     conn_count++;
     cleanup_title();
     cleanup_wait_first_byte(c);
@@ -564,8 +651,6 @@ static void cleanup_read_settings(const struct config *cfg)
 int main(int argc, char **argv)
 {
     service_init(&svc, "cleanup", argc, argv);
-    table_proxy_default(1); /* ldap:, pgsql:, socketmap: through tern-proxymap */
-    table_proxy_configure(svc.cfg);
     cleanup_read_settings(svc.cfg);
     if (svc.listen_count == 0)
         log_fatal("no listening socket: tern-cleanup is started by tern-master");

@@ -23,6 +23,7 @@
 #include "netaddr.h"
 #include "route.h"
 #include "safefile.h"
+#include "table_proxy.h"
 #include "timeutil.h"
 #include "tern_build.h"
 
@@ -322,6 +323,38 @@ static int cleanup_set_sender(struct cleanup_msg *m, const char *sender)
     return rc;
 }
 
+/* cleanup_lookup_recipient - one recipient's expansion, thrown away */
+static void cleanup_lookup_recipient(struct route *r, const char *addr)
+{
+    struct route_expansion x;
+    struct route_reply why;
+
+    route_expansion_init(&x);
+    route_reply_init(&why);
+    route_expand_recipient(r, addr, &x, &why);
+    route_reply_free(&why);
+    route_expansion_free(&x);
+}
+
+void cleanup_msg_lookups(const struct cleanup_settings *set, const struct attr_msg *req)
+{
+    const char *sender = attr_get(req, "sender", NULL);
+    struct route_reply why;
+    buf_t out = BUF_INIT;
+
+    if (set->route == NULL)
+        return;
+    route_reply_init(&why);
+    if (sender != NULL && *sender && strlen(sender) <= ADDR_MAX_LENGTH)
+        route_rewrite_sender(set->route, sender, &out, &why);
+    route_reply_free(&why);
+    buf_free(&out);
+    for (size_t i = 0; i < req->count; i++)
+        if (strcmp(req->v[i].name, "rcpt") == 0 && req->v[i].len > 0 &&
+            req->v[i].len <= ADDR_MAX_LENGTH)
+            cleanup_lookup_recipient(set->route, req->v[i].value);
+}
+
 /* cleanup_header_client - may this message's header addresses be
  * rewritten?  Local submissions always; SMTP clients per
  * local_header_rewrite_clients */
@@ -563,6 +596,7 @@ static void cleanup_find_message_id(struct cleanup_msg *m, size_t hdr_len)
 struct cleanup_hdr {
     struct cleanup_msg *m;
     int failed;
+    int dry; /* into a throwaway output: fail nothing */
 };
 
 /* cleanup_hdr_address - one address of a sender or recipient header:
@@ -577,7 +611,7 @@ static int cleanup_hdr_address(enum hdraddr_class cls, const char *addr, buf_t *
     rc = route_rewrite_header(h->m->set->route,
                               cls == HDRADDR_SENDER ? ROUTE_HEADER_SENDER : ROUTE_HEADER_RECIPIENT,
                               addr, out, &why);
-    if (rc < 0 && !h->failed) {
+    if (rc < 0 && !h->failed && !h->dry) {
         h->failed = 1;
         cleanup_msg_fail(h->m, CLEANUP_TEMPFAIL, why.code, why.dsn, buf_cstr(&why.text));
     }
@@ -586,13 +620,31 @@ static int cleanup_hdr_address(enum hdraddr_class cls, const char *addr, buf_t *
 }
 
 /* cleanup_rewrite_headers - the header section [0, hdr_len) of m->headers
- * into out with the addresses of sender and recipient headers rewritten */
-static void cleanup_rewrite_headers(struct cleanup_msg *m, size_t hdr_len, buf_t *out)
+ * into out with the addresses of sender and recipient headers rewritten,
+ * in m's proxy scope (dry: a pass that only asks, failing nothing) */
+static void cleanup_rewrite_headers(struct cleanup_msg *m, size_t hdr_len, buf_t *out, int dry)
 {
-    struct cleanup_hdr h = {m, 0};
+    struct cleanup_hdr h = {m, 0, dry};
 
+    table_proxy_scope_enter(m->scope);
     hdraddr_rewrite_section(m->headers.data, hdr_len, 1 << HDRADDR_SENDER | 1 << HDRADDR_RECIPIENT,
                             cleanup_hdr_address, &h, out);
+    table_proxy_scope_leave();
+}
+
+/* cleanup_headers_wait - with a scope, the dry pass of the header
+ * rewriting; 1 when it waits for an answer (nothing is written meanwhile) */
+static int cleanup_headers_wait(struct cleanup_msg *m, size_t hdr_len, int at_eof)
+{
+    buf_t out = BUF_INIT;
+
+    if (!m->rewrite_headers || m->scope == NULL)
+        return 0;
+    cleanup_rewrite_headers(m, hdr_len, &out, 1);
+    buf_free(&out);
+    m->tables_wait = table_proxy_scope_pending(m->scope);
+    m->tables_eof = at_eof;
+    return m->tables_wait;
 }
 
 /* cleanup_end_headers - the header section ends at hdr_len bytes of
@@ -613,7 +665,7 @@ static void cleanup_end_headers(struct cleanup_msg *m, size_t hdr_len, int need_
         cleanup_find_message_id(m, hdr_len);
     cleanup_emit_received(m, &out);
     if (m->rewrite_headers)
-        cleanup_rewrite_headers(m, hdr_len, &out);
+        cleanup_rewrite_headers(m, hdr_len, &out, 0);
     else
         buf_append(&out, m->headers.data, hdr_len);
     cleanup_emit_missing(m, &out);
@@ -645,7 +697,8 @@ static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
         int cont = (line[0] == ' ' || line[0] == '\t') && pos > 0;
         if (text == 0 || (!cont && !cleanup_is_header_line(line, text))) {
             /* the blank line stays with the body */
-            cleanup_end_headers(m, pos, text != 0);
+            if (!cleanup_headers_wait(m, pos, at_eof))
+                cleanup_end_headers(m, pos, text != 0);
             return 1;
         }
         if (!cont)
@@ -654,8 +707,22 @@ static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
     }
     if (!at_eof)
         return 0;
-    cleanup_end_headers(m, pos, 0);
+    if (!cleanup_headers_wait(m, pos, at_eof))
+        cleanup_end_headers(m, pos, 0);
     return 1;
+}
+
+void cleanup_msg_tables_answered(struct cleanup_msg *m)
+{
+    m->tables_wait = 0;
+    if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS)
+        cleanup_scan_headers(m, m->tables_eof);
+}
+
+void cleanup_msg_end_of_data(struct cleanup_msg *m)
+{
+    if (m->status == CLEANUP_OK && m->phase == CLEANUP_HEADERS && !m->tables_wait)
+        cleanup_scan_headers(m, 1);
 }
 
 void cleanup_msg_data(struct cleanup_msg *m, const char *data, size_t len)

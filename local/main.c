@@ -37,7 +37,6 @@
 #include "log.h"
 #include "privs.h"
 #include "service.h"
-#include "table_proxy.h"
 
 /* a forked worker: its job keeps a delivery slot until it is reaped */
 struct local_worker {
@@ -190,8 +189,6 @@ int main(int argc, char **argv)
     int status;
 
     service_init(&srv.svc, "local", argc, argv);
-    table_proxy_default(1); /* ldap:, pgsql:, socketmap: through tern-proxymap */
-    table_proxy_configure(srv.svc.cfg);
     signal(SIGPIPE, SIG_IGN);
     local_server_configure(&srv);
     local_server_listen(&srv);

@@ -28,7 +28,6 @@
 #include "route.h"
 #include "service.h"
 #include "qmgr.h"
-#include "table_proxy.h"
 
 /* qmgr requests are tiny; a bigger one is garbage */
 #define QMGR_CLIENT_MAX_REQUEST (64 * 1024)
@@ -394,8 +393,6 @@ int main(int argc, char **argv)
 
     memset(&qm, 0, sizeof(qm));
     service_init(&svc, "qmgr", argc, argv);
-    table_proxy_default(1); /* ldap:, pgsql:, socketmap: through tern-proxymap */
-    table_proxy_configure(svc.cfg);
     if (svc.listen_count < 1)
         log_fatal("no listening socket: tern-qmgr expects private/qmgr as fd 3 from master");
     qm.svc = &svc;

@@ -25,6 +25,7 @@
 #include "route.h"
 #include "safefile.h"
 #include "stats.h"
+#include "table_proxy.h"
 #include "timeutil.h"
 #include "qmgr.h"
 
@@ -107,16 +108,91 @@ static void message_route_decided(struct qmgr_message *m, size_t i, const struct
     }
 }
 
-/* message_route - every pending recipient joins a request for its
- * transport (lib/route.h), or gets its outcome here */
-static void message_route(struct qmgr *qm, struct qmgr_message *m)
+/* a routing pass waiting for tern-proxymap: the message is parked (it
+ * takes no delivery slot and nothing else waits for it) and routed again,
+ * from the start, when the answers are in (lib/table_proxy.h) */
+struct qmgr_route_wait {
+    struct qmgr *qm;
+    struct qmgr_message *m;
+    struct table_proxy_scope *scope;
+};
+
+/* message_route_flags - ROUTE_ALIASES_DONE when local already expanded */
+static int message_route_flags(const struct qmgr_message *m)
 {
     const char *expanded = qfile_msg_attr(&m->qf, "local_expanded");
-    int flags = expanded && strcmp(expanded, "yes") == 0 ? ROUTE_ALIASES_DONE : 0;
+
+    return expanded && strcmp(expanded, "yes") == 0 ? ROUTE_ALIASES_DONE : 0;
+}
+
+/* message_route_dry - resolve every pending recipient into throwaway
+ * results inside the scope: what the real pass will ask is known (and
+ * asked) before anything is decided */
+static void message_route_dry(struct qmgr *qm, struct qmgr_message *m, int flags)
+{
+    for (size_t i = 0; i < m->qf.rcpt_count; i++) {
+        struct route_dest d;
+
+        if (!qfile_rcpt_is_pending(m->qf.rcpts[i].status))
+            continue;
+        route_dest_init(&d);
+        route_resolve(qm->route, m->qf.rcpts[i].address, flags, &d);
+        route_dest_free(&d);
+    }
+}
+
+static void message_route_go(struct qmgr *qm, struct qmgr_message *m);
+
+/* message_on_routes - the parked message's answers are in: route again */
+static void message_on_routes(void *ctx)
+{
+    struct qmgr_route_wait *w = ctx;
+
+    message_route_go(w->qm, w->m);
+}
+
+/* message_route_parked - 1 when a remote table's answer is not in yet:
+ * the wait is started and the message parked */
+static int message_route_parked(struct qmgr *qm, struct qmgr_message *m, int flags)
+{
+    struct qmgr_route_wait *w = m->routing;
+
+    if (w == NULL) { /* a new routing pass: a scope of its own */
+        w = m->routing = xcalloc(1, sizeof(*w));
+        w->qm = qm;
+        w->m = m;
+        w->scope = table_proxy_scope_new();
+    }
+    table_proxy_scope_enter(w->scope);
+    message_route_dry(qm, m, flags);
+    table_proxy_scope_leave();
+    return table_proxy_scope_pending(w->scope) &&
+           table_proxy_scope_wait(w->scope, qm->base, message_on_routes, w) == 0;
+}
+
+/* message_route_forget - the routing pass is over (or the message gone) */
+static void message_route_forget(struct qmgr_message *m)
+{
+    if (m->routing == NULL)
+        return;
+    table_proxy_scope_free(m->routing->scope);
+    free(m->routing);
+    m->routing = NULL;
+}
+
+/* message_route - every pending recipient joins a request for its
+ * transport (lib/route.h), or gets its outcome here; 1 when the message is
+ * parked until remote tables answer (nothing was decided) */
+static int message_route(struct qmgr *qm, struct qmgr_message *m)
+{
+    int flags = message_route_flags(m);
     buf_t key = BUF_INIT;
     int fd = -1;
     size_t i;
 
+    if (message_route_parked(qm, m, flags))
+        return 1;
+    table_proxy_scope_enter(m->routing->scope); /* the answers the dry pass got */
     for (i = 0; i < m->qf.rcpt_count; i++) {
         struct route_dest d;
         int st;
@@ -135,9 +211,23 @@ static void message_route(struct qmgr *qm, struct qmgr_message *m)
         }
         route_dest_free(&d);
     }
+    table_proxy_scope_leave();
+    message_route_forget(m);
     if (fd >= 0)
         close(fd);
     buf_free(&key);
+    return 0;
+}
+
+/* message_route_go - route m; then finish it or wake the dispatcher */
+static void message_route_go(struct qmgr *qm, struct qmgr_message *m)
+{
+    if (message_route(qm, m))
+        return; /* parked: message_on_routes comes back here */
+    if (m->requests_open == 0)
+        qmgr_message_finish(qm, m);
+    else
+        qmgr_dispatch_kick(qm);
 }
 
 /* qmgr_message_read_content - append the content of active/ID to out
@@ -231,11 +321,7 @@ int qmgr_message_load(struct qmgr *qm, const char *id)
         if (m->qf.rcpts[i].reason && m->qf.rcpts[i].status == QFILE_RCPT_FAILED)
             qmgr_log_rcpt(m, i, "none", "bounced");
     qmgr_run_claim(qm, m);
-    message_route(qm, m);
-    if (m->requests_open == 0)
-        qmgr_message_finish(qm, m);
-    else
-        qmgr_dispatch_kick(qm);
+    message_route_go(qm, m);
     return 0;
 }
 
@@ -251,6 +337,7 @@ static void message_free(struct qmgr *qm, struct qmgr_message *m)
     if (m->next != NULL)
         m->next->prev = m->prev;
     qmgr_run_message_gone(m);
+    message_route_forget(m); /* a parked message: its wait is cancelled */
     for (i = 0; i < m->qf.rcpt_count; i++)
         free(m->rcpt[i].reason);
     free(m->rcpt);

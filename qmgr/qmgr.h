@@ -33,6 +33,7 @@
 
 struct event;
 struct event_base;
+struct qmgr_route_wait;
 struct evconnlistener;
 struct bufferevent;
 struct service;
@@ -101,6 +102,8 @@ struct qmgr_message {
     struct qmgr_run **runs; /* the queue runs clients wait for that count it (run.c) */
     size_t run_count;
     buf_t run_text; /* what those clients are told about this message */
+    /* a routing pass parked until remote tables answer (message.c), else NULL */
+    struct qmgr_route_wait *routing;
     struct qmgr_message *prev, *next;
 };
 

@@ -31,7 +31,6 @@
 #include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
-#include "table_proxy.h"
 #include "tlsrpt.h"
 
 struct smtp_server {
@@ -295,8 +294,6 @@ int main(int argc, char **argv)
     int status;
 
     service_init(&srv.svc, transport, argc, argv);
-    table_proxy_default(1); /* ldap:, pgsql:, socketmap: through tern-proxymap */
-    table_proxy_configure(srv.svc.cfg);
     srv.env.lmtp = strcmp(transport, "lmtp") == 0;
     smtp_server_configure(&srv);
     srv.delivery = delivery_server_start(&srv.svc, transport, srv.limit, &cbs);

@@ -34,7 +34,6 @@
 #include "smtpd.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
-#include "table_proxy.h"
 
 /* smtpd_listeners_update - accept on each socket unless the worker is full,
  * rests after an accept error, or the socket's listener is throttled */
@@ -361,8 +360,6 @@ int main(int argc, char **argv)
     int status;
 
     service_init(&server.svc, "smtpd", argc, argv);
-    table_proxy_default(1); /* ldap:, pgsql:, socketmap: through tern-proxymap */
-    table_proxy_configure(server.svc.cfg);
     server.svc.ctx = &server;
     server.svc.on_drain = smtpd_on_drain;
     smtpd_server_setup(&server);

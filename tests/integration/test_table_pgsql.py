@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from remoteutil import PG_DB, PG_PASSWORD, PG_USER, Postgres, start_remote
+from remoteutil import PG_DB, PG_PASSWORD, PG_USER, HungLdap, Postgres, start_remote
 from ternlib import TERN, free_port, tool_env
 
 EX_TEMPFAIL = 75
@@ -131,6 +131,19 @@ def test_failover_from_dead_first_host(pg, tmp_path):
     both = write_cf(tmp_path, "fo.cf", pg, hosts=f"127.0.0.1:{dead}, 127.0.0.1:{pg.port}")
     r = query("joe@example.com", both)
     assert (r.returncode, r.stdout) == (0, "joe@dest.test\n"), r.stderr
+
+
+def test_hung_first_host_times_out_then_fails_over(pg, mres, tmp_path):
+    hung = start_remote(mres, HungLdap(mres.base))  # accepts, never answers
+    cf = write_cf(tmp_path, "hung.cf", pg, hosts=f"127.0.0.1:{hung.port}, 127.0.0.1:{pg.port}",
+                  timeout="2")
+    r = query("joe@example.com", cf)
+    assert (r.returncode, r.stdout) == (0, "joe@dest.test\n"), r.stderr
+    assert hung.connections == 1 and 1.5 < r.elapsed < 5
+    alone = write_cf(tmp_path, "hung1.cf", pg, hosts=f"127.0.0.1:{hung.port}", timeout="2")
+    r = query("joe@example.com", alone)
+    assert (r.returncode, r.stdout) == (EX_TEMPFAIL, ""), r.stderr
+    assert r.elapsed < 5
 
 
 def test_server_stopped_is_tempfail_not_notfound(pg, cf):
