@@ -47,7 +47,7 @@ DOMAIN = "example.com"  # the virtual alias domain
 TARGET = "sink.example"  # where the aliases point (relayed to smtp-sink)
 REJECTED = ("spam1.test", "spam2.test", "spam3.test", "junk.example", "bad.example")
 TERN_LMDB, TERN_LDAP, PF_LDAP = "tern lmdb", "tern ldap", "Postfix ldap"
-WHO = (TERN_LMDB, TERN_LDAP, PF_LDAP)
+TERN_NOCACHE = "tern ldap, no cache"  # --no-cache: proxymap_cache_ttl = 0
 
 
 class BenchSlapd(Slapd):
@@ -237,13 +237,13 @@ def ratios(a: Optional[List[float]], b: Optional[List[float]]) -> str:
     return B.cell(r) if r else "-"
 
 
-def render(res: B.Results, meta: List[str]) -> str:
+def render(res: B.Results, meta: List[str], who: List[str]) -> str:
     out = ["# Relay with virtual_alias_maps and an access map on LDAP — bench/remote.py", ""]
-    out += meta + ["", f"| measure | {' | '.join(WHO)} | tern ldap / tern lmdb | "
-                   "tern ldap / Postfix ldap | target |", "|---|---|---|---|---|---|---|"]
+    out += meta + ["", f"| measure | {' | '.join(who)} | tern ldap / tern lmdb | "
+                   "tern ldap / Postfix ldap | target |", "|---" * (len(who) + 4) + "|"]
     for row in res.rows:
         v = res.values[row]
-        cols = " | ".join(B.cell(v.get(w)) for w in WHO)
+        cols = " | ".join(B.cell(v.get(w)) for w in who)
         speed = "msg/s" in row
         target = "≥ 0.85 / ≥ 2" if "end-to-end" in row else ""
         r1 = ratios(v.get(TERN_LDAP), v.get(TERN_LMDB)) if speed or "MTA CPU" in row else "-"
@@ -268,6 +268,8 @@ def main() -> int:
     ap.add_argument("--messages", type=int, help="messages per run (default 4000, --quick 500)")
     ap.add_argument("--sessions", type=int, default=20, help="parallel sessions (default 20)")
     ap.add_argument("--aliases", type=int, default=1000, help="virtual aliases (default 1000)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="a fourth instance: tern ldap with proxymap_cache_ttl = 0")
     ap.add_argument("--out", help="results file (default bench/results/remote.md; --quick: "
                     "remote-quick.md, so a smoke run never replaces the real results)")
     args = ap.parse_args()
@@ -300,6 +302,10 @@ def main() -> int:
         mtas = [B.Tern(work, sink_port, name=TERN_LMDB, extra=tern_params("lmdb", files)),
                 B.Tern(work, sink_port, name=TERN_LDAP, extra=tern_params("ldap", files)),
                 B.Postfix(work, sink_port, name=PF_LDAP, extra=postfix_params(files))]
+        if args.no_cache:
+            extra = dict(tern_params("ldap", files), proxymap_cache_ttl="0")
+            mtas.insert(2, B.Tern(work, sink_port, name=TERN_NOCACHE, extra=extra))
+        who = [m.name for m in mtas]
         build_lmdb(mtas[0], files)
         for m in list(mtas):
             try:
@@ -314,8 +320,8 @@ def main() -> int:
                 m.stop()
                 mtas.remove(m)
         for m in mtas:
-            if m.name == TERN_LDAP:
-                res.notes.append(f"tern ldap's lookups go {lookup_path(m)}.")
+            if m.name in (TERN_LDAP, TERN_NOCACHE):
+                res.notes.append(f"{m.name}'s lookups go {lookup_path(m)}.")
         B.log(f"slapd {slapd.url}; " + ", ".join(f"{m.name} on {m.port}" for m in mtas))
         for rep in range(reps):
             B.log(f"repetition {rep + 1}/{reps}")
@@ -334,7 +340,7 @@ def main() -> int:
             f"sender {B.FROM} in none; virtual_alias_domains = {DOMAIN}.",
             f"Load average (1/5/15 min) before: {load_before}, after: {B.loadavg()}.",
         ]
-        text = render(res, meta)
+        text = render(res, meta, who)
         print(text)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
