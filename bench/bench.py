@@ -481,12 +481,13 @@ def offers_starttls(port: int) -> bool:
         return False
 
 
-def tls_source(port: int, sessions: int, count: int, resume: bool,
-               timeout: float) -> Dict[str, str]:
-    """bench/tls_source -s S -m M (-r): its key=value summary, plus "t_start",
-    the monotonic time at which its timed part began (after a priming session)."""
+def tls_source(port: int, sessions: int, count: int, resume: bool, timeout: float,
+               rcpt: str = RELAY_RCPT, extra: Tuple[str, ...] = ()) -> Dict[str, str]:
+    """bench/tls_source -s S -m M (-r) and the extra options: its key=value summary,
+    plus "t_start", the monotonic time at which its timed part began (after a
+    priming session)."""
     cmd = [str(TLS_SOURCE), "-q", "-w", "30", "-s", str(sessions), "-m", str(count),
-           "-l", "4096", "-f", FROM, "-t", RELAY_RCPT] + (["-r"] if resume else [])
+           "-l", "4096", "-f", FROM, "-t", rcpt] + (["-r"] if resume else []) + list(extra)
     proc = subprocess.Popen(cmd + [f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     t_start = time.monotonic()

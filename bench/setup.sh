@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 need=""
-for p in postfix linux-perf valgrind strace libmilter-dev; do
+for p in postfix postfix-ldap linux-perf valgrind strace libmilter-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then

@@ -77,6 +77,7 @@ static const char *opt_sni = "bench.test";
 static const char *opt_helo = "tls-source.test";
 static const char *opt_from = "bench@bench.test";
 static const char *opt_to = "rcpt@sink.test";
+static long opt_rcpts; /* -n: 0, or how many numbered recipients to cycle through */
 static enum tls_mode opt_tls = TLS_STARTTLS;
 static int opt_resume;
 static int opt_sessions = 1;
@@ -91,6 +92,8 @@ static int opt_quickack;
 
 /* prebuilt protocol text */
 static char *cmd_ehlo, *cmd_mail, *cmd_rcpt, *msg_body;
+static char **cmd_rcpts; /* -n N: RCPT TO:<LOCALk@DOMAIN> for k = 0 .. N-1 */
+static long next_rcpt;
 static size_t msg_body_len;
 static const char cmd_starttls[] = "STARTTLS\r\n";
 static const char cmd_data[] = "DATA\r\n";
@@ -129,6 +132,8 @@ static void usage(void)
             "  -m M       messages in total, one per connection (default 1)\n"
             "  -l LEN     message size in bytes (default 4096)\n"
             "  -f FROM    envelope sender       -t TO   envelope recipient\n"
+            "  -n N       each message to the next of N recipients: TO's local part\n"
+            "             numbered 0 .. N-1 (user@d.test: user0@d.test, user1@d.test, ...)\n"
             "  -S NAME    SNI server name (default bench.test)\n"
             "  -H NAME    EHLO name\n"
             "  -r         resumed handshakes (a priming session gets a ticket first)\n"
@@ -352,6 +357,14 @@ static void after_ehlo(struct sess *s)
     }
 }
 
+/* rcpt_cmd - the RCPT command of the next message */
+static const char *rcpt_cmd(void)
+{
+    if (cmd_rcpts == NULL)
+        return cmd_rcpt;
+    return cmd_rcpts[next_rcpt++ % opt_rcpts];
+}
+
 /* on_reply - a complete reply: check it, go on; 0 to go on, -1 if s is closed */
 static int on_reply(struct sess *s, int code, const char *last_line)
 {
@@ -382,7 +395,7 @@ static int on_reply(struct sess *s, int code, const char *last_line)
         after_ehlo(s);
         break;
     case ST_MAIL:
-        SEND(s, cmd_rcpt, ST_RCPT);
+        SEND(s, rcpt_cmd(), ST_RCPT);
         break;
     case ST_RCPT:
         SEND(s, cmd_data, ST_DATA);
@@ -641,6 +654,19 @@ static int run(enum kind kind, int concurrency, long total)
     return 0;
 }
 
+/* build_rcpts - -n N: the N numbered recipients' RCPT commands */
+static void build_rcpts(void)
+{
+    const char *at = strrchr(opt_to, '@');
+    int local = at ? (int)(at - opt_to) : (int)strlen(opt_to);
+
+    cmd_rcpts = calloc((size_t)opt_rcpts, sizeof(*cmd_rcpts));
+    if (cmd_rcpts == NULL)
+        bench_die("out of memory");
+    for (long k = 0; k < opt_rcpts; k++)
+        cmd_rcpts[k] = xasprintf("RCPT TO:<%.*s%ld%s>\r\n", local, opt_to, k, at ? at : "");
+}
+
 int main(int argc, char **argv)
 {
     int c;
@@ -649,7 +675,7 @@ int main(int argc, char **argv)
     struct sigaction sa;
 
     bench_progname = "tls_source";
-    while ((c = getopt(argc, argv, "s:m:l:f:t:S:H:ripV:I:w:qvA")) != -1) {
+    while ((c = getopt(argc, argv, "s:m:l:f:t:n:S:H:ripV:I:w:qvA")) != -1) {
         switch (c) {
         case 's':
             opt_sessions = atoi(optarg);
@@ -665,6 +691,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             opt_to = optarg;
+            break;
+        case 'n':
+            opt_rcpts = atol(optarg);
             break;
         case 'S':
             opt_sni = optarg;
@@ -709,7 +738,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1 || opt_sessions < 1 || opt_messages < 1 || opt_idle < 0 ||
-        opt_len > 100 * 1024 * 1024 || opt_timeout < 1)
+        opt_rcpts < 0 || opt_rcpts > 1000000 || opt_len > 100 * 1024 * 1024 || opt_timeout < 1)
         usage();
     if (opt_tls == TLS_NONE && (opt_resume || opt_tls_version))
         bench_die("-r and -V need TLS");
@@ -729,6 +758,8 @@ int main(int argc, char **argv)
     cmd_ehlo = xasprintf("EHLO %s\r\n", opt_helo);
     cmd_mail = xasprintf("MAIL FROM:<%s>\r\n", opt_from);
     cmd_rcpt = xasprintf("RCPT TO:<%s>\r\n", opt_to);
+    if (opt_rcpts > 0)
+        build_rcpts();
     build_message();
     tls_init();
     ep = epoll_create1(EPOLL_CLOEXEC);
