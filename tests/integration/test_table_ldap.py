@@ -300,3 +300,15 @@ def test_start_tls_verifies_the_server(cf, tls_slapd):
 def test_start_tls_refused_by_a_plain_server_is_tempfail(cf):
     rc, _, err = query(cf(start_tls="yes"), "joe@example.test")
     assert rc == EX_TEMPFAIL and "cannot start TLS" in err, err
+
+
+def test_trace_shows_the_remote_lookups(res, cf):
+    """tern trace names the ldap: table, the key and its answer."""
+    path = cf(result_attribute="mail", query_filter="(uid=%u)")
+    tern = res.tern(start=False, virtual_alias_domains="virt.test",
+                    virtual_alias_maps=f"ldap:{path}")
+    r = tern.tern("trace", "--no-dns", "joe@virt.test")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert f"ldap:{path}" in out, out
+    assert "joe@virt.test" in out and "joe@example.test" in out, out
