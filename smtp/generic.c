@@ -33,16 +33,26 @@ int smtp_generic_sender(const struct smtp_env *env, const char *sender, buf_t *o
     return rc;
 }
 
+/* the header rewrite's context: a failed lookup is remembered, never taken
+ * for "unchanged" */
+struct generic_headers_ctx {
+    struct route *generic;
+    int failed;
+};
+
 /* generic_header_address - one address of a sender header */
-static int generic_header_address(enum hdraddr_class cls, const char *addr, buf_t *out, void *ctx)
+static int generic_header_address(enum hdraddr_class cls, const char *addr, buf_t *out, void *arg)
 {
+    struct generic_headers_ctx *ctx = arg;
     struct route_reply why;
     int rc;
 
     (void)cls;
     route_reply_init(&why);
-    rc = route_rewrite_generic(ctx, addr, out, &why);
+    rc = route_rewrite_generic(ctx->generic, addr, out, &why);
     route_reply_free(&why);
+    if (rc == ROUTE_TEMPFAIL)
+        ctx->failed = 1;
     return rc > 0;
 }
 
@@ -85,24 +95,27 @@ static size_t generic_read_headers(int qfd, long long offset, long long length, 
     return end;
 }
 
-size_t smtp_generic_headers(const struct smtp_env *env, int qfd, long long offset, long long length,
-                            buf_t *out)
+int smtp_generic_headers(const struct smtp_env *env, int qfd, long long offset, long long length,
+                         buf_t *out, size_t *replaced)
 {
+    struct generic_headers_ctx ctx = {env->generic, 0};
     buf_t hdrs = BUF_INIT;
     size_t end;
     int changed = 0;
 
     buf_reset(out);
+    *replaced = 0;
     if (env->generic == NULL)
         return 0;
     end = generic_read_headers(qfd, offset, length, &hdrs);
     if (end > 0)
         changed = hdraddr_rewrite_section(hdrs.data, end, 1 << HDRADDR_SENDER,
-                                          generic_header_address, env->generic, out);
+                                          generic_header_address, &ctx, out);
     buf_free(&hdrs);
-    if (changed <= 0) {
+    if (ctx.failed || changed <= 0) {
         buf_reset(out);
-        return 0;
+        return ctx.failed ? ROUTE_TEMPFAIL : 0;
     }
-    return end;
+    *replaced = end;
+    return 1;
 }

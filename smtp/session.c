@@ -40,6 +40,7 @@
 
 #include "dns.h"
 #include "proctitle.h"
+#include "route.h"
 #include "addr.h"
 #include "dane.h"
 #include "log.h"
@@ -449,15 +450,28 @@ static void session_timer_event(evutil_socket_t fd, short what, void *arg)
     session_leave(s);
 }
 
-/* session_mail_command - "MAIL FROM:<s>" with the parameters the server takes */
-static void session_mail_command(struct smtp_session *s, buf_t *out)
+/* session_generic_failed - smtp_generic_maps could not answer: the mail
+ * is deferred, never sent unrewritten */
+static void session_generic_failed(struct smtp_session *s)
+{
+    session_fail_pending(s, DELIVERY_DEFER, "4.3.0", "smtp_generic_maps lookup failed", 0);
+}
+
+/* session_mail_command - "MAIL FROM:<s>" with the parameters the server
+ * takes; -1 (out unchanged) when the generic maps failed */
+static int session_mail_command(struct smtp_session *s, buf_t *out)
 {
     const struct delivery_request *req = s->req;
     buf_t sender = BUF_INIT;
+    int rc;
 
     table_proxy_scope_enter(s->tables); /* the answers fetched before the delivery */
-    smtp_generic_sender(s->env, req->sender, &sender);
+    rc = smtp_generic_sender(s->env, req->sender, &sender);
     table_proxy_scope_leave();
+    if (rc == ROUTE_TEMPFAIL) {
+        buf_free(&sender);
+        return -1;
+    }
     buf_printf(out, "MAIL FROM:<%s>", sender.data);
     buf_free(&sender);
     if (s->ehlo.size)
@@ -481,6 +495,7 @@ static void session_mail_command(struct smtp_session *s, buf_t *out)
     if (req->requiretls && s->ehlo.requiretls) /* SMTP: checked before; LMTP: if offered */
         buf_puts(out, " REQUIRETLS");
     buf_puts(out, "\r\n");
+    return 0;
 }
 
 /* session_rcpt_command - "RCPT TO:<r>" with DSN parameters when offered */
@@ -499,12 +514,11 @@ static void session_rcpt_command(struct smtp_session *s, const struct delivery_r
     buf_puts(out, "\r\n");
 }
 
-/* session_command - command number i: 0 MAIL, 1..n RCPT, n+1 DATA */
+/* session_command - command number i: 1..n RCPT, n+1 DATA (0, MAIL, is
+ * session_begin_transaction's) */
 static void session_command(struct smtp_session *s, size_t i, buf_t *out)
 {
-    if (i == 0)
-        session_mail_command(s, out);
-    else if (i <= s->req->rcpt_count)
+    if (i <= s->req->rcpt_count)
         session_rcpt_command(s, &s->req->rcpts[i - 1], out);
     else
         buf_puts(out, "DATA\r\n");
@@ -590,16 +604,22 @@ static void session_begin_transaction(struct smtp_session *s)
 
     if (session_size_refused(s))
         return;
+    if (session_mail_command(s, &out) < 0) {
+        buf_free(&out);
+        session_generic_failed(s);
+        session_quit(s);
+        return;
+    }
     s->state = S_TRANSACTION;
     s->uses++;
     proctitle_set("%s to %s", s->req->queue_id, buf_cstr(&s->peer)); /* host[ip] (OPS-04) */
-    s->cmd_sent = s->cmd_replied = 0;
+    s->cmd_sent = 1;                                                 /* MAIL, in out */
+    s->cmd_replied = 0;
     s->mail_failed = 0;
     s->accepted = 0;
     s->final_next = 0;
-    do {
+    while (s->ehlo.pipelining && s->cmd_sent < total)
         session_command(s, s->cmd_sent++, &out);
-    } while (s->ehlo.pipelining && s->cmd_sent < total);
     session_send(s, &out);
     buf_free(&out);
     session_arm_reply(s, 0);
@@ -667,22 +687,26 @@ static void session_fill_content(struct smtp_session *s);
 static void session_stuff(struct smtp_session *s, const char *p, size_t n, struct evbuffer *out);
 
 /* session_send_generic_headers - with smtp_generic_maps, the header section
- * goes out rewritten and the copy from the queue file starts after it */
-static void session_send_generic_headers(struct smtp_session *s)
+ * goes out rewritten and the copy from the queue file starts after it; -1
+ * when the maps failed */
+static int session_send_generic_headers(struct smtp_session *s)
 {
     buf_t hdrs = BUF_INIT;
-    size_t n;
+    size_t n = 0;
+    int rc;
 
     if (s->env->lmtp)
-        return;
+        return 0;
     table_proxy_scope_enter(s->tables);
-    n = smtp_generic_headers(s->env, s->qfd, s->req->content_offset, s->req->content_length, &hdrs);
+    rc = smtp_generic_headers(s->env, s->qfd, s->req->content_offset, s->req->content_length, &hdrs,
+                              &n);
     table_proxy_scope_leave();
     if (n > 0) {
         session_stuff(s, hdrs.data, hdrs.len, bufferevent_get_output(s->bev));
         s->data_pos = (long long)n;
     }
     buf_free(&hdrs);
+    return rc == ROUTE_TEMPFAIL ? -1 : 0;
 }
 
 /* session_start_content - 354: send the message */
@@ -695,7 +719,11 @@ static void session_start_content(struct smtp_session *s)
     if (s->chunk == NULL)
         s->chunk = xmalloc(SESSION_CHUNK);
     bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUT_LOW, 0);
-    session_send_generic_headers(s);
+    if (session_send_generic_headers(s) < 0) {
+        session_generic_failed(s);
+        session_close(s); /* no "." : the server must not take the message */
+        return;
+    }
     session_fill_content(s);
 }
 
@@ -889,20 +917,23 @@ static void session_on_credentials(void *arg)
     struct smtp_session *s = arg;
 
     session_enter(s);
-    if (s->auth_lookup && s->auth_lookup_gen == s->gen) {
-        s->auth_lookup = 0;
-        session_after_hello(s);
+    if (s->auth_lookup) {
+        int mine = s->auth_lookup_gen == s->gen;
+        s->auth_lookup = 0; /* before: session_after_hello may start the next round */
+        if (mine)
+            session_after_hello(s);
     }
-    s->auth_lookup = 0;
     session_leave(s);
 }
 
 /* session_auth_lookup_wait - the credentials wait for tern-proxymap: the
- * connection idles (under the command timeout) until they are in; -1 with
- * err when the wait cannot start */
+ * connection idles (under the command timeout) until they are in.  A wait
+ * still out for a connection that went away is joined: its answer runs
+ * the evaluation again for this one.  -1 with err when no wait is out */
 static int session_auth_lookup_wait(struct smtp_session *s, buf_t *err)
 {
-    if (table_proxy_scope_wait(s->tables, s->env->base, session_on_credentials, s) < 0) {
+    if (table_proxy_scope_wait(s->tables, s->env->base, session_on_credentials, s) < 0 &&
+        !table_proxy_scope_waiting(s->tables)) {
         buf_reset(err);
         buf_puts(err, "smtp_sasl_password_maps: lookup failed");
         return -1;
@@ -920,7 +951,7 @@ static int session_auth_start(struct smtp_session *s)
     buf_t hostport = BUF_INIT, user = BUF_INIT, pass = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
     const char *keys[5];
     SSL *ssl = s->tls_active ? bufferevent_openssl_get_ssl(s->bev) : NULL;
-    int rc;
+    int rc, waiting = 0;
 
     buf_printf(&hostport, "[%s]:%d", s->hop.host, s->port);
     keys[0] = s->req->nexthop;
@@ -931,8 +962,10 @@ static int session_auth_start(struct smtp_session *s)
     table_proxy_scope_enter(s->tables);
     rc = smtp_sasl_credentials(s->env->sasl, s->req->sender, keys, &user, &pass, &err);
     table_proxy_scope_leave();
-    if (table_proxy_scope_pending(s->tables))
+    if (table_proxy_scope_pending(s->tables)) {
         rc = session_auth_lookup_wait(s, &err);
+        waiting = rc == 0;
+    }
     if (rc > 0)
         s->sasl = smtp_sasl_client_start(s->env->sasl, s->host_name, s->ehlo.auth, s->tls_active,
                                          ssl ? smtp_tls_ssf(ssl) : 0, buf_cstr(&user),
@@ -952,7 +985,7 @@ static int session_auth_start(struct smtp_session *s)
     buf_free(&out);
     buf_free(&err);
     buf_free(&hostport);
-    return rc != 0 || s->auth_lookup; /* waiting: session_on_credentials goes on */
+    return rc != 0 || waiting; /* waiting: session_on_credentials goes on */
 }
 
 /* session_on_auth - 334: the next step; 2xx: in; else: out */
@@ -1921,52 +1954,85 @@ static void session_reuse_or_resolve(struct smtp_session *s)
     session_begin_transaction(s);
 }
 
-/* smtp_session_start - see smtp.h */
 /* session_generic_dry - the generic maps' lookups of this delivery (the
  * envelope sender, the sender headers) into throwaway results, in the
- * session's scope: MAIL and the content then find the answers there */
-static void session_generic_dry(struct smtp_session *s)
+ * session's scope: MAIL and the content then find the answers there.
+ * ROUTE_TEMPFAIL when a lookup failed (or is not answered yet) */
+static int session_generic_dry(struct smtp_session *s)
 {
     buf_t out = BUF_INIT;
-    int fd;
+    size_t n;
+    int fd, rc = 0;
 
-    table_proxy_scope_enter(s->tables);
-    smtp_generic_sender(s->env, s->req->sender, &out);
+    if (s->env->generic == NULL)
+        return 0;
+    if (smtp_generic_sender(s->env, s->req->sender, &out) == ROUTE_TEMPFAIL)
+        rc = ROUTE_TEMPFAIL;
     if (!s->env->lmtp && (fd = safe_open_regular(s->req->path, O_RDONLY)) >= 0) {
-        smtp_generic_headers(s->env, fd, s->req->content_offset, s->req->content_length, &out);
+        if (smtp_generic_headers(s->env, fd, s->req->content_offset, s->req->content_length, &out,
+                                 &n) == ROUTE_TEMPFAIL)
+            rc = ROUTE_TEMPFAIL;
         close(fd);
     }
-    table_proxy_scope_leave();
     buf_free(&out);
+    return rc;
 }
 
-static void session_generic_start(struct smtp_session *s);
+/* session_tables_failed - a lookup of the delivery's start failed: every
+ * recipient deferred, reported from the loop */
+static void session_tables_failed(struct smtp_session *s, const char *dsn, const char *reason)
+{
+    struct timeval now = {0, 0};
 
-/* session_on_generic - the generic maps answered: ask again (a chain of
+    session_fail_pending(s, DELIVERY_DEFER, dsn, reason, 0);
+    s->state = S_RESOLVE; /* the timer closes the session */
+    evtimer_add(s->timer, &now);
+}
+
+static void session_tables_start(struct smtp_session *s);
+
+/* session_on_tables - the tables answered: ask again (a chain of
  * lookups), else go */
-static void session_on_generic(void *arg)
+static void session_on_tables(void *arg)
 {
     struct smtp_session *s = arg;
 
     session_enter(s);
-    session_generic_start(s);
+    session_tables_start(s);
     session_leave(s);
 }
 
-/* session_generic_start - the delivery starts (a cached connection, or the
- * DNS lookup, from the loop) once the generic maps' answers are in */
-static void session_generic_start(struct smtp_session *s)
+/* session_tables_start - the delivery starts (a cached connection, or the
+ * DNS lookup, from the loop) once the answers of the tables it needs first
+ * are in: smtp_tls_policy_maps (the next hop's policy) and smtp_generic_maps.
+ * Run in the session's scope, again after each wait: never a blocking
+ * lookup on the loop; a lookup that failed defers the delivery */
+static void session_tables_start(struct smtp_session *s)
 {
     struct timeval now = {0, 0};
+    int generic, tls = SMTP_TLS_POLICY_OK;
 
-    if (s->env->generic != NULL) {
-        session_generic_dry(s);
-        if (table_proxy_scope_pending(s->tables) &&
-            table_proxy_scope_wait(s->tables, s->env->base, session_on_generic, s) == 0)
-            return;
-    }
-    evtimer_add(s->timer, &now);
+    buf_reset(&s->last_reason);
+    table_proxy_scope_enter(s->tables);
+    generic = session_generic_dry(s);
+    if (!s->env->lmtp)
+        tls = smtp_tls_policy_find(s->env->tls, s->req->nexthop, s->hop.host, &s->policy,
+                                   &s->last_reason);
+    table_proxy_scope_leave();
+    if (table_proxy_scope_pending(s->tables) &&
+        table_proxy_scope_wait(s->tables, s->env->base, session_on_tables, s) == 0)
+        return;
+    if (tls == SMTP_TLS_POLICY_TEMPFAIL)
+        session_tables_failed(s, "4.3.0", buf_cstr(&s->last_reason));
+    else if (tls == SMTP_TLS_POLICY_BAD)
+        session_tables_failed(s, "4.7.5", buf_cstr(&s->last_reason));
+    else if (generic == ROUTE_TEMPFAIL)
+        session_tables_failed(s, "4.3.0", "smtp_generic_maps lookup failed");
+    else
+        evtimer_add(s->timer, &now);
 }
+
+/* smtp_session_start - see smtp.h */
 
 void smtp_session_start(const struct smtp_env *env, struct delivery_request *req,
                         const struct smtp_session_cbs *cbs)
@@ -1996,12 +2062,6 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     }
     s->port = s->hop.port;
     s->host_name = s->hop.host;
-    if (!env->lmtp && smtp_tls_policy_find(env->tls, req->nexthop, s->hop.host, &s->policy,
-                                           &s->last_reason) < 0) {
-        session_fail_pending(s, DELIVERY_DEFER, "4.7.5", buf_cstr(&s->last_reason), 0);
-        evtimer_add(s->timer, &now);
-        return;
-    }
     buf_printf(&s->key, "%s|%s|%d", env->lmtp ? "lmtp" : "smtp", req->nexthop, s->port);
     if (req->requiretls) /* only connections that passed its checks */
         buf_puts(&s->key, "|requiretls");
@@ -2010,5 +2070,5 @@ void smtp_session_start(const struct smtp_env *env, struct delivery_request *req
     if (env->sasl && env->sasl_by_sender) /* authenticated as this sender */
         buf_printf(&s->key, "|%s", req->sender);
     s->state = S_REUSE;
-    session_generic_start(s);
+    session_tables_start(s);
 }

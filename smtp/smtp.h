@@ -87,13 +87,15 @@ void smtp_cache_free(struct smtp_cache *c);
 
 /* generic.c: smtp_generic_maps, the sender addresses as mail leaves */
 /* smtp_generic_sender - the envelope sender for MAIL FROM into out; 1 when
- * it was rewritten */
+ * it was rewritten, 0 unchanged, ROUTE_TEMPFAIL (-1) when a table failed
+ * (the mail is deferred: never sent unrewritten) */
 int smtp_generic_sender(const struct smtp_env *env, const char *sender, buf_t *out);
 /* smtp_generic_headers - the content's header section with its sender
- * header addresses rewritten into out: the number of content bytes out
- * replaces, or 0 when nothing changes (out empty) */
-size_t smtp_generic_headers(const struct smtp_env *env, int qfd, long long offset, long long length,
-                            buf_t *out);
+ * header addresses rewritten into out: 1 with *replaced the number of
+ * content bytes out replaces, 0 when nothing changes (out empty,
+ * *replaced 0), ROUTE_TEMPFAIL (-1) when a table failed (out empty) */
+int smtp_generic_headers(const struct smtp_env *env, int qfd, long long offset, long long length,
+                         buf_t *out, size_t *replaced);
 
 /* session.c: one delivery from DNS lookup to QUIT */
 struct smtp_session;

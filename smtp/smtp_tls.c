@@ -339,7 +339,7 @@ static int smtp_tls_policy_value(const char *value, struct smtp_tls_policy *p, b
 }
 
 /* smtp_tls_policy_lookup - one key of smtp_tls_policy_maps: 1 found (p
- * set), 0 not, -1 error */
+ * set), 0 not, SMTP_TLS_POLICY_BAD or SMTP_TLS_POLICY_TEMPFAIL with err */
 static int smtp_tls_policy_lookup(struct smtp_tls *t, const char *key, struct smtp_tls_policy *p,
                                   buf_t *err)
 {
@@ -349,12 +349,12 @@ static int smtp_tls_policy_lookup(struct smtp_tls *t, const char *key, struct sm
 
     if (r == TABLE_TEMPFAIL) {
         buf_printf(err, "smtp_tls_policy_maps lookup of \"%s\" failed", key);
-        rc = -1;
+        rc = SMTP_TLS_POLICY_TEMPFAIL;
     } else if (r == TABLE_FOUND) {
         rc = 1;
         if (smtp_tls_policy_value(buf_cstr(&value), p, &why) < 0) {
             buf_printf(err, "smtp_tls_policy_maps entry for \"%s\": %s", key, buf_cstr(&why));
-            rc = -1;
+            rc = SMTP_TLS_POLICY_BAD;
         }
         p->from_map = 1;
     }
@@ -385,7 +385,7 @@ int smtp_tls_policy_find(struct smtp_tls *t, const char *nexthop, const char *ho
     buf_free(&key);
     if (rc == 0)
         p->from_map = 0;
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? rc : SMTP_TLS_POLICY_OK;
 }
 
 /* smtp_tls_is_ip - an address literal (no SNI, no name to match) */

@@ -76,11 +76,17 @@ void smtp_tls_close(struct smtp_tls *t);
 int smtp_tls_level_parse(const char *word, enum smtp_tls_level *level);
 /* smtp_tls_level_name - "may" */
 const char *smtp_tls_level_name(enum smtp_tls_level level);
+enum smtp_tls_policy_status {
+    SMTP_TLS_POLICY_OK = 0,
+    SMTP_TLS_POLICY_BAD = -1,      /* a malformed entry: 4.7.5 */
+    SMTP_TLS_POLICY_TEMPFAIL = -2, /* a table failed (or its answer is not in yet): 4.3.0 */
+};
 /* smtp_tls_policy_find - the policy for the next hop nexthop (as the
  * transport wrote it) whose host is host: smtp_tls_policy_maps by nexthop,
  * host, then ".parent" domains, else smtp_tls_security_level.  t may be NULL
- * (level none).  -1 with err when a table failed or an entry is malformed
- * (the mail is deferred: never a weaker level by accident). */
+ * (level none).  SMTP_TLS_POLICY_BAD or _TEMPFAIL with err: the mail is
+ * deferred, never sent at a weaker level by accident.  No side effect but
+ * p and err: run again in a lookup scope (lib/table_proxy.h). */
 int smtp_tls_policy_find(struct smtp_tls *t, const char *nexthop, const char *host,
                          struct smtp_tls_policy *p, buf_t *err);
 /* smtp_tls_ssl_new - an SSL object for a handshake with peer: SNI,
