@@ -330,6 +330,25 @@ static void test_reply_with_a_bad_value_is_a_tempfail_not_malformed(void **state
     buf_free(&b);
 }
 
+/* ask_in_two_scopes - s asks the keys (NULL-terminated), s2 asks key2;
+ * both wait */
+static void ask_in_two_scopes(struct fake *f, struct table *t, struct table_proxy_scope *s,
+                              const char *const *keys, struct table_proxy_scope *s2,
+                              const char *key2)
+{
+    buf_t v = BUF_INIT;
+
+    table_proxy_scope_enter(s);
+    for (; *keys != NULL; keys++)
+        assert_int_equal(table_lookup(t, *keys, &v), TABLE_TEMPFAIL);
+    table_proxy_scope_enter(s2);
+    assert_int_equal(table_lookup(t, key2, &v), TABLE_TEMPFAIL);
+    table_proxy_scope_leave();
+    assert_int_equal(table_proxy_scope_wait(s, f->base, on_done, f), 0);
+    assert_int_equal(table_proxy_scope_wait(s2, f->base, on_done, f), 0);
+    buf_free(&v);
+}
+
 /* a bad value fails its own request: the connection and the other scope's
  * lookups on it go on */
 static void test_scope_bad_value_fails_only_its_request(void **state)
@@ -338,15 +357,9 @@ static void test_scope_bad_value_fails_only_its_request(void **state)
     struct table *t = open_remote();
     struct table_proxy_scope *s = table_proxy_scope_new(), *s2 = table_proxy_scope_new();
     buf_t v = BUF_INIT;
+    static const char *const bad[] = {"crlf", "nul", NULL};
 
-    table_proxy_scope_enter(s);
-    assert_int_equal(table_lookup(t, "crlf", &v), TABLE_TEMPFAIL);
-    assert_int_equal(table_lookup(t, "nul", &v), TABLE_TEMPFAIL);
-    table_proxy_scope_enter(s2);
-    assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL);
-    table_proxy_scope_leave();
-    assert_int_equal(table_proxy_scope_wait(s, f->base, on_done, f), 0);
-    assert_int_equal(table_proxy_scope_wait(s2, f->base, on_done, f), 0);
+    ask_in_two_scopes(f, t, s, bad, s2, "a");
     while (f->done_calls < 2)
         event_base_dispatch(f->base);
     table_proxy_scope_enter(s);
@@ -380,14 +393,9 @@ static void test_scope_free_cancels_the_wait(void **state)
     struct table *t = open_remote();
     struct table_proxy_scope *s = table_proxy_scope_new(), *s2 = table_proxy_scope_new();
     buf_t v = BUF_INIT;
+    static const char *const a[] = {"a", NULL};
 
-    table_proxy_scope_enter(s);
-    assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL);
-    table_proxy_scope_enter(s2);
-    assert_int_equal(table_lookup(t, "b", &v), TABLE_TEMPFAIL);
-    table_proxy_scope_leave();
-    assert_int_equal(table_proxy_scope_wait(s, f->base, on_done, f), 0);
-    assert_int_equal(table_proxy_scope_wait(s2, f->base, on_done, f), 0);
+    ask_in_two_scopes(f, t, s, a, s2, "b");
     table_proxy_scope_free(s); /* its answer arrives and is ignored */
     event_base_dispatch(f->base);
     assert_int_equal(f->done_calls, 1); /* s2's only */
