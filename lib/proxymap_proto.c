@@ -72,6 +72,7 @@ int proxymap_reply_parse(const struct attr_msg *m, struct proxymap_reply *r)
     r->id = (unsigned long long)id;
     r->value = NULL;
     r->value_len = 0;
+    r->refused = 0;
     if (strcmp(status, "notfound") == 0)
         r->status = TABLE_NOTFOUND;
     else if (strcmp(status, "tempfail") == 0)
@@ -83,7 +84,18 @@ int proxymap_reply_parse(const struct attr_msg *m, struct proxymap_reply *r)
     if (r->status != TABLE_FOUND)
         return 0;
     r->value = attr_get(m, "value", &r->value_len);
-    if (r->value == NULL || r->value_len > PROXYMAP_VALUE_MAX || strlen(r->value) != r->value_len)
+    if (r->value == NULL)
         return -1;
+    if (proxymap_value_check(r->value, r->value_len) < 0) {
+        r->status = TABLE_TEMPFAIL;
+        r->value = NULL;
+        r->value_len = 0;
+        r->refused = 1;
+    }
     return 0;
+}
+
+int proxymap_value_check(const char *value, size_t len)
+{
+    return len <= PROXYMAP_VALUE_MAX && table_text_clean(value, len) ? 0 : -1;
 }

@@ -37,6 +37,7 @@ struct proxymap_reply {
     enum table_result status;
     const char *value; /* NULL unless TABLE_FOUND */
     size_t value_len;
+    int refused; /* a found value that failed proxymap_value_check: TABLE_TEMPFAIL */
 };
 
 /* proxymap_request_encode - append one lookup request to out */
@@ -46,8 +47,15 @@ void proxymap_request_encode(buf_t *out, const struct proxymap_request *r);
 int proxymap_request_parse(const struct attr_msg *m, struct proxymap_request *r);
 /* proxymap_reply_encode - append one reply to out (value only when found) */
 void proxymap_reply_encode(buf_t *out, const struct proxymap_reply *r);
-/* proxymap_reply_parse - 0 and r filled, -1 malformed */
+/* proxymap_reply_parse - 0 and r filled, -1 malformed.  A well-formed reply
+ * whose value fails proxymap_value_check is 0 with status TABLE_TEMPFAIL and
+ * refused set: it fails its own request, not the connection. */
 int proxymap_reply_parse(const struct attr_msg *m, struct proxymap_reply *r);
+/* proxymap_value_check - 0 when a table's value may be handed on: at most
+ * PROXYMAP_VALUE_MAX bytes and no control byte but TAB (no NUL, CR, LF,
+ * DEL): a remote value must never become more lines of an SMTP reply or a
+ * header.  -1 otherwise: the lookup is a temporary failure. */
+int proxymap_value_check(const char *value, size_t len);
 /* proxymap_status_name - "found", "notfound", "tempfail" */
 const char *proxymap_status_name(enum table_result status);
 

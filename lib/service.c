@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -183,6 +185,63 @@ int unix_connect(const char *path, int nonblock)
     if (fd < 0)
         return -1;
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* unix_connect_ms_left - milliseconds until deadline (CLOCK_MONOTONIC ms), >= 0 */
+static int unix_connect_ms_left(long long deadline)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = deadline - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    return left > 0 ? (int)(left < 60000 ? left : 60000) : 0;
+}
+
+/* unix_connect_finish - wait for fd's connect to complete: 0 or -1 */
+static int unix_connect_finish(int fd, long long deadline)
+{
+    struct pollfd pfd = {fd, POLLOUT, 0};
+    int rc, err = 0;
+    socklen_t len = sizeof(err);
+
+    while ((rc = poll(&pfd, 1, unix_connect_ms_left(deadline))) < 0 && errno == EINTR)
+        ;
+    if (rc == 0)
+        errno = ETIMEDOUT;
+    if (rc <= 0)
+        return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+}
+
+int unix_connect_timeout(const char *path, long long timeout)
+{
+    struct timespec now;
+    int fd;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long deadline = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout * 1000;
+    while ((fd = unix_connect(path, 1)) < 0) {
+        if (errno != EAGAIN)
+            return -1;
+        if (unix_connect_ms_left(deadline) == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        poll(NULL, 0, 10); /* the accept backlog is full: try again shortly */
+    }
+    if (unix_connect_finish(fd, deadline) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;

@@ -63,6 +63,11 @@ void service_stop(struct service *svc);
 /* unix_connect - connect to a UNIX stream socket; nonblock: O_NONBLOCK set
  * before connect.  Returns the fd or -1 (errno set). */
 int unix_connect(const char *path, int nonblock);
+/* unix_connect_timeout - connect to a UNIX stream socket, waiting at most
+ * timeout seconds (a full accept backlog is retried, never waited on in
+ * connect(2)); the fd is blocking on return.  The fd, or -1 (errno set;
+ * ETIMEDOUT when the time ran out). */
+int unix_connect_timeout(const char *path, long long timeout);
 /* set_nonblock / set_cloexec - 0 ok, -1 error */
 int set_nonblock(int fd);
 int set_cloexec(int fd);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "netstring.h"
+#include "table.h"
 #include "socketmap_proto.h"
 
 static const struct {
@@ -30,21 +31,6 @@ int socketmap_proto_request(buf_t *out, const char *map, const char *key)
     netstring_encode(out, req.data, req.len);
     buf_free(&req);
     return 0;
-}
-
-/* socketmap_text_clean - 1 when text has no NUL and no control character
- * but TAB */
-static int socketmap_text_clean(const char *text, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-
-        if ((c < ' ' && c != '\t') || c == 0x7f)
-            return 0;
-    }
-    return 1;
 }
 
 /* socketmap_protocol_error - fail r with why */
@@ -77,7 +63,7 @@ static enum socketmap_status socketmap_classify(const char *p, size_t len,
             return socketmap_protocol_error(r, "socketmap OK reply without a value");
         if (r->status == SOCKETMAP_NOTFOUND && r->len != 0)
             return socketmap_protocol_error(r, "socketmap NOTFOUND reply with text");
-        if (!socketmap_text_clean(r->text, r->len))
+        if (!table_text_clean(r->text, r->len))
             return socketmap_protocol_error(r, "socketmap reply holds a control character");
         return r->status;
     }

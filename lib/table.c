@@ -286,6 +286,16 @@ unsigned long table_refresh_epoch(void)
     return table_epoch;
 }
 
+int table_text_clean(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if ((c < ' ' && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 int table_ip_shorten(char *text, int sep)
 {
     char *p = strrchr(text, sep);

@@ -138,6 +138,9 @@ enum table_result table_lookup_ip(struct table_list *l, const struct sockaddr *s
 /* table_ip_shorten - the next shorter key of that order: drop the last
  * sep ('.' or ':') field of text in place; 0 when nothing is left */
 int table_ip_shorten(char *text, int sep);
+/* table_text_clean - 1 when text has no NUL, CR, LF or other control byte
+ * but TAB (a remote table's value that may reach an SMTP reply or a header) */
+int table_text_clean(const char *text, size_t len);
 
 /* Building (tern map, newaliases, makemap).  A build writes a temp file in
  * the directory of the type's file, fsyncs it and renames it into place, so

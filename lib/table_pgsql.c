@@ -203,8 +203,10 @@ static void pgsql_drop(struct pgsql_table *p)
     p->next = (p->host + 1) % p->cf.hosts.count;
 }
 
-/* pgsql_query - run sql, once more from the next host when it fails: the
- * rows, or NULL with why */
+/* pgsql_query - run sql, once more from the next host when the connection
+ * fails: the rows, or NULL with why.  A statement error on a good connection
+ * (a key the server cannot take, e.g. invalid UTF-8) keeps the connection
+ * and is not retried: a client must not be able to force reconnects. */
 static PGresult *pgsql_query(struct pgsql_table *p, const char *sql, buf_t *why)
 {
     buf_t name = BUF_INIT;
@@ -218,8 +220,11 @@ static PGresult *pgsql_query(struct pgsql_table *p, const char *sql, buf_t *why)
         if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK)
             break;
         pgsql_ok(r, why, name.data);
+        int statement_error = r != NULL && PQstatus(p->conn) == CONNECTION_OK;
         PQclear(r);
         r = NULL;
+        if (statement_error)
+            break;
         pgsql_drop(p);
     }
     buf_free(&name);

@@ -174,6 +174,14 @@ int table_open_proxy(struct table *t, const char *name, buf_t *err)
     return 0;
 }
 
+/* proxy_value_refused - log a value tern-proxymap should have refused */
+static void proxy_value_refused(const char *spec, const char *key)
+{
+    log_warn("%s: lookup of %s through %s: the value holds a control character or is too "
+             "long; a temporary failure",
+             spec, key, table_proxy_socket());
+}
+
 /* ---- synchronous: one blocking round trip */
 
 static int proxy_sync_fd = -1;
@@ -199,8 +207,11 @@ static int proxy_sync_ask(const struct proxymap_request *req, struct attr_msg *m
     if (proxy_sync_fd >= 0 && proxy_sync_pid != getpid())
         proxy_sync_disconnect(); /* the parent's connection: not ours to read */
     if (proxy_sync_fd < 0) {
-        if ((proxy_sync_fd = unix_connect(table_proxy_socket(), 0)) < 0)
+        proxy_sync_fd = unix_connect_timeout(table_proxy_socket(), table_proxy_timeout);
+        if (proxy_sync_fd < 0) {
+            *timeout = errno == ETIMEDOUT;
             return -1;
+        }
         proxy_sync_pid = getpid();
     }
     proxymap_request_encode(&out, req);
@@ -240,6 +251,8 @@ static enum table_result proxy_sync_lookup(const struct proxy_remote *r, const c
         errno = saved;
         return TABLE_TEMPFAIL;
     }
+    if (rep.refused)
+        proxy_value_refused(r->spec, key);
     if (rep.status == TABLE_FOUND) {
         buf_reset(value);
         buf_append(value, rep.value, rep.value_len);
@@ -295,11 +308,21 @@ struct table_proxy_scope *table_proxy_scope_new(void)
     return xcalloc(1, sizeof(struct table_proxy_scope));
 }
 
+/* proxy_answer_value_free - wipe and free a's value (a SASL password, say) */
+static void proxy_answer_value_free(struct proxy_answer *a)
+{
+    if (a->value != NULL)
+        explicit_bzero(a->value, a->value_len);
+    free(a->value);
+    a->value = NULL;
+    a->value_len = 0;
+}
+
 static void proxy_answer_free(struct proxy_answer *a)
 {
     free(a->spec);
     free(a->key);
-    free(a->value);
+    proxy_answer_value_free(a);
     free(a);
 }
 
@@ -423,9 +446,7 @@ static void proxy_answer_set(struct proxy_answer *a, enum table_result status, c
 {
     a->state = PROXY_ANSWERED;
     a->status = status;
-    free(a->value);
-    a->value = NULL;
-    a->value_len = 0;
+    proxy_answer_value_free(a);
     if (status == TABLE_FOUND) {
         a->value = xstrndup(value, len);
         a->value_len = len;
@@ -484,6 +505,8 @@ static int proxy_async_answer(const struct attr_msg *m)
         if (f.id != rep.id)
             continue;
         proxy_async.v[i] = proxy_async.v[--proxy_async.count];
+        if (rep.refused)
+            proxy_value_refused(f.answer->spec, f.answer->key);
         proxy_answer_set(f.answer, rep.status, rep.value, rep.value_len);
         if (--f.scope->in_flight == 0)
             proxy_scope_finish(f.scope);
@@ -528,6 +551,8 @@ static int proxy_async_connect(struct event_base *base)
         return 0;
     if (proxy_async.bev != NULL)
         proxy_async_drop("event loop changed");
+    /* non-blocking: a full accept backlog (EAGAIN) fails now, a connect in
+     * progress completes under the bufferevent, bounded by the scope's timer */
     if ((fd = unix_connect(table_proxy_socket(), 1)) < 0) {
         log_warn("%s: cannot connect: %s", table_proxy_socket(), strerror(errno));
         return -1;

@@ -101,7 +101,7 @@ static void proxymap_client_release(struct proxymap_client *c)
 static void proxymap_reply(struct proxymap_client *c, unsigned long long id,
                            enum table_result status, const buf_t *value)
 {
-    struct proxymap_reply rep = {id, status, value ? value->data : NULL, value ? value->len : 0};
+    struct proxymap_reply rep = {id, status, value ? value->data : NULL, value ? value->len : 0, 0};
     buf_t out = BUF_INIT;
 
     if (c->bev == NULL)
@@ -139,6 +139,12 @@ static void proxymap_on_job_done(struct proxymap_job *job, void *ctx)
     struct proxymap_flight *f = job->ctx;
     struct proxymap_server *srv = ctx;
 
+    if (job->status == TABLE_FOUND && proxymap_value_check(job->value.data, job->value.len) < 0) {
+        log_warn("%s: lookup of %s: the value holds a control character or is over %d bytes; "
+                 "answered as a temporary failure",
+                 f->spec, job->key, PROXYMAP_VALUE_MAX);
+        job->status = TABLE_TEMPFAIL;
+    }
     log_debug("%s: %s: %s from the table in %.1f ms", f->spec, job->key,
               proxymap_status_name(job->status), proxymap_ms_since(&f->start));
     proxymap_cache_put(srv->cache, f->ckey, job->status, job->value.data, job->value.len,

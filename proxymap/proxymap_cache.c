@@ -148,6 +148,8 @@ static void proxymap_cache_drop(struct proxymap_cache *c, struct proxymap_cache_
     else
         c->newest = e->prev;
     free(e->ckey);
+    if (e->value != NULL)
+        explicit_bzero(e->value, e->len);
     free(e->value);
     free(e);
 }

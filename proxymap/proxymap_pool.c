@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -20,6 +21,7 @@ struct proxymap_pool_table {
     struct proxymap_pool *pool;
     char *spec;
     int flags;
+    char *file; /* a built (LMDB) table's file: one table for every flag set */
     size_t max_threads, threads, idle, queued;
     struct proxymap_job *head, *tail;
     pthread_cond_t wake;
@@ -27,7 +29,7 @@ struct proxymap_pool_table {
 
 struct proxymap_pool {
     pthread_mutex_t lock;
-    struct proxymap_map *tables; /* "flags spec" -> struct proxymap_pool_table */
+    struct proxymap_map *tables; /* "flags spec" or "file PATH" -> struct proxymap_pool_table */
     size_t size;
     struct proxymap_job *finished; /* back to the event loop */
     int pipe[2];
@@ -59,11 +61,30 @@ void proxymap_job_free(struct proxymap_job *job)
  * one worker opens at a time; lookups run in parallel */
 static pthread_mutex_t proxymap_open_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* proxymap_job_file_missing - 1 when a job that is not optional asks a
+ * shared built table (opened optional) whose file is gone: as for a table
+ * opened without TABLE_OPTIONAL, a temporary failure, never "not found" */
+static int proxymap_job_file_missing(const struct proxymap_pool_table *pt,
+                                     const struct proxymap_job *job)
+{
+    struct stat st;
+
+    if (pt->file == NULL || (job->flags & TABLE_OPTIONAL) || stat(pt->file, &st) == 0)
+        return 0;
+    log_warn("%s: cannot stat %s: %s", pt->spec, pt->file, strerror(errno));
+    return 1;
+}
+
 /* proxymap_job_run - one lookup in the worker's table (opened on first use) */
 static void proxymap_job_run(struct proxymap_pool_table *pt, struct table **t,
                              struct proxymap_job *job)
 {
     buf_t err = BUF_INIT;
+
+    if (proxymap_job_file_missing(pt, job)) {
+        job->status = TABLE_TEMPFAIL;
+        return;
+    }
 
     if (*t == NULL) {
         pthread_mutex_lock(&proxymap_open_lock);
@@ -166,25 +187,48 @@ static int proxymap_type_is_local(const char *spec)
     return 1;
 }
 
-/* proxymap_pool_table - the queue for (spec, flags), made on first use */
+/* proxymap_built_file - the file of a built (LMDB) table into file: 0, or -1
+ * for another type */
+static int proxymap_built_file(const char *spec, buf_t *file)
+{
+    buf_t type = BUF_INIT;
+    const char *name;
+    int optional, rc = -1;
+
+    if (table_spec_split(spec, &type, &name, &optional) == 0)
+        rc = table_file_path(buf_cstr(&type), name, file);
+    buf_free(&type);
+    return rc;
+}
+
+/* proxymap_pool_table - the queue for (spec, flags), made on first use.  A
+ * built table's file is opened once in the process whatever the flags (LMDB
+ * forbids opening an environment twice; its flags are in the file): one
+ * queue and one table per file, opened optional (proxymap_job_file_missing) */
 static struct proxymap_pool_table *proxymap_pool_table(struct proxymap_pool *p, const char *spec,
                                                        int flags)
 {
-    buf_t name = BUF_INIT;
+    buf_t name = BUF_INIT, file = BUF_INIT;
     struct proxymap_pool_table *pt;
+    int built = proxymap_built_file(spec, &file) == 0;
 
-    buf_printf(&name, "%d %s", flags, spec);
+    if (built)
+        buf_printf(&name, "file %s", buf_cstr(&file));
+    else
+        buf_printf(&name, "%d %s", flags, spec);
     pt = proxymap_map_get(p->tables, buf_cstr(&name));
     if (pt == NULL) {
         pt = xcalloc(1, sizeof(*pt));
         pt->pool = p;
         pt->spec = xstrdup(spec);
-        pt->flags = flags;
+        pt->flags = built ? flags | TABLE_OPTIONAL : flags;
+        pt->file = built ? buf_steal(&file) : NULL;
         pt->max_threads = proxymap_type_is_local(spec) ? 1 : p->size;
         pthread_cond_init(&pt->wake, NULL);
         proxymap_map_put(p->tables, buf_cstr(&name), pt);
     }
     buf_free(&name);
+    buf_free(&file);
     return pt;
 }
 
@@ -209,6 +253,7 @@ void proxymap_pool_submit(struct proxymap_pool *p, const char *spec, int flags,
     struct proxymap_pool_table *pt = proxymap_pool_table(p, spec, flags);
 
     job->table = pt;
+    job->flags = flags;
     job->next = NULL;
     p->busy++;
     pthread_mutex_lock(&p->lock);

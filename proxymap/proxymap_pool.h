@@ -2,7 +2,8 @@
  * proxymap_pool - tern-proxymap's lookup workers.
  *
  * Per (table, flags) a FIFO of jobs and up to `size` worker threads (one
- * for the local file types, whose lookups do not wait on a network), each
+ * for the local file types, whose lookups do not wait on a network; one
+ * queue per file for the built LMDB types, whatever the flags), each
  * owning its own struct table, opened in that thread at its first job: a
  * table that hangs stalls only its own lookups.  A finished job comes back
  * to the event loop's thread through a pipe and is handed to done().
@@ -25,6 +26,7 @@ struct proxymap_job {
     struct proxymap_job *next; /* the pool's queues */
     struct proxymap_pool_table *table;
     char *key;
+    int flags;                /* the request's TABLE_* flags */
     enum table_result status; /* set by the worker */
     buf_t value;              /* set by the worker when found */
     int abandoned;

@@ -233,3 +233,24 @@ def test_a_hung_lookup_is_answered_by_the_safety_net_and_stalls_nothing_else(res
     assert 0.9 <= time.monotonic() - start < 3
     t.wait_log(rf"{spec}: lookup of hang@x\.test not done after 1s")
     c.close()
+
+
+def test_one_lmdb_file_is_opened_once_whatever_the_flags(res):
+    """LMDB forbids opening an environment twice in one process: the same
+    proxy:lmdb: file asked with two flag sets shares one table."""
+    t = res.tern(start=False)
+    spec = write_map(t, "transport", "a.test smtp:[127.0.0.1]:25\n", build=True)
+    t.conf_edit(transport_maps=f"proxy:{spec}")
+    t.start()
+    c = ProxymapClient(t)
+    for flags in (0, 2, 4, 6):  # none, TABLE_CASE_SENSITIVE, TABLE_OPTIONAL, both
+        assert c.lookup(spec, "a.test", flags) == ("found", "smtp:[127.0.0.1]:25"), flags
+    pid = proxymap_pid(t)
+    lmdb = spec.partition(":")[2] + ".lmdb"
+    fds = [f for f in os.listdir(f"/proc/{pid}/fd")
+           if os.path.realpath(f"/proc/{pid}/fd/{f}") == os.path.realpath(lmdb)]
+    assert len(fds) == 1, fds
+    os.rename(lmdb, lmdb + ".away")  # gone: not optional is tempfail, optional not found
+    assert c.lookup(spec, "c.test", 0)[0] == "tempfail"  # keys not in the cache
+    assert c.lookup(spec, "d.test", 4)[0] == "notfound"
+    c.close()

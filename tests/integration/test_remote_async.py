@@ -188,3 +188,64 @@ def test_the_server_down_is_a_temporary_failure_everywhere(res):
     t.wait_log(r"to=<x@example\.net>.*status=deferred")
     assert "status=bounced" not in t.log()
     wait_until(lambda: any("deferred" in str(p) for p in t.queue_files()), 10, "deferred/")
+
+
+class SlowMaps(Maps):
+    """Maps whose answers for the keys in delays come after that many seconds
+    (each proxymap worker has its own connection: the delays overlap)."""
+
+    def __init__(self, answers, delays):
+        self.delays = delays
+        super().__init__(answers)
+
+    def _serve(self, conn):
+        try:
+            while True:
+                name, _, key = read_netstring(conn).decode().partition(" ")
+                self.requests.append((name, key))
+                time.sleep(self.delays.get(key, 0))
+                conn.sendall(netstring(self.answers.get((name, key), b"NOTFOUND ")))
+        except (EOFError, OSError):
+            pass
+        conn.close()
+
+
+def test_a_remote_value_with_control_bytes_is_a_temporary_failure(res):
+    """CR LF in an access value must not inject a reply line (nor LF a header
+    through PREPEND); a NUL must not drop smtpd's connection to
+    tern-proxymap and fail the other sessions' lookups in flight on it.
+    (socketmap: refuses such replies itself; tern-proxymap refuses them for
+    every type: test_table_pgsql, and the client too: unit test_table_proxy)"""
+    maps = SlowMaps({
+        ("access", "inject.test"): b"OK REJECT x\r\n250 2.0.0 Ok",
+        ("access", "prepend.test"): b"OK PREPEND X-A: 1\nBcc: evil@example.test",
+        ("access", "nul.test"): b"OK REJECT a\0b",
+        ("access", "blocked.test"): b"OK REJECT no mail for blocked.test",
+    }, {"nul.test": 0.3, "blocked.test": 1.0})
+    t = res.tern(start=False, mynetworks="127.0.0.1/32",
+                 relay_domains="inject.test, prepend.test, nul.test, blocked.test",
+                 smtpd_recipient_restrictions=restrictions(maps.spec("access")))
+    t.start()
+    try:
+        with t.connect(source=OUTSIDE) as c:
+            c.greeting()
+            c.cmd("EHLO client.example")
+            assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250")
+            for rcpt in ("x@inject.test", "x@prepend.test"):
+                reply = c.cmd(f"RCPT TO:<{rcpt}>")
+                assert len(reply) == 1 and reply[0].startswith("451 4.3.0"), (rcpt, reply)
+            assert c.cmd("RSET")[0].startswith("250"), "no injected line left to read"
+        out = []
+        threads = [threading.Thread(target=one_session, args=(t, OUTSIDE, rcpt, out))
+                   for rcpt in ("x@nul.test", "y@blocked.test")]
+        threads[0].start()
+        wait_until(lambda: ("access", "nul.test") in maps.requests, 10, "the nul.test lookup")
+        threads[1].start()
+        for th in threads:
+            th.join(20)
+        replies = {rcpt: reply for rcpt, reply, _ in out}
+        assert replies["x@nul.test"].startswith("451 4.3.0"), replies
+        assert replies["y@blocked.test"].startswith("554 5.7.1 "), \
+            "the other session's lookup in flight is answered"
+    finally:
+        maps.close()

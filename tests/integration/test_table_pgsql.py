@@ -5,6 +5,7 @@ restriction, password authentication from a 0640 .cf, quotes in the key that
 cannot change the query, a stopped server (tempfail, exit 75, never "not
 found") and failover from a dead first host to a live one."""
 
+import grp
 import os
 import subprocess
 import time
@@ -156,3 +157,47 @@ def test_server_stopped_is_tempfail_not_notfound(pg, cf):
     finally:
         pg.start()
     assert query("joe@example.com", cf).returncode == 0
+
+
+def test_invalid_utf8_key_is_tempfail_without_a_reconnect(pg, mres, tmp_path):
+    """A statement error (a client-supplied key the server cannot take) is a
+    temporary failure on the kept connection: never a reconnect, never the
+    next host (here a host that would hang)."""
+    hung = start_remote(mres, HungLdap(mres.base))
+    cf = write_cf(tmp_path, "utf8.cf", pg, hosts=f"127.0.0.1:{pg.port}, 127.0.0.1:{hung.port}",
+                  timeout="2")
+    start = time.monotonic()
+    r = subprocess.run([str(TERN), "map", "-q", b"bad\xff\xfe@example.com", f"pgsql:{cf}"],
+                       capture_output=True, timeout=30, env=tool_env())
+    assert (r.returncode, r.stdout) == (EX_TEMPFAIL, b""), r.stderr
+    assert hung.connections == 0, "the statement error did not move to the next host"
+    assert time.monotonic() - start < 1.5
+    assert query("joe@example.com", cf).stdout == "joe@dest.test\n"
+
+
+def test_a_value_with_cr_lf_is_a_temporary_failure_at_rcpt(pg, res):
+    """tern-proxymap refuses a value with control bytes for every table type:
+    an SQL value "REJECT x\\r\\n250 2.0.0 Ok" must not inject a reply line."""
+    pg.sql("CREATE TABLE IF NOT EXISTS access (k text, v text)", db=PG_DB, as_user=True)
+    pg.sql("DELETE FROM access", db=PG_DB, as_user=True)
+    pg.sql("INSERT INTO access VALUES ('inject.test', E'REJECT x\\r\\n250 2.0.0 Ok'), "
+           "('blocked.test', 'REJECT no mail for blocked.test')", db=PG_DB, as_user=True)
+    t = res.tern(start=False, mynetworks="127.0.0.1/32",
+                 relay_domains="inject.test, blocked.test")
+    cf = write_cf(t.etc, "access.cf", pg, query="SELECT v FROM access WHERE k = '%s'")
+    if os.geteuid() == 0:  # tern-proxymap reads it as mail_owner
+        os.chown(cf, 0, grp.getgrnam("tern").gr_gid)
+    t.conf_edit(smtpd_recipient_restrictions=f"check_recipient_access pgsql:{cf}, "
+                "reject_unauth_destination")
+    t.start()
+    with t.connect(source="127.0.0.5") as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250")
+        reply = c.cmd("RCPT TO:<x@inject.test>")
+        assert len(reply) == 1 and reply[0].startswith("451 4.3.0"), reply
+        assert c.cmd("RSET")[0].startswith("250"), "no injected line left to read"
+        assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250")
+        reply = c.cmd("RCPT TO:<x@blocked.test>")
+        assert reply[0].startswith("554 5.7.1") and "no mail for" in reply[0], reply
+    t.wait_log(r"pgsql:\S+: lookup of inject\.test: the value holds a control character")

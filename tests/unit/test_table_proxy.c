@@ -12,10 +12,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -25,6 +28,7 @@
 #include <event2/listener.h>
 
 #include "proxymap_proto.h"
+#include "service.h"
 #include "table_proxy.h"
 
 /* decode_one - attr_decode of a whole encoded message */
@@ -101,7 +105,7 @@ static void test_request_malformed_is_refused(void **state)
 
 static void test_reply_round_trip_and_refusals(void **state)
 {
-    struct proxymap_reply in = {7, TABLE_FOUND, "v a l", 5}, out;
+    struct proxymap_reply in = {7, TABLE_FOUND, "v a l", 5, 0}, out;
     buf_t b = BUF_INIT;
     struct attr_msg m;
 
@@ -143,6 +147,7 @@ struct fake {
     struct bufferevent *bev;
     struct attr_msg msg;
     int requests;
+    int accepts;
     int silent; /* read but never answer */
     int done_calls;
     char dir[64];
@@ -163,7 +168,11 @@ static void fake_on_read(struct bufferevent *bev, void *arg)
         assert_int_equal(proxymap_request_parse(&f->msg, &r), 0);
         f->requests++;
         int found = strcmp(r.key, "a") == 0;
-        struct proxymap_reply rep = {r.id, found ? TABLE_FOUND : TABLE_NOTFOUND, "A-value", 7};
+        struct proxymap_reply rep = {r.id, found ? TABLE_FOUND : TABLE_NOTFOUND, "A-value", 7, 0};
+        if (strcmp(r.key, "crlf") == 0) /* a value proxymap should have refused */
+            rep = (struct proxymap_reply){r.id, TABLE_FOUND, "x\r\n250 2.0.0 Ok", 15, 0};
+        else if (strcmp(r.key, "nul") == 0)
+            rep = (struct proxymap_reply){r.id, TABLE_FOUND, "x\0y", 3, 0};
         buf_init(&replies[n]);
         proxymap_reply_encode(&replies[n++], &rep);
     }
@@ -183,6 +192,7 @@ static void fake_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct 
 {
     struct fake *f = arg;
 
+    f->accepts++;
     f->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(f->bev, fake_on_read, NULL, fake_on_event, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
@@ -284,20 +294,108 @@ static void test_scope_asks_waits_and_answers(void **state)
     buf_free(&v);
 }
 
+static void test_value_check_refuses_control_bytes_and_size(void **state)
+{
+    char *big = malloc(PROXYMAP_VALUE_MAX + 1);
+
+    assert_int_equal(proxymap_value_check("OK fine\tvalue \xc3\xa9", 16), 0);
+    assert_int_equal(proxymap_value_check("", 0), 0);
+    assert_int_equal(proxymap_value_check("REJECT x\r\n250 2.0.0 Ok", 22), -1);
+    assert_int_equal(proxymap_value_check("PREPEND X-A: 1\nBcc: x", 21), -1);
+    assert_int_equal(proxymap_value_check("a\rb", 3), -1);
+    assert_int_equal(proxymap_value_check("a\0b", 3), -1);
+    assert_int_equal(proxymap_value_check("a\x1b[0m", 5), -1);
+    assert_int_equal(proxymap_value_check("a\x7f", 2), -1);
+    memset(big, 'x', PROXYMAP_VALUE_MAX + 1);
+    assert_int_equal(proxymap_value_check(big, PROXYMAP_VALUE_MAX), 0);
+    assert_int_equal(proxymap_value_check(big, PROXYMAP_VALUE_MAX + 1), -1);
+    free(big);
+}
+
+static void test_reply_with_a_bad_value_is_a_tempfail_not_malformed(void **state)
+{
+    struct proxymap_reply in = {9, TABLE_FOUND, "x\r\ny", 4, 0}, out;
+    buf_t b = BUF_INIT;
+    struct attr_msg m;
+
+    attr_msg_init(&m);
+    proxymap_reply_encode(&b, &in);
+    decode_one(&b, &m);
+    assert_int_equal(proxymap_reply_parse(&m, &out), 0);
+    assert_int_equal(out.id, 9);
+    assert_int_equal(out.status, TABLE_TEMPFAIL);
+    assert_int_equal(out.refused, 1);
+    assert_null(out.value);
+    attr_msg_free(&m);
+    buf_free(&b);
+}
+
+/* ask_in_two_scopes - s asks the keys (NULL-terminated), s2 asks key2;
+ * both wait */
+static void ask_in_two_scopes(struct fake *f, struct table *t, struct table_proxy_scope *s,
+                              const char *const *keys, struct table_proxy_scope *s2,
+                              const char *key2)
+{
+    buf_t v = BUF_INIT;
+
+    table_proxy_scope_enter(s);
+    for (; *keys != NULL; keys++)
+        assert_int_equal(table_lookup(t, *keys, &v), TABLE_TEMPFAIL);
+    table_proxy_scope_enter(s2);
+    assert_int_equal(table_lookup(t, key2, &v), TABLE_TEMPFAIL);
+    table_proxy_scope_leave();
+    assert_int_equal(table_proxy_scope_wait(s, f->base, on_done, f), 0);
+    assert_int_equal(table_proxy_scope_wait(s2, f->base, on_done, f), 0);
+    buf_free(&v);
+}
+
+/* a bad value fails its own request: the connection and the other scope's
+ * lookups on it go on */
+static void test_scope_bad_value_fails_only_its_request(void **state)
+{
+    struct fake *f = *state;
+    struct table *t = open_remote();
+    struct table_proxy_scope *s = table_proxy_scope_new(), *s2 = table_proxy_scope_new();
+    buf_t v = BUF_INIT;
+    static const char *const bad[] = {"crlf", "nul", NULL};
+
+    ask_in_two_scopes(f, t, s, bad, s2, "a");
+    while (f->done_calls < 2)
+        event_base_dispatch(f->base);
+    table_proxy_scope_enter(s);
+    assert_int_equal(table_lookup(t, "crlf", &v), TABLE_TEMPFAIL);
+    assert_int_equal(table_lookup(t, "nul", &v), TABLE_TEMPFAIL);
+    assert_int_equal(table_proxy_scope_pending(s), 0);
+    table_proxy_scope_enter(s2);
+    assert_int_equal(table_lookup(t, "a", &v), TABLE_FOUND);
+    assert_string_equal(buf_cstr(&v), "A-value");
+    table_proxy_scope_leave();
+    table_proxy_scope_reset(s2); /* the same connection serves the next wait */
+    table_proxy_scope_enter(s2);
+    assert_int_equal(table_lookup(t, "b", &v), TABLE_TEMPFAIL);
+    table_proxy_scope_leave();
+    assert_int_equal(table_proxy_scope_wait(s2, f->base, on_done, f), 0);
+    while (f->done_calls < 3)
+        event_base_dispatch(f->base);
+    table_proxy_scope_enter(s2);
+    assert_int_equal(table_lookup(t, "b", &v), TABLE_NOTFOUND);
+    table_proxy_scope_leave();
+    assert_int_equal(f->accepts, 1);
+    table_proxy_scope_free(s);
+    table_proxy_scope_free(s2);
+    table_close(t);
+    buf_free(&v);
+}
+
 static void test_scope_free_cancels_the_wait(void **state)
 {
     struct fake *f = *state;
     struct table *t = open_remote();
     struct table_proxy_scope *s = table_proxy_scope_new(), *s2 = table_proxy_scope_new();
     buf_t v = BUF_INIT;
+    static const char *const a[] = {"a", NULL};
 
-    table_proxy_scope_enter(s);
-    assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL);
-    table_proxy_scope_enter(s2);
-    assert_int_equal(table_lookup(t, "b", &v), TABLE_TEMPFAIL);
-    table_proxy_scope_leave();
-    assert_int_equal(table_proxy_scope_wait(s, f->base, on_done, f), 0);
-    assert_int_equal(table_proxy_scope_wait(s2, f->base, on_done, f), 0);
+    ask_in_two_scopes(f, t, s, a, s2, "b");
     table_proxy_scope_free(s); /* its answer arrives and is ignored */
     event_base_dispatch(f->base);
     assert_int_equal(f->done_calls, 1); /* s2's only */
@@ -381,12 +479,55 @@ static void test_direct_when_not_default(void **state)
     buf_free(&v);
 }
 
+/* a service whose accept backlog is full: the synchronous client's connect
+ * gives up after its timeout instead of hanging in connect(2) */
+static void test_connect_to_a_full_backlog_times_out(void **state)
+{
+    char dir[] = "/tmp/test_table_proxy_bl.XXXXXX", path[64];
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int lfd, fds[64], n = 0, fd;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/s", dir);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(lfd, 0), 0); /* never accepted */
+    while (n < 64 && (fds[n] = unix_connect(path, 1)) >= 0)
+        n++;
+    assert_true(n < 64 && errno == EAGAIN);
+    time_t start = time(NULL);
+    fd = unix_connect_timeout(path, 1);
+    assert_int_equal(fd, -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_true(time(NULL) - start <= 3);
+    close(lfd);
+    while (n-- > 0)
+        close(fds[n]);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0); /* a listener with room: connected, blocking */
+    unlink(path);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    fd = unix_connect_timeout(path, 1);
+    assert_true(fd >= 0);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+    close(lfd);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_request_malformed_is_refused),
         cmocka_unit_test(test_reply_round_trip_and_refusals),
+        cmocka_unit_test(test_value_check_refuses_control_bytes_and_size),
+        cmocka_unit_test(test_connect_to_a_full_backlog_times_out),
+        cmocka_unit_test(test_reply_with_a_bad_value_is_a_tempfail_not_malformed),
+        cmocka_unit_test_setup_teardown(test_scope_bad_value_fails_only_its_request, fake_setup,
+                                        fake_teardown),
         cmocka_unit_test_setup_teardown(test_scope_asks_waits_and_answers, fake_setup,
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_scope_free_cancels_the_wait, fake_setup,
