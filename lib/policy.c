@@ -18,6 +18,7 @@
 #include "netaddr.h"
 #include "policy_impl.h"
 #include "route.h"
+#include "table_proxy.h"
 
 /* the restrictions */
 enum policy_kind {
@@ -560,10 +561,13 @@ static enum policy_verdict policy_set(struct policy_eval *e, enum policy_verdict
     return v;
 }
 
-/* policy_tempfail - a table or a value that cannot be used: 451, never OK */
+/* policy_tempfail - a table or a value that cannot be used: 451, never OK.
+ * Not logged while a remote answer is not in yet: the verdict is void and
+ * the evaluation runs again (lib/table_proxy.h) */
 static enum policy_verdict policy_tempfail(struct policy_eval *e, const char *item, const char *why)
 {
-    log_warn("%s: %s", item, why);
+    if (!table_proxy_scope_pending_now())
+        log_warn("%s: %s", item, why);
     policy_note(e, item, "lookup failed: %s", why);
     return policy_set(e, POLICY_DEFER, item,
                       "451 4.3.0 Temporary system failure. Please try again later.");
@@ -1138,7 +1142,10 @@ static enum policy_verdict policy_item_eval(struct policy_eval *e, const struct 
         v = f->sasl_username != NULL ? POLICY_PERMIT : POLICY_DUNNO;
         break;
     case PK_PERMIT_CLIENTCERTS:
-        v = f->ccert_verified ? POLICY_PERMIT : POLICY_DUNNO;
+        if (f->ccert_verified == POLICY_CCERT_TEMPFAIL)
+            v = policy_tempfail(e, it->name, "relay_clientcerts");
+        else
+            v = f->ccert_verified == POLICY_CCERT_LISTED ? POLICY_PERMIT : POLICY_DUNNO;
         break;
     case PK_PERMIT_AUTH_DESTINATION:
         v = policy_authorized_destination(e, &tempfail) ? POLICY_PERMIT : POLICY_DUNNO;
@@ -1758,7 +1765,9 @@ long long policy_greet_pause(struct policy *p, const struct policy_facts *f, lon
         policy_access_client_keys(f, &keys);
         res = policy_table_find(&p->access, &keys, "greetpause:", 0, &value, &matched);
     }
-    if (res == TABLE_TEMPFAIL) {
+    if (res == TABLE_TEMPFAIL && table_proxy_scope_pending_now()) {
+        /* not answered yet: decided again when it is */
+    } else if (res == TABLE_TEMPFAIL) {
         log_warn("access_maps: GreetPause: lookup failed for %s: the default pause applies", f->ip);
     } else if (res == TABLE_FOUND) {
         char *end;

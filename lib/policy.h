@@ -57,6 +57,14 @@ enum policy_stage {
     POLICY_EOD,
 };
 
+/* a verified client certificate in relay_clientcerts: not (or not looked
+ * up), listed, or the lookup failed (a temporary failure, never "not") */
+enum policy_ccert {
+    POLICY_CCERT_NO = 0,
+    POLICY_CCERT_LISTED = 1,
+    POLICY_CCERT_TEMPFAIL = -1,
+};
+
 /* what the evaluation knows about the session; strings may be NULL
  * (unknown / not given); the caller owns them */
 struct policy_facts {
@@ -76,9 +84,9 @@ struct policy_facts {
     const char *sasl_method;     /* NULL unless authenticated */
     const char *sasl_username;
     const char *sasl_sender;
-    int tls;                       /* TLS is active */
-    const char *ccert_fingerprint; /* SHA-256 AB:CD:.. or NULL */
-    int ccert_verified;
+    int tls;                          /* TLS is active */
+    const char *ccert_fingerprint;    /* SHA-256 AB:CD:.. or NULL */
+    enum policy_ccert ccert_verified; /* permit_tls_clientcerts */
     const char *queue_id;
     long long size;       /* SIZE=, -1 unknown */
     long long rcpt_count; /* recipients accepted so far */

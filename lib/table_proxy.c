@@ -367,6 +367,11 @@ void table_proxy_scope_reset(struct table_proxy_scope *s)
     s->pending = 0;
 }
 
+size_t table_proxy_scope_size(const struct table_proxy_scope *s)
+{
+    return s->count;
+}
+
 void table_proxy_scope_enter(struct table_proxy_scope *s)
 {
     proxy_scope_current = s;
@@ -382,6 +387,11 @@ void table_proxy_scope_leave(void)
 int table_proxy_scope_pending(const struct table_proxy_scope *s)
 {
     return s->pending;
+}
+
+int table_proxy_scope_pending_now(void)
+{
+    return proxy_scope_current != NULL && proxy_scope_current->pending;
 }
 
 int table_proxy_scope_waiting(const struct table_proxy_scope *s)

@@ -42,7 +42,8 @@
  * that fails (service down, timeout, table error) is stored as
  * TABLE_TEMPFAIL, so the evaluation run again ends in a temporary failure
  * (451 4.3.0, deferral): never "not found", never an accept.  Answers stay
- * in the scope until table_proxy_scope_reset (smtpd: each new transaction;
+ * in the scope until table_proxy_scope_reset (smtpd: each new transaction,
+ * each VRFY or EXPN outside one, and a scope of SMTPD_TABLES_MAX_ANSWERS;
  * cleanup: each message; qmgr: each routing pass), so an evaluation that
  * needs a chain of lookups (virtual alias recursion) makes progress one
  * round trip at a time and never loops.  A scope has at most one wait out
@@ -72,6 +73,8 @@ void table_proxy_scope_free(struct table_proxy_scope *s);
 /* table_proxy_scope_reset - forget the answers (a new transaction); a wait
  * that is out stays out */
 void table_proxy_scope_reset(struct table_proxy_scope *s);
+/* table_proxy_scope_size - how many answers (and requests) s holds */
+size_t table_proxy_scope_size(const struct table_proxy_scope *s);
 /* table_proxy_scope_enter - proxy lookups from now on consult s (NULL:
  * synchronous mode) */
 void table_proxy_scope_enter(struct table_proxy_scope *s);
@@ -79,6 +82,12 @@ void table_proxy_scope_leave(void);
 /* table_proxy_scope_pending - 1 when the last evaluation in s asked for an
  * answer s does not hold yet */
 int table_proxy_scope_pending(const struct table_proxy_scope *s);
+/* table_proxy_scope_pending_now - 1 when a scope is entered and the
+ * evaluation running in it has asked for an answer not held yet: its
+ * TABLE_TEMPFAIL means "not answered yet", the evaluation will be run again,
+ * and a failure it meets now is not to be logged (a re-run is side-effect
+ * free; the final pass logs) */
+int table_proxy_scope_pending_now(void);
 /* table_proxy_scope_wait - send the pending requests; done(ctx) once all are
  * answered.  -1 when nothing is pending or a wait is already out. */
 int table_proxy_scope_wait(struct table_proxy_scope *s, struct event_base *base,

@@ -389,6 +389,8 @@ static void commands_vrfy(struct session *s, const char *arg)
                          "(or try finger)");
     else if (local > 0)
         commands_vrfy_lookup(s, arg, buf_cstr(&addr));
+    if (local >= 0)
+        smtpd_tables_forget(s);
     buf_free(&addr);
 }
 

@@ -148,6 +148,8 @@ static void expn_answer(struct session *s, const char *addr, const char *echo, c
         expn_reply_members(s, addr); /* sendmail: itself */
     else if (local > 0)
         expn_local(s, echo, name, r, &value);
+    if (local >= 0)
+        smtpd_tables_forget(s);
     buf_free(&value);
 }
 

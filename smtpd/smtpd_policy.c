@@ -84,7 +84,7 @@ void smtpd_policy_facts(const struct session *s, struct policy_facts *f)
     f->sasl_username = s->sasl_username;
     f->tls = s->tls_active;
     f->ccert_fingerprint = s->tls_ccert_fp[0] ? s->tls_ccert_fp : NULL;
-    f->ccert_verified = smtpd_tls_clientcert_ok((struct session *)s);
+    f->ccert_verified = POLICY_CCERT_NO; /* a lookup: smtpd_policy_stage_facts */
     f->size = s->mail.size;
     f->rcpt_count = s->rcpt_count;
     f->in_mynetworks = s->in_mynetworks;
@@ -104,6 +104,7 @@ static void smtpd_policy_stage_facts(struct session *s, struct policy_facts *f)
     const struct smtpd_policy_stage *st = s->policy_stage;
 
     smtpd_policy_facts(s, f);
+    f->ccert_verified = smtpd_tls_clientcert_status(s);
     if (st->stage == POLICY_RCPT || st->stage == POLICY_MAIL) {
         f->recipient = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.addr) : NULL;
         f->echo = st->stage == POLICY_RCPT ? buf_cstr(&s->rcpt.echo) : buf_cstr(&s->mail.echo);

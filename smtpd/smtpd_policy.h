@@ -36,7 +36,10 @@ void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_d
 /* smtpd_policy_tables_answered - the remote tables' answers are in: a stage
  * that waited for them is evaluated again (smtpd_tables.c) */
 void smtpd_policy_tables_answered(struct session *s);
-/* smtpd_policy_facts - what the session knows, for lib/policy */
+/* smtpd_policy_facts - what the session knows, for lib/policy; without the
+ * client certificate's relay_clientcerts lookup (ccert_verified is
+ * POLICY_CCERT_NO): that is looked up only in the session's scope, when a
+ * policy stage is evaluated */
 void smtpd_policy_facts(const struct session *s, struct policy_facts *f);
 /* smtpd_policy_merge - at DATA: the session's connect and HELO side
  * effects join the transaction's */

@@ -18,6 +18,7 @@ struct smtpd_tables {
     unsigned waiters; /* enum smtpd_tables_waiter bits to run again */
     buf_t line;       /* SMTPD_TABLES_COMMAND: the command line */
     int rerun;        /* the command runs again after its wait */
+    int answering;    /* the waiters run again: their answers are needed */
 };
 
 /* smtpd_tables_of - the session's part, made at first use */
@@ -62,12 +63,14 @@ static void smtpd_tables_on_answers(void *ctx)
     unsigned waiters = s->tables->waiters;
 
     s->tables->waiters = 0;
+    s->tables->answering = 1;
     if (waiters & SMTPD_TABLES_GREET) {
         smtpd_greet_start(s);
         session_greet_release(s);
     }
     if (waiters & SMTPD_TABLES_POLICY)
         smtpd_policy_tables_answered(s);
+    s->tables->answering = 0; /* the last waiter: nothing after it needs the answers */
     if (waiters & SMTPD_TABLES_COMMAND)
         smtpd_tables_command_again(s);
 }
@@ -87,13 +90,26 @@ static void smtpd_tables_park(struct session *s, enum smtpd_tables_waiter waiter
     }
 }
 
+/* smtpd_tables_trim - a decided evaluation: empty a full scope, unless a
+ * wait is out or other waiters run again with its answers */
+static void smtpd_tables_trim(struct session *s)
+{
+    struct smtpd_tables *t = s->tables;
+
+    if (!t->answering && !table_proxy_scope_waiting(t->scope) &&
+        table_proxy_scope_size(t->scope) >= SMTPD_TABLES_MAX_ANSWERS)
+        table_proxy_scope_reset(t->scope);
+}
+
 int smtpd_tables_leave(struct session *s, enum smtpd_tables_waiter waiter)
 {
     struct smtpd_tables *t = s->tables;
 
     table_proxy_scope_leave();
-    if (!table_proxy_scope_pending(t->scope) || s->state == SESSION_CLOSING)
+    if (!table_proxy_scope_pending(t->scope) || s->state == SESSION_CLOSING) {
+        smtpd_tables_trim(s);
         return 0;
+    }
     if (!table_proxy_scope_waiting(t->scope) &&
         table_proxy_scope_wait(t->scope, s->server->svc.base, smtpd_tables_on_answers, s) < 0) {
         log_warn("%s: cannot ask tern-proxymap; the lookup fails", s->client);
@@ -107,6 +123,12 @@ int smtpd_tables_leave(struct session *s, enum smtpd_tables_waiter waiter)
 void smtpd_tables_transaction(struct session *s)
 {
     if (s->tables != NULL && !s->tables->rerun)
+        table_proxy_scope_reset(s->tables->scope);
+}
+
+void smtpd_tables_forget(struct session *s)
+{
+    if (s->tables != NULL && !s->have_mail && !table_proxy_scope_waiting(s->tables->scope))
         table_proxy_scope_reset(s->tables->scope);
 }
 

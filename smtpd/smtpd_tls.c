@@ -456,17 +456,19 @@ void smtpd_tls_shutdown(struct session *s)
     ERR_clear_error();
 }
 
-int smtpd_tls_clientcert_ok(struct session *s)
+enum policy_ccert smtpd_tls_clientcert_status(struct session *s)
 {
     buf_t value = BUF_INIT;
     enum table_result res;
 
     if (!s->tls_active || !s->tls_ccert_verified || s->tls_ccert_fp[0] == '\0' ||
         s->cfg->tls == NULL)
-        return 0;
+        return POLICY_CCERT_NO;
     res = table_list_lookup(&s->cfg->tls->clientcerts, s->tls_ccert_fp, &value);
     buf_free(&value);
-    return res == TABLE_FOUND;
+    if (res == TABLE_TEMPFAIL)
+        return POLICY_CCERT_TEMPFAIL;
+    return res == TABLE_FOUND ? POLICY_CCERT_LISTED : POLICY_CCERT_NO;
 }
 
 void smtpd_tls_session_free(struct session *s)

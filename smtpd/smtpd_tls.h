@@ -22,6 +22,7 @@
 #define TERN_SMTPD_SMTPD_TLS_H
 
 #include "buf.h"
+#include "policy.h"
 
 struct config;
 struct service;
@@ -56,9 +57,10 @@ void smtpd_tls_handshake_done(struct session *s);
 void smtpd_tls_log_failure(struct session *s);
 /* smtpd_tls_shutdown - a session ends in order after TLS: send close_notify */
 void smtpd_tls_shutdown(struct session *s);
-/* smtpd_tls_clientcert_ok - a verified client certificate listed in
- * relay_clientcerts (permit_tls_clientcerts) */
-int smtpd_tls_clientcert_ok(struct session *s);
+/* smtpd_tls_clientcert_status - a verified client certificate listed in
+ * relay_clientcerts (permit_tls_clientcerts), or the lookup failed; call it
+ * only in the session's scope (relay_clientcerts may be remote) */
+enum policy_ccert smtpd_tls_clientcert_status(struct session *s);
 /* smtpd_tls_milter_facts - the TLS macros (tls_version, cipher,
  * cipher_bits, cert_subject, cert_issuer) of a session under TLS */
 void smtpd_tls_milter_facts(struct session *s, struct milter_facts *f);

@@ -265,10 +265,14 @@ static void test_scope_asks_waits_and_answers(void **state)
     buf_t v = BUF_INIT;
 
     table_proxy_scope_enter(s);
+    assert_int_equal(table_proxy_scope_pending_now(), 0);
     assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL);
+    assert_int_equal(table_proxy_scope_pending_now(), 1); /* not answered yet */
     assert_int_equal(table_lookup(t, "b", &v), TABLE_TEMPFAIL);
     assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL); /* asked once */
+    assert_int_equal(table_proxy_scope_size(s), 2);
     table_proxy_scope_leave();
+    assert_int_equal(table_proxy_scope_pending_now(), 0); /* no scope entered */
     assert_int_equal(table_proxy_scope_pending(s), 1);
     assert_int_equal(table_proxy_scope_wait(s, f->base, on_done, f), 0);
     assert_int_equal(table_proxy_scope_waiting(s), 1);
@@ -426,6 +430,7 @@ static void test_scope_service_down_is_tempfail(void **state)
     assert_int_equal(f->done_calls, 1);
     table_proxy_scope_enter(s);
     assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL); /* the answer: a failure */
+    assert_int_equal(table_proxy_scope_pending_now(), 0);       /* a failure to log */
     table_proxy_scope_leave();
     assert_int_equal(table_proxy_scope_pending(s), 0);
     assert_int_equal(table_lookup(t, "a", &v), TABLE_TEMPFAIL); /* sync: no service */
