@@ -188,3 +188,48 @@ def test_the_server_down_is_a_temporary_failure_everywhere(res):
     t.wait_log(r"to=<x@example\.net>.*status=deferred")
     assert "status=bounced" not in t.log()
     wait_until(lambda: any("deferred" in str(p) for p in t.queue_files()), 10, "deferred/")
+
+
+class SlowMaps(Maps):
+    """Answers NOTFOUND to everything, each after a delay."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        super().__init__({})
+
+    def _serve(self, conn):
+        try:
+            while True:
+                name, _, key = read_netstring(conn).decode().partition(" ")
+                self.requests.append((name, key))
+                time.sleep(self.delay)
+                conn.sendall(netstring(b"NOTFOUND "))
+        except (EOFError, OSError):
+            pass
+        conn.close()
+
+
+def test_a_message_held_while_its_routing_waits_stays_held(res):
+    """`tern queue hold` on a message parked for its routing answers: when
+    they come, the message is held -- not routed, not delivered."""
+    sink = res.sink()
+    maps = SlowMaps(2.0)
+    t = res.tern(start=False, relayhost=sink.hostport, mynetworks="127.0.0.1/32",
+                 transport_maps=maps.spec("transport"), proxymap_lookup_timeout="20s",
+                 proxymap_client_timeout="25s")
+    t.start()
+    try:
+        r = subprocess.run([str(SENDMAIL), "-C", str(t.conf_path), "x@example.net"],
+                           input=make_message(subject="parked"), capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: maps.requests and list((t.queue / "active").iterdir()), 10,
+                   "the routing pass waiting for transport_maps")
+        qid = list((t.queue / "active").iterdir())[0].name
+        r = t.tern("queue", "hold", qid)
+        assert r.returncode == 0, r.stderr
+        wait_until((t.queue / "hold" / qid).exists, 30, f"hold/{qid}")
+        time.sleep(1)
+        assert sink.messages == [], "delivered although held"
+        assert f"{qid}: to=<" not in t.log()
+    finally:
+        maps.close()
