@@ -120,6 +120,14 @@ int cleanup_msg_begin_failed(struct cleanup_msg *m, const struct cleanup_setting
  * run inside a proxy scope it asks what cleanup_msg_begin will need, so
  * that begin (run in the scope once it is not pending) never waits */
 void cleanup_msg_lookups(const struct cleanup_settings *set, const struct attr_msg *req);
+/* cleanup_msg_rcpt_lookups - the dry pass of one recipient's rewriting and
+ * expansion (cleanup_rcpt_expand), results thrown away */
+void cleanup_msg_rcpt_lookups(const struct cleanup_settings *set, const char *addr);
+/* cleanup_msg_header_lookups - the dry pass of the header rewriting of a
+ * message whose content starts with data[0, len), in scope; nothing is
+ * written (pickup: before its message begins) */
+void cleanup_msg_header_lookups(const struct cleanup_settings *set, struct table_proxy_scope *scope,
+                                const char *data, size_t len);
 /* cleanup_msg_tables_answered - the answers m->tables_wait waited for are
  * in: the header section is rewritten and written (or waits again) */
 void cleanup_msg_tables_answered(struct cleanup_msg *m);
@@ -259,7 +267,8 @@ typedef void (*cleanup_milter_done_fn)(void *arg);
 struct cleanup_milter_run *cleanup_milter_content(struct event_base *base, struct cleanup_msg *m,
                                                   struct milter *const *milters, size_t n,
                                                   cleanup_milter_done_fn done, void *arg);
-/* cleanup_milter_cancel - stop a content phase without calling done */
+/* cleanup_milter_cancel - stop a content phase without calling done (a
+ * wait for remote answers in m->scope is cancelled by freeing the scope) */
 void cleanup_milter_cancel(struct cleanup_milter_run *r);
 /* cleanup_milter_split_reply - an SMTP reply's first line as code, dsn
  * (dflt when the reply has none) and text */

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +337,12 @@ static void cleanup_lookup_recipient(struct route *r, const char *addr)
     route_expansion_free(&x);
 }
 
+void cleanup_msg_rcpt_lookups(const struct cleanup_settings *set, const char *addr)
+{
+    if (set->route != NULL && *addr && strlen(addr) <= ADDR_MAX_LENGTH)
+        cleanup_lookup_recipient(set->route, addr);
+}
+
 void cleanup_msg_lookups(const struct cleanup_settings *set, const struct attr_msg *req)
 {
     const char *sender = attr_get(req, "sender", NULL);
@@ -350,9 +357,8 @@ void cleanup_msg_lookups(const struct cleanup_settings *set, const struct attr_m
     route_reply_free(&why);
     buf_free(&out);
     for (size_t i = 0; i < req->count; i++)
-        if (strcmp(req->v[i].name, "rcpt") == 0 && req->v[i].len > 0 &&
-            req->v[i].len <= ADDR_MAX_LENGTH)
-            cleanup_lookup_recipient(set->route, req->v[i].value);
+        if (strcmp(req->v[i].name, "rcpt") == 0)
+            cleanup_msg_rcpt_lookups(set, req->v[i].value);
 }
 
 /* cleanup_header_client - may this message's header addresses be
@@ -678,38 +684,67 @@ static void cleanup_end_headers(struct cleanup_msg *m, size_t hdr_len, int need_
     buf_free(&m->headers);
 }
 
-/* cleanup_scan_headers - find the end of the header section in what we
- * have; returns 1 when found (and handled), 0 when more data is needed */
-static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
+/* cleanup_header_section - the length of the header section in what m has
+ * (noting what it holds), with *blank_missing 1 when a non-header line
+ * ends it; SIZE_MAX when more data is needed to know */
+static size_t cleanup_header_section(struct cleanup_msg *m, int at_eof, int *blank_missing)
 {
     size_t pos = 0;
 
     m->received_count = 0;
     m->have_message_id = m->have_date = m->have_from = 0;
     m->tls_required_no = 0;
+    *blank_missing = 0;
     while (pos < m->headers.len) {
         const char *line = m->headers.data + pos;
         const char *nl = memchr(line, '\n', m->headers.len - pos);
         if (nl == NULL && !at_eof)
-            return 0;
+            return SIZE_MAX;
         size_t len = nl ? (size_t)(nl - line + 1) : m->headers.len - pos;
         size_t text = len - (nl ? 1 : 0) - (len >= 2 && nl && nl[-1] == '\r' ? 1 : 0);
         int cont = (line[0] == ' ' || line[0] == '\t') && pos > 0;
         if (text == 0 || (!cont && !cleanup_is_header_line(line, text))) {
-            /* the blank line stays with the body */
-            if (!cleanup_headers_wait(m, pos, at_eof))
-                cleanup_end_headers(m, pos, text != 0);
-            return 1;
+            *blank_missing = text != 0; /* the blank line stays with the body */
+            return pos;
         }
         if (!cont)
             cleanup_note_header(m, line, text);
         pos += len;
     }
-    if (!at_eof)
+    return at_eof ? pos : SIZE_MAX;
+}
+
+/* cleanup_scan_headers - find the end of the header section in what we
+ * have; returns 1 when found (and handled), 0 when more data is needed */
+static int cleanup_scan_headers(struct cleanup_msg *m, int at_eof)
+{
+    int blank_missing;
+    size_t len = cleanup_header_section(m, at_eof, &blank_missing);
+
+    if (len == SIZE_MAX)
         return 0;
-    if (!cleanup_headers_wait(m, pos, at_eof))
-        cleanup_end_headers(m, pos, 0);
+    if (!cleanup_headers_wait(m, len, at_eof))
+        cleanup_end_headers(m, len, blank_missing);
     return 1;
+}
+
+void cleanup_msg_header_lookups(const struct cleanup_settings *set, struct table_proxy_scope *scope,
+                                const char *data, size_t len)
+{
+    struct cleanup_msg m;
+    buf_t out = BUF_INIT;
+    int blank_missing;
+
+    if (set->route == NULL)
+        return;
+    memset(&m, 0, sizeof(m));
+    m.set = set;
+    m.scope = scope;
+    m.fd = -1;
+    buf_append(&m.headers, data, len);
+    cleanup_rewrite_headers(&m, cleanup_header_section(&m, 1, &blank_missing), &out, 1);
+    buf_free(&out);
+    buf_free(&m.headers);
 }
 
 void cleanup_msg_tables_answered(struct cleanup_msg *m)

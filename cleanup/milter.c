@@ -26,6 +26,7 @@
 #include "proto.h" /* smtpd's MAIL / RCPT parameter parser, for chgfrom and addrcpt_par */
 #include "safefile.h"
 #include "stats.h"
+#include "table_proxy.h"
 
 /* header and body commands carry no macros (sendmail sends none) */
 #define CLEANUP_MILTER_NO_MACROS (-1)
@@ -741,16 +742,49 @@ static void cleanup_milter_free(struct cleanup_milter_run *r)
     free(r);
 }
 
+static void cleanup_milter_on_tables(void *arg)
+{
+    cleanup_milter_finish(arg);
+}
+
+/* cleanup_milter_tables_wait - the dry pass of the added recipients'
+ * rewriting and expansion in the message's scope; 1 when it waits for
+ * remote answers (cleanup_milter_finish runs again once they are in) */
+static int cleanup_milter_tables_wait(struct cleanup_milter_run *r)
+{
+    struct cleanup_msg *m = r->msg;
+
+    if (m->scope == NULL)
+        return 0;
+    table_proxy_scope_enter(m->scope);
+    for (size_t k = 0; k < r->op_count; k++)
+        if (r->ops[k].add)
+            cleanup_msg_rcpt_lookups(m->set, r->ops[k].addr);
+    table_proxy_scope_leave();
+    if (!table_proxy_scope_pending(m->scope))
+        return 0;
+    if (table_proxy_scope_wait(m->scope, r->base, cleanup_milter_on_tables, r) == 0)
+        return 1;
+    log_warn("%s: cannot wait for tern-proxymap; the lookups fail", m->queue_id);
+    return 0;
+}
+
 /* cleanup_milter_finish - every milter ran, or one decided: write the
- * changes or remove the file, then tell the caller */
+ * changes (once the added recipients' lookups are answered) or remove the
+ * file, then tell the caller */
 static void cleanup_milter_finish(struct cleanup_milter_run *r)
 {
     struct cleanup_msg *m = r->msg;
     cleanup_milter_done_fn done = r->done;
     void *arg = r->arg;
 
-    if (m->status == CLEANUP_OK && !m->milter_discarded && (r->headers.changed || r->changed))
+    if (m->status == CLEANUP_OK && !m->milter_discarded && (r->headers.changed || r->changed)) {
+        if (cleanup_milter_tables_wait(r))
+            return;
+        table_proxy_scope_enter(m->scope); /* NULL: no scope, lookups block */
         cleanup_milter_rewrite(r);
+        table_proxy_scope_leave();
+    }
     if (m->status != CLEANUP_OK || m->milter_discarded)
         cleanup_msg_discard(m);
     /* a milter the transaction ended for before its end of message (a

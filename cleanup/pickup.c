@@ -20,6 +20,15 @@
  * reject queues the message with every recipient failed (qmgr bounces it
  * to the sender), a tempfail leaves the maildrop file for a later scan, a
  * discard removes it.
+ *
+ * Remote tables (lib/table_proxy.h): before a file goes through cleanup, a
+ * dry pass (pickup_lookups) asks, in pickup_scope, every lookup its
+ * envelope, header section and refusal notice will need, writing nothing.
+ * While the answers come the scan stops (the event loop, and the SMTP
+ * streams of this cleanup, go on); then it starts again with that file,
+ * whose steps look up in the scope.  A lookup that failed or timed out
+ * leaves the file in maildrop/ until the next periodic scan.  The recipients
+ * a milter adds wait the same way in milter.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +53,7 @@
 #include "safefile.h"
 #include "service.h"
 #include "stats.h"
+#include "table_proxy.h"
 #include "tern_build.h"
 
 #define PICKUP_SCAN_INTERVAL 60
@@ -91,6 +101,13 @@ struct pickup_job {
     enum pickup_milter_step step;
     size_t rcpt;
 };
+
+/* remote tables (lib/table_proxy.h): every lookup of a maildrop file is
+ * asked first by a dry pass (pickup_lookups) in pickup_scope; while it
+ * waits for the answers the scan stops, and it starts again with that
+ * file (pickup_tables_name) once they are in */
+static struct table_proxy_scope *pickup_scope;
+static char pickup_tables_name[QID_LEN + 1];
 
 static struct milter_list pickup_milters;
 static struct pickup_job *pickup_job;
@@ -236,8 +253,39 @@ static int pickup_copy_content(int fd, const struct qfile_msg *q, struct cleanup
             return -1;
         cleanup_msg_data(m, chunk, (size_t)n);
         done += (size_t)n;
+        if (m->tables_wait) /* pickup_end_of_data fails it */
+            return 0;
     }
     return 0;
+}
+
+/* pickup_begin - cleanup_msg_begin_failed in pickup_scope, which has the
+ * answers of the file's dry pass (a lookup it lacks fails: 451); the
+ * message's header rewriting looks up there too */
+static int pickup_begin(struct cleanup_msg *m, const struct attr_msg *req, const char *fail_reason)
+{
+    int rc;
+
+    table_proxy_scope_enter(pickup_scope);
+    rc = cleanup_msg_begin_failed(m, pickup_set, req, fail_reason);
+    table_proxy_scope_leave();
+    if (rc == 0)
+        m->scope = pickup_scope;
+    return rc;
+}
+
+/* pickup_end_of_data - the content is in: the header section ends.  The
+ * dry pass (pickup_lookups) asked every answer, so the header rewriting
+ * does not wait; if it would, the message fails (451, retried later)
+ * rather than block the event loop. */
+static void pickup_end_of_data(struct cleanup_msg *m)
+{
+    if (!m->tables_wait)
+        cleanup_msg_end_of_data(m);
+    if (m->tables_wait) {
+        m->tables_wait = 0;
+        cleanup_msg_fail(m, CLEANUP_TEMPFAIL, "451", "4.3.0", "Error: table lookup failure");
+    }
 }
 
 /* pickup_check_owner - the uid attribute terndrop wrote equals the owner */
@@ -254,20 +302,15 @@ static int pickup_check_owner(const struct qfile_msg *q, const struct stat *st, 
     return 0;
 }
 
-/* pickup_notice - queue, in it->msg, a note to the submitting user that
- * cleanup refused the message (too many hops, header too large): a local
- * submission has no SMTP client to hear the refusal, so it must not vanish
- * with only a log line.  0 ok (queued like a message), -1 not. */
-static int pickup_notice(struct pickup_item *it, const struct qfile_msg *q, const char *user,
-                         const char *refusal)
+/* pickup_notice_build - the cleanup.submit request and the content of a
+ * refusal notice to user */
+static void pickup_notice_build(const struct qfile_msg *q, const char *user, const char *refusal,
+                                struct attr_msg *req, buf_t *text)
 {
-    struct attr_msg req;
-    buf_t out = BUF_INIT, rcpt = BUF_INIT, text = BUF_INIT;
+    buf_t out = BUF_INIT, rcpt = BUF_INIT;
     size_t used;
-    int rc = -1;
 
     buf_printf(&rcpt, "%s@%s", user, pickup_set->myorigin);
-    attr_msg_init(&req);
     attr_begin(&out, "cleanup.submit");
     attr_add_str(&out, "sender", "");
     attr_add_str(&out, "client_name", "localhost");
@@ -279,16 +322,35 @@ static int pickup_notice(struct pickup_item *it, const struct qfile_msg *q, cons
     attr_add_str(&out, "notify", "NEVER");
     attr_add_str(&out, "orcpt", "");
     attr_end(&out);
-    buf_printf(&text,
+    buf_printf(text,
                "From: Mail Delivery Subsystem <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
                "Subject: Undelivered Mail Returned to Sender\r\n"
                "Auto-Submitted: auto-generated (failure)\r\n\r\n"
                "The mail system refused a message you submitted with sendmail\r\n"
                "(sender <%s>, %zu recipient(s)): %s\r\n",
                pickup_set->myhostname, buf_cstr(&rcpt), q->sender, q->rcpt_count, refusal);
-    if (attr_decode(out.data, out.len, &used, &req) == 1 &&
-        cleanup_msg_begin(&it->msg, pickup_set, &req) == 0) {
+    if (attr_decode(out.data, out.len, &used, req) != 1)
+        attr_msg_free(req); /* an empty request: cleanup_msg_begin refuses it */
+    buf_free(&out);
+    buf_free(&rcpt);
+}
+
+/* pickup_notice - queue, in it->msg, a note to the submitting user that
+ * cleanup refused the message (too many hops, header too large): a local
+ * submission has no SMTP client to hear the refusal, so it must not vanish
+ * with only a log line.  0 ok (queued like a message), -1 not. */
+static int pickup_notice(struct pickup_item *it, const struct qfile_msg *q, const char *user,
+                         const char *refusal)
+{
+    struct attr_msg req;
+    buf_t text = BUF_INIT;
+    int rc = -1;
+
+    attr_msg_init(&req);
+    pickup_notice_build(q, user, refusal, &req, &text);
+    if (pickup_begin(&it->msg, &req, NULL) == 0) {
         cleanup_msg_data(&it->msg, text.data, text.len);
+        pickup_end_of_data(&it->msg);
         rc = cleanup_msg_finish(&it->msg) == 0 && cleanup_msg_sync(&it->msg) == 0 &&
                      cleanup_msg_publish(&it->msg) == 0
                  ? 0
@@ -297,8 +359,6 @@ static int pickup_notice(struct pickup_item *it, const struct qfile_msg *q, cons
     if (rc < 0)
         cleanup_msg_free(&it->msg);
     attr_msg_free(&req);
-    buf_free(&out);
-    buf_free(&rcpt);
     buf_free(&text);
     return rc;
 }
@@ -323,9 +383,11 @@ static enum pickup_result pickup_load(struct pickup_item *it, struct qfile_msg *
     }
     attr_msg_init(&req);
     pickup_request(q, it->name, it->uid, &req);
-    if (cleanup_msg_begin_failed(&it->msg, pickup_set, &req, fail_reason) == 0 &&
-        pickup_copy_content(fd, q, &it->msg) < 0)
-        cleanup_msg_fail(&it->msg, CLEANUP_TEMPFAIL, "451", "4.3.0", "read error");
+    if (pickup_begin(&it->msg, &req, fail_reason) == 0) {
+        if (pickup_copy_content(fd, q, &it->msg) < 0)
+            cleanup_msg_fail(&it->msg, CLEANUP_TEMPFAIL, "451", "4.3.0", "read error");
+        pickup_end_of_data(&it->msg);
+    }
     attr_msg_free(&req);
     close(fd);
     return PICKUP_OK;
@@ -671,7 +733,131 @@ static enum pickup_result pickup_milter_start(struct pickup_item *it, buf_t *why
     return PICKUP_MILTER;
 }
 
-/* pickup_is_deferred - a milter said tempfail to this file in this period */
+/* pickup_lookups_request - the dry pass of cleanup_msg_begin for req, in
+ * pickup_scope; 1 when it asked for an answer the scope does not hold */
+static int pickup_lookups_request(const struct attr_msg *req)
+{
+    table_proxy_scope_enter(pickup_scope);
+    cleanup_msg_lookups(pickup_set, req);
+    table_proxy_scope_leave();
+    return table_proxy_scope_pending(pickup_scope);
+}
+
+/* pickup_lookups_headers - the dry pass of the header rewriting of a
+ * content (which enters pickup_scope itself); 1 as pickup_lookups_request */
+static int pickup_lookups_headers(const char *data, size_t len)
+{
+    cleanup_msg_header_lookups(pickup_set, pickup_scope, data, len);
+    return table_proxy_scope_pending(pickup_scope);
+}
+
+/* pickup_lookups_content - the dry pass of the header rewriting: the
+ * start of the content, as far as a header section can go */
+static int pickup_lookups_content(int fd, const struct qfile_msg *q)
+{
+    size_t want = (size_t)pickup_set->header_size_limit + PICKUP_CHUNK;
+    buf_t head = BUF_INIT;
+    ssize_t n;
+    int pending = 0;
+
+    if (want > q->content_length)
+        want = q->content_length;
+    buf_reserve(&head, want);
+    n = pread(fd, head.data, want, q->content_offset);
+    if (n > 0)
+        pending = pickup_lookups_headers(head.data, (size_t)n);
+    buf_free(&head);
+    return pending;
+}
+
+/* pickup_lookups_notice - the dry pass of the refusal notice to the
+ * submitter (pickup_notice), in case cleanup refuses the file */
+static int pickup_lookups_notice(const struct qfile_msg *q, unsigned long uid)
+{
+    struct attr_msg req;
+    buf_t user = BUF_INIT, text = BUF_INIT;
+    int pending;
+
+    if (*q->sender == 0)
+        return 0; /* no notice for a bounce */
+    attr_msg_init(&req);
+    pickup_user(q, uid, &user);
+    pickup_notice_build(q, buf_cstr(&user), "", &req, &text);
+    pending = pickup_lookups_request(&req);
+    pending |= pickup_lookups_headers(text.data, text.len);
+    attr_msg_free(&req);
+    buf_free(&user);
+    buf_free(&text);
+    return pending;
+}
+
+/* pickup_lookups - the dry pass of a maildrop file, in pickup_scope: the
+ * route calls of its envelope, header section and refusal notice, results
+ * thrown away and nothing written; 1 when one of them asked for an answer
+ * the scope does not hold.  A file that cannot be read is left to
+ * pickup_queue_file, which says why. */
+static int pickup_lookups(const char *name)
+{
+    struct qfile_msg q;
+    struct attr_msg req;
+    struct stat st;
+    buf_t why = BUF_INIT;
+    int fd = pickup_open(name, &st, &why), pending = 0;
+
+    buf_free(&why);
+    if (fd < 0)
+        return 0;
+    qfile_msg_init(&q);
+    attr_msg_init(&req);
+    if (qfile_read(fd, &q, &why) == 0 && pickup_check_owner(&q, &st, &why) == 0) {
+        pickup_request(&q, name, (unsigned long)st.st_uid, &req);
+        pending = pickup_lookups_request(&req);
+        pending |= pickup_lookups_content(fd, &q);
+        pending |= pickup_lookups_notice(&q, (unsigned long)st.st_uid);
+    }
+    attr_msg_free(&req);
+    qfile_msg_free(&q);
+    buf_free(&why);
+    close(fd);
+    return pending;
+}
+
+static void pickup_on_tables(void *arg)
+{
+    event_active(pickup_scan_ev, EV_TIMEOUT, 0);
+}
+
+/* pickup_tables_wait - the dry pass of a file (a new file: the answers of
+ * the one before are forgotten); 1 when it waits for remote answers: the
+ * scan stops, and starts again when they are in.  0: go ahead, in the
+ * scope (if the wait cannot start, the lookups fail: 451, retried) */
+static int pickup_tables_wait(const char *name)
+{
+    if (strcmp(pickup_tables_name, name) != 0) {
+        table_proxy_scope_reset(pickup_scope);
+        memcpy(pickup_tables_name, name, QID_LEN + 1);
+    }
+    if (!pickup_lookups(name))
+        return 0;
+    if (table_proxy_scope_wait(pickup_scope, pickup_svc->base, pickup_on_tables, NULL) == 0)
+        return 1;
+    log_warn("maildrop/%s: cannot wait for tern-proxymap; the lookups fail", name);
+    return 0;
+}
+
+/* pickup_one - a maildrop file through cleanup once its dry pass has
+ * every answer (each step looks up in pickup_scope) */
+static enum pickup_result pickup_one(struct pickup_item *it, buf_t *why)
+{
+    enum pickup_result r;
+
+    r = pickup_milters.count > 0 ? pickup_milter_start(it, why) : pickup_queue_file(it, NULL, why);
+    pickup_tables_name[0] = 0; /* done with: the next file starts afresh */
+    return r;
+}
+
+/* pickup_is_deferred - a milter or a table said tempfail to this file in
+ * this period */
 static int pickup_is_deferred(const char *name)
 {
     for (size_t i = 0; i < pickup_deferred_count; i++)
@@ -690,7 +876,9 @@ static void pickup_scan(evutil_socket_t fd, short what, void *arg)
     size_t count = 0, seen = 0, removed = 0;
     buf_t why = BUF_INIT;
 
-    if (pickup_job) /* scanned again when the file in the milters is done */
+    /* scanned again when the file in the milters is done, or when the
+     * remote answers a file waits for are in */
+    if (pickup_scope == NULL || pickup_job || table_proxy_scope_waiting(pickup_scope))
         return;
     items = xcalloc(PICKUP_BATCH, sizeof(*items));
     dir = opendir("maildrop");
@@ -715,10 +903,13 @@ static void pickup_scan(evutil_socket_t fd, short what, void *arg)
         struct pickup_item *it = &items[count];
         memcpy(it->name, de->d_name, QID_LEN); /* qid_valid: exactly QID_LEN */
         it->name[QID_LEN] = 0;
-        if (pickup_milters.count > 0 && pickup_is_deferred(it->name))
+        if (pickup_is_deferred(it->name))
             continue;
-        enum pickup_result r = pickup_milters.count > 0 ? pickup_milter_start(it, &why)
-                                                        : pickup_queue_file(it, NULL, &why);
+        if (pickup_tables_wait(it->name)) {
+            seen = 0; /* the scan goes on when the answers are in */
+            break;
+        }
+        enum pickup_result r = pickup_one(it, &why);
         if (r == PICKUP_MILTER)
             break; /* the scan goes on when the milters are done with it */
         if (r == PICKUP_OK)
@@ -726,7 +917,7 @@ static void pickup_scan(evutil_socket_t fd, short what, void *arg)
         else if (r == PICKUP_BAD && ++removed)
             pickup_discard(it->name, buf_cstr(&why));
         else if (why.len)
-            log_warn("maildrop/%s: %s; will retry", it->name, buf_cstr(&why));
+            pickup_defer(it->name, buf_cstr(&why));
     }
     closedir(dir);
     pickup_commit(items, count);
@@ -765,6 +956,7 @@ void pickup_start(struct service *svc, int fd, const struct cleanup_settings *se
 
     pickup_svc = svc;
     pickup_set = set;
+    pickup_scope = table_proxy_scope_new();
     pickup_scan_ev = event_new(svc->base, -1, 0, pickup_scan, NULL);
     pickup_timer_ev = evtimer_new(svc->base, pickup_on_timer, NULL);
     pickup_listener =
@@ -778,6 +970,9 @@ void pickup_start(struct service *svc, int fd, const struct cleanup_settings *se
 void pickup_stop(void)
 {
     pickup_milter_end(NULL);
+    if (pickup_scope) /* a wait out is cancelled */
+        table_proxy_scope_free(pickup_scope);
+    pickup_scope = NULL;
     if (pickup_listener)
         evconnlistener_free(pickup_listener);
     pickup_listener = NULL;

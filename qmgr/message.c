@@ -142,13 +142,24 @@ static void message_route_dry(struct qmgr *qm, struct qmgr_message *m, int flags
 }
 
 static void message_route_go(struct qmgr *qm, struct qmgr_message *m);
+static void message_route_forget(struct qmgr_message *m);
 
-/* message_on_routes - the parked message's answers are in: route again */
+/* message_on_routes - the parked message's answers are in: route again,
+ * unless `tern queue delete|hold|requeue` came meanwhile: then nothing is
+ * routed and the message finishes, which applies the action */
 static void message_on_routes(void *ctx)
 {
     struct qmgr_route_wait *w = ctx;
+    struct qmgr *qm = w->qm;
+    struct qmgr_message *m = w->m;
 
-    message_route_go(w->qm, w->m);
+    if (m->action == QMGR_ACTION_NONE) {
+        message_route_go(qm, m);
+        return;
+    }
+    message_route_forget(m); /* frees w */
+    if (m->requests_open == 0)
+        qmgr_message_finish(qm, m);
 }
 
 /* message_route_parked - 1 when a remote table's answer is not in yet:

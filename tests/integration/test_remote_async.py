@@ -192,10 +192,12 @@ def test_the_server_down_is_a_temporary_failure_everywhere(res):
 
 class SlowMaps(Maps):
     """Maps whose answers for the keys in delays come after that many seconds
-    (each proxymap worker has its own connection: the delays overlap)."""
+    (default: every other key); each proxymap worker has its own connection,
+    so the delays overlap."""
 
-    def __init__(self, answers, delays):
+    def __init__(self, answers, delays, default=0.0):
         self.delays = delays
+        self.default = default
         super().__init__(answers)
 
     def _serve(self, conn):
@@ -203,7 +205,7 @@ class SlowMaps(Maps):
             while True:
                 name, _, key = read_netstring(conn).decode().partition(" ")
                 self.requests.append((name, key))
-                time.sleep(self.delays.get(key, 0))
+                time.sleep(self.delays.get(key, self.default))
                 conn.sendall(netstring(self.answers.get((name, key), b"NOTFOUND ")))
         except (EOFError, OSError):
             pass
@@ -247,5 +249,31 @@ def test_a_remote_value_with_control_bytes_is_a_temporary_failure(res):
         assert replies["x@nul.test"].startswith("451 4.3.0"), replies
         assert replies["y@blocked.test"].startswith("554 5.7.1 "), \
             "the other session's lookup in flight is answered"
+    finally:
+        maps.close()
+
+
+def test_a_message_held_while_its_routing_waits_stays_held(res):
+    """`tern queue hold` on a message parked for its routing answers: when
+    they come, the message is held -- not routed, not delivered."""
+    sink = res.sink()
+    maps = SlowMaps({}, {}, default=2.0)
+    t = res.tern(start=False, relayhost=sink.hostport, mynetworks="127.0.0.1/32",
+                 transport_maps=maps.spec("transport"), proxymap_lookup_timeout="20s",
+                 proxymap_client_timeout="25s")
+    t.start()
+    try:
+        r = subprocess.run([str(SENDMAIL), "-C", str(t.conf_path), "x@example.net"],
+                           input=make_message(subject="parked"), capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: maps.requests and list((t.queue / "active").iterdir()), 10,
+                   "the routing pass waiting for transport_maps")
+        qid = list((t.queue / "active").iterdir())[0].name
+        r = t.tern("queue", "hold", qid)
+        assert r.returncode == 0, r.stderr
+        wait_until((t.queue / "hold" / qid).exists, 30, f"hold/{qid}")
+        time.sleep(1)
+        assert sink.messages == [], "delivered although held"
+        assert f"{qid}: to=<" not in t.log()
     finally:
         maps.close()
