@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "policy_impl.h"
+#include "table_proxy.h"
 #include "route.h"
 
 void policy_access_value_init(struct policy_access_value *v)
@@ -286,10 +287,12 @@ enum table_result policy_table_find(struct table_list *l, const struct policy_ke
     buf_t key = BUF_INIT;
     enum table_result res = TABLE_NOTFOUND;
 
-    for (size_t t = 0; t < l->count && res == TABLE_NOTFOUND; t++) {
+    /* an order: table_order_next asks the keys after one whose remote
+     * answer is not in yet in the same round trip (table_proxy.h) */
+    for (size_t t = 0; t < l->count && table_order_next(res); t++) {
         size_t n = table_is_pattern(l->v[t]) && k->count > 0 ? 1 : k->count;
-        for (size_t i = 0; i < n && res == TABLE_NOTFOUND; i++) {
-            for (int tagged = tag != NULL; tagged >= 0 && res == TABLE_NOTFOUND; tagged--) {
+        for (size_t i = 0; i < n && table_order_next(res); i++) {
+            for (int tagged = tag != NULL; tagged >= 0 && table_order_next(res); tagged--) {
                 if (!tagged && tag != NULL && !untagged)
                     break;
                 buf_reset(&key);
@@ -298,7 +301,7 @@ enum table_result policy_table_find(struct table_list *l, const struct policy_ke
                 buf_puts(&key, k->v[i]);
                 if (key.len > TABLE_KEY_MAX)
                     continue;
-                res = table_lookup(l->v[t], buf_cstr(&key), value);
+                res = table_order_result(res, table_lookup(l->v[t], buf_cstr(&key), value));
             }
         }
     }

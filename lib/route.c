@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "route_impl.h"
+#include "table_proxy.h"
 
 /* ---- replies */
 
@@ -222,29 +223,29 @@ enum table_result route_map_forms(struct route *r, struct route_maps *m, const c
     *stripped = 0;
     buf_printf(&key, "%s%s%s", p->local.data, p->domain.len ? "@" : "", p->domain.data);
     res = route_maps_find(r, m, step, key.data, 1, value);
-    if (res == TABLE_NOTFOUND && ext_star && p->ext.len && p->domain.len) {
+    if (table_order_next(res) && ext_star && p->ext.len && p->domain.len) {
         buf_reset(&key);
         buf_printf(&key, "%s%c*@%s", p->base.data, p->local.data[p->base.len], p->domain.data);
-        res = route_maps_find(r, m, step, key.data, 0, value);
+        res = table_order_result(res, route_maps_find(r, m, step, key.data, 0, value));
         *stripped = res == TABLE_FOUND;
     }
-    if (res == TABLE_NOTFOUND && p->ext.len && p->domain.len) {
+    if (table_order_next(res) && p->ext.len && p->domain.len) {
         buf_reset(&key);
         buf_printf(&key, "%s@%s", p->base.data, p->domain.data);
-        res = route_maps_find(r, m, step, key.data, 0, value);
+        res = table_order_result(res, route_maps_find(r, m, step, key.data, 0, value));
         *stripped = res == TABLE_FOUND;
     }
-    if (res == TABLE_NOTFOUND && local && p->domain.len) {
-        res = route_maps_find(r, m, step, p->local.data, 0, value);
-        if (res == TABLE_NOTFOUND && p->ext.len) {
-            res = route_maps_find(r, m, step, p->base.data, 0, value);
+    if (table_order_next(res) && local && p->domain.len) {
+        res = table_order_result(res, route_maps_find(r, m, step, p->local.data, 0, value));
+        if (table_order_next(res) && p->ext.len) {
+            res = table_order_result(res, route_maps_find(r, m, step, p->base.data, 0, value));
             *stripped = res == TABLE_FOUND;
         }
     }
-    if (res == TABLE_NOTFOUND && p->domain.len) {
+    if (table_order_next(res) && p->domain.len) {
         buf_reset(&key);
         buf_printf(&key, "@%s", p->domain.data);
-        res = route_maps_find(r, m, step, key.data, 0, value);
+        res = table_order_result(res, route_maps_find(r, m, step, key.data, 0, value));
     }
     buf_free(&key);
     return res;
@@ -423,15 +424,17 @@ static int route_domains_tables(struct route *r, struct route_domains *d, const 
     buf_t value = BUF_INIT, key = BUF_INIT;
     enum table_result res = route_maps_find(r, &d->tables, d->param, domain, 1, &value);
 
-    for (const char *dot = strchr(domain, '.'); res == TABLE_NOTFOUND && !d->derive && dot;
+    for (const char *dot = strchr(domain, '.'); table_order_next(res) && !d->derive && dot;
          dot = strchr(dot + 1, '.')) {
-        res = route_maps_find(r, &d->tables, d->param, dot, 0, &value);
-        if (res == TABLE_NOTFOUND && d->parents)
-            res = route_maps_find(r, &d->tables, d->param, dot + 1, 0, &value);
+        res = table_order_result(res, route_maps_find(r, &d->tables, d->param, dot, 0, &value));
+        if (table_order_next(res) && d->parents)
+            res = table_order_result(res,
+                                     route_maps_find(r, &d->tables, d->param, dot + 1, 0, &value));
     }
-    if (res == TABLE_NOTFOUND && d->derive) {
+    if (table_order_next(res) && d->derive) {
         buf_printf(&key, "@%s", domain);
-        res = route_maps_find(r, &d->tables, d->param, key.data, 0, &value);
+        res =
+            table_order_result(res, route_maps_find(r, &d->tables, d->param, key.data, 0, &value));
     }
     for (size_t i = 0; res == TABLE_NOTFOUND && d->derive && i < d->tables.count; i++) {
         struct table *t = route_maps_table(&d->tables, i);

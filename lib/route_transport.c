@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "log.h"
 #include "route_impl.h"
+#include "table_proxy.h"
 
 /* ---- errors */
 
@@ -201,25 +202,29 @@ static enum table_result route_transport_find(struct route *r, const struct rout
     if (p->domain.len) {
         buf_printf(&key, "%s@%s", p->local.data, d);
         res = route_maps_find(r, &r->transport, "transport_maps", key.data, 1, value);
-        if (res == TABLE_NOTFOUND && p->ext.len) {
+        if (table_order_next(res) && p->ext.len) {
             buf_reset(&key);
             buf_printf(&key, "%s@%s", p->base.data, d);
-            res = route_maps_find(r, &r->transport, "transport_maps", key.data, 0, value);
+            res = table_order_result(
+                res, route_maps_find(r, &r->transport, "transport_maps", key.data, 0, value));
         }
-        if (res == TABLE_NOTFOUND) {
+        if (table_order_next(res)) {
             buf_set(&key, d);
-            res = route_maps_find(r, &r->transport, "transport_maps", d, 0, value);
+            res = table_order_result(
+                res, route_maps_find(r, &r->transport, "transport_maps", d, 0, value));
         }
-        for (const char *dot = strchr(d, '.'); res == TABLE_NOTFOUND && !local && dot;
+        for (const char *dot = strchr(d, '.'); table_order_next(res) && !local && dot;
              dot = strchr(dot + 1, '.')) {
             buf_set(&key, dot);
-            res = route_maps_find(r, &r->transport, "transport_maps", dot, 0, value);
+            res = table_order_result(
+                res, route_maps_find(r, &r->transport, "transport_maps", dot, 0, value));
         }
     }
-    for (const char *dflt = "."; res == TABLE_NOTFOUND && !local && dflt;
+    for (const char *dflt = "."; table_order_next(res) && !local && dflt;
          dflt = *dflt == '.' ? "*" : NULL) {
         buf_set(&key, dflt);
-        res = route_maps_find(r, &r->transport, "transport_maps", dflt, 0, value);
+        res = table_order_result(
+            res, route_maps_find(r, &r->transport, "transport_maps", dflt, 0, value));
     }
     if (res == TABLE_FOUND)
         buf_set(matched, key.data);

@@ -394,6 +394,16 @@ int table_proxy_scope_pending_now(void)
     return proxy_scope_current != NULL && proxy_scope_current->pending;
 }
 
+int table_order_next(enum table_result res)
+{
+    return res == TABLE_NOTFOUND || (res == TABLE_TEMPFAIL && table_proxy_scope_pending_now());
+}
+
+enum table_result table_order_result(enum table_result res, enum table_result now)
+{
+    return res == TABLE_TEMPFAIL ? TABLE_TEMPFAIL : now;
+}
+
 int table_proxy_scope_waiting(const struct table_proxy_scope *s)
 {
     return s->waiting;

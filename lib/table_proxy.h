@@ -95,6 +95,20 @@ int table_proxy_scope_wait(struct table_proxy_scope *s, struct event_base *base,
 /* table_proxy_scope_waiting - 1 while a wait is out */
 int table_proxy_scope_waiting(const struct table_proxy_scope *s);
 
+/* A lookup order (an address's forms, a domain and its parents, an IP
+ * address and its networks) asks its keys one by one until one answers.
+ * Inside a scope, a key whose answer is not in yet makes the order go on
+ * asking the keys after it, so they all travel in the same round trip
+ * instead of one round trip each; the order's result is still the
+ * temporary failure that voids the evaluation.  Outside a scope (and after
+ * a real failure with nothing pending) an order stops at the failure, as
+ * before.  The loops use these two:
+ *   table_order_next(res)        1 when the order asks its next key
+ *   table_order_result(res, now) the order's result once the next key
+ *                                answered now */
+int table_order_next(enum table_result res);
+enum table_result table_order_result(enum table_result res, enum table_result now);
+
 /* table_is_remote - 1 for a table whose lookups go through tern-proxymap */
 int table_is_remote(const struct table *t);
 

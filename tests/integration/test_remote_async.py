@@ -277,3 +277,41 @@ def test_a_message_held_while_its_routing_waits_stays_held(res):
         assert f"{qid}: to=<" not in t.log()
     finally:
         maps.close()
+
+
+def test_the_keys_of_a_lookup_order_travel_in_one_round_trip(res):
+    """check_sender_access asks bob@slow.example.test, slow.example.test,
+    example.test, test and bob@: each answer takes 0.6 s.  The keys after the
+    first one not in yet are asked at once (table_order_next), so MAIL is
+    answered after about one delay, not five in a row; the same for the
+    forms of a virtual alias (user@domain, @domain)."""
+    delay = 0.6
+    maps = SlowMaps({("access", "test"): b"OK REJECT no mail from .test"}, {}, default=delay)
+    t = res.tern(start=False, mynetworks="127.0.0.1/32", proxymap_pool_size="8", smtpd_delay_reject="no",
+                 proxymap_cache_ttl="0",
+                 smtpd_sender_restrictions=f"check_sender_access {maps.spec('access')}",
+                 virtual_alias_maps=maps.spec("virtual"), virtual_alias_domains="virt.test")
+    t.start()
+    try:
+        with t.connect(source=OUTSIDE) as c:
+            c.greeting()
+            c.cmd("EHLO client.example")
+            start = time.monotonic()
+            reply = c.cmd("MAIL FROM:<bob@slow.example.test>")
+            took = time.monotonic() - start
+        keys = [k for n, k in maps.requests if n == "access"]
+        assert reply[0].startswith("554 5.7.1") and "no mail from .test" in reply[0], reply
+        assert {"bob@slow.example.test", "slow.example.test", "example.test", "test"} <= set(keys)
+        assert took < 3 * delay, f"MAIL took {took:.2f}s: the keys went one round trip each"
+        with t.connect(source="127.0.0.1") as c:
+            c.greeting()
+            c.cmd("EHLO client.example")
+            assert c.cmd("MAIL FROM:<>")[0].startswith("250")
+            start = time.monotonic()
+            reply = c.cmd("RCPT TO:<nobody@virt.test>")
+            took = time.monotonic() - start
+        assert reply[0].startswith("550 5.1.1"), reply
+        assert {("virtual", "nobody@virt.test"), ("virtual", "@virt.test")} <= set(maps.requests)
+        assert took < 3 * delay, f"RCPT took {took:.2f}s"
+    finally:
+        maps.close()
