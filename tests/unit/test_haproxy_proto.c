@@ -42,28 +42,22 @@ static size_t v2_header(unsigned char *out, unsigned char ver_cmd, unsigned char
     return 16 + block_len;
 }
 
-/* assert_inet - ss is AF_INET text:port */
-static void assert_inet(const struct sockaddr_storage *ss, const char *text, int port)
+/* assert_address - ss is family's text:port */
+static void assert_address(const struct sockaddr_storage *ss, int family, const char *text,
+                           int port)
 {
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-    char got[INET_ADDRSTRLEN];
-
-    assert_int_equal(ss->ss_family, AF_INET);
-    assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, got, sizeof got));
-    assert_string_equal(got, text);
-    assert_int_equal(ntohs(sin->sin_port), port);
-}
-
-/* assert_inet6 - ss is AF_INET6 text:port */
-static void assert_inet6(const struct sockaddr_storage *ss, const char *text, int port)
-{
-    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    const void *addr = &((const struct sockaddr_in *)ss)->sin_addr;
+    in_port_t port_net = ((const struct sockaddr_in *)ss)->sin_port;
     char got[INET6_ADDRSTRLEN];
 
-    assert_int_equal(ss->ss_family, AF_INET6);
-    assert_non_null(inet_ntop(AF_INET6, &sin6->sin6_addr, got, sizeof got));
+    if (family == AF_INET6) {
+        addr = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        port_net = ((const struct sockaddr_in6 *)ss)->sin6_port;
+    }
+    assert_int_equal(ss->ss_family, family);
+    assert_non_null(inet_ntop(family, addr, got, sizeof got));
     assert_string_equal(got, text);
-    assert_int_equal(ntohs(sin6->sin6_port), port);
+    assert_int_equal(ntohs(port_net), port);
 }
 
 /* assert_needs_more_until_whole - every strict prefix of data needs more,
@@ -77,6 +71,20 @@ static void assert_needs_more_until_whole(const void *data, size_t len)
         assert_int_equal(haproxy_proto_parse(data, i, &h), HAPROXY_PROTO_NEED_MORE);
     assert_int_equal(haproxy_proto_parse(data, len, &h), HAPROXY_PROTO_DONE);
     assert_int_equal(h.used, len);
+}
+
+/* assert_v2_kind - a v2 header of ver_cmd, fam and block[0..block_len)
+ * is DONE as kind, all of it used */
+static void assert_v2_kind(unsigned char ver_cmd, unsigned char fam, const unsigned char *block,
+                           size_t block_len, enum haproxy_proto_kind kind)
+{
+    unsigned char input[HAPROXY_PROTO_MAX_HEADER];
+    size_t len = v2_header(input, ver_cmd, fam, block, block_len);
+    struct haproxy_proto_header h;
+
+    assert_int_equal(haproxy_proto_parse(input, len, &h), HAPROXY_PROTO_DONE);
+    assert_int_equal(h.kind, kind);
+    assert_int_equal(h.used, 16 + block_len);
 }
 
 /* assert_refused - data is an error with a reason */
@@ -101,8 +109,8 @@ static void test_v1_tcp4_gives_addresses_and_leaves_smtp_bytes(void **state)
     assert_int_equal(h.version, 1);
     assert_int_equal(h.kind, HAPROXY_PROTO_PROXIED);
     assert_int_equal(h.used, strlen(line));
-    assert_inet(&h.source, "192.0.2.1", 56324);
-    assert_inet(&h.destination, "198.51.100.2", 25);
+    assert_address(&h.source, AF_INET, "192.0.2.1", 56324);
+    assert_address(&h.destination, AF_INET, "198.51.100.2", 25);
 }
 
 /* test_v1_tcp6_gives_addresses */
@@ -114,10 +122,10 @@ static void test_v1_tcp6_gives_addresses(void **state)
     assert_int_equal(parse_text("PROXY TCP6 2001:db8::1 2001:db8::2 0 65535\r\n", &h),
                      HAPROXY_PROTO_DONE);
     assert_int_equal(h.kind, HAPROXY_PROTO_PROXIED);
-    assert_inet6(&h.source, "2001:db8::1", 0);
-    assert_inet6(&h.destination, "2001:db8::2", 65535);
+    assert_address(&h.source, AF_INET6, "2001:db8::1", 0);
+    assert_address(&h.destination, AF_INET6, "2001:db8::2", 65535);
     assert_int_equal(parse_text("PROXY TCP6 ::ffff:192.0.2.1 ::1 1 2\r\n", &h), HAPROXY_PROTO_DONE);
-    assert_inet6(&h.source, "::ffff:192.0.2.1", 1);
+    assert_address(&h.source, AF_INET6, "::ffff:192.0.2.1", 1);
 }
 
 /* test_v1_unknown_keeps_real_peer_and_ignores_the_rest */
@@ -237,8 +245,8 @@ static void test_v2_tcp4_with_tlvs_gives_addresses(void **state)
     assert_int_equal(h.version, 2);
     assert_int_equal(h.kind, HAPROXY_PROTO_PROXIED);
     assert_int_equal(h.used, len);
-    assert_inet(&h.source, "192.0.2.1", 56324);
-    assert_inet(&h.destination, "198.51.100.2", 25);
+    assert_address(&h.source, AF_INET, "192.0.2.1", 56324);
+    assert_address(&h.destination, AF_INET, "198.51.100.2", 25);
 }
 
 /* test_v2_tcp6_gives_addresses */
@@ -259,50 +267,33 @@ static void test_v2_tcp6_gives_addresses(void **state)
     assert_int_equal(haproxy_proto_parse(input, len, &h), HAPROXY_PROTO_DONE);
     assert_int_equal(h.kind, HAPROXY_PROTO_PROXIED);
     assert_int_equal(h.used, 52);
-    assert_inet6(&h.source, "2001:db8::1", 65535);
-    assert_inet6(&h.destination, "2001:db8::2", 25);
+    assert_address(&h.source, AF_INET6, "2001:db8::1", 65535);
+    assert_address(&h.destination, AF_INET6, "2001:db8::2", 25);
 }
 
 /* test_v2_local_keeps_real_peer_and_skips_its_block */
 static void test_v2_local_keeps_real_peer_and_skips_its_block(void **state)
 {
     unsigned char junk[40];
-    unsigned char input[64];
-    size_t len;
-    struct haproxy_proto_header h;
 
     (void)state;
-    len = v2_header(input, 0x20, 0x00, NULL, 0);
-    assert_int_equal(haproxy_proto_parse(input, len, &h), HAPROXY_PROTO_DONE);
-    assert_int_equal(h.kind, HAPROXY_PROTO_LOCAL);
-    assert_int_equal(h.used, 16);
+    assert_v2_kind(0x20, 0x00, NULL, 0, HAPROXY_PROTO_LOCAL);
     memset(junk, 0xff, sizeof junk); /* not TLVs, an unknown family: unread */
-    len = v2_header(input, 0x20, 0x77, junk, sizeof junk);
-    assert_int_equal(haproxy_proto_parse(input, len, &h), HAPROXY_PROTO_DONE);
-    assert_int_equal(h.kind, HAPROXY_PROTO_LOCAL);
-    assert_int_equal(h.used, 56);
-    assert_string_equal(haproxy_proto_kind_name(h.kind), "LOCAL");
+    assert_v2_kind(0x20, 0x77, junk, sizeof junk, HAPROXY_PROTO_LOCAL);
+    assert_string_equal(haproxy_proto_kind_name(HAPROXY_PROTO_LOCAL), "LOCAL");
 }
 
 /* test_v2_unspec_and_unix_are_unknown */
 static void test_v2_unspec_and_unix_are_unknown(void **state)
 {
     unsigned char block[216 + 4] = {0};
-    unsigned char input[300];
-    size_t len;
-    struct haproxy_proto_header h;
 
     (void)state;
-    len = v2_header(input, 0x21, 0x00, block, 7);
-    assert_int_equal(haproxy_proto_parse(input, len, &h), HAPROXY_PROTO_DONE);
-    assert_int_equal(h.kind, HAPROXY_PROTO_UNKNOWN);
-    assert_int_equal(h.used, 23);
+    assert_v2_kind(0x21, 0x00, block, 7, HAPROXY_PROTO_UNKNOWN);
     memcpy(block, "/run/haproxy.sock", 17);
-    len = v2_header(input, 0x21, 0x31, block, 216 + 3); /* an empty TLV type 0 */
-    assert_int_equal(haproxy_proto_parse(input, len, &h), HAPROXY_PROTO_DONE);
-    assert_int_equal(h.kind, HAPROXY_PROTO_UNKNOWN);
-    assert_int_equal(h.used, 16 + 219);
-    assert_string_equal(haproxy_proto_kind_name(h.kind), "UNKNOWN");
+    assert_v2_kind(0x21, 0x31, block, 216 + 3, HAPROXY_PROTO_UNKNOWN); /* an empty TLV type 0 */
+    assert_string_equal(haproxy_proto_kind_name(HAPROXY_PROTO_UNKNOWN), "UNKNOWN");
+    assert_string_equal(haproxy_proto_kind_name(HAPROXY_PROTO_PROXIED), "PROXIED");
 }
 
 /* test_v2_byte_by_byte_needs_more */
