@@ -6,6 +6,8 @@
 
 #include <idn2.h>
 
+#include "addr.h"
+#include "smtp_ext.h"
 #include "smtputf8.h"
 
 /* smtputf8_continuation - 1 when b is a UTF-8 continuation byte in [lo, hi] */
@@ -108,6 +110,12 @@ int smtputf8_domain_to_ascii(const char *domain, buf_t *out)
         return -1; /* an address literal is ASCII or nothing */
     if (idn2_to_ascii_8z(domain, &alabels, IDN2_NONTRANSITIONAL) != IDN2_OK)
         return -1;
+    /* UTS #46 maps some characters to ASCII that no host name may hold
+     * (U+00A0 to ' ', U+FF3F to '_'), and libidn2 lets them through */
+    if (!smtp_ext_domain_valid(alabels, strlen(alabels))) {
+        idn2_free(alabels);
+        return -1;
+    }
     buf_puts(out, alabels);
     idn2_free(alabels);
     return 0;
@@ -116,17 +124,17 @@ int smtputf8_domain_to_ascii(const char *domain, buf_t *out)
 /* smtputf8_address_to_ascii - local part ASCII, domain to A-labels */
 int smtputf8_address_to_ascii(const char *addr, buf_t *out)
 {
-    const char *at = strrchr(addr, '@');
-    size_t local_len = at ? (size_t)(at - addr) : strlen(addr);
+    const char *domain = addr_domain(addr);
+    size_t local_len = domain ? (size_t)(domain - 1 - addr) : strlen(addr);
     size_t mark = out->len;
 
     if (smtputf8_form(addr, local_len) != SMTPUTF8_ASCII)
         return -1;
     buf_append(out, addr, local_len);
-    if (at == NULL)
+    if (domain == NULL)
         return 0;
     buf_putc(out, '@');
-    if (smtputf8_domain_to_ascii(at + 1, out) < 0) {
+    if (smtputf8_domain_to_ascii(domain, out) < 0) {
         buf_truncate(out, mark);
         return -1;
     }
