@@ -157,7 +157,9 @@ static char *smtp_ext_help_text(const char *s, size_t len)
 
     if (len > SMTP_EXT_HELP_TEXT_MAX)
         len = SMTP_EXT_HELP_TEXT_MAX;
-    text = xstrndup(s, len);
+    text = xmalloc(len + 1); /* not xstrndup: a NUL in the file becomes '?' too */
+    memcpy(text, s, len);
+    text[len] = 0;
     for (i = 0; i < len; i++)
         if (((unsigned char)text[i] < ' ' && text[i] != '\t') || text[i] == 0x7F || text[i] == 0)
             text[i] = '?';
