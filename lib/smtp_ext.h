@@ -82,7 +82,8 @@ int smtp_ext_domain_valid(const char *name, size_t len);
  * HELP [topic] with sendmail's help file: one line per line of help,
  * "topic<TAB>text" (a space also ends the topic, as in sendmail; a line with
  * no separator is an empty line of its topic); lines starting with '#' are
- * comments ("#vers 2" included).  Topics are compared without case; the
+ * comments ("#vers 2" included).  Topics are compared without case and
+ * whole (sendmail compared prefixes: "HELP he" showed help and helo); the
  * lines of a topic are kept in file order wherever they appear.  "HELP"
  * alone shows topic "smtp"; "HELP cpyr" shows the copyright lines, as
  * sendmail's file has them.  In the text "$v" becomes the version given to
