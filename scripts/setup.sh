@@ -16,6 +16,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   logwatch pflogsumm
   libmicrohttpd-dev prometheus python3-prometheus-client
   slapd ldap-utils python3-ldap postgresql redis-server libldap-dev libpq-dev libhiredis-dev
+  libidn2-dev
   python3-psycopg2 python3-redis
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
