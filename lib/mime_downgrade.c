@@ -481,11 +481,13 @@ static size_t mime_eol_before(const struct mime_ctx *c, size_t pos, size_t floor
     return pos - 1;
 }
 
-/* mime_copy_7bit - copy text outside any part (preamble, epilogue) */
+/* mime_copy_7bit - copy text outside any part (preamble, epilogue, a
+ * delimiter line): nothing there can be re-encoded */
 static int mime_copy_7bit(struct mime_ctx *c, size_t start, size_t end)
 {
     if (mime_downgrade_needed(c->msg + start, end - start))
-        return mime_refuse(c, "8-bit data in a multipart preamble or epilogue");
+        return mime_refuse(
+            c, "8-bit data outside any MIME part (preamble, epilogue or delimiter line)");
     mime_copy(c, start, end);
     return 0;
 }
@@ -508,7 +510,8 @@ static int mime_downgrade_parts(struct mime_ctx *c, const struct mime_entity *e,
         if (in_part ? mime_downgrade_entity(c, part, part_end, depth + 1, 0, part_type) < 0
                     : mime_copy_7bit(c, e->body_start, part_end) < 0)
             return -1;
-        mime_copy(c, part_end, next);
+        if (mime_copy_7bit(c, part_end, next) < 0)
+            return -1;
         in_part = 1;
         part = pos = next;
         if (is_close)

@@ -28,19 +28,23 @@
  * with lines over 998 bytes).
  *
  * Cannot downgrade (MIME_DOWNGRADE_REFUSED, reason set; the caller bounces
- * with 5.6.3, or defers if the admin wants): an 8-bit byte in a header field
- * (RFC 2047 encoding of headers is not attempted: an encoded-word rewrite
- * would change addresses and signatures, and Postfix refuses the same way), in
- * a multipart preamble or epilogue, in a part with Content-Transfer-Encoding
- * binary, quoted-printable, base64 or anything unknown, in a multipart or
- * message/rfc822 whose own encoding is not 7bit/8bit, in a message/global or
- * other message type than rfc822 (its headers may be UTF-8), or deeper than
- * MIME_DOWNGRADE_MAX_DEPTH.
+ * with 5.6.3, or defers if the admin wants): an 8-bit byte or NUL
+ *  - in a header field: RFC 2047 encoding of headers is not attempted, as an
+ *    encoded-word rewrite would change addresses and signatures; Postfix's
+ *    smtp client likewise fails the delivery ("554 MIME 7-bit conversion
+ *    failed") when its MIME parser reports an error during the downgrade;
+ *  - in a multipart preamble, epilogue or delimiter line;
+ *  - in a part whose Content-Transfer-Encoding is binary, quoted-printable,
+ *    base64 or unknown, or in a multipart or message/rfc822 whose own
+ *    encoding is not 7bit or 8bit;
+ *  - in a multipart without a boundary, or in a message type other than
+ *    rfc822 (message/global: its headers may be UTF-8);
+ *  - deeper than MIME_DOWNGRADE_MAX_DEPTH.
  *
  * Memory: whole buffer.  The output is at most 4 x the input plus 128 bytes
  * per MIME part (quoted-printable's worst case is 3 bytes per byte plus a
  * soft break every 75); the caller bounds the input (message_size_limit).
- * No static state: safe from any thread and signal handler-free.
+ * No static state: safe from any thread.  Allocation failure aborts (buf).
  */
 #ifndef TERN_MIME_DOWNGRADE_H
 #define TERN_MIME_DOWNGRADE_H

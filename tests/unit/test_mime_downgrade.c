@@ -96,6 +96,16 @@ static void assert_spans_decode(const struct mime_downgrade *d, const char *msg,
     }
 }
 
+/* downgrade_ok - run on msg[0..len) with line end eol: DONE, 7-bit, and
+ * every reported span decodes to its input */
+static void downgrade_ok(struct mime_downgrade *d, const char *msg, size_t len, const char *eol)
+{
+    mime_downgrade_init(d);
+    assert_int_equal(mime_downgrade_run(d, msg, len), MIME_DOWNGRADE_DONE);
+    assert_7bit_lines(&d->out);
+    assert_spans_decode(d, msg, eol);
+}
+
 /* test_plain_text_crlf_becomes_quoted_printable */
 static void test_plain_text_crlf_becomes_quoted_printable(void **state)
 {
@@ -106,9 +116,7 @@ static void test_plain_text_crlf_becomes_quoted_printable(void **state)
                       "e = 100%\r\nzweite Zeile \r\n";
     struct mime_downgrade d;
 
-    mime_downgrade_init(&d);
-    assert_int_equal(run(&d, msg), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg, strlen(msg), "\r\n");
     assert_string_equal(d.out.data, "From: a@x\r\nSubject: hi\r\n"
                                     "MIME-Version: 1.0\r\n"
                                     "Content-Type: text/plain; charset=unknown-8bit\r\n"
@@ -116,7 +124,6 @@ static void test_plain_text_crlf_becomes_quoted_printable(void **state)
                                     "Gr=C3=BC=C3=9Fe =3D 100%\r\nzweite Zeile=20\r\n");
     assert_qp_part(&d.out, "quoted-printable\r\n\r\n", NULL, "\r\n", body, strlen(body));
     assert_int_equal(d.span_count, 1);
-    assert_spans_decode(&d, msg, "\r\n");
     mime_downgrade_free(&d);
 }
 
@@ -127,14 +134,11 @@ static void test_plain_text_lf_keeps_lf_and_the_existing_content_type(void **sta
                       "Content-Transfer-Encoding: 8bit\n\ncaf\xe9\r\n\n";
     struct mime_downgrade d;
 
-    mime_downgrade_init(&d);
-    assert_int_equal(run(&d, msg), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg, strlen(msg), "\n");
     /* the 8bit field is replaced, a CR inside an LF message is escaped */
     assert_string_equal(d.out.data, "MIME-Version: 1.0\nContent-Type: text/plain; charset=latin1\n"
                                     "Content-Transfer-Encoding: quoted-printable\n\n"
                                     "caf=E9=0D\n\n");
-    assert_spans_decode(&d, msg, "\n");
     mime_downgrade_free(&d);
 }
 
@@ -161,16 +165,13 @@ static void test_multipart_mixed_text_and_attachment(void **state)
     struct mime_downgrade d;
 
     mixed_message(&msg);
-    mime_downgrade_init(&d);
-    assert_int_equal(mime_downgrade_run(&d, msg.data, msg.len), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg.data, msg.len, "\r\n");
     /* the "--b1 starts like" line is a delimiter by prefix: the text ends there */
     assert_qp_part(&d.out, "quoted-printable\r\n\r\n", "\r\n--b1", "\r\n", "h\xc3\xa9llo", 6);
     assert_base64_part(&d.out, "image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n",
                        "\r\n--b1--", attachment, sizeof(attachment) - 1);
     assert_non_null(strstr(d.out.data, "\r\n--b1--\r\nepilogue\r\n"));
     assert_int_equal(d.span_count, 2);
-    assert_spans_decode(&d, msg.data, "\r\n");
     mime_downgrade_free(&d);
     buf_free(&msg);
 }
@@ -189,9 +190,7 @@ static void test_nested_multipart_and_8bit_label_of_the_container(void **state)
         "--outer--\r\n";
     struct mime_downgrade d;
 
-    mime_downgrade_init(&d);
-    assert_int_equal(run(&d, msg), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg, strlen(msg), "\r\n");
     const char *head = "Content-Type: multipart/mixed; boundary=outer\r\n"
                        "MIME-Version: 1.0\r\nContent-Transfer-Encoding: 7bit\r\n\r\n--outer\r\n";
     assert_memory_equal(d.out.data, head, strlen(head));
@@ -203,7 +202,6 @@ static void test_nested_multipart_and_8bit_label_of_the_container(void **state)
     assert_non_null(strstr(d.out.data, "--outer\r\nContent-Type: text/plain\r\n\r\nplain ascii\r\n"
                                        "--outer--\r\n"));
     assert_int_equal(d.span_count, 2);
-    assert_spans_decode(&d, msg, "\r\n");
     mime_downgrade_free(&d);
 }
 
@@ -216,9 +214,7 @@ static void test_message_rfc822_part_is_walked_as_a_message(void **state)
                       "--m--\r\n";
     struct mime_downgrade d;
 
-    mime_downgrade_init(&d);
-    assert_int_equal(run(&d, msg), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg, strlen(msg), "\r\n");
     /* the inner message gets its own MIME header */
     assert_non_null(strstr(d.out.data, "From: b@y\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
                                        "Content-Type: text/plain; charset=unknown-8bit\r\n"
@@ -235,13 +231,11 @@ static void test_digest_parts_default_to_message_rfc822(void **state)
                       "--d\n\nSubject: one\n\n\xff\n--d--\n";
     struct mime_downgrade d;
 
-    mime_downgrade_init(&d);
-    assert_int_equal(run(&d, msg), MIME_DOWNGRADE_DONE);
+    downgrade_ok(&d, msg, strlen(msg), "\n");
     assert_non_null(strstr(d.out.data,
                            "--d\n\nSubject: one\nMIME-Version: 1.0\n"
                            "Content-Type: text/plain; charset=unknown-8bit\n"
                            "Content-Transfer-Encoding: quoted-printable\n\n=FF\n--d--\n"));
-    assert_spans_decode(&d, msg, "\n");
     mime_downgrade_free(&d);
 }
 
@@ -257,9 +251,7 @@ static void test_long_lines_are_broken_and_decode_back(void **state)
     for (int i = 0; i < 1200; i++)
         buf_putc(&body, i % 2 ? ' ' : '=');
     buf_printf(&msg, "Content-Type: text/plain\r\n\r\n%s", body.data);
-    mime_downgrade_init(&d);
-    assert_int_equal(mime_downgrade_run(&d, msg.data, msg.len), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg.data, msg.len, "\r\n");
     /* the decoder also refuses any line over 76 characters */
     assert_qp_part(&d.out, "quoted-printable\r\n\r\n", NULL, "\r\n", body.data, body.len);
     /* a soft break never leaves a line starting like a delimiter */
@@ -279,9 +271,7 @@ static void test_base64_of_a_top_level_attachment_ends_with_a_line_end(void **st
         buf_putc(&body, (i * 37) & 255);
     buf_puts(&msg, "MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\r\n");
     buf_append(&msg, body.data, body.len);
-    mime_downgrade_init(&d);
-    assert_int_equal(mime_downgrade_run(&d, msg.data, msg.len), MIME_DOWNGRADE_DONE);
-    assert_7bit_lines(&d.out);
+    downgrade_ok(&d, msg.data, msg.len, "\r\n");
     assert_int_equal(memcmp(d.out.data + d.out.len - 2, "\r\n", 2), 0);
     assert_base64_part(&d.out, "base64\r\n\r\n", NULL, body.data, body.len);
     /* 76 characters a line: 1336 characters of base64 make 18 lines */
@@ -321,11 +311,9 @@ static void test_nul_byte_is_encoded_too(void **state)
     const char msg[] = "Subject: x\n\na\0b\n";
     struct mime_downgrade d;
 
-    mime_downgrade_init(&d);
     assert_true(mime_downgrade_needed(msg, sizeof(msg) - 1));
-    assert_int_equal(mime_downgrade_run(&d, msg, sizeof(msg) - 1), MIME_DOWNGRADE_DONE);
+    downgrade_ok(&d, msg, sizeof(msg) - 1, "\n");
     assert_non_null(strstr(d.out.data, "\n\na=00b\n"));
-    assert_spans_decode(&d, msg, "\n");
     mime_downgrade_free(&d);
 }
 
@@ -359,6 +347,8 @@ static void test_what_cannot_be_downgraded_is_refused(void **state)
                    "preamble");
     assert_refused("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n\xe9",
                    "epilogue");
+    assert_refused("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b \xe9\r\n",
+                   "delimiter line");
     assert_refused("Content-Type: multipart/mixed\r\n\r\n\xe9\r\n", "without a boundary");
     assert_refused("Content-Type: message/global\r\n\r\nFrom: \xc3\xa9@x\r\n\r\n", "message/");
 }
