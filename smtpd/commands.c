@@ -81,6 +81,8 @@ static void commands_helo_reply(struct session *s)
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     session_reply(s, "250-PIPELINING");
     session_reply(s, "250-8BITMIME");
+    session_reply(s, "250-BINARYMIME");
+    session_reply(s, "250-CHUNKING");
     if (s->cfg->size_limit > 0)
         session_reply(s, "250-SIZE %lld", s->cfg->size_limit);
     else
@@ -180,6 +182,8 @@ static void commands_mail(struct session *s, const char *arg)
 
     table_refresh_next(); /* and from this transaction on */
     smtpd_tables_transaction(s);
+    if (!s->have_mail)
+        s->bdat.failed = 0; /* a new transaction after a failed BDAT chunk */
     if (s->cfg->helo_required && !s->seen_helo) {
         session_reply(s, "503 5.0.0 Polite people say HELO first");
     } else if (s->have_mail) {
@@ -295,6 +299,8 @@ static void commands_rcpt(struct session *s, const char *arg)
 
     if (!s->have_mail) {
         session_reply(s, "503 5.0.0 Need MAIL before RCPT");
+    } else if (s->bdat.open) {
+        session_reply(s, "503 5.5.1 Error: RCPT in the middle of a BDAT transaction");
     } else if (proto_rcpt_parse(arg, &s->rcpt, &reply) < 0) {
         session_reply(s, "%s", buf_cstr(&reply));
     } else if (commands_rcpt_full(s)) {
@@ -332,6 +338,8 @@ static void commands_data(struct session *s, const char *arg)
 {
     if (!s->have_mail)
         session_reply(s, "503 5.0.0 Need MAIL command");
+    else if (smtpd_bdat_data_refusal(s) != NULL)
+        session_reply(s, "%s", smtpd_bdat_data_refusal(s));
     else if (s->rcpt_count == 0)
         session_reply(s, "503 5.0.0 Need RCPT (recipient)");
     else if (*arg != '\0')
@@ -437,6 +445,9 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         break;
     case PROTO_CMD_DATA:
         commands_data(s, arg);
+        break;
+    case PROTO_CMD_BDAT:
+        smtpd_bdat_command(s, arg);
         break;
     case PROTO_CMD_RSET:
         session_reset_transaction(s);

@@ -128,8 +128,9 @@ static void message_on_reply(void *ctx, const char *reply, const char *queue_id,
     (void)queue_id;
     smtpd_milter_cleanup_done(s, msg, cleanup_stream_ended(s->cleanup));
 
-    if (s->state == SESSION_DATA) {
-        /* an answer before the end: remember it, discard the rest of the data */
+    if (s->state == SESSION_DATA || s->bdat.open) {
+        /* an answer before the end (of DATA, or between BDAT chunks): remember it, discard the rest
+         * of the data */
         int was_paused = s->flow_paused;
 
         buf_set(&s->data_reply, reply);
@@ -163,8 +164,9 @@ static void message_on_drained(void *ctx)
     session_resume_input(s);
 }
 
-/* message_start - DATA: open cleanup, send the envelope, 354 */
-void message_start(struct session *s)
+/* message_open - open cleanup and send the envelope, ready for content
+ * (DATA after its 354, BDAT's first chunk); -1 when cleanup is unreachable */
+int message_open(struct session *s)
 {
     struct cleanup_stream_callbacks cb = {message_on_reply, message_on_drained, s};
     buf_t submit = BUF_INIT;
@@ -180,11 +182,9 @@ void message_start(struct session *s)
         buf_free(&submit);
         if (s->cleanup == NULL) {
             smtpd_milter_cleanup_done(s, NULL, 0);
-            session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
-            return;
+            return -1;
         }
     }
-    s->state = SESSION_DATA;
     proto_data_init(&s->decoder);
     buf_reset(&s->content);
     buf_reset(&s->data_reply);
@@ -194,6 +194,17 @@ void message_start(struct session *s)
     s->data_too_big = 0;
     s->data_bare_rejected = 0;
     s->flow_paused = 0;
+    return 0;
+}
+
+/* message_start - DATA: open cleanup, send the envelope, 354 */
+void message_start(struct session *s)
+{
+    if (message_open(s) < 0) {
+        session_reply(s, "%s", CLEANUP_STREAM_FAILURE);
+        return;
+    }
+    s->state = SESSION_DATA;
     session_set_read_timeout(s, s->cfg->data_timeout);
     session_reply(s, "354 Enter mail, end with \".\" on a line by itself");
 }
@@ -296,8 +307,8 @@ static void message_eod_verdict(struct session *s, struct policy_result *r)
     cleanup_stream_end(s->cleanup, r->hold ? buf_cstr(&r->hold_reason) : NULL);
 }
 
-/* message_end - "." seen: ask cleanup, or answer now */
-static void message_end(struct session *s)
+/* message_end - "." seen (or BDAT LAST): ask cleanup, or answer now */
+void message_end(struct session *s)
 {
     buf_t reply = BUF_INIT;
 
@@ -318,19 +329,30 @@ static void message_end(struct session *s)
     smtpd_policy_run(s, POLICY_EOD, message_eod_verdict);
 }
 
-/* message_input - decode content; returns the bytes consumed */
-size_t message_input(struct session *s, const char *data, size_t len)
+/* message_content_added - added bytes of content were appended to
+ * s->content: count them, apply the limits, hand full pieces to cleanup */
+void message_content_added(struct session *s, size_t added)
 {
-    size_t before = s->content.len;
-    int done = 0;
-    size_t used = proto_data_decode(&s->decoder, data, len, &s->content, &done);
-
-    s->data_size += (long long)(s->content.len - before);
+    s->data_size += (long long)added;
     message_check_limits(s);
     if (s->cleanup == NULL)
         buf_reset(&s->content);
     else if (s->content.len >= CLEANUP_STREAM_CHUNK)
         message_flush(s, 0);
+}
+
+/* message_input - decode content (BDAT: a chunk's octets, bdat.c); returns
+ * the bytes consumed */
+size_t message_input(struct session *s, const char *data, size_t len)
+{
+    size_t before = s->content.len;
+    int done = 0;
+    size_t used;
+
+    if (s->bdat.reading)
+        return smtpd_bdat_input(s, data, len);
+    used = proto_data_decode(&s->decoder, data, len, &s->content, &done);
+    message_content_added(s, s->content.len - before);
     if (done)
         message_end(s);
     return used;

@@ -291,6 +291,8 @@ static int proto_mail_param(const char *name, size_t nlen, const char *value, si
             m->body = "7BIT";
         else if (proto_value_is(value, vlen, "8BITMIME"))
             m->body = "8BITMIME";
+        else if (proto_value_is(value, vlen, "BINARYMIME")) /* RFC 3030: BDAT only */
+            m->body = "BINARYMIME";
         else
             return proto_reply_param(reply, name, nlen);
     } else if (proto_param_is(name, nlen, "RET")) {

@@ -49,7 +49,7 @@ struct proto_mail {
     buf_t echo;       /* the path exactly as the client wrote it (printable) */
     buf_t addr;       /* the address without brackets; "" for <> */
     long long size;   /* SIZE=, -1 when not given */
-    const char *body; /* "7BIT", "8BITMIME" or "" */
+    const char *body; /* "7BIT", "8BITMIME", "BINARYMIME" or "" */
     const char *ret;  /* "FULL", "HDRS" or "" */
     buf_t envid;      /* ENVID= decoded from xtext; "" when not given */
     buf_t auth;       /* AUTH= decoded from xtext, "<>" as such; "" when not given */

@@ -181,6 +181,7 @@ void session_reset_transaction(struct session *s)
     message_discard(s);
     smtpd_milter_abort(s);
     s->have_mail = 0;
+    bdat_state_reset(&s->bdat);
     proto_mail_free(&s->mail);
     buf_reset(&s->rcpts);
     s->rcpt_count = 0;
@@ -280,6 +281,7 @@ static void session_free(struct session *s)
     buf_free(&s->line);
     buf_free(&s->content);
     buf_free(&s->data_reply);
+    bdat_state_free(&s->bdat);
     buf_free(&s->client_verdict);
     buf_free(&s->tx_hold_reason);
     buf_free(&s->tx_prepend);
@@ -536,6 +538,7 @@ static struct session *session_new(struct smtpd_listener *listener, const struct
     s->stage = "CONNECT";
     proto_mail_init(&s->mail);
     proto_rcpt_init(&s->rcpt);
+    bdat_state_init(&s->bdat);
     stats_count_session(1);
     return s;
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "bdat_state.h"
 #include "buf.h"
 #include "proto.h"
 #include "smtpd.h"
@@ -121,9 +122,10 @@ struct session {
     long long data_size; /* stored bytes so far */
     int data_too_big;
     int data_bare_rejected;
-    buf_t data_reply;  /* final reply known before the end of data */
-    int flow_paused;   /* not reading: cleanup's output buffer is full */
-    int output_paused; /* not reading: the client does not read its replies */
+    buf_t data_reply;       /* final reply known before the end of data */
+    struct bdat_state bdat; /* CHUNKING (bdat.c): its chunks are read in SESSION_DATA */
+    int flow_paused;        /* not reading: cleanup's output buffer is full */
+    int output_paused;      /* not reading: the client does not read its replies */
 
     /* TLS (tls.c) */
     int tls_starting;          /* STARTTLS's 220 queued: start TLS once it is flushed */
@@ -215,6 +217,15 @@ void session_command_run(struct session *s, const char *line, size_t len);
 /* message.c */
 /* message_start - DATA accepted: connect to cleanup, send the envelope, 354 */
 void message_start(struct session *s);
+/* message_open - connect to cleanup and send the envelope, no reply; -1
+ * when cleanup is unreachable */
+int message_open(struct session *s);
+/* message_content_added - added bytes were appended to s->content: count,
+ * check the limits, hand full pieces to cleanup */
+void message_content_added(struct session *s, size_t added);
+/* message_end - the content is complete: the final reply now, or once the
+ * end-of-data restrictions and cleanup have answered */
+void message_end(struct session *s);
 /* message_input - feed content bytes; returns bytes consumed */
 size_t message_input(struct session *s, const char *data, size_t len);
 /* message_flush - hand decoded content to cleanup (all, or whole 64 KiB
@@ -222,5 +233,15 @@ size_t message_input(struct session *s, const char *data, size_t len);
 void message_flush(struct session *s, int all);
 /* message_discard - drop the cleanup stream and DATA state */
 void message_discard(struct session *s);
+
+/* bdat.c */
+/* smtpd_bdat_command - BDAT <size> [LAST]: its chunk follows */
+void smtpd_bdat_command(struct session *s, const char *arg);
+/* smtpd_bdat_input - octets of the chunk being read (message_input);
+ * returns the octets taken */
+size_t smtpd_bdat_input(struct session *s, const char *data, size_t len);
+/* smtpd_bdat_data_refusal - the 503 reply when DATA may not be used (a BDAT
+ * transaction is open, BODY=BINARYMIME), else NULL */
+const char *smtpd_bdat_data_refusal(const struct session *s);
 
 #endif

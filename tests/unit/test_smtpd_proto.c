@@ -158,6 +158,10 @@ static void test_mail_parameters_are_parsed(void **state)
     assert_string_equal(buf_cstr(&m.envid), "id+1");
     assert_string_equal(buf_cstr(&m.auth), "<>");
     proto_mail_free(&m);
+    proto_mail_init(&m);
+    assert_int_equal(proto_mail_parse("FROM:<a@b.test> BODY=binarymime", 0, &m, &reply), 0);
+    assert_string_equal(m.body, "BINARYMIME");
+    proto_mail_free(&m);
     buf_free(&reply);
 }
 
@@ -225,7 +229,7 @@ static void test_mail_bad_parameter_values(void **state)
 
     expect_mail_reply("FROM:<a@b> SIZE=12x", "501 5.5.4 Syntax error in parameter SIZE");
     expect_mail_reply("FROM:<a@b> SIZE", "501 5.5.4 Syntax error in parameter SIZE");
-    expect_mail_reply("FROM:<a@b> BODY=BINARYMIME", "501 5.5.4 Syntax error in parameter BODY");
+    expect_mail_reply("FROM:<a@b> BODY=BINARY", "501 5.5.4 Syntax error in parameter BODY");
     expect_mail_reply("FROM:<a@b> RET=ALL", "501 5.5.4 Syntax error in parameter RET");
     expect_mail_reply("FROM:<a@b> ENVID=a+ZZ", "501 5.5.4 Syntax error in parameter ENVID");
     expect_mail_reply("FROM:<a@b> AUTH=", "501 5.5.4 Syntax error in parameter AUTH");

@@ -1,0 +1,243 @@
+"""CHUNKING / BDAT (RFC 3030) in tern-smtpd (issue 15): a raw Python client
+sends BDAT in many chunkings, pipelined or not; text content reaches a
+recording sink as DATA would have delivered it, binary content (BODY=
+BINARYMIME: bare CR, bare LF, NUL) is byte-exact in the queue file (held
+with a HOLD sender so that nothing touches it); every error gets its RFC
+reply and the stream stays in step (the next command is answered)."""
+
+import socket
+import time
+
+import pytest
+
+from ternlib import REPLY_250_QUEUED, SmtpConn, qfile_attrs, qfile_records, wait_until
+
+LIMIT = 20000
+
+
+@pytest.fixture(scope="module")
+def site(mres):
+    sink = mres.sink()
+    tern = mres.tern(start=False, relayhost=sink.hostport, message_size_limit=LIMIT)
+    senders = tern.etc / "senders"
+    senders.write_text("held.test HOLD\n")
+    tern.conf_edit(smtpd_sender_restrictions=f"check_sender_access texthash:{senders}")
+    tern.start()
+    return tern, sink
+
+
+def opened(tern, sender="a@example.test", rcpt="r@sink.test", body=None):
+    """A session after EHLO, MAIL and RCPT (body: MAIL's BODY= value)."""
+    c = tern.connect()
+    assert c.greeting()[0].startswith("220")
+    ehlo = c.cmd("EHLO bdat.example")
+    assert "250-CHUNKING" in ehlo and "250-BINARYMIME" in ehlo and ehlo[-1] == "250 HELP", ehlo
+    mail = f"MAIL FROM:<{sender}>" + (f" BODY={body}" if body else "")
+    assert c.cmd(mail)[0].startswith("250 "), mail
+    if rcpt:
+        assert c.cmd(f"RCPT TO:<{rcpt}>")[0].startswith("250 ")
+    return c
+
+
+def bdat(c, chunk: bytes, last=False, size=None):
+    """One BDAT command and its chunk; the reply."""
+    n = len(chunk) if size is None else size
+    line = f"BDAT {n}" + (" LAST" if last else "")
+    c.send(line.encode() + b"\r\n" + chunk)
+    reply = c.read_reply()
+    c.transcript.append((f"{line}  [+{len(chunk)} octets]", reply))
+    return reply
+
+
+def message(tag: str, body: bytes = b"line one\r\nline two\r\n") -> bytes:
+    return (f"Subject: bdat {tag}\r\nX-Test: {tag}\r\n\r\n").encode() + body
+
+
+def content_of(tern, qid):
+    path = tern.queue / "hold" / qid
+    wait_until(path.exists, 10, f"hold/{qid}")
+    return b"".join(v for t, v in qfile_records(path) if t == b"M"), qfile_attrs(path)
+
+
+def assert_in_step(c):
+    assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+
+
+def test_one_chunk_last(site):
+    tern, sink = site
+    c = opened(tern)
+    final = bdat(c, message("one"), last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    assert_in_step(c)
+    (msg,) = sink.wait_for(b"X-Test: one")
+    assert msg.body() == b"line one\r\nline two\r\n"
+    assert msg.header("Received") is not None
+
+
+def test_many_small_chunks_then_bdat_0_last(site):
+    tern, sink = site
+    data = message("small", b"a\r\n.\r\n..dots stay\r\nend\r\n")
+    c = opened(tern)
+    for i in range(len(data)):
+        assert bdat(c, data[i : i + 1]) == ["250 2.0.0 1 octets received"]
+    assert bdat(c, b"") == ["250 2.0.0 0 octets received"]  # BDAT 0 is legal
+    final = bdat(c, b"", last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    (msg,) = sink.wait_for(b"X-Test: small")
+    assert msg.body() == b"a\r\n.\r\n..dots stay\r\nend\r\n"  # no dot-unstuffing
+
+
+def test_pipelined_chunks_answered_in_order(site):
+    tern, sink = site
+    data = message("piped", b"".join(b"line %04d " % i + b"x" * 60 + b"\r\n" for i in range(150)))
+    parts = [data[:7000], data[7000:7001], data[7001:]]
+    c = tern.connect()
+    c.greeting()
+    c.cmd("EHLO pipe.example")
+    wire = b"MAIL FROM:<p@example.test>\r\nRCPT TO:<p@sink.test>\r\n"
+    for i, p in enumerate(parts):
+        wire += f"BDAT {len(p)}{' LAST' if i == len(parts) - 1 else ''}\r\n".encode() + p
+    wire += b"NOOP\r\nQUIT\r\n"
+    c.send(wire)
+    replies = [c.read_reply() for _ in range(7)]
+    assert replies[0][0].startswith("250 2.1.0") and replies[1][0].startswith("250 2.1.5")
+    assert replies[2] == ["250 2.0.0 7000 octets received"]
+    assert replies[3] == ["250 2.0.0 1 octets received"]
+    assert REPLY_250_QUEUED.match(replies[4][0]), replies
+    assert replies[5] == ["250 2.0.0 OK"] and replies[6][0].startswith("221")
+    (msg,) = sink.wait_for(b"X-Test: piped")
+    assert msg.body() == data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_binarymime_is_byte_exact_in_the_queue_file(site):
+    tern, _ = site
+    body = bytes(range(256)) + b"\rbare CR\nbare LF\x00NUL\r\n\r\r\n\n" + bytes(range(255, -1, -1))
+    data = message("binary", body)
+    c = opened(tern, sender="bin@held.test", body="BINARYMIME")
+    assert bdat(c, data[:100]) == ["250 2.0.0 100 octets received"]
+    assert bdat(c, data[100:357]) == ["250 2.0.0 257 octets received"]
+    final = bdat(c, data[357:], last=True)
+    m = REPLY_250_QUEUED.match(final[0])
+    assert m, final
+    stored, attrs = content_of(tern, m.group(1))
+    assert attrs.get("body") == "BINARYMIME"
+    headers, stored_body = stored.split(b"\r\n\r\n", 1)
+    assert b"\r\nX-Test: binary\r\n" in headers + b"\r\n"
+    assert stored_body == body
+
+
+def test_text_bdat_normalises_line_ends_like_data(site):
+    tern, _ = site
+    c = opened(tern, sender="text@held.test")
+    data = message("text", b"bare\nLF and bare\rCR and split CR")
+    assert bdat(c, data + b"\r")[0].startswith("250 2.0.0")
+    final = bdat(c, b"\nlast line", last=True)  # the CRLF spans two chunks
+    m = REPLY_250_QUEUED.match(final[0])
+    assert m, final
+    stored, attrs = content_of(tern, m.group(1))
+    assert "body" not in attrs
+    assert stored.split(b"\r\n\r\n", 1)[1] == b"bare\r\nLF and bare\r\nCR and split CR\r\nlast line"
+
+
+def test_data_after_binarymime_is_refused(site):
+    tern, _ = site
+    c = opened(tern, body="BINARYMIME")
+    assert c.cmd("DATA") == ["503 5.5.1 Error: BODY=BINARYMIME needs BDAT, not DATA"]
+    assert_in_step(c)
+
+
+def test_data_and_rcpt_inside_a_bdat_transaction_are_refused(site):
+    tern, _ = site
+    c = opened(tern)
+    assert bdat(c, message("mixed"))[0] == "250 2.0.0 %d octets received" % len(message("mixed"))
+    assert c.cmd("DATA") == ["503 5.5.1 Error: DATA in the middle of a BDAT transaction"]
+    assert c.cmd("RCPT TO:<x@sink.test>") == [
+        "503 5.5.1 Error: RCPT in the middle of a BDAT transaction"]
+    assert c.cmd("RSET") == ["250 2.0.0 Reset state"]
+    assert_in_step(c)
+
+
+def test_bdat_without_mail(site):
+    tern, _ = site
+    c = tern.connect()
+    c.greeting()
+    c.cmd("EHLO x.example")
+    assert bdat(c, b"QUIT\r\n") == ["503 5.5.1 Error: need MAIL command"]
+    assert_in_step(c)  # the octets were read, not taken for a command
+
+
+def test_bdat_without_recipient(site):
+    tern, _ = site
+    c = opened(tern, rcpt=None)
+    assert bdat(c, b"NOOP\r\n") == ["554 5.5.1 Error: no valid recipients"]
+    assert bdat(c, b"RSET\r\n", last=True) == [
+        "503 5.5.1 Error: BDAT after a failed chunk; send RSET"]
+    assert c.cmd("RSET") == ["250 2.0.0 Reset state"]
+    assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250 ")
+
+
+def test_syntax_error_closes(site):
+    tern, _ = site
+    c = opened(tern)
+    assert c.cmd("BDAT 12x") == ["501 5.5.4 Syntax: BDAT <size> [LAST]"]
+    assert c.wait_closed(5)
+
+
+def test_size_limit(site):
+    tern, sink = site
+    c = opened(tern)
+    assert bdat(c, b"x" * 15000)[0].startswith("250 2.0.0 15000")
+    reply = bdat(c, b"y" * 6000)  # 21000 > LIMIT: read and dropped
+    assert reply[0].startswith("552 5.3.4 "), reply
+    assert bdat(c, b"z" * 10, last=True) == [
+        "503 5.5.1 Error: BDAT after a failed chunk; send RSET"]
+    assert c.cmd("MAIL FROM:<again@example.test>")[0].startswith("250 ")
+    assert c.cmd("RCPT TO:<again@sink.test>")[0].startswith("250 ")
+    final = bdat(c, message("after-552"), last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    sink.wait_for(b"X-Test: after-552")
+
+
+def test_huge_chunk_refused_without_reading_forever(site):
+    tern, _ = site
+    c = opened(tern)
+    c.send(b"BDAT 100000000000 LAST\r\n")
+    assert c.read_reply()[0].startswith("552 5.3.4 ")
+    assert c.wait_closed(5)
+
+
+def test_rset_mid_transaction_queues_nothing(site):
+    tern, sink = site
+    c = opened(tern)
+    assert bdat(c, message("rset"))[0].startswith("250 2.0.0")
+    assert c.cmd("RSET") == ["250 2.0.0 Reset state"]
+    assert c.cmd("QUIT")[0].startswith("221")
+    time.sleep(1.5)
+    assert not sink.matching(b"X-Test: rset")
+
+
+def test_disconnect_mid_chunk_queues_nothing(site):
+    tern, sink = site
+    c = opened(tern)
+    c.send(b"BDAT 1000 LAST\r\n" + message("cut"))
+    time.sleep(0.3)
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    tern.wait_log(r"lost connection after BDAT from")
+    time.sleep(1)
+    assert not sink.matching(b"X-Test: cut")
+
+
+def test_transcript(site, capsys):
+    """A whole session, printed for the issue's closing note (pytest -s)."""
+    tern, _ = site
+    c = opened(tern)
+    bdat(c, b"Subject: transcript\r\n\r\nfirst ")
+    bdat(c, b"chunk, then the last\r\n", last=True)
+    c.cmd("QUIT")
+    with capsys.disabled():
+        for line, reply in c.transcript:
+            print(f"C: {line}")
+            for r in reply:
+                print(f"S: {r}")
+    assert [r[0][:3] for _, r in c.transcript] == ["220", "250", "250", "250", "250", "250", "221"]
