@@ -78,6 +78,24 @@ if [ "$(id -u)" -eq 0 ]; then
     getent group terndrop >/dev/null || groupadd -r terndrop
 fi
 
+# extract_exim - Exim's client for tests/integration/test_smtpd_bdat.py
+# (it sends BDAT by default): the Debian packages are fetched into a cache
+# and unpacked under a private root, never installed, so Exim does not
+# become the system MTA (tests/integration/exim_client.py runs it there)
+EXIM_DEBS=/var/cache/tern-test/debs
+EXIM_ROOT=/opt/tern-test/exim
+extract_exim() {
+    [ -x "$EXIM_ROOT/usr/sbin/exim4" ] && return 0
+    mkdir -p "$EXIM_DEBS" "$EXIM_ROOT"
+    (cd "$EXIM_DEBS" && apt-get download -qq exim4-base exim4-daemon-light exim4-config)
+    for deb in "$EXIM_DEBS"/exim4-*.deb; do
+        dpkg -x "$deb" "$EXIM_ROOT"
+    done
+}
+if [ "$(id -u)" -eq 0 ]; then
+    extract_exim
+fi
+
 if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" "$@" >/dev/null
 fi

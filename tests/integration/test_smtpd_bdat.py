@@ -241,3 +241,23 @@ def test_transcript(site, capsys):
             for r in reply:
                 print(f"S: {r}")
     assert [r[0][:3] for _, r in c.transcript] == ["220", "250", "250", "250", "250", "250", "221"]
+
+
+def test_exim_client_delivers_with_bdat(site, it_base):
+    """Debian's Exim sends BDAT to a server that offers CHUNKING."""
+    from exim_client import EXIM, EximClient
+
+    if not EXIM.exists():
+        pytest.skip(f"{EXIM} is missing: scripts/setup.sh (extract_exim) unpacks it")
+    tern, sink = site
+    exim = EximClient(tern.host, tern.port, it_base)
+    body = b"".join(b"exim line %d\n" % i for i in range(1000))  # < LIMIT
+    r = exim.send(b"Subject: via exim\nX-Test: exim-bdat\n\n" + body, ["e@sink.test"],
+                  "exim@example.test")
+    assert r.returncode == 0, r.stderr[-2000:]
+    trace = r.stderr.decode(errors="replace")
+    assert "CHUNKING" in trace and "BDAT " in trace, trace[-3000:]
+    assert " => e@sink.test" in exim.mainlog(), exim.mainlog()
+    (msg,) = sink.wait_for(b"X-Test: exim-bdat")
+    assert msg.body() == body.replace(b"\n", b"\r\n")
+    tern.wait_log(r"disconnect from \S+ ehlo=1 mail=1 rcpt=1 bdat=\d+ quit=1")
