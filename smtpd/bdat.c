@@ -35,6 +35,7 @@ static void smtpd_bdat_chunk_done(struct session *s)
             session_reply(s, "%s", buf_cstr(&b->reply));
         return;
     }
+    s->decoder.bare_seen = b->bare_seen; /* a CR that ended the LAST chunk */
     message_content_added(s, s->content.len - before);
     if (b->last || s->data_too_big || s->data_bare_rejected ||
         (s->cleanup == NULL && !s->tx_discard)) {

@@ -261,3 +261,39 @@ def test_exim_client_delivers_with_bdat(site, it_base):
     (msg,) = sink.wait_for(b"X-Test: exim-bdat")
     assert msg.body() == body.replace(b"\n", b"\r\n")
     tern.wait_log(r"disconnect from \S+ ehlo=1 mail=1 rcpt=1 bdat=\d+ quit=1")
+
+
+def test_milters_see_the_chunked_body(res, it_base):
+    """The body goes through cleanup to the milters as with DATA: a milter
+    refusing a body word refuses the BDAT LAST; a clean message passes."""
+    from test_smtpd_milter import TinyMilter
+
+    m = TinyMilter(it_base, "rcpt-reject")
+    res.others.append(m)
+    sink = res.sink()
+    t = res.tern(smtpd_milters=m.spec, relayhost=sink.hostport)
+    c = opened(t, rcpt="fine@example.com")
+    assert bdat(c, b"Subject: m\r\n\r\nREJECT")[0].startswith("250 2.0.0")
+    assert bdat(c, b"-ME\r\n", last=True) == ["554 5.7.1 bad body"]
+    assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+    assert c.cmd("RCPT TO:<fine@example.com>")[0].startswith("250 ")
+    final = bdat(c, message("milter-ok"), last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    sink.wait_for(b"X-Test: milter-ok")
+    assert not sink.matching(b"REJECT-ME")
+
+
+def test_forbid_bare_newline_applies_to_text_chunks(res):
+    t = res.tern(smtpd_forbid_bare_newline="yes")
+    c = opened(t)
+    assert bdat(c, b"Subject: bare\r\n\r\nline\n", last=True) == [
+        "550 5.5.2 Error: bare <LF> received"]
+    assert_in_step(c)
+
+
+def test_data_timeout_while_reading_a_chunk(res):
+    t = res.tern(smtpd_data_timeout="1s", smtpd_timeout="30s")
+    c = opened(t)
+    c.send(b"BDAT 10 LAST\r\nabc")
+    assert c.read_reply(timeout=10) == ["421 4.4.2 tern.test Error: timeout exceeded"]
+    t.wait_log(r"timeout after BDAT from")
