@@ -297,3 +297,13 @@ def test_data_timeout_while_reading_a_chunk(res):
     c.send(b"BDAT 10 LAST\r\nabc")
     assert c.read_reply(timeout=10) == ["421 4.4.2 tern.test Error: timeout exceeded"]
     t.wait_log(r"timeout after BDAT from")
+
+
+def test_bdat_after_a_failed_data(site):
+    tern, sink = site
+    c = opened(tern, rcpt=None)
+    assert c.cmd("DATA") == ["503 5.0.0 Need RCPT (recipient)"]
+    assert c.cmd("RCPT TO:<after-data@sink.test>")[0].startswith("250 ")
+    final = bdat(c, message("after-data"), last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    sink.wait_for(b"X-Test: after-data")
