@@ -483,7 +483,7 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
     buf_printf(out, "MAIL FROM:<%s>", sender.data);
     buf_free(&sender);
     if (s->ehlo.size)
-        buf_printf(out, " SIZE=%lld", req->size);
+        buf_printf(out, " SIZE=%lld", smtp_body_size(&s->body, req));
     smtp_body_mail_param(&s->body, req, &s->ehlo, out);
     if (s->ehlo.dsn && req->ret[0])
         buf_printf(out, " RET=%s", req->ret);

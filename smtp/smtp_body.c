@@ -148,6 +148,12 @@ void smtp_body_mail_param(const struct smtp_body *b, const struct delivery_reque
         buf_puts(out, " BODY=8BITMIME");
 }
 
+/* smtp_body_size - see smtp_body.h */
+long long smtp_body_size(const struct smtp_body *b, const struct delivery_request *req)
+{
+    return b->converted ? (long long)b->copy.len : req->size;
+}
+
 /* smtp_body_bdat_command - see smtp_body.h */
 long long smtp_body_bdat_command(long long pos, long long total, long long chunk, buf_t *out)
 {

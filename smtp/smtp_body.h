@@ -71,6 +71,8 @@ int smtp_body_convert(struct smtp_body *b, const struct smtp_body_policy *p,
 /* smtp_body_mail_param - the BODY= parameter of MAIL FROM (" BODY=..."), or nothing */
 void smtp_body_mail_param(const struct smtp_body *b, const struct delivery_request *req,
                           const struct smtp_ehlo *e, buf_t *out);
+/* smtp_body_size - the SIZE= estimate: the 7-bit copy's, or req->size */
+long long smtp_body_size(const struct smtp_body *b, const struct delivery_request *req);
 /* smtp_body_bdat_command - "BDAT n[ LAST]\r\n" into out for the chunk that
  * starts at pos of total content bytes; returns n (at most chunk bytes;
  * 0 only for an empty content, "BDAT 0 LAST") */
