@@ -3,6 +3,8 @@ it offers the extensions it is told (PIPELINING, 8BITMIME, CHUNKING,
 BINARYMIME), takes DATA and BDAT, and records per transaction the MAIL
 line, the RCPT lines, the BDAT commands in order and the content bytes as
 they arrived (BDAT: exactly; DATA: dot-unstuffed, without the final dot).
+Without PIPELINING it waits 0.3 s after each chunk but the last and notes
+a client that sends on before the reply (BdatMessage.early).
 """
 
 import socket
@@ -21,6 +23,7 @@ class BdatMessage:
     bdat: List[str] = field(default_factory=list)  # "BDAT 262144", "BDAT 10 LAST"
     content: bytes = b""
     via: str = ""  # "BDAT" or "DATA"
+    early: bool = False  # without PIPELINING: a BDAT came before the reply to the one before
 
 
 class _Reader:
@@ -38,6 +41,18 @@ class _Reader:
                 return None
         line, _, self.buf = self.buf.partition(b"\r\n")
         return line
+
+    def pending(self, wait: float) -> bool:
+        """Anything more from the client within wait seconds?"""
+        if self.buf:
+            return True
+        self.conn.settimeout(wait)
+        try:
+            return bool(self.conn.recv(1, socket.MSG_PEEK))
+        except socket.timeout:
+            return False
+        finally:
+            self.conn.settimeout(None)
 
     def exactly(self, n: int) -> Optional[bytes]:
         while len(self.buf) < n:
@@ -97,6 +112,8 @@ class BdatSink(SilentServer):
                     msg.via = "BDAT"
                     self._keep(msg)
                     msg = None
+                elif "PIPELINING" not in self.extensions and io.pending(0.3):
+                    msg.early = True
                 conn.sendall(b"250 2.0.0 chunk ok\r\n")
             elif verb == b"DATA" and msg is not None:
                 conn.sendall(b"354 go\r\n")

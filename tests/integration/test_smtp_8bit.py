@@ -15,6 +15,7 @@ Transports of every tern here:
     seven.test  smtp-sink -8 (no 8BITMIME), dumping what it gets
     eight.test  aiosmtpd Sink (8BITMIME)
     bdat.test   BdatSink with CHUNKING and BINARYMIME
+    lockstep.test  the same without PIPELINING
     nobdat.test BdatSink with 8BITMIME only
     back.test   the aiosmtpd Sink: the senders' domain, so bounces land there
 """
@@ -95,17 +96,20 @@ def site(mres, it_base):
     sink = mres.sink()
     bdat = BdatSink()
     nobdat = BdatSink(extensions=("PIPELINING", "8BITMIME"))
+    lockstep = BdatSink(extensions=("8BITMIME", "CHUNKING", "BINARYMIME"))
     transport = write_table(d, "transport", f"seven.test smtp:[127.0.0.1]:{sink8.port}\n"
                             f"eight.test smtp:[127.0.0.1]:{sink.port}\n"
                             f"back.test smtp:[127.0.0.1]:{sink.port}\n"
                             f"bdat.test smtp:[127.0.0.1]:{bdat.port}\n"
-                            f"nobdat.test smtp:[127.0.0.1]:{nobdat.port}\n")
+                            f"nobdat.test smtp:[127.0.0.1]:{nobdat.port}\n"
+                            f"lockstep.test smtp:[127.0.0.1]:{lockstep.port}\n")
     hold = write_table(d, "senders", "bin@back.test HOLD\n")
     params = dict(transport_maps=transport,
                   smtpd_sender_restrictions=f"check_sender_access {hold}")
     yield SimpleNamespace(d=d, sink8=sink8, sink=sink, bdat=bdat, nobdat=nobdat,
-                          params=params, tern=mres.tern(name="eightbit", **params), mres=mres)
-    for s in (sink8, bdat, nobdat):
+                          lockstep=lockstep, params=params,
+                          tern=mres.tern(name="eightbit", **params))
+    for s in (sink8, bdat, nobdat, lockstep):
         s.stop()
     shutil.rmtree(d, ignore_errors=True)
 
@@ -254,3 +258,12 @@ def test_binarymime_to_a_peer_without_chunking_goes_as_converted_data(site):
     assert all(b < 0x80 for b in m.content)
     assert leaves(m.content)[-1] == ("application/octet-stream",
                                      BINARY_BODY.replace(b"\r\n", b"\n"))
+
+
+def test_bdat_without_pipelining_waits_for_each_chunk_reply(site):
+    content = binary_message("r@lockstep.test", "binary-lockstep")
+    make_binary(site.tern, content, "r@lockstep.test")
+    (m,) = site.lockstep.wait_count(1)
+    assert m.via == "BDAT" and len(m.bdat) >= 2
+    assert not m.early
+    assert m.content.endswith(content)
