@@ -267,3 +267,23 @@ def test_bdat_without_pipelining_waits_for_each_chunk_reply(site):
     assert m.via == "BDAT" and len(m.bdat) >= 2
     assert not m.early
     assert m.content.endswith(content)
+
+
+def test_generic_maps_rewrite_the_headers_of_bdat_and_converted_copies(site, res):
+    maps = write_table(site.d, "generic", "bin@back.test outside@example.test\n")
+    t = second_tern(site, res, smtp_generic_maps=maps)
+    for rcpt, sink in (("r@bdat.test", site.bdat), ("r@nobdat.test", site.nobdat)):
+        before = len(sink.messages)
+        content = binary_message(rcpt, "binary-generic")
+        make_binary(t, content, rcpt)
+        m = sink.wait_count(before + 1)[-1]
+        assert "MAIL FROM:<outside@example.test>" in m.mail
+        assert b"From: <outside@example.test>\r\n" in m.content
+        assert b"bin@back.test" not in m.content
+        if sink is site.bdat:  # the header section is a chunk of its own
+            head = content.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+            rewritten = head.replace(b"bin@back.test", b"outside@example.test")
+            assert m.bdat[0] == f"BDAT {len(rewritten)}"
+            assert m.content == rewritten + content[len(head):]
+        else:
+            assert leaves(m.content)[-1][1] == BINARY_BODY.replace(b"\r\n", b"\n")
