@@ -451,7 +451,7 @@ const struct param_def param_table[] = {
      "transactions per cached outbound connection (0: no limit)"},
     {"smtp_connection_cache_limit", PARAM_INT, "100",
      "idle outbound connections cached per smtp process (0: no caching)"},
-    /* 8-bit content for a next hop without 8BITMIME (docs/smtp.md "8-bit content") */
+    /* 8-bit content for a next hop without 8BITMIME (docs/smtp-body.md) */
     {"disable_mime_output_conversion", PARAM_BOOL, "no",
      "send 8-bit content as it is to a next hop without 8BITMIME instead of converting it "
      "to quoted-printable/base64 (Postfix's name; sendmail's EightBitMode=p)"},
