@@ -14,7 +14,7 @@
  * connects.
  *
  * States: REUSE -> [RESOLVE -> CONNECT -> GREETING -> EHLO/LHLO [-> HELO] ->]
- * TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
+ * [CONVERT ->] TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
  * QUIT -> DONE.  REUSE looks for a cached connection to the next hop and
  * starts with MAIL on it; if that connection turns out dead before the
  * first reply (EOF, error, timeout, garbage, 421 to MAIL) the delivery
@@ -76,6 +76,7 @@ enum session_state {
     S_STARTTLS, /* waiting for the reply to STARTTLS */
     S_TLS,      /* the handshake */
     S_AUTH,     /* SMTP AUTH: waiting for 334 or the final reply */
+    S_CONVERT,  /* the 7-bit copy is being made (smtp_body_job.c), before MAIL */
     S_TRANSACTION,
     S_CONTENT,
     S_DOT,
@@ -146,10 +147,11 @@ struct smtp_session {
     int at_line_start;
     char tail[2];
     char *chunk;
-    struct smtp_body body; /* how the content goes: DATA as it is, a 7-bit copy, BDAT */
-    long long bdat_end;    /* BDAT: where the chunk being sent ends */
-    size_t bdat_sent;      /* BDAT commands sent */
-    size_t bdat_replied;   /* ... and answered */
+    struct smtp_body body;          /* how the content goes: DATA as it is, a 7-bit copy, BDAT */
+    struct smtp_body_job *body_job; /* making the copy */
+    long long bdat_end;             /* BDAT: where the chunk being sent ends */
+    size_t bdat_sent;               /* BDAT commands sent */
+    size_t bdat_replied;            /* ... and answered */
     /* why the last address failed */
     buf_t last_reason;
     char last_dsn[16];
@@ -273,6 +275,8 @@ static void session_disconnect(struct smtp_session *s)
     s->gen++;
     smtp_sasl_client_free(s->sasl); /* an exchange cut short: its password copies go */
     s->sasl = NULL;
+    smtp_body_job_cancel(s->body_job); /* its thread ends on its own */
+    s->body_job = NULL;
     if (s->tlsa_query) {
         dns_cancel(s->tlsa_query);
         s->tlsa_query = NULL;
@@ -389,7 +393,7 @@ static void session_host_failed_by_reply(struct smtp_session *s, const char *com
  * forget it and deliver over a fresh one; 1 when that is what happens */
 static int session_reuse_failed(struct smtp_session *s, const char *reason)
 {
-    if (!s->reused || s->state != S_TRANSACTION || s->cmd_replied > 0)
+    if (!s->reused || (s->state != S_TRANSACTION && s->state != S_CONVERT) || s->cmd_replied > 0)
         return 0;
     log_info("%s: cached connection unusable (%s); connecting again", s->req->queue_id, reason);
     session_disconnect(s);
@@ -413,6 +417,7 @@ static void session_conversation_failed(struct smtp_session *s, const char *dsn,
     case S_STARTTLS:
     case S_TLS:
     case S_AUTH:
+    case S_CONVERT:
         session_host_failed(s, DELIVERY_DEFER, dsn, reason);
         return;
     case S_TRANSACTION:
@@ -602,55 +607,81 @@ static int session_size_refused(struct smtp_session *s)
     return 1;
 }
 
-/* session_body_refused - choose how the content goes (smtp_body.h) and
- * make the 7-bit copy if needed; 1 when it cannot go (every recipient then
- * has its outcome) */
-static int session_body_refused(struct smtp_session *s)
+/* session_body_failed - the content cannot go: every recipient gets err */
+static void session_body_failed(struct smtp_session *s, const struct smtp_body_error *err)
 {
-    struct smtp_body_error err;
-    buf_t hdrs = BUF_INIT, reason = BUF_INIT;
-    size_t replaced = 0;
-    int rc = 0;
+    buf_t reason = BUF_INIT;
 
-    smtp_body_free(&s->body);
-    s->body.mode = smtp_body_choose(&s->env->body_policy, s->req, &s->ehlo);
-    if (s->body.mode == SMTP_BODY_STREAM || s->body.mode == SMTP_BODY_BDAT)
-        return 0;
-    memset(&err, 0, sizeof(err));
-    if (s->body.mode == SMTP_BODY_BOUNCE) {
-        err.status = DELIVERY_BOUNCE;
-        err.dsn = "5.6.3";
-        err.reason = "8-bit message and a server without 8BITMIME (smtp_8bit_downgrade = bounce)";
-        rc = -1;
-    } else if (session_generic_headers(s, &hdrs, &replaced) < 0) {
-        err.status = DELIVERY_DEFER;
-        err.dsn = "4.3.0";
-        err.reason = "smtp_generic_maps lookup failed";
-        rc = -1;
-    } else {
-        rc = smtp_body_convert(&s->body, &s->env->body_policy, s->req, s->qfd, &hdrs, replaced,
-                               &err);
-    }
-    buf_free(&hdrs);
-    if (rc == 0)
-        return 0;
-    buf_printf(&reason, "delivery to host %s: %s", buf_cstr(&s->peer), err.reason);
+    buf_printf(&reason, "delivery to host %s: %s", buf_cstr(&s->peer), err->reason);
     log_info("%s: %s", s->req->queue_id, buf_cstr(&reason));
-    session_fail_pending(s, err.status, err.dsn, buf_cstr(&reason), 0);
+    session_fail_pending(s, err->status, err->dsn, buf_cstr(&reason), 0);
     buf_free(&reason);
     session_finish(s);
-    return 1;
 }
 
-/* session_begin_transaction - MAIL, RCPT..., DATA: all at once with
- * PIPELINING, else the first one */
+static void session_send_transaction(struct smtp_session *s);
+
+/* session_body_converted - the 7-bit copy is ready, or cannot be made */
+static void session_body_converted(void *arg, int rc, const struct smtp_body_error *err)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    s->body_job = NULL;
+    if (rc < 0)
+        session_body_failed(s, err);
+    else
+        session_send_transaction(s);
+    session_leave(s);
+}
+
+/* session_body_convert - start the 7-bit copy on its thread
+ * (smtp_body_job.c); the transaction begins when it is ready */
+static void session_body_convert(struct smtp_session *s)
+{
+    buf_t hdrs = BUF_INIT;
+    size_t replaced = 0;
+
+    if (session_generic_headers(s, &hdrs, &replaced) < 0) {
+        buf_free(&hdrs);
+        session_generic_failed(s);
+        session_quit(s);
+        return;
+    }
+    s->state = S_CONVERT;
+    session_arm(s, s->env->data_timeout, "converting the message to 7-bit");
+    s->body_job = smtp_body_job_start(s->env->base, &s->body, &s->env->body_policy, s->req, s->qfd,
+                                      &hdrs, replaced, session_body_converted, s);
+    buf_free(&hdrs);
+}
+
+/* session_begin_transaction - choose how the content goes (smtp_body.h),
+ * make the 7-bit copy first if needed, then MAIL */
 static void session_begin_transaction(struct smtp_session *s)
+{
+    static const struct smtp_body_error bounce = {
+        DELIVERY_BOUNCE, "5.6.3",
+        "8-bit message and a server without 8BITMIME (smtp_8bit_downgrade = bounce)", ""};
+
+    if (session_size_refused(s))
+        return;
+    smtp_body_free(&s->body);
+    s->body.mode = smtp_body_choose(&s->env->body_policy, s->req, &s->ehlo);
+    if (s->body.mode == SMTP_BODY_BOUNCE)
+        session_body_failed(s, &bounce);
+    else if (s->body.mode == SMTP_BODY_CONVERT)
+        session_body_convert(s);
+    else
+        session_send_transaction(s);
+}
+
+/* session_send_transaction - MAIL, RCPT..., DATA: all at once with
+ * PIPELINING, else the first one */
+static void session_send_transaction(struct smtp_session *s)
 {
     size_t total = s->req->rcpt_count + 2;
     buf_t out = BUF_INIT;
 
-    if (session_size_refused(s) || session_body_refused(s))
-        return;
     if (s->body.mode == SMTP_BODY_BDAT) /* BDAT waits for the RCPT replies */
         total--;
     if (session_mail_command(s, &out) < 0) {

@@ -5,8 +5,8 @@
  * in memory with lib/mime_downgrade.h for a next hop without 8BITMIME, or
  * BDAT chunks (BODY=BINARYMIME) for a binary message to a next hop that
  * offers CHUNKING and BINARYMIME.  session.c asks smtp_body_choose before
- * MAIL, builds the copy with smtp_body_convert when told, and frames BDAT
- * chunks with smtp_body_bdat_command.
+ * MAIL, builds the copy with smtp_body_convert when told (on a thread:
+ * smtp_body_job_start), and frames BDAT chunks with smtp_body_bdat_command.
  *
  * Pure but for smtp_body_convert's reads of the queue file (pread, no
  * event loop); errors come back with their delivery status, enhanced status
@@ -77,5 +77,24 @@ long long smtp_body_size(const struct smtp_body *b, const struct delivery_reques
  * starts at pos of total content bytes; returns n (at most chunk bytes;
  * 0 only for an empty content, "BDAT 0 LAST") */
 long long smtp_body_bdat_command(long long pos, long long total, long long chunk, buf_t *out);
+
+/* smtp_body_job.c: smtp_body_convert on a thread, for the event loop */
+struct event_base;
+struct smtp_body_job;
+/* the conversion is over: rc and err as smtp_body_convert's (err valid
+ * during the call only); the result is in dest already */
+typedef void (*smtp_body_done_fn)(void *arg, int rc, const struct smtp_body_error *err);
+/* smtp_body_job_start - smtp_body_convert(dest, ...) on a thread of its own
+ * (on copies: req, qfd and headers may go away meanwhile; headers is taken
+ * over, left empty); done runs on base's loop, never before this returns.
+ * Resource failures are fatal. */
+struct smtp_body_job *smtp_body_job_start(struct event_base *base, struct smtp_body *dest,
+                                          const struct smtp_body_policy *p,
+                                          const struct delivery_request *req, int qfd,
+                                          buf_t *headers, size_t replaced, smtp_body_done_fn done,
+                                          void *arg);
+/* smtp_body_job_cancel - done will not run, dest is not touched; the job
+ * frees itself when the thread ends (NULL: nothing) */
+void smtp_body_job_cancel(struct smtp_body_job *job);
 
 #endif
