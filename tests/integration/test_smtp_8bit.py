@@ -190,10 +190,14 @@ def second_tern(site, res, **params):
     return res.tern(name="eightbit2", **{**site.params, **params})
 
 
+def submit_text(site, res, subject: bytes, **params) -> None:
+    """TEXT_8BIT with subject to seven.test through a tern with params."""
+    content = TEXT_8BIT.replace(b"latin-1 text", subject)
+    submit(second_tern(site, res, **params), content, "r@seven.test")
+
+
 def test_smtp_8bit_downgrade_bounce_bounces_5_6_3(site, res):
-    t = second_tern(site, res, smtp_8bit_downgrade="bounce")
-    content = TEXT_8BIT.replace(b"latin-1 text", b"bounce-me")
-    submit(t, content, "r@seven.test")
+    submit_text(site, res, b"bounce-me", smtp_8bit_downgrade="bounce")
     bounce = bounce_of(site, b"Subject: bounce-me")
     assert b"Status: 5.6.3" in bounce
     assert b"smtp_8bit_downgrade = bounce" in bounce
@@ -201,9 +205,7 @@ def test_smtp_8bit_downgrade_bounce_bounces_5_6_3(site, res):
 
 
 def test_disable_mime_output_conversion_sends_8bit_as_it_is(site, res):
-    t = second_tern(site, res, disable_mime_output_conversion="yes")
-    content = TEXT_8BIT.replace(b"latin-1 text", b"as-it-is")
-    submit(t, content, "r@seven.test")
+    submit_text(site, res, b"as-it-is", disable_mime_output_conversion="yes")
     dump = dump_of(site, b"Subject: as-it-is")
     assert b"caf\xe9 cr\xe8me" in dump
 

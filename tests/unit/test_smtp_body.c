@@ -39,13 +39,8 @@ static struct delivery_request request(const char *body)
 /* ehlo - a server that offered 8BITMIME, CHUNKING, BINARYMIME as told */
 static struct smtp_ehlo ehlo(int eightbitmime, int chunking, int binarymime)
 {
-    struct smtp_ehlo e;
-
-    memset(&e, 0, sizeof(e));
-    e.eightbitmime = eightbitmime;
-    e.chunking = chunking;
-    e.binarymime = binarymime;
-    return e;
+    return (struct smtp_ehlo){
+        .eightbitmime = eightbitmime, .chunking = chunking, .binarymime = binarymime};
 }
 
 static void test_smtp_body_8bit_goes_as_it_is_to_an_8bitmime_peer(void **state)
