@@ -23,6 +23,12 @@
  * address; after it, the outcome is final for this attempt.  One timer
  * serves every stage; it is re-armed whenever the server answers or the
  * data transfer makes progress.
+ *
+ * How the content goes is chosen before MAIL (smtp_body.h): the queue file
+ * as it is, or a 7-bit copy for a server without 8BITMIME (made on a thread
+ * while in CONVERT), after DATA; or, for binary mail to a server with
+ * CHUNKING and BINARYMIME, BDAT chunks after the RCPT replies, each chunk's
+ * reply read in CONTENT/DOT (session_on_bdat_reply).
  */
 #include <errno.h>
 #include <event2/buffer.h>
