@@ -166,7 +166,8 @@ static int delivery_request_envelope(const struct attr_msg *m, struct delivery_r
         return -1;
     }
     v = attr_get(m, "body", &len);
-    req->body_8bit = v != NULL && strcmp(v, "8BITMIME") == 0;
+    req->body_binary = v != NULL && strcmp(v, "BINARYMIME") == 0;
+    req->body_8bit = req->body_binary || (v != NULL && strcmp(v, "8BITMIME") == 0);
     return delivery_request_tls(m, req, err);
 }
 

@@ -77,7 +77,8 @@ struct delivery_request {
     long long arrival;
     double started; /* when the request was parsed: sendmail's xdelay= counts from here */
     long long size;
-    int body_8bit;       /* body=8BITMIME */
+    int body_8bit;       /* body=8BITMIME or BINARYMIME: 8-bit content */
+    int body_binary;     /* body=BINARYMIME (RFC 3030): BDAT only, or a 7-bit copy */
     int requiretls;      /* requiretls=yes: MAIL had REQUIRETLS (RFC 8689): deliver only
                             over verified TLS to a next hop that offers REQUIRETLS */
     int tls_required_no; /* tls_required_no=yes: a "TLS-Required: No" header and no

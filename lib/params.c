@@ -451,6 +451,13 @@ const struct param_def param_table[] = {
      "transactions per cached outbound connection (0: no limit)"},
     {"smtp_connection_cache_limit", PARAM_INT, "100",
      "idle outbound connections cached per smtp process (0: no caching)"},
+    /* 8-bit content for a next hop without 8BITMIME (docs/smtp-body.md) */
+    {"disable_mime_output_conversion", PARAM_BOOL, "no",
+     "send 8-bit content as it is to a next hop without 8BITMIME instead of converting it "
+     "to quoted-printable/base64 (Postfix's name; sendmail's EightBitMode=p)"},
+    {"smtp_8bit_downgrade", PARAM_STR, "convert",
+     "8-bit content for a next hop without 8BITMIME: convert (to 7-bit MIME) or bounce "
+     "(5.6.3; sendmail's EightBitMode=s); disable_mime_output_conversion = yes overrides"},
     /* smtp client TLS (docs/smtp-tls.md) */
     {"smtp_tls_security_level", PARAM_STR, "may",
      "none, may (STARTTLS when offered; plaintext again once if the handshake fails), encrypt, "

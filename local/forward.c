@@ -31,7 +31,10 @@ static void forward_submit(const struct delivery_request *req, const struct deli
         attr_add_str(out, "envid", req->envid);
     if (req->ret[0])
         attr_add_str(out, "ret", req->ret);
-    attr_add_str(out, "body", req->body_8bit ? "8BITMIME" : "7BIT");
+    attr_add_str(out, "body",
+                 req->body_binary ? "BINARYMIME"
+                 : req->body_8bit ? "8BITMIME"
+                                  : "7BIT");
     if (req->requiretls) /* RFC 8689: the promise holds for the forwarded copy too */
         attr_add_str(out, "requiretls", "yes");
     if (req->auth_mailbox && req->auth_mailbox[0])

@@ -455,8 +455,8 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
         attr_add_int(out, "size", (long long)m->qf.content_length);
     attr_add_str(out, "envid", request_attr_msg(m, "envid"));
     attr_add_str(out, "ret", request_attr_msg(m, "ret"));
-    if (strcmp(request_attr_msg(m, "body"), "8BITMIME") == 0)
-        attr_add_str(out, "body", "8BITMIME");
+    if (qmgr_message_body_type(m) != NULL)
+        attr_add_str(out, "body", qmgr_message_body_type(m));
     request_encode_tls(m, out);
     if (qmgr_run_traced(m))
         attr_add_str(out, "trace", "yes");

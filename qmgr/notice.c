@@ -45,6 +45,18 @@ int qmgr_message_requiretls(const struct qmgr_message *m)
     return v != NULL && strcmp(v, "yes") == 0;
 }
 
+/* qmgr_message_body_type - see qmgr.h */
+const char *qmgr_message_body_type(const struct qmgr_message *m)
+{
+    const char *v = qfile_msg_attr(&m->qf, "body");
+
+    if (v != NULL && strcmp(v, "8BITMIME") == 0)
+        return "8BITMIME";
+    if (v != NULL && strcmp(v, "BINARYMIME") == 0)
+        return "BINARYMIME";
+    return NULL;
+}
+
 /* qmgr_notify_has - 1 when the NOTIFY value allows word (absent: FAILURE, DELAY) */
 int qmgr_notify_has(const char *notify, const char *word)
 {
@@ -223,7 +235,7 @@ static void notice_done(struct qmgr *qm, void *ctx, int ok, const char *queue_id
 static void notice_envelope(const struct qmgr *qm, const struct qmgr_message *m, int postmaster,
                             const char *rcpt, buf_t *out)
 {
-    const char *body = qfile_msg_attr(&m->qf, "body");
+    const char *body = qmgr_message_body_type(m);
 
     attr_begin(out, "cleanup.submit");
     attr_add_str(out, "sender", postmaster ? qm->double_bounce_sender : "");
@@ -231,8 +243,8 @@ static void notice_envelope(const struct qmgr *qm, const struct qmgr_message *m,
     attr_add_str(out, "client_addr", "");
     attr_add_str(out, "helo", "");
     attr_add_str(out, "protocol", "local");
-    if (body != NULL && strcmp(body, "8BITMIME") == 0)
-        attr_add_str(out, "body", "8BITMIME");
+    if (body != NULL)
+        attr_add_str(out, "body", body);
     if (qmgr_message_requiretls(m)) /* RFC 8689 5: the notice keeps the promise */
         attr_add_str(out, "requiretls", "yes");
     qmgr_submit_add_rcpt(out, rcpt, rcpt, "", "");

@@ -271,6 +271,9 @@ void qmgr_notice_start(struct qmgr *qm, struct qmgr_message *m);
 int qmgr_notify_has(const char *notify, const char *word);
 /* qmgr_message_requiretls - the message came with MAIL ... REQUIRETLS */
 int qmgr_message_requiretls(const struct qmgr_message *m);
+/* qmgr_message_body_type - "8BITMIME" or "BINARYMIME" (RFC 3030) as MAIL
+ * BODY= said, passed on to deliveries and notices; NULL for 7-bit or unknown */
+const char *qmgr_message_body_type(const struct qmgr_message *m);
 
 /* bounce.c */
 /* qmgr_bounce_templates_load - built-in texts, replaced from the file when set */

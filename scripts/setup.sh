@@ -16,7 +16,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   logwatch pflogsumm
   libmicrohttpd-dev prometheus python3-prometheus-client
   slapd ldap-utils python3-ldap postgresql redis-server libldap-dev libpq-dev libhiredis-dev
-  libidn2-dev
+  libidn2-dev postfix
   python3-psycopg2 python3-redis
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
@@ -27,8 +27,10 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 # local resolver or the dnsmasq of the tests); prometheus is here for its
 # promtool (tests/integration/test_metrics.py), never as a server; slapd,
 # postgresql and redis-server are the lookup servers of the issue-14 suites
-# (tests/integration/remoteutil.py starts its own throwaway instances)
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server"
+# (tests/integration/remoteutil.py starts its own throwaway instances);
+# postfix is here for its smtp-sink (tests/integration/test_smtp_8bit.py: a
+# next hop without 8BITMIME), installed unconfigured and never run
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server postfix"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the
@@ -67,6 +69,7 @@ if [ -n "$missing" ]; then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq || true
     install_quietly $missing
 fi

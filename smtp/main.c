@@ -241,6 +241,22 @@ static void smtp_dns_configure(struct smtp_server *srv)
     buf_free(&err);
 }
 
+/* smtp_body_configure - 8-bit content for a next hop without 8BITMIME */
+static void smtp_body_configure(struct smtp_server *srv)
+{
+    const struct config *cfg = srv->svc.cfg;
+    const char *mode = config_str(cfg, "smtp_8bit_downgrade");
+    long long limit = config_size(cfg, "message_size_limit");
+
+    if (strcmp(mode, "bounce") == 0)
+        srv->env.body_policy.bounce_8bit = 1;
+    else if (strcmp(mode, "convert") != 0)
+        log_fatal("smtp_8bit_downgrade = %s: not one of convert, bounce", mode);
+    srv->env.body_policy.conversion_disabled = config_bool(cfg, "disable_mime_output_conversion");
+    /* room for the headers tern adds after the size check */
+    srv->env.body_policy.load_limit = limit > 0 ? limit + 1024 * 1024 : 0;
+}
+
 /* smtp_server_configure - settings and the resolver (before the drop) */
 static void smtp_server_configure(struct smtp_server *srv)
 {
@@ -269,6 +285,7 @@ static void smtp_server_configure(struct smtp_server *srv)
     if (!srv->env.lmtp && smtp_sasl_open(cfg, &srv->env.sasl, &err) < 0)
         log_fatal("%s", buf_cstr(&err));
     srv->env.sasl_by_sender = config_bool(cfg, "smtp_sender_dependent_authentication");
+    smtp_body_configure(srv);
     smtp_dns_configure(srv);
     if (srv->env.tls) /* best effort: TLS-RPT counts are no reason not to deliver */
         smtp_tlsrpt_configure(srv);

@@ -184,6 +184,10 @@ static void smtp_ehlo_keyword(const char *line, size_t len, struct smtp_ehlo *e)
         e->pipelining = 1;
     } else if (kw == 8 && strncasecmp(line, "8BITMIME", 8) == 0) {
         e->eightbitmime = 1;
+    } else if (kw == 8 && strncasecmp(line, "CHUNKING", 8) == 0) {
+        e->chunking = 1;
+    } else if (kw == 10 && strncasecmp(line, "BINARYMIME", 10) == 0) {
+        e->binarymime = 1;
     } else if (kw == 3 && strncasecmp(line, "DSN", 3) == 0) {
         e->dsn = 1;
     } else if (kw == 8 && strncasecmp(line, "STARTTLS", 8) == 0) {

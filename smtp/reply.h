@@ -29,6 +29,8 @@ struct smtp_ehlo {
     int size;
     long long size_limit; /* 0 = none announced */
     int eightbitmime;
+    int chunking;   /* RFC 3030: BDAT */
+    int binarymime; /* RFC 3030: BODY=BINARYMIME (with CHUNKING) */
     int dsn;
     int starttls;
     int requiretls;

@@ -14,7 +14,7 @@
  * connects.
  *
  * States: REUSE -> [RESOLVE -> CONNECT -> GREETING -> EHLO/LHLO [-> HELO] ->]
- * TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
+ * [CONVERT ->] TRANSACTION (MAIL, RCPT..., DATA replies in order) -> CONTENT -> DOT ->
  * QUIT -> DONE.  REUSE looks for a cached connection to the next hop and
  * starts with MAIL on it; if that connection turns out dead before the
  * first reply (EOF, error, timeout, garbage, 421 to MAIL) the delivery
@@ -23,6 +23,12 @@
  * address; after it, the outcome is final for this attempt.  One timer
  * serves every stage; it is re-armed whenever the server answers or the
  * data transfer makes progress.
+ *
+ * How the content goes is chosen before MAIL (smtp_body.h): the queue file
+ * as it is, or a 7-bit copy for a server without 8BITMIME (made on a thread
+ * while in CONVERT), after DATA; or, for binary mail to a server with
+ * CHUNKING and BINARYMIME, BDAT chunks after the RCPT replies, each chunk's
+ * reply read in CONTENT/DOT (session_on_bdat_reply).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -51,6 +57,7 @@
 #include "safefile.h"
 #include "self.h"
 #include "smtp.h"
+#include "smtp_body.h"
 #include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
@@ -75,6 +82,7 @@ enum session_state {
     S_STARTTLS, /* waiting for the reply to STARTTLS */
     S_TLS,      /* the handshake */
     S_AUTH,     /* SMTP AUTH: waiting for 334 or the final reply */
+    S_CONVERT,  /* the 7-bit copy is being made (smtp_body_job.c), before MAIL */
     S_TRANSACTION,
     S_CONTENT,
     S_DOT,
@@ -145,6 +153,11 @@ struct smtp_session {
     int at_line_start;
     char tail[2];
     char *chunk;
+    struct smtp_body body;          /* how the content goes: DATA as it is, a 7-bit copy, BDAT */
+    struct smtp_body_job *body_job; /* making the copy */
+    long long bdat_end;             /* BDAT: where the chunk being sent ends */
+    size_t bdat_sent;               /* BDAT commands sent */
+    size_t bdat_replied;            /* ... and answered */
     /* why the last address failed */
     buf_t last_reason;
     char last_dsn[16];
@@ -161,6 +174,8 @@ static void session_reuse_or_resolve(struct smtp_session *s);
 static void session_connect(struct smtp_session *s, const struct dns_host *h);
 static void session_prepare_host(struct smtp_session *s, const struct dns_host *h);
 static void session_sts_or_resolve(struct smtp_session *s);
+static void session_start_content(struct smtp_session *s);
+static int session_generic_headers(struct smtp_session *s, buf_t *hdrs, size_t *n);
 
 /* session_enter - a callback starts using s */
 static void session_enter(struct smtp_session *s)
@@ -182,6 +197,7 @@ __attribute__((noinline)) static void session_free(struct smtp_session *s)
     dane_tlsa_free(s->tlsa, s->tlsa_count);
     mtasts_policy_free(&s->sts);
     free(s->chunk);
+    smtp_body_free(&s->body);
     event_free(s->timer);
     table_proxy_scope_free(s->tables); /* a wait out is cancelled */
     free(s);
@@ -265,6 +281,8 @@ static void session_disconnect(struct smtp_session *s)
     s->gen++;
     smtp_sasl_client_free(s->sasl); /* an exchange cut short: its password copies go */
     s->sasl = NULL;
+    smtp_body_job_cancel(s->body_job); /* its thread ends on its own */
+    s->body_job = NULL;
     if (s->tlsa_query) {
         dns_cancel(s->tlsa_query);
         s->tlsa_query = NULL;
@@ -381,7 +399,7 @@ static void session_host_failed_by_reply(struct smtp_session *s, const char *com
  * forget it and deliver over a fresh one; 1 when that is what happens */
 static int session_reuse_failed(struct smtp_session *s, const char *reason)
 {
-    if (!s->reused || s->state != S_TRANSACTION || s->cmd_replied > 0)
+    if (!s->reused || (s->state != S_TRANSACTION && s->state != S_CONVERT) || s->cmd_replied > 0)
         return 0;
     log_info("%s: cached connection unusable (%s); connecting again", s->req->queue_id, reason);
     session_disconnect(s);
@@ -405,6 +423,7 @@ static void session_conversation_failed(struct smtp_session *s, const char *dsn,
     case S_STARTTLS:
     case S_TLS:
     case S_AUTH:
+    case S_CONVERT:
         session_host_failed(s, DELIVERY_DEFER, dsn, reason);
         return;
     case S_TRANSACTION:
@@ -475,9 +494,8 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
     buf_printf(out, "MAIL FROM:<%s>", sender.data);
     buf_free(&sender);
     if (s->ehlo.size)
-        buf_printf(out, " SIZE=%lld", req->size);
-    if (req->body_8bit && s->ehlo.eightbitmime)
-        buf_puts(out, " BODY=8BITMIME");
+        buf_printf(out, " SIZE=%lld", smtp_body_size(&s->body, req));
+    smtp_body_mail_param(&s->body, req, &s->ehlo, out);
     if (s->ehlo.dsn && req->ret[0])
         buf_printf(out, " RET=%s", req->ret);
     if (s->ehlo.dsn && req->envid[0]) { /* stored decoded: xtext again on the wire */
@@ -595,15 +613,83 @@ static int session_size_refused(struct smtp_session *s)
     return 1;
 }
 
-/* session_begin_transaction - MAIL, RCPT..., DATA: all at once with
- * PIPELINING, else the first one */
+/* session_body_failed - the content cannot go: every recipient gets err */
+static void session_body_failed(struct smtp_session *s, const struct smtp_body_error *err)
+{
+    buf_t reason = BUF_INIT;
+
+    buf_printf(&reason, "delivery to host %s: %s", buf_cstr(&s->peer), err->reason);
+    log_info("%s: %s", s->req->queue_id, buf_cstr(&reason));
+    session_fail_pending(s, err->status, err->dsn, buf_cstr(&reason), 0);
+    buf_free(&reason);
+    session_finish(s);
+}
+
+static void session_send_transaction(struct smtp_session *s);
+
+/* session_body_converted - the 7-bit copy is ready, or cannot be made */
+static void session_body_converted(void *arg, int rc, const struct smtp_body_error *err)
+{
+    struct smtp_session *s = arg;
+
+    session_enter(s);
+    s->body_job = NULL;
+    if (rc < 0)
+        session_body_failed(s, err);
+    else
+        session_send_transaction(s);
+    session_leave(s);
+}
+
+/* session_body_convert - start the 7-bit copy on its thread
+ * (smtp_body_job.c); the transaction begins when it is ready */
+static void session_body_convert(struct smtp_session *s)
+{
+    buf_t hdrs = BUF_INIT;
+    size_t replaced = 0;
+
+    if (session_generic_headers(s, &hdrs, &replaced) < 0) {
+        buf_free(&hdrs);
+        session_generic_failed(s);
+        session_quit(s);
+        return;
+    }
+    s->state = S_CONVERT;
+    session_arm(s, s->env->data_timeout, "converting the message to 7-bit");
+    s->body_job = smtp_body_job_start(s->env->base, &s->body, &s->env->body_policy, s->req, s->qfd,
+                                      &hdrs, replaced, session_body_converted, s);
+    buf_free(&hdrs);
+}
+
+/* session_begin_transaction - choose how the content goes (smtp_body.h),
+ * make the 7-bit copy first if needed, then MAIL */
 static void session_begin_transaction(struct smtp_session *s)
+{
+    static const struct smtp_body_error bounce = {
+        DELIVERY_BOUNCE, "5.6.3",
+        "8-bit message and a server without 8BITMIME (smtp_8bit_downgrade = bounce)", ""};
+
+    if (session_size_refused(s))
+        return;
+    smtp_body_free(&s->body);
+    s->body.mode = smtp_body_choose(&s->env->body_policy, s->req, &s->ehlo);
+    if (s->body.mode == SMTP_BODY_BOUNCE)
+        session_body_failed(s, &bounce);
+    else if (s->body.mode == SMTP_BODY_CONVERT)
+        session_body_convert(s);
+    else
+        session_send_transaction(s);
+}
+
+/* session_send_transaction - MAIL, RCPT..., DATA: all at once with
+ * PIPELINING, else the first one */
+static void session_send_transaction(struct smtp_session *s)
 {
     size_t total = s->req->rcpt_count + 2;
     buf_t out = BUF_INIT;
 
-    if (session_size_refused(s))
-        return;
+    if (s->body.mode == SMTP_BODY_BDAT) /* BDAT waits for the RCPT replies */
+        total--;
     if (session_mail_command(s, &out) < 0) {
         buf_free(&out);
         session_generic_failed(s);
@@ -633,6 +719,11 @@ static void session_send_next(struct smtp_session *s)
 
     if (s->mail_failed || (s->cmd_sent == n + 1 && s->accepted == 0)) {
         session_quit(s);
+        return;
+    }
+    if (s->cmd_sent == n + 1 && s->body.mode == SMTP_BODY_BDAT) {
+        s->cmd_sent++;
+        session_start_content(s);
         return;
     }
     session_command(s, s->cmd_sent++, &out);
@@ -686,6 +777,42 @@ static void session_fill_content(struct smtp_session *s);
 
 static void session_stuff(struct smtp_session *s, const char *p, size_t n, struct evbuffer *out);
 
+/* session_generic_headers - with smtp_generic_maps, the rewritten header
+ * section into hdrs, *n the content bytes it replaces (0: none); -1 when the
+ * maps failed */
+static int session_generic_headers(struct smtp_session *s, buf_t *hdrs, size_t *n)
+{
+    int rc;
+
+    *n = 0;
+    if (s->env->lmtp)
+        return 0;
+    table_proxy_scope_enter(s->tables);
+    rc = smtp_generic_headers(s->env, s->qfd, s->req->content_offset, s->req->content_length, hdrs,
+                              n);
+    table_proxy_scope_leave();
+    return rc == ROUTE_TEMPFAIL ? -1 : 0;
+}
+
+/* session_send_bdat - "BDAT n[ LAST]" for the chunk at data_pos of the
+ * content, or of hdrs (the rewritten header section) when not NULL */
+static void session_send_bdat(struct smtp_session *s, const buf_t *hdrs)
+{
+    buf_t cmd = BUF_INIT;
+    long long len = s->req->content_length, n;
+
+    if (hdrs != NULL) /* a chunk of its own; LAST only when nothing follows */
+        n = smtp_body_bdat_command(0, hdrs->len + (s->data_pos < len ? 1 : 0), (long long)hdrs->len,
+                                   &cmd);
+    else
+        n = smtp_body_bdat_command(s->data_pos, len, SMTP_BODY_BDAT_CHUNK, &cmd);
+    session_send(s, &cmd);
+    buf_free(&cmd);
+    s->bdat_sent++;
+    if (hdrs == NULL)
+        s->bdat_end = s->data_pos + n;
+}
+
 /* session_send_generic_headers - with smtp_generic_maps, the header section
  * goes out rewritten and the copy from the queue file starts after it; -1
  * when the maps failed */
@@ -695,18 +822,21 @@ static int session_send_generic_headers(struct smtp_session *s)
     size_t n = 0;
     int rc;
 
-    if (s->env->lmtp)
+    if (s->body.mode == SMTP_BODY_CONVERT) /* the copy has them already */
         return 0;
-    table_proxy_scope_enter(s->tables);
-    rc = smtp_generic_headers(s->env, s->qfd, s->req->content_offset, s->req->content_length, &hdrs,
-                              &n);
-    table_proxy_scope_leave();
+    rc = session_generic_headers(s, &hdrs, &n);
     if (n > 0) {
-        session_stuff(s, hdrs.data, hdrs.len, bufferevent_get_output(s->bev));
         s->data_pos = (long long)n;
+        s->bdat_end = s->data_pos;
+        if (s->body.mode == SMTP_BODY_BDAT) {
+            session_send_bdat(s, &hdrs);
+            bufferevent_write(s->bev, hdrs.data, hdrs.len);
+        } else {
+            session_stuff(s, hdrs.data, hdrs.len, bufferevent_get_output(s->bev));
+        }
     }
     buf_free(&hdrs);
-    return rc == ROUTE_TEMPFAIL ? -1 : 0;
+    return rc;
 }
 
 /* session_start_content - 354: send the message */
@@ -714,6 +844,8 @@ static void session_start_content(struct smtp_session *s)
 {
     s->state = S_CONTENT;
     s->data_pos = 0;
+    s->bdat_end = 0;
+    s->bdat_sent = s->bdat_replied = 0;
     s->at_line_start = 1;
     s->tail[0] = s->tail[1] = 0;
     if (s->chunk == NULL)
@@ -834,6 +966,30 @@ static void session_on_final(struct smtp_session *s)
         session_fail_by_reply(s, "end of DATA", 1);
     }
     session_finish(s);
+}
+
+/* session_on_bdat_reply - a reply to a BDAT chunk: the one to LAST (and
+ * LMTP's after it) decides as the reply after the dot does; one before it
+ * must be 250, else the transaction is over (the server drops the rest) */
+static void session_on_bdat_reply(struct smtp_session *s)
+{
+    int last_sent = s->state == S_DOT;
+
+    if (last_sent && s->bdat_replied + 1 >= s->bdat_sent) {
+        s->bdat_replied = s->bdat_sent;
+        session_on_final(s);
+        return;
+    }
+    s->bdat_replied++;
+    if (s->reply.code < 200 || s->reply.code >= 300) {
+        session_fail_by_reply(s, "BDAT", 1);
+        session_report(s);
+        session_close(s); /* chunks still on the way: no clean QUIT */
+        return;
+    }
+    session_arm(s, s->env->data_timeout, "sending message body");
+    if (s->state == S_CONTENT)
+        session_fill_content(s);
 }
 
 /* session_send_hello - EHLO, HELO or LHLO with smtp_helo_name */
@@ -1287,8 +1443,14 @@ static void session_on_reply(struct smtp_session *s)
     case S_TRANSACTION:
         session_on_transaction_reply(s);
         break;
+    case S_CONTENT:
     case S_DOT:
-        session_on_final(s);
+        if (s->body.mode == SMTP_BODY_BDAT)
+            session_on_bdat_reply(s);
+        else if (s->state == S_DOT)
+            session_on_final(s);
+        else
+            session_protocol_error(s, "unexpected reply");
         break;
     case S_QUIT:
         session_close(s);
@@ -1437,12 +1599,40 @@ static void session_read_failed(struct smtp_session *s, const char *why)
     session_close(s); /* no "." : the server must not take a partial message */
 }
 
+/* session_content_length - of what goes out: the queue file's content or the copy */
+static long long session_content_length(const struct smtp_session *s)
+{
+    if (s->body.mode == SMTP_BODY_CONVERT)
+        return (long long)s->body.copy.len;
+    return s->req->content_length;
+}
+
+/* session_read_content - up to want bytes at data_pos: from the copy, or
+ * read from the queue file into s->chunk; NULL with *n -1 on error */
+static const char *session_read_content(struct smtp_session *s, size_t want, ssize_t *n)
+{
+    if (s->body.mode == SMTP_BODY_CONVERT) {
+        *n = (ssize_t)want;
+        return s->body.copy.data + s->data_pos;
+    }
+    do
+        *n = pread(s->qfd, s->chunk, want, (off_t)(s->req->content_offset + s->data_pos));
+    while (*n < 0 && errno == EINTR);
+    return s->chunk;
+}
+
 /* session_end_content - the terminating ".", with a CRLF first if needed */
 static void session_end_content(struct smtp_session *s, struct evbuffer *out)
 {
     int ends_crlf = s->tail[0] == '\r' && s->tail[1] == '\n';
 
-    if (s->req->content_length == 0 || ends_crlf)
+    if (s->body.mode == SMTP_BODY_BDAT) { /* the LAST chunk is out: wait for the replies */
+        s->state = S_DOT;
+        session_arm(s, s->env->data_timeout,
+                    "sending end of data -- message may be sent more than once");
+        return;
+    }
+    if (session_content_length(s) == 0 || ends_crlf)
         evbuffer_add(out, ".\r\n", 3);
     else
         evbuffer_add(out, "\r\n.\r\n", 5);
@@ -1451,27 +1641,47 @@ static void session_end_content(struct smtp_session *s, struct evbuffer *out)
                 "sending end of data -- message may be sent more than once");
 }
 
+/* session_bdat_boundary - BDAT: at the end of a chunk, start the next
+ * one; 0 when the content may go on, -1 to wait (without PIPELINING a
+ * chunk waits for the reply to the one before) */
+static int session_bdat_boundary(struct smtp_session *s, long long len)
+{
+    if (s->body.mode != SMTP_BODY_BDAT || s->data_pos < s->bdat_end ||
+        (s->bdat_sent > 0 && s->data_pos >= len))
+        return 0;
+    if (!s->ehlo.pipelining && s->bdat_replied < s->bdat_sent)
+        return -1;
+    session_send_bdat(s, NULL);
+    return 0;
+}
+
 /* session_fill_content - see above */
 static void session_fill_content(struct smtp_session *s)
 {
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    long long len = s->req->content_length;
+    long long len = session_content_length(s);
+    long long end;
 
     session_arm(s, s->env->data_timeout, "sending message body");
-    while (evbuffer_get_length(out) < SESSION_OUT_HIGH && s->data_pos < len) {
+    while (evbuffer_get_length(out) < SESSION_OUT_HIGH && session_bdat_boundary(s, len) == 0) {
+        end = s->body.mode == SMTP_BODY_BDAT ? s->bdat_end : len;
+        if (s->data_pos >= end)
+            break;
         size_t want =
-            (size_t)(len - s->data_pos < SESSION_CHUNK ? len - s->data_pos : SESSION_CHUNK);
-        ssize_t n = pread(s->qfd, s->chunk, want, (off_t)(s->req->content_offset + s->data_pos));
-        if (n < 0 && errno == EINTR)
-            continue;
+            (size_t)(end - s->data_pos < SESSION_CHUNK ? end - s->data_pos : SESSION_CHUNK);
+        ssize_t n;
+        const char *p = session_read_content(s, want, &n);
         if (n <= 0) {
             session_read_failed(s, n < 0 ? strerror(errno) : "unexpected end of file");
             return;
         }
-        session_stuff(s, s->chunk, (size_t)n, out);
+        if (s->body.mode == SMTP_BODY_BDAT)
+            evbuffer_add(out, p, (size_t)n); /* no dot-stuffing in a chunk */
+        else
+            session_stuff(s, p, (size_t)n, out);
         s->data_pos += n;
     }
-    if (s->data_pos >= len)
+    if (s->data_pos >= len && (s->body.mode != SMTP_BODY_BDAT || s->bdat_end >= len))
         session_end_content(s, out);
 }
 

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "delivery.h"
 #include "reply.h"
+#include "smtp_body.h"
 
 struct event_base;
 struct bufferevent;
@@ -46,6 +47,8 @@ struct smtp_env {
     struct tlsrpt *tlsrpt;        /* TLS-RPT counters (lib/tlsrpt.h); NULL: none */
     struct smtp_mtasts *mtasts;   /* smtp_mtasts.h; NULL: smtp_mta_sts = no */
     int dnssec;                   /* smtp_dns_support_level = dnssec: the AD bit counts */
+    /* 8-bit content for a next hop without 8BITMIME (smtp_body.h) */
+    struct smtp_body_policy body_policy;
 };
 
 /* cache.c: idle SMTP connections between two deliveries to one next hop

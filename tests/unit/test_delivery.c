@@ -161,6 +161,33 @@ static void test_parse_good(void **state)
     buf_free(&err);
 }
 
+/* assert_body - body_8bit and body_binary of the good request with body = value */
+static void assert_body(const char *value, int eightbit, int binary)
+{
+    struct attr_msg m;
+    struct delivery_request req;
+    buf_t err = BUF_INIT;
+
+    build(&m, "smtp.deliver", "body", value);
+    delivery_request_init(&req);
+    assert_int_equal(delivery_request_parse(&m, "smtp", &req, &err), 0);
+    assert_int_equal(req.body_8bit, eightbit);
+    assert_int_equal(req.body_binary, binary);
+    delivery_request_free(&req);
+    attr_msg_free(&m);
+    buf_free(&err);
+}
+
+/* test_parse_body_types - BINARYMIME (RFC 3030) is 8-bit content too */
+static void test_parse_body_types(void **state)
+{
+    (void)state;
+    assert_body("8BITMIME", 1, 0);
+    assert_body("BINARYMIME", 1, 1);
+    assert_body("7BIT", 0, 0);
+    assert_body(NULL, 0, 0);
+}
+
 /* test_parse_optional - envid, ret and body may be missing; an empty
  * nexthop is the transport's business (local gets one for bare names) */
 static void test_parse_optional(void **state)
@@ -483,6 +510,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good),
         cmocka_unit_test(test_parse_optional),
+        cmocka_unit_test(test_parse_body_types),
         cmocka_unit_test(test_parse_tls_attributes_default_off),
         cmocka_unit_test(test_parse_tls_required_no),
         cmocka_unit_test(test_parse_wrong_proto),
