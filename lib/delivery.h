@@ -78,6 +78,7 @@ struct delivery_request {
     double started; /* when the request was parsed: sendmail's xdelay= counts from here */
     long long size;
     int body_8bit;       /* body=8BITMIME */
+    int smtputf8;        /* smtputf8=yes: MAIL had SMTPUTF8 (RFC 6531) */
     int requiretls;      /* requiretls=yes: MAIL had REQUIRETLS (RFC 8689): deliver only
                             over verified TLS to a next hop that offers REQUIRETLS */
     int tls_required_no; /* tls_required_no=yes: a "TLS-Required: No" header and no

@@ -54,6 +54,7 @@
 #include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "smtp_utf8.h"
 #include "stats.h"
 #include "table_proxy.h"
 #include "tlsrpt.h"
@@ -462,6 +463,7 @@ static void session_generic_failed(struct smtp_session *s)
 static int session_mail_command(struct smtp_session *s, buf_t *out)
 {
     const struct delivery_request *req = s->req;
+    int use_utf8 = smtp_utf8_use(req, s->ehlo.smtputf8);
     buf_t sender = BUF_INIT;
     int rc;
 
@@ -472,7 +474,10 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
         buf_free(&sender);
         return -1;
     }
-    buf_printf(out, "MAIL FROM:<%s>", sender.data);
+    buf_puts(out, "MAIL FROM:<");
+    if (smtp_utf8_address(buf_cstr(&sender), use_utf8, out) < 0)
+        buf_puts(out, buf_cstr(&sender)); /* a generic mapping into UTF-8: as it is */
+    buf_puts(out, ">");
     buf_free(&sender);
     if (s->ehlo.size)
         buf_printf(out, " SIZE=%lld", req->size);
@@ -494,6 +499,8 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
     }
     if (req->requiretls && s->ehlo.requiretls) /* SMTP: checked before; LMTP: if offered */
         buf_puts(out, " REQUIRETLS");
+    if (use_utf8)
+        buf_puts(out, " SMTPUTF8");
     buf_puts(out, "\r\n");
     return 0;
 }
@@ -501,7 +508,15 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
 /* session_rcpt_command - "RCPT TO:<r>" with DSN parameters when offered */
 static void session_rcpt_command(struct smtp_session *s, const struct delivery_rcpt *r, buf_t *out)
 {
-    buf_printf(out, "RCPT TO:<%s>", r->address);
+    if (r->result.status != DELIVERY_PENDING) { /* refused before MAIL (smtp_utf8_refuse): a
+                                                   NOOP keeps the replies in step */
+        buf_puts(out, "NOOP\r\n");
+        return;
+    }
+    buf_puts(out, "RCPT TO:<");
+    if (smtp_utf8_address(r->address, smtp_utf8_use(s->req, s->ehlo.smtputf8), out) < 0)
+        buf_puts(out, r->address); /* not reached: smtp_utf8_refuse decided it */
+    buf_puts(out, ">");
     if (s->ehlo.dsn && r->notify[0])
         buf_printf(out, " NOTIFY=%s", r->notify);
     if (s->ehlo.dsn && r->orcpt[0]) { /* "rfc822;addr", addr stored decoded */
@@ -595,6 +610,19 @@ static int session_size_refused(struct smtp_session *s)
     return 1;
 }
 
+/* session_smtputf8_refused - RFC 6531 3.2: the recipients that need
+ * SMTPUTF8 this server does not offer bounce (smtp_utf8.h); 1 when none
+ * is left to send */
+static int session_smtputf8_refused(struct smtp_session *s)
+{
+    int use = smtp_utf8_use(s->req, s->ehlo.smtputf8);
+
+    if (smtp_utf8_refuse(s->req, use, buf_cstr(&s->peer)) > 0)
+        return 0;
+    session_finish(s);
+    return 1;
+}
+
 /* session_begin_transaction - MAIL, RCPT..., DATA: all at once with
  * PIPELINING, else the first one */
 static void session_begin_transaction(struct smtp_session *s)
@@ -602,7 +630,7 @@ static void session_begin_transaction(struct smtp_session *s)
     size_t total = s->req->rcpt_count + 2;
     buf_t out = BUF_INIT;
 
-    if (session_size_refused(s))
+    if (session_size_refused(s) || session_smtputf8_refused(s))
         return;
     if (session_mail_command(s, &out) < 0) {
         buf_free(&out);
@@ -671,7 +699,7 @@ static void session_rcpt_by_reply(struct smtp_session *s, struct delivery_rcpt *
 /* session_on_rcpt - the reply to RCPT TO for r */
 static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
 {
-    if (s->mail_failed)
+    if (s->mail_failed || r->result.status != DELIVERY_PENDING)
         return;
     if (s->reply.code >= 200 && s->reply.code < 300) {
         r->accepted = 1;
