@@ -138,6 +138,7 @@ struct smtp_session {
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
+    int smtputf8; /* MAIL carries SMTPUTF8, the addresses go as they are (smtp_utf8.h) */
     size_t accepted;
     size_t final_next; /* LMTP: where to look for the next recipient owed a final reply */
     /* content */
@@ -463,7 +464,6 @@ static void session_generic_failed(struct smtp_session *s)
 static int session_mail_command(struct smtp_session *s, buf_t *out)
 {
     const struct delivery_request *req = s->req;
-    int use_utf8 = smtp_utf8_use(req, s->ehlo.smtputf8);
     buf_t sender = BUF_INIT;
     int rc;
 
@@ -475,7 +475,7 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
         return -1;
     }
     buf_puts(out, "MAIL FROM:<");
-    if (smtp_utf8_address(buf_cstr(&sender), use_utf8, out) < 0)
+    if (smtp_utf8_address(buf_cstr(&sender), s->smtputf8, out) < 0)
         buf_puts(out, buf_cstr(&sender)); /* a generic mapping into UTF-8: as it is */
     buf_puts(out, ">");
     buf_free(&sender);
@@ -499,7 +499,7 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
     }
     if (req->requiretls && s->ehlo.requiretls) /* SMTP: checked before; LMTP: if offered */
         buf_puts(out, " REQUIRETLS");
-    if (use_utf8)
+    if (s->smtputf8)
         buf_puts(out, " SMTPUTF8");
     buf_puts(out, "\r\n");
     return 0;
@@ -514,7 +514,7 @@ static void session_rcpt_command(struct smtp_session *s, const struct delivery_r
         return;
     }
     buf_puts(out, "RCPT TO:<");
-    if (smtp_utf8_address(r->address, smtp_utf8_use(s->req, s->ehlo.smtputf8), out) < 0)
+    if (smtp_utf8_address(r->address, s->smtputf8, out) < 0)
         buf_puts(out, r->address); /* not reached: smtp_utf8_refuse decided it */
     buf_puts(out, ">");
     if (s->ehlo.dsn && r->notify[0])
@@ -615,9 +615,8 @@ static int session_size_refused(struct smtp_session *s)
  * is left to send */
 static int session_smtputf8_refused(struct smtp_session *s)
 {
-    int use = smtp_utf8_use(s->req, s->ehlo.smtputf8);
-
-    if (smtp_utf8_refuse(s->req, use, buf_cstr(&s->peer)) > 0)
+    s->smtputf8 = smtp_utf8_use(s->req, s->ehlo.smtputf8);
+    if (smtp_utf8_refuse(s->req, s->smtputf8, buf_cstr(&s->peer)) > 0)
         return 0;
     session_finish(s);
     return 1;
