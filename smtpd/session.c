@@ -32,6 +32,7 @@
 #include "netaddr.h"
 #include "reject_reason.h"
 #include "session.h"
+#include "smtputf8.h"
 #include "stats.h"
 #include "table.h"
 #include "timeutil.h"
@@ -39,7 +40,6 @@
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
-#include "smtputf8.h"
 
 /* the order of the counters in the disconnect line (Postfix's order) */
 static const enum proto_cmd session_log_order[] = {
