@@ -78,7 +78,6 @@ struct delivery_request {
     double started; /* when the request was parsed: sendmail's xdelay= counts from here */
     long long size;
     int body_8bit;       /* body=8BITMIME */
-    int smtputf8;        /* smtputf8=yes: MAIL had SMTPUTF8 (RFC 6531) */
     int requiretls;      /* requiretls=yes: MAIL had REQUIRETLS (RFC 8689): deliver only
                             over verified TLS to a next hop that offers REQUIRETLS */
     int tls_required_no; /* tls_required_no=yes: a "TLS-Required: No" header and no
@@ -86,6 +85,7 @@ struct delivery_request {
     char *auth_mailbox;  /* the AUTH= mailbox to pass on (RFC 4954 section 5): an
                             address, "<>", or "" when none is known */
     int trace;           /* trace=yes: record the dialogue in transcript */
+    int smtputf8;        /* smtputf8=yes: MAIL had SMTPUTF8 (RFC 6531) */
     buf_t transcript;    /* one line each, sent back with the result */
     struct delivery_rcpt *rcpts;
     size_t rcpt_count;

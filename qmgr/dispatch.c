@@ -457,11 +457,11 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
     attr_add_str(out, "ret", request_attr_msg(m, "ret"));
     if (strcmp(request_attr_msg(m, "body"), "8BITMIME") == 0)
         attr_add_str(out, "body", "8BITMIME");
-    if (qmgr_message_smtputf8(m))
-        attr_add_str(out, "smtputf8", "yes");
     request_encode_tls(m, out);
     if (qmgr_run_traced(m))
         attr_add_str(out, "trace", "yes");
+    if (qmgr_message_smtputf8(m))
+        attr_add_str(out, "smtputf8", "yes");
     for (k = 0; k < r->count; k++) {
         const struct qfile_rcpt *rc = &m->qf.rcpts[r->index[k]];
 

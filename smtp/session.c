@@ -595,6 +595,28 @@ static void session_finish(struct smtp_session *s)
         session_quit(s);
 }
 
+static void session_begin_transaction(struct smtp_session *s);
+
+/* session_smtputf8_refused - RFC 6531 3.2: the recipients that need
+ * SMTPUTF8 this server does not offer bounce (smtp_utf8.h); 1 when none
+ * is left to send */
+static int session_smtputf8_refused(struct smtp_session *s)
+{
+    s->smtputf8 = smtp_utf8_use(s->req, s->ehlo.smtputf8);
+    if (smtp_utf8_refuse(s->req, s->smtputf8, buf_cstr(&s->peer)) > 0)
+        return 0;
+    session_finish(s);
+    return 1;
+}
+
+/* session_begin_delivery - the transaction, unless no recipient is left
+ * once SMTPUTF8 has been settled with this server */
+static void session_begin_delivery(struct smtp_session *s)
+{
+    if (!session_smtputf8_refused(s))
+        session_begin_transaction(s);
+}
+
 /* session_size_refused - the server announced a limit the message exceeds */
 static int session_size_refused(struct smtp_session *s)
 {
@@ -610,18 +632,6 @@ static int session_size_refused(struct smtp_session *s)
     return 1;
 }
 
-/* session_smtputf8_refused - RFC 6531 3.2: the recipients that need
- * SMTPUTF8 this server does not offer bounce (smtp_utf8.h); 1 when none
- * is left to send */
-static int session_smtputf8_refused(struct smtp_session *s)
-{
-    s->smtputf8 = smtp_utf8_use(s->req, s->ehlo.smtputf8);
-    if (smtp_utf8_refuse(s->req, s->smtputf8, buf_cstr(&s->peer)) > 0)
-        return 0;
-    session_finish(s);
-    return 1;
-}
-
 /* session_begin_transaction - MAIL, RCPT..., DATA: all at once with
  * PIPELINING, else the first one */
 static void session_begin_transaction(struct smtp_session *s)
@@ -629,7 +639,7 @@ static void session_begin_transaction(struct smtp_session *s)
     size_t total = s->req->rcpt_count + 2;
     buf_t out = BUF_INIT;
 
-    if (session_size_refused(s) || session_smtputf8_refused(s))
+    if (session_size_refused(s))
         return;
     if (session_mail_command(s, &out) < 0) {
         buf_free(&out);
@@ -1036,7 +1046,7 @@ static void session_on_auth(struct smtp_session *s)
         s->sasl = NULL;
         s->authenticated = 1;
         stats_count_result(STATS_AUTH, "smtp", 1);
-        session_begin_transaction(s);
+        session_begin_delivery(s);
     } else {
         session_auth_failed(s, NULL);
     }
@@ -1077,7 +1087,7 @@ static void session_after_hello(struct smtp_session *s)
         return;
     if (s->env->sasl && !s->authenticated && s->ehlo.auth[0] && session_auth_start(s))
         return;
-    session_begin_transaction(s);
+    session_begin_delivery(s);
 }
 
 /* session_send_starttls - ask for TLS (never pipelined: RFC 3207 4.2) */
@@ -1978,7 +1988,7 @@ static void session_reuse_or_resolve(struct smtp_session *s)
         session_close(s);
         return;
     }
-    session_begin_transaction(s);
+    session_begin_delivery(s);
 }
 
 /* session_generic_dry - the generic maps' lookups of this delivery (the
