@@ -131,9 +131,9 @@ static int cleanup_auth_mailbox_ok(const char *v)
 /* cleanup_write_envelope - V T S A records */
 static void cleanup_write_envelope(struct cleanup_msg *m, const struct attr_msg *req)
 {
-    static const char *copied[] = {"client_name", "client_addr",    "helo", "protocol",
-                                   "auth",        "envid",          "ret",  "size",
-                                   "body",        "local_expanded", NULL};
+    static const char *copied[] = {"client_name", "client_addr",    "helo",     "protocol",
+                                   "auth",        "envid",          "ret",      "size",
+                                   "body",        "local_expanded", "smtputf8", NULL};
     struct timeval tv;
     char stamp[64];
 

@@ -3,7 +3,9 @@
  * MAIL/RCPT arguments with ESMTP parameters, and DATA content all come
  * straight from clients.  The first input byte picks the mode; the rest is
  * the client's bytes.  Promises checked (abort when broken): a reply is one
- * line "NNN text" with no CR/LF; echoes are printable; decoded content holds
+ * line "NNN text" with no CR/LF; echoes are printable ASCII or valid UTF-8
+ * (SMTPUTF8); an address that proto_address_check passes is ASCII, or
+ * valid UTF-8 under SMTPUTF8 only; decoded content holds
  * only CRLF line ends; feeding the content in pieces gives the same result
  * as feeding it at once.  The command bytes are also an identd reply line
  * (proto_ident_parse).
@@ -15,6 +17,7 @@
 
 #include "../smtpd/proto.h"
 #include "buf.h"
+#include "smtputf8.h"
 
 /* fuzz_printable - every byte is printable ASCII */
 static void fuzz_check_printable(const buf_t *b)
@@ -25,12 +28,34 @@ static void fuzz_check_printable(const buf_t *b)
     }
 }
 
+/* fuzz_check_echo - printable ASCII, or valid UTF-8 (RFC 6531) */
+static void fuzz_check_echo(const buf_t *b)
+{
+    if (smtputf8_form(b->data, b->len) != SMTPUTF8_UTF8)
+        fuzz_check_printable(b);
+}
+
 /* fuzz_check_reply - "NNN " then printable text */
 static void fuzz_check_reply(const buf_t *reply)
 {
     if (reply->len < 4 || reply->data[0] < '2' || reply->data[0] > '5' || reply->data[3] != ' ')
         abort();
     fuzz_check_printable(reply);
+}
+
+/* fuzz_check_address - proto_address_check with and without SMTPUTF8 */
+static void fuzz_check_address(const buf_t *addr)
+{
+    buf_t reply = BUF_INIT;
+
+    for (int smtputf8 = 0; smtputf8 <= 1; smtputf8++) {
+        enum smtputf8_form form = smtputf8_form(addr->data, addr->len);
+        if (proto_address_check(buf_cstr(addr), smtputf8, smtputf8, &reply) < 0)
+            fuzz_check_reply(&reply);
+        else if (form == SMTPUTF8_INVALID || (form == SMTPUTF8_UTF8 && !smtputf8))
+            abort();
+    }
+    buf_free(&reply);
 }
 
 /* fuzz_command - one command line */
@@ -47,15 +72,18 @@ static void fuzz_command(const char *line)
     proto_mail_init(&m);
     proto_rcpt_init(&r);
     if (cmd == PROTO_CMD_MAIL || cmd == PROTO_CMD_UNKNOWN) {
-        if (proto_mail_parse(arg, 1000, &m, &reply) == 0)
-            fuzz_check_printable(&m.echo);
-        else
+        if (proto_mail_parse(arg, 1000, &m, &reply) == 0) {
+            fuzz_check_echo(&m.echo);
+            fuzz_check_address(&m.addr);
+        } else {
             fuzz_check_reply(&reply);
+        }
     }
     if (cmd == PROTO_CMD_RCPT || cmd == PROTO_CMD_UNKNOWN) {
         if (proto_rcpt_parse(arg, &r, &reply) == 0) {
-            fuzz_check_printable(&r.echo);
+            fuzz_check_echo(&r.echo);
             fuzz_check_printable(&r.orcpt);
+            fuzz_check_address(&r.addr);
         } else {
             fuzz_check_reply(&reply);
         }

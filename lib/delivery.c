@@ -128,6 +128,7 @@ static int delivery_request_tls(const struct attr_msg *m, struct delivery_reques
 
     req->trace = delivery_flag(m, "trace");
     req->requiretls = delivery_flag(m, "requiretls");
+    req->smtputf8 = delivery_flag(m, "smtputf8");
     req->tls_required_no = !req->requiretls && delivery_flag(m, "tls_required_no");
     if (v != NULL && len == 2 && memcmp(v, "<>", 2) == 0) {
         req->auth_mailbox = xstrdup("<>");

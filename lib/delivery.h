@@ -86,6 +86,7 @@ struct delivery_request {
     char *auth_mailbox;  /* the AUTH= mailbox to pass on (RFC 4954 section 5): an
                             address, "<>", or "" when none is known */
     int trace;           /* trace=yes: record the dialogue in transcript */
+    int smtputf8;        /* smtputf8=yes: MAIL had SMTPUTF8 (RFC 6531) */
     buf_t transcript;    /* one line each, sent back with the result */
     struct delivery_rcpt *rcpts;
     size_t rcpt_count;

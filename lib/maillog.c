@@ -9,6 +9,7 @@
 #include "json.h"
 #include "log.h"
 #include "maillog.h"
+#include "smtputf8.h"
 #include "timeutil.h"
 
 /* sendmail's RecipientFactor: pri= grows by this per recipient */
@@ -132,12 +133,37 @@ static void maillog_json_begin(buf_t *out, const char *queue_id, const char *eve
     buf_printf(out, ",\"event\":\"%s\"", event);
 }
 
+/* maillog_address - "<addr>" after name: UTF-8 as it is, any other byte
+ * that is not printable ASCII escaped (lib/smtputf8.h), so that an address
+ * from a queue file or a local submission keeps the log valid UTF-8 */
+static void maillog_address(buf_t *out, const char *name, const char *addr)
+{
+    const char *a = maillog_str(addr);
+
+    buf_printf(out, "%s=<", name);
+    smtputf8_log_safe(a, strlen(a), out);
+    buf_putc(out, '>');
+}
+
+/* maillog_to - "QID: to=<b>[, orig_to=<a>]" of both text formats */
+static void maillog_to(const struct maillog_delivery *e, buf_t *out)
+{
+    buf_printf(out, "%s: ", e->queue_id);
+    maillog_address(out, "to", e->rcpt);
+    if (e->orig_rcpt) {
+        buf_puts(out, ", ");
+        maillog_address(out, "orig_to", e->orig_rcpt);
+    }
+}
+
 /* ---- received */
 
 static void maillog_received_postfix(const struct maillog_received *e, buf_t *out)
 {
-    buf_printf(out, "%s: from=<%s>, size=%lld, nrcpt=%zu (queue %s)", e->queue_id,
-               maillog_str(e->sender), e->size, e->nrcpts, e->hold ? "hold" : "active");
+    buf_printf(out, "%s: ", e->queue_id);
+    maillog_address(out, "from", e->sender);
+    buf_printf(out, ", size=%lld, nrcpt=%zu (queue %s)", e->size, e->nrcpts,
+               e->hold ? "hold" : "active");
 }
 
 /* maillog_sendmail_daemon - sendmail's names for the default listeners
@@ -153,8 +179,9 @@ static const char *maillog_sendmail_daemon(const char *listener)
 
 static void maillog_received_sendmail(const struct maillog_received *e, buf_t *out)
 {
-    buf_printf(out, "%s: from=<%s>, size=%lld, class=0, nrcpts=%zu", e->queue_id,
-               maillog_str(e->sender), e->size, e->nrcpts);
+    buf_printf(out, "%s: ", e->queue_id);
+    maillog_address(out, "from", e->sender);
+    buf_printf(out, ", size=%lld, class=0, nrcpts=%zu", e->size, e->nrcpts);
     if (e->msgid && *e->msgid)
         buf_printf(out, ", msgid=%s", e->msgid);
     if (e->proto == NULL) {
@@ -197,9 +224,7 @@ static void maillog_delivery_postfix(const struct maillog_delivery *e, buf_t *ou
     buf_t delay = BUF_INIT;
 
     time_format_delay(e->delay, &delay);
-    buf_printf(out, "%s: to=<%s>", e->queue_id, e->rcpt);
-    if (e->orig_rcpt)
-        buf_printf(out, ", orig_to=<%s>", e->orig_rcpt);
+    maillog_to(e, out);
     buf_printf(out, ", relay=%s%s, delay=%s, dsn=%s, status=%s (%s)", maillog_str(e->relay),
                maillog_str(e->extra), buf_cstr(&delay), e->dsn,
                strcmp(e->status, "expired") == 0 ? "expired, returned to sender" : e->status,
@@ -211,9 +236,7 @@ static void maillog_delivery_sendmail(const struct maillog_delivery *e, buf_t *o
 {
     buf_t relay = BUF_INIT;
 
-    buf_printf(out, "%s: to=<%s>", e->queue_id, e->rcpt);
-    if (e->orig_rcpt)
-        buf_printf(out, ", orig_to=<%s>", e->orig_rcpt);
+    maillog_to(e, out);
     buf_puts(out, ", delay=");
     maillog_sendmail_delay(e->delay, out);
     buf_puts(out, ", xdelay=");

@@ -503,6 +503,8 @@ const struct param_def param_table[] = {
     {"smtp_mta_sts_cache_size", PARAM_INT, "10000", "MTA-STS policies kept in the cache"},
     {"smtpd_requiretls", PARAM_BOOL, "yes",
      "offer REQUIRETLS (RFC 8689) in EHLO under TLS and accept MAIL ... REQUIRETLS"},
+    {"smtputf8_enable", PARAM_BOOL, "yes",
+     "offer SMTPUTF8 (RFC 6531) in EHLO and accept UTF-8 addresses after MAIL ... SMTPUTF8"},
 
     /* smtp client AUTH (docs/smtp-tls.md) */
     {"smtp_sasl_auth_enable", PARAM_BOOL, "no",

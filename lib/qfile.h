@@ -13,7 +13,9 @@
  *                                     requiretls ("yes": MAIL had REQUIRETLS,
  *                                     RFC 8689), auth_mailbox (the AUTH=
  *                                     mailbox to pass on, RFC 4954 section 5:
- *                                     an address or "<>"; absent: none known)
+ *                                     an address or "<>"; absent: none known),
+ *                                     smtputf8 ("yes": MAIL had SMTPUTF8,
+ *                                     RFC 6531: UTF-8 addresses or headers)
  *   'R' recipient, one per recipient: the first byte is the status
  *       (QFILE_RCPT_*: . W S N F B), updated in place with
  *       qfile_set_rcpt_status; then "final\0original\0notify\0orcpt",

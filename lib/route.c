@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "route_impl.h"
+#include "smtputf8.h"
 #include "table_proxy.h"
 
 /* ---- replies */
@@ -185,14 +186,22 @@ void route_parts_free(struct route_parts *p)
     buf_free(&p->domain);
 }
 
-/* route_domain_norm - lower case, without a trailing dot */
+/* route_domain_norm - lower case, without a trailing dot; an
+ * international domain as A-labels (SMTPUTF8: "bücher.example" and
+ * "xn--bcher-kva.example" are one domain), as it is when it has none */
 void route_domain_norm(const char *domain, buf_t *out)
 {
+    buf_t alabel = BUF_INIT;
+
     buf_reset(out);
     for (const char *p = domain ? domain : ""; *p; p++)
         buf_putc(out, tolower((unsigned char)*p));
     if (out->len > 1 && out->data[out->len - 1] == '.')
         buf_truncate(out, out->len - 1);
+    if (!smtputf8_is_ascii(out->data, out->len) &&
+        smtputf8_domain_to_ascii(buf_cstr(out), &alabel) == 0)
+        buf_set(out, buf_cstr(&alabel));
+    buf_free(&alabel);
 }
 
 void route_parts_split(struct route *r, const char *addr, struct route_parts *p)

@@ -104,7 +104,8 @@ void route_parts_init(struct route_parts *p);
 void route_parts_free(struct route_parts *p);
 /* route_parts_split - local part, user, extension and domain of addr */
 void route_parts_split(struct route *r, const char *addr, struct route_parts *p);
-/* route_domain_norm - lower case, without a trailing dot */
+/* route_domain_norm - lower case, without a trailing dot, A-labels for an
+ * international domain (the one key form of every domain lookup) */
 void route_domain_norm(const char *domain, buf_t *out);
 /* route_map_forms - the keys of an address in order: user+ext@domain,
  * (ext_star: user+*@domain), user@domain, (local: user+ext, user),

@@ -27,6 +27,7 @@
 #include "safefile.h"
 #include "timeutil.h"
 #include "qmgr.h"
+#include "smtputf8.h"
 
 /* longest original returned whole; a bigger one is returned as headers */
 #define BOUNCE_FULL_MAX (8 * 1024 * 1024)
@@ -317,6 +318,31 @@ static void status_code(const struct qmgr_message *m, size_t i, enum qmgr_notice
         buf_puts(out, fallback[kind]);
 }
 
+/* put_typed_address - "rfc822; addr", or RFC 6533's "utf-8; addr" for an
+ * address with UTF-8 (then the part is message/global-delivery-status) */
+static void put_typed_address(buf_t *out, const char *addr)
+{
+    buf_puts(out, smtputf8_is_ascii(addr, strlen(addr)) ? "rfc822; " : "utf-8; ");
+    put_clean(out, addr);
+}
+
+/* notice_is_global - RFC 6533: a message that came with SMTPUTF8 or has a
+ * UTF-8 envelope address gets the "global" types: UTF-8 text, a
+ * message/global-delivery-status, the original as message/global */
+static int notice_is_global(const struct qmgr_message *m)
+{
+    const char *sender = m->qf.sender ? m->qf.sender : "";
+
+    if (qmgr_message_smtputf8(m) || !smtputf8_is_ascii(sender, strlen(sender)))
+        return 1;
+    for (size_t i = 0; i < m->qf.rcpt_count; i++) {
+        const char *a = m->qf.rcpts[i].address;
+        if (!smtputf8_is_ascii(a, strlen(a)))
+            return 1;
+    }
+    return 0;
+}
+
 /* put_rcpt_fields - the per-recipient block of message/delivery-status */
 static void put_rcpt_fields(const struct qmgr_message *m, size_t i, enum qmgr_notice_kind kind,
                             buf_t *out)
@@ -325,8 +351,8 @@ static void put_rcpt_fields(const struct qmgr_message *m, size_t i, enum qmgr_no
     const char *reason = m->rcpt[i].reason;
     buf_t tmp = BUF_INIT;
 
-    buf_puts(out, "\r\nFinal-Recipient: rfc822; ");
-    put_clean(out, r->address);
+    buf_puts(out, "\r\nFinal-Recipient: ");
+    put_typed_address(out, r->address);
     if (r->orcpt && strchr(r->orcpt, ';') != NULL) {
         buf_puts(out, "\r\nOriginal-Recipient: ");
         buf_append(out, r->orcpt, (size_t)(strchr(r->orcpt, ';') - r->orcpt));
@@ -358,8 +384,8 @@ static void put_delivery_status(const struct qmgr *qm, const struct qmgr_message
     put_clean(out, qm->myhostname);
     buf_puts(out, "\r\nX-Tern-Queue-ID: ");
     buf_puts(out, m->id);
-    buf_puts(out, "\r\nX-Tern-Sender: rfc822; ");
-    put_clean(out, m->qf.sender);
+    buf_puts(out, "\r\nX-Tern-Sender: ");
+    put_typed_address(out, m->qf.sender ? m->qf.sender : "");
     if (envid && *envid) {
         buf_puts(out, "\r\nOriginal-Envelope-Id: ");
         put_clean(out, envid);
@@ -468,18 +494,22 @@ static void compose_mime(struct qmgr *qm, const struct qmgr_message *m, enum qmg
                          const buf_t *original, int full, buf_t *out)
 {
     buf_t boundary = BUF_INIT;
+    int global = notice_is_global(m);
+    const char *original_type = full ? "message/rfc822" : "text/rfc822-headers";
 
+    if (global)
+        original_type = full ? "message/global" : "message/global-headers";
     buf_printf(&boundary, "%s.%lld/", m->id, (long long)time(NULL));
     put_clean(&boundary, qm->myhostname);
     put_line(out,
-             "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+             "Content-Type: multipart/report; report-type=%sdelivery-status;\r\n"
              "\tboundary=\"%s\"",
-             boundary.data);
+             global ? "global-" : "", boundary.data);
     put_line(out, "\r\nThis is a MIME-encapsulated message.\r\n");
     put_line(out,
              "--%s\r\nContent-Description: Notification\r\n"
-             "Content-Type: text/plain; charset=us-ascii\r\n",
-             boundary.data);
+             "Content-Type: text/plain; charset=%s\r\n",
+             boundary.data, global ? "utf-8" : "us-ascii");
     put_expanded(qm, m, qm->templates[kind].text, out);
     buf_puts(out, "\r\n");
     for (size_t i = 0; i < m->qf.rcpt_count; i++) {
@@ -494,12 +524,11 @@ static void compose_mime(struct qmgr *qm, const struct qmgr_message *m, enum qmg
     }
     put_line(out,
              "\r\n--%s\r\nContent-Description: Delivery report\r\n"
-             "Content-Type: message/delivery-status\r\n",
-             boundary.data);
+             "Content-Type: message/%sdelivery-status\r\n",
+             boundary.data, global ? "global-" : "");
     put_delivery_status(qm, m, kind, out);
     put_line(out, "\r\n--%s\r\nContent-Description: %s\r\nContent-Type: %s\r\n", boundary.data,
-             full ? "Undelivered Message" : "Message Headers",
-             full ? "message/rfc822" : "text/rfc822-headers");
+             full ? "Undelivered Message" : "Message Headers", original_type);
     buf_append(out, original->data, original->len);
     put_line(out, "\r\n--%s--", boundary.data);
     buf_free(&boundary);

@@ -353,9 +353,9 @@ static void requeue_done(struct qmgr *qm, void *ctx, int ok, const char *queue_i
  * returns how many recipients */
 static size_t requeue_envelope(const struct qmgr_message *m, buf_t *out)
 {
-    static const char *const copied[] = {"client_name", "client_addr",  "helo", "protocol",
-                                         "auth",        "envid",        "ret",  "body",
-                                         "requiretls",  "auth_mailbox", NULL};
+    static const char *const copied[] = {"client_name", "client_addr",  "helo",     "protocol",
+                                         "auth",        "envid",        "ret",      "body",
+                                         "requiretls",  "auth_mailbox", "smtputf8", NULL};
     size_t n = 0;
 
     attr_begin(out, "cleanup.submit");

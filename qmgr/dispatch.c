@@ -460,6 +460,8 @@ static void request_encode(const struct qmgr_request *r, buf_t *out)
     request_encode_tls(m, out);
     if (qmgr_run_traced(m))
         attr_add_str(out, "trace", "yes");
+    if (qmgr_message_smtputf8(m))
+        attr_add_str(out, "smtputf8", "yes");
     for (k = 0; k < r->count; k++) {
         const struct qfile_rcpt *rc = &m->qf.rcpts[r->index[k]];
 

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "maillog.h"
 #include "qmgr.h"
+#include "smtputf8.h"
 
 /* a notice being submitted */
 struct notice_job {
@@ -36,6 +37,13 @@ struct notice_job {
 };
 
 static void notice_next(struct qmgr *qm, struct qmgr_message *m);
+
+/* qmgr_message_smtputf8 - see qmgr.h */
+int qmgr_message_smtputf8(const struct qmgr_message *m)
+{
+    const char *v = qfile_msg_attr(&m->qf, "smtputf8");
+    return v != NULL && strcmp(v, "yes") == 0;
+}
 
 /* qmgr_message_requiretls - see qmgr.h */
 int qmgr_message_requiretls(const struct qmgr_message *m)
@@ -247,6 +255,8 @@ static void notice_envelope(const struct qmgr *qm, const struct qmgr_message *m,
         attr_add_str(out, "body", body);
     if (qmgr_message_requiretls(m)) /* RFC 8689 5: the notice keeps the promise */
         attr_add_str(out, "requiretls", "yes");
+    if (qmgr_message_smtputf8(m) || !smtputf8_is_ascii(rcpt, strlen(rcpt))) /* RFC 6533 */
+        attr_add_str(out, "smtputf8", "yes");
     qmgr_submit_add_rcpt(out, rcpt, rcpt, "", "");
     attr_end(out);
 }

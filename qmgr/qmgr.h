@@ -269,6 +269,8 @@ void qmgr_message_set_status(struct qmgr_message *m, size_t i, char status, int 
 void qmgr_notice_start(struct qmgr *qm, struct qmgr_message *m);
 /* qmgr_notify_has - 1 when the NOTIFY value allows word (absent: FAILURE, DELAY) */
 int qmgr_notify_has(const char *notify, const char *word);
+/* qmgr_message_smtputf8 - the message came with MAIL ... SMTPUTF8 */
+int qmgr_message_smtputf8(const struct qmgr_message *m);
 /* qmgr_message_requiretls - the message came with MAIL ... REQUIRETLS */
 int qmgr_message_requiretls(const struct qmgr_message *m);
 /* qmgr_message_body_type - "8BITMIME" or "BINARYMIME" (RFC 3030) as MAIL

@@ -8,7 +8,8 @@
  * LMTP (RFC 2033; like Postfix's lmtp): `unix:/path` (or a path relative to
  * queue_directory, e.g. `unix:private/dovecot-lmtp`), `inet:host:port`, and
  * every TCP form above, never with an MX lookup; the port defaults to
- * lmtp_tcp_port.
+ * lmtp_tcp_port.  An international host name is turned into A-labels
+ * (SMTPUTF8, docs/smtputf8.md): DNS is only ever asked for those.
  */
 #ifndef TERN_SMTP_NEXTHOP_H
 #define TERN_SMTP_NEXTHOP_H

@@ -194,6 +194,8 @@ static void smtp_ehlo_keyword(const char *line, size_t len, struct smtp_ehlo *e)
         e->starttls = 1;
     } else if (kw == 10 && strncasecmp(line, "REQUIRETLS", 10) == 0) {
         e->requiretls = 1;
+    } else if (kw == 8 && strncasecmp(line, "SMTPUTF8", 8) == 0) {
+        e->smtputf8 = 1;
     } else if ((kw == 4 || (kw > 5 && line[4] == '=')) && strncasecmp(line, "AUTH", 4) == 0) {
         smtp_ehlo_auth(line + 4, len - 4, e); /* "AUTH=" is what old Microsoft servers send */
     } else if (kw == 4 && strncasecmp(line, "SIZE", 4) == 0) {

@@ -34,6 +34,7 @@ struct smtp_ehlo {
     int dsn;
     int starttls;
     int requiretls;
+    int smtputf8;
     char auth[SMTP_EHLO_AUTH_MAX]; /* the AUTH mechanisms, space separated, upper case; "" none */
 };
 

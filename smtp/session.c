@@ -61,6 +61,7 @@
 #include "smtp_mtasts.h"
 #include "smtp_sasl.h"
 #include "smtp_tls.h"
+#include "smtp_utf8.h"
 #include "stats.h"
 #include "table_proxy.h"
 #include "tlsrpt.h"
@@ -145,6 +146,7 @@ struct smtp_session {
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
+    int smtputf8; /* MAIL carries SMTPUTF8, the addresses go as they are (smtp_utf8.h) */
     size_t accepted;
     size_t final_next; /* LMTP: where to look for the next recipient owed a final reply */
     /* content */
@@ -491,7 +493,10 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
         buf_free(&sender);
         return -1;
     }
-    buf_printf(out, "MAIL FROM:<%s>", sender.data);
+    buf_puts(out, "MAIL FROM:<");
+    if (smtp_utf8_address(buf_cstr(&sender), s->smtputf8, out) < 0)
+        buf_puts(out, buf_cstr(&sender)); /* a generic mapping into UTF-8: as it is */
+    buf_puts(out, ">");
     buf_free(&sender);
     if (s->ehlo.size)
         buf_printf(out, " SIZE=%lld", smtp_body_size(&s->body, req));
@@ -512,6 +517,8 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
     }
     if (req->requiretls && s->ehlo.requiretls) /* SMTP: checked before; LMTP: if offered */
         buf_puts(out, " REQUIRETLS");
+    if (s->smtputf8)
+        buf_puts(out, " SMTPUTF8");
     buf_puts(out, "\r\n");
     return 0;
 }
@@ -519,7 +526,15 @@ static int session_mail_command(struct smtp_session *s, buf_t *out)
 /* session_rcpt_command - "RCPT TO:<r>" with DSN parameters when offered */
 static void session_rcpt_command(struct smtp_session *s, const struct delivery_rcpt *r, buf_t *out)
 {
-    buf_printf(out, "RCPT TO:<%s>", r->address);
+    if (r->result.status != DELIVERY_PENDING) { /* refused before MAIL (smtp_utf8_refuse): a
+                                                   NOOP keeps the replies in step */
+        buf_puts(out, "NOOP\r\n");
+        return;
+    }
+    buf_puts(out, "RCPT TO:<");
+    if (smtp_utf8_address(r->address, s->smtputf8, out) < 0)
+        buf_puts(out, r->address); /* not reached: smtp_utf8_refuse decided it */
+    buf_puts(out, ">");
     if (s->ehlo.dsn && r->notify[0])
         buf_printf(out, " NOTIFY=%s", r->notify);
     if (s->ehlo.dsn && r->orcpt[0]) { /* "rfc822;addr", addr stored decoded */
@@ -596,6 +611,28 @@ static void session_finish(struct smtp_session *s)
         session_close(s);
     else
         session_quit(s);
+}
+
+static void session_begin_transaction(struct smtp_session *s);
+
+/* session_smtputf8_refused - RFC 6531 3.2: the recipients that need
+ * SMTPUTF8 this server does not offer bounce (smtp_utf8.h); 1 when none
+ * is left to send */
+static int session_smtputf8_refused(struct smtp_session *s)
+{
+    s->smtputf8 = smtp_utf8_use(s->req, s->ehlo.smtputf8);
+    if (smtp_utf8_refuse(s->req, s->smtputf8, buf_cstr(&s->peer)) > 0)
+        return 0;
+    session_finish(s);
+    return 1;
+}
+
+/* session_begin_delivery - the transaction, unless no recipient is left
+ * once SMTPUTF8 has been settled with this server */
+static void session_begin_delivery(struct smtp_session *s)
+{
+    if (!session_smtputf8_refused(s))
+        session_begin_transaction(s);
 }
 
 /* session_size_refused - the server announced a limit the message exceeds */
@@ -762,7 +799,7 @@ static void session_rcpt_by_reply(struct smtp_session *s, struct delivery_rcpt *
 /* session_on_rcpt - the reply to RCPT TO for r */
 static void session_on_rcpt(struct smtp_session *s, struct delivery_rcpt *r)
 {
-    if (s->mail_failed)
+    if (s->mail_failed || r->result.status != DELIVERY_PENDING)
         return;
     if (s->reply.code >= 200 && s->reply.code < 300) {
         r->accepted = 1;
@@ -1165,7 +1202,7 @@ static void session_on_auth(struct smtp_session *s)
         s->sasl = NULL;
         s->authenticated = 1;
         stats_count_result(STATS_AUTH, "smtp", 1);
-        session_begin_transaction(s);
+        session_begin_delivery(s);
     } else {
         session_auth_failed(s, NULL);
     }
@@ -1206,7 +1243,7 @@ static void session_after_hello(struct smtp_session *s)
         return;
     if (s->env->sasl && !s->authenticated && s->ehlo.auth[0] && session_auth_start(s))
         return;
-    session_begin_transaction(s);
+    session_begin_delivery(s);
 }
 
 /* session_send_starttls - ask for TLS (never pipelined: RFC 3207 4.2) */
@@ -2161,7 +2198,7 @@ static void session_reuse_or_resolve(struct smtp_session *s)
         session_close(s);
         return;
     }
-    session_begin_transaction(s);
+    session_begin_delivery(s);
 }
 
 /* session_generic_dry - the generic maps' lookups of this delivery (the

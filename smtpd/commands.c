@@ -64,6 +64,18 @@ static int commands_mail_requiretls(const struct session *s, buf_t *reply)
     return -1;
 }
 
+/* commands_mail_smtputf8 - SMTPUTF8 on MAIL (RFC 6531) and the sender
+ * address it allows: 0 ok; -1 with the reply.  With smtputf8_enable = no
+ * the parameter is unknown (555 5.5.4), as REQUIRETLS's is. */
+static int commands_mail_smtputf8(const struct session *s, buf_t *reply)
+{
+    if (s->mail.smtputf8 && !s->cfg->smtputf8) {
+        buf_set(reply, "555 5.5.4 SMTPUTF8 parameter unrecognized");
+        return -1;
+    }
+    return proto_address_check(buf_cstr(&s->mail.addr), 1, s->mail.smtputf8, reply);
+}
+
 /* commands_helo_reply - the 250 reply and the EHLO extensions */
 static void commands_helo_reply(struct session *s)
 {
@@ -88,6 +100,8 @@ static void commands_helo_reply(struct session *s)
     else
         session_reply(s, "250-SIZE");
     session_reply(s, "250-DSN");
+    if (s->cfg->smtputf8)
+        session_reply(s, "250-SMTPUTF8");
     if (smtpd_expn_offered(s))
         session_reply(s, "250-EXPN");
     if (smtpd_tls_offer(s))
@@ -199,6 +213,8 @@ static void commands_mail(struct session *s, const char *arg)
     } else if (commands_mail_requiretls(s, &reply) < 0) {
         session_reply(s, "%s", buf_cstr(&reply));
         proto_mail_free(&s->mail);
+    } else if (commands_mail_smtputf8(s, &reply) < 0) {
+        commands_mail_reject(s, buf_cstr(&reply));
     } else if (s->mail.addr.len > 0 && !addr_is_qualified(buf_cstr(&s->mail.addr)) &&
                !s->in_mynetworks) {
         buf_printf(&reply, "553 5.5.4 %s... Domain name required for sender address %s",
@@ -303,6 +319,8 @@ static void commands_rcpt(struct session *s, const char *arg)
         session_reply(s, "503 5.5.1 Error: RCPT in the middle of a BDAT transaction");
     } else if (proto_rcpt_parse(arg, &s->rcpt, &reply) < 0) {
         session_reply(s, "%s", buf_cstr(&reply));
+    } else if (proto_address_check(buf_cstr(&s->rcpt.addr), 0, s->mail.smtputf8, &reply) < 0) {
+        commands_rcpt_reject(s, buf_cstr(&reply));
     } else if (commands_rcpt_full(s)) {
         commands_rcpt_reject(s, "452 4.5.3 Too many recipients");
     } else if (s->client_verdict.len > 0) {

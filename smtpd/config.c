@@ -159,6 +159,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     cfg->auth_required = config_bool(conf, "smtpd_auth_required");
     cfg->sasl_header = config_bool(conf, "smtpd_sasl_authenticated_header");
     cfg->requiretls = config_bool(conf, "smtpd_requiretls");
+    cfg->smtputf8 = config_bool(conf, "smtputf8_enable");
     smtpd_config_policy(cfg, conf);
     smtpd_config_greet(cfg, conf);
     smtpd_privacy_config(cfg, conf);

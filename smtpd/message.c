@@ -73,6 +73,8 @@ static void message_build_submit(struct session *s, buf_t *out, int *fds, size_t
     attr_add_str(out, "auth_mailbox", message_auth_mailbox(s));
     if (m->requiretls)
         attr_add_str(out, "requiretls", "yes");
+    if (m->smtputf8)
+        attr_add_str(out, "smtputf8", "yes");
     if (m->envid.len > 0)
         attr_add_str(out, "envid", buf_cstr(&m->envid));
     if (m->ret[0] != '\0')

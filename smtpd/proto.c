@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "proto.h"
+#include "smtputf8.h"
 
 /* longest ESMTP keyword quoted back in a 555 reply */
 #define PROTO_KEYWORD_MAX 32
@@ -107,6 +108,7 @@ void proto_mail_init(struct proto_mail *m)
     m->body = "";
     m->ret = "";
     m->requiretls = 0;
+    m->smtputf8 = 0;
 }
 
 /* proto_mail_free - release */
@@ -187,7 +189,11 @@ static int proto_path_parse(const char *arg, const char *keyword, buf_t *echo, b
     if (end == path)
         return -1;
     buf_reset(echo);
-    proto_printable(path, (size_t)(end - path), ADDR_MAX_LENGTH + 2, echo);
+    if (smtputf8_form(path, (size_t)(end - path)) == SMTPUTF8_UTF8 &&
+        (size_t)(end - path) <= ADDR_MAX_LENGTH + 2)
+        buf_append(echo, path, (size_t)(end - path)); /* RFC 6531 3.7.4: UTF-8 may be echoed */
+    else
+        proto_printable(path, (size_t)(end - path), ADDR_MAX_LENGTH + 2, echo);
     return 0;
 }
 
@@ -316,6 +322,10 @@ static int proto_mail_param(const char *name, size_t nlen, const char *value, si
         if (m->requiretls)
             return proto_reply_set(reply, "501 5.5.4 Duplicate REQUIRETLS parameter");
         m->requiretls = 1;
+    } else if (proto_param_is(name, nlen, "SMTPUTF8")) {
+        if (value != NULL) /* RFC 6531 section 3.4: a keyword without a value */
+            return proto_reply_param(reply, name, nlen);
+        m->smtputf8 = 1;
     } else {
         return proto_reply_unknown_param(reply, name, nlen);
     }
@@ -455,6 +465,34 @@ int proto_rcpt_parse(const char *arg, struct proto_rcpt *r, buf_t *reply)
             return -1;
     }
     return 0;
+}
+
+/* proto_address_check - see proto.h */
+int proto_address_check(const char *addr, int sender, int smtputf8, buf_t *reply)
+{
+    const char *domain = addr_domain(addr);
+    const char *dsn = sender ? "5.1.7" : "5.1.3";
+    enum smtputf8_form form = smtputf8_form(addr, strlen(addr));
+    buf_t alabel = BUF_INIT;
+    int rc = 0;
+
+    if (form == SMTPUTF8_ASCII)
+        return 0;
+    buf_reset(reply);
+    if (!smtputf8)
+        return proto_reply_set(reply, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+    if (form == SMTPUTF8_INVALID) {
+        buf_printf(reply, "553 %s Malformed UTF-8 in %s address", dsn,
+                   sender ? "sender" : "recipient");
+        return -1;
+    }
+    if (domain != NULL && smtputf8_domain_to_ascii(domain, &alabel) < 0) {
+        buf_printf(reply, "553 %s Invalid international domain name in %s address", dsn,
+                   sender ? "sender" : "recipient");
+        rc = -1;
+    }
+    buf_free(&alabel);
+    return rc;
 }
 
 /* proto_banner_expand - replace the $j, $v, $b macros */

@@ -3,7 +3,7 @@
  *
  * One command line (CR/LF already removed) is split into a verb and its
  * argument; MAIL FROM: and RCPT TO: arguments are parsed with their ESMTP
- * parameters (SIZE, BODY, RET, ENVID, AUTH, REQUIRETLS; NOTIFY, ORCPT); the AUTH
+ * parameters (SIZE, BODY, RET, ENVID, AUTH, REQUIRETLS, SMTPUTF8; NOTIFY, ORCPT); the AUTH
  * command's argument and the client's base64 responses of an AUTH exchange
  * (RFC 4954) are decoded here too.  On a syntax or
  * parameter error the parsers write the complete SMTP reply line (without
@@ -55,6 +55,7 @@ struct proto_mail {
     buf_t auth;       /* AUTH= decoded from xtext, "<>" as such; "" when not given */
     int requiretls;   /* REQUIRETLS (RFC 8689) was given; whether it may be is the session's
                          business (TLS, smtpd_requiretls: commands.c) */
+    int smtputf8;     /* SMTPUTF8 (RFC 6531) was given: UTF-8 addresses may follow */
 };
 
 /* what RCPT TO: carried */
@@ -94,6 +95,14 @@ int proto_mail_parse(const char *arg, long long size_limit, struct proto_mail *m
 /* proto_rcpt_parse - parse the argument of RCPT ("TO:<a@b> NOTIFY=NEVER").
  * 0 ok; -1 with the reply line in reply.  The null path is an error here. */
 int proto_rcpt_parse(const char *arg, struct proto_rcpt *r, buf_t *reply);
+
+/* proto_address_check - may addr (MAIL's when sender, else RCPT's) be
+ * used in a transaction that did (smtputf8) or did not give SMTPUTF8?  0
+ * yes: printable ASCII, or valid UTF-8 (lib/smtputf8.h) with an IDNA2008
+ * domain under SMTPUTF8; -1 with the reply line in reply: 553 5.6.7 for
+ * UTF-8 without SMTPUTF8 (Postfix's text), 553 5.1.7 / 5.1.3 for malformed
+ * UTF-8 or a domain that has no A-label form */
+int proto_address_check(const char *addr, int sender, int smtputf8, buf_t *reply);
 
 /* longest SASL mechanism name (RFC 4422: 1 to 20 of A-Z 0-9 - _) */
 #define PROTO_AUTH_MECH_MAX 20

@@ -32,6 +32,7 @@
 #include "netaddr.h"
 #include "reject_reason.h"
 #include "session.h"
+#include "smtputf8.h"
 #include "stats.h"
 #include "table.h"
 #include "timeutil.h"
@@ -131,6 +132,13 @@ void session_reply(struct session *s, const char *fmt, ...)
         session_too_many_errors(s);
 }
 
+/* session_log_address - the first ADDR_LOG_MAX bytes of an address, log
+ * safe: UTF-8 as it is, anything else escaped (lib/smtputf8.h) */
+static void session_log_address(const char *addr, size_t len, buf_t *out)
+{
+    smtputf8_log_safe(addr, len < ADDR_LOG_MAX ? len : ADDR_LOG_MAX, out);
+}
+
 void session_log_event(struct session *s, int kind_len, const char *kind, const char *stage,
                        const char *text, const char *to)
 {
@@ -145,10 +153,10 @@ void session_log_event(struct session *s, int kind_len, const char *kind, const 
 
     buf_append(&kind_copy, kind, (size_t)kind_len);
     ev.kind = buf_cstr(&kind_copy);
-    proto_printable(s->mail.addr.data, s->mail.addr.len, ADDR_LOG_MAX, &from);
+    session_log_address(s->mail.addr.data, s->mail.addr.len, &from);
     ev.from = buf_cstr(&from);
     if (to != NULL) {
-        proto_printable(to, strlen(to), ADDR_LOG_MAX, &rcpt);
+        session_log_address(to, strlen(to), &rcpt);
         ev.to = buf_cstr(&rcpt);
     }
     maillog_log_reject(&ev);

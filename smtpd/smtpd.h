@@ -77,6 +77,7 @@ struct smtpd_config {
     int tls_received_header; /* smtpd_tls_received_header */
     long long tls_loglevel;  /* smtpd_tls_loglevel */
     int requiretls;          /* smtpd_requiretls: REQUIRETLS (RFC 8689) under TLS */
+    int smtputf8;            /* smtputf8_enable: SMTPUTF8 (RFC 6531) */
     struct smtpd_tls *tls;   /* the SSL_CTX and what it needs; NULL: no TLS */
     const char *tls_problem; /* why tls is NULL although a certificate is set */
     /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */

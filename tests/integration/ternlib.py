@@ -459,17 +459,17 @@ class Sink:
             def factory(self):
                 return sink._smtp_class()(self.handler, **self.SMTP_kwargs)
 
+        kwargs = {"enable_SMTPUTF8": False, **self._smtp_kwargs()}  # a subclass may offer it
         ctl = _Ctl(
             self._handler(),
             hostname=self.host,
             port=self.port,
             ready_timeout=10.0,
             decode_data=False,
-            enable_SMTPUTF8=False,
             data_size_limit=64 * 1024 * 1024,
             server_hostname="sink.test",
             loop=asyncio.new_event_loop(),
-            **self._smtp_kwargs(),
+            **kwargs,
         )
         ctl.start()
         self._controller = ctl

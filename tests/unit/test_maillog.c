@@ -86,6 +86,25 @@ static void test_received_postfix_is_unchanged(void **state)
           "4Rb2k1: from=<>, size=1234, nrcpt=2 (queue hold)");
 }
 
+static void test_addresses_logged_utf8_safe(void **state)
+{
+    struct maillog_received r = smtp_received;
+    struct maillog_delivery d = smtp_sent;
+
+    (void)state;
+    r.sender = "j\xc3\xb6s\xc3\xa9@example.test"; /* UTF-8 as it is */
+    CHECK(maillog_format_received, MAILLOG_POSTFIX, &r,
+          "4Rb2k1: from=<j\xc3\xb6s\xc3\xa9@example.test>, size=1234, nrcpt=2 (queue active)");
+    d.rcpt = "a\x80\\b@remote.test"; /* not UTF-8, and the escape character */
+    d.orig_rcpt = "a\xe2\x80\xae"
+                  "b@remote.test"; /* a bidi override */
+    CHECK(
+        maillog_format_delivery, MAILLOG_SENDMAIL, &d,
+        "4Rb2k1: to=<a\\x80\\\\b@remote.test>, orig_to=<a\\u{202E}b@remote.test>, "
+        "delay=01:02:05, xdelay=00:00:01, mailer=esmtp, pri=61234, "
+        "relay=mx.remote.test. [198.51.100.2], dsn=2.0.0, stat=Sent (250 2.0.0 Ok: queued as X1)");
+}
+
 static void test_received_sendmail_has_sendmail_fields(void **state)
 {
     struct maillog_received e = smtp_received;
@@ -289,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_format_names_parse),
         cmocka_unit_test(test_syslog_facility_names_parse),
         cmocka_unit_test(test_received_postfix_is_unchanged),
+        cmocka_unit_test(test_addresses_logged_utf8_safe),
         cmocka_unit_test(test_received_sendmail_has_sendmail_fields),
         cmocka_unit_test(test_received_sendmail_local_is_user_at_localhost),
         cmocka_unit_test(test_received_json),

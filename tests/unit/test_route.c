@@ -148,6 +148,32 @@ static void test_route_classes_in_order(void **state)
     assert_int_equal(cls, ROUTE_CLASS_DEFAULT);
 }
 
+static void test_route_international_domains_match_in_either_form(void **state)
+{
+    struct fx *f = *state;
+    enum route_class cls;
+    buf_t out = BUF_INIT;
+
+    /* lists in U-label or A-label form; table keys in A-label form */
+    fx_file(f, "transport", "xn--bcher-kva.test smtp:[192.0.2.1]\n");
+    fx_open(f, "relay_domains = m\xc3\xbcnchen.test, xn--caf-dma.test\n"
+               "transport_maps = texthash:@D/transport\n");
+    route_class_of(f->r, "xn--mnchen-3ya.test", &cls);
+    assert_int_equal(cls, ROUTE_CLASS_RELAY);
+    route_class_of(f->r, "M\xc3\x9cNCHEN.test.", &cls); /* UTS #46 maps case */
+    assert_int_equal(cls, ROUTE_CLASS_RELAY);
+    route_class_of(f->r, "caf\xc3\xa9.test", &cls);
+    assert_int_equal(cls, ROUTE_CLASS_RELAY);
+    fx_resolve(f,
+               "j\xc3\xb6s\xc3\xa9@b\xc3\xbc"
+               "cher.test",
+               &out);
+    assert_string_equal(buf_cstr(&out), "smtp [192.0.2.1]");
+    fx_resolve(f, "u@\xc3\xbc.example", &out); /* the DNS next hop: A-labels */
+    assert_string_equal(buf_cstr(&out), "smtp xn--tda.example");
+    buf_free(&out);
+}
+
 static void test_route_relay_domains_networks_are_clients(void **state)
 {
     struct fx *f = *state;
@@ -528,6 +554,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_route_classes_in_order, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_route_international_domains_match_in_either_form,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_relay_domains_networks_are_clients, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_route_mailertable_key_order, fx_setup, fx_teardown),

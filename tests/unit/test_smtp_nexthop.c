@@ -43,6 +43,20 @@ static void test_smtp_nexthop_smtp_name_uses_mx_brackets_do_not(void **state)
     assert_int_equal(h.port, 587);
 }
 
+static void test_smtp_nexthop_international_names_become_a_labels(void **state)
+{
+    struct smtp_nexthop h = parse_ok("b\xc3\xbc"
+                                     "cher.example",
+                                     0, 25);
+
+    assert_string_equal(h.host, "xn--bcher-kva.example");
+    assert_true(h.use_mx);
+    h = parse_ok("[m\xc3\xbcnchen.example]:2525", 0, 25);
+    assert_string_equal(h.host, "xn--mnchen-3ya.example");
+    assert_int_equal(h.port, 2525);
+    assert_int_equal(smtp_nexthop_parse("a\x80.example", 0, 25, &h), -1);
+}
+
 static void test_smtp_nexthop_smtp_knows_no_unix_sockets(void **state)
 {
     struct smtp_nexthop h;
@@ -120,6 +134,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smtp_nexthop_smtp_name_uses_mx_brackets_do_not),
+        cmocka_unit_test(test_smtp_nexthop_international_names_become_a_labels),
         cmocka_unit_test(test_smtp_nexthop_smtp_knows_no_unix_sockets),
         cmocka_unit_test(test_smtp_nexthop_lmtp_unix_socket_paths),
         cmocka_unit_test(test_smtp_nexthop_lmtp_unix_path_bounds),

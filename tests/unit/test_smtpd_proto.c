@@ -203,6 +203,57 @@ static void test_mail_requiretls_twice_or_with_a_value_is_501(void **state)
                       "501 5.5.4 Syntax error in parameter REQUIRETLS");
 }
 
+static void test_mail_smtputf8_is_a_flag_and_echoes_utf8(void **state)
+{
+    struct proto_mail m;
+    buf_t reply = BUF_INIT;
+
+    proto_mail_init(&m);
+    assert_int_equal(
+        proto_mail_parse("FROM:<j\xc3\xb6s\xc3\xa9@b.test> SmtpUtf8", 1000, &m, &reply), 0);
+    assert_int_equal(m.smtputf8, 1);
+    assert_string_equal(buf_cstr(&m.echo), "<j\xc3\xb6s\xc3\xa9@b.test>");
+    assert_int_equal(proto_mail_parse("FROM:<a\x80@b.test>", 1000, &m, &reply), 0);
+    assert_int_equal(m.smtputf8, 0);
+    assert_string_equal(buf_cstr(&m.echo), "<a?@b.test>"); /* not UTF-8: never echoed */
+    proto_mail_free(&m);
+    buf_free(&reply);
+    expect_mail_reply("FROM:<a@b> SMTPUTF8=yes", "501 5.5.4 Syntax error in parameter SMTPUTF8");
+}
+
+/* expect_address - proto_address_check's verdict (NULL: accepted) */
+static void expect_address(const char *addr, int sender, int smtputf8, const char *want)
+{
+    buf_t reply = BUF_INIT;
+    int rc = proto_address_check(addr, sender, smtputf8, &reply);
+
+    if (want == NULL) {
+        assert_int_equal(rc, 0);
+    } else {
+        assert_int_equal(rc, -1);
+        assert_string_equal(buf_cstr(&reply), want);
+    }
+    buf_free(&reply);
+}
+
+static void test_utf8_address_needs_smtputf8_and_valid_utf8(void **state)
+{
+    const char *undeclared = "553 5.6.7 Must declare SMTPUTF8 to send unicode address";
+
+    expect_address("a@b.test", 0, 0, NULL);
+    expect_address("", 1, 0, NULL);
+    expect_address("j\xc3\xb6s\xc3\xa9@m\xc3\xbcnchen.test", 0, 0, undeclared);
+    expect_address("j\xc3\xb6s\xc3\xa9@m\xc3\xbcnchen.test", 1, 0, undeclared);
+    expect_address("j\xc3\xb6s\xc3\xa9@m\xc3\xbcnchen.test", 0, 1, NULL);
+    expect_address("\xe7\x94\xa8\xe6\x88\xb7", 0, 1, NULL); /* no domain: local */
+    expect_address("a\xc0\xaf@b.test", 1, 1, "553 5.1.7 Malformed UTF-8 in sender address");
+    expect_address("a\x80@b.test", 0, 1, "553 5.1.3 Malformed UTF-8 in recipient address");
+    expect_address("a\xed\xa0\x80@b.test", 0, 1, "553 5.1.3 Malformed UTF-8 in recipient address");
+    expect_address("a\x80@b.test", 0, 0, undeclared);
+    expect_address("a@\xcc\x81x.test", 0, 1,
+                   "553 5.1.3 Invalid international domain name in recipient address");
+}
+
 static void test_mail_size_over_limit_is_552(void **state)
 {
     expect_mail_reply("FROM:<a@b> SIZE=1001",
@@ -572,6 +623,8 @@ int main(void)
         cmocka_unit_test(test_mail_parameters_are_parsed),
         cmocka_unit_test(test_mail_requiretls_is_a_flag),
         cmocka_unit_test(test_mail_requiretls_twice_or_with_a_value_is_501),
+        cmocka_unit_test(test_mail_smtputf8_is_a_flag_and_echoes_utf8),
+        cmocka_unit_test(test_utf8_address_needs_smtputf8_and_valid_utf8),
         cmocka_unit_test(test_mail_size_over_limit_is_552),
         cmocka_unit_test(test_mail_size_without_limit_is_accepted),
         cmocka_unit_test(test_mail_bad_parameter_values),

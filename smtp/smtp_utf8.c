@@ -1,0 +1,68 @@
+/*
+ * smtp_utf8 - the SMTPUTF8 forms of the envelope for one next hop (see
+ * smtp_utf8.h).
+ */
+#include <string.h>
+
+#include "smtp_utf8.h"
+#include "smtputf8.h"
+
+/* smtp_utf8_is_ascii - a NUL-terminated address without UTF-8 */
+static int smtp_utf8_is_ascii(const char *addr)
+{
+    return smtputf8_is_ascii(addr, strlen(addr));
+}
+
+/* smtp_utf8_use - see smtp_utf8.h */
+int smtp_utf8_use(const struct delivery_request *req, int offered)
+{
+    if (!offered)
+        return 0;
+    if (req->smtputf8 || !smtp_utf8_is_ascii(req->sender))
+        return 1;
+    for (size_t i = 0; i < req->rcpt_count; i++) {
+        if (!smtp_utf8_is_ascii(req->rcpts[i].address))
+            return 1;
+    }
+    return 0;
+}
+
+/* smtp_utf8_address - see smtp_utf8.h */
+int smtp_utf8_address(const char *addr, int use, buf_t *out)
+{
+    if (use || smtp_utf8_is_ascii(addr)) {
+        buf_puts(out, addr);
+        return 0;
+    }
+    return smtputf8_address_to_ascii(addr, out);
+}
+
+/* smtp_utf8_convertible - addr has a form for this transaction */
+static int smtp_utf8_convertible(const char *addr, int use)
+{
+    buf_t form = BUF_INIT;
+    int rc = smtp_utf8_address(addr, use, &form);
+
+    buf_free(&form);
+    return rc == 0;
+}
+
+/* smtp_utf8_refuse - see smtp_utf8.h */
+size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer)
+{
+    int sender_ok = smtp_utf8_convertible(req->sender, use);
+    buf_t reason = BUF_INIT;
+    size_t pending = 0;
+
+    buf_printf(&reason, "SMTPUTF8 is required, but was not offered by host %s", peer);
+    for (size_t i = 0; i < req->rcpt_count; i++) {
+        struct delivery_rcpt *r = &req->rcpts[i];
+
+        if (!sender_ok || !smtp_utf8_convertible(r->address, use))
+            delivery_rcpt_set(r, DELIVERY_BOUNCE, "5.6.7", buf_cstr(&reason));
+        if (r->result.status == DELIVERY_PENDING)
+            pending++;
+    }
+    buf_free(&reason);
+    return pending;
+}
