@@ -13,15 +13,16 @@
 #include "attr.h"
 #include "auth.h"
 #include "greet.h"
+#include "help.h"
 #include "log.h"
 #include "route.h"
 #include "session.h"
 #include "table.h"
-#include "tern_build.h"
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tables.h"
 #include "smtpd_tls.h"
+#include "xclient.h"
 
 /* room kept free in the envelope message for the sender and the rest */
 #define COMMANDS_ENVELOPE_RESERVE (64 * 1024)
@@ -96,6 +97,7 @@ static void commands_helo_reply(struct session *s)
     if (smtpd_auth_ehlo(s, &auth))
         session_reply(s, "250-%s", buf_cstr(&auth));
     buf_free(&auth);
+    smtpd_xclient_ehlo(s);
     session_reply(s, "250 HELP");
 }
 
@@ -340,16 +342,6 @@ static void commands_data(struct session *s, const char *arg)
         smtpd_policy_run(s, POLICY_DATA, commands_data_verdict);
 }
 
-/* commands_help - the built-in HELP text */
-static void commands_help(struct session *s)
-{
-    session_reply(s, "214-2.0.0 This is tern %s", TERN_VERSION);
-    session_reply(s, "214-2.0.0 Topics:");
-    session_reply(s, "214-2.0.0     HELO EHLO MAIL RCPT DATA");
-    session_reply(s, "214-2.0.0     RSET NOOP QUIT HELP VRFY");
-    session_reply(s, "214 2.0.0 End of HELP info");
-}
-
 /* commands_vrfy_lookup - a local address: does the user exist? */
 static void commands_vrfy_lookup(struct session *s, const char *arg, const char *addr)
 {
@@ -449,7 +441,7 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         commands_quit(s);
         break;
     case PROTO_CMD_HELP:
-        commands_help(s);
+        smtpd_help_command(s, arg);
         break;
     case PROTO_CMD_VRFY:
         commands_vrfy(s, arg);
@@ -462,6 +454,12 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         break;
     case PROTO_CMD_EXPN:
         smtpd_expn_command(s, arg);
+        break;
+    case PROTO_CMD_XCLIENT:
+        smtpd_xclient_command(s, arg);
+        break;
+    case PROTO_CMD_XFORWARD:
+        smtpd_xforward_command(s, arg);
         break;
     case PROTO_CMD_VERB:
     case PROTO_CMD_ETRN:
