@@ -165,6 +165,17 @@ void smtpd_xclient_command(struct session *s, const char *arg)
     session_greet(s);
 }
 
+/* xforward_value - the XFORWARD value of x, else dflt ("unknown" for a
+ * value given as [UNAVAILABLE]) */
+static const char *xforward_value(const struct session *s, enum smtpd_xattr x, const char *dflt)
+{
+    const struct smtpd_xclient_args *a = s->xforward;
+
+    if (a == NULL || (a->given & (1u << x)) == 0)
+        return dflt;
+    return smtpd_xclient_has(a, x) ? buf_cstr(&a->value[x]) : "unknown";
+}
+
 void smtpd_xforward_command(struct session *s, const char *arg)
 {
     struct smtpd_xclient_args *a = s->xforward;
@@ -181,24 +192,15 @@ void smtpd_xforward_command(struct session *s, const char *arg)
         return;
     }
     s->xforward = a;
+    log_info("xforward from %s: name=%s addr=%s helo=%s ident=%s", s->client,
+             xforward_value(s, SMTPD_XATTR_NAME, "-"), xforward_value(s, SMTPD_XATTR_ADDR, "-"),
+             xforward_value(s, SMTPD_XATTR_HELO, "-"), xforward_value(s, SMTPD_XATTR_IDENT, "-"));
     session_reply(s, "250 2.0.0 Ok");
-}
-
-/* xforward_value - the XFORWARD value of x, else dflt ("unknown" for a
- * value given as [UNAVAILABLE]) */
-static const char *xforward_value(const struct session *s, enum smtpd_xattr x, const char *dflt)
-{
-    const struct smtpd_xclient_args *a = s->xforward;
-
-    if (a == NULL || (a->given & (1u << x)) == 0)
-        return dflt;
-    return smtpd_xclient_has(a, x) ? buf_cstr(&a->value[x]) : "unknown";
 }
 
 void smtpd_xforward_submit(const struct session *s, buf_t *out)
 {
     char ip[sizeof(s->ip)];
-    const char *ident = xforward_value(s, SMTPD_XATTR_IDENT, s->ident_user);
     const char *name = s->client_name ? s->client_name : "unknown";
 
     snprintf(ip, sizeof(ip), "%s", xforward_value(s, SMTPD_XATTR_ADDR, s->ip));
@@ -206,8 +208,8 @@ void smtpd_xforward_submit(const struct session *s, buf_t *out)
         netaddr_format((const struct sockaddr *)&s->xforward->addr, ip, sizeof(ip));
     attr_add_str(out, "client_name", xforward_value(s, SMTPD_XATTR_NAME, name));
     attr_add_str(out, "client_addr", ip);
-    if (ident != NULL)
-        attr_add_str(out, "ident", ident);
+    if (s->ident_user != NULL) /* XFORWARD's IDENT is a queue ID: logged only */
+        attr_add_str(out, "ident", s->ident_user);
     attr_add_str(out, "helo", xforward_value(s, SMTPD_XATTR_HELO, buf_cstr(&s->helo)));
     attr_add_str(out, "protocol", xforward_value(s, SMTPD_XATTR_PROTO, session_protocol(s)));
 }
