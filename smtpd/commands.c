@@ -5,7 +5,6 @@
  * (HELO requirement, unqualified senders, closed relaying, recipient limit,
  * VRFY) and sends the replies documented in docs/smtpd.md.
  */
-#include <pwd.h>
 #include <string.h>
 
 #include "addr.h"
@@ -216,15 +215,6 @@ static void commands_mail(struct session *s, const char *arg)
     buf_free(&reply);
 }
 
-/* commands_rcpt_local - unqualified, or a domain of the local class */
-static int commands_rcpt_local(const struct session *s, const char *addr)
-{
-    enum route_class cls;
-
-    return route_class_of(s->cfg->route, addr_domain(addr), &cls) == ROUTE_OK &&
-           cls == ROUTE_CLASS_LOCAL;
-}
-
 /* commands_rcpt_accept - remember the recipient for cleanup */
 static void commands_rcpt_accept(struct session *s)
 {
@@ -342,50 +332,6 @@ static void commands_data(struct session *s, const char *arg)
         smtpd_policy_run(s, POLICY_DATA, commands_data_verdict);
 }
 
-/* commands_vrfy_lookup - a local address: does the user exist? */
-static void commands_vrfy_lookup(struct session *s, const char *arg, const char *addr)
-{
-    buf_t local = BUF_INIT;
-    buf_t echo = BUF_INIT;
-
-    addr_local_part(addr, &local);
-    if (local.len > 0 && getpwnam(buf_cstr(&local)) != NULL) {
-        proto_printable(local.data, local.len, ADDR_MAX_LENGTH, &echo);
-        session_reply(s, "250 2.1.5 <%s@%s>", buf_cstr(&echo), s->cfg->myhostname);
-    } else {
-        proto_printable(arg, strlen(arg), ADDR_MAX_LENGTH, &echo);
-        session_reply(s, "550 5.1.1 %s... User unknown", buf_cstr(&echo));
-    }
-    buf_free(&local);
-    buf_free(&echo);
-}
-
-/* commands_vrfy - VRFY: only local users are ever confirmed */
-static void commands_vrfy(struct session *s, const char *arg)
-{
-    buf_t addr = BUF_INIT;
-    size_t len = strlen(arg);
-    int local;
-
-    if (len == 0) {
-        session_reply(s, "501 5.5.2 Argument required");
-        return;
-    }
-    proto_unbracket(arg, &addr);
-    smtpd_tables_enter(s);
-    local = !s->cfg->disable_vrfy && addr.len > 0 && commands_rcpt_local(s, buf_cstr(&addr));
-    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND))
-        local = -1; /* VRFY runs again when the remote answers are in */
-    if (local == 0)
-        session_reply(s, "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery "
-                         "(or try finger)");
-    else if (local > 0)
-        commands_vrfy_lookup(s, arg, buf_cstr(&addr));
-    if (local >= 0)
-        smtpd_tables_forget(s);
-    buf_free(&addr);
-}
-
 /* commands_unknown_milter - 500 quoting the line (still in s->line: the
  * client is not read meanwhile), unless a milter refused it with its own
  * reply */
@@ -444,7 +390,7 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         smtpd_help_command(s, arg);
         break;
     case PROTO_CMD_VRFY:
-        commands_vrfy(s, arg);
+        smtpd_vrfy_command(s, arg);
         break;
     case PROTO_CMD_STARTTLS:
         smtpd_tls_starttls(s, arg);

@@ -171,3 +171,24 @@ def test_xforward_sets_received_and_log_for_one_message(proxied):
     tern.wait_log(r"client=spike\.example\[192\.0\.2\.7\]")
     tern.wait_log(r"xforward from \S+\[127\.0\.0\.1\]: "
                   r"name=spike\.example addr=192\.0\.2\.7 helo=fw\.example ident=queue123")
+
+
+def test_vrfy_knows_aliases_users_and_virtual_addresses(res):
+    from test_routing import write_map
+
+    t = res.tern(start=False, mynetworks="127.0.0.1/32")
+    t.aliases.write_text("staff: root, bob@remote.test\n")
+    t.conf_edit(virtual_alias_maps=write_map(t, "virtual", "joe@virt.test joe@sink.test\n", build=True))
+    t.start()
+    with t.connect(source=OUTSIDER) as c:
+        c.greeting()
+        c.cmd("EHLO client.test")
+        assert c.cmd("VRFY Staff") == ["250 2.1.5 <Staff@tern.test>"]
+        assert c.cmd("VRFY <root@tern.test>") == ["250 2.1.5 <root@tern.test>"]
+        assert c.cmd("VRFY nosuch") == ["550 5.1.1 nosuch... User unknown"]
+        assert c.cmd("VRFY joe@virt.test") == ["250 2.1.5 <joe@virt.test>"]
+        assert c.cmd("VRFY nobody@virt.test") == [
+            "550 5.1.1 <nobody@virt.test>: Recipient address rejected: User unknown in virtual "
+            "alias table"
+        ]
+        assert c.cmd("VRFY x@far.test")[0].startswith("252 2.5.2 ")
