@@ -135,6 +135,15 @@ const struct param_def param_table[] = {
     {"disable_expn_command", PARAM_BOOL, "no",
      "refuse EXPN (502 5.7.0) and leave it out of the EHLO reply; otherwise EXPN shows "
      "alias_maps members to mynetworks clients"},
+    {"help_file", PARAM_STR, "",
+     "sendmail's HelpFile: the text of HELP, \"topic<TAB>text\" lines with $v the version "
+     "(empty: a built-in text; set but unreadable: HELP answers 502)"},
+    {"smtpd_authorized_xclient_hosts", PARAM_LIST, "",
+     "networks allowed to use XCLIENT to set the client's address, name, HELO and login "
+     "(a trusted proxy or content filter; empty: nobody)"},
+    {"smtpd_authorized_xforward_hosts", PARAM_LIST, "",
+     "networks allowed to use XFORWARD to set the client attributes logged and written in "
+     "the Received header of the next message (empty: nobody)"},
     {"smtpd_privacy_flags", PARAM_LIST, "",
      "sendmail's PrivacyOptions: goaway, needmailhelo, needexpnhelo, needvrfyhelo, noexpn, "
      "novrfy, noverb, noetrn, noreceipts, nobodyreturn, authwarnings, restrictmailq, "

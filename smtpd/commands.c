@@ -5,7 +5,6 @@
  * (HELO requirement, unqualified senders, closed relaying, recipient limit,
  * VRFY) and sends the replies documented in docs/smtpd.md.
  */
-#include <pwd.h>
 #include <string.h>
 
 #include "addr.h"
@@ -13,15 +12,16 @@
 #include "attr.h"
 #include "auth.h"
 #include "greet.h"
+#include "help.h"
 #include "log.h"
 #include "route.h"
 #include "session.h"
 #include "table.h"
-#include "tern_build.h"
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tables.h"
 #include "smtpd_tls.h"
+#include "xclient.h"
 
 /* room kept free in the envelope message for the sender and the rest */
 #define COMMANDS_ENVELOPE_RESERVE (64 * 1024)
@@ -112,6 +112,7 @@ static void commands_helo_reply(struct session *s)
     if (smtpd_auth_ehlo(s, &auth))
         session_reply(s, "250-%s", buf_cstr(&auth));
     buf_free(&auth);
+    smtpd_xclient_ehlo(s);
     session_reply(s, "250 HELP");
 }
 
@@ -232,15 +233,6 @@ static void commands_mail(struct session *s, const char *arg)
         smtpd_policy_run(s, POLICY_MAIL, commands_mail_verdict);
     }
     buf_free(&reply);
-}
-
-/* commands_rcpt_local - unqualified, or a domain of the local class */
-static int commands_rcpt_local(const struct session *s, const char *addr)
-{
-    enum route_class cls;
-
-    return route_class_of(s->cfg->route, addr_domain(addr), &cls) == ROUTE_OK &&
-           cls == ROUTE_CLASS_LOCAL;
 }
 
 /* commands_rcpt_accept - remember the recipient for cleanup */
@@ -366,60 +358,6 @@ static void commands_data(struct session *s, const char *arg)
         smtpd_policy_run(s, POLICY_DATA, commands_data_verdict);
 }
 
-/* commands_help - the built-in HELP text */
-static void commands_help(struct session *s)
-{
-    session_reply(s, "214-2.0.0 This is tern %s", TERN_VERSION);
-    session_reply(s, "214-2.0.0 Topics:");
-    session_reply(s, "214-2.0.0     HELO EHLO MAIL RCPT DATA");
-    session_reply(s, "214-2.0.0     RSET NOOP QUIT HELP VRFY");
-    session_reply(s, "214 2.0.0 End of HELP info");
-}
-
-/* commands_vrfy_lookup - a local address: does the user exist? */
-static void commands_vrfy_lookup(struct session *s, const char *arg, const char *addr)
-{
-    buf_t local = BUF_INIT;
-    buf_t echo = BUF_INIT;
-
-    addr_local_part(addr, &local);
-    if (local.len > 0 && getpwnam(buf_cstr(&local)) != NULL) {
-        proto_printable(local.data, local.len, ADDR_MAX_LENGTH, &echo);
-        session_reply(s, "250 2.1.5 <%s@%s>", buf_cstr(&echo), s->cfg->myhostname);
-    } else {
-        proto_printable(arg, strlen(arg), ADDR_MAX_LENGTH, &echo);
-        session_reply(s, "550 5.1.1 %s... User unknown", buf_cstr(&echo));
-    }
-    buf_free(&local);
-    buf_free(&echo);
-}
-
-/* commands_vrfy - VRFY: only local users are ever confirmed */
-static void commands_vrfy(struct session *s, const char *arg)
-{
-    buf_t addr = BUF_INIT;
-    size_t len = strlen(arg);
-    int local;
-
-    if (len == 0) {
-        session_reply(s, "501 5.5.2 Argument required");
-        return;
-    }
-    proto_unbracket(arg, &addr);
-    smtpd_tables_enter(s);
-    local = !s->cfg->disable_vrfy && addr.len > 0 && commands_rcpt_local(s, buf_cstr(&addr));
-    if (smtpd_tables_leave(s, SMTPD_TABLES_COMMAND))
-        local = -1; /* VRFY runs again when the remote answers are in */
-    if (local == 0)
-        session_reply(s, "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery "
-                         "(or try finger)");
-    else if (local > 0)
-        commands_vrfy_lookup(s, arg, buf_cstr(&addr));
-    if (local >= 0)
-        smtpd_tables_forget(s);
-    buf_free(&addr);
-}
-
 /* commands_unknown_milter - 500 quoting the line (still in s->line: the
  * client is not read meanwhile), unless a milter refused it with its own
  * reply */
@@ -478,10 +416,10 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         commands_quit(s);
         break;
     case PROTO_CMD_HELP:
-        commands_help(s);
+        smtpd_help_command(s, arg);
         break;
     case PROTO_CMD_VRFY:
-        commands_vrfy(s, arg);
+        smtpd_vrfy_command(s, arg);
         break;
     case PROTO_CMD_STARTTLS:
         smtpd_tls_starttls(s, arg);
@@ -491,6 +429,12 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
         break;
     case PROTO_CMD_EXPN:
         smtpd_expn_command(s, arg);
+        break;
+    case PROTO_CMD_XCLIENT:
+        smtpd_xclient_command(s, arg);
+        break;
+    case PROTO_CMD_XFORWARD:
+        smtpd_xforward_command(s, arg);
         break;
     case PROTO_CMD_VERB:
     case PROTO_CMD_ETRN:

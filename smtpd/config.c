@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "config.h"
 #include "greet.h"
+#include "help.h"
 #include "loadavg.h"
 #include "log.h"
 #include "policy.h"
@@ -165,6 +166,11 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     smtpd_privacy_config(cfg, conf);
     smtpd_config_client_limits(&cfg->client_limits, conf);
     smtpd_config_milters(cfg, conf);
+    smtpd_help_load(cfg, conf);
+    smtpd_config_networks(conf, "smtpd_authorized_xclient_hosts", &cfg->xclient_hosts,
+                          &cfg->xclient_hosts_count);
+    smtpd_config_networks(conf, "smtpd_authorized_xforward_hosts", &cfg->xforward_hosts,
+                          &cfg->xforward_hosts_count);
 }
 
 /* smtpd_config_free - release the network list */
@@ -179,4 +185,8 @@ void smtpd_config_free(struct smtpd_config *cfg)
     cfg->client_limits.exceptions = NULL;
     cfg->client_limits.exception_count = 0;
     milter_list_free(&cfg->milters);
+    smtpd_help_free(cfg);
+    free(cfg->xclient_hosts);
+    free(cfg->xforward_hosts);
+    cfg->xclient_hosts = cfg->xforward_hosts = NULL;
 }

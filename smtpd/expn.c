@@ -38,10 +38,10 @@ void smtpd_expn_open(struct smtpd_server *server)
     int wanted = 0;
 
     for (size_t i = 0; i < server->conf_count; i++)
-        wanted |= !server->conf[i].cfg.disable_expn;
+        wanted |= !server->conf[i].cfg.disable_expn || !server->conf[i].cfg.disable_vrfy;
     if (!wanted || count == 0 || table_list_open(l, specs, count, TABLE_ALIASES, &err) < 0) {
         if (wanted && count > 0)
-            log_warn("alias_maps: %s; EXPN shows local users only", buf_cstr(&err));
+            log_warn("alias_maps: %s; EXPN and VRFY know local users only", buf_cstr(&err));
         free(l);
         l = NULL;
     }

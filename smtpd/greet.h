@@ -68,6 +68,8 @@ void smtpd_expn_close(struct smtpd_server *server);
 int smtpd_expn_offered(const struct session *s);
 /* smtpd_expn_command - EXPN arg */
 void smtpd_expn_command(struct session *s, const char *arg);
+/* vrfy.c: smtpd_vrfy_command - VRFY arg (alias_maps as opened for EXPN) */
+void smtpd_vrfy_command(struct session *s, const char *arg);
 
 /* privacy.c */
 /* smtpd_privacy_config - smtpd_privacy_flags and disable_expn_command into

@@ -20,6 +20,7 @@
 #include "stats.h"
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
+#include "xclient.h"
 
 /* above this much unwritten output to cleanup, stop reading the client */
 #define MESSAGE_HIGH_WATER (256 * 1024)
@@ -53,12 +54,7 @@ static void message_build_submit(struct session *s, buf_t *out, int *fds, size_t
 
     attr_begin(out, "cleanup.submit");
     attr_add_str(out, "sender", buf_cstr(&m->addr));
-    attr_add_str(out, "client_name", s->client_name ? s->client_name : "unknown");
-    attr_add_str(out, "client_addr", s->ip);
-    if (s->ident_user != NULL)
-        attr_add_str(out, "ident", s->ident_user);
-    attr_add_str(out, "helo", buf_cstr(&s->helo));
-    attr_add_str(out, "protocol", session_protocol(s));
+    smtpd_xforward_submit(s, out); /* the client, or what XFORWARD said */
     attr_add_str(out, "listener", s->cfg->listener);
     if (s->tls_active && s->cfg->tls_received_header)
         attr_add_str(out, "tls", buf_cstr(&s->tls_info));

@@ -37,6 +37,10 @@ static const struct {
     [PROTO_CMD_STARTTLS] = {"STARTTLS", "starttls"},
     [PROTO_CMD_AUTH] = {"AUTH", "auth"},
     [PROTO_CMD_BDAT] = {"BDAT", "bdat"},
+    [PROTO_CMD_XCLIENT] = {"XCLIENT", "xclient"},
+    [PROTO_CMD_XFORWARD] = {"XFORWARD", "xforward"},
+    [PROTO_CMD_ONEX] = {"ONEX", "onex"},
+    [PROTO_CMD_XUSR] = {"XUSR", "xusr"},
 };
 
 /* proto_is_space - SMTP white space */

@@ -40,6 +40,7 @@
 #include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
+#include "xclient.h"
 
 /* the order of the counters in the disconnect line (Postfix's order) */
 static const enum proto_cmd session_log_order[] = {
@@ -197,6 +198,7 @@ void session_reset_transaction(struct session *s)
     buf_reset(&s->tx_hold_reason);
     buf_reset(&s->tx_prepend);
     buf_reset(&s->tx_redirect);
+    smtpd_xforward_reset(s);
 }
 
 /* session_set_read_timeout - idle limit for the client; writes use smtpd_timeout */
@@ -281,6 +283,7 @@ static void session_free(struct session *s)
     smtpd_auth_session_end(s);
     session_auth_forget(s);
     smtpd_tls_session_free(s);
+    smtpd_xforward_reset(s);
     bufferevent_free(s->bev);
     proto_mail_free(&s->mail);
     proto_rcpt_free(&s->rcpt);

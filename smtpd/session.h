@@ -28,6 +28,7 @@ struct smtpd_policy_wait;
 struct smtpd_policy_stage;
 struct smtpd_milter;
 struct smtpd_tables;
+struct smtpd_xclient_args;
 struct event;
 
 enum session_state {
@@ -159,6 +160,9 @@ struct session {
     struct event *greet_timer; /* the pause runs, else NULL */
     time_t greet_started;      /* when it began */
     int greet_rejecting;       /* the client talked first: 554, nothing it sends is done */
+
+    /* XFORWARD's attributes for the transaction (xclient.c), else NULL */
+    struct smtpd_xclient_args *xforward;
 };
 
 /* session_reply - send one reply line (CRLF added); counts errors and may

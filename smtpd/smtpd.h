@@ -28,6 +28,7 @@ struct table_list;
 
 struct smtpd_tls;
 struct smtpd_auth;
+struct smtp_ext_helpfile;
 
 /* the TLS security level of a listener */
 enum smtpd_tls_level { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
@@ -93,6 +94,14 @@ struct smtpd_config {
     struct table_list *aliases;         /* alias_maps for EXPN (the server's), or NULL */
     struct smtpd_client_limits client_limits;
     struct milter_list milters; /* smtpd_milters (smtpd_milter.c) */
+
+    /* HELP (help.c), XCLIENT and XFORWARD (xclient.c) */
+    const char *help_file;             /* help_file; "" = the built-in text */
+    struct smtp_ext_helpfile *help;    /* its topics; NULL: not readable (502) */
+    struct netaddr_net *xclient_hosts; /* smtpd_authorized_xclient_hosts */
+    size_t xclient_hosts_count;
+    struct netaddr_net *xforward_hosts; /* smtpd_authorized_xforward_hosts */
+    size_t xforward_hosts_count;
 };
 
 /* one listener of a worker: its sockets share one config and one pace */

@@ -307,7 +307,7 @@ static void smtpd_policy_client_verdict(struct session *s, struct policy_result 
 
 /* smtpd_policy_named - the name is known: log the connection, start the DNS
  * lists, check the client */
-static void smtpd_policy_named(struct session *s)
+void smtpd_policy_named(struct session *s)
 {
     struct policy_facts f;
 

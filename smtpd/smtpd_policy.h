@@ -31,6 +31,10 @@ void smtpd_policy_server_free(struct smtpd_server *server);
  * greeting), DNS list prefetch, and with smtpd_delay_reject = no the
  * client restrictions (their refusal answers every later command) */
 void smtpd_policy_connect(struct session *s);
+/* smtpd_policy_named - the client's name is known (or given by XCLIENT): log
+ * the connection, start the DNS lists, check the client; the greeting
+ * waits for the verdict */
+void smtpd_policy_named(struct session *s);
 /* smtpd_policy_run - evaluate stage, then done(s, verdict) */
 void smtpd_policy_run(struct session *s, enum policy_stage stage, smtpd_policy_done_fn done);
 /* smtpd_policy_tables_answered - the remote tables' answers are in: a stage

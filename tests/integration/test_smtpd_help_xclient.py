@@ -1,0 +1,194 @@
+"""HELP from a help file (SPEC SMTP-12), ONEX/XUSR (SMTP-17), and Postfix's
+XCLIENT and XFORWARD (docs/smtpd.md "HELP", "XCLIENT and XFORWARD")."""
+
+import re
+
+import pytest
+
+from ternlib import REPLY_250_QUEUED, make_message
+
+PROXY = "127.0.0.3"  # smtpd_authorized_xclient_hosts, not in mynetworks
+OUTSIDER = "127.0.0.5"  # neither
+SIMULATED = "127.0.0.9"  # in mynetworks: what XCLIENT says the client is
+DAVE = "I'm sorry, Dave, I'm afraid I can't do that."
+DENIED = "550 5.7.0 Error: insufficient authorization"
+
+
+def ehlo_words(c):
+    return [line[4:].split()[0] for line in c.cmd("EHLO client.test")[1:]]
+
+
+def tern_version(tern):
+    out = tern.tern("version", check=True).stdout
+    return re.search(r"(\d+\.\d+[^\s]*)", out).group(1)
+
+
+@pytest.fixture(scope="module")
+def helpful(mres):
+    """smtpd with a custom help file, submission with a one-line one"""
+    custom = mres.base / "helpfile"
+    custom.write_text(
+        "#vers\t2\n"
+        "smtp\tThis is Example Mail ($v)\n"
+        "smtp\tTopics: MAIL RCPT\n"
+        "rcpt\tRCPT TO: <recipient>\n"
+        "rcpt\t\tOne recipient; $$ is a dollar.\n"
+        "# a comment\n"
+    )
+    return mres.tern(help_file=str(custom))
+
+
+def test_help_shows_the_files_topics_with_the_version(helpful):
+    tern = helpful
+    version = tern_version(tern)
+    with tern.connect() as c:
+        c.greeting()
+        assert c.cmd("HELP") == [
+            f"214-2.0.0 This is Example Mail ({version})",
+            "214-2.0.0 Topics: MAIL RCPT",
+            "214 2.0.0 End of HELP info",
+        ]
+        assert c.cmd("HELP rcpt") == c.cmd("HELP RCPT") == [
+            "214-2.0.0 RCPT TO: <recipient>",
+            "214-2.0.0 \tOne recipient; $ is a dollar.",
+            "214 2.0.0 End of HELP info",
+        ]
+        assert c.cmd("HELP foo") == ['504 5.3.0 HELP topic "foo" unknown']
+        assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+
+
+def test_help_with_a_one_line_file_hides_everything(res):
+    dave = res.base / "dave"
+    dave.write_text(f"smtp\t{DAVE}\n")
+    tern = res.tern(help_file=str(dave))
+    with tern.connect() as c:
+        c.greeting()
+        assert c.cmd("HELP") == [f"214-2.0.0 {DAVE}", "214 2.0.0 End of HELP info"]
+        assert c.cmd("HELP MAIL") == ['504 5.3.0 HELP topic "mail" unknown']
+
+
+def test_onex_and_xusr_are_refused_and_the_session_goes_on(helpful):
+    tern = helpful
+    with tern.connect() as c:
+        c.greeting()
+        c.cmd("EHLO client.test")
+        assert c.cmd("ONEX") == ["502 5.5.1 Error: command not implemented"]
+        assert c.cmd("XUSR") == ["502 5.5.1 Error: command not implemented"]
+        assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+
+
+@pytest.fixture(scope="module")
+def proxied(mres):
+    sink = mres.sink()
+    tern = mres.tern(
+        relayhost=sink.hostport,
+        mynetworks=f"127.0.0.1/32 {SIMULATED}/32",
+        smtpd_authorized_xclient_hosts=f"{PROXY}/32",
+        smtpd_authorized_xforward_hosts="127.0.0.1/32",
+        help_file=str(mres.base / "no-such-helpfile"),
+    )
+    return tern, sink
+
+
+def test_help_file_missing_gives_502_and_a_warning(proxied):
+    tern, _ = proxied
+    with tern.connect() as c:
+        c.greeting()
+        assert c.cmd("HELP") == ["502 5.3.0 HELP not implemented"]
+    assert re.search(r"help_file .*no-such-helpfile: No such file", tern.log())
+
+
+def test_xclient_gives_the_session_another_client(proxied):
+    tern, sink = proxied
+    with tern.connect(source=PROXY) as c:
+        c.greeting()
+        words = ehlo_words(c)
+        assert "XCLIENT" in words and "XFORWARD" not in words
+        # the proxy itself may not relay
+        c.cmd("MAIL FROM:<a@example.test>")
+        assert c.cmd("RCPT TO:<x@sink.test>")[0].startswith("554 5.7.1 ")
+        assert c.cmd("XCLIENT ADDR=127.0.0.1") == ["503 5.5.1 Error: MAIL transaction in progress"]
+        c.cmd("RSET")
+        assert c.cmd("XCLIENT") == ["501 5.5.4 Syntax: XCLIENT attribute=value..."]
+        assert c.cmd("XCLIENT FOO=bar") == ["501 5.5.4 Bad XCLIENT attribute name: FOO"]
+        assert c.cmd("XCLIENT ADDR=999.1.1.1") == ["501 5.5.4 Bad ADDR syntax: 999.1.1.1"]
+        assert c.cmd("XCLIENT ADDR") == ["501 5.5.4 Error: attribute=value expected"]
+        # the new client: a 220 again, then the session as that client
+        reply = c.cmd(f"XCLIENT NAME=sim.example ADDR={SIMULATED} PORT=4711 HELO=sim+2Ehelo PROTO=ESMTP")
+        assert len(reply) == 1 and reply[0].startswith("220 tern.test ESMTP"), reply
+        assert c.cmd("EHLO sim.example")[0] == "250-tern.test Hello sim.example [127.0.0.9], pleased to meet you"
+        assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<x@sink.test>")[0].startswith("250 ")
+        final = c.data(make_message(subject="via xclient"))
+        assert REPLY_250_QUEUED.match(final[0]), final
+        # the simulated client is not an authorized one: no second XCLIENT
+        assert c.cmd(f"XCLIENT ADDR={PROXY}") == [DENIED]
+    msg = sink.wait_for(b"via xclient")[0]
+    received = msg.header("Received")
+    assert "sim.example [127.0.0.9]" in received, received
+    tern.wait_log(r"connect from sim\.example\[127\.0\.0\.9\]")
+    tern.wait_log(r"xclient: unknown\[127\.0\.0\.3\] is now client sim\.example\[127\.0\.0\.9\]")
+    tern.wait_log(r"client=sim\.example\[127\.0\.0\.9\]")
+
+
+def test_xclient_from_an_unauthorized_host_is_refused(proxied):
+    tern, _ = proxied
+    with tern.connect(source=OUTSIDER) as c:
+        c.greeting()
+        words = ehlo_words(c)
+        assert "XCLIENT" not in words and "XFORWARD" not in words, words
+        assert c.cmd(f"XCLIENT ADDR={SIMULATED}") == [DENIED]
+        assert c.cmd(f"XFORWARD ADDR={SIMULATED}") == [DENIED]
+        assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+    tern.wait_log(r"reject: XCLIENT from unknown\[127\.0\.0\.5\]: 550 5\.7\.0")
+
+
+def test_xforward_sets_received_and_log_for_one_message(proxied):
+    tern, sink = proxied
+    with tern.connect() as c:
+        c.greeting()
+        words = ehlo_words(c)
+        assert "XFORWARD" in words and "XCLIENT" not in words, words
+        assert c.cmd("XFORWARD NAME=spike.example ADDR=192.0.2.7 PORT=2525") == ["250 2.0.0 Ok"]
+        assert c.cmd("XFORWARD HELO=fw.example PROTO=ESMTP IDENT=queue123 SOURCE=REMOTE") == [
+            "250 2.0.0 Ok"
+        ]
+        assert c.cmd("XFORWARD LOGIN=x") == ["501 5.5.4 Bad XFORWARD attribute name: LOGIN"]
+        # policy still sees the real client (127.0.0.1, in mynetworks): relay ok
+        assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250 ")
+        assert c.cmd("XFORWARD NAME=late.example") == ["503 5.5.1 Error: MAIL transaction in progress"]
+        assert c.cmd("RCPT TO:<x@sink.test>")[0].startswith("250 ")
+        assert REPLY_250_QUEUED.match(c.data(make_message(subject="xforward one"))[0])
+        # forgotten after the transaction
+        assert c.cmd("MAIL FROM:<a@example.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<x@sink.test>")[0].startswith("250 ")
+        assert REPLY_250_QUEUED.match(c.data(make_message(subject="xforward two"))[0])
+    one = sink.wait_for(b"xforward one")[0].header("Received")
+    two = sink.wait_for(b"xforward two")[0].header("Received")
+    assert "from fw.example (spike.example [192.0.2.7])" in one, one
+    assert "with ESMTP" in one, one
+    assert "192.0.2.7" not in two and "127.0.0.1" in two, two
+    tern.wait_log(r"client=spike\.example\[192\.0\.2\.7\]")
+    tern.wait_log(r"xforward from \S+\[127\.0\.0\.1\]: "
+                  r"name=spike\.example addr=192\.0\.2\.7 helo=fw\.example ident=queue123")
+
+
+def test_vrfy_knows_aliases_users_and_virtual_addresses(res):
+    from test_routing import write_map
+
+    t = res.tern(start=False, mynetworks="127.0.0.1/32")
+    t.aliases.write_text("staff: root, bob@remote.test\n")
+    t.conf_edit(virtual_alias_maps=write_map(t, "virtual", "joe@virt.test joe@sink.test\n", build=True))
+    t.start()
+    with t.connect(source=OUTSIDER) as c:
+        c.greeting()
+        c.cmd("EHLO client.test")
+        assert c.cmd("VRFY Staff") == ["250 2.1.5 <Staff@tern.test>"]
+        assert c.cmd("VRFY <root@tern.test>") == ["250 2.1.5 <root@tern.test>"]
+        assert c.cmd("VRFY nosuch") == ["550 5.1.1 nosuch... User unknown"]
+        assert c.cmd("VRFY joe@virt.test") == ["250 2.1.5 <joe@virt.test>"]
+        assert c.cmd("VRFY nobody@virt.test") == [
+            "550 5.1.1 <nobody@virt.test>: Recipient address rejected: User unknown in virtual "
+            "alias table"
+        ]
+        assert c.cmd("VRFY x@far.test")[0].startswith("252 2.5.2 ")
