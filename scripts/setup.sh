@@ -18,6 +18,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   slapd ldap-utils python3-ldap postgresql redis-server libldap-dev libpq-dev libhiredis-dev
   libidn2-dev
   python3-psycopg2 python3-redis
+  haproxy
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
 # dpkg-buildpackage, the throwaway root, systemd-analyze verify)
@@ -27,8 +28,9 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 # local resolver or the dnsmasq of the tests); prometheus is here for its
 # promtool (tests/integration/test_metrics.py), never as a server; slapd,
 # postgresql and redis-server are the lookup servers of the issue-14 suites
-# (tests/integration/remoteutil.py starts its own throwaway instances)
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server"
+# (tests/integration/remoteutil.py starts its own throwaway instances); haproxy
+# runs in front of smtpd in test_smtpd_haproxy.py with a private config
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server haproxy"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the

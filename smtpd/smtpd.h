@@ -92,6 +92,11 @@ struct smtpd_config {
     struct table_list *aliases;         /* alias_maps for EXPN (the server's), or NULL */
     struct smtpd_client_limits client_limits;
     struct milter_list milters; /* smtpd_milters (smtpd_milter.c) */
+    /* the PROXY protocol before the session (upstream_proxy.c) */
+    int upstream_proxy;                       /* smtpd_upstream_proxy_protocol = haproxy */
+    long long upstream_proxy_timeout;         /* seconds */
+    struct netaddr_net *upstream_proxy_hosts; /* who may send it; empty: nobody */
+    size_t upstream_proxy_host_count;
 };
 
 /* one listener of a worker: its sockets share one config and one pace */
@@ -137,6 +142,11 @@ void smtpd_config_free(struct smtpd_config *cfg);
 
 /* session_start - run a session on an accepted, non-blocking socket */
 void session_start(struct smtpd_listener *listener, int fd, const struct sockaddr *sa, int salen);
+/* session_start_proxied - the same for a connection whose PROXY header
+ * (upstream_proxy.c) named the client and the address it connected to */
+void session_start_proxied(struct smtpd_listener *listener, int fd,
+                           const struct sockaddr_storage *client,
+                           const struct sockaddr_storage *local);
 /* smtpd_session_ended - a session is gone: re-enable listeners, finish a drain */
 void smtpd_session_ended(struct smtpd_server *server);
 
