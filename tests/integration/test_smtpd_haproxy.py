@@ -22,9 +22,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from milterutil import start_milter
+from peerutil import make_self_signed
 from ternlib import SmtpConn, free_port, make_message, terminate, wait_until
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+FRONT = "127.0.0.2"  # HAProxy's address: the header's destination
 CLIENT = "127.0.0.5"  # the only client in mynetworks
 OTHER = "127.0.0.6"  # another client behind the proxy
 FORGER = "127.0.0.7"  # not a proxy host, talks to tern directly
@@ -48,21 +51,21 @@ defaults
     timeout client 30s
     timeout server 30s
 listen v1
-    bind 127.0.0.1:{ports.v1}
+    bind {FRONT}:{ports.v1}
     server tern 127.0.0.1:{ports.proxied} send-proxy
 listen v2
-    bind 127.0.0.1:{ports.v2}
+    bind {FRONT}:{ports.v2}
     option smtpchk EHLO haproxy.test
     server tern 127.0.0.1:{ports.proxied} send-proxy-v2 check inter 3s
 listen smtps
-    bind 127.0.0.1:{ports.smtps}
+    bind {FRONT}:{ports.smtps}
     server tern 127.0.0.1:{ports.tern_smtps} send-proxy-v2
 """
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        socket.create_connection((host, port), 0.5).close()
         return True
     except OSError:
         return False
@@ -72,14 +75,9 @@ def port_open(port: int) -> bool:
 def site(mres):
     base = Path(tempfile.mkdtemp(prefix="haproxy-", dir=str(mres.base)))
     os.chmod(base, 0o755)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=tern.test", "-keyout", str(base / "key.pem"), "-out",
-         str(base / "cert.pem")],
-        check=True, capture_output=True,
-    )
-    os.chmod(base / "key.pem", 0o600)
+    cert, key = make_self_signed(base, "tern", cn="tern.test")
     sink = mres.sink()
+    milter = start_milter(mres)
     ports = SimpleNamespace(v1=free_port(), v2=free_port(), smtps=free_port(),
                             tern_smtps=free_port(), proxied=free_port())
     # smtpd (25) stays plain; submission and smtps take the header
@@ -88,8 +86,8 @@ def site(mres):
         mynetworks=f"{CLIENT}/32",
         smtpd_upstream_proxy_hosts="127.0.0.1/32",
         smtpd_upstream_proxy_timeout="2s",
-        smtpd_tls_cert_file=str(base / "cert.pem"),
-        smtpd_tls_key_file=str(base / "key.pem"),
+        smtpd_tls_cert_file=str(cert),
+        smtpd_tls_key_file=str(key),
         smtps_listen=f"127.0.0.1:{ports.tern_smtps}",
         submission_listen=f"127.0.0.1:{ports.proxied}",
         **{f"{name}.{param}": value
@@ -97,23 +95,24 @@ def site(mres):
            for param, value in (("smtpd_upstream_proxy_protocol", "haproxy"),
                                 ("smtpd_sasl_auth_enable", "no"),
                                 ("smtpd_auth_required", "no"))},
-        **{"submission.smtpd_tls_security_level": "may"},
+        **{"submission.smtpd_tls_security_level": "may", "submission.smtpd_milters": milter.spec},
     )
     cfg = base / "haproxy.cfg"
     cfg.write_text(haproxy_config(ports, tern))
-    proc = subprocess.Popen([HAPROXY, "-f", str(cfg), "-db"], stdout=open(base / "haproxy.log", "w"),
-                            stderr=subprocess.STDOUT)
+    log = open(base / "haproxy.log", "w")
+    proc = subprocess.Popen([HAPROXY, "-f", str(cfg), "-db"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: all(port_open(p) for p in (ports.v1, ports.v2, ports.smtps)), 10,
+        wait_until(lambda: all(port_open(p, FRONT) for p in (ports.v1, ports.v2, ports.smtps)), 10,
                    "haproxy to listen")
-        yield SimpleNamespace(tern=tern, sink=sink, ports=ports)
+        yield SimpleNamespace(tern=tern, sink=sink, ports=ports, milter=milter)
     finally:
         terminate(proc)
+        log.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
 def via(port: int, source: str, timeout: float = 10.0) -> SmtpConn:
-    return SmtpConn("127.0.0.1", port, source=source, timeout=timeout)
+    return SmtpConn(FRONT, port, source=source, timeout=timeout)
 
 
 def direct(site, source: str = "127.0.0.1", timeout: float = 10.0) -> SmtpConn:
@@ -143,6 +142,7 @@ def test_proxied_client_drives_log_relay_and_received(site, version):
         # relay to sink.test: only mynetworks (127.0.0.5) may
         assert c.cmd("RCPT TO:<b@sink.test>")[0].startswith("250")
         assert c.data(make_message(subject=subject))[0].startswith("250")
+        client_port = c.sock.getsockname()[1]
         c.cmd("QUIT")
     site.tern.wait_log(rf"connect from unknown\[{CLIENT}\] to listener submission")
     site.tern.wait_log(rf"upstream proxy \[127\.0\.0\.1\]: PROXY {version} for client \[{CLIENT}\]")
@@ -150,6 +150,11 @@ def test_proxied_client_drives_log_relay_and_received(site, version):
     received = msg.header("Received")
     assert f"[{CLIENT}]" in received, received
     assert "127.0.0.1" not in received.split("by ")[0], received
+    # the milter's connect: the client's address and port, HAProxy's address
+    connect = site.milter.session(site.milter.session_of_port(client_port))[0]
+    assert connect["cb"] == "connect" and connect["args"][2] == [CLIENT, client_port], connect
+    assert connect["macros"]["{client_addr}"] == CLIENT, connect
+    assert connect["macros"]["{daemon_addr}"] == FRONT, connect
 
 
 def test_relay_is_denied_for_another_client_behind_the_proxy(site):
