@@ -31,6 +31,7 @@ FRONT = "127.0.0.2"  # HAProxy's address: the header's destination
 CLIENT = "127.0.0.5"  # the only client in mynetworks
 OTHER = "127.0.0.6"  # another client behind the proxy
 FORGER = "127.0.0.7"  # not a proxy host, talks to tern directly
+EARLY = "127.0.0.9"  # an early talker behind the proxy
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -95,7 +96,8 @@ def site(mres):
            for param, value in (("smtpd_upstream_proxy_protocol", "haproxy"),
                                 ("smtpd_sasl_auth_enable", "no"),
                                 ("smtpd_auth_required", "no"))},
-        **{"submission.smtpd_tls_security_level": "may", "submission.smtpd_milters": milter.spec},
+        **{"submission.smtpd_tls_security_level": "may", "submission.smtpd_milters": milter.spec,
+           "submission.smtpd_greet_pause": "1s"},  # not for mynetworks (CLIENT)
     )
     cfg = base / "haproxy.cfg"
     cfg.write_text(haproxy_config(ports, tern))
@@ -165,6 +167,8 @@ def test_relay_is_denied_for_another_client_behind_the_proxy(site):
         reply = c.cmd("RCPT TO:<b@sink.test>")
         assert reply[0].startswith("554 5.7.1"), reply
     site.tern.wait_log(rf"reject: RCPT from unknown\[{OTHER}\]: 554 5\.7\.1")
+    # it waited for the greet pause: the header is no early talk
+    assert f"rejecting commands from unknown[{OTHER}]" not in site.tern.log()
 
 
 def test_smtps_header_comes_before_the_tls_handshake(site):
@@ -238,13 +242,15 @@ def test_commands_pipelined_after_a_header_in_pieces_are_smtp(site):
     site.tern.wait_log(rf"connect from unknown\[{CLIENT}\]")
 
 
-def test_v1_header_and_ehlo_in_one_segment(site):
+def test_ehlo_sent_with_the_header_before_the_greeting_is_early_talk(site):
+    """the greet pause judges the client's bytes after the header, as
+    postscreen's pregreet test does; EARLY is not in mynetworks"""
     with direct(site) as c:
-        c.send(f"PROXY TCP4 {OTHER} 127.0.0.1 42000 25\r\nEHLO one.example\r\n".encode())
-        assert c.greeting()[0].startswith("220 ")
-        assert c.read_reply()[-1].startswith("250 ")
-        c.cmd("QUIT")
-    site.tern.wait_log(rf"disconnect from unknown\[{OTHER}\] ehlo=1 quit=1 commands=2")
+        c.send(f"PROXY TCP4 {EARLY} 127.0.0.1 42000 25\r\nEHLO early.example\r\n".encode())
+        assert c.greeting() == ["554 tern.test ESMTP not accepting messages"]
+        assert c.read_reply() == ["554 5.5.0 SMTP protocol error"]
+    site.tern.wait_log(rf"rejecting commands from unknown\[{EARLY}\] \[{EARLY}\] due to "
+                       r"pre-greeting traffic")
 
 
 def test_a_listener_without_the_protocol_takes_the_header_for_a_command(site):
