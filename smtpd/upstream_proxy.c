@@ -90,11 +90,12 @@ static void upstream_proxy_done(struct upstream_proxy *p, const struct haproxy_p
     upstream_proxy_free(p);
 }
 
-/* upstream_proxy_fail - log why the header was not read and drop */
-static void upstream_proxy_fail(struct upstream_proxy *p, const char *why)
+/* upstream_proxy_fail - log why the header was not read (what, and the
+ * parser's reason if any) and drop */
+static void upstream_proxy_fail(struct upstream_proxy *p, const char *what, const char *why)
 {
-    log_info("upstream proxy [%s]: %s; connection closed (listener %s)", p->peer_ip, why,
-             p->listener->cfg.listener);
+    log_info("upstream proxy [%s]: %s%s%s; connection closed (listener %s)", p->peer_ip, what,
+             why ? ": " : "", why ? why : "", p->listener->cfg.listener);
     upstream_proxy_drop(p);
 }
 
@@ -107,7 +108,7 @@ static void upstream_proxy_on_read(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
 
     if (what & EV_TIMEOUT) {
-        upstream_proxy_fail(p, "timeout reading the PROXY header");
+        upstream_proxy_fail(p, "timeout reading the PROXY header", NULL);
         return;
     }
     n = recv(fd, p->header + p->have, sizeof(p->header) - p->have, MSG_PEEK);
@@ -116,23 +117,22 @@ static void upstream_proxy_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n <= 0) {
-        upstream_proxy_fail(p, n == 0 ? "lost connection before the end of the PROXY header"
-                                      : "read error before the end of the PROXY header");
+        upstream_proxy_fail(p,
+                            n == 0 ? "lost connection before the end of the PROXY header"
+                                   : "read error before the end of the PROXY header",
+                            NULL);
         return;
     }
     memset(&h, 0, sizeof(h));
     status = haproxy_proto_parse(p->header, p->have + (size_t)n, &h);
     if (status == HAPROXY_PROTO_ERROR) {
-        log_info("upstream proxy [%s]: malformed PROXY header: %s; connection closed "
-                 "(listener %s)",
-                 p->peer_ip, h.why, p->listener->cfg.listener);
-        upstream_proxy_drop(p);
+        upstream_proxy_fail(p, "malformed PROXY header", h.why);
         return;
     }
     /* NEED_MORE: every byte peeked is the header's; DONE: h.used of them */
     if (upstream_proxy_take(p, status == HAPROXY_PROTO_DONE ? h.used - p->have : (size_t)n) < 0 ||
         (status == HAPROXY_PROTO_NEED_MORE && p->have >= sizeof(p->header))) {
-        upstream_proxy_fail(p, "cannot read the PROXY header");
+        upstream_proxy_fail(p, "cannot read the PROXY header", NULL);
         return;
     }
     if (status == HAPROXY_PROTO_DONE)
