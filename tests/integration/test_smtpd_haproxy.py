@@ -32,6 +32,7 @@ CLIENT = "127.0.0.5"  # the only client in mynetworks
 OTHER = "127.0.0.6"  # another client behind the proxy
 FORGER = "127.0.0.7"  # not a proxy host, talks to tern directly
 EARLY = "127.0.0.9"  # an early talker behind the proxy
+COUNTED = ("127.0.0.10", "127.0.0.11")  # two clients with one connection each
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -97,7 +98,8 @@ def site(mres):
                                 ("smtpd_sasl_auth_enable", "no"),
                                 ("smtpd_auth_required", "no"))},
         **{"submission.smtpd_tls_security_level": "may", "submission.smtpd_milters": milter.spec,
-           "submission.smtpd_greet_pause": "1s"},  # not for mynetworks (CLIENT)
+           "submission.smtpd_greet_pause": "1s",  # not for mynetworks (CLIENT)
+           "submission.smtpd_client_connection_count_limit": "1"},  # nor this
     )
     cfg = base / "haproxy.cfg"
     cfg.write_text(haproxy_config(ports, tern))
@@ -187,6 +189,17 @@ def test_v2_local_health_check_is_the_proxys_own_session(site):
     site.tern.wait_log(r"upstream proxy \[127\.0\.0\.1\]: PROXY v2 LOCAL: the connection is "
                        r"the proxy's own", timeout=10)
     site.tern.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 .*commands=", timeout=10)
+
+
+def test_anvil_counts_each_client_behind_the_proxy_not_the_proxy(site):
+    first, second = COUNTED
+    with via(site.ports.v2, first) as a, via(site.ports.v2, second) as b:
+        assert a.greeting()[0].startswith("220 ")
+        assert b.greeting()[0].startswith("220 ")  # the proxy's count would be 2
+        with via(site.ports.v2, first) as again:
+            assert again.greeting() == [
+                f"421 4.7.0 tern.test Error: too many connections from {first}"]
+    site.tern.wait_log(rf"Connection concurrency limit exceeded: 2 from unknown\[{first}\]")
 
 
 # ---------------------------------------------------------------- direct peers
