@@ -181,10 +181,10 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     cfg->requiretls = config_bool(conf, "smtpd_requiretls");
     smtpd_config_policy(cfg, conf);
     smtpd_config_greet(cfg, conf);
+    smtpd_config_upstream_proxy(cfg, conf);
     smtpd_privacy_config(cfg, conf);
     smtpd_config_client_limits(&cfg->client_limits, conf);
     smtpd_config_milters(cfg, conf);
-    smtpd_config_upstream_proxy(cfg, conf);
 }
 
 /* smtpd_config_free - release the network list */
@@ -195,11 +195,11 @@ void smtpd_config_free(struct smtpd_config *cfg)
     policy_close(cfg->policy);
     cfg->policy = NULL;
     cfg->mynetworks_count = 0;
+    free(cfg->upstream_proxy_hosts);
+    cfg->upstream_proxy_hosts = NULL;
+    cfg->upstream_proxy_host_count = 0;
     free(cfg->client_limits.exceptions);
     cfg->client_limits.exceptions = NULL;
     cfg->client_limits.exception_count = 0;
     milter_list_free(&cfg->milters);
-    free(cfg->upstream_proxy_hosts);
-    cfg->upstream_proxy_hosts = NULL;
-    cfg->upstream_proxy_host_count = 0;
 }

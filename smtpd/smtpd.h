@@ -81,6 +81,11 @@ struct smtpd_config {
     const char *tls_problem; /* why tls is NULL although a certificate is set */
     /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */
     struct smtpd_auth *auth;
+    /* the PROXY protocol before the session (upstream_proxy.c) */
+    int upstream_proxy;                       /* smtpd_upstream_proxy_protocol = haproxy */
+    long long upstream_proxy_timeout;         /* seconds */
+    struct netaddr_net *upstream_proxy_hosts; /* who may send it; empty: nobody */
+    size_t upstream_proxy_host_count;
 
     /* before the greeting (greet.c, load.c) and privacy (privacy.c, expn.c):
      * helo_required and disable_vrfy above include needmailhelo and novrfy */
@@ -92,11 +97,6 @@ struct smtpd_config {
     struct table_list *aliases;         /* alias_maps for EXPN (the server's), or NULL */
     struct smtpd_client_limits client_limits;
     struct milter_list milters; /* smtpd_milters (smtpd_milter.c) */
-    /* the PROXY protocol before the session (upstream_proxy.c) */
-    int upstream_proxy;                       /* smtpd_upstream_proxy_protocol = haproxy */
-    long long upstream_proxy_timeout;         /* seconds */
-    struct netaddr_net *upstream_proxy_hosts; /* who may send it; empty: nobody */
-    size_t upstream_proxy_host_count;
 };
 
 /* one listener of a worker: its sockets share one config and one pace */
