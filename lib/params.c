@@ -205,6 +205,13 @@ const struct param_def param_table[] = {
      "time the greeting waits for the client's identd at most"},
     {"smtpd_peername_lookup", PARAM_BOOL, "yes",
      "look up the client's name (PTR, confirmed by A/AAAA) before the greeting"},
+    {"smtpd_upstream_proxy_protocol", PARAM_STR, "",
+     "haproxy: every connection starts with a PROXY v1 or v2 header naming the real client "
+     "(HAProxy send-proxy); empty: none"},
+    {"smtpd_upstream_proxy_hosts", PARAM_LIST, "",
+     "networks allowed to send the PROXY header; others are closed unread (empty: nobody)"},
+    {"smtpd_upstream_proxy_timeout", PARAM_TIME, "5s",
+     "time allowed for the whole PROXY header after accept"},
     {"smtpd_auth_required", PARAM_BOOL, "no",
      "MAIL needs a successful AUTH first (530 5.7.0; sendmail's M=a)"},
 

@@ -18,6 +18,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   slapd ldap-utils python3-ldap postgresql redis-server libldap-dev libpq-dev libhiredis-dev
   libidn2-dev postfix
   python3-psycopg2 python3-redis
+  haproxy
   debhelper mmdebstrap debootstrap lintian systemd"
 # (the last line: the Debian package and its test, scripts/pkg-test.sh:
 # dpkg-buildpackage, the throwaway root, systemd-analyze verify)
@@ -29,8 +30,9 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 # postgresql and redis-server are the lookup servers of the issue-14 suites
 # (tests/integration/remoteutil.py starts its own throwaway instances);
 # postfix is here for its smtp-sink (tests/integration/test_smtp_8bit.py: a
-# next hop without 8BITMIME), installed unconfigured and never run
-TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server postfix"
+# next hop without 8BITMIME), installed unconfigured and never run; haproxy
+# runs in front of smtpd in test_smtpd_haproxy.py with a private config
+TEST_ONLY_SERVICES="nsd unbound unbound-resolvconf opendkim prometheus slapd postgresql redis-server postfix haproxy"
 
 # install_quietly PACKAGE... - apt-get install with no service started
 # (policy-rc.d answers 101 "not allowed" to every invoke-rc.d), then the

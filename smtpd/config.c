@@ -117,6 +117,26 @@ static void smtpd_config_greet(struct smtpd_config *cfg, const struct config *co
                   cfg->connection_rate_throttle);
 }
 
+/* smtpd_config_upstream_proxy - smtpd_upstream_proxy_* (upstream_proxy.c):
+ * with the protocol on, an empty host list refuses everyone */
+static void smtpd_config_upstream_proxy(struct smtpd_config *cfg, const struct config *conf)
+{
+    const char *protocol = config_str(conf, "smtpd_upstream_proxy_protocol");
+
+    if (strcmp(protocol, "haproxy") != 0 && protocol[0] != '\0')
+        log_fatal("%s: smtpd_upstream_proxy_protocol = %s: expected haproxy or nothing",
+                  config_origin(conf, "smtpd_upstream_proxy_protocol"), protocol);
+    cfg->upstream_proxy = protocol[0] != '\0';
+    cfg->upstream_proxy_timeout = smtpd_config_positive(
+        conf, "smtpd_upstream_proxy_timeout", config_time(conf, "smtpd_upstream_proxy_timeout"));
+    smtpd_config_networks(conf, "smtpd_upstream_proxy_hosts", &cfg->upstream_proxy_hosts,
+                          &cfg->upstream_proxy_host_count);
+    if (cfg->upstream_proxy && cfg->upstream_proxy_host_count == 0)
+        log_warn("listener %s: smtpd_upstream_proxy_protocol = haproxy but "
+                 "smtpd_upstream_proxy_hosts is empty: every connection is refused",
+                 cfg->listener);
+}
+
 /* smtpd_config_milters - smtpd_milters as this listener sees it */
 static void smtpd_config_milters(struct smtpd_config *cfg, const struct config *conf)
 {
@@ -163,6 +183,7 @@ void smtpd_config_load(struct smtpd_config *cfg, const struct config *conf, stru
     cfg->smtputf8 = config_bool(conf, "smtputf8_enable");
     smtpd_config_policy(cfg, conf);
     smtpd_config_greet(cfg, conf);
+    smtpd_config_upstream_proxy(cfg, conf);
     smtpd_privacy_config(cfg, conf);
     smtpd_config_client_limits(&cfg->client_limits, conf);
     smtpd_config_milters(cfg, conf);
@@ -181,6 +202,9 @@ void smtpd_config_free(struct smtpd_config *cfg)
     policy_close(cfg->policy);
     cfg->policy = NULL;
     cfg->mynetworks_count = 0;
+    free(cfg->upstream_proxy_hosts);
+    cfg->upstream_proxy_hosts = NULL;
+    cfg->upstream_proxy_host_count = 0;
     free(cfg->client_limits.exceptions);
     cfg->client_limits.exceptions = NULL;
     cfg->client_limits.exception_count = 0;

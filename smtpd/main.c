@@ -34,6 +34,7 @@
 #include "smtpd.h"
 #include "smtpd_policy.h"
 #include "smtpd_tls.h"
+#include "upstream_proxy.h"
 
 /* smtpd_listeners_update - accept on each socket unless the worker is full,
  * rests after an accept error, or the socket's listener is throttled */
@@ -157,7 +158,10 @@ static void smtpd_on_accept(struct evconnlistener *evl, evutil_socket_t fd, stru
     smtpd_listeners_update(server);
     netaddr_format(sa, server->last_client, sizeof(server->last_client));
     smtpd_title(server);
-    session_start(listener, fd, sa, salen);
+    if (listener->cfg.upstream_proxy)
+        smtpd_upstream_proxy_start(listener, fd, sa, salen);
+    else
+        session_start(listener, fd, sa, salen);
 }
 
 /* smtpd_on_accept_retry - a second after an accept error: accept again */

@@ -562,18 +562,17 @@ void session_attach_bev(struct session *s)
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
-/* session_start - greet (SMTPS: after the handshake) and start reading */
-void session_start(struct smtpd_listener *listener, int fd, const struct sockaddr *sa, int salen)
+/* session_run - greet (SMTPS: after the handshake) and start reading */
+static void session_run(struct session *s, int fd)
 {
-    struct session *s = session_new(listener, sa, salen);
-
     s->bev = bufferevent_socket_new(s->server->svc.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL)
         log_panic("bufferevent_socket_new failed");
     table_refresh_next();         /* a rebuilt map counts from this session on */
     smtpd_anvil_session_start(s); /* holds the greeting first */
     smtpd_policy_connect(s);
-    if (s->cfg->ident_lookup && s->state != SESSION_CLOSING)
+    /* identd is asked from the local address: not behind a proxy */
+    if (s->cfg->ident_lookup && !s->proxied && s->state != SESSION_CLOSING)
         smtpd_ident_start(s, s->cfg->ident_timeout);
     if (s->cfg->tls_wrapper) {
         if (s->cfg->tls == NULL) {
@@ -589,4 +588,31 @@ void session_start(struct smtpd_listener *listener, int fd, const struct sockadd
     }
     session_attach_bev(s);
     session_greet(s);
+}
+
+void session_start(struct smtpd_listener *listener, int fd, const struct sockaddr *sa, int salen)
+{
+    session_run(session_new(listener, sa, salen), fd);
+}
+
+void session_start_proxied(struct smtpd_listener *listener, int fd,
+                           const struct sockaddr_storage *client,
+                           const struct sockaddr_storage *local)
+{
+    struct session *s = session_new(listener, (const struct sockaddr *)client, sizeof(*client));
+
+    s->proxied = 1;
+    s->local_sa = *local;
+    session_run(s, fd);
+}
+
+int session_local_address(const struct session *s, struct sockaddr_storage *local)
+{
+    socklen_t len = sizeof(*local);
+
+    if (s->proxied) {
+        *local = s->local_sa;
+        return 0;
+    }
+    return getsockname(bufferevent_getfd(s->bev), (struct sockaddr *)local, &len);
 }

@@ -62,6 +62,8 @@ struct session {
     char ip[64];
     char client[320]; /* "name[ip]" for the logs */
     int in_mynetworks;
+    int proxied;                      /* sa and local_sa came from a PROXY header */
+    struct sockaddr_storage local_sa; /* proxied: where the client connected */
 
     /* the client's name and the restrictions (smtpd_policy.c) */
     char *client_name;  /* forward-confirmed name, or "unknown" */
@@ -208,6 +210,9 @@ void session_refuse(struct session *s, const char *reply);
 /* session_attach_bev - set callbacks, limits and timeouts on s->bev (a new
  * one after STARTTLS) and start reading and writing */
 void session_attach_bev(struct session *s);
+/* session_local_address - the address the client connected to (behind a
+ * proxy: the PROXY header's destination); 0, or -1 when unknown */
+int session_local_address(const struct session *s, struct sockaddr_storage *local);
 /* session_auth_forget - drop the authenticated identity and any exchange
  * (after the TLS handshake, at the end) */
 void session_auth_forget(struct session *s);

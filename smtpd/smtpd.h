@@ -83,6 +83,11 @@ struct smtpd_config {
     const char *tls_problem; /* why tls is NULL although a certificate is set */
     /* AUTH (auth.c): NULL when smtpd_sasl_auth_enable = no */
     struct smtpd_auth *auth;
+    /* the PROXY protocol before the session (upstream_proxy.c) */
+    int upstream_proxy;                       /* smtpd_upstream_proxy_protocol = haproxy */
+    long long upstream_proxy_timeout;         /* seconds */
+    struct netaddr_net *upstream_proxy_hosts; /* who may send it; empty: nobody */
+    size_t upstream_proxy_host_count;
 
     /* before the greeting (greet.c, load.c) and privacy (privacy.c, expn.c):
      * helo_required and disable_vrfy above include needmailhelo and novrfy */
@@ -147,6 +152,11 @@ void smtpd_config_free(struct smtpd_config *cfg);
 
 /* session_start - run a session on an accepted, non-blocking socket */
 void session_start(struct smtpd_listener *listener, int fd, const struct sockaddr *sa, int salen);
+/* session_start_proxied - the same for a connection whose PROXY header
+ * (upstream_proxy.c) named the client and the address it connected to */
+void session_start_proxied(struct smtpd_listener *listener, int fd,
+                           const struct sockaddr_storage *client,
+                           const struct sockaddr_storage *local);
 /* smtpd_session_ended - a session is gone: re-enable listeners, finish a drain */
 void smtpd_session_ended(struct smtpd_server *server);
 

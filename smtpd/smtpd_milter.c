@@ -94,12 +94,11 @@ static void smtpd_milter_port(const struct sockaddr_storage *sa, char out[8])
 static void smtpd_milter_connect_facts(struct session *s, struct milter_facts *f)
 {
     struct sockaddr_storage local;
-    socklen_t len = sizeof(local);
     char daemon_addr[64] = "";
     char port[8];
     buf_t text = BUF_INIT;
 
-    if (getsockname(bufferevent_getfd(s->bev), (struct sockaddr *)&local, &len) == 0)
+    if (session_local_address(s, &local) == 0)
         netaddr_format((const struct sockaddr *)&local, daemon_addr, sizeof(daemon_addr));
     milter_facts_set(f, MILTER_FACT_J, s->cfg->myhostname);
     milter_facts_set(f, MILTER_FACT_DAEMON_NAME, s->cfg->listener);
