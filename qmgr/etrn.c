@@ -142,8 +142,9 @@ static int qmgr_etrn_take(struct qmgr *qm, const char *id)
 }
 
 /* qmgr_etrn_too_soon - the same request moved messages within
- * etrn_min_interval; otherwise it is remembered (when it will move any) */
-static int qmgr_etrn_too_soon(struct qmgr *qm, const char *key, int will_move)
+ * etrn_min_interval; otherwise it is remembered.  Only asked when there is
+ * something to move: an ETRN that finds nothing costs nothing */
+static int qmgr_etrn_too_soon(struct qmgr *qm, const char *key)
 {
     time_t now = time(NULL);
     size_t oldest = 0;
@@ -151,15 +152,13 @@ static int qmgr_etrn_too_soon(struct qmgr *qm, const char *key, int will_move)
     for (size_t k = 0; k < QMGR_ETRN_RECENT; k++) {
         struct qmgr_etrn_recent *r = &qm->etrn_recent[k];
 
-        if (strcmp(r->key, key) == 0 && now - r->at < qm->etrn_interval && now >= r->at)
+        if (strcmp(r->key, key) == 0 && now >= r->at && now - r->at < qm->etrn_interval)
             return 1;
         if (r->at < qm->etrn_recent[oldest].at)
             oldest = k;
     }
-    if (will_move) {
-        snprintf(qm->etrn_recent[oldest].key, sizeof(qm->etrn_recent[oldest].key), "%s", key);
-        qm->etrn_recent[oldest].at = now;
-    }
+    snprintf(qm->etrn_recent[oldest].key, sizeof(qm->etrn_recent[oldest].key), "%s", key);
+    qm->etrn_recent[oldest].at = now;
     return 0;
 }
 
@@ -193,7 +192,7 @@ void qmgr_etrn_handle(struct qmgr *qm, const struct attr_msg *am, buf_t *out)
     }
     buf_printf(&key, "%s%s", subdomains ? "@" : "", domain);
     found = qmgr_etrn_index_find(qm->etrn, domain, subdomains, &ids);
-    if (qmgr_etrn_too_soon(qm, buf_cstr(&key), found > 0)) {
+    if (found > 0 && qmgr_etrn_too_soon(qm, buf_cstr(&key))) {
         qmgr_etrn_reply(out, "busy", -1, NULL);
     } else {
         for (size_t off = 0; off < ids.len; off += strlen(ids.data + off) + 1)
