@@ -135,9 +135,9 @@ const struct param_def param_table[] = {
     {"disable_expn_command", PARAM_BOOL, "no",
      "refuse EXPN (502 5.7.0) and leave it out of the EHLO reply; otherwise EXPN shows "
      "alias_maps members to mynetworks clients"},
-    {"disable_etrn_command", PARAM_BOOL, "no",
+    {"smtpd_disable_etrn_command", PARAM_BOOL, "no",
      "refuse ETRN (502 5.7.0) and leave it out of the EHLO reply (sendmail's noetrn and "
-     "listener flag M=E; per listener as LISTENER.disable_etrn_command)"},
+     "listener flag M=E; per listener as LISTENER.smtpd_disable_etrn_command)"},
     {"smtpd_privacy_flags", PARAM_LIST, "",
      "sendmail's PrivacyOptions: goaway, needmailhelo, needexpnhelo, needvrfyhelo, noexpn, "
      "novrfy, noverb, noetrn, noreceipts, nobodyreturn, authwarnings, restrictmailq, "

@@ -19,7 +19,6 @@
  * takes it.  Messages with recipients in several domains are delivered
  * whole, as Postfix's flush does.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -55,48 +54,31 @@ static void qmgr_etrn_note_rcpts(struct qmgr *qm, const struct qfile_msg *qf, co
 }
 
 /* qmgr_etrn_read_file - index one deferred file (an unreadable one is left
- * to the queue run that takes it) */
-static void qmgr_etrn_read_file(struct qmgr *qm, const char *path, const char *id)
+ * to the queue run that takes it); qmgr_scan_deferred_walk's callback */
+static int qmgr_etrn_read_file(struct qmgr *qm, const char *path, const char *id, void *ctx)
 {
     struct qfile_msg qf;
     buf_t err = BUF_INIT;
     int fd = safe_open_regular(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
+    (void)ctx;
     if (fd < 0)
-        return;
+        return 1;
     qfile_msg_init(&qf);
     if (qfile_read(fd, &qf, &err) == 0)
         qmgr_etrn_note_rcpts(qm, &qf, id);
     qfile_msg_free(&qf);
     buf_free(&err);
     close(fd);
+    return 1;
 }
 
 void qmgr_etrn_init(struct qmgr *qm)
 {
-    buf_t dir = BUF_INIT, path = BUF_INIT;
     size_t domains = 0, messages = 0;
 
     qm->etrn = qmgr_etrn_index_new();
-    for (int h = 0; h < 16; h++) {
-        DIR *d;
-        struct dirent *e;
-
-        buf_reset(&dir);
-        buf_printf(&dir, "deferred/%x", h);
-        if ((d = opendir(dir.data)) == NULL)
-            continue;
-        while ((e = readdir(d)) != NULL) {
-            if (!qid_valid(e->d_name))
-                continue;
-            buf_reset(&path);
-            buf_printf(&path, "%s/%s", dir.data, e->d_name);
-            qmgr_etrn_read_file(qm, path.data, e->d_name);
-        }
-        closedir(d);
-    }
-    buf_free(&dir);
-    buf_free(&path);
+    qmgr_scan_deferred_walk(qm, qmgr_etrn_read_file, NULL);
     qmgr_etrn_index_counts(qm->etrn, &domains, &messages);
     log_debug("ETRN index: %zu deferred message%s for %zu domain%s", messages,
               messages == 1 ? "" : "s", domains, domains == 1 ? "" : "s");

@@ -233,6 +233,10 @@ void qmgr_scan_incoming(struct qmgr *qm);
 /* qmgr_scan_deferred - take due deferred files (all of them when force);
  * returns how many were taken */
 size_t qmgr_scan_deferred(struct qmgr *qm, int force);
+/* qmgr_scan_deferred_walk - fn(qm, path, id, ctx) for every queue file of
+ * deferred/0..f/ (no order), until fn returns 0 */
+typedef int (*qmgr_deferred_fn)(struct qmgr *qm, const char *path, const char *id, void *ctx);
+void qmgr_scan_deferred_walk(struct qmgr *qm, qmgr_deferred_fn fn, void *ctx);
 /* qmgr_scan_take - rename FROM to active/ID without replacing; 0 ok */
 int qmgr_scan_take(const char *from, const char *id);
 /* qmgr_room_freed - restart scans that stopped for lack of room */

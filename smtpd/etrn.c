@@ -10,7 +10,7 @@
  *   458 4.7.1 ... (repeated too soon)               etrn_min_interval
  *   459 4.3.0 Node #q not allowed: ...               "#queue": no named queues
  *   501 5.5.4 Syntax: ...                           (lib/smtp_ext.h)
- *   502 5.7.0 Sorry, we do not allow this operation disable_etrn_command, noetrn
+ *   502 5.7.0 Sorry, we do not allow this operation smtpd_disable_etrn_command, noetrn
  *   503 5.5.1 ...                                   before HELO/EHLO, inside MAIL
  *   554 5.7.1 <name[ip]>: Client host rejected: ... smtpd_etrn_restrictions
  */

@@ -531,7 +531,7 @@ static void mcimport_daemon_modifiers(struct mcimport_map *m, const char *listen
         const char *param = *p == 'a'   ? "smtpd_auth_required"
                             : *p == 'A' ? "smtpd_sasl_auth_enable"
                             : *p == 'S' ? "smtpd_tls_security_level"
-                            : *p == 'E' ? "disable_etrn_command"
+                            : *p == 'E' ? "smtpd_disable_etrn_command"
                                         : NULL;
         const char *value = *p == 'a' || *p == 'E' ? "yes" : *p == 'A' ? "no" : "none";
         if (param) {

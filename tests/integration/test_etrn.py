@@ -93,7 +93,7 @@ def test_etrn_index_is_rebuilt_at_start_and_repeats_are_limited(res):
 def test_etrn_replies_and_a_listener_without_etrn(res):
     sub = free_port()
     tern = res.tern(**{"submission_listen": f"127.0.0.1:{sub}",
-                       "submission.smtpd_privacy_flags": "noetrn",
+                       "submission.smtpd_disable_etrn_command": "yes",
                        "submission.smtpd_tls_security_level": "none",
                        "submission.smtpd_sasl_auth_enable": "no",
                        "submission.smtpd_auth_required": "no"})
@@ -114,8 +114,16 @@ def test_etrn_replies_and_a_listener_without_etrn(res):
         c.send("ETRN none.test\r\nNOOP\r\n")
         assert c.read_reply()[0].startswith("251 ")
         assert c.read_reply()[0].startswith("250 ")
-    # sendmail's noetrn (and M=E) on one listener: refused, not offered
+    # sendmail's M=E: refused on that listener, not offered
     with SmtpConn("127.0.0.1", sub) as c:
+        assert c.greeting()[0].startswith("220")
+        assert "250-ETRN" not in c.cmd("EHLO client.test")
+        assert c.cmd("ETRN d.test")[0] == "502 5.7.0 Sorry, we do not allow this operation"
+
+
+def test_noetrn_privacy_flag_refuses_etrn(res):
+    tern = res.tern(smtpd_privacy_flags="noetrn")
+    with tern.connect() as c:
         assert c.greeting()[0].startswith("220")
         assert "250-ETRN" not in c.cmd("EHLO client.test")
         assert c.cmd("ETRN d.test")[0] == "502 5.7.0 Sorry, we do not allow this operation"
