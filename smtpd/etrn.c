@@ -3,18 +3,18 @@
  * and the one request to tern-qmgr per command.
  *
  * Replies (RFC 1985 and sendmail's / Postfix's texts):
- *   250 2.0.0 Queuing for node <d> started         deferred mail was taken
+ *   250 2.0.0 Queuing for node <d> started          deferred mail was taken
  *   251 2.0.0 OK, no messages waiting for node <d>  none was deferred
- *   458 4.3.0 Unable to queue messages for node <d> qmgr unreachable, slow,
+ *   458 4.3.0 Unable to queue messages for node <d> qmgr unreachable, slow
  *                                                   or stopping
  *   458 4.7.1 ... (repeated too soon)               etrn_min_interval
- *   459 4.3.0 Node #q not allowed: ...               "#queue": no named queues
- *   501 5.5.4 Syntax: ...                           (lib/smtp_ext.h)
- *   502 5.7.0 Sorry, we do not allow this operation smtpd_disable_etrn_command, noetrn
- *   503 5.5.1 ...                                   before HELO/EHLO, inside MAIL
+ *   459 4.3.0 Node #q not allowed: ...              no named queues
+ *   501 5.5.4 Syntax: ...                           lib/smtp_ext.h
+ *   502 5.7.0 Sorry, we do not allow this operation smtpd_disable_etrn_command
+ *                                                   or noetrn
+ *   503 5.5.1 ...                                   before HELO/EHLO, in MAIL
  *   554 5.7.1 <name[ip]>: Client host rejected: ... smtpd_etrn_restrictions
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,7 +36,6 @@
 
 /* one ETRN in progress (s->etrn_state) */
 struct smtpd_etrn {
-    struct session *s;
     enum smtp_ext_etrn_form form;
     buf_t name; /* the domain (lower case) or the queue */
     buf_t node; /* the node as replies show it: "d", "@d" or "#q" */
@@ -226,23 +225,18 @@ void smtpd_etrn_command(struct session *s, const char *arg)
 
     if (smtpd_etrn_refused(s))
         return;
-    e = xcalloc(1, sizeof(*e));
-    e->s = s;
+    smtpd_etrn_free(s); /* none can be left, but never leak one */
+    e = s->etrn_state = xcalloc(1, sizeof(*e));
     buf_init(&e->name);
     buf_init(&e->node);
     if (smtp_ext_etrn_parse(arg, &e->form, &e->name, &reply) < 0) {
         session_reply(s, "%s", buf_cstr(&reply));
-        buf_free(&e->name);
-        buf_free(&e->node);
-        free(e);
-        buf_free(&reply);
-        return;
+        smtpd_etrn_free(s);
+    } else {
+        if (prefix[e->form] != 0)
+            buf_putc(&e->node, prefix[e->form]);
+        buf_puts(&e->node, buf_cstr(&e->name));
+        smtpd_policy_run(s, POLICY_ETRN, smtpd_etrn_verdict);
     }
     buf_free(&reply);
-    if (prefix[e->form] != 0)
-        buf_putc(&e->node, prefix[e->form]);
-    buf_puts(&e->node, buf_cstr(&e->name));
-    smtpd_etrn_free(s); /* none can be left, but never leak one */
-    s->etrn_state = e;
-    smtpd_policy_run(s, POLICY_ETRN, smtpd_etrn_verdict);
 }
