@@ -4,10 +4,13 @@ Mail for d.test and e.test is queued while the next hop (a sink) is down,
 with back-offs long enough that only ETRN can start another attempt; after
 the sink starts, `ETRN d.test` delivers d.test's mail within seconds and
 leaves e.test's deferred.  A client that smtpd_etrn_restrictions refuses,
-a listener with ETRN disabled, and the other replies of the RFC.
+a listener with ETRN disabled, the other replies of the RFC, and a qmgr
+that does not answer (458).
 """
 
+import os
 import re
+import signal
 import time
 
 from ternlib import SmtpConn, free_port, wait_until
@@ -127,3 +130,22 @@ def test_noetrn_privacy_flag_refuses_etrn(res):
         assert c.greeting()[0].startswith("220")
         assert "250-ETRN" not in c.cmd("EHLO client.test")
         assert c.cmd("ETRN d.test")[0] == "502 5.7.0 Sorry, we do not allow this operation"
+
+
+def test_etrn_while_qmgr_does_not_answer_is_a_temporary_failure(res):
+    """qmgr stopped (SIGSTOP): after SMTPD_ETRN_TIMEOUT (10 s) the client gets
+    458, and the session goes on."""
+    tern = res.tern()
+    qmgr = tern.service_pids("qmgr")[0]
+    os.kill(qmgr, signal.SIGSTOP)
+    try:
+        with tern.connect(timeout=30) as c:
+            assert c.greeting()[0].startswith("220")
+            c.cmd("EHLO client.test")
+            started = time.monotonic()
+            assert c.cmd("ETRN d.test")[0] == "458 4.3.0 Unable to queue messages for node d.test"
+            assert time.monotonic() - started >= 9
+            assert c.cmd("NOOP")[0].startswith("250 ")
+    finally:
+        os.kill(qmgr, signal.SIGCONT)
+    tern.wait_log(r"ETRN: tern-qmgr \(private/qmgr\): no answer in time")
