@@ -35,9 +35,7 @@
 #include "qid.h"
 #include "qmgr.h"
 #include "safefile.h"
-
-/* the longest domain asked for (RFC 5321) */
-#define QMGR_ETRN_DOMAIN_MAX 253
+#include "smtp_ext.h"
 
 /* qmgr_etrn_note_rcpts - every pending recipient's domain of qf */
 static void qmgr_etrn_note_rcpts(struct qmgr *qm, const struct qfile_msg *qf, const char *id)
@@ -164,7 +162,7 @@ void qmgr_etrn_handle(struct qmgr *qm, const struct attr_msg *am, buf_t *out)
     buf_t ids = BUF_INIT, key = BUF_INIT;
     size_t found, count = 0;
 
-    if (domain == NULL || *domain == '\0' || strlen(domain) > QMGR_ETRN_DOMAIN_MAX) {
+    if (domain == NULL || !smtp_ext_domain_valid(domain, strlen(domain))) {
         qmgr_etrn_reply(out, "error", -1, "bad domain");
         return;
     }
