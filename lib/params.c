@@ -144,6 +144,9 @@ const struct param_def param_table[] = {
     {"smtpd_authorized_xforward_hosts", PARAM_LIST, "",
      "networks allowed to use XFORWARD to set the client attributes logged and written in "
      "the Received header of the next message (empty: nobody)"},
+    {"smtpd_disable_etrn_command", PARAM_BOOL, "no",
+     "refuse ETRN (502 5.7.0) and leave it out of the EHLO reply (sendmail's noetrn and "
+     "listener flag M=E; per listener as LISTENER.smtpd_disable_etrn_command)"},
     {"smtpd_privacy_flags", PARAM_LIST, "",
      "sendmail's PrivacyOptions: goaway, needmailhelo, needexpnhelo, needvrfyhelo, noexpn, "
      "novrfy, noverb, noetrn, noreceipts, nobodyreturn, authwarnings, restrictmailq, "
@@ -170,6 +173,9 @@ const struct param_def param_table[] = {
     {"smtpd_data_restrictions", PARAM_LIST, "", "restrictions at DATA"},
     {"smtpd_end_of_data_restrictions", PARAM_LIST, "",
      "restrictions after the message content, before the final reply"},
+    {"smtpd_etrn_restrictions", PARAM_LIST, "",
+     "who may use ETRN (empty: every client, as in Postfix and sendmail; ETRN only starts "
+     "delivery of mail already queued)"},
     {"promiscuous_relay", PARAM_BOOL, "no",
      "every client may relay anywhere (sendmail's FEATURE(promiscuous_relay)); only for a "
      "relay that no outsider can reach: tern check warns"},
@@ -397,6 +403,8 @@ const struct param_def param_table[] = {
 
     /* qmgr */
     {"queue_run_delay", PARAM_TIME, "300s", "how often the deferred queue is scanned"},
+    {"etrn_min_interval", PARAM_TIME, "10s",
+     "an ETRN for the same domain that moved mail is answered 458 for this long (0: no limit)"},
     {"minimal_backoff_time", PARAM_TIME, "300s",
      "shortest wait before a deferred message is retried"},
     {"maximal_backoff_time", PARAM_TIME, "4000s",

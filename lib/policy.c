@@ -147,13 +147,14 @@ enum policy_list_id {
     PL_RECIPIENT,
     PL_DATA,
     PL_EOD,
+    PL_ETRN,
     PL_COUNT
 };
 
 static const char *const policy_list_params[PL_COUNT] = {
     "smtpd_client_restrictions",      "smtpd_helo_restrictions",      "smtpd_sender_restrictions",
     "smtpd_relay_restrictions",       "smtpd_recipient_restrictions", "smtpd_data_restrictions",
-    "smtpd_end_of_data_restrictions",
+    "smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
 };
 
 /* sendmail's Spam: modes */
@@ -1052,8 +1053,8 @@ static int policy_authorized_destination(struct policy_eval *e, int *tempfail)
 /* policy_service_request - Postfix's policy delegation attributes */
 static void policy_service_request(struct policy_eval *e, buf_t *req)
 {
-    static const char *const states[] = {"CONNECT", "HELO", "MAIL",
-                                         "RCPT",    "DATA", "END-OF-MESSAGE"};
+    static const char *const states[] = {"CONNECT", "HELO",           "MAIL", "RCPT",
+                                         "DATA",    "END-OF-MESSAGE", "ETRN"};
     const struct policy_facts *f = e->f;
 
 #define POLICY_ATTR(k, v) buf_printf(req, "%s=%s\n", (k), (v) ? (v) : "")
@@ -1712,6 +1713,9 @@ enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,
         break;
     case POLICY_EOD:
         v = policy_stage_run(&e, PL_EOD);
+        break;
+    case POLICY_ETRN:
+        v = policy_stage_run(&e, PL_ETRN);
         break;
     }
     if (v == POLICY_REJECT && e.defer_if_reject.len > 0) {

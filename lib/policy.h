@@ -11,6 +11,7 @@
  *   smtpd_recipient_restrictions  RCPT: the recipient itself
  *   smtpd_data_restrictions       DATA
  *   smtpd_end_of_data_restrictions  after the content
+ *   smtpd_etrn_restrictions       ETRN: may this client start a queue run?
  * With smtpd_delay_reject = yes (the default, sendmail's delay_checks) the
  * client, HELO and sender lists are evaluated at RCPT, before the relay and
  * recipient lists; with no, at their own stage.  Within a list the first
@@ -55,6 +56,7 @@ enum policy_stage {
     POLICY_RCPT,
     POLICY_DATA,
     POLICY_EOD,
+    POLICY_ETRN,
 };
 
 /* a verified client certificate in relay_clientcerts: not (or not looked
@@ -184,7 +186,7 @@ int policy_prefetch(struct policy *p, const struct policy_facts *f, struct polic
 /* policy_check - evaluate stage.  POLICY_CONNECT runs the client list,
  * POLICY_HELO the HELO list, POLICY_MAIL the sender list (each only with
  * smtpd_delay_reject = no, else DUNNO), POLICY_RCPT the delayed ones then
- * relay and recipient lists, POLICY_DATA and POLICY_EOD theirs.  For RCPT
+ * relay and recipient lists, POLICY_DATA, POLICY_EOD and POLICY_ETRN theirs.  For RCPT
  * the result's relay flag says whether relaying was granted (the caller
  * then asks lib/route whether the recipient exists). */
 enum policy_verdict policy_check(struct policy *p, enum policy_stage stage,

@@ -28,7 +28,7 @@ enum privacy_flag {
     PRIVACY_NOEXPN = 1u << 3,         /* EXPN refused (502), not in EHLO */
     PRIVACY_NOVRFY = 1u << 4,         /* VRFY answers 252 */
     PRIVACY_NOVERB = 1u << 5,         /* VERB: 502 Verbose unavailable */
-    PRIVACY_NOETRN = 1u << 6,         /* ETRN refused (tern has no ETRN: always) */
+    PRIVACY_NOETRN = 1u << 6,         /* ETRN refused (smtpd_disable_etrn_command) */
     PRIVACY_NORECEIPTS = 1u << 7,     /* NOTIFY=SUCCESS is dropped */
     PRIVACY_NOBODYRETURN = 1u << 8,   /* DSNs return headers only (RET=HDRS) */
     PRIVACY_AUTHWARNINGS = 1u << 9,   /* X-Authentication-Warning (tern: always) */

@@ -65,6 +65,16 @@ static void client_control(struct qmgr_client *c, const struct attr_msg *am, int
     buf_free(&out);
 }
 
+/* client_etrn - qmgr.etrn (tern-smtpd's ETRN, private/qmgr only) */
+static void client_etrn(struct qmgr_client *c, const struct attr_msg *am)
+{
+    buf_t out = BUF_INIT;
+
+    qmgr_etrn_handle(c->qm, am, &out);
+    bufferevent_write(c->bev, out.data, out.len);
+    buf_free(&out);
+}
+
 /* client_wait_run - qmgr.flush wait=yes: a run that answers as it goes,
  * however long it takes (no idle timeout; the write timeout stays) */
 static void client_wait_run(struct qmgr_client *c, const struct attr_msg *am)
@@ -107,6 +117,10 @@ static int client_handle(struct qmgr_client *c, const struct attr_msg *am)
     }
     if (!c->is_public && strcmp(proto, "qmgr.control") == 0) {
         client_control(c, am, 1);
+        return 0;
+    }
+    if (!c->is_public && strcmp(proto, "qmgr.etrn") == 0) {
+        client_etrn(c, am);
         return 0;
     }
     log_warn("%s: unknown request \"%.64s\", client dropped", where, proto);
@@ -322,6 +336,7 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
     qm->max_backoff = config_time(cfg, "maximal_backoff_time");
     qm->lifetime = config_time(cfg, "maximal_queue_lifetime");
     qm->run_delay = config_time(cfg, "queue_run_delay");
+    qm->etrn_interval = config_time(cfg, "etrn_min_interval");
     if (dest_limit < 1 || total_limit < 1 || rcpt_limit < 1)
         log_fatal("default_destination_concurrency_limit, qmgr_delivery_limit and "
                   "default_destination_recipient_limit must be at least 1");
@@ -406,6 +421,7 @@ int main(int argc, char **argv)
     service_drop_privileges(&svc);
     qmgr_make_events(&qm, svc.listen_fds[0], svc.listen_count > 1 ? svc.listen_fds[1] : -1);
     qmgr_recover_list(&qm);
+    qmgr_etrn_init(&qm);
     event_active(qm.incoming_ev, EV_TIMEOUT, 0);
     event_active(qm.deferred_ev, EV_TIMEOUT, 0);
     rc = service_run(&svc);
@@ -414,6 +430,7 @@ int main(int argc, char **argv)
     qmgr_dest_free_all(&qm);
     qmgr_message_free_all(&qm);
     qmgr_recover_free(&qm);
+    qmgr_etrn_free(&qm);
     for (int k = 0; k < 3; k++) {
         free(qm.templates[k].subject);
         free(qm.templates[k].text);

@@ -292,6 +292,7 @@ struct qmgr_message *qmgr_message_load_only(struct qmgr *qm, const char *id)
 {
     struct qmgr_message *m = xcalloc(1, sizeof(*m));
 
+    qmgr_etrn_forget(qm, id); /* out of deferred/ */
     qfile_msg_init(&m->qf);
     if (message_read(id, &m->qf) < 0) {
         qfile_msg_free(&m->qf);
@@ -624,6 +625,8 @@ static void message_defer(struct qmgr *qm, const struct qmgr_message *m, time_t 
     else if (qmgr_mkdir_hash("deferred", qid_hash_dir(m->id)) < 0 || rename(from.data, to.data) < 0)
         log_error("%s: cannot move %s to %s: %m (left in active/ until restart)", m->id, from.data,
                   to.data);
+    else
+        qmgr_etrn_note_deferred(qm, m);
     buf_free(&from);
     buf_free(&to);
 }

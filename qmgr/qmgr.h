@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 #include "buf.h"
 #include "loadavg.h"
 #include "qfile.h"
@@ -40,6 +41,7 @@ struct service;
 struct attr_msg;
 struct qmgr;
 struct route;
+struct etrn_index;
 
 /* messages held in memory at once; the rest waits in incoming/ or deferred/
  * (overridable at build time only so that a test can reach the bound) */
@@ -68,6 +70,9 @@ struct route;
 #define QMGR_SUBMIT_TIMEOUT_SECONDS 60
 /* largest bounce_template_file read */
 #define QMGR_TEMPLATE_MAX (64 * 1024)
+
+/* ETRN requests remembered for etrn_min_interval (etrn.c) */
+#define QMGR_ETRN_RECENT 64
 
 #define QMGR_AGENT_FAILED_REASON "delivery temporarily suspended: delivery agent failed"
 
@@ -145,6 +150,12 @@ struct qmgr_dest {
     int ready;
 };
 
+/* an ETRN request that moved messages, and when (etrn.c) */
+struct qmgr_etrn_recent {
+    char key[256]; /* "domain" or "@domain" */
+    time_t at;
+};
+
 struct qmgr {
     struct service *svc;
     struct event_base *base;
@@ -202,6 +213,10 @@ struct qmgr {
     struct event *deferred_ev;
     struct event *incoming_timer;
     struct event *deferred_timer;
+    /* ETRN (etrn.c): the per-domain index of deferred/ and recent requests */
+    struct etrn_index *etrn;
+    long long etrn_interval; /* etrn_min_interval */
+    struct qmgr_etrn_recent etrn_recent[QMGR_ETRN_RECENT];
 };
 
 /* main.c */
@@ -218,6 +233,10 @@ void qmgr_scan_incoming(struct qmgr *qm);
 /* qmgr_scan_deferred - take due deferred files (all of them when force);
  * returns how many were taken */
 size_t qmgr_scan_deferred(struct qmgr *qm, int force);
+/* qmgr_scan_deferred_walk - fn(qm, path, id, ctx) for every queue file of
+ * deferred/0..f/ (no order), until fn returns 0 */
+typedef int (*qmgr_deferred_fn)(struct qmgr *qm, const char *path, const char *id, void *ctx);
+void qmgr_scan_deferred_walk(struct qmgr *qm, qmgr_deferred_fn fn, void *ctx);
 /* qmgr_scan_take - rename FROM to active/ID without replacing; 0 ok */
 int qmgr_scan_take(const char *from, const char *id);
 /* qmgr_room_freed - restart scans that stopped for lack of room */
@@ -304,6 +323,19 @@ void qmgr_control_handle(struct qmgr *qm, const struct attr_msg *am, int trusted
 /* qmgr_control_requeue - submit m's pending recipients and content to
  * cleanup as a new message; on ok remove m, else defer it (message.c) */
 void qmgr_control_requeue(struct qmgr *qm, struct qmgr_message *m);
+
+/* etrn.c */
+/* qmgr_etrn_init - build the ETRN index from deferred/ (at start) */
+void qmgr_etrn_init(struct qmgr *qm);
+/* qmgr_etrn_free - release it (exit) */
+void qmgr_etrn_free(struct qmgr *qm);
+/* qmgr_etrn_note_deferred - m was just moved to deferred/: index its
+ * pending recipients' domains */
+void qmgr_etrn_note_deferred(struct qmgr *qm, const struct qmgr_message *m);
+/* qmgr_etrn_forget - message id leaves deferred/ (it is being loaded) */
+void qmgr_etrn_forget(struct qmgr *qm, const char *id);
+/* qmgr_etrn_handle - qmgr.etrn from private/qmgr: the reply into out */
+void qmgr_etrn_handle(struct qmgr *qm, const struct attr_msg *am, buf_t *out);
 
 /* run.c */
 struct qmgr_run;

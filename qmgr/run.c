@@ -179,36 +179,33 @@ static int run_file_matches(const char *path, const char *id, const struct qsele
     return hit;
 }
 
+/* what run_take_one counts */
+struct run_take {
+    const struct qselect *sel;
+    size_t count;
+};
+
+/* run_take_one - take one deferred file if it matches; 0 once out of room */
+static int run_take_one(struct qmgr *qm, const char *path, const char *id, void *ctx)
+{
+    struct run_take *t = ctx;
+
+    if (!qmgr_has_room(qm))
+        return 0;
+    if (run_file_matches(path, id, t->sel) && qmgr_scan_take(path, id) == 0 &&
+        qmgr_message_load(qm, id) == 0)
+        t->count++;
+    return 1;
+}
+
 size_t qmgr_run_take_deferred(struct qmgr *qm, const struct qselect *sel)
 {
-    buf_t path = BUF_INIT, dir = BUF_INIT;
-    size_t count = 0;
+    struct run_take t = {sel, 0};
 
     if (qm->draining) /* reload or stop: take nothing new */
         return 0;
-
-    for (int h = 0; h < 16; h++) {
-        DIR *d;
-        struct dirent *e;
-
-        buf_reset(&dir);
-        buf_printf(&dir, "deferred/%x", h);
-        if ((d = opendir(dir.data)) == NULL)
-            continue;
-        while ((e = readdir(d)) != NULL && qmgr_has_room(qm)) {
-            if (!qid_valid(e->d_name))
-                continue;
-            buf_reset(&path);
-            buf_printf(&path, "%s/%s", dir.data, e->d_name);
-            if (run_file_matches(path.data, e->d_name, sel) &&
-                qmgr_scan_take(path.data, e->d_name) == 0 && qmgr_message_load(qm, e->d_name) == 0)
-                count++;
-        }
-        closedir(d);
-    }
-    buf_free(&path);
-    buf_free(&dir);
-    return count;
+    qmgr_scan_deferred_walk(qm, run_take_one, &t);
+    return t.count;
 }
 
 /* run_attach - m counts for run (once), whichever run loaded it */

@@ -257,6 +257,34 @@ static int scan_deferred_dir(struct qmgr *qm, const char *dir, time_t now, int f
     return rc;
 }
 
+/* qmgr_scan_deferred_walk - fn(qm, path, id, ctx) for every queue file of
+ * deferred/0..f/, until fn returns 0 */
+void qmgr_scan_deferred_walk(struct qmgr *qm, qmgr_deferred_fn fn, void *ctx)
+{
+    buf_t path = BUF_INIT, dir = BUF_INIT;
+    int go_on = 1;
+
+    for (int h = 0; h < 16 && go_on; h++) {
+        DIR *d;
+        struct dirent *e;
+
+        buf_reset(&dir);
+        buf_printf(&dir, "deferred/%x", h);
+        if ((d = opendir(dir.data)) == NULL)
+            continue;
+        while (go_on && (e = readdir(d)) != NULL) {
+            if (!qid_valid(e->d_name))
+                continue;
+            buf_reset(&path);
+            buf_printf(&path, "%s/%s", dir.data, e->d_name);
+            go_on = fn(qm, path.data, e->d_name, ctx);
+        }
+        closedir(d);
+    }
+    buf_free(&path);
+    buf_free(&dir);
+}
+
 /* qmgr_scan_deferred - take due deferred files (all of them when force);
  * returns how many were taken */
 size_t qmgr_scan_deferred(struct qmgr *qm, int force)

@@ -11,6 +11,7 @@
 #include "anvil_client.h"
 #include "attr.h"
 #include "auth.h"
+#include "etrn.h"
 #include "greet.h"
 #include "help.h"
 #include "log.h"
@@ -104,6 +105,8 @@ static void commands_helo_reply(struct session *s)
         session_reply(s, "250-SMTPUTF8");
     if (smtpd_expn_offered(s))
         session_reply(s, "250-EXPN");
+    if (smtpd_etrn_offered(s))
+        session_reply(s, "250-ETRN");
     if (smtpd_tls_offer(s))
         session_reply(s, "250-STARTTLS");
     if (commands_requiretls_offered(s))
@@ -436,8 +439,10 @@ static void commands_dispatch(struct session *s, enum proto_cmd cmd, const char 
     case PROTO_CMD_XFORWARD:
         smtpd_xforward_command(s, arg);
         break;
-    case PROTO_CMD_VERB:
     case PROTO_CMD_ETRN:
+        smtpd_etrn_command(s, arg);
+        break;
+    case PROTO_CMD_VERB:
         session_reply(s, "502 5.7.0 Sorry, we do not allow this operation");
         break;
     default:

@@ -1,10 +1,10 @@
 /*
  * privacy - what smtpd_privacy_flags (lib/privacy.h) change in tern-smtpd:
  * needmailhelo is smtpd_helo_required, novrfy is disable_vrfy_command,
- * noexpn is disable_expn_command; needvrfyhelo and needexpnhelo refuse VRFY
- * and EXPN before HELO/EHLO; noverb changes VERB's refusal; noreceipts
- * drops NOTIFY=SUCCESS.  The other words act elsewhere (qmgr, showq,
- * sendmail) or are what tern always does (docs/smtpd.md "Privacy flags").
+ * noexpn is disable_expn_command, noetrn is smtpd_disable_etrn_command; needvrfyhelo and
+ * needexpnhelo refuse VRFY and EXPN before HELO/EHLO; noverb changes VERB's refusal; noreceipts
+ * drops NOTIFY=SUCCESS.  The other words act elsewhere (qmgr, showq, sendmail) or are what tern
+ * always does (docs/smtpd.md "Privacy flags").
  */
 #include <string.h>
 
@@ -27,6 +27,8 @@ void smtpd_privacy_config(struct smtpd_config *cfg, const struct config *conf)
         cfg->disable_vrfy = 1;
     cfg->disable_expn =
         config_bool(conf, "disable_expn_command") || (cfg->privacy & PRIVACY_NOEXPN) != 0;
+    cfg->disable_etrn =
+        config_bool(conf, "smtpd_disable_etrn_command") || (cfg->privacy & PRIVACY_NOETRN) != 0;
 }
 
 /* privacy_need_helo - 503 before HELO/EHLO for a command that would be

@@ -25,6 +25,7 @@
 #include "smtpd_tables.h"
 #include "auth.h"
 #include "cleanup_stream.h"
+#include "etrn.h"
 #include "greet.h"
 #include "ident.h"
 #include "log.h"
@@ -277,6 +278,7 @@ static void session_free(struct session *s)
     smtpd_ident_end(s);
     smtpd_greet_session_end(s);
     smtpd_anvil_session_end(s);
+    smtpd_etrn_session_end(s);
     smtpd_tables_session_end(s);
     smtpd_milter_end(s); /* first: cleanup may still have the milters' sockets */
     message_discard(s);

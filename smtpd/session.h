@@ -47,6 +47,7 @@ enum session_state {
                              (anvil_client.c) */
     SESSION_TABLES_WAIT,  /* a command waits for a remote table's answer (smtpd_tables.c);
                              not reading */
+    SESSION_ETRN_WAIT,    /* ETRN: waiting for tern-qmgr's answer (etrn.c); not reading */
     SESSION_CLOSING       /* last reply being flushed; then free */
 };
 
@@ -149,6 +150,9 @@ struct session {
 
     /* connection and rate limits (anvil_client.c), else NULL */
     void *anvil_state;
+
+    /* an ETRN waiting for its restrictions or tern-qmgr (etrn.c), else NULL */
+    void *etrn_state;
 
     /* the remote tables' lookup scope (smtpd_tables.c), else NULL */
     struct smtpd_tables *tables;

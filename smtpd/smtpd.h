@@ -96,6 +96,7 @@ struct smtpd_config {
     long long connection_rate_throttle; /* smtpd_connection_rate_throttle; 0 = off */
     unsigned privacy;                   /* smtpd_privacy_flags (lib/privacy.h) */
     int disable_expn;                   /* disable_expn_command or noexpn */
+    int disable_etrn;                   /* smtpd_disable_etrn_command or noetrn (etrn.c) */
     struct table_list *aliases;         /* alias_maps for EXPN (the server's), or NULL */
     struct smtpd_client_limits client_limits;
     struct milter_list milters; /* smtpd_milters (smtpd_milter.c) */

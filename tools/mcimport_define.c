@@ -531,8 +531,9 @@ static void mcimport_daemon_modifiers(struct mcimport_map *m, const char *listen
         const char *param = *p == 'a'   ? "smtpd_auth_required"
                             : *p == 'A' ? "smtpd_sasl_auth_enable"
                             : *p == 'S' ? "smtpd_tls_security_level"
+                            : *p == 'E' ? "smtpd_disable_etrn_command"
                                         : NULL;
-        const char *value = *p == 'a' ? "yes" : *p == 'A' ? "no" : "none";
+        const char *value = *p == 'a' || *p == 'E' ? "yes" : *p == 'A' ? "no" : "none";
         if (param) {
             buf_reset(&name);
             buf_printf(&name, "%s.%s", listener, param);

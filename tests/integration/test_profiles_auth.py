@@ -148,8 +148,9 @@ def roamers(mres, pki):  # noqa: F811
         # TRUST_AUTH_MECH('LOGIN PLAIN DIGEST-MD5 CRAM-MD5')dn1 -- the default
         # smtpd_relay_restrictions (permit_sasl_authenticated)
         # define('confPRIVACY_FLAGS', 'goaway')dn1 -- novrfy, need*helo; noexpn,
-        # noverb, noetrn: never done
+        # noverb: VERB refused; noetrn: smtpd_disable_etrn_command
         disable_vrfy_command="yes",
+        smtpd_disable_etrn_command="yes",
         smtpd_helo_required="yes",
         # define('confSMTP_LOGIN_MSG', '$j server ready at $b')dn1
         smtpd_banner="$myhostname server ready at $b",
@@ -416,8 +417,9 @@ def entourage(mres, pki):  # noqa: F811
         # DAEMON_OPTIONS(`Port=smtp, Name=MTA')dnl
         smtpd_listen=f"127.0.0.1:{mta}",
         # DAEMON_OPTIONS(`Port=465, Name=SSA, M=Eas')dnl -- s: TLS from the first
-        # byte, a: AUTH required (both smtps defaults); E: ETRN is never offered
+        # byte, a: AUTH required (both smtps defaults); E: no ETRN
         smtps_listen=f"127.0.0.1:{ssa}",
+        **{"smtps.smtpd_disable_etrn_command": "yes"},
         # (no FEATURE(`no_default_msa'): sendmail keeps its MSA on 587)
         submission_listen=f"127.0.0.1:{msa}",
         # the certificate lines (002:41-45: "my own root-CA"): confSERVER_CERT,

@@ -186,6 +186,11 @@ static void test_daemon_options_and_milters(void **state)
     assert_string_equal(mcimport_setting_value(&res, "submission_listen"), "0.0.0.0:587");
     assert_string_equal(mcimport_setting_value(&res, "smtps_listen"), "[::]:465");
     assert_string_equal(mcimport_setting_value(&res, "submission.smtpd_auth_required"), "yes");
+    /* M=E: no ETRN on that listener */
+    assert_string_equal(mcimport_setting_value(&res, "submission.smtpd_disable_etrn_command"),
+                        "yes");
+    assert_string_equal(mcimport_setting_value(&res, "smtps.smtpd_disable_etrn_command"), "yes");
+    assert_null(mcimport_setting_value(&res, "smtpd.smtpd_disable_etrn_command"));
     assert_string_equal(mcimport_setting_value(&res, "smtpd_milters"),
                         "{ inet:8891@127.0.0.1, default_action = reject, connect_timeout = 2m, "
                         "command_timeout = 10s, content_timeout = 5m }, "
