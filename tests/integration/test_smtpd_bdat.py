@@ -248,7 +248,7 @@ def test_exim_client_delivers_with_bdat(site, it_base):
     from exim_client import EXIM, EximClient
 
     if not EXIM.exists():
-        pytest.skip(f"{EXIM} is missing: scripts/setup.sh (extract_exim) unpacks it")
+        pytest.fail(f"{EXIM} is missing: scripts/setup.sh (extract_exim) unpacks it")
     tern, sink = site
     exim = EximClient(tern.host, tern.port, it_base)
     body = b"".join(b"exim line %d\n" % i for i in range(1000))  # < LIMIT
