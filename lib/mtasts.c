@@ -7,10 +7,9 @@
 #include <string.h>
 
 #include "mtasts.h"
+#include "smtp_ext.h"
 
-#define MTASTS_MAX_NAME 32  /* field name: 1 + 31 characters */
-#define MTASTS_MAX_HOST 253 /* bytes of a host name */
-#define MTASTS_MAX_LABEL 63 /* bytes of one label */
+#define MTASTS_MAX_NAME 32 /* field name: 1 + 31 characters */
 #define MTASTS_MAX_AGE_DIGITS 10
 
 /* the parser's state while it reads one policy */
@@ -62,28 +61,6 @@ static size_t mtasts_name_length(const char *s, size_t n)
     while (k < n && mtasts_is_name_char((unsigned char)s[k]))
         k++;
     return k > MTASTS_MAX_NAME ? 0 : k;
-}
-
-/* mtasts_host_valid - s[0..n) is an RFC 5321 Domain without a trailing dot */
-static int mtasts_host_valid(const char *s, size_t n)
-{
-    size_t label = 0;
-
-    if (n == 0 || n > MTASTS_MAX_HOST)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return 0;
-            label = 0;
-        } else if (!mtasts_is_alnum(c) && (c != '-' || label == 0)) {
-            return 0;
-        } else if (++label > MTASTS_MAX_LABEL) {
-            return 0;
-        }
-    }
-    return label > 0 && s[n - 1] != '-';
 }
 
 /* ---- the TXT record */
@@ -204,7 +181,7 @@ static int mtasts_policy_mx(struct mtasts_reader *r, const char *value, size_t n
 
     if (p->mx_count >= MTASTS_MAX_MX)
         return mtasts_policy_fail(r, "more than 100 mx lines");
-    if (!mtasts_host_valid(value + skip, n - skip))
+    if (!smtp_ext_domain_valid(value + skip, n - skip))
         return mtasts_policy_fail(r, "mx is not a host name or *. and a host name");
     pattern = xstrndup(value, n);
     for (size_t i = 0; i < n; i++)
@@ -356,7 +333,7 @@ int mtasts_mx_match(const struct mtasts_policy *p, const char *mx_host)
 
     if (n > 0 && mx_host[n - 1] == '.')
         n--;
-    if (!mtasts_host_valid(mx_host, n))
+    if (!smtp_ext_domain_valid(mx_host, n))
         return 0;
     for (size_t i = 0; i < p->mx_count; i++)
         if (mtasts_pattern_match(p->mx[i], mx_host, n))
