@@ -307,3 +307,83 @@ def test_bdat_after_a_failed_data(site):
     final = bdat(c, message("after-data"), last=True)
     assert REPLY_250_QUEUED.match(final[0]), final
     sink.wait_for(b"X-Test: after-data")
+
+
+# ------------------------------------------------ BDAT refused before its handler
+# Every refusal of a BDAT line goes through smtpd_bdat_refuse: its chunk is
+# read and dropped, then the refusal; the chunk's lines are never commands.
+
+SMUGGLED = b"STARTTLS\r\nNOOP\r\n"  # would be answered 220 / 250 if read as commands
+
+
+def test_bdat_before_starttls_where_tls_is_required(res, tmp_path):
+    from test_auth import make_certificate
+
+    make_certificate(tmp_path)
+    t = res.tern(smtpd_tls_cert_file=tmp_path / "cert.pem", smtpd_tls_key_file=tmp_path / "key.pem",
+                 smtpd_tls_security_level="encrypt")
+    c = t.connect()
+    assert c.greeting()[0].startswith("220 ")
+    assert "250-STARTTLS" in c.cmd("EHLO tls.example")
+    c.send(b"BDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED + b"RSET\r\n")
+    assert c.read_reply() == ["530 5.7.0 Must issue a STARTTLS command first"]
+    assert c.read_reply() == ["250 2.0.0 Reset state"]  # the next real command
+    assert c.cmd("QUIT")[0].startswith("221 ")
+
+
+def test_early_talker_bdat_chunk_is_dropped(res):
+    t = res.tern(mynetworks="127.0.0.1/32", smtpd_greet_pause="1s")
+    c = t.connect(source="127.0.0.5")
+    c.send(b"EHLO early.example\r\nBDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED +
+           b"RSET\r\nQUIT\r\n")
+    replies = [c.read_reply()[0] for _ in range(5)]
+    assert replies == ["554 tern.test ESMTP not accepting messages",
+                       "554 5.5.0 SMTP protocol error",
+                       "550 5.0.0 Command rejected",  # BDAT, after its chunk
+                       '500 5.5.1 Command unrecognized: "RSET"',
+                       "221 2.0.0 tern.test closing connection"], replies
+    assert not t.queue_files()
+
+
+def test_bdat_after_helo_is_refused_and_its_chunk_dropped(site):
+    tern, sink = site
+    c = tern.connect()
+    c.greeting()
+    assert c.cmd("HELO plain.example")[0].startswith("250 ")
+    assert c.cmd("MAIL FROM:<helo@example.test>")[0].startswith("250 ")
+    assert c.cmd("RCPT TO:<helo@sink.test>")[0].startswith("250 ")
+    data = message("after-helo", b"QUIT\r\n")
+    assert bdat(c, data, last=True) == ["503 5.5.1 Error: BDAT needs EHLO"]
+    assert_in_step(c)
+    final = c.data(message("helo-data"))  # the transaction is still there, for DATA
+    assert REPLY_250_QUEUED.match(final[0]), final
+    sink.wait_for(b"X-Test: helo-data")
+    assert not sink.matching(b"X-Test: after-helo")
+
+
+def test_bdat_without_any_hello(site):
+    tern, _ = site
+    c = tern.connect()
+    c.greeting()
+    assert bdat(c, b"NOOP\r\n") == ["503 5.5.1 Error: BDAT needs EHLO"]
+    assert_in_step(c)
+
+
+@pytest.mark.parametrize("line", [b"BDAT 6\0 LAST", b"bdat 6 LAST\0",
+                                  b"BDAT " + b"0" * 3000 + b"6 LAST",  # over smtpd_line_limit
+                                  b"BDAT " + b"0" * 100000 + b"6 LAST"])  # read in pieces
+def test_unreadable_bdat_line_closes(site, line):
+    tern, _ = site
+    c = opened(tern)
+    c.send(line + b"\r\nNOOP\r\nNOOP\r\n")
+    assert c.read_reply() == ["421 4.5.2 tern.test Error: unreadable BDAT command"]
+    assert c.wait_closed(5)
+
+
+def test_over_long_other_line_is_still_500(site):
+    tern, _ = site
+    c = opened(tern)
+    assert c.cmd("NOOP " + "x" * 3000) == ["500 5.5.2 Line too long"]
+    assert c.cmd("X" * 100000) == ["500 5.5.2 Line too long"]
+    assert c.cmd("NOOP x\0y")[0].startswith("500 5.5.1 Command unrecognized: ")
+    assert_in_step(c)
