@@ -5,7 +5,10 @@ BINARYMIME: bare CR, bare LF, NUL) is byte-exact in the queue file (held
 with a HOLD sender so that nothing touches it); every error gets its RFC
 reply and the stream stays in step (the next command is answered)."""
 
+import os
+import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -387,3 +390,36 @@ def test_over_long_other_line_is_still_500(site):
     assert c.cmd("X" * 100000) == ["500 5.5.2 Line too long"]
     assert c.cmd("NOOP x\0y")[0].startswith("500 5.5.1 Command unrecognized: ")
     assert_in_step(c)
+
+
+def test_chunks_flow_while_cleanup_is_slow(res):
+    """Cleanup stopped (SIGSTOP) for a second while 64 KiB chunks come one
+    at a time: every chunk ends on a flush to cleanup, so flow control
+    pauses on a chunk's last octets; reading must go on once cleanup has
+    caught up (the next BDAT is answered), and the message is queued."""
+    sink = res.sink()
+    t = res.tern(relayhost=sink.hostport, message_size_limit=str(64 << 20))
+    c = opened(t)
+    head = b"Subject: slow\r\nX-Test: slow\r\n\r\n"
+    size = 64 * 1024  # CLEANUP_STREAM_CHUNK: smtpd flushes at each chunk's end
+    chunk = (b"y" * 510 + b"\r\n") * 128  # lines the sink takes (< 1000 octets)
+    first = head + b"h" * (510 - len(head)) + b"\r\n" + chunk[512:]
+    assert bdat(c, first) == [f"250 2.0.0 {size} octets received"]
+    stopped = t.service_pids("cleanup")
+    assert stopped, "no tern-cleanup process"
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(1.0, lambda: [os.kill(p, signal.SIGCONT) for p in stopped])
+    resume.start()
+    try:
+        for i in range(48):  # 3 MiB: far more than cleanup's socket holds
+            assert bdat(c, chunk, last=False) == [f"250 2.0.0 {size} octets received"], i
+    finally:
+        resume.join()
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    final = bdat(c, b"", last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    (msg,) = sink.wait_for(b"X-Test: slow", timeout=30)
+    assert msg.mail_from == "a@example.test", msg.content[:1500]  # the message, not a bounce
+    assert msg.body() == first[len(head):] + 48 * chunk
