@@ -3,7 +3,8 @@
  * state machine: a session's BDAT lines and chunk octets, as any client
  * may send them.  Byte 0: bit 0 MAIL accepted, bit 1 a recipient, bit 2
  * BODY=BINARYMIME, bits 3-7 message_size_limit / 16 (0: none).  Then
- * records: a BDAT argument up to '\n', one byte for the size of the pieces
+ * records: a BDAT argument up to '\n' (after a '!': a BDAT refused before
+ * its handler, bdat_state_refuse), one byte for the size of the pieces
  * the octets arrive in, then the chunk's octets from what follows (as far
  * as the input goes).  Every step must keep bdat_state.h's promises: no
  * octet taken past the chunk, nothing stored while skipping, binary content
@@ -16,6 +17,9 @@
 #include <string.h>
 
 #include "bdat_state.h"
+
+/* the refusal of a BDAT line refused before its handler ('!' records) */
+#define FUZZ_REFUSAL "530 5.7.0 Must issue a STARTTLS command first"
 
 /* fuzz_text_ok - every LF after a CR, every CR before an LF (a CR at the
  * very end may wait for its LF: pending) */
@@ -34,9 +38,10 @@ static void fuzz_text_ok(const buf_t *out, int pending)
 /* fuzz_reply_ok - a refusal from the documented set */
 static void fuzz_reply_ok(const buf_t *reply)
 {
-    static const char *codes[] = {"501 5.5.4 ", "503 5.5.1 ", "552 5.3.4 ", "554 5.5.1 "};
+    static const char *codes[] = {"501 5.5.4 ", "503 5.5.1 ", "552 5.3.4 ", "554 5.5.1 ",
+                                  "530 5.7.0 "};
 
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (reply->len > 10 && memcmp(reply->data, codes[i], 10) == 0)
             return;
     abort();
@@ -67,6 +72,24 @@ static size_t fuzz_chunk(struct bdat_state *b, const char *in, size_t len, size_
     return pos;
 }
 
+/* fuzz_refuse - bdat_state_refuse: the chunk is skipped (or the session
+ * closes) and the transaction stays as it was */
+static enum bdat_action fuzz_refuse(struct bdat_state *b, const char *arg, const struct bdat_txn *t,
+                                    buf_t *reply)
+{
+    int open = b->open, failed = b->failed;
+    long long total = b->total;
+    enum bdat_action a = bdat_state_refuse(b, arg, FUZZ_REFUSAL, t->size_limit, reply);
+
+    if (b->open != open || b->failed != failed || b->total != total)
+        abort();
+    if (a != BDAT_SKIP && a != BDAT_CLOSE)
+        abort();
+    if (a == BDAT_SKIP && (!b->skipping || strcmp(buf_cstr(&b->reply), FUZZ_REFUSAL) != 0))
+        abort();
+    return a;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct bdat_state b;
@@ -90,7 +113,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         buf_reset(&arg);
         buf_append(&arg, in + pos, end - pos);
         pos = end + 1;
-        a = bdat_state_command(&b, buf_cstr(&arg), &t, &reply);
+        if (arg.len > 0 && arg.data[0] == '!') /* refused before the handler */
+            a = fuzz_refuse(&b, buf_cstr(&arg) + 1, &t, &reply);
+        else
+            a = bdat_state_command(&b, buf_cstr(&arg), &t, &reply);
         if (a == BDAT_SKIP || a == BDAT_CLOSE)
             fuzz_reply_ok(&reply);
         if (a == BDAT_CLOSE) {

@@ -93,6 +93,34 @@ static void smtpd_bdat_verdict(struct session *s, struct policy_result *r)
     smtpd_milter_data(s, smtpd_bdat_milter);
 }
 
+/* smtpd_bdat_close - the chunk cannot be read (or skipped): reply, close */
+static void smtpd_bdat_close(struct session *s, const char *reply)
+{
+    log_info("BDAT from %s: %s; closing the connection", s->client, reply);
+    session_reply(s, "%s", reply);
+    session_close_after_flush(s);
+}
+
+void smtpd_bdat_refuse(struct session *s, const char *arg, const char *refusal)
+{
+    buf_t reply = BUF_INIT;
+
+    if (bdat_state_refuse(&s->bdat, arg, refusal, s->cfg->size_limit, &reply) == BDAT_CLOSE)
+        smtpd_bdat_close(s, buf_cstr(&reply));
+    else
+        smtpd_bdat_read(s); /* refusal follows the chunk, as the handler's own */
+    buf_free(&reply);
+}
+
+void smtpd_bdat_unreadable(struct session *s)
+{
+    buf_t reply = BUF_INIT;
+
+    buf_printf(&reply, "421 4.5.2 %s Error: unreadable BDAT command", s->cfg->myhostname);
+    smtpd_bdat_close(s, buf_cstr(&reply));
+    buf_free(&reply);
+}
+
 void smtpd_bdat_command(struct session *s, const char *arg)
 {
     struct bdat_txn t = {s->have_mail, s->rcpt_count, s->cfg->size_limit,
@@ -100,11 +128,13 @@ void smtpd_bdat_command(struct session *s, const char *arg)
     buf_t reply = BUF_INIT;
     int failed = s->bdat.failed;
 
+    if (!s->esmtp) { /* RFC 3030 section 2: CHUNKING is an EHLO extension */
+        smtpd_bdat_refuse(s, arg, "503 5.5.1 Error: BDAT needs EHLO");
+        return;
+    }
     switch (bdat_state_command(&s->bdat, arg, &t, &reply)) {
     case BDAT_CLOSE:
-        log_info("BDAT from %s: %s; closing the connection", s->client, buf_cstr(&reply));
-        session_reply(s, "%s", buf_cstr(&reply));
-        session_close_after_flush(s);
+        smtpd_bdat_close(s, buf_cstr(&reply));
         break;
     case BDAT_SKIP:
         if (s->bdat.failed && !failed) { /* this chunk fails the transaction */

@@ -50,21 +50,43 @@ static enum bdat_action bdat_state_skip(struct bdat_state *b, const struct bdat_
     return BDAT_SKIP;
 }
 
-enum bdat_action bdat_state_command(struct bdat_state *b, const char *arg, const struct bdat_txn *t,
-                                    buf_t *reply)
+/* bdat_state_chunk - parse the BDAT argument and expect its chunk; the
+ * parser's status (SMTP_EXT_SYNTAX: no chunk, reply holds the 501) */
+static enum smtp_ext_status bdat_state_chunk(struct bdat_state *b, const char *arg, long long max,
+                                             buf_t *reply)
 {
     struct smtp_ext_bdat chunk;
-    long long max = t->size_limit > 0 ? t->size_limit - b->total : LLONG_MAX;
     enum smtp_ext_status st;
 
     buf_reset(reply);
     b->reading = b->skipping = 0;
     st = smtp_ext_bdat_parse(arg, max < 0 ? 0 : max, &chunk, reply);
     if (st == SMTP_EXT_SYNTAX)
-        return BDAT_CLOSE; /* where the chunk ends is unknown */
+        return st; /* where the chunk ends is unknown */
     b->reading = 1;
     b->size = b->left = chunk.size;
     b->last = chunk.last;
+    return st;
+}
+
+enum bdat_action bdat_state_refuse(struct bdat_state *b, const char *arg, const char *refusal,
+                                   long long size_limit, buf_t *reply)
+{
+    struct bdat_txn t = {0, 0, size_limit, 0};
+
+    if (bdat_state_chunk(b, arg, LLONG_MAX, reply) == SMTP_EXT_SYNTAX)
+        return BDAT_CLOSE;
+    return bdat_state_skip(b, &t, refusal, reply);
+}
+
+enum bdat_action bdat_state_command(struct bdat_state *b, const char *arg, const struct bdat_txn *t,
+                                    buf_t *reply)
+{
+    long long max = t->size_limit > 0 ? t->size_limit - b->total : LLONG_MAX;
+    enum smtp_ext_status st = bdat_state_chunk(b, arg, max, reply);
+
+    if (st == SMTP_EXT_SYNTAX)
+        return BDAT_CLOSE;
     if (b->failed)
         return bdat_state_skip(b, t, "503 5.5.1 Error: BDAT after a failed chunk; send RSET",
                                reply);
@@ -78,7 +100,7 @@ enum bdat_action bdat_state_command(struct bdat_state *b, const char *arg, const
         b->failed = 1;
         return bdat_state_skip(b, t, buf_cstr(reply), reply);
     }
-    b->total += chunk.size;
+    b->total += b->size;
     if (b->open)
         return BDAT_APPEND;
     b->open = 1;

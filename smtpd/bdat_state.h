@@ -75,6 +75,13 @@ void bdat_state_reset(struct bdat_state *b);
  * the message and calls bdat_state_fail if it cannot */
 enum bdat_action bdat_state_command(struct bdat_state *b, const char *arg, const struct bdat_txn *t,
                                     buf_t *reply);
+/* bdat_state_refuse - a BDAT line refused before its command is looked
+ * at (no EHLO, STARTTLS required, an early talker): BDAT_SKIP with the
+ * chunk set to be dropped and refusal in reply for afterwards, or
+ * BDAT_CLOSE (a syntax error, or the session dropped too much already)
+ * with the reply to send before closing.  The transaction is untouched */
+enum bdat_action bdat_state_refuse(struct bdat_state *b, const char *arg, const char *refusal,
+                                   long long size_limit, buf_t *reply);
 /* bdat_state_fail - the chunk being read failed after all (the first
  * chunk's policy, milters or cleanup said no): skip it, reply afterwards
  * (reply may be "" when it was already sent) */

@@ -460,25 +460,44 @@ static int commands_before_tls(enum proto_cmd cmd)
            cmd == PROTO_CMD_HELP;
 }
 
-/* session_command - one command line */
+/* commands_refuse - reply to a command refused before its handler; a
+ * BDAT's chunk is still read and dropped first (smtpd_bdat_refuse) */
+static void commands_refuse(struct session *s, enum proto_cmd cmd, const char *arg,
+                            const char *reply)
+{
+    if (cmd == PROTO_CMD_BDAT)
+        smtpd_bdat_refuse(s, arg, reply);
+    else
+        session_reply(s, "%s", reply);
+}
+
+/* session_command - one command line.  Every refusal before dispatch of a
+ * BDAT goes through smtpd_bdat_refuse (or smtpd_bdat_unreadable), so its
+ * chunk is never read as commands; smtpd_privacy_refuse and
+ * smtpd_anvil_command never refuse BDAT. */
 void session_command(struct session *s, const char *line, size_t len)
 {
     const char *arg = "";
-    enum proto_cmd cmd = PROTO_CMD_UNKNOWN;
+    enum proto_cmd cmd = proto_cmd_parse(line, &arg);
+    int unreadable = memchr(line, '\0', len) != NULL;
 
-    if (memchr(line, '\0', len) == NULL)
-        cmd = proto_cmd_parse(line, &arg);
+    if (unreadable && cmd != PROTO_CMD_BDAT)
+        cmd = PROTO_CMD_UNKNOWN;
     s->cmd_total[cmd]++;
     s->cur_cmd = (int)cmd;
     s->stage = cmd == PROTO_CMD_UNKNOWN ? "UNKNOWN" : proto_cmd_upper(cmd);
+    if (unreadable && cmd == PROTO_CMD_BDAT) {
+        smtpd_bdat_unreadable(s); /* where its chunk ends is unknown */
+        return;
+    }
     if (s->greet_rejecting) /* an early talker: nothing is done (greet.c) */
-        cmd = smtpd_greet_rejecting(s, cmd);
+        cmd = smtpd_greet_rejecting(s, cmd, arg);
     if (cmd == SMTPD_GREET_ANSWERED)
         return;
     if (cmd == PROTO_CMD_UNKNOWN)
         commands_unknown(s, line, len);
     else if (smtpd_tls_required(s) && !commands_before_tls(cmd))
-        session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+        commands_refuse(s, cmd, arg, "530 5.7.0 Must issue a STARTTLS command first");
     else if (!smtpd_privacy_refuse(s, cmd) && !smtpd_anvil_command(s, cmd, line, len))
         commands_dispatch(s, cmd, arg);
 }

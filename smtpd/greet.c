@@ -11,7 +11,8 @@
  * "rejecting commands from unknown[IP] [IP] due to pre-greeting traffic
  * after N seconds".  From then on each of its lines is answered and nothing
  * is done: HELO/EHLO get sendmail 8.17's "554 5.5.0 SMTP protocol error",
- * MAIL, RCPT and DATA "550 5.0.0 Command rejected", QUIT "221 2.0.0 HOST
+ * MAIL, RCPT, DATA and BDAT "550 5.0.0 Command rejected" (BDAT's chunk
+ * is read and dropped first), QUIT "221 2.0.0 HOST
  * closing connection", any other line "500 5.5.1 Command unrecognized" (so
  * the message lines after the refused DATA are 500 each, as in the seed).
  */
@@ -139,9 +140,12 @@ void smtpd_greet_session_end(struct session *s)
     greet_stop_timer(s);
 }
 
-enum proto_cmd smtpd_greet_rejecting(struct session *s, enum proto_cmd cmd)
+enum proto_cmd smtpd_greet_rejecting(struct session *s, enum proto_cmd cmd, const char *arg)
 {
     switch (cmd) {
+    case PROTO_CMD_BDAT: /* its chunk is dropped, not read as lines */
+        smtpd_bdat_refuse(s, arg, "550 5.0.0 Command rejected");
+        return SMTPD_GREET_ANSWERED;
     case PROTO_CMD_HELO:
     case PROTO_CMD_EHLO:
         session_reply(s, "554 5.5.0 SMTP protocol error");

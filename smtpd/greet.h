@@ -41,10 +41,11 @@ void smtpd_greet_refusal(struct session *s, buf_t *text);
 /* smtpd_greet_session_end - drop the timer (session_free) */
 void smtpd_greet_session_end(struct session *s);
 /* smtpd_greet_rejecting - the command of an early talker (greet_rejecting
- * set): HELO/EHLO are answered 554 and MAIL/RCPT/DATA 550 here
- * (SMTPD_GREET_ANSWERED returned); QUIT is returned to be done as usual;
- * every other command comes back as PROTO_CMD_UNKNOWN (500) */
-enum proto_cmd smtpd_greet_rejecting(struct session *s, enum proto_cmd cmd);
+ * set): HELO/EHLO are answered 554 and MAIL/RCPT/DATA 550 here, BDAT 550
+ * after its chunk (arg) is dropped (SMTPD_GREET_ANSWERED returned); QUIT is
+ * returned to be done as usual; every other command comes back as
+ * PROTO_CMD_UNKNOWN (500) */
+enum proto_cmd smtpd_greet_rejecting(struct session *s, enum proto_cmd cmd, const char *arg);
 #define SMTPD_GREET_ANSWERED PROTO_CMD_COUNT
 
 /* load.c */

@@ -151,12 +151,14 @@ static void message_on_reply(void *ctx, const char *reply, const char *queue_id,
     session_resume_input(s);
 }
 
-/* message_on_drained - cleanup caught up: read the client again */
+/* message_on_drained - cleanup caught up: read the client again.  A BDAT
+ * chunk that ended while paused leaves the session in SESSION_CMD between
+ * chunks, still paused: it reads again here too */
 static void message_on_drained(void *ctx)
 {
     struct session *s = ctx;
 
-    if (!s->flow_paused || s->state != SESSION_DATA)
+    if (!s->flow_paused || (s->state != SESSION_DATA && !(s->state == SESSION_CMD && s->bdat.open)))
         return;
     s->flow_paused = 0;
     session_resume_input(s);

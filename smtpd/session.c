@@ -304,12 +304,43 @@ static void session_free(struct session *s)
     smtpd_session_ended(server);
 }
 
-/* session_line_too_long - the rest of an over-long line was discarded */
+/* session_bdat_line - does the line starting at p (n bytes) look like a
+ * BDAT command?  Then it may be over-long, but its chunk follows */
+static int session_bdat_line(const char *p, size_t n)
+{
+    char head[8];
+    const char *arg;
+
+    if (n > sizeof(head) - 1)
+        n = sizeof(head) - 1;
+    memcpy(head, p, n);
+    head[n] = '\0';
+    return proto_cmd_parse(head, &arg) == PROTO_CMD_BDAT;
+}
+
+/* session_bdat_input - session_bdat_line on the start of the input */
+static int session_bdat_input(struct evbuffer *in)
+{
+    char head[8];
+    ev_ssize_t n = evbuffer_copyout(in, head, sizeof(head));
+
+    return n > 0 && session_bdat_line(head, (size_t)n);
+}
+
+/* session_line_too_long - the rest of an over-long line was discarded
+ * (discarding is 2 for a BDAT line: its chunk cannot be found) */
 static void session_line_too_long(struct session *s)
 {
+    int bdat = s->discarding == 2;
+
     s->discarding = 0;
     if (s->state == SESSION_AUTH) {
         smtpd_auth_line_too_long(s);
+        return;
+    }
+    if (bdat) {
+        s->stage = "BDAT";
+        smtpd_bdat_unreadable(s);
         return;
     }
     s->stage = "UNKNOWN";
@@ -327,13 +358,16 @@ static int session_read_command(struct session *s, struct evbuffer *in)
 
     if (eol.pos < 0) {
         if (evbuffer_get_length(in) > limit + 1) {
+            if (!s->discarding)
+                s->discarding = session_bdat_input(in) ? 2 : 1;
             evbuffer_drain(in, evbuffer_get_length(in));
-            s->discarding = 1;
         }
         return 0;
     }
     len = (size_t)eol.pos;
     if (s->discarding || len > limit + 1) {
+        if (!s->discarding)
+            s->discarding = session_bdat_input(in) ? 2 : 1;
         evbuffer_drain(in, len + 1);
         session_line_too_long(s);
         return 1;
@@ -349,6 +383,7 @@ static int session_read_command(struct session *s, struct evbuffer *in)
         s->line.len--;
     s->line.data[s->line.len] = '\0';
     if (s->line.len > limit) {
+        s->discarding = session_bdat_line(s->line.data, s->line.len) ? 2 : 1;
         session_line_too_long(s);
         return 1;
     }

@@ -110,7 +110,7 @@ struct session {
 
     /* input */
     buf_t line;
-    int discarding; /* inside a command line that is too long */
+    int discarding; /* inside a command line that is too long (2: BDAT) */
 
     /* accounting */
     long long errors;
@@ -250,6 +250,14 @@ void message_discard(struct session *s);
 /* bdat.c */
 /* smtpd_bdat_command - BDAT <size> [LAST]: its chunk follows */
 void smtpd_bdat_command(struct session *s, const char *arg);
+/* smtpd_bdat_refuse - the one way to refuse a BDAT line before
+ * smtpd_bdat_command (STARTTLS required, an early talker, no EHLO): its
+ * chunk is read and dropped, then refusal is sent; a syntax error (the
+ * chunk's end is unknown) or too many dropped octets close the session */
+void smtpd_bdat_refuse(struct session *s, const char *arg, const char *refusal);
+/* smtpd_bdat_unreadable - a BDAT line with a NUL or over smtpd_line_limit:
+ * its size is unknown, so 421 and close */
+void smtpd_bdat_unreadable(struct session *s);
 /* smtpd_bdat_input - octets of the chunk being read (message_input);
  * returns the octets taken */
 size_t smtpd_bdat_input(struct session *s, const char *data, size_t len);

@@ -5,7 +5,10 @@ BINARYMIME: bare CR, bare LF, NUL) is byte-exact in the queue file (held
 with a HOLD sender so that nothing touches it); every error gets its RFC
 reply and the stream stays in step (the next command is answered)."""
 
+import os
+import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -307,3 +310,116 @@ def test_bdat_after_a_failed_data(site):
     final = bdat(c, message("after-data"), last=True)
     assert REPLY_250_QUEUED.match(final[0]), final
     sink.wait_for(b"X-Test: after-data")
+
+
+# ------------------------------------------------ BDAT refused before its handler
+# Every refusal of a BDAT line goes through smtpd_bdat_refuse: its chunk is
+# read and dropped, then the refusal; the chunk's lines are never commands.
+
+SMUGGLED = b"STARTTLS\r\nNOOP\r\n"  # would be answered 220 / 250 if read as commands
+
+
+def test_bdat_before_starttls_where_tls_is_required(res, tmp_path):
+    from test_auth import make_certificate
+
+    make_certificate(tmp_path)
+    t = res.tern(smtpd_tls_cert_file=tmp_path / "cert.pem", smtpd_tls_key_file=tmp_path / "key.pem",
+                 smtpd_tls_security_level="encrypt")
+    c = t.connect()
+    assert c.greeting()[0].startswith("220 ")
+    assert "250-STARTTLS" in c.cmd("EHLO tls.example")
+    c.send(b"BDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED + b"RSET\r\n")
+    assert c.read_reply() == ["530 5.7.0 Must issue a STARTTLS command first"]
+    assert c.read_reply() == ["250 2.0.0 Reset state"]  # the next real command
+    assert c.cmd("QUIT")[0].startswith("221 ")
+
+
+def test_early_talker_bdat_chunk_is_dropped(res):
+    t = res.tern(mynetworks="127.0.0.1/32", smtpd_greet_pause="1s")
+    c = t.connect(source="127.0.0.5")
+    c.send(b"EHLO early.example\r\nBDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED +
+           b"RSET\r\nQUIT\r\n")
+    replies = [c.read_reply()[0] for _ in range(5)]
+    assert replies == ["554 tern.test ESMTP not accepting messages",
+                       "554 5.5.0 SMTP protocol error",
+                       "550 5.0.0 Command rejected",  # BDAT, after its chunk
+                       '500 5.5.1 Command unrecognized: "RSET"',
+                       "221 2.0.0 tern.test closing connection"], replies
+    assert not t.queue_files()
+
+
+def test_bdat_after_helo_is_refused_and_its_chunk_dropped(site):
+    tern, sink = site
+    c = tern.connect()
+    c.greeting()
+    assert c.cmd("HELO plain.example")[0].startswith("250 ")
+    assert c.cmd("MAIL FROM:<helo@example.test>")[0].startswith("250 ")
+    assert c.cmd("RCPT TO:<helo@sink.test>")[0].startswith("250 ")
+    data = message("after-helo", b"QUIT\r\n")
+    assert bdat(c, data, last=True) == ["503 5.5.1 Error: BDAT needs EHLO"]
+    assert_in_step(c)
+    final = c.data(message("helo-data"))  # the transaction is still there, for DATA
+    assert REPLY_250_QUEUED.match(final[0]), final
+    sink.wait_for(b"X-Test: helo-data")
+    assert not sink.matching(b"X-Test: after-helo")
+
+
+def test_bdat_without_any_hello(site):
+    tern, _ = site
+    c = tern.connect()
+    c.greeting()
+    assert bdat(c, b"NOOP\r\n") == ["503 5.5.1 Error: BDAT needs EHLO"]
+    assert_in_step(c)
+
+
+@pytest.mark.parametrize("line", [b"BDAT 6\0 LAST", b"bdat 6 LAST\0",
+                                  b"BDAT " + b"0" * 3000 + b"6 LAST",  # over smtpd_line_limit
+                                  b"BDAT " + b"0" * 100000 + b"6 LAST"])  # read in pieces
+def test_unreadable_bdat_line_closes(site, line):
+    tern, _ = site
+    c = opened(tern)
+    c.send(line + b"\r\nNOOP\r\nNOOP\r\n")
+    assert c.read_reply() == ["421 4.5.2 tern.test Error: unreadable BDAT command"]
+    assert c.wait_closed(5)
+
+
+def test_over_long_other_line_is_still_500(site):
+    tern, _ = site
+    c = opened(tern)
+    assert c.cmd("NOOP " + "x" * 3000) == ["500 5.5.2 Line too long"]
+    assert c.cmd("X" * 100000) == ["500 5.5.2 Line too long"]
+    assert c.cmd("NOOP x\0y")[0].startswith("500 5.5.1 Command unrecognized: ")
+    assert_in_step(c)
+
+
+def test_chunks_flow_while_cleanup_is_slow(res):
+    """Cleanup stopped (SIGSTOP) for a second while 64 KiB chunks come one
+    at a time: every chunk ends on a flush to cleanup, so flow control
+    pauses on a chunk's last octets; reading must go on once cleanup has
+    caught up (the next BDAT is answered), and the message is queued."""
+    sink = res.sink()
+    t = res.tern(relayhost=sink.hostport, message_size_limit=str(64 << 20))
+    c = opened(t)
+    head = b"Subject: slow\r\nX-Test: slow\r\n\r\n"
+    size = 64 * 1024  # CLEANUP_STREAM_CHUNK: smtpd flushes at each chunk's end
+    chunk = (b"y" * 510 + b"\r\n") * 128  # lines the sink takes (< 1000 octets)
+    first = head + b"h" * (510 - len(head)) + b"\r\n" + chunk[512:]
+    assert bdat(c, first) == [f"250 2.0.0 {size} octets received"]
+    stopped = t.service_pids("cleanup")
+    assert stopped, "no tern-cleanup process"
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(1.0, lambda: [os.kill(p, signal.SIGCONT) for p in stopped])
+    resume.start()
+    try:
+        for i in range(48):  # 3 MiB: far more than cleanup's socket holds
+            assert bdat(c, chunk, last=False) == [f"250 2.0.0 {size} octets received"], i
+    finally:
+        resume.join()
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    final = bdat(c, b"", last=True)
+    assert REPLY_250_QUEUED.match(final[0]), final
+    (msg,) = sink.wait_for(b"X-Test: slow", timeout=30)
+    assert msg.mail_from == "a@example.test", msg.content[:1500]  # the message, not a bounce
+    assert msg.body() == first[len(head):] + 48 * chunk

@@ -207,6 +207,33 @@ static void test_fail_after_the_first_chunk_was_accepted(void **state)
     assert_string_equal(buf_cstr(&b->reply), "550 5.7.1 no");
 }
 
+static void test_refused_before_the_handler(void **state)
+{
+    struct fixture *f = *state;
+    struct bdat_state *b = &f->b;
+    buf_t *reply = &f->reply, *out = &f->out;
+    const char *refusal = "530 5.7.0 Must issue a STARTTLS command first";
+
+    assert_int_equal(bdat_state_refuse(b, "4 LAST", refusal, 1000, reply), BDAT_SKIP);
+    assert_string_equal(buf_cstr(reply), refusal);
+    assert_string_equal(buf_cstr(&b->reply), refusal);
+    assert_int_equal(b->skipping, 1);
+    assert_int_equal(b->failed, 0); /* the transaction is untouched */
+    assert_int_equal(b->open, 0);
+    feed(b, "NOOP", 4, 3, out);
+    assert_int_equal(out->len, 0);
+    assert_int_equal(b->left, 0);
+    /* the skipped octets count: past 1.5 x 1000 it closes */
+    assert_int_equal(bdat_state_refuse(b, "1497", refusal, 1000, reply), BDAT_CLOSE);
+    assert_string_equal(buf_cstr(reply), refusal);
+    assert_int_equal(b->reading, 0);
+    bdat_state_free(b);
+    bdat_state_init(b);
+    assert_int_equal(bdat_state_refuse(b, "4x", refusal, 1000, reply), BDAT_CLOSE);
+    assert_string_equal(buf_cstr(reply), "501 5.5.4 Syntax: BDAT <size> [LAST]");
+    assert_int_equal(b->reading, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +252,8 @@ int main(void)
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_syntax_error_closes, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_fail_after_the_first_chunk_was_accepted, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_before_the_handler, fixture_setup,
                                         fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
