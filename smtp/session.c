@@ -626,9 +626,9 @@ static int session_smtputf8_next_host(struct smtp_session *s)
     if (!s->reused && (s->hosts == NULL || s->host_next >= s->hosts->count))
         return 0;
     smtp_utf8_reason(buf_cstr(&s->peer), &reason);
-    buf_puts(&reason, "; trying another host");
     if (s->reused) {
-        log_info("%s: %s", s->req->queue_id, buf_cstr(&reason));
+        log_info("%s: %s on a cached connection; connecting again", s->req->queue_id,
+                 buf_cstr(&reason));
         (void)session_cache_conn(s); /* else dropped: it is idle either way */
         session_disconnect(s);
         s->reused = 0;
@@ -636,6 +636,7 @@ static int session_smtputf8_next_host(struct smtp_session *s)
         buf_set(&s->relay, "none");
         session_sts_or_resolve(s);
     } else {
+        buf_puts(&reason, "; trying another host");
         session_host_failed(s, DELIVERY_DEFER, "4.6.7", buf_cstr(&reason));
     }
     buf_free(&reason);

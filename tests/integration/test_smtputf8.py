@@ -6,6 +6,7 @@
     mydestination        tern.test, münchen.test (U-label form in the list)
     two.test             MX 10 mx1 (no SMTPUTF8), MX 20 mx2 (SMTPUTF8), dnsmasq
     last.test            MX 10 mx1, MX 20 mx3 (neither offers SMTPUTF8)
+    cache.test           as two.test (a connection cache key of its own)
 
 smtpd advertises SMTPUTF8 and takes UTF-8 addresses only after MAIL ...
 SMTPUTF8 (553 5.6.7 without it; malformed UTF-8 553 5.1.7 / 5.1.3 even
@@ -54,6 +55,8 @@ def site(mres, it_base):
     dns = mres.dnsmasq(["--local=/test/",
                         "--mx-host=two.test,mx1.two.test,10", "--mx-host=two.test,mx2.two.test,20",
                         "--mx-host=last.test,mx1.two.test,10",
+                        "--mx-host=cache.test,mx1.two.test,10",
+                        "--mx-host=cache.test,mx2.two.test,20",
                         "--mx-host=last.test,mx3.two.test,20",
                         f"--host-record=mx1.two.test,{MX1}", f"--host-record=mx2.two.test,{MX2}",
                         f"--host-record=mx3.two.test,{MX3}"], probe="two.test")
@@ -68,7 +71,8 @@ def site(mres, it_base):
     t = mres.tern(start=False, transport_maps=transport,
                   mydestination="tern.test, localhost, münchen.test",
                   smtpd_sender_restrictions=f"check_sender_access {senders}",
-                  dns_servers=f"127.0.0.1:{dns.port}", smtp_default_port=mx_port)
+                  dns_servers=f"127.0.0.1:{dns.port}", smtp_default_port=mx_port,
+                  smtp_connection_cache_time_limit="30s")
     t.aliases.write_text(f"jösé: {d}/jose.mbox\n", encoding="utf-8")
     t.start()
     yield SimpleNamespace(t=t, utf8=utf8_sink, plain=plain_sink, mx=mx, dir=d)
@@ -186,6 +190,21 @@ def test_host_without_smtputf8_is_skipped_for_the_next_mx(site):
     t.wait_log(rf"{qid}: to=<jösé@two\.test>, relay=mx2\.two\.test\[127\.0\.0\.42\].*status=sent")
     assert not site.mx[MX1].matching(b"Subject: mx-skip")
     assert not site.utf8.matching(b"Final-Recipient: utf-8; j\xc3\xb6s\xc3\xa9@two.test")
+
+
+def test_cached_connection_without_smtputf8_is_not_the_last_word(site):
+    """An ASCII message leaves an idle connection to MX 10 in the cache; the
+    UTF-8 message after it takes that connection, gives it back, resolves
+    again and ends at MX 20."""
+    t = site.t
+    submit(t, "s@utf8.test", ["ascii@cache.test"], "mx-cache-ascii", params="")
+    site.mx[MX1].wait_for(b"Subject: mx-cache-ascii")
+    qid = submit(t, "s@utf8.test", ["jösé@cache.test"], "mx-cache-utf8")
+    msg = site.mx[MX2].wait_for(b"Subject: mx-cache-utf8")[0]
+    assert msg.rcpt_tos == ["jösé@cache.test"]
+    t.wait_log(rf"{qid}: {SKIP_LOG} on a cached connection; connecting again")
+    t.wait_log(rf"{qid}: {SKIP_LOG}; trying another host")
+    assert not site.mx[MX1].matching(b"Subject: mx-cache-utf8")
 
 
 def test_last_host_without_smtputf8_bounces_naming_it(site):
