@@ -397,6 +397,17 @@ static void session_host_failed_by_reply(struct smtp_session *s, const char *com
     buf_free(&reason);
 }
 
+/* session_reconnect - leave the cached connection: resolve the next hop
+ * and deliver over a fresh one */
+static void session_reconnect(struct smtp_session *s)
+{
+    session_disconnect(s);
+    s->reused = 0;
+    s->uses = 0;
+    buf_set(&s->relay, "none");
+    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
+}
+
 /* session_reuse_failed - a cached connection died before its first reply:
  * forget it and deliver over a fresh one; 1 when that is what happens */
 static int session_reuse_failed(struct smtp_session *s, const char *reason)
@@ -404,11 +415,7 @@ static int session_reuse_failed(struct smtp_session *s, const char *reason)
     if (!s->reused || (s->state != S_TRANSACTION && s->state != S_CONVERT) || s->cmd_replied > 0)
         return 0;
     log_info("%s: cached connection unusable (%s); connecting again", s->req->queue_id, reason);
-    session_disconnect(s);
-    s->reused = 0;
-    s->uses = 0;
-    buf_set(&s->relay, "none");
-    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
+    session_reconnect(s);
     return 1;
 }
 
@@ -630,11 +637,7 @@ static int session_smtputf8_next_host(struct smtp_session *s)
         log_info("%s: %s on a cached connection; connecting again", s->req->queue_id,
                  buf_cstr(&reason));
         (void)session_cache_conn(s); /* else dropped: it is idle either way */
-        session_disconnect(s);
-        s->reused = 0;
-        s->uses = 0;
-        buf_set(&s->relay, "none");
-        session_sts_or_resolve(s);
+        session_reconnect(s);
     } else {
         buf_puts(&reason, "; trying another host");
         session_host_failed(s, DELIVERY_DEFER, "4.6.7", buf_cstr(&reason));
