@@ -397,6 +397,17 @@ static void session_host_failed_by_reply(struct smtp_session *s, const char *com
     buf_free(&reason);
 }
 
+/* session_reconnect - leave the cached connection: resolve the next hop
+ * and deliver over a fresh one */
+static void session_reconnect(struct smtp_session *s)
+{
+    session_disconnect(s);
+    s->reused = 0;
+    s->uses = 0;
+    buf_set(&s->relay, "none");
+    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
+}
+
 /* session_reuse_failed - a cached connection died before its first reply:
  * forget it and deliver over a fresh one; 1 when that is what happens */
 static int session_reuse_failed(struct smtp_session *s, const char *reason)
@@ -404,11 +415,7 @@ static int session_reuse_failed(struct smtp_session *s, const char *reason)
     if (!s->reused || (s->state != S_TRANSACTION && s->state != S_CONVERT) || s->cmd_replied > 0)
         return 0;
     log_info("%s: cached connection unusable (%s); connecting again", s->req->queue_id, reason);
-    session_disconnect(s);
-    s->reused = 0;
-    s->uses = 0;
-    buf_set(&s->relay, "none");
-    session_sts_or_resolve(s); /* the policy is asked again: a fresh connection obeys it */
+    session_reconnect(s);
     return 1;
 }
 
@@ -615,12 +622,39 @@ static void session_finish(struct smtp_session *s)
 
 static void session_begin_transaction(struct smtp_session *s);
 
+/* session_smtputf8_next_host - this server cannot take recipients that
+ * need SMTPUTF8: while the next hop has another address, go there as
+ * after a 4xx (a cached connection goes back to the cache and the next hop
+ * is resolved afresh); 0 when this is the last one */
+static int session_smtputf8_next_host(struct smtp_session *s)
+{
+    buf_t reason = BUF_INIT;
+
+    if (!s->reused && (s->hosts == NULL || s->host_next >= s->hosts->count))
+        return 0;
+    smtp_utf8_reason(buf_cstr(&s->peer), &reason);
+    if (s->reused) {
+        log_info("%s: %s on a cached connection; connecting again", s->req->queue_id,
+                 buf_cstr(&reason));
+        (void)session_cache_conn(s); /* else dropped: it is idle either way */
+        session_reconnect(s);
+    } else {
+        buf_puts(&reason, "; trying another host");
+        session_host_failed(s, DELIVERY_DEFER, "4.6.7", buf_cstr(&reason));
+    }
+    buf_free(&reason);
+    return 1;
+}
+
 /* session_smtputf8_refused - RFC 6531 3.2: the recipients that need
- * SMTPUTF8 this server does not offer bounce (smtp_utf8.h); 1 when none
- * is left to send */
+ * SMTPUTF8 this server does not offer try the next address of the next
+ * hop; at the last one they bounce (smtp_utf8.h).  1 when nothing is left
+ * to send here */
 static int session_smtputf8_refused(struct smtp_session *s)
 {
     s->smtputf8 = smtp_utf8_use(s->req, s->ehlo.smtputf8);
+    if (smtp_utf8_unsendable(s->req, s->smtputf8) > 0 && session_smtputf8_next_host(s))
+        return 1;
     if (smtp_utf8_refuse(s->req, s->smtputf8, buf_cstr(&s->peer)) > 0)
         return 0;
     session_finish(s);

@@ -47,6 +47,34 @@ static int smtp_utf8_convertible(const char *addr, int use)
     return rc == 0;
 }
 
+/* smtp_utf8_rcpt_ok - r can go in this transaction (sender_ok: the
+ * sender can) */
+static int smtp_utf8_rcpt_ok(const struct delivery_rcpt *r, int sender_ok, int use)
+{
+    return sender_ok && smtp_utf8_convertible(r->address, use);
+}
+
+/* smtp_utf8_unsendable - see smtp_utf8.h */
+size_t smtp_utf8_unsendable(const struct delivery_request *req, int use)
+{
+    int sender_ok = smtp_utf8_convertible(req->sender, use);
+    size_t n = 0;
+
+    for (size_t i = 0; i < req->rcpt_count; i++) {
+        const struct delivery_rcpt *r = &req->rcpts[i];
+
+        if (r->result.status == DELIVERY_PENDING && !smtp_utf8_rcpt_ok(r, sender_ok, use))
+            n++;
+    }
+    return n;
+}
+
+/* smtp_utf8_reason - see smtp_utf8.h */
+void smtp_utf8_reason(const char *peer, buf_t *out)
+{
+    buf_printf(out, "SMTPUTF8 is required, but was not offered by host %s", peer);
+}
+
 /* smtp_utf8_refuse - see smtp_utf8.h */
 size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer)
 {
@@ -54,11 +82,11 @@ size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer)
     buf_t reason = BUF_INIT;
     size_t pending = 0;
 
-    buf_printf(&reason, "SMTPUTF8 is required, but was not offered by host %s", peer);
+    smtp_utf8_reason(peer, &reason);
     for (size_t i = 0; i < req->rcpt_count; i++) {
         struct delivery_rcpt *r = &req->rcpts[i];
 
-        if (!sender_ok || !smtp_utf8_convertible(r->address, use))
+        if (!smtp_utf8_rcpt_ok(r, sender_ok, use))
             delivery_rcpt_set(r, DELIVERY_BOUNCE, "5.6.7", buf_cstr(&reason));
         if (r->result.status == DELIVERY_PENDING)
             pending++;

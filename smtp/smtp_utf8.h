@@ -6,9 +6,12 @@
  * addresses as they are, when the message came with SMTPUTF8 or one of its
  * addresses is UTF-8.  A next hop that does not offer it gets every address
  * with its domain as A-labels (lib/smtputf8.h: smtputf8_address_to_ascii);
- * an address with a UTF-8 local part cannot be written in ASCII, so its
- * recipient bounces with 5.6.7 before the transaction (RFC 6531 section
- * 3.2), and a UTF-8 sender makes every recipient bounce.  UTF-8 in the
+ * an address with a UTF-8 local part cannot be written in ASCII: such a
+ * host cannot take the message, and the next host of the next hop (a
+ * less preferred MX, another address) is tried instead, as for a 4xx.
+ * Only at the last host does its recipient bounce with 5.6.7 before the
+ * transaction (RFC 6531 section 3.2); a UTF-8 sender makes every
+ * recipient bounce.  UTF-8 in the
  * header section alone needs no SMTPUTF8: it goes as 8-bit content.
  *
  * session.c calls these around its MAIL and RCPT commands; everything here
@@ -29,9 +32,18 @@ int smtp_utf8_use(const struct delivery_request *req, int offered);
  * out: as it is when use, else with an A-label domain.  0 ok; -1 (out
  * unchanged) when the address cannot be written in ASCII */
 int smtp_utf8_address(const char *addr, int use, buf_t *out);
-/* smtp_utf8_refuse - before MAIL to host peer: when SMTPUTF8 is not used,
- * every pending recipient whose address (or the sender's) has no ASCII
- * form bounces with 5.6.7.  Returns how many recipients are still pending */
+/* smtp_utf8_unsendable - how many pending recipients cannot go in this
+ * transaction: without SMTPUTF8 (use 0), their address or the sender's has
+ * no ASCII form.  session.c then tries the next host of the next hop, if
+ * there is one, before smtp_utf8_refuse makes it final */
+size_t smtp_utf8_unsendable(const struct delivery_request *req, int use);
+/* smtp_utf8_reason - append "SMTPUTF8 is required, but was not offered by
+ * host PEER" (Postfix's text) to out */
+void smtp_utf8_reason(const char *peer, buf_t *out);
+/* smtp_utf8_refuse - before MAIL to host peer, the last host of the next
+ * hop: when SMTPUTF8 is not used, every pending recipient whose address (or
+ * the sender's) has no ASCII form bounces with 5.6.7.  Returns how many
+ * recipients are still pending */
 size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer);
 
 #endif

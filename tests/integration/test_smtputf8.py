@@ -4,14 +4,18 @@
     plain.test           smtp:[127.0.0.1]:P   a sink that does not
     xn--bcher-kva.test   smtp:[127.0.0.1]:P   bücher.test, keyed in A-label form
     mydestination        tern.test, münchen.test (U-label form in the list)
+    two.test             MX 10 mx1 (no SMTPUTF8), MX 20 mx2 (SMTPUTF8), dnsmasq
+    last.test            MX 10 mx1, MX 20 mx3 (neither offers SMTPUTF8)
+    cache.test           as two.test (a connection cache key of its own)
 
 smtpd advertises SMTPUTF8 and takes UTF-8 addresses only after MAIL ...
 SMTPUTF8 (553 5.6.7 without it; malformed UTF-8 553 5.1.7 / 5.1.3 even
 with it); the flag is kept in the queue file; tern-smtp passes the message
 on as it is to a hop that offers SMTPUTF8, converts an international
 domain to A-labels for one that does not, and bounces (5.6.7) a recipient
-whose local part is UTF-8; the bounce, itself SMTPUTF8, reaches the UTF-8
-sender.  A UTF-8 alias delivers locally; the maillog stays valid UTF-8.
+whose local part is UTF-8 only when no other host of the next hop is left
+(a host without SMTPUTF8 is skipped like one that answers 4xx); the
+bounce, itself SMTPUTF8, reaches the UTF-8 sender.  A UTF-8 alias delivers locally; the maillog stays valid UTF-8.
 """
 
 import os
@@ -22,7 +26,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from ternlib import REPLY_250_QUEUED, Sink, make_message, qfile_attrs, wait_until
+from ternlib import REPLY_250_QUEUED, Sink, free_port, make_message, qfile_attrs, wait_until
+
+MX1, MX2, MX3 = "127.0.0.41", "127.0.0.42", "127.0.0.43"
 
 
 class Utf8Sink(Sink):
@@ -46,16 +52,30 @@ def site(mres, it_base):
     utf8_sink = Utf8Sink()
     mres.sinks.append(utf8_sink.start())
     plain_sink = mres.sink()
+    dns = mres.dnsmasq(["--local=/test/",
+                        "--mx-host=two.test,mx1.two.test,10", "--mx-host=two.test,mx2.two.test,20",
+                        "--mx-host=last.test,mx1.two.test,10",
+                        "--mx-host=cache.test,mx1.two.test,10",
+                        "--mx-host=cache.test,mx2.two.test,20",
+                        "--mx-host=last.test,mx3.two.test,20",
+                        f"--host-record=mx1.two.test,{MX1}", f"--host-record=mx2.two.test,{MX2}",
+                        f"--host-record=mx3.two.test,{MX3}"], probe="two.test")
+    mx_port = free_port(MX1, also=(MX2, MX3))
+    mx = {MX1: mres.sink(host=MX1, port=mx_port), MX3: mres.sink(host=MX3, port=mx_port),
+          MX2: Utf8Sink(host=MX2, port=mx_port)}
+    mres.sinks.append(mx[MX2].start())
     transport = table(d, "transport", f"utf8.test smtp:[127.0.0.1]:{utf8_sink.port}\n"
                       f"plain.test smtp:[127.0.0.1]:{plain_sink.port}\n"
                       f"xn--bcher-kva.test smtp:[127.0.0.1]:{plain_sink.port}\n")
     senders = table(d, "senders", "hold@utf8.test HOLD\n")
     t = mres.tern(start=False, transport_maps=transport,
                   mydestination="tern.test, localhost, münchen.test",
-                  smtpd_sender_restrictions=f"check_sender_access {senders}")
+                  smtpd_sender_restrictions=f"check_sender_access {senders}",
+                  dns_servers=f"127.0.0.1:{dns.port}", smtp_default_port=mx_port,
+                  smtp_connection_cache_time_limit="30s")
     t.aliases.write_text(f"jösé: {d}/jose.mbox\n", encoding="utf-8")
     t.start()
-    yield SimpleNamespace(t=t, utf8=utf8_sink, plain=plain_sink, dir=d)
+    yield SimpleNamespace(t=t, utf8=utf8_sink, plain=plain_sink, mx=mx, dir=d)
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -124,14 +144,15 @@ def test_smtputf8_next_hop_gets_the_addresses_as_they_are(site):
     assert "SMTPUTF8" in site.utf8.wait_for(b"Subject: flag-only")[0].mail_options
 
 
-def check_567_bounce(site, to: str, final_recipient: str):
-    """The bounce at the SMTPUTF8 sink: RFC 6533's global delivery status."""
+def check_567_bounce(site, to: str, final_recipient: str, host: str = "127.0.0.1"):
+    """The bounce at the SMTPUTF8 sink: RFC 6533's global delivery status,
+    naming the host (HOST or [HOST]) that lacked SMTPUTF8."""
     bounce = site.utf8.wait_for(f"Final-Recipient: {final_recipient}\r\n".encode())[0]
     assert bounce.mail_from == ""
     assert bounce.rcpt_tos == [to]
     assert "SMTPUTF8" in bounce.mail_options
     assert b"Status: 5.6.7" in bounce.content
-    assert b"SMTPUTF8 is required, but was not offered by host" in bounce.content
+    assert f"SMTPUTF8 is required, but was not offered by host {host}".encode() in bounce.content
     assert b"Content-Type: message/global-delivery-status" in bounce.content
     assert b"report-type=global-delivery-status" in bounce.content
     bounce.content.decode("utf-8")  # valid UTF-8 throughout
@@ -152,6 +173,52 @@ def test_plain_next_hop_gets_a_labels_or_a_567_bounce(site):
     t.wait_log(rf"{qid}: to=<ascii@plain\.test>.*dsn=5\.6\.7, status=bounced")
     check_567_bounce(site, "sénder@utf8.test", "rfc822; ascii@plain.test")
     assert not site.plain.matching(b"Subject: sender-utf8")
+
+
+SKIP_LOG = r"SMTPUTF8 is required, but was not offered by host mx1\.two\.test\[127\.0\.0\.41\]"
+
+
+def test_host_without_smtputf8_is_skipped_for_the_next_mx(site):
+    """MX 10 lacks SMTPUTF8: not a bounce but "this host cannot", the
+    message (every recipient) goes to MX 20, which offers it."""
+    t = site.t
+    qid = submit(t, "s@utf8.test", ["jösé@two.test", "ascii@two.test"], "mx-skip")
+    msg = site.mx[MX2].wait_for(b"Subject: mx-skip")[0]
+    assert msg.rcpt_tos == ["jösé@two.test", "ascii@two.test"]
+    assert "SMTPUTF8" in msg.mail_options
+    t.wait_log(rf"{qid}: {SKIP_LOG}; trying another host")
+    t.wait_log(rf"{qid}: to=<jösé@two\.test>, relay=mx2\.two\.test\[127\.0\.0\.42\].*status=sent")
+    assert not site.mx[MX1].matching(b"Subject: mx-skip")
+    assert not site.utf8.matching(b"Final-Recipient: utf-8; j\xc3\xb6s\xc3\xa9@two.test")
+
+
+def test_cached_connection_without_smtputf8_is_not_the_last_word(site):
+    """An ASCII message leaves an idle connection to MX 10 in the cache; the
+    UTF-8 message after it takes that connection, gives it back, resolves
+    again and ends at MX 20."""
+    t = site.t
+    submit(t, "s@utf8.test", ["ascii@cache.test"], "mx-cache-ascii", params="")
+    site.mx[MX1].wait_for(b"Subject: mx-cache-ascii")
+    qid = submit(t, "s@utf8.test", ["jösé@cache.test"], "mx-cache-utf8")
+    msg = site.mx[MX2].wait_for(b"Subject: mx-cache-utf8")[0]
+    assert msg.rcpt_tos == ["jösé@cache.test"]
+    t.wait_log(rf"{qid}: {SKIP_LOG} on a cached connection; connecting again")
+    t.wait_log(rf"{qid}: {SKIP_LOG}; trying another host")
+    assert not site.mx[MX1].matching(b"Subject: mx-cache-utf8")
+
+
+def test_last_host_without_smtputf8_bounces_naming_it(site):
+    """Neither MX offers SMTPUTF8: the UTF-8 recipient bounces at the last
+    one, named in the log and the DSN; the ASCII one is delivered there."""
+    t = site.t
+    qid = submit(t, "s@utf8.test", ["jösé@last.test", "ascii@last.test"], "mx-last")
+    msg = site.mx[MX3].wait_for(b"Subject: mx-last")[0]
+    assert msg.rcpt_tos == ["ascii@last.test"]
+    t.wait_log(rf"{qid}: {SKIP_LOG}; trying another host")
+    line = t.wait_log(rf"{qid}: to=<jösé@last\.test>, .*dsn=5\.6\.7, status=bounced .*").group(0)
+    assert "not offered by host mx3.two.test[127.0.0.43]" in line
+    check_567_bounce(site, "s@utf8.test", "utf-8; jösé@last.test", "mx3.two.test[127.0.0.43]")
+    assert not site.mx[MX1].matching(b"Subject: mx-last")
 
 
 def test_utf8_alias_delivers_locally(site):

@@ -1,7 +1,8 @@
 /*
  * test_smtp_utf8 - unit tests for smtp/smtp_utf8.c: when MAIL carries
  * SMTPUTF8, which address forms go to a next hop without it (A-label
- * domains), and which recipients bounce with 5.6.7 before MAIL.
+ * domains), which recipients cannot go to it, and which bounce with
+ * 5.6.7 before MAIL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,6 +102,23 @@ static void test_refuse_bounces_everybody_for_a_utf8_sender(void **state)
     delivery_request_free(&req);
 }
 
+static void test_unsendable_counts_without_deciding(void **state)
+{
+    static const char *const rcpts[] = {"u@" BUCHER ".test", JOSE "@b.test", JOSE "@c.test", NULL};
+    struct delivery_request req;
+
+    request_of(&req, "s@b.test", rcpts);
+    assert_int_equal(smtp_utf8_unsendable(&req, 1), 0);
+    assert_int_equal(smtp_utf8_unsendable(&req, 0), 2);
+    assert_int_equal(req.rcpts[1].result.status, DELIVERY_PENDING); /* the next host may take it */
+    delivery_rcpt_set(&req.rcpts[2], DELIVERY_SENT, "2.0.0", "ok"); /* decided ones do not count */
+    assert_int_equal(smtp_utf8_unsendable(&req, 0), 1);
+    delivery_request_free(&req);
+    request_of(&req, JOSE "@b.test", rcpts);
+    assert_int_equal(smtp_utf8_unsendable(&req, 0), 3); /* a UTF-8 sender: everybody */
+    delivery_request_free(&req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_address_forms_for_a_hop_without_smtputf8),
         cmocka_unit_test(test_refuse_bounces_utf8_local_parts_with_567),
         cmocka_unit_test(test_refuse_bounces_everybody_for_a_utf8_sender),
+        cmocka_unit_test(test_unsendable_counts_without_deciding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
