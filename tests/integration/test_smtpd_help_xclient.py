@@ -59,7 +59,7 @@ def test_help_shows_the_files_topics_with_the_version(helpful):
         assert c.cmd("NOOP") == ["250 2.0.0 OK"]
         c.cmd("QUIT")
     # a reply of several lines is one answer to one command
-    tern.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] help=3/4 noop=1 quit=1 commands=5/6$")
+    tern.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] noop=1 help=3/4 quit=1 commands=5/6$")
 
 
 def test_help_with_a_one_line_file_hides_everything(res):
