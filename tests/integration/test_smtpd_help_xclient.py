@@ -186,7 +186,7 @@ def counted(mres):
     tern = mres.tern(
         smtpd_workers="1",
         mynetworks="127.0.0.1/32",
-        smtpd_authorized_xclient_hosts=f"{PROXY}/32",
+        smtpd_authorized_xclient_hosts=f"{PROXY}/32 127.0.0.1/32",
         smtpd_client_connection_count_limit="1",
         smtpd_milters=milter.spec,
     )
@@ -218,6 +218,14 @@ def test_anvil_counts_the_xclient_client_instead_of_the_filter(counted):
             assert c.cmd(f"XCLIENT ADDR={COUNTED}") == too_many(COUNTED)
             assert c.wait_closed(5)
         assert own.cmd("QUIT")[0].startswith("221 ")
+    # a front end in smtpd_client_event_limit_exceptions ($mynetworks) is
+    # never counted, the client it names is
+    with tern.connect() as c, tern.connect() as c2:
+        assert c.greeting()[0].startswith("220 ") and c2.greeting()[0].startswith("220 ")
+        assert c.cmd(f"XCLIENT ADDR={COUNTED}")[0].startswith("220 ")
+        with tern.connect(source=COUNTED) as own:
+            assert own.greeting() == too_many(COUNTED)
+        assert c.cmd("QUIT")[0].startswith("221 ")
     with tern.connect(source=COUNTED) as own:  # nothing left counted
         assert own.greeting()[0].startswith("220 ")
 
