@@ -52,6 +52,7 @@ struct smtpd_anvil_wait {
 /* a session's part (s->anvil_state) */
 struct smtpd_anvil_session {
     unsigned long generation; /* the connection its connect went on; 0: none */
+    buf_t ident;              /* what the connect counted: the disconnect's */
     struct smtpd_anvil_wait *wait;
     buf_t line; /* the command waiting for the answer */
 };
@@ -243,23 +244,28 @@ static int smtpd_anvil_connect(struct event_base *base)
     return 0;
 }
 
-/* smtpd_anvil_send - one request about s's client; NULL when tern-anvil
- * cannot be reached (the limit does not apply) */
-static struct smtpd_anvil_wait *smtpd_anvil_send(struct session *s, enum smtpd_anvil_kind kind)
+/* smtpd_anvil_ident - "service:client address", what tern-anvil counts */
+static void smtpd_anvil_ident(const struct session *s, buf_t *ident)
+{
+    buf_reset(ident);
+    buf_printf(ident, "%s:%s", smtpd_anvil_service(s), s->ip);
+}
+
+/* smtpd_anvil_send - one request about ident (s's client); NULL when
+ * tern-anvil cannot be reached (the limit does not apply) */
+static struct smtpd_anvil_wait *smtpd_anvil_send(struct session *s, enum smtpd_anvil_kind kind,
+                                                 const buf_t *ident)
 {
     struct smtpd_anvil_wait *w;
     buf_t msg = BUF_INIT;
-    buf_t ident = BUF_INIT;
 
     if (smtpd_anvil_connect(s->server->svc.base) < 0)
         return NULL;
-    buf_printf(&ident, "%s:%s", smtpd_anvil_service(s), s->ip);
     attr_begin(&msg, smtpd_anvil_kinds[kind].proto);
-    attr_add_str(&msg, "ident", buf_cstr(&ident));
+    attr_add_str(&msg, "ident", buf_cstr(ident));
     attr_end(&msg);
     bufferevent_write(smtpd_anvil.bev, msg.data, msg.len);
     buf_free(&msg);
-    buf_free(&ident);
     w = xcalloc(1, sizeof(*w));
     w->s = kind == SMTPD_ANVIL_DISCONNECT ? NULL : s;
     w->kind = kind;
@@ -386,17 +392,31 @@ static void smtpd_anvil_answer(struct smtpd_anvil_wait *w, const struct attr_msg
 void smtpd_anvil_session_start(struct session *s)
 {
     const struct smtpd_client_limits *l = &s->cfg->client_limits;
+    struct smtpd_anvil_session *a;
+    buf_t ident = BUF_INIT;
     struct smtpd_anvil_wait *w;
 
     if ((l->connection_count == 0 && l->connection_rate == 0 && l->message_rate == 0 &&
          l->recipient_rate == 0 && l->auth_rate == 0) ||
         !smtpd_anvil_applies(s))
         return;
-    if ((w = smtpd_anvil_send(s, SMTPD_ANVIL_CONNECT)) == NULL)
+    smtpd_anvil_ident(s, &ident);
+    if ((w = smtpd_anvil_send(s, SMTPD_ANVIL_CONNECT, &ident)) == NULL) {
+        buf_free(&ident);
         return;
-    smtpd_anvil_state(s)->wait = w;
-    smtpd_anvil_state(s)->generation = smtpd_anvil.generation;
+    }
+    a = smtpd_anvil_state(s);
+    a->wait = w;
+    a->generation = smtpd_anvil.generation;
+    buf_free(&a->ident);
+    a->ident = ident;
     session_greet_hold(s);
+}
+
+void smtpd_anvil_client_changed(struct session *s)
+{
+    smtpd_anvil_session_end(s);
+    smtpd_anvil_session_start(s);
 }
 
 /* smtpd_anvil_kind_of - the rate a command counts in, when the command
@@ -418,11 +438,15 @@ int smtpd_anvil_command(struct session *s, enum proto_cmd cmd, const char *line,
     int kind = smtpd_anvil_kind_of(s, cmd);
     struct smtpd_anvil_session *a;
     struct smtpd_anvil_wait *w;
+    buf_t ident = BUF_INIT;
 
     if (kind < 0 || smtpd_anvil_limit(s, (enum smtpd_anvil_kind)kind) == 0 ||
         !smtpd_anvil_applies(s))
         return 0;
-    if ((w = smtpd_anvil_send(s, (enum smtpd_anvil_kind)kind)) == NULL)
+    smtpd_anvil_ident(s, &ident);
+    w = smtpd_anvil_send(s, (enum smtpd_anvil_kind)kind, &ident);
+    buf_free(&ident);
+    if (w == NULL)
         return 0;
     a = smtpd_anvil_state(s);
     a->wait = w;
@@ -442,9 +466,10 @@ void smtpd_anvil_session_end(struct session *s)
     if (a->wait != NULL)
         a->wait->s = NULL;
     if (a->generation != 0 && a->generation == smtpd_anvil.generation && smtpd_anvil.bev != NULL)
-        smtpd_anvil_send(s, SMTPD_ANVIL_DISCONNECT);
+        smtpd_anvil_send(s, SMTPD_ANVIL_DISCONNECT, &a->ident);
     buf_wipe(&a->line);
     buf_free(&a->line);
+    buf_free(&a->ident);
     free(a);
     s->anvil_state = NULL;
 }

@@ -37,6 +37,10 @@ void smtpd_anvil_session_start(struct session *s);
  * waits for tern-anvil (it runs, or is refused, when the answer comes),
  * 0 when it runs now */
 int smtpd_anvil_command(struct session *s, enum proto_cmd cmd, const char *line, size_t len);
+/* smtpd_anvil_client_changed - XCLIENT made the session another client's:
+ * the old client's disconnect (the ident its connect counted), then the
+ * new client's connect, holding the greeting as at connect */
+void smtpd_anvil_client_changed(struct session *s);
 /* smtpd_anvil_session_end - the session ends: report the disconnect,
  * stop waiting */
 void smtpd_anvil_session_end(struct session *s);

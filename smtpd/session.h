@@ -63,7 +63,7 @@ struct session {
     char ip[64];
     char client[320]; /* "name[ip]" for the logs */
     int in_mynetworks;
-    int proxied;                      /* sa and local_sa came from a PROXY header */
+    int proxied; /* sa and local_sa came from a PROXY header (local_sa: or XCLIENT DESTADDR) */
     struct sockaddr_storage local_sa; /* proxied: where the client connected */
 
     /* the client's name and the restrictions (smtpd_policy.c) */

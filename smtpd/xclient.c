@@ -7,8 +7,10 @@
  * client, so a session that became an outside client cannot go on), then
  * the given attributes replace the session's, the HELO, the login and what
  * the restrictions learnt are forgotten, and the session starts again at
- * the greeting: "connect from" is logged for the new client, the client
- * restrictions run for it, and the 220 follows.  TLS stays as it is.
+ * the greeting: tern-anvil counts the new client instead of the old one,
+ * the milters are closed and opened again, "connect from" is logged for
+ * the new client, the client restrictions run for it, and the 220
+ * follows.  TLS stays as it is.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,11 +19,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "anvil_client.h"
 #include "attr.h"
 #include "ident.h"
 #include "log.h"
 #include "netaddr.h"
 #include "session.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 #include "xclient.h"
 
@@ -87,6 +91,32 @@ static void xclient_address(struct session *s, const struct smtpd_xclient_args *
         xclient_set_port(&s->sa, atoi(buf_cstr(&a->value[SMTPD_XATTR_PORT])));
     s->in_mynetworks = netaddr_match((const struct sockaddr *)&s->sa, s->cfg->mynetworks,
                                      s->cfg->mynetworks_count);
+}
+
+/* xclient_destination - DESTADDR and DESTPORT into the address the
+ * client connected to (the milters' {daemon_addr}), as a PROXY header's
+ * destination is */
+static void xclient_destination(struct session *s, const struct smtpd_xclient_args *a)
+{
+    struct sockaddr_storage local;
+    int port = -1;
+
+    if (!smtpd_xclient_has(a, SMTPD_XATTR_DESTADDR) && !smtpd_xclient_has(a, SMTPD_XATTR_DESTPORT))
+        return;
+    if (session_local_address(s, &local) < 0)
+        memset(&local, 0, sizeof(local));
+    if (local.ss_family == AF_INET)
+        port = ntohs(((struct sockaddr_in *)&local)->sin_port);
+    else if (local.ss_family == AF_INET6)
+        port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+    if (smtpd_xclient_has(a, SMTPD_XATTR_DESTADDR))
+        local = a->destaddr;
+    if (smtpd_xclient_has(a, SMTPD_XATTR_DESTPORT))
+        port = atoi(buf_cstr(&a->value[SMTPD_XATTR_DESTPORT]));
+    if (port >= 0)
+        xclient_set_port(&local, port);
+    s->local_sa = local;
+    s->proxied = 1;
 }
 
 /* xclient_name - NAME into the session (a known name is taken as verified,
@@ -155,12 +185,15 @@ void smtpd_xclient_command(struct session *s, const char *arg)
     session_reset_transaction(s);
     xclient_forget_verdicts(s);
     xclient_address(s, &a);
+    xclient_destination(s, &a);
     xclient_name(s, &a);
     xclient_helo_login(s, &a);
     smtpd_xclient_args_free(&a);
     log_info("xclient: %s is now client %s[%s]", was, s->client_name, s->ip);
     s->cur_cmd = SESSION_NO_CMD;
     s->greeted = 0; /* the new client's checks, then the 220 again */
+    smtpd_anvil_client_changed(s);
+    smtpd_milter_end(s); /* as in Postfix: the milters meet the new client */
     smtpd_policy_named(s);
     session_greet(s);
 }

@@ -5,11 +5,13 @@ import re
 
 import pytest
 
+from milterutil import start_milter
 from ternlib import REPLY_250_QUEUED, make_message
 
 PROXY = "127.0.0.3"  # smtpd_authorized_xclient_hosts, not in mynetworks
 OUTSIDER = "127.0.0.5"  # neither
 SIMULATED = "127.0.0.9"  # in mynetworks: what XCLIENT says the client is
+COUNTED = "127.0.0.7"  # what XCLIENT says the client is, under the connection limit
 DAVE = "I'm sorry, Dave, I'm afraid I can't do that."
 DENIED = "550 5.7.0 Error: insufficient authorization"
 
@@ -55,6 +57,9 @@ def test_help_shows_the_files_topics_with_the_version(helpful):
         ]
         assert c.cmd("HELP foo") == ['504 5.3.0 HELP topic "foo" unknown']
         assert c.cmd("NOOP") == ["250 2.0.0 OK"]
+        c.cmd("QUIT")
+    # a reply of several lines is one answer to one command
+    tern.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] noop=1 help=3/4 quit=1 commands=5/6$")
 
 
 def test_help_with_a_one_line_file_hides_everything(res):
@@ -171,6 +176,77 @@ def test_xforward_sets_received_and_log_for_one_message(proxied):
     tern.wait_log(r"client=spike\.example\[192\.0\.2\.7\]")
     tern.wait_log(r"xforward from \S+\[127\.0\.0\.1\]: "
                   r"name=spike\.example addr=192\.0\.2\.7 helo=fw\.example ident=queue123")
+
+
+@pytest.fixture(scope="module")
+def counted(mres):
+    """XCLIENT under smtpd_client_connection_count_limit = 1, with a milter;
+    one worker, so tern-anvil hears connects and disconnects in order"""
+    milter = start_milter(mres)
+    tern = mres.tern(
+        smtpd_workers="1",
+        mynetworks="127.0.0.1/32",
+        smtpd_authorized_xclient_hosts=f"{PROXY}/32 127.0.0.1/32",
+        smtpd_client_connection_count_limit="1",
+        smtpd_milters=milter.spec,
+    )
+    return tern, milter
+
+
+def too_many(addr):
+    return [f"421 4.7.0 tern.test Error: too many connections from {addr}"]
+
+
+def test_anvil_counts_the_xclient_client_instead_of_the_filter(counted):
+    tern, _ = counted
+    for _ in range(3):  # each session gives the filter's count back
+        with tern.connect(source=PROXY) as c:
+            assert c.greeting()[0].startswith("220 ")
+            assert c.cmd(f"XCLIENT ADDR={COUNTED}")[0].startswith("220 ")
+            with tern.connect(source=PROXY) as again:  # the filter counts 0 now
+                assert again.greeting()[0].startswith("220 ")
+                assert again.cmd("QUIT")[0].startswith("221 ")
+            with tern.connect(source=COUNTED) as own:  # COUNTED counts 1
+                assert own.greeting() == too_many(COUNTED)
+            assert c.cmd("QUIT")[0].startswith("221 ")
+    tern.wait_log(rf"Connection concurrency limit exceeded: 2 from unknown\[{COUNTED}\]")
+    # and XCLIENT as a client already at its limit is refused like its connection
+    with tern.connect(source=COUNTED) as own:
+        assert own.greeting()[0].startswith("220 ")
+        with tern.connect(source=PROXY) as c:
+            assert c.greeting()[0].startswith("220 ")
+            assert c.cmd(f"XCLIENT ADDR={COUNTED}") == too_many(COUNTED)
+            assert c.wait_closed(5)
+        assert own.cmd("QUIT")[0].startswith("221 ")
+    # a front end in smtpd_client_event_limit_exceptions ($mynetworks) is
+    # never counted, the client it names is
+    with tern.connect() as c, tern.connect() as c2:
+        assert c.greeting()[0].startswith("220 ") and c2.greeting()[0].startswith("220 ")
+        assert c.cmd(f"XCLIENT ADDR={COUNTED}")[0].startswith("220 ")
+        with tern.connect(source=COUNTED) as own:
+            assert own.greeting() == too_many(COUNTED)
+        assert c.cmd("QUIT")[0].startswith("221 ")
+    with tern.connect(source=COUNTED) as own:  # nothing left counted
+        assert own.greeting()[0].startswith("220 ")
+
+
+def test_xclient_connects_the_milters_again_with_the_new_client(counted):
+    tern, milter = counted
+    with tern.connect(source=PROXY) as c:
+        assert c.greeting()[0].startswith("220 ")
+        first = milter.session_of_port(c.sock.getsockname()[1])
+        reply = c.cmd(f"XCLIENT NAME=new.example ADDR={COUNTED} PORT=4712 DESTADDR=192.0.2.25 DESTPORT=2525")
+        assert reply[0].startswith("220 "), reply
+        assert c.cmd("QUIT")[0].startswith("221 ")
+    second = milter.session_of_port(4712)
+    assert second != first
+    old = milter.wait_callback(first, "close")
+    assert [r["cb"] for r in milter.session(first)] == ["connect", "close"], old
+    connect = milter.session(second)[0]
+    assert connect["cb"] == "connect" and connect["args"][2] == [COUNTED, 4712], connect
+    assert connect["macros"]["{client_addr}"] == COUNTED, connect
+    assert connect["macros"]["{client_name}"] == "new.example", connect
+    assert connect["macros"]["{daemon_addr}"] == "192.0.2.25", connect
 
 
 def test_vrfy_knows_aliases_users_and_virtual_addresses(res):
