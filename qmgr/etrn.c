@@ -85,7 +85,7 @@ static void qmgr_etrn_read_file(struct qmgr *qm, const char *id)
     if (fd < 0)
         return;
     qfile_msg_init(&qf);
-    if (qfile_read(fd, &qf, &err) == 0)
+    if (qfile_read_envelope(fd, &qf, &err) == 0) /* the recipients come before the content */
         qmgr_etrn_note_rcpts(qm, &qf, id);
     qfile_msg_free(&qf);
     buf_free(&err);
