@@ -48,7 +48,7 @@ def clone_deferred(tern, qid, count):
     """count copies of deferred qid under new IDs (tern stopped; retry time kept)."""
     src = tern.queue / "deferred" / qid_hash_dir(qid) / qid
     owner = src.stat()
-    clones = [f"{qid[:8]}{k:04d}" for k in range(count)]
+    clones = [f"{qid[:7]}{k:05d}" for k in range(count)]  # 12 characters, as qid_valid wants
     for c in clones:
         (tern.queue / "deferred" / qid_hash_dir(c)).mkdir(exist_ok=True)
         dst = tern.queue / "deferred" / qid_hash_dir(c) / c
