@@ -34,8 +34,9 @@ static void fuzz_qfile_check(const struct qfile_msg *m, size_t size)
 }
 
 /* fuzz_qfile_envelope - qfile_read_envelope accepts what qfile_read
- * accepted (rcpts: its recipient count; SIZE_MAX: it was rejected), with the
- * same recipients, and what it accepts is consistent too */
+ * accepted (rcpts: its recipient count; SIZE_MAX: it was rejected), with no
+ * more recipients (qfile_read takes R records after M too; the envelope
+ * reader stops at M), and what it accepts is consistent too */
 static void fuzz_qfile_envelope(int fd, size_t rcpts, size_t size)
 {
     struct qfile_msg m;
@@ -44,7 +45,7 @@ static void fuzz_qfile_envelope(int fd, size_t rcpts, size_t size)
     qfile_msg_init(&m);
     if (qfile_read_envelope(fd, &m, &err) == 0) {
         fuzz_qfile_check(&m, size);
-        if (rcpts != SIZE_MAX && m.rcpt_count != rcpts)
+        if (rcpts != SIZE_MAX && m.rcpt_count > rcpts)
             abort();
     } else if (rcpts != SIZE_MAX || err.len == 0) {
         abort();
