@@ -405,6 +405,9 @@ const struct param_def param_table[] = {
     {"queue_run_delay", PARAM_TIME, "300s", "how often the deferred queue is scanned"},
     {"etrn_min_interval", PARAM_TIME, "10s",
      "an ETRN for the same domain that moved mail is answered 458 for this long (0: no limit)"},
+    {"etrn_index_build_rate", PARAM_INT, "0",
+     "deferred queue files read per second when qmgr builds its ETRN index at start (0: no "
+     "pause, 256 a turn); ETRN is answered 458 until the index is complete"},
     {"minimal_backoff_time", PARAM_TIME, "300s",
      "shortest wait before a deferred message is retried"},
     {"maximal_backoff_time", PARAM_TIME, "4000s",

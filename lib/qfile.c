@@ -335,7 +335,9 @@ static int qfile_parse_small(struct qfile_msg *m, int type, const char *d, size_
     }
 }
 
-int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
+/* qfile_read_records - qfile_read; with envelope_only, stop at the content
+ * record (nothing after it is read or checked) */
+static int qfile_read_records(int fd, struct qfile_msg *m, buf_t *err, int envelope_only)
 {
     const unsigned char *h;
     off_t pos = 0;
@@ -388,6 +390,12 @@ int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
             seen_content = 1;
             m->content_offset = data_at;
             m->content_length = len;
+            if (envelope_only) {
+                rc = seen_time && m->sender != NULL ? 0 : -1;
+                if (rc < 0)
+                    buf_puts(err, "missing time or sender record");
+                break;
+            }
             qfile_reader_skip(&r, len);
         } else {
             if (qfile_reader_need(&r, len) < 0) {
@@ -417,6 +425,16 @@ int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
     if (rc < 0)
         qfile_msg_free(m);
     return rc;
+}
+
+int qfile_read(int fd, struct qfile_msg *m, buf_t *err)
+{
+    return qfile_read_records(fd, m, err, 0);
+}
+
+int qfile_read_envelope(int fd, struct qfile_msg *m, buf_t *err)
+{
+    return qfile_read_records(fd, m, err, 1);
 }
 
 const char *qfile_msg_attr(const struct qfile_msg *m, const char *name)

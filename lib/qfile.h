@@ -126,6 +126,12 @@ void qfile_msg_init(struct qfile_msg *m);
 void qfile_msg_free(struct qfile_msg *m);
 /* qfile_read - parse fd from the start; 0 ok, -1 malformed (err says why) */
 int qfile_read(int fd, struct qfile_msg *m, buf_t *err);
+/* qfile_read_envelope - qfile_read up to the content record only: the
+ * envelope (V T S A R) with content_offset and content_length set; neither the
+ * content nor the records after it are read (no 'A' after 'M', no end record
+ * checked; an 'R' after 'M', which no writer makes but qfile_read takes, is
+ * not seen); for a reader that needs only the recipients (qmgr's ETRN index) */
+int qfile_read_envelope(int fd, struct qfile_msg *m, buf_t *err);
 /* qfile_msg_attr - the value of an envelope attribute, or NULL */
 const char *qfile_msg_attr(const struct qfile_msg *m, const char *name);
 /* qfile_set_rcpt_status - write the status byte in place (pwrite) */

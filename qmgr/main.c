@@ -337,6 +337,9 @@ static void qmgr_read_params(struct qmgr *qm, const struct config *cfg)
     qm->lifetime = config_time(cfg, "maximal_queue_lifetime");
     qm->run_delay = config_time(cfg, "queue_run_delay");
     qm->etrn_interval = config_time(cfg, "etrn_min_interval");
+    qm->etrn_build_rate = config_int(cfg, "etrn_index_build_rate");
+    if (qm->etrn_build_rate < 0)
+        log_fatal("etrn_index_build_rate must be 0 or more");
     if (dest_limit < 1 || total_limit < 1 || rcpt_limit < 1)
         log_fatal("default_destination_concurrency_limit, qmgr_delivery_limit and "
                   "default_destination_recipient_limit must be at least 1");

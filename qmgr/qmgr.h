@@ -42,6 +42,7 @@ struct attr_msg;
 struct qmgr;
 struct route;
 struct etrn_index;
+struct qmgr_etrn_build;
 
 /* messages held in memory at once; the rest waits in incoming/ or deferred/
  * (overridable at build time only so that a test can reach the bound) */
@@ -215,7 +216,9 @@ struct qmgr {
     struct event *deferred_timer;
     /* ETRN (etrn.c): the per-domain index of deferred/ and recent requests */
     struct etrn_index *etrn;
-    long long etrn_interval; /* etrn_min_interval */
+    struct qmgr_etrn_build *etrn_build; /* while it is built; NULL once complete */
+    long long etrn_build_rate;          /* etrn_index_build_rate */
+    long long etrn_interval;            /* etrn_min_interval */
     struct qmgr_etrn_recent etrn_recent[QMGR_ETRN_RECENT];
 };
 
@@ -325,7 +328,8 @@ void qmgr_control_handle(struct qmgr *qm, const struct attr_msg *am, int trusted
 void qmgr_control_requeue(struct qmgr *qm, struct qmgr_message *m);
 
 /* etrn.c */
-/* qmgr_etrn_init - build the ETRN index from deferred/ (at start) */
+/* qmgr_etrn_init - start building the ETRN index from deferred/, a slice
+ * per event-loop turn (at start; ETRN is answered "building" until done) */
 void qmgr_etrn_init(struct qmgr *qm);
 /* qmgr_etrn_free - release it (exit) */
 void qmgr_etrn_free(struct qmgr *qm);

@@ -115,6 +115,11 @@ static void smtpd_etrn_answer(struct session *s, const struct attr_msg *m)
                    "458 4.7.1 Unable to queue messages for node %s: ETRN repeated too soon, "
                    "try again later",
                    node);
+    else if (strcmp(status, "building") == 0)
+        buf_printf(&reply,
+                   "458 4.3.0 Unable to queue messages for node %s: the queue index is being "
+                   "built, try again later",
+                   node);
     else
         buf_printf(&reply, "458 4.3.0 Unable to queue messages for node %s", node);
     smtpd_etrn_finish(s, buf_cstr(&reply));

@@ -5,11 +5,14 @@ with back-offs long enough that only ETRN can start another attempt; after
 the sink starts, `ETRN d.test` delivers d.test's mail within seconds and
 leaves e.test's deferred.  A client that smtpd_etrn_restrictions refuses,
 a listener with ETRN disabled, the other replies of the RFC, and a qmgr
-that does not answer (458).
+that does not answer (458).  At start qmgr builds its index of deferred/ a
+slice at a time (etrn_index_build_rate slows it here): an ETRN meanwhile is
+458, new mail flows; a message deferred by tern-local is indexed too.
 """
 
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -31,6 +34,27 @@ def queue_deferred(tern, rcpt, subject):
 
 def deferred_ids(tern):
     return {p.name for p in tern.queue_files() if "deferred" in p.parts}
+
+
+def qid_hash_dir(qid):
+    """lib/qid.c's qid_hash_dir: the deferred/H a queue ID lives in."""
+    h = 5381
+    for ch in qid.encode():
+        h = (h * 33 + ch) & 0xFFFFFFFF
+    return "0123456789abcdef"[h & 15]
+
+
+def clone_deferred(tern, qid, count):
+    """count copies of deferred qid under new IDs (tern stopped; retry time kept)."""
+    src = tern.queue / "deferred" / qid_hash_dir(qid) / qid
+    owner = src.stat()
+    clones = [f"{qid[:7]}{k:05d}" for k in range(count)]  # 12 characters, as qid_valid wants
+    for c in clones:
+        (tern.queue / "deferred" / qid_hash_dir(c)).mkdir(exist_ok=True)
+        dst = tern.queue / "deferred" / qid_hash_dir(c) / c
+        shutil.copy2(src, dst)
+        os.chown(dst, owner.st_uid, owner.st_gid)
+    return clones
 
 
 def subjects(sink):
@@ -149,3 +173,48 @@ def test_etrn_while_qmgr_does_not_answer_is_a_temporary_failure(res):
     finally:
         os.kill(qmgr, signal.SIGCONT)
     tern.wait_log(r"ETRN: tern-qmgr \(private/qmgr\): no answer in time")
+
+
+def test_etrn_while_the_index_is_built_is_458_and_new_mail_still_flows(res):
+    """12 deferred files read at 2 a second: the build takes about 6 s."""
+    sink = res.sink(start=False)
+    tern = res.tern(relayhost=sink.hostport, etrn_index_build_rate="2", **SLOW_RETRY)
+    qid = queue_deferred(tern, "u@d.test", "cloned")
+    tern.stop()
+    clone_deferred(tern, qid, 11)
+    log_before = len(tern.log())
+    tern.start()
+    assert etrn(tern, "d.test") == ("458 4.3.0 Unable to queue messages for node d.test: the "
+                                    "queue index is being built, try again later")
+    tern.wait_log(r"ETRN d\.test: refused, the ETRN index of deferred/ is still being built")
+    # qmgr takes, tries and defers new mail while it reads deferred/
+    new = queue_deferred(tern, "u@e.test", "during-build")
+    assert "ETRN index built" not in tern.log()[log_before:]
+    built = wait_until(lambda: re.search(r"ETRN index built: (\d+) deferred messages? for (\d+) "
+                                         r"domains?, (\d+) files? read",
+                                         tern.log()[log_before:]), 15, "the index built")
+    assert built.group(1, 2) == ("13", "2")
+    sink.start()
+    assert etrn(tern, "d.test") == "250 2.0.0 Queuing for node d.test started"
+    sink.wait_count(12, timeout=20)
+    assert set(subjects(sink)) == {"cloned"}
+    wait_until(lambda: deferred_ids(tern) == {new}, 10, "only e.test's mail left")
+
+
+def test_etrn_finds_mail_deferred_by_local_delivery(res, it_base):
+    """A pipe alias that fails with EX_TEMPFAIL (75) while a flag file exists."""
+    flag = it_base / f"tempfail-{os.getpid()}-{time.monotonic_ns()}"
+    flag.write_text("")
+    script = it_base / f"{flag.name}.sh"
+    script.write_text(f"#!/bin/sh\ncat >/dev/null\n[ -e {flag} ] && exit 75\nexit 0\n")
+    os.chmod(script, 0o755)
+    tern = res.tern(start=False, **SLOW_RETRY)
+    tern.aliases.write_text(f'prog: "|{script}"\n')
+    tern.start()
+    qid = tern.send(b"Subject: local\r\n\r\nx\r\n", rcpts=("prog@tern.test",))
+    tern.wait_log(rf"{qid}: to=<prog@tern\.test>.*relay=local.*status=deferred")
+    wait_until(lambda: deferred_ids(tern) == {qid}, 10, f"{qid} in deferred/")
+    flag.unlink()
+    assert etrn(tern, "tern.test") == "250 2.0.0 Queuing for node tern.test started"
+    tern.wait_log(rf"{qid}: to=<prog@tern\.test>.*relay=local.*status=sent")
+    tern.wait_queue_empty(10)

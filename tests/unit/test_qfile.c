@@ -293,6 +293,39 @@ static void test_qfile_bytes_after_end_record_are_rejected(void **state)
     buf_free(&all);
 }
 
+/* test_qfile_envelope_read_stops_at_the_content: the recipients and the
+ * content's place come back; what follows the content is never looked at */
+static void test_qfile_envelope_read_stops_at_the_content(void **state)
+{
+    int fd = write_sample("s@example.org");
+    buf_t all = BUF_INIT, err = BUF_INIT;
+    struct qfile_msg m;
+
+    file_bytes(fd, &all);
+    close(fd);
+    buf_puts(&all, "garbage after the end record");
+    fd = mem_fd(all.data, all.len);
+    qfile_msg_init(&m);
+    assert_int_equal(qfile_read(fd, &m, &err), -1);
+    assert_int_equal(qfile_read_envelope(fd, &m, &err), 0);
+    assert_string_equal(m.sender, "s@example.org");
+    assert_int_equal(m.rcpt_count, 2);
+    assert_string_equal(m.rcpts[1].address, "rcpt2@example.org");
+    assert_int_equal(m.rcpts[1].status, QFILE_RCPT_PENDING);
+    assert_int_equal(m.content_length, strlen(test_content));
+    qfile_msg_free(&m);
+    close(fd);
+    minimal_file(&all, QFILE_REC_SENDER);
+    fd = mem_fd(all.data, all.len);
+    buf_reset(&err);
+    assert_int_equal(qfile_read_envelope(fd, &m, &err), -1);
+    assert_string_equal(buf_cstr(&err), "missing time or sender record");
+    assert_null(m.sender);
+    close(fd);
+    buf_free(&all);
+    buf_free(&err);
+}
+
 /* test_qfile_missing_required_records_are_rejected */
 static void test_qfile_missing_required_records_are_rejected(void **state)
 {
@@ -434,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_qfile_every_rcpt_status_round_trips),
         cmocka_unit_test(test_qfile_every_truncation_is_rejected),
         cmocka_unit_test(test_qfile_bytes_after_end_record_are_rejected),
+        cmocka_unit_test(test_qfile_envelope_read_stops_at_the_content),
         cmocka_unit_test(test_qfile_missing_required_records_are_rejected),
         cmocka_unit_test(test_qfile_version_must_come_first_and_be_1),
         cmocka_unit_test(test_qfile_malformed_records_are_rejected),
