@@ -126,7 +126,7 @@ static void qmgr_etrn_build_end(struct qmgr *qm, int complete)
     size_t domains = 0, messages = 0;
     struct timeval now, took;
 
-    if (complete) {
+    if (complete && b->files > 0) { /* an empty deferred/ is not news */
         gettimeofday(&now, NULL);
         timersub(&now, &b->started, &took);
         qmgr_etrn_index_counts(qm->etrn, &domains, &messages);
