@@ -21,6 +21,7 @@
 #define TERN_SMTP_UTF8_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "delivery.h"
@@ -45,5 +46,11 @@ void smtp_utf8_reason(const char *peer, buf_t *out);
  * the sender's) has no ASCII form bounces with 5.6.7.  Returns how many
  * recipients are still pending */
 size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer);
+/* smtp_utf8_lacking_add - remember the address sa (with its port) in
+ * list: a host found without SMTPUTF8 in this delivery (list is a buf_t of
+ * " addr port " words, initially empty) */
+void smtp_utf8_lacking_add(buf_t *list, const struct sockaddr *sa);
+/* smtp_utf8_lacking_has - 1 when sa (address and port) is in list */
+int smtp_utf8_lacking_has(const buf_t *list, const struct sockaddr *sa);
 
 #endif
