@@ -11,7 +11,10 @@
  * less preferred MX, another address) is tried instead, as for a 4xx.
  * Only at the last host does its recipient bounce with 5.6.7 before the
  * transaction (RFC 6531 section 3.2); a UTF-8 sender makes every
- * recipient bounce.  UTF-8 in the
+ * recipient bounce.  When no later host takes the message (unreachable
+ * ones too, as Postfix), the bounce names the first host without
+ * SMTPUTF8, and its address is skipped after a new resolve (the
+ * smtp_utf8_lacking_* list).  UTF-8 in the
  * header section alone needs no SMTPUTF8: it goes as 8-bit content.
  *
  * session.c calls these around its MAIL and RCPT commands; everything here

@@ -15,7 +15,10 @@ with it); the flag is kept in the queue file; tern-smtp passes the message
 on as it is to a hop that offers SMTPUTF8, converts an international
 domain to A-labels for one that does not, and bounces (5.6.7) a recipient
 whose local part is UTF-8 only when no other host of the next hop is left
-(a host without SMTPUTF8 is skipped like one that answers 4xx); the
+(a host without SMTPUTF8 is skipped like one that answers 4xx), or when
+the hosts after one without SMTPUTF8 are unreachable (naming that one); a
+cached connection without SMTPUTF8 is dropped and its address not
+connected to again in that delivery; the
 bounce, itself SMTPUTF8, reaches the UTF-8 sender.  A UTF-8 alias delivers locally; the maillog stays valid UTF-8.
 """
 
@@ -211,6 +214,7 @@ def test_cached_connection_without_smtputf8_is_not_the_last_word(site):
     msg = site.mx[MX2].wait_for(b"Subject: mx-cache-utf8")[0]
     assert msg.rcpt_tos == ["jösé@cache.test"]
     t.wait_log(rf"{qid}: {SKIP_LOG} on a cached connection; connecting again")
+    t.wait_log(rf"{qid}: skipping mx1\.two\.test: SMTPUTF8 was not offered there")
     t.wait_log(rf"{qid}: to=<jösé@cache\.test>, relay=mx2\.two\.test\[127\.0\.0\.42\].*status=sent")
     assert not site.mx[MX1].matching(b"Subject: mx-cache-utf8")
     assert site.mx[MX1].connections - before == 1  # the ASCII message's, taken from the cache
