@@ -146,7 +146,9 @@ struct smtp_session {
     /* transaction */
     size_t cmd_sent, cmd_replied;
     int mail_failed;
-    int smtputf8; /* MAIL carries SMTPUTF8, the addresses go as they are (smtp_utf8.h) */
+    int smtputf8;            /* MAIL carries SMTPUTF8, the addresses go as they are (smtp_utf8.h) */
+    buf_t utf8_lacking;      /* the addresses found without SMTPUTF8 in this delivery */
+    buf_t utf8_lacking_peer; /* the first of them, "host[addr]": what a 5.6.7 bounce names */
     size_t accepted;
     size_t final_next; /* LMTP: where to look for the next recipient owed a final reply */
     /* content */
@@ -194,6 +196,8 @@ __attribute__((noinline)) static void session_free(struct smtp_session *s)
     buf_free(&s->relay);
     buf_free(&s->key);
     buf_free(&s->last_reason);
+    buf_free(&s->utf8_lacking);
+    buf_free(&s->utf8_lacking_peer);
     dns_result_free(s->hosts);
     smtp_sasl_client_free(s->sasl);
     dane_tlsa_free(s->tlsa, s->tlsa_count);
@@ -622,21 +626,56 @@ static void session_finish(struct smtp_session *s)
 
 static void session_begin_transaction(struct smtp_session *s);
 
+/* session_smtputf8_lacking - this server does not offer SMTPUTF8 and a
+ * recipient needs it: remember its address (skipped after a new resolve)
+ * and, the first time, its name (for the 5.6.7 bounce at the end) */
+static void session_smtputf8_lacking(struct smtp_session *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (s->utf8_lacking_peer.len == 0)
+        buf_set(&s->utf8_lacking_peer, buf_cstr(&s->peer));
+    if (getpeername(s->fd, (struct sockaddr *)&ss, &len) == 0)
+        smtp_utf8_lacking_add(&s->utf8_lacking, (const struct sockaddr *)&ss);
+}
+
+/* session_smtputf8_skip - h is known to lack SMTPUTF8 and is not the last
+ * address: not worth a connection (the last one gets it, for the ASCII
+ * recipients); 1 when skipped */
+static int session_smtputf8_skip(struct smtp_session *s, const struct dns_host *h)
+{
+    if (s->host_next >= s->hosts->count ||
+        !smtp_utf8_lacking_has(&s->utf8_lacking, (const struct sockaddr *)&h->addr))
+        return 0;
+    log_info("%s: skipping %s: SMTPUTF8 was not offered there", s->req->queue_id, h->hostname);
+    return 1;
+}
+
+/* session_smtputf8_give_up - the end of the address list, with SMTPUTF8
+ * refused at some host: the recipients that need it bounce 5.6.7 naming
+ * that host (as Postfix, even when a later host was unreachable) */
+static void session_smtputf8_give_up(struct smtp_session *s)
+{
+    if (s->utf8_lacking_peer.len > 0)
+        (void)smtp_utf8_refuse(s->req, 0, buf_cstr(&s->utf8_lacking_peer));
+}
+
 /* session_smtputf8_next_host - this server cannot take recipients that
  * need SMTPUTF8: while the next hop has another address, go there as
- * after a 4xx (a cached connection goes back to the cache and the next hop
- * is resolved afresh); 0 when this is the last one */
+ * after a 4xx (a cached connection is dropped, not cached again, and the
+ * next hop is resolved afresh); 0 when this is the last one */
 static int session_smtputf8_next_host(struct smtp_session *s)
 {
     buf_t reason = BUF_INIT;
 
+    session_smtputf8_lacking(s);
     if (!s->reused && (s->hosts == NULL || s->host_next >= s->hosts->count))
         return 0;
     smtp_utf8_reason(buf_cstr(&s->peer), &reason);
     if (s->reused) {
         log_info("%s: %s on a cached connection; connecting again", s->req->queue_id,
                  buf_cstr(&reason));
-        (void)session_cache_conn(s); /* else dropped: it is idle either way */
         session_reconnect(s);
     } else {
         buf_puts(&reason, "; trying another host");
@@ -2044,11 +2083,14 @@ static void session_try_next(struct smtp_session *s)
     const struct dns_host *h;
 
     if (s->host_next >= s->hosts->count) {
+        session_smtputf8_give_up(s);
         session_fail_pending(s, s->last_status, s->last_dsn, buf_cstr(&s->last_reason), 0);
         session_close(s);
         return;
     }
     h = &s->hosts->hosts[s->host_next++];
+    while (session_smtputf8_skip(s, h))
+        h = &s->hosts->hosts[s->host_next++];
     s->port = session_port_of(h);
     s->tls_fallback = 0;
     session_prepare_host(s, h);

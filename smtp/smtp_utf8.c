@@ -2,8 +2,10 @@
  * smtp_utf8 - the SMTPUTF8 forms of the envelope for one next hop (see
  * smtp_utf8.h).
  */
+#include <netinet/in.h>
 #include <string.h>
 
+#include "netaddr.h"
 #include "smtp_utf8.h"
 #include "smtputf8.h"
 
@@ -93,4 +95,38 @@ size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer)
     }
     buf_free(&reason);
     return pending;
+}
+
+/* smtp_utf8_lacking_word - " addr port " of sa: one word of the list */
+static void smtp_utf8_lacking_word(const struct sockaddr *sa, buf_t *out)
+{
+    char addr[64];
+    int port = 0;
+
+    netaddr_format(sa, addr, sizeof(addr));
+    if (sa->sa_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    else if (sa->sa_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    buf_printf(out, " %s %d ", addr, port);
+}
+
+/* smtp_utf8_lacking_add - see smtp_utf8.h */
+void smtp_utf8_lacking_add(buf_t *list, const struct sockaddr *sa)
+{
+    if (!smtp_utf8_lacking_has(list, sa))
+        smtp_utf8_lacking_word(sa, list);
+}
+
+/* smtp_utf8_lacking_has - see smtp_utf8.h; a word starts and ends with a
+ * space, and neither an address nor a port holds one: a match is a word */
+int smtp_utf8_lacking_has(const buf_t *list, const struct sockaddr *sa)
+{
+    buf_t word = BUF_INIT;
+    int found;
+
+    smtp_utf8_lacking_word(sa, &word);
+    found = list->len > 0 && strstr(buf_cstr(list), buf_cstr(&word)) != NULL;
+    buf_free(&word);
+    return found;
 }

@@ -11,7 +11,10 @@
  * less preferred MX, another address) is tried instead, as for a 4xx.
  * Only at the last host does its recipient bounce with 5.6.7 before the
  * transaction (RFC 6531 section 3.2); a UTF-8 sender makes every
- * recipient bounce.  UTF-8 in the
+ * recipient bounce.  When no later host takes the message (unreachable
+ * ones too, as Postfix), the bounce names the first host without
+ * SMTPUTF8, and its address is skipped after a new resolve (the
+ * smtp_utf8_lacking_* list).  UTF-8 in the
  * header section alone needs no SMTPUTF8: it goes as 8-bit content.
  *
  * session.c calls these around its MAIL and RCPT commands; everything here
@@ -21,6 +24,7 @@
 #define TERN_SMTP_UTF8_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "delivery.h"
@@ -45,5 +49,11 @@ void smtp_utf8_reason(const char *peer, buf_t *out);
  * the sender's) has no ASCII form bounces with 5.6.7.  Returns how many
  * recipients are still pending */
 size_t smtp_utf8_refuse(struct delivery_request *req, int use, const char *peer);
+/* smtp_utf8_lacking_add - remember the address sa (with its port) in
+ * list: a host found without SMTPUTF8 in this delivery (list is a buf_t of
+ * " addr port " words, initially empty) */
+void smtp_utf8_lacking_add(buf_t *list, const struct sockaddr *sa);
+/* smtp_utf8_lacking_has - 1 when sa (address and port) is in list */
+int smtp_utf8_lacking_has(const buf_t *list, const struct sockaddr *sa);
 
 #endif

@@ -7,6 +7,7 @@
     two.test             MX 10 mx1 (no SMTPUTF8), MX 20 mx2 (SMTPUTF8), dnsmasq
     last.test            MX 10 mx1, MX 20 mx3 (neither offers SMTPUTF8)
     cache.test           as two.test (a connection cache key of its own)
+    dead.test            MX 10 mx1, MX 20 mx4 (nothing listens there)
 
 smtpd advertises SMTPUTF8 and takes UTF-8 addresses only after MAIL ...
 SMTPUTF8 (553 5.6.7 without it; malformed UTF-8 553 5.1.7 / 5.1.3 even
@@ -14,7 +15,10 @@ with it); the flag is kept in the queue file; tern-smtp passes the message
 on as it is to a hop that offers SMTPUTF8, converts an international
 domain to A-labels for one that does not, and bounces (5.6.7) a recipient
 whose local part is UTF-8 only when no other host of the next hop is left
-(a host without SMTPUTF8 is skipped like one that answers 4xx); the
+(a host without SMTPUTF8 is skipped like one that answers 4xx), or when
+the hosts after one without SMTPUTF8 are unreachable (naming that one); a
+cached connection without SMTPUTF8 is dropped and its address not
+connected to again in that delivery; the
 bounce, itself SMTPUTF8, reaches the UTF-8 sender.  A UTF-8 alias delivers locally; the maillog stays valid UTF-8.
 """
 
@@ -26,9 +30,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from ternlib import REPLY_250_QUEUED, Sink, free_port, make_message, qfile_attrs, wait_until
+from ternlib import (REPLY_250_QUEUED, CountingSink, Sink, free_port, make_message, qfile_attrs,
+                     wait_until)
 
-MX1, MX2, MX3 = "127.0.0.41", "127.0.0.42", "127.0.0.43"
+MX1, MX2, MX3, MX4 = "127.0.0.41", "127.0.0.42", "127.0.0.43", "127.0.0.44"
 
 
 class Utf8Sink(Sink):
@@ -58,11 +63,15 @@ def site(mres, it_base):
                         "--mx-host=cache.test,mx1.two.test,10",
                         "--mx-host=cache.test,mx2.two.test,20",
                         "--mx-host=last.test,mx3.two.test,20",
+                        "--mx-host=dead.test,mx1.two.test,10",
+                        "--mx-host=dead.test,mx4.two.test,20",
                         f"--host-record=mx1.two.test,{MX1}", f"--host-record=mx2.two.test,{MX2}",
-                        f"--host-record=mx3.two.test,{MX3}"], probe="two.test")
-    mx_port = free_port(MX1, also=(MX2, MX3))
-    mx = {MX1: mres.sink(host=MX1, port=mx_port), MX3: mres.sink(host=MX3, port=mx_port),
+                        f"--host-record=mx3.two.test,{MX3}", f"--host-record=mx4.two.test,{MX4}"],
+                       probe="two.test")
+    mx_port = free_port(MX1, also=(MX2, MX3, MX4))  # nothing ever listens on MX4
+    mx = {MX1: CountingSink(host=MX1, port=mx_port), MX3: mres.sink(host=MX3, port=mx_port),
           MX2: Utf8Sink(host=MX2, port=mx_port)}
+    mres.sinks.append(mx[MX1].start())
     mres.sinks.append(mx[MX2].start())
     transport = table(d, "transport", f"utf8.test smtp:[127.0.0.1]:{utf8_sink.port}\n"
                       f"plain.test smtp:[127.0.0.1]:{plain_sink.port}\n"
@@ -194,17 +203,36 @@ def test_host_without_smtputf8_is_skipped_for_the_next_mx(site):
 
 def test_cached_connection_without_smtputf8_is_not_the_last_word(site):
     """An ASCII message leaves an idle connection to MX 10 in the cache; the
-    UTF-8 message after it takes that connection, gives it back, resolves
-    again and ends at MX 20."""
+    UTF-8 message after it takes that connection, drops it, resolves again,
+    skips MX 10 (known to lack SMTPUTF8: no second connection there) and
+    ends at MX 20."""
     t = site.t
+    before = site.mx[MX1].connections
     submit(t, "s@utf8.test", ["ascii@cache.test"], "mx-cache-ascii", params="")
     site.mx[MX1].wait_for(b"Subject: mx-cache-ascii")
     qid = submit(t, "s@utf8.test", ["jösé@cache.test"], "mx-cache-utf8")
     msg = site.mx[MX2].wait_for(b"Subject: mx-cache-utf8")[0]
     assert msg.rcpt_tos == ["jösé@cache.test"]
     t.wait_log(rf"{qid}: {SKIP_LOG} on a cached connection; connecting again")
-    t.wait_log(rf"{qid}: {SKIP_LOG}; trying another host")
+    t.wait_log(rf"{qid}: skipping mx1\.two\.test: SMTPUTF8 was not offered there")
+    t.wait_log(rf"{qid}: to=<jösé@cache\.test>, relay=mx2\.two\.test\[127\.0\.0\.42\].*status=sent")
     assert not site.mx[MX1].matching(b"Subject: mx-cache-utf8")
+    assert site.mx[MX1].connections - before == 1  # the ASCII message's, taken from the cache
+
+
+def test_utf8_recipient_bounces_when_the_mx_after_the_one_without_smtputf8_is_down(site):
+    """MX 10 lacks SMTPUTF8, MX 20 refuses the connection: the UTF-8
+    recipient bounces 5.6.7 naming MX 10 in the first attempt (as Postfix
+    does), not a deferral for "connection refused"; the ASCII one is
+    deferred (it was not delivered)."""
+    t = site.t
+    qid = submit(t, "s@utf8.test", ["jösé@dead.test", "ascii@dead.test"], "mx-dead")
+    line = t.wait_log(rf"{qid}: to=<jösé@dead\.test>, .*dsn=5\.6\.7, status=bounced .*").group(0)
+    assert "not offered by host mx1.two.test[127.0.0.41]" in line
+    line = t.wait_log(rf"{qid}: to=<ascii@dead\.test>, .*status=deferred .*").group(0)
+    assert "dsn=4.4.1" in line and "mx4.two.test[127.0.0.44]" in line
+    check_567_bounce(site, "s@utf8.test", "utf-8; jösé@dead.test", "mx1.two.test[127.0.0.41]")
+    assert not site.mx[MX1].matching(b"Subject: mx-dead")
 
 
 def test_last_host_without_smtputf8_bounces_naming_it(site):

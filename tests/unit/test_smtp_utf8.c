@@ -2,7 +2,7 @@
  * test_smtp_utf8 - unit tests for smtp/smtp_utf8.c: when MAIL carries
  * SMTPUTF8, which address forms go to a next hop without it (A-label
  * domains), which recipients cannot go to it, and which bounce with
- * 5.6.7 before MAIL.
+ * 5.6.7 before MAIL; the list of addresses found without SMTPUTF8.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +10,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include <cmocka.h>
 
+#include "netaddr.h"
 #include "smtp_utf8.h"
 
 #define JOSE "j\xc3\xb6s\xc3\xa9" /* jösé */
@@ -119,6 +121,38 @@ static void test_unsendable_counts_without_deciding(void **state)
     delivery_request_free(&req);
 }
 
+/* addr - an address with its port, as tern-smtp connects to it */
+static struct sockaddr_storage addr(const char *text, int port)
+{
+    struct sockaddr_storage ss;
+
+    assert_int_equal(netaddr_parse_addr(text, &ss), 0);
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    return ss;
+}
+
+static void test_lacking_list_matches_address_and_port_exactly(void **state)
+{
+    buf_t list = BUF_INIT;
+    struct sockaddr_storage a = addr("192.0.2.1", 25), a2 = addr("192.0.2.1", 2525),
+                            b = addr("92.0.2.1", 25), c = addr("2001:db8::1", 25);
+
+    (void)state;
+    assert_false(smtp_utf8_lacking_has(&list, (struct sockaddr *)&a));
+    smtp_utf8_lacking_add(&list, (struct sockaddr *)&a);
+    smtp_utf8_lacking_add(&list, (struct sockaddr *)&a); /* once only */
+    smtp_utf8_lacking_add(&list, (struct sockaddr *)&c);
+    assert_string_equal(buf_cstr(&list), " 192.0.2.1 25  2001:db8::1 25 ");
+    assert_true(smtp_utf8_lacking_has(&list, (struct sockaddr *)&a));
+    assert_true(smtp_utf8_lacking_has(&list, (struct sockaddr *)&c));
+    assert_false(smtp_utf8_lacking_has(&list, (struct sockaddr *)&a2)); /* another port */
+    assert_false(smtp_utf8_lacking_has(&list, (struct sockaddr *)&b));  /* a suffix of a */
+    buf_free(&list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_refuse_bounces_utf8_local_parts_with_567),
         cmocka_unit_test(test_refuse_bounces_everybody_for_a_utf8_sender),
         cmocka_unit_test(test_unsendable_counts_without_deciding),
+        cmocka_unit_test(test_lacking_list_matches_address_and_port_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
