@@ -423,3 +423,38 @@ def test_chunks_flow_while_cleanup_is_slow(res):
     (msg,) = sink.wait_for(b"X-Test: slow", timeout=30)
     assert msg.mail_from == "a@example.test", msg.content[:1500]  # the message, not a bounce
     assert msg.body() == first[len(head):] + 48 * chunk
+
+
+
+def test_commands_between_chunks_with_milters(res, it_base):
+    """Between two chunks cleanup has the milters' sockets: a command that
+    would ask the milters (an unknown one) is answered as if they said
+    continue, not by asking them (tern-smtpd must not die); the milters see
+    the whole body (REJECT-ME in it: refused at the end); RSET ends the
+    transaction, and the milters do not see its body in the next message."""
+    from test_smtpd_milter import TinyMilter
+
+    m = TinyMilter(it_base, "rcpt-reject")
+    res.others.append(m)
+    sink = res.sink()
+    t = res.tern(smtpd_milters=m.spec, relayhost=sink.hostport, smtpd_workers=1)
+    first = b"Subject: m\r\nX-Test: between\r\n\r\nREJECT-ME\r\n"
+    for between in ["XYZZY", "NOOP x\0y", "NOOP", "HELP", "VRFY r@sink.test", "RSET"]:
+        c = opened(t, rcpt="fine@example.com")
+        assert bdat(c, first) == [f"250 2.0.0 {len(first)} octets received"], between
+        reply = c.cmd(between)
+        if between.startswith(("XYZZY", "NOOP x")):
+            assert reply[0].startswith("500 5.5.1 Command unrecognized: "), reply
+        else:
+            assert reply[-1][:1] in "25" and reply[-1][3] == " ", reply
+        if between != "RSET":
+            assert bdat(c, b"more\r\n", last=True) == ["554 5.7.1 bad body"], between
+        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<fine@example.com>")[0].startswith("250 ")
+        tag = "after-" + between.split()[0].lower()
+        final = bdat(c, message(tag), last=True)
+        assert REPLY_250_QUEUED.match(final[0]), (between, final)
+        c.close()
+        sink.wait_for(f"X-Test: {tag}".encode())
+    assert not sink.matching(b"REJECT-ME")
+    assert "panic" not in t.log(), t.log_tail()
