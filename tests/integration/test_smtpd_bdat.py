@@ -439,7 +439,8 @@ def test_commands_between_chunks_with_milters(res, it_base):
     sink = res.sink()
     t = res.tern(smtpd_milters=m.spec, relayhost=sink.hostport, smtpd_workers=1)
     first = b"Subject: m\r\nX-Test: between\r\n\r\nREJECT-ME\r\n"
-    for between in ["XYZZY", "NOOP x\0y", "NOOP", "HELP", "VRFY r@sink.test", "RSET"]:
+    ends = ("RSET", "EHLO again.example")  # these end the transaction
+    for between in ["XYZZY", "NOOP x\0y", "NOOP", "HELP", "VRFY r@sink.test", *ends, "QUIT"]:
         c = opened(t, rcpt="fine@example.com")
         assert bdat(c, first) == [f"250 2.0.0 {len(first)} octets received"], between
         reply = c.cmd(between)
@@ -447,7 +448,10 @@ def test_commands_between_chunks_with_milters(res, it_base):
             assert reply[0].startswith("500 5.5.1 Command unrecognized: "), reply
         else:
             assert reply[-1][:1] in "25" and reply[-1][3] == " ", reply
-        if between != "RSET":
+        if between == "QUIT":
+            assert c.wait_closed(5)
+            continue
+        if between not in ends:
             assert bdat(c, b"more\r\n", last=True) == ["554 5.7.1 bad body"], between
         assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
         assert c.cmd("RCPT TO:<fine@example.com>")[0].startswith("250 ")
@@ -456,6 +460,9 @@ def test_commands_between_chunks_with_milters(res, it_base):
         assert REPLY_250_QUEUED.match(final[0]), (between, final)
         c.close()
         sink.wait_for(f"X-Test: {tag}".encode())
+    c = opened(t, rcpt="fine@example.com")  # after the QUIT: the worker serves on
+    assert REPLY_250_QUEUED.match(bdat(c, message("after-quit"), last=True)[0])
+    sink.wait_for(b"X-Test: after-quit")
     assert not sink.matching(b"REJECT-ME")
     assert "panic" not in t.log(), t.log_tail()
 
