@@ -94,11 +94,15 @@ static const char *smtpd_anvil_service(const struct session *s)
     return strcmp(s->cfg->listener, "smtpd") == 0 ? "smtp" : s->cfg->listener;
 }
 
-/* smtpd_anvil_applies - the client is not in smtpd_client_event_limit_exceptions */
+/* smtpd_anvil_applies - the client's address is known (not XCLIENT
+ * ADDR=[UNAVAILABLE]: such clients would share one "smtp:unknown" count)
+ * and not in smtpd_client_event_limit_exceptions */
 static int smtpd_anvil_applies(const struct session *s)
 {
     const struct smtpd_client_limits *l = &s->cfg->client_limits;
 
+    if (s->sa.ss_family != AF_INET && s->sa.ss_family != AF_INET6)
+        return 0;
     return !netaddr_match((const struct sockaddr *)&s->sa, l->exceptions, l->exception_count);
 }
 

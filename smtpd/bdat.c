@@ -101,6 +101,8 @@ static void smtpd_bdat_close(struct session *s, const char *reply)
     session_close_after_flush(s);
 }
 
+/* smtpd_bdat_refuse - a BDAT line refused before smtpd_bdat_command: its
+ * chunk is dropped, then refusal; close when the chunk's end is unknown */
 void smtpd_bdat_refuse(struct session *s, const char *arg, const char *refusal)
 {
     buf_t reply = BUF_INIT;
@@ -112,6 +114,8 @@ void smtpd_bdat_refuse(struct session *s, const char *arg, const char *refusal)
     buf_free(&reply);
 }
 
+/* smtpd_bdat_unreadable - a BDAT line with a NUL or over smtpd_line_limit:
+ * its size is unknown, so 421 and close */
 void smtpd_bdat_unreadable(struct session *s)
 {
     buf_t reply = BUF_INIT;

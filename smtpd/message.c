@@ -151,17 +151,20 @@ static void message_on_reply(void *ctx, const char *reply, const char *queue_id,
     session_resume_input(s);
 }
 
-/* message_on_drained - cleanup caught up: read the client again.  A BDAT
- * chunk that ended while paused leaves the session in SESSION_CMD between
- * chunks, still paused: it reads again here too */
+/* message_on_drained - cleanup caught up (this comes once): no more
+ * pause.  A BDAT chunk that ended while paused leaves the session in
+ * SESSION_CMD between chunks, still paused: it reads again here too; in a
+ * wait (a pipelined VRFY on a remote table, a restriction) whoever ends the
+ * wait reads again, and the next chunk must not find the pause still set */
 static void message_on_drained(void *ctx)
 {
     struct session *s = ctx;
 
-    if (!s->flow_paused || (s->state != SESSION_DATA && !(s->state == SESSION_CMD && s->bdat.open)))
+    if (!s->flow_paused)
         return;
     s->flow_paused = 0;
-    session_resume_input(s);
+    if (s->state == SESSION_DATA || s->state == SESSION_CMD)
+        session_resume_input(s);
 }
 
 /* message_open - open cleanup and send the envelope, ready for content

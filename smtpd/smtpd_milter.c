@@ -219,13 +219,15 @@ static struct smtpd_milter *smtpd_milter_begin(struct session *s, smtpd_milter_d
 }
 
 /* smtpd_milter_step - run the packet in m->packet through the chain (or go
- * on at once when there is nothing to ask) */
+ * on at once when there is nothing to ask).  Between BDAT chunks cleanup
+ * has the sockets: a command then (an unknown one) goes on as if they said
+ * continue, as no command comes during DATA */
 static void smtpd_milter_step(struct session *s, const char *stage, int macro_stage,
                               smtpd_milter_done_fn done)
 {
     struct smtpd_milter *m = s->milter;
 
-    if (m->verdict.len > 0 || s->state == SESSION_CLOSING) {
+    if (m->verdict.len > 0 || m->exported_count > 0 || s->state == SESSION_CLOSING) {
         done(s, 1);
         return;
     }

@@ -100,8 +100,9 @@ static void xclient_destination(struct session *s, const struct smtpd_xclient_ar
 {
     struct sockaddr_storage local;
     int port = -1;
+    int addr_given = (a->given & (1u << SMTPD_XATTR_DESTADDR)) != 0;
 
-    if (!smtpd_xclient_has(a, SMTPD_XATTR_DESTADDR) && !smtpd_xclient_has(a, SMTPD_XATTR_DESTPORT))
+    if (!addr_given && !smtpd_xclient_has(a, SMTPD_XATTR_DESTPORT))
         return;
     if (session_local_address(s, &local) < 0)
         memset(&local, 0, sizeof(local));
@@ -111,6 +112,8 @@ static void xclient_destination(struct session *s, const struct smtpd_xclient_ar
         port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
     if (smtpd_xclient_has(a, SMTPD_XATTR_DESTADDR))
         local = a->destaddr;
+    else if (addr_given) /* [UNAVAILABLE]: unknown, as Postfix has it */
+        memset(&local, 0, sizeof(local));
     if (smtpd_xclient_has(a, SMTPD_XATTR_DESTPORT))
         port = atoi(buf_cstr(&a->value[SMTPD_XATTR_DESTPORT]));
     if (port >= 0)

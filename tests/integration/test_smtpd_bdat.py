@@ -423,3 +423,158 @@ def test_chunks_flow_while_cleanup_is_slow(res):
     (msg,) = sink.wait_for(b"X-Test: slow", timeout=30)
     assert msg.mail_from == "a@example.test", msg.content[:1500]  # the message, not a bounce
     assert msg.body() == first[len(head):] + 48 * chunk
+
+
+
+def test_commands_between_chunks_with_milters(res, it_base):
+    """Between two chunks cleanup has the milters' sockets: a command that
+    would ask the milters (an unknown one) is answered as if they said
+    continue, not by asking them (tern-smtpd must not die); the milters see
+    the whole body (REJECT-ME in it: refused at the end); RSET ends the
+    transaction, and the milters do not see its body in the next message."""
+    from test_smtpd_milter import TinyMilter
+
+    m = TinyMilter(it_base, "rcpt-reject")
+    res.others.append(m)
+    sink = res.sink()
+    t = res.tern(smtpd_milters=m.spec, relayhost=sink.hostport, smtpd_workers=1)
+    first = b"Subject: m\r\nX-Test: between\r\n\r\nREJECT-ME\r\n"
+    ends = ("RSET", "EHLO again.example")  # these end the transaction
+    for between in ["XYZZY", "NOOP x\0y", "NOOP", "HELP", "VRFY r@sink.test", *ends, "QUIT"]:
+        c = opened(t, rcpt="fine@example.com")
+        assert bdat(c, first) == [f"250 2.0.0 {len(first)} octets received"], between
+        reply = c.cmd(between)
+        if between.startswith(("XYZZY", "NOOP x")):
+            assert reply[0].startswith("500 5.5.1 Command unrecognized: "), reply
+        else:
+            assert reply[-1][:1] in "25" and reply[-1][3] == " ", reply
+        if between == "QUIT":
+            assert c.wait_closed(5)
+            continue
+        if between not in ends:
+            assert bdat(c, b"more\r\n", last=True) == ["554 5.7.1 bad body"], between
+        assert c.cmd("MAIL FROM:<joe@ok.test>")[0].startswith("250 ")
+        assert c.cmd("RCPT TO:<fine@example.com>")[0].startswith("250 ")
+        tag = "after-" + between.split()[0].lower()
+        final = bdat(c, message(tag), last=True)
+        assert REPLY_250_QUEUED.match(final[0]), (between, final)
+        c.close()
+        sink.wait_for(f"X-Test: {tag}".encode())
+    c = opened(t, rcpt="fine@example.com")  # after the QUIT: the worker serves on
+    assert REPLY_250_QUEUED.match(bdat(c, message("after-quit"), last=True)[0])
+    sink.wait_for(b"X-Test: after-quit")
+    assert not sink.matching(b"REJECT-ME")
+    assert "panic" not in t.log(), t.log_tail()
+
+
+class HeldMaps:
+    """A socketmap server (NOTFOUND for everything) whose answers for keys
+    "slow..." wait until release(key); asked(key) waits for the question"""
+
+    def __init__(self):
+        from test_remote_async import Maps
+        from test_table_socketmap import netstring, read_netstring
+
+        held = self
+
+        class _Maps(Maps):
+            def _serve(self, conn):
+                try:
+                    while True:
+                        name, _, key = read_netstring(conn).decode().partition(" ")
+                        if key.startswith("slow"):
+                            held._event("asked", key).set()
+                            held._event("release", key).wait(20)
+                        conn.sendall(netstring(b"NOTFOUND "))
+                except (EOFError, OSError):
+                    pass
+                conn.close()
+
+        self.lock = threading.Lock()
+        self.events = {}
+        self.maps = _Maps({})
+
+    def _event(self, kind, key):
+        with self.lock:
+            return self.events.setdefault((kind, key), threading.Event())
+
+    def asked(self, key, timeout=10):
+        assert self._event("asked", key).wait(timeout), f"VRFY of {key} not asked"
+
+    def release(self, key):
+        self._event("release", key).set()
+
+
+def test_a_chunk_paused_by_flow_control_then_a_vrfy_that_waits(res):
+    """A chunk ends while cleanup lags (cleanup stopped: flow control
+    paused reading); a pipelined VRFY then waits for a remote table, and
+    cleanup catches up during that wait: the next chunk must be read.
+    Session A finds the chunk (k) at whose end reading pauses; session B
+    makes cleanup drain while the VRFY after chunk k waits."""
+    held = HeldMaps()
+    sink = res.sink()
+    t = res.tern(relayhost=sink.hostport, message_size_limit=str(64 << 20),
+                 mydestination=f"localhost, {held.maps.spec('mydest')}", proxymap_cache_ttl="0",
+                 smtpd_data_timeout="5s")
+    size = 64 * 1024  # CLEANUP_STREAM_CHUNK: each chunk ends on a flush to cleanup
+    chunk = (b"y" * 510 + b"\r\n") * 128
+    head = b"Subject: paused\r\nX-Test: paused-%s\r\n\r\n"
+    stopped = t.service_pids("cleanup")
+    assert stopped, "no tern-cleanup process"
+
+    def start(tag):
+        c = opened(t)
+        first = head % tag
+        first += b"h" * (size - 2 - len(first)) + b"\r\n"
+        assert bdat(c, first) == [f"250 2.0.0 {size} octets received"]
+        time.sleep(0.3)  # cleanup takes it all
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        return c
+
+    def chunk_and_vrfy(c, key):
+        c.send(b"BDAT %d\r\n" % size + chunk + f"VRFY u@{key}\r\n".encode())
+
+    def cont():
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+
+    k = None
+    try:
+        c = start(b"a")
+        for i in range(1, 40):
+            chunk_and_vrfy(c, f"slow-a{i}.test")
+            try:
+                assert c.read_reply(timeout=2) == [f"250 2.0.0 {size} octets received"]
+            except socket.timeout:
+                k = i - 1  # chunk i is not read: reading paused at the end of chunk k
+                break
+            held.asked(f"slow-a{i}.test")
+            held.release(f"slow-a{i}.test")
+            assert c.read_reply()[0].startswith("252"), i
+        assert k, "flow control never paused"
+        cont()
+        assert c.read_reply(timeout=10) == [f"250 2.0.0 {size} octets received"]
+        held.release(f"slow-a{k + 1}.test")
+        assert c.read_reply()[0].startswith("252")
+        assert REPLY_250_QUEUED.match(bdat(c, b"", last=True)[0])
+        c.close()
+
+        c = start(b"b")
+        for i in range(1, k + 1):
+            chunk_and_vrfy(c, f"slow-b{i}.test")
+            assert c.read_reply(timeout=5) == [f"250 2.0.0 {size} octets received"], (i, k)
+            held.asked(f"slow-b{i}.test")
+            if i == k:  # paused now: cleanup catches up while VRFY waits
+                cont()
+                time.sleep(1)
+            held.release(f"slow-b{i}.test")
+            assert c.read_reply()[0].startswith("252"), i
+        final = bdat(c, b"end\r\n", last=True)  # octets to read: not left paused
+        assert REPLY_250_QUEUED.match(final[0]), final
+    finally:
+        cont()
+        for _, key in list(held.events):
+            held.release(key)
+        held.maps.close()
+    sink.wait_for(b"X-Test: paused-b", timeout=30)

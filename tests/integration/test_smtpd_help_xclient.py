@@ -6,7 +6,7 @@ import re
 import pytest
 
 from milterutil import start_milter
-from ternlib import REPLY_250_QUEUED, make_message
+from ternlib import REPLY_250_QUEUED, make_message, wait_until
 
 PROXY = "127.0.0.3"  # smtpd_authorized_xclient_hosts, not in mynetworks
 OUTSIDER = "127.0.0.5"  # neither
@@ -248,6 +248,30 @@ def test_xclient_connects_the_milters_again_with_the_new_client(counted):
     assert connect["macros"]["{client_name}"] == "new.example", connect
     assert connect["macros"]["{daemon_addr}"] == "192.0.2.25", connect
 
+
+
+def test_xclient_unavailable_addresses_are_unknown_and_not_counted(counted):
+    """ADDR=[UNAVAILABLE] clients are not counted (they would share one
+    "smtp:unknown" count under a limit of 1); DESTADDR=[UNAVAILABLE] without
+    DESTPORT makes the server address unknown, as in Postfix"""
+    tern, milter = counted
+    with tern.connect(source=PROXY) as c:
+        assert c.greeting()[0].startswith("220 ")
+        reply = c.cmd("XCLIENT NAME=nodest.example ADDR=[UNAVAILABLE] DESTADDR=[UNAVAILABLE]")
+        assert reply[0].startswith("220 "), reply
+        with tern.connect(source=PROXY) as c2:  # the filter counts 0 now
+            assert c2.greeting()[0].startswith("220 ")
+            assert c2.cmd("XCLIENT ADDR=[UNAVAILABLE]")[0].startswith("220 ")
+            assert c2.cmd("EHLO two.example")[-1].startswith("250 ")
+            assert c2.cmd("QUIT")[0].startswith("221 ")
+        assert c.cmd("QUIT")[0].startswith("221 ")
+
+    def connect():
+        return next((r for r in milter.records() if r.get("cb") == "connect" and
+                     r["macros"].get("{client_name}") == "nodest.example"), None)
+    record = wait_until(connect, 10, "the milter's connect from nodest.example")
+    assert record["macros"].get("{daemon_addr}") == "unknown", record
+    assert "too many connections" not in tern.log(), tern.log_tail()
 
 def test_vrfy_knows_aliases_users_and_virtual_addresses(res):
     from test_routing import write_map
