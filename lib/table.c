@@ -29,6 +29,14 @@ struct table_type {
     int (*open)(struct table *t, const char *name, buf_t *err);
 };
 
+/* The LDAP and PostgreSQL clients (libldap, libpq and what they pull in:
+ * GnuTLS, Kerberos, ...) are linked only into the programs that call
+ * table_remote_link() (tern-proxymap, the tern tool): elsewhere these
+ * pointers are NULL and the tables go through tern-proxymap, so every
+ * other program starts and stays small (docs/internals.md). */
+#pragma weak table_open_ldap
+#pragma weak table_open_pgsql
+
 static const struct table_type table_types[] = {
     {"lmdb", TABLE_KIND_BUILT, table_open_lmdb},
     {"hash", TABLE_KIND_BUILT, table_open_lmdb},
@@ -144,7 +152,10 @@ struct table *table_open(const char *spec, int flags, buf_t *err)
     t->spec = xstrdup(spec);
     t->type = tt->name;
     t->flags = flags | (optional ? TABLE_OPTIONAL : 0);
-    if (tt->kind == TABLE_KIND_REMOTE && table_proxy_is_default())
+    if (tt->kind == TABLE_KIND_REMOTE && tt->open == NULL) /* client not linked in */
+        rc =
+            table_open_proxy_remote(t, spec + (optional ? strlen(TABLE_OPTIONAL_PREFIX) : 0), &why);
+    else if (tt->kind == TABLE_KIND_REMOTE && table_proxy_is_default())
         rc = table_open_proxy(t, spec + (optional ? strlen(TABLE_OPTIONAL_PREFIX) : 0), &why);
     else if (!table_open_missing(t, tt, name))
         rc = tt->open(t, name, &why);

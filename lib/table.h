@@ -70,6 +70,12 @@ enum table_result { TABLE_NOTFOUND = 0, TABLE_FOUND = 1, TABLE_TEMPFAIL = -1 };
 
 struct table;
 
+/* table_remote_link - link the LDAP and PostgreSQL clients into this
+ * program, so that ldap: and pgsql: tables open directly where the proxy is
+ * not the default (tern-proxymap, the tern tool).  Programs that do not call
+ * it open them through tern-proxymap whatever table_proxy_default says. */
+void table_remote_link(void);
+
 /* table_open - open "[optional:]type:name"; NULL with err set on failure */
 struct table *table_open(const char *spec, int flags, buf_t *err);
 /* table_spec_split - "[optional:]type:name" into the type (without the

@@ -52,9 +52,15 @@ int table_open_unix(struct table *t, const char *name, buf_t *err);
  * timeout, protocol error) is TABLE_TEMPFAIL with the reason logged. */
 int table_open_ldap(struct table *t, const char *name, buf_t *err);
 int table_open_pgsql(struct table *t, const char *name, buf_t *err);
+/* table_pgsql_link - an empty anchor: table_remote_link (table_ldap.c) calls it
+ * so that table_pgsql.c is linked wherever table_ldap.c is */
+void table_pgsql_link(void);
 int table_open_socketmap(struct table *t, const char *name, buf_t *err);
 /* table_open_proxy - name is the inner "TYPE:NAME": through tern-proxymap
  * when table_proxy_default is on, else the inner table opened directly */
+/* table_open_proxy_remote - proxy:NAME through tern-proxymap, also where the
+ * proxy is not the default (table.c: a type whose client is not linked) */
+int table_open_proxy_remote(struct table *t, const char *name, buf_t *err);
 int table_open_proxy(struct table *t, const char *name, buf_t *err);
 /* table_proxy_is_default - table_proxy_default's setting */
 int table_proxy_is_default(void);

@@ -482,3 +482,8 @@ int table_open_ldap(struct table *t, const char *name, buf_t *err)
     t->ops = &ldap_ops;
     return 0;
 }
+
+void table_remote_link(void)
+{
+    table_pgsql_link(); /* this object and table_pgsql.c's are linked in */
+}

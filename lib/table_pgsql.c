@@ -325,3 +325,9 @@ int table_open_pgsql(struct table *t, const char *name, buf_t *err)
     t->ops = &pgsql_ops;
     return 0;
 }
+
+/* table_pgsql_link - referenced by table_remote_link (table_ldap.c) so that
+ * a program that links the LDAP client links this one too */
+void table_pgsql_link(void)
+{
+}

@@ -144,7 +144,9 @@ static int proxy_type_is_pattern(const char *type)
     return strcmp(type, "regexp") == 0 || strcmp(type, "cidr") == 0 || strcmp(type, "static") == 0;
 }
 
-int table_open_proxy(struct table *t, const char *name, buf_t *err)
+/* proxy_open - proxy:NAME; remote: through tern-proxymap even where the
+ * proxy is not the default (a table whose client this program lacks) */
+static int proxy_open(struct table *t, const char *name, int remote, buf_t *err)
 {
     buf_t type = BUF_INIT;
     const char *inner_name;
@@ -158,7 +160,7 @@ int table_open_proxy(struct table *t, const char *name, buf_t *err)
     }
     pattern = proxy_type_is_pattern(buf_cstr(&type));
     buf_free(&type);
-    if (!table_proxy_on) {
+    if (!table_proxy_on && !remote) {
         struct table *inner = table_open(name, t->flags, err);
         if (inner == NULL)
             return -1;
@@ -172,6 +174,16 @@ int table_open_proxy(struct table *t, const char *name, buf_t *err)
     t->impl = r;
     t->ops = pattern ? &proxy_remote_pattern_ops : &proxy_remote_ops;
     return 0;
+}
+
+int table_open_proxy(struct table *t, const char *name, buf_t *err)
+{
+    return proxy_open(t, name, 0, err);
+}
+
+int table_open_proxy_remote(struct table *t, const char *name, buf_t *err)
+{
+    return proxy_open(t, name, 1, err);
 }
 
 /* proxy_value_refused - log a value tern-proxymap should have refused */

@@ -38,6 +38,7 @@
 #include "proxymap_pool.h"
 #include "proxymap_proto.h"
 #include "service.h"
+#include "table.h"
 #include "table_proxy.h"
 
 /* bytes of a request in the input before it must parse */
@@ -378,6 +379,8 @@ int main(int argc, char **argv)
 {
     static struct proxymap_server srv;
     int status;
+
+    table_remote_link(); /* ldap: and pgsql: open directly here */
 
     service_init(&srv.svc, "proxymap", argc, argv);
     table_proxy_default(0); /* the tables are opened here, directly */

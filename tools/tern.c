@@ -458,7 +458,10 @@ static int tern_dispatch(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
-    int rc = tern_dispatch(argc, argv);
+    int rc;
+
+    table_remote_link(); /* ldap: and pgsql: open directly here (map -q, check, trace) */
+    rc = tern_dispatch(argc, argv);
     config_free(tern_cfg);
     return rc;
 }
